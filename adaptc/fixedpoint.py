@@ -1,0 +1,278 @@
+"""TFLite / gemmlowp fixed-point arithmetic, exactly, in three forms.
+
+1. Compile-time constants (plain Python / NumPy): ``quantize_multiplier`` and the tables that the
+   C kernels and the Relax composites share (softmax exponentials, int8 lookup tables).
+2. NumPy reference arithmetic on int64 arrays holding int32 values (``srdhm``, ``rdbpot``,
+   ``mbqm``, ...), used to compute those tables.
+3. Relax emitters (``RelaxFixedPoint``) that build the same arithmetic from plain Relax integer
+   ops inside a composite function's body, so that the Relax VM on llvm computes exactly what
+   the C kernels compute.
+
+Semantics follow TFLite's reference kernels in their default ("double rounding") build:
+``MultiplyByQuantizedMultiplier(x, M, s) = RDBPOT(SRDHM(x << max(s, 0), M), max(-s, 0))``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+# ---------------------------------------------------------------------------------------------
+# Compile-time constants
+# ---------------------------------------------------------------------------------------------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier``: real = mult * 2^(shift - 31), mult in [2^30, 2^31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(math.floor(abs(q) * (1 << 31) + 0.5)) * (1 if q >= 0 else -1)  # round half away
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
+    """Vector form of :func:`quantize_multiplier`: int32 multipliers and shifts."""
+    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
+    return (np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32))
+
+
+def round_away_f32(x: float) -> int:
+    """``std::round`` of a float32 value (half away from zero), as TFLite computes act ranges."""
+    x = np.float32(x)
+    return int(np.sign(x) * np.floor(np.abs(x) + np.float32(0.5)))
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy reference arithmetic (int64 arrays holding int32 values)
+# ---------------------------------------------------------------------------------------------
+
+
+def _i64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def wrap32(x) -> np.ndarray:
+    """Wrap to int32 as two's complement hardware does."""
+    return ((_i64(x) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def srdhm(a, b) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul``."""
+    a, b = _i64(a), _i64(b)
+    ab = a * b
+    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    q = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C division truncates toward zero
+    return np.where((a == b) & (a == INT32_MIN), INT32_MAX, q)
+
+
+def rdbpot(x, exponent) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT`` (exponent in 0..31)."""
+    x, e = _i64(x), _i64(exponent)
+    mask = (np.int64(1) << e) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + ((x & mask) > threshold)
+
+
+def saturating_lshift(x, exponent: int) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingMultiplyByPOT<exponent>`` for exponent > 0."""
+    x = _i64(x)
+    threshold = (1 << (31 - exponent)) - 1
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << exponent))
+
+
+def mbqm(x, multiplier, shift) -> np.ndarray:
+    """TFLite ``MultiplyByQuantizedMultiplier`` (double rounding)."""
+    shift = _i64(shift)
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    return rdbpot(srdhm(wrap32(_i64(x) << left), multiplier), right)
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a: np.ndarray) -> np.ndarray:
+    x = a + (1 << 28)  # a + 1/8 in Q0.31
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = rdbpot(x4, 2)
+    inner = rdbpot(srdhm(x4_over_4 + x3, 715827883) + x2, 1)  # 715827883 = 1/3 in Q0.31
+    constant_term = 1895147668  # exp(-1/8) in Q0.31
+    return constant_term + srdhm(constant_term, x + inner)
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+               (2, 39332535), (3, 720401), (4, 242))
+
+
+def exp_on_negative_values_q5(a) -> np.ndarray:
+    """gemmlowp ``exp_on_negative_values`` for a Q5.26 input, result in Q0.31."""
+    a = _i64(a)
+    frac_bits = 26
+    one_quarter = 1 << (frac_bits - 2)
+    a_mod_quarter_minus_one_quarter = (a & (one_quarter - 1)) - one_quarter
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        saturating_lshift(a_mod_quarter_minus_one_quarter, 5))
+    remainder = a_mod_quarter_minus_one_quarter - a
+    for exponent, multiplier in _EXP_BARREL:
+        bit = (remainder & (1 << (frac_bits + exponent))) != 0
+        result = np.where(bit, srdhm(result, multiplier), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
+SOFTMAX_ACCUMULATION_INTEGER_BITS = 12
+
+
+def softmax_exp_table(input_scale: float, beta: float = 1.0) -> np.ndarray:
+    """exp(-d * beta * input_scale) in Q0.31 for d = max_in_row - x in 0..255, as TFLite's
+    int8 reference softmax computes it (0 where -d is below TFLite's ``diff_min``)."""
+    bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    real = min(float(beta) * float(np.float32(input_scale)) * (1 << (31 - bits)), (1 << 31) - 1.0)
+    multiplier, left_shift = quantize_multiplier(real)
+    assert left_shift >= 0, "softmax input scale too small for TFLite's int8 softmax"
+    radius = math.floor(1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift))
+    diff = -np.arange(256, dtype=np.int64)
+    rescaled = srdhm(wrap32(diff << left_shift), multiplier)
+    table = exp_on_negative_values_q5(rescaled)
+    return np.where(diff >= -radius, table, 0).astype(np.int32)
+
+
+def softmax_reciprocal(sum_of_exps) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite ``GetReciprocal`` for a Q12.19 sum: (shifted_scale Q0.31, num_bits_over_unit)."""
+    s = _i64(sum_of_exps)
+    headroom_plus_one = 32 - np.floor(np.log2(np.maximum(s, 1))).astype(np.int64) - 1
+    headroom_plus_one = np.where(s <= 0, 32, headroom_plus_one)
+    num_bits_over_unit = SOFTMAX_ACCUMULATION_INTEGER_BITS - headroom_plus_one
+    a = ((s << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
+    half_denominator = (a + INT32_MAX + 1) >> 1  # RoundingHalfSum(a, One), a >= 0
+    x = 1515870810 + srdhm(half_denominator, -1010580540)
+    for _ in range(3):
+        one_minus = (1 << 29) - srdhm(half_denominator, x)
+        x = x + saturating_lshift(srdhm(x, one_minus), 2)
+    return saturating_lshift(x >> 1, 2), num_bits_over_unit
+
+
+def softmax_s8(x: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
+    """Reference int8 softmax over the last axis with a table from :func:`softmax_exp_table`."""
+    xi = _i64(x)
+    d = xi.max(axis=-1, keepdims=True) - xi
+    e = _i64(exp_table)[d]
+    scale, nbits = softmax_reciprocal(rdbpot(e, SOFTMAX_ACCUMULATION_INTEGER_BITS).sum(axis=-1, keepdims=True))
+    out = rdbpot(srdhm(scale, e), nbits + 31 - 8) - 128
+    return np.clip(out, -128, 127).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relax emitters
+# ---------------------------------------------------------------------------------------------
+
+
+class RelaxFixedPoint:
+    """Emits gemmlowp arithmetic as plain Relax integer ops into a BlockBuilder.
+
+    Values are int32 tensors unless a name says otherwise; 64-bit intermediates are used where
+    the C uses ``int64_t``. Constant arguments (multipliers, shifts) are NumPy arrays that
+    broadcast against the tensor's last axis, or Python ints.
+    """
+
+    def __init__(self, bb):
+        from tvm import relax
+
+        self.bb, self.R = bb, relax
+
+    def const(self, value, dtype="int32"):
+        return self.R.const(np.asarray(value, dtype=dtype), dtype)
+
+    def emit(self, expr):
+        return self.bb.emit(expr)
+
+    def cast(self, x, dtype):
+        return self.emit(self.R.op.astype(x, dtype))
+
+    def where(self, cond, a, b):
+        return self.emit(self.R.op.where(cond, a, b))
+
+    def srdhm(self, a, b):
+        """a: int32 tensor; b: int32 tensor or constant (never both INT32_MIN when b is a
+        constant multiplier, which is always positive; the saturating case is emitted only
+        for tensor ``b``)."""
+        op = self.R.op
+        a64 = self.cast(a, "int64")
+        b_const = not isinstance(b, self.R.Expr)
+        b64 = self.const(b, "int64") if b_const else self.cast(b, "int64")
+        ab = self.emit(op.multiply(a64, b64))
+        nudge = self.where(self.emit(op.greater_equal(ab, self.const(0, "int64"))),
+                           self.const(1 << 30, "int64"), self.const(1 - (1 << 30), "int64"))
+        v = self.emit(op.add(ab, nudge))
+        pos = self.emit(op.right_shift(v, self.const(31, "int64")))
+        neg = self.emit(op.negative(op.right_shift(op.negative(v), self.const(31, "int64"))))
+        q = self.cast(self.where(self.emit(op.greater_equal(v, self.const(0, "int64"))), pos, neg), "int32")
+        if b_const:
+            assert int(np.min(b)) > INT32_MIN
+            return q
+        sat = self.emit(op.logical_and(op.equal(a, b), op.equal(a, self.const(INT32_MIN))))
+        return self.where(sat, self.const(INT32_MAX), q)
+
+    def rdbpot(self, x, exponent):
+        """exponent: non-negative int / array constant, or an int32 tensor."""
+        op = self.R.op
+        if isinstance(exponent, self.R.Expr):
+            e = exponent
+            mask = self.cast(self.emit(op.subtract(
+                op.left_shift(self.const(1, "int64"), self.cast(e, "int64")), self.const(1, "int64"))), "int32")
+        else:
+            exponent = np.asarray(exponent, np.int64)
+            if not exponent.any():
+                return x
+            e = self.const(exponent, "int32")
+            mask = self.const((np.int64(1) << exponent) - 1, "int32")
+        negative = self.cast(self.emit(op.less(x, self.const(0))), "int32")
+        threshold = self.emit(op.add(op.right_shift(mask, self.const(1)), negative))
+        bump = self.cast(self.emit(op.greater(op.bitwise_and(x, mask), threshold)), "int32")
+        return self.emit(op.add(op.right_shift(x, e), bump))
+
+    def mbqm(self, x, multiplier, shift):
+        """TFLite MultiplyByQuantizedMultiplier with constant multiplier/shift arrays."""
+        shift = np.asarray(shift, np.int32)
+        left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+        if left.any():
+            x = self.emit(self.R.op.left_shift(x, self.const(left)))
+        return self.rdbpot(self.srdhm(x, np.asarray(multiplier, np.int32)), right)
+
+    def saturating_lshift(self, x, exponent: int):
+        op = self.R.op
+        threshold = (1 << (31 - exponent)) - 1
+        shifted = self.emit(op.left_shift(x, self.const(exponent)))
+        low = self.where(self.emit(op.less(x, self.const(-threshold))), self.const(INT32_MIN), shifted)
+        return self.where(self.emit(op.greater(x, self.const(threshold))), self.const(INT32_MAX), low)
+
+    def clz_positive(self, x):
+        """Count leading zeros of a positive int32 tensor: #{k in 0..31 : x < 2^k}."""
+        op = self.R.op
+        powers = self.const([1 << k for k in range(32)], "int64")
+        below = self.emit(op.less(op.expand_dims(self.cast(x, "int64"), -1), powers))
+        return self.emit(op.sum(self.cast(below, "int32"), axis=-1))
+
+    def softmax_reciprocal(self, sum_of_exps):
+        """TFLite GetReciprocal: returns (shifted_scale, num_bits_over_unit) tensors."""
+        op = self.R.op
+        headroom = self.clz_positive(sum_of_exps)
+        nbits = self.emit(op.subtract(self.const(SOFTMAX_ACCUMULATION_INTEGER_BITS), headroom))
+        s64 = self.emit(op.left_shift(self.cast(sum_of_exps, "int64"), self.cast(headroom, "int64")))
+        a = self.cast(self.emit(op.subtract(op.bitwise_and(s64, self.const(0xFFFFFFFF, "int64")),
+                                            self.const(1 << 31, "int64"))), "int32")
+        half = self.cast(self.emit(op.right_shift(
+            op.add(self.cast(a, "int64"), self.const(INT32_MAX + 1, "int64")), self.const(1, "int64"))), "int32")
+        x = self.emit(op.add(self.const(1515870810), self.srdhm(half, -1010580540)))
+        for _ in range(3):
+            one_minus = self.emit(op.subtract(self.const(1 << 29), self.srdhm(half, x)))
+            x = self.emit(op.add(x, self.saturating_lshift(self.srdhm(x, one_minus), 2)))
+        scale = self.saturating_lshift(self.emit(op.right_shift(x, self.const(1))), 2)
+        return scale, nbits

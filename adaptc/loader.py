@@ -1,0 +1,186 @@
+"""Model loading: .tflite and .onnx files -> Relax IRModule + ModelInfo.
+
+The file is parsed and checked here (format, operators, static shapes) before TVM's frontend
+sees it, so that every failure is a typed error naming the file, the operator and the node.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DynamicShapeError, ModelLoadError, UnsupportedOperatorError
+
+# Operators adaptc compiles, by source format (what the passes and the C target handle).
+TFLITE_OPS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
+    "PAD", "RELU", "RELU6", "RESHAPE", "SOFTMAX",
+})
+ONNX_OPS = frozenset({
+    "Add", "AveragePool", "Clip", "Constant", "Conv", "Flatten", "Gemm", "GlobalAveragePool",
+    "MatMul", "MaxPool", "Pad", "Relu", "Reshape", "Softmax",
+})
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float | None = None      # per-tensor quantization, if the tensor is quantized
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale is not None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    format: str                      # "tflite" | "onnx" | "relax"
+    name: str                        # file stem, used for the C prefix
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    mod: object                      # tvm.IRModule
+    info: ModelInfo
+
+
+def load(path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> LoadedModel:
+    """Load a .tflite or .onnx model into Relax.
+
+    Raises ModelLoadError (unreadable, truncated or corrupt file; unknown extension),
+    UnsupportedOperatorError (an operator adaptc does not compile) or DynamicShapeError.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelLoadError(path, e.strerror or str(e)) from None
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return _load_tflite(path, data)
+    if suffix == ".onnx":
+        return _load_onnx(path, data, input_shapes or {})
+    raise ModelLoadError(path, f"unknown model format {suffix!r} (expected .tflite or .onnx)")
+
+
+# ------------------------------------------------------------------------------------- TFLite
+
+
+def _tflite_model(path: Path, data: bytes):
+    import tflite
+
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelLoadError(path, "not a TFLite flatbuffer (file identifier 'TFL3' missing)")
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() != 1:
+            raise ModelLoadError(path, f"{model.SubgraphsLength()} subgraphs; adaptc supports 1")
+        sub = model.Subgraphs(0)
+        # Touch every table the compiler will read, so truncation shows up here.
+        for i in range(model.BuffersLength()):
+            buf = model.Buffers(i)
+            if buf.DataLength():
+                end = buf.Data(buf.DataLength() - 1)  # noqa: F841 -- raises if past the end
+        for i in range(sub.TensorsLength()):
+            t = sub.Tensors(i)
+            t.Name(), t.ShapeAsNumpy(), t.Type()
+        for i in range(sub.OperatorsLength()):
+            sub.Operators(i).InputsAsNumpy()
+    except ModelLoadError:
+        raise
+    except Exception as e:  # flatbuffers raises IndexError/struct.error on truncated data
+        raise ModelLoadError(path, f"corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
+    return model, sub
+
+
+def _tflite_tensor_info(t) -> TensorInfo:
+    import tflite
+
+    types = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+    q = t.Quantization()
+    scale = zp = None
+    if q is not None and q.ScaleLength() == 1:
+        scale, zp = float(q.Scale(0)), int(q.ZeroPoint(0))
+    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    return TensorInfo(t.Name().decode(errors="replace"), shape, types.get(t.Type(), "unknown"), scale, zp)
+
+
+def _load_tflite(path: Path, data: bytes) -> LoadedModel:
+    import tflite
+
+    from . import tvm_compat
+
+    model, sub = _tflite_model(path, data)
+    builtin_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        if name == "CUSTOM":
+            name = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
+        if name not in TFLITE_OPS:
+            outs = op.OutputsAsNumpy()
+            node = sub.Tensors(int(outs[0])).Name().decode(errors="replace") if len(outs) else f"#{i}"
+            raise UnsupportedOperatorError(path, name, f"operator #{i} -> {node}", TFLITE_OPS)
+    inputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.InputsAsNumpy())
+    outputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.OutputsAsNumpy())
+    for t in inputs:  # shape_signature's -1 batch (Keras export) runs as the stored shape, as in TFLM
+        if not t.shape or any(d <= 0 for d in t.shape):
+            raise DynamicShapeError(path, t.name, t.shape)
+    try:
+        mod = tvm_compat.from_tflite(data)
+    except Exception as e:
+        raise ModelLoadError(path, f"TVM's TFLite frontend failed: {type(e).__name__}: {e}") from None
+    return LoadedModel(mod, ModelInfo(str(path), "tflite", path.stem, inputs, outputs))
+
+
+# --------------------------------------------------------------------------------------- ONNX
+
+
+def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
+    import onnx
+
+    from . import tvm_compat
+
+    try:
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ModelLoadError(path, f"corrupt or truncated ONNX file ({type(e).__name__}: {e})") from None
+    graph = model.graph
+    for node in graph.node:
+        if node.op_type not in ONNX_OPS:
+            raise UnsupportedOperatorError(path, node.op_type, node.name or node.output[0], ONNX_OPS)
+    initializers = {t.name for t in graph.initializer}
+    elem = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
+
+    def info(vi) -> TensorInfo:
+        tt = vi.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
+        return TensorInfo(vi.name, dims, elem.get(tt.elem_type, "unknown"))
+
+    inputs = []
+    for vi in graph.input:
+        if vi.name in initializers:
+            continue
+        t = info(vi)
+        if vi.name in input_shapes:
+            t = TensorInfo(t.name, tuple(input_shapes[vi.name]), t.dtype)
+        if any(d <= 0 for d in t.shape):
+            raise DynamicShapeError(path, t.name, t.shape)
+        inputs.append(t)
+    outputs = tuple(info(vi) for vi in graph.output)
+    try:
+        mod = tvm_compat.from_onnx(model, {t.name: list(t.shape) for t in inputs})
+    except Exception as e:
+        raise ModelLoadError(path, f"TVM's ONNX frontend failed: {type(e).__name__}: {e}") from None
+    stem = os.path.splitext(path.name)[0]
+    return LoadedModel(mod, ModelInfo(str(path), "onnx", stem, tuple(inputs), outputs))

@@ -1,0 +1,253 @@
+"""Integer operators as Relax composite functions: the executable definition of every kernel.
+
+A quantized layer is a private global function carrying ``"Composite": "adaptc.<op>"`` whose
+body is plain Relax integer arithmetic (see :mod:`adaptc.fixedpoint`) and whose attributes carry
+the kernel parameters (zero points, activation range, per-channel multipliers and shifts, ...).
+Tensors that live in flash (weights, bias, tables) are its parameters after the activations and
+are passed as constants at the call site. The Relax VM on llvm runs the body; the C target reads
+the name, attributes and constant arguments, and its kernel must agree bit for bit.
+
+Float models use the same shape with ``"adaptc.<op>_f32"`` composites whose bodies are the float
+Relax ops.
+
+Each entry of ``COMPOSITES`` is one operator: its body builder, registered with ``@composite``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from . import tvm_compat
+from .fixedpoint import RelaxFixedPoint
+
+COMPOSITES: dict[str, Callable] = {}
+
+
+def composite(name: str):
+    def register(fn):
+        assert name not in COMPOSITES, f"composite {name} registered twice"
+        COMPOSITES[name] = fn
+        return fn
+    return register
+
+
+@dataclass
+class CompositeCall:
+    """A call to be materialized: composite ``name`` applied to activations then constants."""
+
+    name: str
+    inputs: list                       # activation exprs (Relax vars of the caller)
+    consts: list[np.ndarray]           # flash tensors, in parameter order after the activations
+    attrs: dict                        # scalar / list-of-int kernel parameters
+    out_shape: tuple[int, ...]
+    out_dtype: str
+    source: str = ""                   # the source op(s) it replaces, for comments in the C
+    const_names: list[str] = field(default_factory=list)
+
+
+def build_function(call: CompositeCall, input_types: list) -> relax.Function:
+    """Build the composite function for ``call`` (its body from the registry)."""
+    body = COMPOSITES[call.name]
+    bb = relax.BlockBuilder()
+    params = [relax.Var(f"x{i}", ty) for i, ty in enumerate(input_types)]
+    names = call.const_names or [f"c{i}" for i in range(len(call.consts))]
+    params += [relax.Var(n, tvm_compat.tensor_type(c.shape, str(c.dtype))) for n, c in zip(names, call.consts)]
+    attrs = {"Composite": call.name, **call.attrs}
+    if call.source:
+        attrs["source"] = call.source
+    with bb.function("f", params, attrs=attrs, private=True):
+        with bb.dataflow():
+            out = body(RelaxFixedPoint(bb), params, call.attrs)
+            out = bb.emit_output(out)
+        bb.emit_func_output(out)
+    return bb.get()["f"]
+
+
+# ------------------------------------------------------------------------------ int8 helpers
+
+
+def _requantize_output(F: RelaxFixedPoint, acc, a):
+    """acc (int32) -> mbqm -> + output_zp -> clamp -> int8."""
+    y = F.mbqm(acc, np.asarray(a["multiplier"]), np.asarray(a["shift"]))
+    y = F.emit(relax.op.add(y, F.const(a["output_zp"])))
+    return _clamp_s8(F, y, a)
+
+
+def _clamp_s8(F, y, a):
+    y = F.emit(relax.op.clip(y, int(a["act_min"]), int(a["act_max"])))
+    return relax.op.astype(y, "int8")
+
+
+def _offset(F, x, zp: int):
+    xi = F.cast(x, "int32")
+    return F.emit(relax.op.subtract(xi, F.const(zp))) if zp else xi
+
+
+# ------------------------------------------------------------------------------- int8 ops
+
+
+@composite("adaptc.qconv2d")
+def _qconv2d(F, p, a):
+    """TFLite CONV_2D / DEPTHWISE_CONV_2D int8 (per-channel): NHWC input, HWIO/HWOI filter."""
+    x, w = p[0], p[1]
+    acc = F.emit(relax.op.nn.conv2d(
+        _offset(F, x, int(a["input_zp"])), F.cast(w, "int32"), strides=a["strides"],
+        padding=a["padding"], dilation=a["dilation"], groups=int(a["groups"]), data_layout="NHWC",
+        kernel_layout=str(a["kernel_layout"]), out_dtype="int32"))
+    if len(p) > 2:
+        acc = F.emit(relax.op.add(acc, p[2]))
+    return _requantize_output(F, acc, a)
+
+
+@composite("adaptc.qdense")
+def _qdense(F, p, a):
+    """TFLite FULLY_CONNECTED int8: x [N, IN] @ w [IN, OUT] (+ bias)."""
+    x, w = p[0], p[1]
+    wi = _offset(F, w, -int(a["filter_offset"]))
+    acc = F.emit(relax.op.matmul(_offset(F, x, int(a["input_zp"])), wi, out_dtype="int32"))
+    if len(p) > 2:
+        acc = F.emit(relax.op.add(acc, p[2]))
+    return _requantize_output(F, acc, a)
+
+
+@composite("adaptc.qadd")
+def _qadd(F, p, a):
+    """TFLite ADD int8 (same shapes): both inputs rescaled to a common 2^left_shift scale."""
+    scaled = []
+    for i, x in enumerate(p[:2], start=1):
+        v = F.emit(relax.op.left_shift(_offset(F, x, int(a[f"input{i}_zp"])), F.const(int(a["left_shift"]))))
+        scaled.append(F.mbqm(v, np.int32(a[f"input{i}_multiplier"]), np.int32(a[f"input{i}_shift"])))
+    raw = F.emit(relax.op.add(*scaled))
+    return _requantize_output(F, raw, a)
+
+
+@composite("adaptc.qavg_pool2d")
+def _qavg_pool2d(F, p, a):
+    """TFLite AVERAGE_POOL_2D int8: window sum / in-bounds count, rounded half away from zero."""
+    (x, counts) = p
+    channels = int(a["channels"])
+    xi = F.cast(x, "int32")
+    kh, kw = (int(v) for v in a["pool_size"])
+    ones = F.const(np.ones((kh, kw, 1, channels), np.int32))
+    total = F.emit(relax.op.nn.conv2d(xi, ones, strides=a["strides"], padding=a["padding"],
+                                      groups=channels, data_layout="NHWC", kernel_layout="HWIO",
+                                      out_dtype="int32"))
+    half = F.emit(relax.op.right_shift(counts, F.const(1)))
+    pos = F.emit(relax.op.floor_divide(relax.op.add(total, half), counts))
+    neg = F.emit(relax.op.negative(relax.op.floor_divide(relax.op.subtract(half, total), counts)))
+    avg = F.where(F.emit(relax.op.greater(total, F.const(0))), pos, neg)
+    return _clamp_s8(F, avg, a)
+
+
+@composite("adaptc.qmax_pool2d")
+def _qmax_pool2d(F, p, a):
+    """TFLite MAX_POOL_2D int8: max over the in-bounds window."""
+    y = F.emit(relax.op.nn.max_pool2d(p[0], pool_size=a["pool_size"], strides=a["strides"],
+                                      padding=a["padding"], layout="NHWC"))
+    return _clamp_s8(F, F.cast(y, "int32"), a)
+
+
+@composite("adaptc.qsoftmax")
+def _qsoftmax(F, p, a):
+    """TFLite SOFTMAX int8 -> int8 (output scale 1/256, zp -128), last axis."""
+    x, table = p
+    xi = F.cast(x, "int32")
+    diff = F.emit(relax.op.subtract(relax.op.max(xi, axis=-1, keepdims=True), xi))
+    e = F.emit(relax.op.take(table, diff, axis=0))
+    total = F.emit(relax.op.sum(F.rdbpot(e, 12), axis=-1, keepdims=True))
+    scale, nbits = F.softmax_reciprocal(total)
+    out = F.rdbpot(F.srdhm(e, scale), F.emit(relax.op.add(nbits, F.const(31 - 8))))
+    out = F.emit(relax.op.subtract(out, F.const(128)))
+    return _clamp_s8(F, out, {"act_min": -128, "act_max": 127})
+
+
+@composite("adaptc.qlut")
+def _qlut(F, p, a):
+    """Any int8 -> int8 elementwise op, as a 256-entry table indexed by x + 128."""
+    x, table = p
+    return relax.op.take(table, F.emit(relax.op.add(F.cast(x, "int32"), F.const(128))), axis=0)
+
+
+@composite("adaptc.qpad")
+def _qpad(F, p, a):
+    """TFLite PAD int8: constant padding with the zero point."""
+    return relax.op.nn.pad(p[0], pad_width=[int(v) for v in a["pad_width"]], pad_value=float(a["pad_value"]))
+
+
+# ------------------------------------------------------------------------------- float ops
+
+
+def _act_f32(y, a):
+    lo, hi = float(a["act_min"]), float(a["act_max"])
+    if lo == -np.inf and hi == np.inf:
+        return y
+    return relax.op.clip(y, lo, hi)
+
+
+@composite("adaptc.conv2d_f32")
+def _conv2d_f32(F, p, a):
+    y = F.emit(relax.op.nn.conv2d(p[0], p[1], strides=a["strides"], padding=a["padding"],
+                                  dilation=a["dilation"], groups=int(a["groups"]), data_layout="NHWC",
+                                  kernel_layout=str(a["kernel_layout"])))
+    if len(p) > 2:
+        y = F.emit(relax.op.add(y, p[2]))
+    return _act_f32(y, a)
+
+
+@composite("adaptc.dense_f32")
+def _dense_f32(F, p, a):
+    y = F.emit(relax.op.matmul(p[0], p[1]))
+    if len(p) > 2:
+        y = F.emit(relax.op.add(y, p[2]))
+    return _act_f32(y, a)
+
+
+@composite("adaptc.add_f32")
+def _add_f32(F, p, a):
+    return _act_f32(F.emit(relax.op.add(p[0], p[1])), a)
+
+
+@composite("adaptc.avg_pool2d_f32")
+def _avg_pool2d_f32(F, p, a):
+    y = F.emit(relax.op.nn.avg_pool2d(p[0], pool_size=a["pool_size"], strides=a["strides"],
+                                      padding=a["padding"], layout="NHWC", count_include_pad=False))
+    return _act_f32(y, a)
+
+
+@composite("adaptc.max_pool2d_f32")
+def _max_pool2d_f32(F, p, a):
+    y = F.emit(relax.op.nn.max_pool2d(p[0], pool_size=a["pool_size"], strides=a["strides"],
+                                      padding=a["padding"], layout="NHWC"))
+    return _act_f32(y, a)
+
+
+@composite("adaptc.softmax_f32")
+def _softmax_f32(F, p, a):
+    return relax.op.nn.softmax(p[0], axis=-1)
+
+
+@composite("adaptc.clamp_f32")
+def _clamp_f32(F, p, a):
+    return _act_f32(p[0], a)
+
+
+@composite("adaptc.pad_f32")
+def _pad_f32(F, p, a):
+    return relax.op.nn.pad(p[0], pad_width=[int(v) for v in a["pad_width"]], pad_value=float(a["pad_value"]))
+
+
+def is_composite(func) -> bool:
+    return isinstance(func, relax.Function) and func.attrs is not None and "Composite" in func.attrs
+
+
+def composite_name(mod, call) -> str | None:
+    """'adaptc.qconv2d' if ``call`` calls a composite global function of ``mod``."""
+    if isinstance(call, relax.Call) and isinstance(call.op, tvm.ir.GlobalVar):
+        func = mod[call.op]
+        if is_composite(func):
+            return str(func.attrs["Composite"])
+    return None

@@ -1,0 +1,133 @@
+"""The one place that knows apache-tvm 0.27's vocabulary (Relax only).
+
+Everything else in adaptc calls these helpers instead of touching renamed or quirky TVM APIs
+directly; tests/test_tvm_compat.py exercises every function here, so a TVM upgrade that breaks
+one of them fails there first. Facts behind each helper: ../shared/notes/tvm-0.27.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+
+TVM_SERIES = "0.27"
+
+
+def check_version() -> str:
+    """The installed TVM version; raises if it is not the pinned 0.27 series."""
+    version = tvm.__version__
+    if not version.startswith(TVM_SERIES):
+        raise ImportError(f"adaptc needs apache-tvm {TVM_SERIES}.x, found {version}")
+    return version
+
+
+def dtype_of(ty) -> str:
+    """dtype string of a Relax TensorType (0.27: ``TensorType.dtype`` is a PrimType)."""
+    return str(ty.dtype)
+
+
+def shape_of(ty) -> tuple[int, ...]:
+    """Static shape of a Relax TensorType as ints; ValueError if any dimension is symbolic."""
+    dims = []
+    for d in ty.shape.values:
+        if not isinstance(d, tvm.tirx.IntImm):
+            raise ValueError(f"symbolic dimension {d}")
+        dims.append(int(d))
+    return tuple(dims)
+
+
+def tensor_type(shape, dtype: str):
+    return relax.TensorType(list(shape), dtype)
+
+
+def var_name(var) -> str:
+    """Name of a Relax Var (0.27: ``.name``, not ``.name_hint``)."""
+    return var.name
+
+
+def is_constant(expr) -> bool:
+    return isinstance(expr, tvm.ir.Constant)
+
+
+def constant_value(expr) -> np.ndarray:
+    return expr.value.numpy()
+
+
+def op_name(expr) -> str | None:
+    """'relax.nn.conv2d' for a call to a Relax operator, else None."""
+    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+        return expr.op.name
+    return None
+
+
+def attrs_dict(func) -> dict:
+    """A Relax function's attributes as a plain dict (0.27 rejects DictAttrs in bb.function)."""
+    return {} if func.attrs is None else {k: func.attrs[k] for k in func.attrs.keys()}
+
+
+def from_tflite(buf: bytes):
+    import tflite
+    from tvm.relax.frontend.tflite import from_tflite as _from_tflite
+
+    return _from_tflite(tflite.Model.GetRootAsModel(buf, 0))  # returns only the IRModule in 0.27
+
+
+def from_onnx(model, shape_dict=None):
+    from tvm.relax.frontend.onnx import from_onnx as _from_onnx
+
+    return _from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
+
+
+def to_tensor(x: np.ndarray, device=None):
+    return tvm.runtime.tensor(np.ascontiguousarray(x), device or tvm.cpu())  # 0.27: no tvm.nd
+
+
+def build_llvm(mod) -> relax.VirtualMachine:
+    """Compile a Relax module for the host CPU and return a VM over it."""
+    return relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+
+
+def run_vm(vm: relax.VirtualMachine, *inputs: np.ndarray, func: str = "main") -> list[np.ndarray]:
+    """Run a VM function; always returns a list of NumPy arrays (tuple outputs flattened)."""
+    out = vm[func](*[to_tensor(x) for x in inputs])
+    if hasattr(out, "numpy"):
+        return [out.numpy()]
+    return [o.numpy() for o in out]  # tvm_ffi Array of Tensors
+
+
+def well_formed(mod) -> bool:
+    return bool(relax.analysis.check_well_formed(mod))  # 0.27: well_formed() raises instead
+
+
+# TVM's FFI turns an exception raised inside a Python pass into a RuntimeError. adaptc's typed
+# errors are kept here by the pass wrapper and re-raised by ``apply`` with their own type.
+_PASS_ERRORS: list[BaseException] = []
+
+
+def module_pass(name: str):
+    """Decorator: fn(mod) -> mod as a tvm.transform module pass that keeps typed errors."""
+    from .errors import AdaptcError
+
+    def wrap(fn):
+        def body(mod, _ctx):
+            try:
+                return fn(mod)
+            except AdaptcError as e:
+                _PASS_ERRORS.append(e)
+                raise
+        return tvm.transform.module_pass(body, opt_level=0, name=name)
+    return wrap
+
+
+def apply(pass_or_seq, mod):
+    """Run a pass (or list of passes) on ``mod``, re-raising adaptc's typed errors as such."""
+    passes = pass_or_seq if isinstance(pass_or_seq, (list, tuple)) else [pass_or_seq]
+    _PASS_ERRORS.clear()
+    try:
+        for p in passes:
+            mod = p(mod)
+        return mod
+    except Exception:
+        if _PASS_ERRORS:
+            raise _PASS_ERRORS.pop() from None
+        raise

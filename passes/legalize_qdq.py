@@ -1,0 +1,387 @@
+"""LegalizeQDQ: dequantize -> float op -> quantize chains become integer composites.
+
+Requires: ``main`` as TVM's TFLite importer (or adaptc's QuantizeInt8 pass) writes quantized
+networks: one dataflow block; every quantized layer is ``quantize(act?(op(dequantize(x), ...)))``
+with int8 activations, per-channel int8 weights and int32 bias as dequantized constants; fused
+activations as ``clip`` on the int8 result or ``relu``/``clip`` before ``quantize``; quantized
+average pooling as ``astype(avg_pool2d(astype(x, int32)), int8)``; max pooling, padding and
+reshapes directly on int8 tensors.
+
+Ensures: ``main`` holds only int8 values: calls to private composite functions
+(``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qavg_pool2d``,
+``adaptc.qmax_pool2d``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``) and reshapes.
+Each composite's body is the exact TFLite integer arithmetic (TFLite's double-rounding
+requantization; average pooling rounds half away from zero, fixing the importer's floor), so the
+module on llvm is bit-exact with TFLite Micro's reference kernels. An op outside these patterns
+raises UnsupportedOperatorError naming the op and the binding.
+
+Parameters: ``path`` -- the model file, for error messages.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from adaptc import fixedpoint as fxp
+from adaptc import tvm_compat
+from adaptc.errors import UnsupportedOperatorError
+from adaptc.qops import CompositeCall, build_function
+
+SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
+             "reshape", "softmax")
+
+
+class _Graph:
+    """Read-only view of main's bindings: var -> value, use counts."""
+
+    def __init__(self, func, path):
+        self.path = path
+        self.bindings = [b for blk in func.body.blocks for b in blk.bindings]
+        self.value = {b.var: b.value for b in self.bindings}
+        self.uses: dict = {}
+        for b in self.bindings:
+            for v in relax.analysis.free_vars(b.value):
+                self.uses[v] = self.uses.get(v, 0) + 1
+        for v in relax.analysis.free_vars(func.body.body):
+            self.uses[v] = self.uses.get(v, 0) + 1
+
+    def resolve(self, expr):
+        """The value bound to a var (following var-to-var aliases), else the expr itself."""
+        while isinstance(expr, relax.Var) and expr in self.value:
+            expr = self.value[expr]
+        return expr
+
+    def op(self, expr) -> str | None:
+        return tvm_compat.op_name(self.resolve(expr))
+
+    def fail(self, what, node, detail=""):
+        raise UnsupportedOperatorError(self.path, what, str(node), SUPPORTED, detail)
+
+
+def _scalar(expr) -> float:
+    return float(tvm_compat.constant_value(expr).reshape(-1)[0])
+
+
+def _const_eval(g: _Graph, expr):
+    """NumPy value of an expression built from constants by reshape/permute_dims, else None."""
+    expr = g.resolve(expr)
+    if tvm_compat.is_constant(expr):
+        return tvm_compat.constant_value(expr)
+    name = tvm_compat.op_name(expr)
+    if name in ("relax.reshape", "relax.permute_dims"):
+        inner = _const_eval(g, expr.args[0])
+        if inner is None:
+            return None
+        if name == "relax.reshape":
+            return inner.reshape(tvm_compat.shape_of(expr.ty))
+        axes = expr.attrs.axes
+        return inner.transpose(None if axes is None else [int(a) for a in axes])
+    return None
+
+
+def _dequantized(g: _Graph, expr):
+    """(int values or var, scale array, zp array) if expr is a (reshaped) dequantize, else None.
+
+    For constants the values come back as a NumPy array in the final (reshaped) layout."""
+    expr = g.resolve(expr)
+    name = tvm_compat.op_name(expr)
+    if name == "relax.reshape":
+        inner = _dequantized(g, expr.args[0])
+        if inner is None or not isinstance(inner[0], np.ndarray):
+            return None
+        return inner[0].reshape(tvm_compat.shape_of(expr.ty)), inner[1], inner[2]
+    if name != "relax.dequantize":
+        return None
+    scale = tvm_compat.constant_value(g.resolve(expr.args[1])).astype(np.float32).reshape(-1)
+    zp = tvm_compat.constant_value(g.resolve(expr.args[2])).astype(np.int64).reshape(-1)
+    value = _const_eval(g, expr.args[0])
+    return (expr.args[0] if value is None else value), scale, zp
+
+
+def _activation_range(g: _Graph, expr, out_scale, out_zp):
+    """Strip a float relu/clip before quantize: (inner expr, act_min, act_max)."""
+    lo, hi = -128, 127
+    name = g.op(expr)
+    if name == "relax.nn.relu":
+        return g.resolve(expr).args[0], max(lo, out_zp + fxp.round_away_f32(0.0 / out_scale)), hi
+    if name == "relax.clip":
+        call = g.resolve(expr)
+        fmin, fmax = float(call.args[1].value), float(call.args[2].value)
+        return (call.args[0], max(lo, out_zp + fxp.round_away_f32(np.float32(fmin) / np.float32(out_scale))),
+                min(hi, out_zp + fxp.round_away_f32(np.float32(fmax) / np.float32(out_scale))))
+    return expr, lo, hi
+
+
+def _out_range(out_scale, out_zp, act_min, act_max):
+    return {"output_zp": int(out_zp), "act_min": int(act_min), "act_max": int(act_max),
+            "output_scale": float(out_scale)}
+
+
+def _bias(g: _Graph, expr):
+    dq = _dequantized(g, expr)
+    if dq is None or not isinstance(dq[0], np.ndarray) or dq[0].dtype != np.int32:
+        return None
+    return dq[0].reshape(-1)
+
+
+def _match_conv(g, core, out_scale, out_zp, act_min, act_max, node):
+    """add(conv2d(dq(x), dq(W)), dq(b)) or conv2d(dq(x), dq(W))."""
+    bias = None
+    if g.op(core) == "relax.add":
+        add = g.resolve(core)
+        conv_expr, b_expr = add.args
+        if g.op(conv_expr) not in ("relax.nn.conv2d", "relax.matmul"):
+            conv_expr, b_expr = b_expr, conv_expr
+        if g.op(conv_expr) not in ("relax.nn.conv2d", "relax.matmul"):
+            return None
+        bias = _bias(g, b_expr)
+        if bias is None:
+            return None
+        core = conv_expr
+    if g.op(core) not in ("relax.nn.conv2d", "relax.matmul"):
+        return None
+    call = g.resolve(core)
+    x = _dequantized(g, call.args[0])
+    w = _dequantized(g, call.args[1])
+    if x is None or w is None or isinstance(x[0], np.ndarray) or not isinstance(w[0], np.ndarray):
+        return None
+    (x_var, in_scale, in_zp), (w_q, w_scale, w_zp) = x, w
+    if np.any(w_zp != 0) and tvm_compat.op_name(call) == "relax.nn.conv2d":
+        g.fail("conv2d", node, "int8 filters must be symmetric (zero point 0)")
+    out_c = tvm_compat.shape_of(call.ty)[-1]
+    w_scale = np.broadcast_to(w_scale, (out_c,)).astype(np.float32)
+    real = [float(in_scale[0]) * float(s) / float(out_scale) for s in w_scale]  # as TFLite: in doubles
+    mult, shift = fxp.quantize_multipliers(real)
+    attrs = {"input_zp": int(in_zp[0]), "input_scale": float(in_scale[0]),
+             **_out_range(out_scale, out_zp, act_min, act_max),
+             "multiplier": [int(m) for m in mult], "shift": [int(s) for s in shift]}
+    consts, names = [w_q.astype(np.int8)], ["weights"]
+    if bias is not None:
+        consts.append(np.broadcast_to(bias, (out_c,)).astype(np.int32))
+        names.append("bias")
+    out_shape = tvm_compat.shape_of(call.ty)
+    if tvm_compat.op_name(call) == "relax.nn.conv2d":
+        a = call.attrs
+        attrs.update(strides=[int(v) for v in a.strides], padding=[int(v) for v in a.padding],
+                     dilation=[int(v) for v in a.dilation], groups=int(a.groups),
+                     kernel_layout=str(a.kernel_layout))
+        if str(a.data_layout) != "NHWC":
+            g.fail("conv2d", node, f"data layout {a.data_layout}; int8 convolutions must be NHWC")
+        return CompositeCall("adaptc.qconv2d", [x_var], consts, attrs, out_shape, "int8",
+                             "conv2d" + ("+bias" if bias is not None else ""), names)
+    attrs["filter_offset"] = -int(w_zp[0])
+    return CompositeCall("adaptc.qdense", [x_var], consts, attrs, out_shape, "int8",
+                         "fully_connected", names)
+
+
+def _match_add(g, core, out_scale, out_zp, act_min, act_max, node):
+    if g.op(core) != "relax.add":
+        return None
+    call = g.resolve(core)
+    a, b = (_dequantized(g, e) for e in call.args)
+    if a is None or b is None or isinstance(a[0], np.ndarray) or isinstance(b[0], np.ndarray):
+        return None
+    shape = tvm_compat.shape_of(call.ty)
+    for e in call.args:
+        if tvm_compat.shape_of(g.resolve(e).ty) != shape:
+            g.fail("add", node, "int8 add with broadcasting")
+    left_shift = 20
+    s1, s2 = float(a[1][0]), float(b[1][0])
+    twice_max = 2 * max(s1, s2)
+    m1, sh1 = fxp.quantize_multiplier(s1 / twice_max)
+    m2, sh2 = fxp.quantize_multiplier(s2 / twice_max)
+    mo, sho = fxp.quantize_multiplier(twice_max / ((1 << left_shift) * float(out_scale)))
+    attrs = {"left_shift": left_shift, "input1_zp": int(a[2][0]), "input2_zp": int(b[2][0]),
+             "input1_multiplier": m1, "input1_shift": sh1, "input2_multiplier": m2, "input2_shift": sh2,
+             "multiplier": [mo], "shift": [sho], **_out_range(out_scale, out_zp, act_min, act_max)}
+    return CompositeCall("adaptc.qadd", [a[0], b[0]], [], attrs, shape, "int8", "add")
+
+
+def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
+    if g.op(core) != "relax.nn.softmax":
+        return None
+    call = g.resolve(core)
+    x = _dequantized(g, call.args[0])
+    if x is None or isinstance(x[0], np.ndarray):
+        return None
+    if int(call.attrs.axis) not in (-1, len(tvm_compat.shape_of(call.ty)) - 1):
+        g.fail("softmax", node, "softmax over an axis other than the last")
+    if abs(float(out_scale) - 1 / 256) > 1e-9 or out_zp != -128:
+        g.fail("softmax", node, "int8 softmax output must have scale 1/256 and zero point -128")
+    table = fxp.softmax_exp_table(float(x[1][0]))
+    return CompositeCall("adaptc.qsoftmax", [x[0]], [table], {"input_scale": float(x[1][0])},
+                         tvm_compat.shape_of(call.ty), "int8", "softmax", ["exp_table"])
+
+
+def _match_unary_lut(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(relu|clip(dequantize(x))) and quantize(dequantize(x)): a 256-entry table,
+    computed with TFLite's int8 ReLU arithmetic (requantize, then clamp)."""
+    x = _dequantized(g, core)
+    if x is None or isinstance(x[0], np.ndarray):
+        return None
+    in_scale, in_zp = float(x[1][0]), int(x[2][0])
+    mult, shift = fxp.quantize_multiplier(in_scale / float(out_scale))
+    values = np.arange(-128, 128)
+    table = np.clip(out_zp + fxp.mbqm(values - in_zp, mult, shift), act_min, act_max).astype(np.int8)
+    return CompositeCall("adaptc.qlut", [x[0]], [table], {"input_scale": in_scale, "input_zp": in_zp,
+                         **_out_range(out_scale, out_zp, act_min, act_max)},
+                         tvm_compat.shape_of(g.resolve(core).ty), "int8", "relu/requantize", ["table"])
+
+
+QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_softmax, _match_unary_lut)
+
+
+def _pool_padding(attrs):
+    return [int(v) for v in attrs.padding]
+
+
+def _valid_counts(in_hw, out_hw, pool, strides, padding):
+    """Number of in-bounds window elements per output position: int32 [out_h, out_w, 1]."""
+    counts = np.zeros((out_hw[0], out_hw[1], 1), np.int32)
+    for oy in range(out_hw[0]):
+        y0 = oy * strides[0] - padding[0]
+        ny = min(y0 + pool[0], in_hw[0]) - max(y0, 0)
+        for ox in range(out_hw[1]):
+            x0 = ox * strides[1] - padding[1]
+            counts[oy, ox, 0] = ny * (min(x0 + pool[1], in_hw[1]) - max(x0, 0))
+    return counts
+
+
+class _Legalizer:
+    def __init__(self, mod, path):
+        self.mod, self.path = mod, path
+        self.g = _Graph(mod["main"], path)
+        self.calls: list[tuple[relax.Var, object]] = []   # (old var, CompositeCall | reshape expr)
+        self.alias: dict = {}                              # old var -> old var it equals
+        self.act: dict = {}                                # quantize var -> (act_min, act_max)
+
+    def run(self):
+        g = self.g
+        # Fold int8 clips into the single-use quantize (or composite) that produces them.
+        for b in g.bindings:
+            if tvm_compat.op_name(b.value) == "relax.clip" and tvm_compat.dtype_of(b.var.ty) == "int8":
+                src = b.value.args[0]
+                if g.uses.get(src) == 1 and g.op(src) in ("relax.quantize", "relax.astype", "relax.nn.max_pool2d"):
+                    lo, hi = self.act.get(src, (-128, 127))
+                    self.act[src] = (max(lo, int(float(b.value.args[1].value))), min(hi, int(float(b.value.args[2].value))))
+                    self.alias[b.var] = src
+        for b in g.bindings:
+            if b.var in self.alias:
+                continue
+            self.visit(b.var, b.value)
+        return self.materialize()
+
+    def visit(self, var, value):
+        g = self.g
+        name = tvm_compat.op_name(value)
+        dtype = tvm_compat.dtype_of(var.ty)
+        if isinstance(value, relax.Var):
+            self.alias[var] = value
+        elif _const_eval(g, value) is not None:
+            return  # constant subexpression (weights being reshaped): read by the matchers
+        elif name == "relax.quantize":
+            out_scale = np.float32(_scalar(g.resolve(value.args[1])))
+            out_zp = int(_scalar(g.resolve(value.args[2])))
+            if dtype != "int8":
+                g.fail(f"quantize to {dtype}", var.name, "only int8 activations")
+            act_min, act_max = self.act.get(var, (-128, 127))
+            core, lo, hi = _activation_range(g, value.args[0], out_scale, out_zp)
+            act_min, act_max = max(act_min, lo), min(act_max, hi)
+            for matcher in QUANTIZE_MATCHERS:
+                call = matcher(g, core, out_scale, out_zp, act_min, act_max, var.name)
+                if call is not None:
+                    self.calls.append((var, call))
+                    return
+            g.fail(str(g.op(core) or type(g.resolve(core)).__name__).replace("relax.", ""), var.name,
+                   "no integer lowering for this quantized pattern")
+        elif name == "relax.astype" and dtype == "int8":
+            self.visit_avg_pool(var, value)
+        elif name == "relax.nn.max_pool2d" and dtype == "int8":
+            a = value.attrs
+            act_min, act_max = self.act.get(var, (-128, 127))
+            self.calls.append((var, CompositeCall(
+                "adaptc.qmax_pool2d", [value.args[0]], [],
+                {"pool_size": [int(v) for v in a.pool_size], "strides": [int(v) for v in a.strides],
+                 "padding": _pool_padding(a), "act_min": act_min, "act_max": act_max},
+                tvm_compat.shape_of(var.ty), "int8", "max_pool2d")))
+        elif name == "relax.nn.pad" and dtype == "int8":
+            a = value.attrs
+            self.calls.append((var, CompositeCall(
+                "adaptc.qpad", [value.args[0]], [],
+                {"pad_width": [int(v) for v in a.pad_width], "pad_value": int(float(a.pad_value))},
+                tvm_compat.shape_of(var.ty), "int8", "pad")))
+        elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims") and dtype == "int8":
+            self.calls.append((var, value))
+        elif dtype == "int8" or name == "relax.clip" and dtype == "int8":
+            g.fail(str(name).replace("relax.", ""), var.name, "int8 operator outside a quantize pattern")
+        # float and int32 bindings are consumed by the patterns above; leftovers are checked later
+
+    def visit_avg_pool(self, var, value):
+        g = self.g
+        pool = g.resolve(value.args[0])
+        if tvm_compat.op_name(pool) != "relax.nn.avg_pool2d" or g.op(pool.args[0]) != "relax.astype":
+            g.fail("astype", var.name, "int8 cast outside the quantized average-pool pattern")
+        x = g.resolve(pool.args[0]).args[0]
+        a = pool.attrs
+        in_shape, out_shape = tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty), tvm_compat.shape_of(var.ty)
+        if str(a.layout) != "NHWC" or int(a.dilation[0]) != 1 or int(a.dilation[1]) != 1 or bool(a.ceil_mode):
+            g.fail("avg_pool2d", var.name, "int8 average pooling must be NHWC, no dilation, floor mode")
+        pool_size, strides, padding = ([int(v) for v in a.pool_size], [int(v) for v in a.strides], _pool_padding(a))
+        counts = _valid_counts(in_shape[1:3], out_shape[1:3], pool_size, strides, padding)
+        act_min, act_max = self.act.get(var, (-128, 127))
+        self.calls.append((var, CompositeCall(
+            "adaptc.qavg_pool2d", [x], [counts],
+            {"pool_size": pool_size, "strides": strides, "padding": padding, "channels": in_shape[-1],
+             "act_min": act_min, "act_max": act_max},
+            out_shape, "int8", "avg_pool2d", ["counts"])))
+
+    def materialize(self):
+        func = self.mod["main"]
+        bb = relax.BlockBuilder()
+        new_of = {p: p for p in func.params}
+
+        def root(v):
+            while v in self.alias:
+                v = self.alias[v]
+            return v
+
+        def lookup(v):
+            v = root(v)
+            if v not in new_of:
+                self.g.fail(str(self.g.op(v)).replace("relax.", ""), v.name, "value is not int8")
+            return new_of[v]
+
+        fns = {}
+        for i, (var, call) in enumerate(self.calls):
+            if isinstance(call, CompositeCall):
+                name = f"{call.name.split('.')[-1]}_{i}"
+                fns[i] = bb.add_func(build_function(call, [root(x).ty for x in call.inputs]), name)
+        attrs = {k: v for k, v in tvm_compat.attrs_dict(func).items() if k != "params"}
+        with bb.function("main", list(func.params), attrs=attrs):
+            with bb.dataflow():
+                for i, (var, call) in enumerate(self.calls):
+                    if isinstance(call, CompositeCall):
+                        gv = fns[i]
+                        args = [lookup(x) for x in call.inputs] + [relax.const(c) for c in call.consts]
+                        new_of[var] = bb.emit(relax.Call(gv, args), name_hint=var.name)
+                    else:  # reshape-like: same op on the new input
+                        new_of[var] = bb.emit(relax.Call(call.op, [lookup(call.args[0])] + list(call.args[1:]),
+                                                         call.attrs), name_hint=var.name)
+                result = func.body.body
+                if isinstance(result, relax.Tuple):
+                    ret = bb.emit_output(relax.Tuple([lookup(f) for f in result.fields]))
+                else:
+                    ret = bb.emit_output(lookup(result))
+            bb.emit_func_output(ret)
+        return bb.get()
+
+
+def LegalizeQDQ(path: str = "<module>") -> tvm.transform.Pass:
+    """Rewrite QDQ chains into int8 composite functions (see module docstring)."""
+
+    @tvm_compat.module_pass("adaptc.LegalizeQDQ")
+    def _pass(mod):
+        return _Legalizer(mod, path).run()
+
+    return _pass

@@ -156,7 +156,8 @@ def softmax_reciprocal(sum_of_exps) -> tuple[np.ndarray, np.ndarray]:
     for _ in range(3):
         one_minus = (1 << 29) - srdhm(half_denominator, x)
         x = x + saturating_lshift(srdhm(x, one_minus), 2)
-    return saturating_lshift(x >> 1, 2), num_bits_over_unit
+    # Rescale<0>(ExactMulByPot<-1>(x)): the raw value is kept as Q1.30, then Q1.30 -> Q0.31
+    return saturating_lshift(x, 1), num_bits_over_unit
 
 
 def softmax_s8(x: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
@@ -274,5 +275,5 @@ class RelaxFixedPoint:
         for _ in range(3):
             one_minus = self.emit(op.subtract(self.const(1 << 29), self.srdhm(half, x)))
             x = self.emit(op.add(x, self.saturating_lshift(self.srdhm(x, one_minus), 2)))
-        scale = self.saturating_lshift(self.emit(op.right_shift(x, self.const(1))), 2)
+        scale = self.saturating_lshift(x, 1)  # Rescale<0>(ExactMulByPot<-1>(x)): raw kept, Q1.30 -> Q0.31
         return scale, nbits

@@ -1,0 +1,169 @@
+"""The lowered Program: what the C target renders and the simulator costs.
+
+``lower(mod, name)`` reads an integer (or float) composite module -- ``main`` is a sequence of
+calls to ``adaptc.*`` composite functions and reshapes -- and produces an ordered list of
+``Step``s over ``Tensor``s, plus one memory plan for every intermediate tensor (the arena).
+Reshapes produce no step: the result aliases its input's storage. The model input and output
+are caller-owned buffers and are not in the arena.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tvm import relax
+
+from . import tvm_compat
+from .errors import UnsupportedOperatorError
+from .memory import MemoryPlanner
+from .qops import composite_name
+
+DTYPE_BYTES = {"int8": 1, "int32": 4, "float32": 4}
+
+
+@dataclass
+class Tensor:
+    id: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    kind: str = "arena"              # "input" | "output" | "arena"
+    offset: int = 0                  # arena offset (kind == "arena")
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * DTYPE_BYTES[self.dtype]
+
+
+@dataclass
+class Step:
+    index: int
+    op: str                          # composite name, e.g. "adaptc.qconv2d"
+    source: str                      # what it came from (source ops, Relax binding)
+    inputs: list[int]                # tensor ids
+    output: int                      # tensor id
+    attrs: dict                      # kernel parameters from the composite
+    consts: dict[str, np.ndarray]    # flash tensors by parameter name
+    macs: int = 0
+
+
+@dataclass
+class Program:
+    name: str
+    tensors: list[Tensor]
+    steps: list[Step]
+    inputs: list[int]
+    outputs: list[int]
+    planner: MemoryPlanner = field(repr=False, default=None)
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.planner.peak if self.planner else 0
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(int(c.nbytes) for s in self.steps for c in s.consts.values())
+
+    @property
+    def macs(self) -> int:
+        return sum(s.macs for s in self.steps)
+
+
+def _py(value):
+    """TVM attribute value -> plain Python (ints, floats, strings, lists)."""
+    if isinstance(value, (int, float, str)):
+        return value
+    if hasattr(value, "value"):
+        return value.value
+    try:
+        return [_py(v) for v in value]
+    except TypeError:
+        return str(value)
+
+
+def _macs(op: str, attrs: dict, in_shapes, out_shape, consts) -> int:
+    out = int(np.prod(out_shape))
+    if op in ("adaptc.qconv2d", "adaptc.conv2d_f32"):
+        w = consts["weights"]
+        kh, kw = w.shape[0], w.shape[1]
+        in_c = in_shapes[0][-1] // int(attrs["groups"])
+        return out * kh * kw * in_c
+    if op in ("adaptc.qdense", "adaptc.dense_f32"):
+        return out * in_shapes[0][-1]
+    return 0
+
+
+def lower(mod, name: str, path: str = "<module>") -> Program:
+    """Lower a composite module's ``main`` to a Program with a planned arena."""
+    func = mod["main"]
+    tensors: list[Tensor] = []
+    storage: dict = {}           # relax var -> tensor id
+
+    def new_tensor(var, kind="arena") -> int:
+        ty = var.ty
+        t = Tensor(len(tensors), tvm_compat.var_name(var), tvm_compat.shape_of(ty), tvm_compat.dtype_of(ty), kind)
+        tensors.append(t)
+        storage[var] = t.id
+        return t.id
+
+    inputs = [new_tensor(p, "input") for p in func.params]
+    steps: list[Step] = []
+    bindings = [b for blk in func.body.blocks for b in blk.bindings]
+    for b in bindings:
+        value = b.value
+        if isinstance(value, relax.Var):
+            storage[b.var] = storage[value]
+            continue
+        op = composite_name(mod, value)
+        if op is None:
+            opn = tvm_compat.op_name(value)
+            if opn in ("relax.reshape", "relax.squeeze", "relax.expand_dims") and value.args[0] in storage:
+                storage[b.var] = storage[value.args[0]]   # same bytes, new shape
+                continue
+            raise UnsupportedOperatorError(path, str(opn or type(value).__name__), b.var.name,
+                                           ["adaptc composites", "reshape"],
+                                           "run the integer passes (adaptc.compile) before lowering")
+        callee = mod[value.op]
+        attrs = {k: _py(v) for k, v in tvm_compat.attrs_dict(callee).items()}
+        n_act = len(value.args) - sum(tvm_compat.is_constant(a) for a in value.args)
+        consts = {p.name: tvm_compat.constant_value(a)
+                  for p, a in zip(callee.params[n_act:], value.args[n_act:])}
+        in_ids = [storage[a] for a in value.args[:n_act]]
+        out_id = new_tensor(b.var)
+        steps.append(Step(len(steps), op, f"{attrs.pop('source', op)} ({b.var.name})", in_ids, out_id,
+                          attrs, consts, _macs(op, attrs, [tensors[i].shape for i in in_ids],
+                                               tensors[out_id].shape, consts)))
+    result = func.body.body
+    fields = result.fields if isinstance(result, relax.Tuple) else [result]
+    outputs = []
+    for f in fields:
+        tid = storage[f]
+        if tensors[tid].kind == "input" or tid in outputs:
+            raise UnsupportedOperatorError(path, "identity", f.name, ["computed outputs"],
+                                           "a model output that is an input or another output")
+        tensors[tid].kind = "output"
+        ty = f.ty
+        tensors[tid].shape = tvm_compat.shape_of(ty)   # an aliased output takes the output's shape
+        outputs.append(tid)
+    prog = Program(name, tensors, steps, inputs, outputs)
+    _plan(prog)
+    return prog
+
+
+def _plan(prog: Program) -> None:
+    """Lifetimes in step indices; every arena tensor gets a planned offset."""
+    first, last = {}, {}
+    for s in prog.steps:
+        first.setdefault(s.output, s.index)
+        last[s.output] = max(last.get(s.output, s.index), s.index)
+        for t in s.inputs:
+            last[t] = s.index
+    planner = MemoryPlanner(alignment=16)
+    ids = {}
+    for t in prog.tensors:
+        if t.kind == "arena" and t.id in first:
+            ids[t.id] = planner.add_buffer(t.nbytes, first[t.id], last[t.id], t.name)
+    offsets = planner.plan()
+    for tid, bid in ids.items():
+        prog.tensors[tid].offset = offsets[bid]
+    prog.planner = planner

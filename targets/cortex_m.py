@@ -1,0 +1,197 @@
+"""Cortex-M C target: a lowered Program rendered as standalone C99 through jinja2 templates.
+
+Python computes every declaration (arrays, parameter structs, call arguments); the templates in
+``templates/`` only lay them out. Output for one model named ``<prefix>``: ``<prefix>.h``
+(the API), ``<prefix>.c`` (kernels, weights, arena, ``<prefix>_run``) and a ``Makefile``.
+Identical inputs give byte-identical files.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import jinja2
+import numpy as np
+
+from adaptc import __version__
+from adaptc.errors import TargetError
+from adaptc.program import Program
+
+from .kernels import select
+
+
+@dataclass(frozen=True)
+class CortexM:
+    """A Cortex-M core: what the generated code may use and the reference board's memory."""
+
+    name: str
+    cpu: str                 # gcc -mcpu
+    has_dsp: bool
+    has_fpu: bool
+    has_mve: bool
+    flash_bytes: int
+    ram_bytes: int
+    gcc_flags: tuple[str, ...]
+
+
+TARGETS = {t.name: t for t in (
+    CortexM("cortex-m0plus", "cortex-m0plus", False, False, False, 256 << 10, 32 << 10,
+            ("-mcpu=cortex-m0plus", "-mthumb")),
+    CortexM("cortex-m3", "cortex-m3", False, False, False, 512 << 10, 64 << 10,
+            ("-mcpu=cortex-m3", "-mthumb")),
+    CortexM("cortex-m4", "cortex-m4", True, True, False, 1 << 20, 128 << 10,
+            ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")),
+    CortexM("cortex-m7", "cortex-m7", True, True, False, 2 << 20, 512 << 10,
+            ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16")),
+    CortexM("cortex-m55", "cortex-m55", True, True, True, 2 << 20, 512 << 10,
+            ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard")),
+)}
+
+
+def get_target(name: str) -> CortexM:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise TargetError(f"unknown target {name!r}; known: {', '.join(sorted(TARGETS))}") from None
+
+
+C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float
+for goto if inline int long register restrict return short signed sizeof static struct switch typedef
+union unsigned void volatile while _Bool _Complex _Imaginary main""".split())
+
+CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t"}
+
+
+def c_identifier(name: str) -> str:
+    """A safe, lower-case C identifier from any model or tensor name."""
+    ident = re.sub(r"[^0-9a-zA-Z_]", "_", name).strip("_").lower() or "model"
+    ident = re.sub(r"_+", "_", ident)
+    if ident[0].isdigit() or ident in C_KEYWORDS:
+        ident = "m_" + ident
+    return ident[:48]
+
+
+def c_comment(text: str) -> str:
+    """Text safe inside a /* */ comment: printable ASCII, no comment delimiters, no trigraphs."""
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(text))
+    return text.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?").replace("\\", "/")
+
+
+def _c_value(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, (int, np.integer)):
+        v = int(v)
+        return "INT32_MIN" if v == -(1 << 31) else str(v)
+    if isinstance(v, (float, np.floating)):
+        return _c_float(v)
+    if isinstance(v, (list, tuple)):
+        return "{" + ", ".join(_c_value(x) for x in v) + "}"
+    raise TypeError(f"cannot render {v!r} as C")
+
+
+def _c_float(v) -> str:
+    v = np.float32(v)
+    if np.isinf(v):
+        return "FLT_MAX" if v > 0 else "-FLT_MAX"
+    if np.isnan(v):
+        raise TargetError("NaN in a float parameter")
+    return np.format_float_scientific(v, unique=True, trim="-").replace("e+", "e") + "f"
+
+
+def _c_array_values(data: np.ndarray, per_line: int) -> str:
+    flat = data.reshape(-1)
+    if data.dtype == np.float32:
+        items = [_c_float(x) for x in flat]
+    else:
+        items = [_c_value(int(x)) for x in flat]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n".join("    " + line for line in lines)
+
+
+def _env() -> jinja2.Environment:
+    root = resources.files("adaptc.templates")
+    return jinja2.Environment(loader=jinja2.FunctionLoader(lambda name: (root / name).read_text()),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+def _kernel_source(stem: str) -> str:
+    return (resources.files("adaptc.templates") / "kernels" / f"{stem}.c").read_text().strip()
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape) or "scalar"
+
+
+def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[str, str]:
+    """Render the program: {"<prefix>.h": ..., "<prefix>.c": ..., "Makefile": ...}."""
+    prefix = c_identifier(prog.name)
+    options = options or {}
+    opt_text = ", ".join(f"{k}={options[k]}" for k in sorted(options)) or "defaults"
+    banner = "\n".join([
+        "/*",
+        f" * Generated by adaptc {__version__} -- do not edit.",
+        f" * model: {c_comment(prog.name)}",
+        f" * target: {target.name} (dsp={int(target.has_dsp)}, fpu={int(target.has_fpu)}, mve={int(target.has_mve)})",
+        f" * options: {c_comment(opt_text)}",
+        " */"])
+    if len(prog.inputs) != 1 or len(prog.outputs) != 1:
+        raise TargetError(f"model {prog.name!r} has {len(prog.inputs)} inputs and {len(prog.outputs)} outputs; "
+                          "the C entry point takes exactly one of each")
+    t_in, t_out = prog.tensors[prog.inputs[0]], prog.tensors[prog.outputs[0]]
+    in_ctype, out_ctype = CTYPES[t_in.dtype], CTYPES[t_out.dtype]
+
+    def pointer(tid: int) -> str:
+        t = prog.tensors[tid]
+        if t.kind == "input":
+            return "input"
+        if t.kind == "output":
+            return "output"
+        return f"({CTYPES[t.dtype]} *)(arena.bytes + {t.offset})"
+
+    arrays, steps, kernel_files = [], [], []
+    for step in prog.steps:
+        call = select(step, prog)
+        for f in call.files:
+            if f not in kernel_files:
+                kernel_files.append(f)
+        names = {}
+        for role, data in call.arrays:
+            if data is None:
+                continue
+            name = f"s{step.index}_{role}"
+            names[role] = name
+            arrays.append({"name": name, "ctype": CTYPES[str(data.dtype)], "length": data.size,
+                           "body": _c_array_values(data, 16 if data.dtype == np.int8 else 8)})
+        params = [(k, names[v[1]] if isinstance(v, tuple) and v[0] == "array" else _c_value(v))
+                  for k, v in call.params.items()]
+        args = [pointer(i) for i in step.inputs]
+        in_struct = {v[1] for v in call.params.values() if isinstance(v, tuple)}
+        args += [names.get(role, "NULL") for role, _ in call.arrays if role not in in_struct]
+        args.append(pointer(step.output))
+        shapes = " + ".join(_shape_text(prog.tensors[i].shape) for i in step.inputs)
+        steps.append({"index": step.index, "function": call.function, "params_type": call.params_type,
+                      "params_name": f"s{step.index}_params", "params": params, "args": args,
+                      "comment": c_comment(f"{step.op} <- {step.source}; {shapes} -> "
+                                           f"{_shape_text(prog.tensors[step.output].shape)}"
+                                           + (f"; {step.macs} MACs" if step.macs else ""))})
+    plan_lines = [c_comment(f"{t.offset:>7} +{t.nbytes:<7} {t.name} {_shape_text(t.shape)} {t.dtype}")
+                  for t in prog.tensors if t.kind == "arena"]
+    env = _env()
+    ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_H",
+           "arena_bytes": prog.arena_bytes, "arena_alloc": max(prog.arena_bytes, 16),
+           "weight_bytes": sum(a["length"] * (1 if a["ctype"] == "int8_t" else 4) for a in arrays),
+           "in_ctype": in_ctype, "out_ctype": out_ctype,
+           "inputs": [_io(t, in_ctype) for t in (t_in,)], "outputs": [_io(t, out_ctype) for t in (t_out,)],
+           "common": (resources.files("adaptc.templates") / "kernels" / "common.h").read_text().strip(),
+           "kernels": [_kernel_source(f) for f in kernel_files], "arrays": arrays, "steps": steps,
+           "plan_lines": plan_lines}
+    return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
+            f"{prefix}.c": env.get_template("model.c.j2").render(ctx),
+            "Makefile": env.get_template("Makefile.j2").render(ctx)}
+
+
+def _io(t, ctype) -> dict:
+    return {"size": int(np.prod(t.shape)), "comment": c_comment(f"{ctype} {_shape_text(t.shape)} ({t.name})")}

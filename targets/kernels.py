@@ -1,0 +1,271 @@
+"""C kernel table: one entry per (composite op, kernel variant), in one place.
+
+An entry turns a lowered ``Step`` into a ``KernelCall``: the C function, its parameter struct
+(field -> value), the flash arrays it reads, in argument order, and the kernel source files it
+needs (``templates/kernels/<file>.c``). Layout changes the C wants (OHWI filters, [out][in]
+weights) happen here, in Python, once. Requantization constants come from the composite's
+attributes -- computed at compile time, never in C.
+
+Add a kernel: write ``templates/kernels/<name>.c`` against ``common.h``, register a builder here
+with ``@kernel(op)``, and add its case to tests/targets/test_kernels.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from adaptc.errors import TargetError
+from adaptc.program import Program, Step
+
+KERNELS: dict[str, Callable[[Step, Program], "KernelCall"]] = {}
+
+
+@dataclass
+class KernelCall:
+    function: str                          # C function, also the kernel file's stem
+    params: dict                           # struct field -> int | float | list | ("array", name)
+    arrays: list[tuple[str, np.ndarray]]   # (role, data) flash arrays, in argument order
+    params_type: str = ""                  # struct type; default "<function>_params"
+    files: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.params_type = self.params_type or f"{self.function}_params"
+        self.files = self.files or [self.function]
+
+
+def kernel(op: str):
+    def register(fn):
+        assert op not in KERNELS, f"kernel for {op} registered twice"
+        KERNELS[op] = fn
+        return fn
+    return register
+
+
+def select(step: Step, prog: Program) -> KernelCall:
+    """The KernelCall for a step; TargetError naming the op if no kernel implements it."""
+    builder = KERNELS.get(step.op)
+    if builder is None:
+        dtype = prog.tensors[step.output].dtype
+        raise TargetError(f"no C kernel for {step.op} ({dtype}) at step {step.index} [{step.source}]; "
+                          f"kernels exist for: {', '.join(sorted(KERNELS))}")
+    return builder(step, prog)
+
+
+def _nhwc(shape):
+    """(batches, h, w, c) of a 4-D NHWC shape."""
+    if len(shape) != 4:
+        raise TargetError(f"expected a 4-D NHWC tensor, got shape {list(shape)}")
+    return shape
+
+
+def _conv_geometry(step: Step, prog: Program) -> dict:
+    n, in_h, in_w, in_c = _nhwc(prog.tensors[step.inputs[0]].shape)
+    _, out_h, out_w, out_c = _nhwc(prog.tensors[step.output].shape)
+    a = step.attrs
+    w = step.consts["weights"]
+    pad_top, pad_left = a["padding"][0], a["padding"][1]
+    return {"batches": n, "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w,
+            "out_c": out_c, "k_h": int(w.shape[0]), "k_w": int(w.shape[1]),
+            "stride_h": a["strides"][0], "stride_w": a["strides"][1],
+            "dil_h": a["dilation"][0], "dil_w": a["dilation"][1], "pad_top": pad_top, "pad_left": pad_left}
+
+
+def _filter(step: Step, geo: dict):
+    """(depthwise?, filter in the C layout) from the composite's HWIO / HWOI filter."""
+    a, w = step.attrs, step.consts["weights"]
+    groups, layout = int(a["groups"]), str(a["kernel_layout"])
+    if groups == 1:
+        if layout != "HWIO":
+            raise TargetError(f"conv2d filter layout {layout} at step {step.index}; expected HWIO")
+        return False, np.ascontiguousarray(w.transpose(3, 0, 1, 2))          # -> OHWI
+    if groups == geo["in_c"]:
+        if layout == "HWOI":
+            w = w.reshape(w.shape[0], w.shape[1], -1)                          # HW(C*mult)
+        elif layout == "HWIO":                                                 # (KH, KW, 1, C*mult)
+            w = w.reshape(w.shape[0], w.shape[1], -1)
+        else:
+            raise TargetError(f"depthwise filter layout {layout} at step {step.index}")
+        return True, np.ascontiguousarray(w)
+    raise TargetError(f"grouped convolution (groups={groups}, channels={geo['in_c']}) at step "
+                      f"{step.index} [{step.source}]: only groups=1 and depthwise are supported")
+
+
+def _requant_arrays(step: Step, n: int):
+    mult = np.broadcast_to(np.asarray(step.attrs["multiplier"], np.int32), (n,))
+    shift = np.broadcast_to(np.asarray(step.attrs["shift"], np.int32), (n,))
+    return [("mult", np.ascontiguousarray(mult)), ("shift", np.ascontiguousarray(shift))]
+
+
+def _bias(step: Step, n: int, dtype):
+    b = step.consts.get("bias")
+    return ("bias", None if b is None else np.ascontiguousarray(b.reshape(n).astype(dtype)))
+
+
+# ------------------------------------------------------------------------------- int8
+
+
+@kernel("adaptc.qconv2d")
+def _qconv2d(step, prog):
+    geo = _conv_geometry(step, prog)
+    a = step.attrs
+    depthwise, w = _filter(step, geo)
+    params = {**geo, "input_offset": -a["input_zp"], "output_offset": a["output_zp"],
+              "act_min": a["act_min"], "act_max": a["act_max"]}
+    arrays = [("weights", w.astype(np.int8)), _bias(step, geo["out_c"], np.int32),
+              *_requant_arrays(step, geo["out_c"])]
+    if depthwise:
+        params["depth_multiplier"] = geo["out_c"] // geo["in_c"]
+        return KernelCall("depthwise_conv2d_s8", params, arrays)
+    return KernelCall("conv2d_s8", params, arrays)
+
+
+def _dense_geometry(step, prog):
+    in_shape, out_shape = prog.tensors[step.inputs[0]].shape, prog.tensors[step.output].shape
+    return {"batches": int(np.prod(in_shape[:-1])), "in_features": in_shape[-1], "out_features": out_shape[-1]}
+
+
+@kernel("adaptc.qdense")
+def _qdense(step, prog):
+    a, geo = step.attrs, _dense_geometry(step, prog)
+    w = np.ascontiguousarray(step.consts["weights"].T.astype(np.int8))        # [IN, OUT] -> [OUT][IN]
+    params = {**geo, "input_offset": -a["input_zp"], "filter_offset": a["filter_offset"],
+              "output_offset": a["output_zp"], "act_min": a["act_min"], "act_max": a["act_max"]}
+    return KernelCall("fully_connected_s8", params,
+                      [("weights", w), _bias(step, geo["out_features"], np.int32),
+                       *_requant_arrays(step, geo["out_features"])])
+
+
+@kernel("adaptc.qadd")
+def _qadd(step, prog):
+    a = step.attrs
+    params = {"size": int(np.prod(prog.tensors[step.output].shape)), "left_shift": a["left_shift"],
+              "input1_offset": -a["input1_zp"], "input1_multiplier": a["input1_multiplier"],
+              "input1_shift": a["input1_shift"], "input2_offset": -a["input2_zp"],
+              "input2_multiplier": a["input2_multiplier"], "input2_shift": a["input2_shift"],
+              "output_offset": a["output_zp"], "output_multiplier": a["multiplier"][0],
+              "output_shift": a["shift"][0], "act_min": a["act_min"], "act_max": a["act_max"]}
+    return KernelCall("add_s8", params, [])
+
+
+def _pool_params(step, prog):
+    n, in_h, in_w, c = _nhwc(prog.tensors[step.inputs[0]].shape)
+    _, out_h, out_w, _ = _nhwc(prog.tensors[step.output].shape)
+    a = step.attrs
+    return {"batches": n, "in_h": in_h, "in_w": in_w, "channels": c, "out_h": out_h, "out_w": out_w,
+            "k_h": a["pool_size"][0], "k_w": a["pool_size"][1], "stride_h": a["strides"][0],
+            "stride_w": a["strides"][1], "pad_top": a["padding"][0], "pad_left": a["padding"][1],
+            "act_min": a["act_min"], "act_max": a["act_max"]}
+
+
+@kernel("adaptc.qavg_pool2d")
+def _qavg_pool2d(step, prog):
+    return KernelCall("avg_pool_s8", _pool_params(step, prog), [], "pool_s8_params")
+
+
+@kernel("adaptc.qmax_pool2d")
+def _qmax_pool2d(step, prog):
+    return KernelCall("max_pool_s8", _pool_params(step, prog), [], "pool_s8_params")
+
+
+def _rows_depth(step, prog):
+    shape = prog.tensors[step.output].shape
+    return {"rows": int(np.prod(shape[:-1])), "depth": shape[-1]}
+
+
+@kernel("adaptc.qsoftmax")
+def _qsoftmax(step, prog):
+    table = step.consts["exp_table"].astype(np.int32)
+    return KernelCall("softmax_s8", {**_rows_depth(step, prog), "exp_table": ("array", "exp_table")},
+                      [("exp_table", table)])
+
+
+@kernel("adaptc.qlut")
+def _qlut(step, prog):
+    size = int(np.prod(prog.tensors[step.output].shape))
+    return KernelCall("lut_s8", {"size": size, "table": ("array", "table")},
+                      [("table", step.consts["table"].astype(np.int8))])
+
+
+def _pad_params(step, prog):
+    in_shape, out_shape = prog.tensors[step.inputs[0]].shape, prog.tensors[step.output].shape
+    if len(in_shape) > 4:
+        raise TargetError(f"pad of a {len(in_shape)}-D tensor at step {step.index}; at most 4-D")
+    lead = 4 - len(in_shape)
+    widths = step.attrs["pad_width"]
+    before = [0] * lead + [int(widths[2 * i]) for i in range(len(in_shape))]
+    return {"in_dims": [1] * lead + list(in_shape), "out_dims": [1] * lead + list(out_shape),
+            "before": before, "pad_value": step.attrs["pad_value"]}
+
+
+@kernel("adaptc.qpad")
+def _qpad(step, prog):
+    return KernelCall("pad_s8", _pad_params(step, prog), [])
+
+
+# ------------------------------------------------------------------------------ float32
+
+
+def _act_f32(a):
+    return {"act_min": float(a.get("act_min", -np.inf)), "act_max": float(a.get("act_max", np.inf))}
+
+
+@kernel("adaptc.conv2d_f32")
+def _conv2d_f32(step, prog):
+    geo = _conv_geometry(step, prog)
+    depthwise, w = _filter(step, geo)
+    params = {**geo, **_act_f32(step.attrs)}
+    arrays = [("weights", w.astype(np.float32)), _bias(step, geo["out_c"], np.float32)]
+    if depthwise:
+        params["depth_multiplier"] = geo["out_c"] // geo["in_c"]
+        return KernelCall("depthwise_conv2d_f32", params, arrays)
+    return KernelCall("conv2d_f32", params, arrays)
+
+
+@kernel("adaptc.dense_f32")
+def _dense_f32(step, prog):
+    geo = _dense_geometry(step, prog)
+    w = np.ascontiguousarray(step.consts["weights"].T.astype(np.float32))
+    return KernelCall("fully_connected_f32", {**geo, **_act_f32(step.attrs)},
+                      [("weights", w), _bias(step, geo["out_features"], np.float32)])
+
+
+@kernel("adaptc.add_f32")
+def _add_f32(step, prog):
+    return KernelCall("add_f32", {"size": int(np.prod(prog.tensors[step.output].shape)),
+                                  **_act_f32(step.attrs)}, [])
+
+
+def _pool_params_f32(step, prog):
+    p = _pool_params(step, prog)
+    p.update(_act_f32(step.attrs))
+    return p
+
+
+@kernel("adaptc.avg_pool2d_f32")
+def _avg_pool2d_f32(step, prog):
+    return KernelCall("avg_pool_f32", _pool_params_f32(step, prog), [], "pool_f32_params")
+
+
+@kernel("adaptc.max_pool2d_f32")
+def _max_pool2d_f32(step, prog):
+    return KernelCall("max_pool_f32", _pool_params_f32(step, prog), [], "pool_f32_params")
+
+
+@kernel("adaptc.softmax_f32")
+def _softmax_f32(step, prog):
+    return KernelCall("softmax_f32", _rows_depth(step, prog), [])
+
+
+@kernel("adaptc.clamp_f32")
+def _clamp_f32(step, prog):
+    return KernelCall("clamp_f32", {"size": int(np.prod(prog.tensors[step.output].shape)),
+                                    **_act_f32(step.attrs)}, [])
+
+
+@kernel("adaptc.pad_f32")
+def _pad_f32(step, prog):
+    p = _pad_params(step, prog)
+    p["pad_value"] = float(p["pad_value"])
+    return KernelCall("pad_f32", p, [])

@@ -48,6 +48,8 @@ def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
 def round_away_f32(x: float) -> int:
     """``std::round`` of a float32 value (half away from zero), as TFLite computes act ranges."""
     x = np.float32(x)
+    if not np.isfinite(x):
+        return int(np.sign(x)) << 40  # beyond any int8/int32 range; callers clamp
     return int(np.sign(x) * np.floor(np.abs(x) + np.float32(0.5)))
 
 

@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from .errors import DynamicShapeError, ModelLoadError, UnsupportedOperatorError
 
@@ -88,7 +87,7 @@ def _tflite_model(path: Path, data: bytes):
         for i in range(model.BuffersLength()):
             buf = model.Buffers(i)
             if buf.DataLength():
-                end = buf.Data(buf.DataLength() - 1)  # noqa: F841 -- raises if past the end
+                buf.Data(buf.DataLength() - 1)  # raises if the data runs past the end of the file
         for i in range(sub.TensorsLength()):
             t = sub.Tensors(i)
             t.Name(), t.ShapeAsNumpy(), t.Type()

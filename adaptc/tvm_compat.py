@@ -131,3 +131,15 @@ def apply(pass_or_seq, mod):
         if _PASS_ERRORS:
             raise _PASS_ERRORS.pop() from None
         raise
+
+
+def replace_function(mod, name: str, func):
+    """A new IRModule equal to ``mod`` with function ``name`` replaced (mod is not mutated)."""
+    new = tvm.IRModule({gv: f for gv, f in mod.functions_items()}, attrs=mod.attrs)
+    new[mod.get_global_var(name)] = func
+    return new
+
+
+def to_non_dataflow(mod):
+    """Dataflow blocks -> plain binding blocks (needed before ``relax.If`` or tapping values)."""
+    return relax.transform.ToNonDataflow()(mod)

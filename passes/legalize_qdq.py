@@ -25,62 +25,18 @@ from tvm import relax
 
 from adaptc import fixedpoint as fxp
 from adaptc import tvm_compat
-from adaptc.errors import UnsupportedOperatorError
-from adaptc.qops import CompositeCall, build_function
+from adaptc.graph import Graph, const_eval, rebuild_main
+from adaptc.qops import CompositeCall
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
              "reshape", "softmax")
-
-
-class _Graph:
-    """Read-only view of main's bindings: var -> value, use counts."""
-
-    def __init__(self, func, path):
-        self.path = path
-        self.bindings = [b for blk in func.body.blocks for b in blk.bindings]
-        self.value = {b.var: b.value for b in self.bindings}
-        self.uses: dict = {}
-        for b in self.bindings:
-            for v in relax.analysis.free_vars(b.value):
-                self.uses[v] = self.uses.get(v, 0) + 1
-        for v in relax.analysis.free_vars(func.body.body):
-            self.uses[v] = self.uses.get(v, 0) + 1
-
-    def resolve(self, expr):
-        """The value bound to a var (following var-to-var aliases), else the expr itself."""
-        while isinstance(expr, relax.Var) and expr in self.value:
-            expr = self.value[expr]
-        return expr
-
-    def op(self, expr) -> str | None:
-        return tvm_compat.op_name(self.resolve(expr))
-
-    def fail(self, what, node, detail=""):
-        raise UnsupportedOperatorError(self.path, what, str(node), SUPPORTED, detail)
 
 
 def _scalar(expr) -> float:
     return float(tvm_compat.constant_value(expr).reshape(-1)[0])
 
 
-def _const_eval(g: _Graph, expr):
-    """NumPy value of an expression built from constants by reshape/permute_dims, else None."""
-    expr = g.resolve(expr)
-    if tvm_compat.is_constant(expr):
-        return tvm_compat.constant_value(expr)
-    name = tvm_compat.op_name(expr)
-    if name in ("relax.reshape", "relax.permute_dims"):
-        inner = _const_eval(g, expr.args[0])
-        if inner is None:
-            return None
-        if name == "relax.reshape":
-            return inner.reshape(tvm_compat.shape_of(expr.ty))
-        axes = expr.attrs.axes
-        return inner.transpose(None if axes is None else [int(a) for a in axes])
-    return None
-
-
-def _dequantized(g: _Graph, expr):
+def _dequantized(g: Graph, expr):
     """(int values or var, scale array, zp array) if expr is a (reshaped) dequantize, else None.
 
     For constants the values come back as a NumPy array in the final (reshaped) layout."""
@@ -95,11 +51,11 @@ def _dequantized(g: _Graph, expr):
         return None
     scale = tvm_compat.constant_value(g.resolve(expr.args[1])).astype(np.float32).reshape(-1)
     zp = tvm_compat.constant_value(g.resolve(expr.args[2])).astype(np.int64).reshape(-1)
-    value = _const_eval(g, expr.args[0])
+    value = const_eval(g, expr.args[0])
     return (expr.args[0] if value is None else value), scale, zp
 
 
-def _activation_range(g: _Graph, expr, out_scale, out_zp):
+def _activation_range(g: Graph, expr, out_scale, out_zp):
     """Strip a float relu/clip before quantize: (inner expr, act_min, act_max)."""
     lo, hi = -128, 127
     name = g.op(expr)
@@ -107,9 +63,9 @@ def _activation_range(g: _Graph, expr, out_scale, out_zp):
         return g.resolve(expr).args[0], max(lo, out_zp + fxp.round_away_f32(0.0 / out_scale)), hi
     if name == "relax.clip":
         call = g.resolve(expr)
-        fmin, fmax = float(call.args[1].value), float(call.args[2].value)
-        return (call.args[0], max(lo, out_zp + fxp.round_away_f32(np.float32(fmin) / np.float32(out_scale))),
-                min(hi, out_zp + fxp.round_away_f32(np.float32(fmax) / np.float32(out_scale))))
+        qmin, qmax = (np.clip(out_zp + np.float64(fxp.round_away_f32(np.float32(np.clip(f, -3e38, 3e38)) / np.float32(out_scale))),
+                              -1e9, 1e9) for f in (float(call.args[1].value), float(call.args[2].value)))
+        return call.args[0], int(max(lo, qmin)), int(min(hi, qmax))
     return expr, lo, hi
 
 
@@ -118,7 +74,7 @@ def _out_range(out_scale, out_zp, act_min, act_max):
             "output_scale": float(out_scale)}
 
 
-def _bias(g: _Graph, expr):
+def _bias(g: Graph, expr):
     dq = _dequantized(g, expr)
     if dq is None or not isinstance(dq[0], np.ndarray) or dq[0].dtype != np.int32:
         return None
@@ -251,7 +207,7 @@ def _valid_counts(in_hw, out_hw, pool, strides, padding):
 class _Legalizer:
     def __init__(self, mod, path):
         self.mod, self.path = mod, path
-        self.g = _Graph(mod["main"], path)
+        self.g = Graph(mod["main"], path, SUPPORTED)
         self.calls: list[tuple[relax.Var, object]] = []   # (old var, CompositeCall | reshape expr)
         self.alias: dict = {}                              # old var -> old var it equals
         self.act: dict = {}                                # quantize var -> (act_min, act_max)
@@ -278,7 +234,7 @@ class _Legalizer:
         dtype = tvm_compat.dtype_of(var.ty)
         if isinstance(value, relax.Var):
             self.alias[var] = value
-        elif _const_eval(g, value) is not None:
+        elif const_eval(g, value) is not None:
             return  # constant subexpression (weights being reshaped): read by the matchers
         elif name == "relax.quantize":
             out_scale = np.float32(_scalar(g.resolve(value.args[1])))
@@ -337,44 +293,7 @@ class _Legalizer:
             out_shape, "int8", "avg_pool2d", ["counts"])))
 
     def materialize(self):
-        func = self.mod["main"]
-        bb = relax.BlockBuilder()
-        new_of = {p: p for p in func.params}
-
-        def root(v):
-            while v in self.alias:
-                v = self.alias[v]
-            return v
-
-        def lookup(v):
-            v = root(v)
-            if v not in new_of:
-                self.g.fail(str(self.g.op(v)).replace("relax.", ""), v.name, "value is not int8")
-            return new_of[v]
-
-        fns = {}
-        for i, (var, call) in enumerate(self.calls):
-            if isinstance(call, CompositeCall):
-                name = f"{call.name.split('.')[-1]}_{i}"
-                fns[i] = bb.add_func(build_function(call, [root(x).ty for x in call.inputs]), name)
-        attrs = {k: v for k, v in tvm_compat.attrs_dict(func).items() if k != "params"}
-        with bb.function("main", list(func.params), attrs=attrs):
-            with bb.dataflow():
-                for i, (var, call) in enumerate(self.calls):
-                    if isinstance(call, CompositeCall):
-                        gv = fns[i]
-                        args = [lookup(x) for x in call.inputs] + [relax.const(c) for c in call.consts]
-                        new_of[var] = bb.emit(relax.Call(gv, args), name_hint=var.name)
-                    else:  # reshape-like: same op on the new input
-                        new_of[var] = bb.emit(relax.Call(call.op, [lookup(call.args[0])] + list(call.args[1:]),
-                                                         call.attrs), name_hint=var.name)
-                result = func.body.body
-                if isinstance(result, relax.Tuple):
-                    ret = bb.emit_output(relax.Tuple([lookup(f) for f in result.fields]))
-                else:
-                    ret = bb.emit_output(lookup(result))
-            bb.emit_func_output(ret)
-        return bb.get()
+        return rebuild_main(self.mod, self.g, self.calls, self.alias)
 
 
 def LegalizeQDQ(path: str = "<module>") -> tvm.transform.Pass:

@@ -121,6 +121,18 @@ def _kernel_source(stem: str) -> str:
     return (resources.files("adaptc.templates") / "kernels" / f"{stem}.c").read_text().strip()
 
 
+def struct_fields(common: str) -> dict[str, list[str]]:
+    """Field names of every ``typedef struct { ... } name;`` in common.h (typedef aliases too)."""
+    fields = {}
+    for body, name in re.findall(r"typedef struct\s*\{(.*?)\}\s*(\w+);", common, re.S):
+        body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+        fields[name] = [re.sub(r"\[.*\]", "", decl.split()[-1]).lstrip("*") for decl in body.split(";") if decl.strip()]
+    for old, new in re.findall(r"typedef\s+(\w+)\s+(\w+);", common):
+        if old in fields:
+            fields[new] = fields[old]
+    return fields
+
+
 def _shape_text(shape) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
@@ -151,9 +163,14 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[
             return "output"
         return f"({CTYPES[t.dtype]} *)(arena.bytes + {t.offset})"
 
+    common = (resources.files("adaptc.templates") / "kernels" / "common.h").read_text().strip()
+    layouts = struct_fields(common)
     arrays, steps, kernel_files = [], [], []
     for step in prog.steps:
         call = select(step, prog)
+        if sorted(layouts.get(call.params_type, [])) != sorted(call.params):
+            raise TargetError(f"kernel {call.function}: parameters {sorted(call.params)} do not match the "
+                              f"fields of {call.params_type}: {sorted(layouts.get(call.params_type, []))}")
         for f in call.files:
             if f not in kernel_files:
                 kernel_files.append(f)
@@ -185,7 +202,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[
            "weight_bytes": sum(a["length"] * (1 if a["ctype"] == "int8_t" else 4) for a in arrays),
            "in_ctype": in_ctype, "out_ctype": out_ctype,
            "inputs": [_io(t, in_ctype) for t in (t_in,)], "outputs": [_io(t, out_ctype) for t in (t_out,)],
-           "common": (resources.files("adaptc.templates") / "kernels" / "common.h").read_text().strip(),
+           "common": common,
            "kernels": [_kernel_source(f) for f in kernel_files], "arrays": arrays, "steps": steps,
            "plan_lines": plan_lines}
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),

@@ -255,7 +255,7 @@ def _max_pool2d_f32(step, prog):
 
 @kernel("adaptc.softmax_f32")
 def _softmax_f32(step, prog):
-    return KernelCall("softmax_f32", _rows_depth(step, prog), [])
+    return KernelCall("softmax_f32", {**_rows_depth(step, prog), "beta": 1.0}, [])
 
 
 @kernel("adaptc.clamp_f32")

@@ -1,0 +1,197 @@
+"""Public API: ``adaptc.compile`` -> ``CompiledModel`` (run on the host, export C, report)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AdaptcError, InputError
+from .loader import LoadedModel, ModelInfo, load
+from .program import Program, lower
+
+
+def _is_quantized(mod) -> bool:
+    from . import tvm_compat
+
+    found = False
+
+    def visit(expr):
+        nonlocal found
+        if tvm_compat.op_name(expr) in ("relax.quantize", "relax.dequantize"):
+            found = True
+
+    from tvm import relax
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    return found
+
+
+def pipeline(loaded: LoadedModel, calibration: np.ndarray | None = None) -> tuple[list, str]:
+    """The Relax passes for a model, in order, and the numeric format they produce."""
+    from .passes.fuse_float_ops import FuseFloatOps
+    from .passes.legalize_qdq import LegalizeQDQ
+    from .passes.quantize_int8 import QuantizeInt8
+
+    path = loaded.info.path
+    if _is_quantized(loaded.mod):
+        return [LegalizeQDQ(path)], "int8"
+    if calibration is not None:
+        return [FuseFloatOps(path), QuantizeInt8(calibration, path), LegalizeQDQ(path)], "int8"
+    return [FuseFloatOps(path)], "float32"
+
+
+@dataclass
+class CompiledModel:
+    """A model compiled for a target: the adaptive Relax module, its Program and the C sources."""
+
+    info: ModelInfo
+    target: str
+    mod: object                      # Relax IRModule of composites (runs on llvm: the reference)
+    program: Program
+    files: dict[str, str]            # generated sources by file name
+    format: str                      # "int8" | "float32"
+    compile_seconds: float = 0.0
+    _host: object = field(default=None, repr=False)
+    _vm: object = field(default=None, repr=False)
+
+    @property
+    def prefix(self) -> str:
+        return next(k for k in self.files if k.endswith(".h"))[:-2]
+
+    @property
+    def input(self):
+        return self.program.tensors[self.program.inputs[0]]
+
+    @property
+    def output(self):
+        return self.program.tensors[self.program.outputs[0]]
+
+    def _check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        t = self.input
+        if x.dtype != np.dtype(t.dtype):
+            raise InputError(f"{self.info.name}: input must be {t.dtype} with shape {list(t.shape)}, "
+                             f"got {x.dtype} (use quantize_input() for float data)" if t.dtype == "int8"
+                             else f"{self.info.name}: input must be {t.dtype}, got {x.dtype}")
+        if tuple(x.shape) != tuple(t.shape):
+            raise InputError(f"{self.info.name}: input shape must be {list(t.shape)}, got {list(x.shape)}")
+        return np.ascontiguousarray(x)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run the generated C (built with the host compiler) on one input."""
+        from .host import HostModel, build_shared
+
+        x = self._check_input(x)
+        if self._host is None:
+            self._host = HostModel(build_shared(self.files, f"{self.prefix}.c"), self.prefix)
+        out = np.zeros(self.output.shape, np.dtype(self.output.dtype))
+        rc = self._host(x, out)
+        if rc != 0:
+            raise AdaptcError(f"{self.prefix}_run returned error code {rc}")
+        return out
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """Run the compiled Relax module on llvm (the reference the C must match)."""
+        from . import tvm_compat
+
+        x = self._check_input(x)
+        if self._vm is None:
+            self._vm = tvm_compat.build_llvm(self.mod)
+        return tvm_compat.run_vm(self._vm, x)[0]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float data -> the int8 input of a quantized model (TFLite scheme)."""
+        q = self.input_quantization
+        if q is None:
+            return np.asarray(x, np.float32)
+        scale, zp = q
+        return np.clip(np.round(np.asarray(x, np.float64) / scale) + zp, -128, 127).astype(np.int8)
+
+    @property
+    def input_quantization(self) -> tuple[float, int] | None:
+        return self.program_io_quant.get("input")
+
+    @property
+    def output_quantization(self) -> tuple[float, int] | None:
+        return self.program_io_quant.get("output")
+
+    @property
+    def program_io_quant(self) -> dict:
+        attrs = self.mod["main"].attrs
+        out = {}
+        for key in ("input", "output"):
+            if attrs is not None and f"adaptc.{key}_scale" in attrs:
+                out[key] = (float(attrs[f"adaptc.{key}_scale"]), int(attrs[f"adaptc.{key}_zero_point"]))
+            else:
+                info = self.info.inputs[0] if key == "input" else self.info.outputs[0]
+                if info.quantized and self.format == "int8":
+                    out[key] = (info.scale, info.zero_point)
+        return out
+
+    def report(self) -> dict:
+        """Sizes and work: what report.json holds."""
+        p = self.program
+        layers = [{"step": s.index, "op": s.op, "source": s.source, "macs": s.macs,
+                   "weight_bytes": int(sum(c.nbytes for c in s.consts.values())),
+                   "output_shape": list(p.tensors[s.output].shape)} for s in p.steps]
+        io = self.program_io_quant
+        return {"model": self.info.name, "source": self.info.path, "target": self.target,
+                "format": self.format, "prefix": self.prefix,
+                "input": {"shape": list(self.input.shape), "dtype": self.input.dtype,
+                          "quantization": io.get("input")},
+                "output": {"shape": list(self.output.shape), "dtype": self.output.dtype,
+                           "quantization": io.get("output")},
+                "arena_bytes": p.arena_bytes, "weight_bytes": p.weight_bytes, "macs": p.macs,
+                "compile_seconds": round(self.compile_seconds, 3), "layers": layers}
+
+    def export(self, directory) -> Path:
+        """Write the C sources, Makefile and report.json into ``directory``, atomically: on any
+        failure nothing is left behind; an existing directory's files are replaced."""
+        directory = Path(directory)
+        parent = directory.resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+        try:
+            for name, text in self.files.items():
+                (tmp / name).write_text(text)
+            (tmp / "report.json").write_text(json.dumps(self.report(), indent=2) + "\n")
+            if directory.exists():
+                for f in tmp.iterdir():
+                    os.replace(f, directory / f.name)
+                tmp.rmdir()
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+
+def compile(model, target: str = "cortex-m4", calibration=None, name: str | None = None) -> CompiledModel:
+    """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target.
+
+    int8 TFLite models keep their quantization and are bit-exact with TFLite Micro. Float models
+    compile to float32 C, or -- given ``calibration`` (an array of representative inputs, first
+    axis = samples) -- to int8 by post-training quantization.
+    """
+    from . import tvm_compat
+    from .targets.cortex_m import emit_c, get_target
+
+    start = time.perf_counter()
+    tgt = get_target(target)
+    loaded = model if isinstance(model, LoadedModel) else load(model)
+    if calibration is not None:
+        calibration = np.asarray(calibration)
+    passes, fmt = pipeline(loaded, calibration)
+    mod = tvm_compat.apply(passes, loaded.mod)
+    info = loaded.info
+    prog = lower(mod, name or info.name, info.path)
+    options = {"format": fmt, **({"name": name} if name else {})}
+    files = emit_c(prog, tgt, options)
+    return CompiledModel(info, tgt.name, mod, prog, files, fmt, time.perf_counter() - start)

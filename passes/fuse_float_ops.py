@@ -1,0 +1,167 @@
+"""FuseFloatOps: float32 layers become ``adaptc.*_f32`` composites (the float C kernels' units).
+
+Requires: ``main`` of a float model with one dataflow block, NHWC activations (TFLite layout),
+weights as constants (possibly reshaped / transposed constants).
+
+Ensures: ``main`` holds calls to float composites and reshapes only:
+``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
+``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
+``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d [+ act]``; ``softmax``; a lone ``relu``/``clip``
+-> ``adaptc.clamp_f32``; ``nn.pad``. Anything else raises UnsupportedOperatorError naming the op
+and binding. Composite bodies are the original float ops, so the module computes the same
+values on llvm.
+
+Parameters: ``path`` -- the model file, for error messages.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+
+from adaptc import tvm_compat
+from adaptc.graph import Graph, const_eval, rebuild_main
+from adaptc.qops import CompositeCall
+
+SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
+             "reshape", "softmax")
+RESHAPES = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
+
+
+def _act_bounds(call) -> tuple[float, float] | None:
+    name = tvm_compat.op_name(call)
+    if name == "relax.nn.relu":
+        return 0.0, float("inf")
+    if name == "relax.clip":
+        return float(call.args[1].value), float(call.args[2].value)
+    return None
+
+
+class _Fuser:
+    def __init__(self, mod, path):
+        self.mod, self.g = mod, Graph(mod["main"], path, SUPPORTED)
+        self.users: dict = {}
+        for b in self.g.bindings:
+            for v in relax.analysis.free_vars(b.value):
+                self.users.setdefault(v, []).append(b)
+        self.calls, self.alias, self.consumed = [], {}, set()
+
+    def single_user(self, var):
+        users = self.users.get(var, [])
+        return users[0] if len(users) == 1 and self.g.uses.get(var) == 1 else None
+
+    def epilogue(self, var, allow_bias: bool, out_c: int):
+        """Absorb a following bias add and activation: (last var, bias or None, (lo, hi))."""
+        bias, lo, hi = None, -np.inf, np.inf
+        user = self.single_user(var)
+        if allow_bias and user is not None and tvm_compat.op_name(user.value) == "relax.add":
+            a, b = user.value.args
+            other = b if a.same_as(var) else a
+            value = const_eval(self.g, other)
+            if value is not None and value.size in (1, out_c):
+                bias = np.broadcast_to(value.reshape(-1), (out_c,)).astype(np.float32)
+                self.consumed.add(user.var)
+                var, user = user.var, self.single_user(user.var)
+        if user is not None and _act_bounds(user.value) is not None:
+            lo, hi = _act_bounds(user.value)
+            self.consumed.add(user.var)
+            var = user.var
+        return var, bias, (lo, hi)
+
+    def run(self):
+        g = self.g
+        for b in g.bindings:
+            if b.var in self.consumed:
+                continue
+            self.visit(b.var, b.value)
+        return rebuild_main(self.mod, g, self.calls, self.alias)
+
+    def emit(self, anchor_var, call: CompositeCall, last_var):
+        self.calls.append((last_var, call))
+
+    def visit(self, var, value):
+        g = self.g
+        name = tvm_compat.op_name(value)
+        if isinstance(value, relax.Var):
+            self.alias[var] = value
+            return
+        if const_eval(g, value) is not None:
+            return
+        if tvm_compat.dtype_of(var.ty) != "float32":
+            g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
+        out_shape = tvm_compat.shape_of(var.ty)
+        if name in ("relax.nn.conv2d", "relax.matmul"):
+            w = const_eval(g, value.args[1])
+            if w is None:
+                g.fail(name.replace("relax.", ""), var.name, "weights must be constant")
+            out_c = out_shape[-1]
+            last, bias, (lo, hi) = self.epilogue(var, True, out_c)
+            consts, names = [w.astype(np.float32)], ["weights"]
+            if bias is not None:
+                consts.append(bias)
+                names.append("bias")
+            attrs = {"act_min": lo, "act_max": hi}
+            if name == "relax.nn.conv2d":
+                a = value.attrs
+                if str(a.data_layout) != "NHWC" or str(a.out_layout) != "NHWC":
+                    g.fail("conv2d", var.name, f"layout {a.data_layout}: the C target needs NHWC")
+                attrs.update(strides=[int(v) for v in a.strides], padding=[int(v) for v in a.padding],
+                             dilation=[int(v) for v in a.dilation], groups=int(a.groups),
+                             kernel_layout=str(a.kernel_layout))
+                kind, source = "adaptc.conv2d_f32", "conv2d"
+            else:
+                if len(w.shape) != 2:
+                    g.fail("matmul", var.name, "batched matmul")
+                kind, source = "adaptc.dense_f32", "dense"
+            source += "+bias" * (bias is not None) + "+act" * bool(np.isfinite([lo, hi]).any())
+            self.emit(var, CompositeCall(kind, [value.args[0]], consts, attrs, out_shape, "float32",
+                                         source, names), last)
+        elif name == "relax.add":
+            if any(const_eval(g, a) is not None for a in value.args):
+                g.fail("add", var.name, "add of a constant outside a conv/dense bias")
+            if any(tvm_compat.shape_of(g.resolve(a).ty if a in g.value else a.ty) != out_shape for a in value.args):
+                g.fail("add", var.name, "broadcasting add")
+            last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
+            self.emit(var, CompositeCall("adaptc.add_f32", list(value.args), [], {"act_min": lo, "act_max": hi},
+                                         out_shape, "float32", "add"), last)
+        elif name in ("relax.nn.avg_pool2d", "relax.nn.max_pool2d"):
+            a = value.attrs
+            if str(a.layout) != "NHWC" or bool(a.ceil_mode) or any(int(d) != 1 for d in a.dilation):
+                g.fail(name.replace("relax.", ""), var.name, "pooling must be NHWC, floor mode, no dilation")
+            if name == "relax.nn.avg_pool2d" and bool(a.count_include_pad) and any(int(p) for p in a.padding):
+                g.fail("avg_pool2d", var.name, "count_include_pad with padding")
+            last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
+            kind = "adaptc.avg_pool2d_f32" if "avg" in name else "adaptc.max_pool2d_f32"
+            self.emit(var, CompositeCall(kind, [value.args[0]], [], {
+                "pool_size": [int(v) for v in a.pool_size], "strides": [int(v) for v in a.strides],
+                "padding": [int(v) for v in a.padding], "act_min": lo, "act_max": hi},
+                out_shape, "float32", name.split(".")[-1]), last)
+        elif name == "relax.nn.softmax":
+            if int(value.attrs.axis) not in (-1, len(out_shape) - 1):
+                g.fail("softmax", var.name, "softmax over an axis other than the last")
+            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {}, out_shape,
+                                         "float32", "softmax"), var)
+        elif _act_bounds(value) is not None:
+            lo, hi = _act_bounds(value)
+            self.emit(var, CompositeCall("adaptc.clamp_f32", [value.args[0]], [], {"act_min": lo, "act_max": hi},
+                                         out_shape, "float32", name.split(".")[-1]), var)
+        elif name == "relax.nn.pad":
+            a = value.attrs
+            if str(a.pad_mode) != "constant":
+                g.fail("pad", var.name, f"pad mode {a.pad_mode}")
+            self.emit(var, CompositeCall("adaptc.pad_f32", [value.args[0]], [], {
+                "pad_width": [int(v) for v in a.pad_width], "pad_value": float(a.pad_value)},
+                out_shape, "float32", "pad"), var)
+        elif name in RESHAPES:
+            self.calls.append((var, value))
+        else:
+            g.fail(str(name or type(value).__name__).replace("relax.", ""), var.name)
+
+
+def FuseFloatOps(path: str = "<module>"):
+    """Group float32 layers into ``adaptc.*_f32`` composites (see module docstring)."""
+
+    @tvm_compat.module_pass("adaptc.FuseFloatOps")
+    def _pass(mod):
+        return _Fuser(mod, path).run()
+
+    return _pass

@@ -1,0 +1,192 @@
+"""QuantizeInt8: post-training int8 quantization of a float composite module (TFLite scheme).
+
+Requires: the output of FuseFloatOps (``main`` = float ``adaptc.*_f32`` composites and
+reshapes) and a calibration array (first axis = samples, each sample the model input's shape
+or that shape without its leading batch dimension of 1).
+
+Ensures: ``main`` is rewritten into the QDQ form the TFLite importer produces -- int8 input,
+``quantize(act?(op(dequantize(x), dequantize(W), dequantize(b))))`` per layer, pooling and
+reshapes on int8 -- ready for LegalizeQDQ. Scheme: per-tensor asymmetric int8 activations from
+the calibration min/max (range widened to include 0), per-output-channel symmetric int8 weights
+(max |w| / 127), int32 bias at scale ``s_in * s_w[c]``, softmax output at 1/256 with zero point
+-128, pooling and padding keep their input's parameters. main gains the attributes
+``adaptc.input_scale``/``adaptc.input_zero_point`` (and the same for the output) so callers
+can quantize inputs and dequantize outputs.
+
+Parameters: ``calibration`` -- representative inputs; ``path`` -- for error messages.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax
+
+from adaptc import tvm_compat
+from adaptc.errors import InputError
+from adaptc.qops import composite_name
+
+
+def _qparams(lo: float, hi: float) -> tuple[np.float32, int]:
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-12:
+        return np.float32(1.0 / 255), -128
+    scale = np.float32((hi - lo) / 255.0)
+    zp = int(np.clip(np.round(-128 - lo / float(scale)), -128, 127))
+    return scale, zp
+
+
+def _calibrate(mod, samples: np.ndarray) -> dict[int, tuple[float, float]]:
+    """min/max of main's input and of every binding's value over the calibration samples."""
+    mod = tvm_compat.to_non_dataflow(mod)
+    func = mod["main"]
+    bindings = [b for blk in func.body.blocks for b in blk.bindings]
+    outs = relax.Tuple([b.var for b in bindings])
+    taps = relax.Function(func.params, relax.SeqExpr(func.body.blocks, outs),
+                          ret_ty=relax.TupleType([b.var.ty for b in bindings]), attrs=func.attrs)
+    probe = tvm_compat.replace_function(mod, "main", taps)
+    vm = tvm_compat.build_llvm(probe)
+    lo = np.full(len(bindings) + 1, np.inf)
+    hi = np.full(len(bindings) + 1, -np.inf)
+    for x in samples:
+        values = [x] + tvm_compat.run_vm(vm, x)
+        for i, v in enumerate(values):
+            lo[i], hi[i] = min(lo[i], float(v.min())), max(hi[i], float(v.max()))
+    return {i: (lo[i], hi[i]) for i in range(len(lo))}
+
+
+class _Quantizer:
+    def __init__(self, mod, samples):
+        self.mod = mod
+        self.func = mod["main"]
+        self.bindings = [b for blk in self.func.body.blocks for b in blk.bindings]
+        self.ranges = _calibrate(mod, samples)
+        self.q: dict = {}           # float var -> (int8 var, scale, zp)
+
+    def run(self):
+        func = self.func
+        (param,) = func.params
+        shape = tvm_compat.shape_of(param.ty)
+        x_q = relax.Var(param.name, tvm_compat.tensor_type(shape, "int8"))
+        s_in, zp_in = _qparams(*self.ranges[0])
+        bb = relax.BlockBuilder()
+        with bb.function("main", [x_q], attrs={"num_input": 1}):
+            with bb.dataflow():
+                self.q[param] = (x_q, s_in, zp_in)
+                for i, b in enumerate(self.bindings, start=1):
+                    self.visit(bb, b, self.ranges[i])
+                out = func.body.body
+                if isinstance(out, relax.Tuple):
+                    raise InputError("post-training quantization supports single-output models")
+                y, s_out, zp_out = self.q[out]
+                ret = bb.emit_output(y)
+            bb.emit_func_output(ret)
+        mod = bb.get()
+        attrs = {"num_input": 1, "adaptc.input_scale": float(s_in), "adaptc.input_zero_point": zp_in,
+                 "adaptc.output_scale": float(s_out), "adaptc.output_zero_point": zp_out}
+        return tvm_compat.replace_function(mod, "main", mod["main"].with_attrs(attrs))
+
+    def dq(self, bb, var):
+        x, s, zp = self.q[var]
+        return bb.emit(relax.op.dequantize(x, relax.const(np.float32(s)), relax.const(np.int32(zp)), axis=0))
+
+    def quant(self, bb, expr, var, s, zp):
+        out = bb.emit(relax.op.quantize(expr, relax.const(np.float32(s)), relax.const(np.int32(zp)),
+                                        axis=0, out_dtype="int8"), name_hint=var.name)
+        self.q[var] = (out, s, zp)
+
+    def visit(self, bb, b, rng):
+        value = b.value
+        if isinstance(value, relax.Var):
+            self.q[b.var] = self.q[value]
+            return
+        kind = composite_name(self.mod, value)
+        if kind is None:  # reshape-like on the int8 value
+            x, s, zp = self.q[value.args[0]]
+            out = bb.emit(relax.Call(value.op, [x] + list(value.args[1:]), value.attrs), name_hint=b.var.name)
+            self.q[b.var] = (out, s, zp)
+            return
+        callee = self.mod[value.op]
+        a = {k: (v.value if hasattr(v, "value") else v) for k, v in tvm_compat.attrs_dict(callee).items()}
+        acts = [x for x in value.args if not tvm_compat.is_constant(x)]
+        consts = [tvm_compat.constant_value(x) for x in value.args if tvm_compat.is_constant(x)]
+        s_out, zp_out = _qparams(*rng)
+        lo, hi = float(a.get("act_min", -np.inf)), float(a.get("act_max", np.inf))
+
+        def act(y):
+            if lo == 0.0 and hi == np.inf:
+                return bb.emit(relax.op.nn.relu(y))
+            if np.isfinite(lo) or np.isfinite(hi):
+                return bb.emit(relax.op.clip(y, max(lo, -3.0e38), min(hi, 3.0e38)))
+            return y
+
+        if kind in ("adaptc.conv2d_f32", "adaptc.dense_f32"):
+            w = consts[0].astype(np.float64)
+            axis = w.ndim - 1 if kind == "adaptc.dense_f32" or a.get("kernel_layout") == "HWIO" else 2
+            other = tuple(i for i in range(w.ndim) if i != axis)
+            w_scale = (np.abs(w).max(axis=other) / 127.0).astype(np.float32)
+            w_scale = np.where(w_scale > 0, w_scale, np.float32(1e-8)).astype(np.float32)
+            bshape = [1] * w.ndim
+            bshape[axis] = -1
+            w_q = np.clip(np.round(w / w_scale.reshape(bshape)), -127, 127).astype(np.int8)
+            _, s_in, _ = self.q[acts[0]]
+            w_f = bb.emit(relax.op.dequantize(relax.const(w_q), relax.const(w_scale), relax.const(np.int32(0)),
+                                              axis=axis))
+            x_f = self.dq(bb, acts[0])
+            if kind == "adaptc.conv2d_f32":
+                y = bb.emit(relax.op.nn.conv2d(x_f, w_f, strides=a["strides"], padding=a["padding"],
+                                               dilation=a["dilation"], groups=int(a["groups"]),
+                                               data_layout="NHWC", kernel_layout=str(a["kernel_layout"])))
+            else:
+                y = bb.emit(relax.op.matmul(x_f, w_f))
+            if len(consts) > 1:
+                b_scale = (np.float64(s_in) * w_scale.astype(np.float64))
+                b_q = np.round(consts[1].astype(np.float64) / b_scale).astype(np.int32)
+                b_f = bb.emit(relax.op.dequantize(relax.const(b_q), relax.const(b_scale.astype(np.float32)),
+                                                  relax.const(np.int32(0)), axis=0))
+                y = bb.emit(relax.op.add(y, b_f))
+            self.quant(bb, act(y), b.var, s_out, zp_out)
+        elif kind == "adaptc.add_f32":
+            y = bb.emit(relax.op.add(self.dq(bb, acts[0]), self.dq(bb, acts[1])))
+            self.quant(bb, act(y), b.var, s_out, zp_out)
+        elif kind == "adaptc.softmax_f32":
+            y = bb.emit(relax.op.nn.softmax(self.dq(bb, acts[0]), axis=-1))
+            self.quant(bb, y, b.var, np.float32(1 / 256), -128)
+        elif kind == "adaptc.clamp_f32":
+            self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
+        elif kind in ("adaptc.avg_pool2d_f32", "adaptc.max_pool2d_f32", "adaptc.pad_f32"):
+            x, s, zp = self.q[acts[0]]          # same parameters in and out, as TFLite requires
+            if kind == "adaptc.pad_f32":
+                if float(a["pad_value"]) != 0.0:
+                    raise InputError(f"pad value {a['pad_value']} is not representable: only zero padding")
+                y = bb.emit(relax.op.nn.pad(x, pad_width=[int(v) for v in a["pad_width"]], pad_value=float(zp)))
+            elif kind == "adaptc.max_pool2d_f32":
+                y = bb.emit(relax.op.nn.max_pool2d(x, pool_size=a["pool_size"], strides=a["strides"],
+                                                   padding=a["padding"], layout="NHWC"))
+            else:
+                y = bb.emit(relax.op.astype(bb.emit(relax.op.nn.avg_pool2d(
+                    bb.emit(relax.op.astype(x, "int32")), pool_size=a["pool_size"], strides=a["strides"],
+                    padding=a["padding"], layout="NHWC", count_include_pad=False)), "int8"))
+            if np.isfinite(lo) or np.isfinite(hi):
+                q_lo = max(-128, zp + int(np.round(lo / s))) if np.isfinite(lo) else -128
+                q_hi = min(127, zp + int(np.round(hi / s))) if np.isfinite(hi) else 127
+                y = bb.emit(relax.op.clip(y, q_lo, q_hi))
+            self.q[b.var] = (y, s, zp)
+        else:
+            raise InputError(f"post-training quantization has no rule for {kind}")
+
+
+def QuantizeInt8(calibration: np.ndarray, path: str = "<module>"):
+    """Post-training int8 quantization from calibration data (see module docstring)."""
+
+    @tvm_compat.module_pass("adaptc.QuantizeInt8")
+    def _pass(mod):
+        (param,) = mod["main"].params
+        shape = tvm_compat.shape_of(param.ty)
+        samples = np.asarray(calibration, np.float32)
+        if samples.shape[1:] == shape[1:] and shape[0] == 1 and samples.ndim == len(shape):
+            samples = samples[:, None]
+        if samples.ndim != len(shape) + 1 or samples.shape[1:] != shape or len(samples) == 0:
+            raise InputError(f"{path}: calibration data must have shape (N, {', '.join(map(str, shape))}) "
+                             f"or (N, {', '.join(map(str, shape[1:]))}); got {list(np.shape(calibration))}")
+        return _Quantizer(mod, samples).run()
+
+    return _pass

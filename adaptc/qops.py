@@ -157,7 +157,7 @@ def _qsoftmax(F, p, a):
     x, table = p
     xi = F.cast(x, "int32")
     diff = F.emit(relax.op.subtract(relax.op.max(xi, axis=-1, keepdims=True), xi))
-    e = F.emit(relax.op.take(table, diff, axis=0))
+    e = F.emit(relax.op.take(table, diff, axis=0, mode="clip"))  # diff is in 0..255 by construction
     total = F.emit(relax.op.sum(F.rdbpot(e, 12), axis=-1, keepdims=True))
     scale, nbits = F.softmax_reciprocal(total)
     out = F.rdbpot(F.srdhm(e, scale), F.emit(relax.op.add(nbits, F.const(31 - 8))))
@@ -169,7 +169,7 @@ def _qsoftmax(F, p, a):
 def _qlut(F, p, a):
     """Any int8 -> int8 elementwise op, as a 256-entry table indexed by x + 128."""
     x, table = p
-    return relax.op.take(table, F.emit(relax.op.add(F.cast(x, "int32"), F.const(128))), axis=0)
+    return relax.op.take(table, F.emit(relax.op.add(F.cast(x, "int32"), F.const(128))), axis=0, mode="clip")
 
 
 @composite("adaptc.qpad")

@@ -37,13 +37,14 @@ def pipeline(loaded: LoadedModel, calibration: np.ndarray | None = None) -> tupl
     from .passes.fuse_float_ops import FuseFloatOps
     from .passes.legalize_qdq import LegalizeQDQ
     from .passes.quantize_int8 import QuantizeInt8
+    from .passes.to_nhwc import ToNHWC
 
     path = loaded.info.path
     if _is_quantized(loaded.mod):
         return [LegalizeQDQ(path)], "int8"
     if calibration is not None:
-        return [FuseFloatOps(path), QuantizeInt8(calibration, path), LegalizeQDQ(path)], "int8"
-    return [FuseFloatOps(path)], "float32"
+        return [ToNHWC(), FuseFloatOps(path), QuantizeInt8(calibration, path), LegalizeQDQ(path)], "int8"
+    return [ToNHWC(), FuseFloatOps(path)], "float32"
 
 
 @dataclass

@@ -6,8 +6,9 @@ weights as constants (possibly reshaped / transposed constants).
 Ensures: ``main`` holds calls to float composites and reshapes only:
 ``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
 ``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
-``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d [+ act]``; ``softmax``; a lone ``relu``/``clip``
--> ``adaptc.clamp_f32``; ``nn.pad``. Anything else raises UnsupportedOperatorError naming the op
+``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d``/global ``mean`` ``[+ act]``; ``softmax``; a lone ``relu``/``clip``
+-> ``adaptc.clamp_f32``; ``nn.pad``. Layout ops (reshape, permute_dims) stay as they are.
+Anything else raises UnsupportedOperatorError naming the op
 and binding. Composite bodies are the original float ops, so the module computes the same
 values on llvm.
 
@@ -24,7 +25,7 @@ from adaptc.qops import CompositeCall
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
              "reshape", "softmax")
-RESHAPES = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten")
+LAYOUT_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten", "relax.permute_dims")
 
 
 def _act_bounds(call) -> tuple[float, float] | None:
@@ -151,7 +152,17 @@ class _Fuser:
             self.emit(var, CompositeCall("adaptc.pad_f32", [value.args[0]], [], {
                 "pad_width": [int(v) for v in a.pad_width], "pad_value": float(a.pad_value)},
                 out_shape, "float32", "pad"), var)
-        elif name in RESHAPES:
+        elif name == "relax.mean":
+            in_shape = tvm_compat.shape_of(g.resolve(value.args[0]).ty if value.args[0] in g.value
+                                           else value.args[0].ty)
+            axes = sorted(int(a) % 4 for a in value.attrs.axis) if value.attrs.axis is not None else []
+            if len(in_shape) != 4 or axes != [1, 2] or not bool(value.attrs.keepdims):
+                g.fail("mean", var.name, "only a global average pool (NHWC, axes 1 and 2, keepdims)")
+            last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
+            self.emit(var, CompositeCall("adaptc.avg_pool2d_f32", [value.args[0]], [], {
+                "pool_size": [in_shape[1], in_shape[2]], "strides": [1, 1], "padding": [0, 0, 0, 0],
+                "act_min": lo, "act_max": hi}, out_shape, "float32", "mean"), last)
+        elif name in LAYOUT_OPS:
             self.calls.append((var, value))
         else:
             g.fail(str(name or type(value).__name__).replace("relax.", ""), var.name)

@@ -9,7 +9,8 @@ reshapes directly on int8 tensors.
 
 Ensures: ``main`` holds only int8 values: calls to private composite functions
 (``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qavg_pool2d``,
-``adaptc.qmax_pool2d``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``) and reshapes.
+``adaptc.qmax_pool2d``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``) and layout ops
+(reshape, permute_dims).
 Each composite's body is the exact TFLite integer arithmetic (TFLite's double-rounding
 requantization; average pooling rounds half away from zero, fixing the importer's floor), so the
 module on llvm is bit-exact with TFLite Micro's reference kernels. An op outside these patterns
@@ -267,7 +268,7 @@ class _Legalizer:
                 "adaptc.qpad", [value.args[0]], [],
                 {"pad_width": [int(v) for v in a.pad_width], "pad_value": int(float(a.pad_value))},
                 tvm_compat.shape_of(var.ty), "int8", "pad")))
-        elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims") and dtype == "int8":
+        elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.permute_dims") and dtype == "int8":
             self.calls.append((var, value))
         elif dtype == "int8" or name == "relax.clip" and dtype == "int8":
             g.fail(str(name).replace("relax.", ""), var.name, "int8 operator outside a quantize pattern")

@@ -269,3 +269,18 @@ def _pad_f32(step, prog):
     p = _pad_params(step, prog)
     p["pad_value"] = float(p["pad_value"])
     return KernelCall("pad_f32", p, [])
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+@kernel("adaptc.transpose")
+def _transpose(step, prog):
+    shape = prog.tensors[step.inputs[0]].shape
+    axes = list(step.attrs["axes"])
+    if len(shape) > 4:
+        raise TargetError(f"transpose of a {len(shape)}-D tensor at step {step.index}; at most 4-D")
+    lead = 4 - len(shape)
+    params = {"in_dims": [1] * lead + list(shape), "perm": list(range(lead)) + [a + lead for a in axes]}
+    suffix = {"int8": "s8", "float32": "f32"}[prog.tensors[step.output].dtype]
+    return KernelCall(f"transpose_{suffix}", params, [], "transpose_params")

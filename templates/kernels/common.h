@@ -1,0 +1,369 @@
+/*
+ * adaptc reference kernels: common definitions.
+ *
+ * This header is the first piece of the single C99 translation unit the
+ * code generator emits per model; the kernel files (*.c in this directory)
+ * are concatenated after it, each depending on this header only.
+ *
+ * Contents:
+ *   - standard includes (fixed-width integers, NULL, float limits);
+ *   - the integer fixed-point helpers of gemmlowp / TFLite, bit-exact with
+ *     TFLite Micro's reference kernels (tensorflow/lite/kernels/internal/
+ *     common.h and third_party/gemmlowp/fixedpoint/fixedpoint.h);
+ *   - the parameter structs of every kernel.
+ *
+ * Every function is static (no external symbols).  Helpers are
+ * `static inline` so that a model that does not use one of them compiles
+ * warning-free under -Wall -Wextra -Werror.
+ *
+ * Implementation-defined behaviour relied upon (true for gcc, clang and
+ * arm-none-eabi-gcc, and required by TFLite/gemmlowp themselves):
+ *   - `x >> n` on a negative int32_t is an arithmetic (sign-extending) shift;
+ *   - converting an out-of-range value to int32_t wraps modulo 2^32.
+ */
+#ifndef ADAPTC_KERNELS_COMMON_H
+#define ADAPTC_KERNELS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <float.h>
+
+/* ------------------------------------------------------------------------ */
+/* Integer fixed-point helpers                                               */
+/* ------------------------------------------------------------------------ */
+
+static inline int32_t adaptc_clamp_i32(int32_t x, int32_t lo, int32_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul (ARM VQRDMULH): the high 32 bits
+ * of 2*a*b, rounded to nearest (ties toward +infinity); INT32_MIN*INT32_MIN
+ * saturates to INT32_MAX.  The division truncates toward zero, as in C99. */
+static inline int32_t adaptc_srdhm(int32_t a, int32_t b)
+{
+    int64_t ab;
+    int64_t nudge;
+    if (a == b && a == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away
+ * from zero; 0 <= exponent <= 31. */
+static inline int32_t adaptc_rdbpot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* TFLite MultiplyByQuantizedMultiplier (double-rounding variant, the default
+ * build): x * multiplier * 2^(shift - 31), with a saturating rounding doubling
+ * high multiply followed by a rounding right shift.  -31 <= shift <= 30. */
+static inline int32_t adaptc_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left_shift = shift > 0 ? shift : 0;
+    const int32_t right_shift = shift > 0 ? 0 : -shift;
+    return adaptc_rdbpot(
+        adaptc_srdhm((int32_t)((uint32_t)x << left_shift), multiplier),
+        right_shift);
+}
+
+/* gemmlowp SaturatingRoundingMultiplyByPOT<exponent> for 0 < exponent < 31:
+ * x * 2^exponent, saturated to the int32 range. */
+static inline int32_t adaptc_sat_shift_left(int32_t x, int32_t exponent)
+{
+    const int32_t threshold = (int32_t)(((int32_t)1 << (31 - exponent)) - 1);
+    if (x > threshold) {
+        return INT32_MAX;
+    }
+    if (x < -threshold) {
+        return INT32_MIN;
+    }
+    return (int32_t)((uint32_t)x << exponent);
+}
+
+/* gemmlowp RoundingHalfSum for int32: (a + b) / 2 rounded to nearest, ties
+ * away from zero. */
+static inline int32_t adaptc_rounding_half_sum(int32_t a, int32_t b)
+{
+    const int64_t sum = (int64_t)a + (int64_t)b;
+    const int64_t sign = sum >= 0 ? 1 : -1;
+    return (int32_t)((sum + sign) / 2);
+}
+
+/* Number of leading zero bits of a non-zero uint32 (TFLite CountLeadingZeros). */
+static inline int32_t adaptc_clz_u32(uint32_t x)
+{
+#if defined(__GNUC__)
+    return (int32_t)__builtin_clz(x);
+#else
+    int32_t n = 0;
+    while (n < 32 && (x & 0x80000000u) == 0u) {
+        x <<= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* gemmlowp one_over_one_plus_x_for_x_in_0_1 on raw int32 values:
+ * a is Q0.31 in [0, 1); returns 1 / (1 + a) in Q0.31.  Newton-Raphson
+ * division in Q2.29 (three iterations), exactly as gemmlowp. */
+static inline int32_t adaptc_one_over_one_plus_x_for_x_in_0_1(int32_t a)
+{
+    const int32_t constant_48_over_17 = 1515870810;      /* Q2.29 */
+    const int32_t constant_neg_32_over_17 = -1010580540; /* Q2.29 */
+    const int32_t f2_one = (int32_t)1 << 29;             /* 1.0 in Q2.29 */
+    /* F0::One() is INT32_MAX for a format with 0 integer bits. */
+    const int32_t half_denominator = adaptc_rounding_half_sum(a, INT32_MAX);
+    int32_t x = constant_48_over_17
+              + adaptc_srdhm(half_denominator, constant_neg_32_over_17);
+    int32_t i;
+    for (i = 0; i < 3; i++) {
+        const int32_t half_denominator_times_x = adaptc_srdhm(half_denominator, x);
+        const int32_t one_minus_half_denominator_times_x = f2_one - half_denominator_times_x;
+        /* Q2.29 * Q2.29 = Q4.27; Rescale<2> = saturating multiply by 2^2. */
+        x = x + adaptc_sat_shift_left(adaptc_srdhm(x, one_minus_half_denominator_times_x), 2);
+    }
+    /* Rescale<0>(ExactMulByPot<-1>(x)): ExactMulByPot reinterprets the raw
+     * Q2.29 value as Q1.30 (x/2); Rescale from 1 to 0 integer bits is a
+     * saturating multiply by 2^1. */
+    return adaptc_sat_shift_left(x, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parameter structs: int8 kernels                                           */
+/* ------------------------------------------------------------------------ */
+
+/* conv2d_s8: NHWC input/output, OHWI filter [out_c][k_h][k_w][in_c]. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;   /* -input_zero_point */
+    int32_t output_offset;  /* output_zero_point */
+    int32_t act_min;
+    int32_t act_max;
+} conv2d_s8_params;
+
+/* depthwise_conv2d_s8: NHWC input/output, filter [k_h][k_w][out_c],
+ * out_c == in_c * depth_multiplier. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t depth_multiplier;
+} depthwise_conv2d_s8_params;
+
+/* fully_connected_s8: input [batches][in_features],
+ * weights [out_features][in_features], output [batches][out_features]. */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;   /* -input_zero_point */
+    int32_t filter_offset;  /* -filter_zero_point (0 for symmetric weights) */
+    int32_t output_offset;  /* output_zero_point */
+    int32_t act_min;
+    int32_t act_max;
+} fully_connected_s8_params;
+
+/* add_s8: elementwise, same-shape inputs (TFLite ArithmeticParams). */
+typedef struct {
+    int32_t size;
+    int32_t left_shift;
+    int32_t input1_offset;
+    int32_t input1_multiplier;
+    int32_t input1_shift;
+    int32_t input2_offset;
+    int32_t input2_multiplier;
+    int32_t input2_shift;
+    int32_t output_offset;
+    int32_t output_multiplier;
+    int32_t output_shift;
+    int32_t act_min;
+    int32_t act_max;
+} add_s8_params;
+
+/* avg_pool_s8 / max_pool_s8: NHWC input/output. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t channels;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t act_min;
+    int32_t act_max;
+} pool_s8_params;
+
+/* softmax_s8: [rows][depth], output zero point -128, scale 1/256.
+ * exp_table[k] = exp(-k * input_scale * beta) in Q0.31, for k = max - x. */
+typedef struct {
+    int32_t rows;
+    int32_t depth;
+    const int32_t *exp_table; /* 256 entries */
+} softmax_s8_params;
+
+/* pad_s8: 4-D NHWC constant pad; after[i] = out_dims[i] - in_dims[i] - before[i]. */
+typedef struct {
+    int32_t in_dims[4];
+    int32_t out_dims[4];
+    int32_t before[4];
+    int32_t pad_value;      /* int8 value written into the padding */
+} pad_params;
+typedef pad_params pad_s8_params;
+
+/* lut_s8: output[i] = table[input[i] + 128]. */
+typedef struct {
+    int32_t size;
+    const int8_t *table;    /* 256 entries */
+} lut_s8_params;
+
+/* ------------------------------------------------------------------------ */
+/* Parameter structs: float32 kernels                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    float act_min;
+    float act_max;
+} conv2d_f32_params;
+
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    float act_min;
+    float act_max;
+    int32_t depth_multiplier;
+} depthwise_conv2d_f32_params;
+
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    float act_min;
+    float act_max;
+} fully_connected_f32_params;
+
+typedef struct {
+    int32_t size;
+    float act_min;
+    float act_max;
+} add_f32_params;
+
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t channels;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    float act_min;
+    float act_max;
+} pool_f32_params;
+
+typedef struct {
+    int32_t rows;
+    int32_t depth;
+    float beta;             /* TFLite SoftmaxOptions.beta; 1.0f by default */
+} softmax_f32_params;
+
+typedef struct {
+    int32_t in_dims[4];
+    int32_t out_dims[4];
+    int32_t before[4];
+    float pad_value;
+} pad_f32_params;
+
+/* clamp_f32: relu (0, FLT_MAX), relu6 (0, 6), relu_n1_to_1, clip. */
+typedef struct {
+    int32_t size;
+    float act_min;
+    float act_max;
+} clamp_f32_params;
+
+/* ------------------------------------------------------------------------ */
+/* Layout kernels (any element type)                                          */
+/* ------------------------------------------------------------------------ */
+
+/* transpose_{s8,f32}: 4-D permutation; output dim i is input dim perm[i]. */
+typedef struct {
+    int32_t in_dims[4];
+    int32_t perm[4];
+} transpose_params;
+
+#endif /* ADAPTC_KERNELS_COMMON_H */

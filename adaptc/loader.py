@@ -18,7 +18,7 @@ TFLITE_OPS = frozenset({
     "PAD", "RELU", "RELU6", "RESHAPE", "SOFTMAX",
 })
 ONNX_OPS = frozenset({
-    "Add", "AveragePool", "Clip", "Constant", "Conv", "Flatten", "Gemm", "GlobalAveragePool",
+    "Add", "AveragePool", "Constant", "Conv", "Flatten", "Gemm", "GlobalAveragePool",
     "MatMul", "MaxPool", "Pad", "Relu", "Reshape", "Softmax",
 })
 

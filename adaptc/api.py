@@ -17,9 +17,10 @@ from .program import Program, lower
 
 
 def _is_quantized(mod) -> bool:
+    """True for int8 models: QDQ ops anywhere, or an int8 input."""
     from . import tvm_compat
 
-    found = False
+    found = any(tvm_compat.dtype_of(p.ty) == "int8" for p in mod["main"].params)
 
     def visit(expr):
         nonlocal found

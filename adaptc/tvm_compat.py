@@ -66,10 +66,17 @@ def attrs_dict(func) -> dict:
 
 
 def from_tflite(buf: bytes):
-    import tflite
-    from tvm.relax.frontend.tflite import from_tflite as _from_tflite
+    """TVM's TFLite importer (0.27 returns only the IRModule, not (mod, params)).
 
-    return _from_tflite(tflite.Model.GetRootAsModel(buf, 0))  # returns only the IRModule in 0.27
+    Quirk: 0.27 refuses quantized PAD although its converter pads int8 with the input zero point
+    (TFLite's semantics); a converter subclass adds PAD to the whitelist of quantized ops."""
+    import tflite
+    from tvm.relax.frontend.tflite import tflite_frontend as fe
+
+    class Converter(fe.OperatorConverter):
+        _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {"PAD"}
+
+    return fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
 
 
 def from_onnx(model, shape_dict=None):

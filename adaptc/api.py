@@ -48,6 +48,19 @@ def pipeline(loaded: LoadedModel, calibration: np.ndarray | None = None) -> tupl
     return [ToNHWC(), FuseFloatOps(path)], "float32"
 
 
+def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
+    """{"input": (scale, zero_point), "output": ...} of an int8 model (from QuantizeInt8's
+    attributes of main, or the source model's quantization); empty for float models."""
+    attrs = mod["main"].attrs
+    out = {}
+    for key, tensors in (("input", info.inputs), ("output", info.outputs)):
+        if attrs is not None and f"adaptc.{key}_scale" in attrs:
+            out[key] = (float(attrs[f"adaptc.{key}_scale"]), int(attrs[f"adaptc.{key}_zero_point"]))
+        elif fmt == "int8" and tensors and tensors[0].quantized:
+            out[key] = (tensors[0].scale, tensors[0].zero_point)
+    return out
+
+
 @dataclass
 class CompiledModel:
     """A model compiled for a target: the adaptive Relax module, its Program and the C sources."""
@@ -125,22 +138,13 @@ class CompiledModel:
 
     @property
     def program_io_quant(self) -> dict:
-        attrs = self.mod["main"].attrs
-        out = {}
-        for key in ("input", "output"):
-            if attrs is not None and f"adaptc.{key}_scale" in attrs:
-                out[key] = (float(attrs[f"adaptc.{key}_scale"]), int(attrs[f"adaptc.{key}_zero_point"]))
-            else:
-                info = self.info.inputs[0] if key == "input" else self.info.outputs[0]
-                if info.quantized and self.format == "int8":
-                    out[key] = (info.scale, info.zero_point)
-        return out
+        return io_quantization(self.mod, self.info, self.format)
 
     def report(self) -> dict:
         """Sizes and work: what report.json holds."""
         p = self.program
         layers = [{"step": s.index, "op": s.op, "source": s.source, "macs": s.macs,
-                   "weight_bytes": int(sum(c.nbytes for c in s.consts.values())),
+                   "weight_bytes": s.flash_bytes,
                    "output_shape": list(p.tensors[s.output].shape)} for s in p.steps]
         io = self.program_io_quant
         return {"model": self.info.name, "source": self.info.path, "target": self.target,
@@ -195,5 +199,5 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     info = loaded.info
     prog = lower(mod, name or info.name, info.path)
     options = {"format": fmt, **({"name": name} if name else {})}
-    files = emit_c(prog, tgt, options)
+    files = emit_c(prog, tgt, options, io_quantization(mod, info, fmt))
     return CompiledModel(info, tgt.name, mod, prog, files, fmt, time.perf_counter() - start)

@@ -45,6 +45,7 @@ class Step:
     attrs: dict                      # kernel parameters from the composite
     consts: dict[str, np.ndarray]    # flash tensors by parameter name
     macs: int = 0
+    flash_bytes: int = 0             # constant bytes the target's kernel stores (set by the target)
 
 
 @dataclass
@@ -62,7 +63,9 @@ class Program:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(int(c.nbytes) for s in self.steps for c in s.consts.values())
+        """Constant data in flash (weights, biases, requantization arrays, tables), as the
+        target's kernels store it; 0 until a target has rendered the program."""
+        return sum(s.flash_bytes for s in self.steps)
 
     @property
     def macs(self) -> int:

@@ -137,8 +137,10 @@ def _shape_text(shape) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
 
-def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[str, str]:
-    """Render the program: {"<prefix>.h": ..., "<prefix>.c": ..., "Makefile": ...}."""
+def emit_c(prog: Program, target: CortexM, options: dict | None = None,
+           quantization: dict | None = None) -> dict[str, str]:
+    """Render the program: {"<prefix>.h": ..., "<prefix>.c": ..., "Makefile": ...}.
+    ``quantization``: {"input"|"output": (scale, zero_point)} of an int8 model, for the header."""
     prefix = c_identifier(prog.name)
     options = options or {}
     opt_text = ", ".join(f"{k}={options[k]}" for k in sorted(options)) or "defaults"
@@ -175,6 +177,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[
             if f not in kernel_files:
                 kernel_files.append(f)
         names = {}
+        step.flash_bytes = sum(int(data.nbytes) for _, data in call.arrays if data is not None)
         for role, data in call.arrays:
             if data is None:
                 continue
@@ -199,9 +202,10 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[
     env = _env()
     ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_H",
            "arena_bytes": prog.arena_bytes, "arena_alloc": max(prog.arena_bytes, 16),
-           "weight_bytes": sum(a["length"] * (1 if a["ctype"] == "int8_t" else 4) for a in arrays),
+           "weight_bytes": prog.weight_bytes,
            "in_ctype": in_ctype, "out_ctype": out_ctype,
-           "inputs": [_io(t, in_ctype) for t in (t_in,)], "outputs": [_io(t, out_ctype) for t in (t_out,)],
+           "inputs": [_io(t_in, in_ctype, (quantization or {}).get("input"))],
+           "outputs": [_io(t_out, out_ctype, (quantization or {}).get("output"))],
            "common": common,
            "kernels": [_kernel_source(f) for f in kernel_files], "arrays": arrays, "steps": steps,
            "plan_lines": plan_lines}
@@ -210,5 +214,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None) -> dict[
             "Makefile": env.get_template("Makefile.j2").render(ctx)}
 
 
-def _io(t, ctype) -> dict:
-    return {"size": int(np.prod(t.shape)), "comment": c_comment(f"{ctype} {_shape_text(t.shape)} ({t.name})")}
+def _io(t, ctype, quant) -> dict:
+    """Header facts of one model input/output; real value = scale * (q - zero_point)."""
+    return {"size": int(np.prod(t.shape)), "comment": c_comment(f"{ctype} {_shape_text(t.shape)} ({t.name})"),
+            "scale": _c_float(quant[0]) if quant else None, "zero_point": int(quant[1]) if quant else None}

@@ -56,18 +56,23 @@ def _dequantized(g: Graph, expr):
     return (expr.args[0] if value is None else value), scale, zp
 
 
+def _quantized_bound(value: float, scale, zp: int) -> int:
+    """zp + round(value / scale) in float32, as TFLite computes activation bounds; int8-clamped."""
+    with np.errstate(over="ignore"):
+        q = fxp.round_away_f32(np.float32(value) / np.float32(scale))
+    return int(np.clip(zp + q, -128, 127))
+
+
 def _activation_range(g: Graph, expr, out_scale, out_zp):
     """Strip a float relu/clip before quantize: (inner expr, act_min, act_max)."""
-    lo, hi = -128, 127
     name = g.op(expr)
     if name == "relax.nn.relu":
-        return g.resolve(expr).args[0], max(lo, out_zp + fxp.round_away_f32(0.0 / out_scale)), hi
+        return g.resolve(expr).args[0], _quantized_bound(0.0, out_scale, out_zp), 127
     if name == "relax.clip":
         call = g.resolve(expr)
-        qmin, qmax = (np.clip(out_zp + np.float64(fxp.round_away_f32(np.float32(np.clip(f, -3e38, 3e38)) / np.float32(out_scale))),
-                              -1e9, 1e9) for f in (float(call.args[1].value), float(call.args[2].value)))
-        return call.args[0], int(max(lo, qmin)), int(min(hi, qmax))
-    return expr, lo, hi
+        return (call.args[0], _quantized_bound(float(call.args[1].value), out_scale, out_zp),
+                _quantized_bound(float(call.args[2].value), out_scale, out_zp))
+    return expr, -128, 127
 
 
 def _out_range(out_scale, out_zp, act_min, act_max):

@@ -1,2 +1,31 @@
-"""adaptc: adaptive-inference compiler on Apache TVM."""
+"""adaptc: adaptive-inference compiler on Apache TVM.
+
+    import adaptc
+    m = adaptc.compile("model.tflite", target="cortex-m4")
+    y = m.run(x)
+    m.export("out/")
+
+``compile``, ``load`` and ``CompiledModel`` import TVM on first use, so ``import adaptc`` (and
+``adaptc --help``) stays fast.
+"""
+from .errors import (AdaptcError, DynamicShapeError, InputError, ModelLoadError, TargetError,
+                     ToolchainError, UnsupportedOperatorError)
+
 __version__ = "0.1.0"
+
+_LAZY = {"compile": ("api", "compile"), "CompiledModel": ("api", "CompiledModel"),
+         "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel")}
+
+__all__ = ["compile", "load", "CompiledModel", "LoadedModel", "AdaptcError", "ModelLoadError",
+           "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'adaptc' has no attribute {name!r}")

@@ -145,7 +145,7 @@ class CompiledModel:
         p = self.program
         layers = [{"step": s.index, "op": s.op, "source": s.source, "macs": s.macs,
                    "weight_bytes": s.flash_bytes,
-                   "output_shape": list(p.tensors[s.output].shape)} for s in p.steps]
+                   "output_shape": list(s.out_shape)} for s in p.steps]
         io = self.program_io_quant
         return {"model": self.info.name, "source": self.info.path, "target": self.target,
                 "format": self.format, "prefix": self.prefix,

@@ -121,13 +121,16 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
     builtin_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        if name == "CUSTOM":
-            name = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
-        if name not in TFLITE_OPS:
+        try:
+            code = model.OperatorCodes(op.OpcodeIndex())
+            name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+            if name == "CUSTOM":
+                name = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
             outs = op.OutputsAsNumpy()
             node = sub.Tensors(int(outs[0])).Name().decode(errors="replace") if len(outs) else f"#{i}"
+        except Exception as e:  # the operator-code tables sit at the end of the file
+            raise ModelLoadError(path, f"corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
+        if name not in TFLITE_OPS:
             raise UnsupportedOperatorError(path, name, f"operator #{i} -> {node}", TFLITE_OPS)
     inputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.InputsAsNumpy())
     outputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.OutputsAsNumpy())

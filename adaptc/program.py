@@ -3,8 +3,10 @@
 ``lower(mod, name)`` reads an integer (or float) composite module -- ``main`` is a sequence of
 calls to ``adaptc.*`` composite functions and reshapes -- and produces an ordered list of
 ``Step``s over ``Tensor``s, plus one memory plan for every intermediate tensor (the arena).
-Reshapes produce no step: the result aliases its input's storage. The model input and output
-are caller-owned buffers and are not in the arena.
+Reshapes produce no step: the result aliases its input's storage, so one tensor can be seen with
+several shapes; each step records the shapes it reads and writes (``in_shapes``, ``out_shape``)
+and kernels take their geometry from those. The model input and output are caller-owned buffers
+and are not in the arena.
 """
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ class Step:
     consts: dict[str, np.ndarray]    # flash tensors by parameter name
     macs: int = 0
     flash_bytes: int = 0             # constant bytes the target's kernel stores (set by the target)
+    in_shapes: list = field(default_factory=list)   # activation shapes as this step reads them
+    out_shape: tuple = ()                            # output shape as this step writes it
 
 
 @dataclass
@@ -129,7 +133,8 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
                 axes = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else list(range(len(shape)))[::-1]
                 out_id = new_tensor(b.var)
                 steps.append(Step(len(steps), "adaptc.transpose", f"permute_dims ({b.var.name})",
-                                  [storage[src]], out_id, {"axes": axes}, {}))
+                                  [storage[src]], out_id, {"axes": axes}, {},
+                                  in_shapes=[shape], out_shape=tensors[out_id].shape))
                 continue
             raise UnsupportedOperatorError(path, str(opn or type(value).__name__), b.var.name,
                                            ["adaptc composites", "reshape"],
@@ -140,21 +145,26 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
         consts = {p.name: tvm_compat.constant_value(a)
                   for p, a in zip(callee.params[n_act:], value.args[n_act:])}
         in_ids = [storage[a] for a in value.args[:n_act]]
+        in_shapes = [tvm_compat.shape_of(a.ty) for a in value.args[:n_act]]
         out_id = new_tensor(b.var)
+        out_shape = tensors[out_id].shape
         steps.append(Step(len(steps), op, f"{attrs.pop('source', op)} ({b.var.name})", in_ids, out_id,
-                          attrs, consts, _macs(op, attrs, [tensors[i].shape for i in in_ids],
-                                               tensors[out_id].shape, consts)))
+                          attrs, consts, _macs(op, attrs, in_shapes, out_shape, consts),
+                          in_shapes=in_shapes, out_shape=out_shape))
     result = func.body.body
     fields = result.fields if isinstance(result, relax.Tuple) else [result]
     outputs = []
     for f in fields:
         tid = storage[f]
+        shape = tvm_compat.shape_of(f.ty)
         if tensors[tid].kind == "input" or tid in outputs:
-            raise UnsupportedOperatorError(path, "identity", f.name, ["computed outputs"],
-                                           "a model output that is an input or another output")
+            # The output is (a reshape of) the input or another output: it needs its own bytes.
+            src = tid
+            tid = new_tensor(f)
+            steps.append(Step(len(steps), "adaptc.transpose", f"copy ({f.name})", [src], tid,
+                              {"axes": list(range(len(shape)))}, {}, in_shapes=[shape], out_shape=shape))
         tensors[tid].kind = "output"
-        ty = f.ty
-        tensors[tid].shape = tvm_compat.shape_of(ty)   # an aliased output takes the output's shape
+        tensors[tid].shape = shape   # an aliased output takes the output's shape
         outputs.append(tid)
     prog = Program(name, tensors, steps, inputs, outputs)
     _plan(prog)

@@ -227,7 +227,9 @@ def _max_pool2d_f32(F, p, a):
 
 @composite("adaptc.softmax_f32")
 def _softmax_f32(F, p, a):
-    return relax.op.nn.softmax(p[0], axis=-1)
+    beta = float(a.get("beta", 1.0))
+    x = p[0] if beta == 1.0 else relax.op.multiply(p[0], relax.const(np.float32(beta)))
+    return relax.op.nn.softmax(x, axis=-1)
 
 
 @composite("adaptc.clamp_f32")

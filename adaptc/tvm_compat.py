@@ -68,15 +68,44 @@ def attrs_dict(func) -> dict:
 def from_tflite(buf: bytes):
     """TVM's TFLite importer (0.27 returns only the IRModule, not (mod, params)).
 
-    Quirk: 0.27 refuses quantized PAD although its converter pads int8 with the input zero point
-    (TFLite's semantics); a converter subclass adds PAD to the whitelist of quantized ops."""
+    Quirks, fixed by a converter subclass:
+    - 0.27 refuses quantized PAD although its converter pads int8 with the input zero point
+      (TFLite's semantics); PAD joins the whitelist of quantized ops.
+    - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
+      the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
+      one becomes softmax(x * beta)."""
     import tflite
     from tvm.relax.frontend.tflite import tflite_frontend as fe
 
     class Converter(fe.OperatorConverter):
         _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {"PAD"}
 
+        def convert_softmax(self, op):
+            beta = tflite_softmax_beta(op)
+            (x,), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            if beta == 1.0:
+                return super().convert_softmax(op)
+            if not x.qnn_params:   # FuseFloatOps folds the scalar multiply into softmax_f32's beta
+                xb = relax.op.multiply(self.get_expr(x.tensor_idx), relax.const(np.float32(beta)))
+                return relax.op.nn.softmax(xb, axis=-1)
+            scale = float(np.float32(x.tensor.Quantization().Scale(0))) * beta
+            xf = relax.op.dequantize(self.get_expr(x.tensor_idx), scale=relax.const(scale, "float32"),
+                                     zero_point=x.qnn_params["zero_point"], axis=x.qnn_params["axis"])
+            return self.quantize(relax.op.nn.softmax(xf, axis=-1), y)
+
     return fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
+
+
+def tflite_softmax_beta(op) -> float:
+    """``beta`` of a TFLite SOFTMAX operator (1.0 when the options table is absent)."""
+    from tflite.SoftmaxOptions import SoftmaxOptions
+
+    table = op.BuiltinOptions()
+    if table is None:
+        return 1.0
+    opts = SoftmaxOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return float(opts.Beta())
 
 
 def from_onnx(model, shape_dict=None):

@@ -6,7 +6,7 @@ weights as constants (possibly reshaped / transposed constants).
 Ensures: ``main`` holds calls to float composites and reshapes only:
 ``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
 ``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
-``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d``/global ``mean`` ``[+ act]``; ``softmax``; a lone ``relu``/``clip``
+``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d``/global ``mean`` ``[+ act]``; ``[x * beta ->] softmax``; a lone ``relu``/``clip``
 -> ``adaptc.clamp_f32``; ``nn.pad``. Layout ops (reshape, permute_dims) stay as they are.
 Anything else raises UnsupportedOperatorError naming the op
 and binding. Composite bodies are the original float ops, so the module computes the same
@@ -24,7 +24,7 @@ from adaptc.graph import Graph, const_eval, rebuild_main
 from adaptc.qops import CompositeCall
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
-             "reshape", "softmax")
+             "reshape", "softmax", "multiply (softmax beta)")
 LAYOUT_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten", "relax.permute_dims")
 
 
@@ -67,6 +67,18 @@ class _Fuser:
             self.consumed.add(user.var)
             var = user.var
         return var, bias, (lo, hi)
+
+    def softmax_beta(self, var, value):
+        """(beta, softmax binding) when ``var = x * scalar`` feeds only a last-axis softmax."""
+        user = self.single_user(var)
+        if user is None or tvm_compat.op_name(user.value) != "relax.nn.softmax":
+            return None
+        if int(user.value.attrs.axis) not in (-1, len(tvm_compat.shape_of(var.ty)) - 1):
+            return None
+        beta = const_eval(self.g, value.args[1])
+        if beta is None or beta.size != 1:
+            return None
+        return float(beta.reshape(())), user
 
     def run(self):
         g = self.g
@@ -136,10 +148,15 @@ class _Fuser:
                 "pool_size": [int(v) for v in a.pool_size], "strides": [int(v) for v in a.strides],
                 "padding": [int(v) for v in a.padding], "act_min": lo, "act_max": hi},
                 out_shape, "float32", name.split(".")[-1]), last)
+        elif name == "relax.multiply" and self.softmax_beta(var, value) is not None:
+            beta, user = self.softmax_beta(var, value)
+            self.consumed.add(user.var)
+            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {"beta": beta}, out_shape,
+                                         "float32", "softmax"), user.var)
         elif name == "relax.nn.softmax":
             if int(value.attrs.axis) not in (-1, len(out_shape) - 1):
                 g.fail("softmax", var.name, "softmax over an axis other than the last")
-            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {}, out_shape,
+            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {"beta": 1.0}, out_shape,
                                          "float32", "softmax"), var)
         elif _act_bounds(value) is not None:
             lo, hi = _act_bounds(value)

@@ -147,8 +147,11 @@ class _Quantizer:
         elif kind == "adaptc.add_f32":
             y = bb.emit(relax.op.add(self.dq(bb, acts[0]), self.dq(bb, acts[1])))
             self.quant(bb, act(y), b.var, s_out, zp_out)
-        elif kind == "adaptc.softmax_f32":
-            y = bb.emit(relax.op.nn.softmax(self.dq(bb, acts[0]), axis=-1))
+        elif kind == "adaptc.softmax_f32":   # beta folds into the input scale, as in TFLite
+            x, s, zp = self.q[acts[0]]
+            s_beta = np.float32(np.float64(s) * float(a.get("beta", 1.0)))
+            x_f = bb.emit(relax.op.dequantize(x, relax.const(s_beta), relax.const(np.int32(zp)), axis=0))
+            y = bb.emit(relax.op.nn.softmax(x_f, axis=-1))
             self.quant(bb, y, b.var, np.float32(1 / 256), -128)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)

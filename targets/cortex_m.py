@@ -191,16 +191,16 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
         in_struct = {v[1] for v in call.params.values() if isinstance(v, tuple)}
         args += [names.get(role, "NULL") for role, _ in call.arrays if role not in in_struct]
         args.append(pointer(step.output))
-        shapes = " + ".join(_shape_text(prog.tensors[i].shape) for i in step.inputs)
+        shapes = " + ".join(_shape_text(s) for s in step.in_shapes)
         steps.append({"index": step.index, "function": call.function, "params_type": call.params_type,
                       "params_name": f"s{step.index}_params", "params": params, "args": args,
                       "comment": c_comment(f"{step.op} <- {step.source}; {shapes} -> "
-                                           f"{_shape_text(prog.tensors[step.output].shape)}"
+                                           f"{_shape_text(step.out_shape)}"
                                            + (f"; {step.macs} MACs" if step.macs else ""))})
     plan_lines = [c_comment(f"{t.offset:>7} +{t.nbytes:<7} {t.name} {_shape_text(t.shape)} {t.dtype}")
                   for t in prog.tensors if t.kind == "arena"]
     env = _env()
-    ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_H",
+    ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_ADAPTC_MODEL_H",
            "arena_bytes": prog.arena_bytes, "arena_alloc": max(prog.arena_bytes, 16),
            "weight_bytes": prog.weight_bytes,
            "in_ctype": in_ctype, "out_ctype": out_ctype,

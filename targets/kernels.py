@@ -61,8 +61,8 @@ def _nhwc(shape):
 
 
 def _conv_geometry(step: Step, prog: Program) -> dict:
-    n, in_h, in_w, in_c = _nhwc(prog.tensors[step.inputs[0]].shape)
-    _, out_h, out_w, out_c = _nhwc(prog.tensors[step.output].shape)
+    n, in_h, in_w, in_c = _nhwc(step.in_shapes[0])
+    _, out_h, out_w, out_c = _nhwc(step.out_shape)
     a = step.attrs
     w = step.consts["weights"]
     pad_top, pad_left = a["padding"][0], a["padding"][1]
@@ -122,7 +122,7 @@ def _qconv2d(step, prog):
 
 
 def _dense_geometry(step, prog):
-    in_shape, out_shape = prog.tensors[step.inputs[0]].shape, prog.tensors[step.output].shape
+    in_shape, out_shape = step.in_shapes[0], step.out_shape
     return {"batches": int(np.prod(in_shape[:-1])), "in_features": in_shape[-1], "out_features": out_shape[-1]}
 
 
@@ -140,7 +140,7 @@ def _qdense(step, prog):
 @kernel("adaptc.qadd")
 def _qadd(step, prog):
     a = step.attrs
-    params = {"size": int(np.prod(prog.tensors[step.output].shape)), "left_shift": a["left_shift"],
+    params = {"size": int(np.prod(step.out_shape)), "left_shift": a["left_shift"],
               "input1_offset": -a["input1_zp"], "input1_multiplier": a["input1_multiplier"],
               "input1_shift": a["input1_shift"], "input2_offset": -a["input2_zp"],
               "input2_multiplier": a["input2_multiplier"], "input2_shift": a["input2_shift"],
@@ -150,8 +150,8 @@ def _qadd(step, prog):
 
 
 def _pool_params(step, prog):
-    n, in_h, in_w, c = _nhwc(prog.tensors[step.inputs[0]].shape)
-    _, out_h, out_w, _ = _nhwc(prog.tensors[step.output].shape)
+    n, in_h, in_w, c = _nhwc(step.in_shapes[0])
+    _, out_h, out_w, _ = _nhwc(step.out_shape)
     a = step.attrs
     return {"batches": n, "in_h": in_h, "in_w": in_w, "channels": c, "out_h": out_h, "out_w": out_w,
             "k_h": a["pool_size"][0], "k_w": a["pool_size"][1], "stride_h": a["strides"][0],
@@ -170,7 +170,7 @@ def _qmax_pool2d(step, prog):
 
 
 def _rows_depth(step, prog):
-    shape = prog.tensors[step.output].shape
+    shape = step.out_shape
     return {"rows": int(np.prod(shape[:-1])), "depth": shape[-1]}
 
 
@@ -183,13 +183,13 @@ def _qsoftmax(step, prog):
 
 @kernel("adaptc.qlut")
 def _qlut(step, prog):
-    size = int(np.prod(prog.tensors[step.output].shape))
+    size = int(np.prod(step.out_shape))
     return KernelCall("lut_s8", {"size": size, "table": ("array", "table")},
                       [("table", step.consts["table"].astype(np.int8))])
 
 
 def _pad_params(step, prog):
-    in_shape, out_shape = prog.tensors[step.inputs[0]].shape, prog.tensors[step.output].shape
+    in_shape, out_shape = step.in_shapes[0], step.out_shape
     if len(in_shape) > 4:
         raise TargetError(f"pad of a {len(in_shape)}-D tensor at step {step.index}; at most 4-D")
     lead = 4 - len(in_shape)
@@ -233,7 +233,7 @@ def _dense_f32(step, prog):
 
 @kernel("adaptc.add_f32")
 def _add_f32(step, prog):
-    return KernelCall("add_f32", {"size": int(np.prod(prog.tensors[step.output].shape)),
+    return KernelCall("add_f32", {"size": int(np.prod(step.out_shape)),
                                   **_act_f32(step.attrs)}, [])
 
 
@@ -255,12 +255,12 @@ def _max_pool2d_f32(step, prog):
 
 @kernel("adaptc.softmax_f32")
 def _softmax_f32(step, prog):
-    return KernelCall("softmax_f32", {**_rows_depth(step, prog), "beta": 1.0}, [])
+    return KernelCall("softmax_f32", {**_rows_depth(step, prog), "beta": float(step.attrs.get("beta", 1.0))}, [])
 
 
 @kernel("adaptc.clamp_f32")
 def _clamp_f32(step, prog):
-    return KernelCall("clamp_f32", {"size": int(np.prod(prog.tensors[step.output].shape)),
+    return KernelCall("clamp_f32", {"size": int(np.prod(step.out_shape)),
                                     **_act_f32(step.attrs)}, [])
 
 
@@ -276,7 +276,7 @@ def _pad_f32(step, prog):
 
 @kernel("adaptc.transpose")
 def _transpose(step, prog):
-    shape = prog.tensors[step.inputs[0]].shape
+    shape = step.in_shapes[0]
     axes = list(step.attrs["axes"])
     if len(shape) > 4:
         raise TargetError(f"transpose of a {len(shape)}-D tensor at step {step.index}; at most 4-D")

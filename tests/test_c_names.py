@@ -107,16 +107,8 @@ def _check(m, xs, wants, tmp_path, make=False):
         np.testing.assert_array_equal(m.run(x), want, err_msg=f"input #{i}")
 
 
-GUARD_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="prefix 'adaptc_kernels_common' gives the header guard ADAPTC_KERNELS_COMMON_H, the guard of "
-           "templates/kernels/common.h: the .c includes <prefix>.h first, so the inlined common.h is skipped "
-           "and the C does not compile (unknown type names conv2d_s8_params, ...)")
-
-
 def _model_name_params():
-    return [pytest.param(n, id=repr(n)[:40], marks=GUARD_BUG if n == "adaptc_kernels_common" else ())
-            for n in HOSTILE_MODEL_NAMES]
+    return [pytest.param(n, id=repr(n)[:40]) for n in HOSTILE_MODEL_NAMES]
 
 
 @pytest.mark.parametrize("hostile", _model_name_params())

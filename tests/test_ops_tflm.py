@@ -106,8 +106,8 @@ def residual_add(shape, in_q, mid_q, out_q, activation="NONE"):
 
 
 def reshape_then(shape, new_shape, q, then):
-    """RESHAPE followed by ``then`` (``"softmax"`` or ``"fc"``): a reshape-only model has no
-    computed output (see XFAIL_RESHAPE_ONLY)."""
+    """RESHAPE followed by ``then`` (``"softmax"`` or ``"fc"``): the consumer must see the
+    reshaped geometry."""
     def build(rng):
         mb = T._ModelBuilder("adaptc test: int8 RESHAPE + op")
         q_ = T.QParams(*q)
@@ -149,16 +149,6 @@ def xfail(reason):
 
 XFAIL_FC_4D = xfail("TVM's relax TFLite frontend: int8 FULLY_CONNECTED on a 4-D input is imported as a matmul "
                     "without flattening (reduction 4 vs 16) -> ModelLoadError; TFLite Micro flattens the input")
-XFAIL_BETA = xfail("softmax beta != 1 is silently dropped (TVM's relax TFLite frontend emits R.nn.softmax(x) "
-                   "without beta; adaptc neither honours nor refuses it): C and reference differ from TFLM")
-XFAIL_RESHAPE_SHAPE = xfail(
-    "program.lower() aliases a reshape's result to its input tensor and the consumer step reads the "
-    "PRE-reshape shape: RESHAPE(1x4x4x2 -> 1x32) + FULLY_CONNECTED(32 -> 5) emits batches=16, in_features=2 "
-    "(wrong output, and the kernel writes 16x5 bytes into the 5-byte output buffer: heap corruption); "
-    "program.macs is 10 instead of 160. The Relax reference is right. Checked before m.run so the test "
-    "process is not corrupted")
-XFAIL_RESHAPE_ONLY = xfail("a model whose output is a reshape of its input has no computed output: lower() raises "
-                           "UnsupportedOperatorError('identity'); TFLM runs it")
 
 
 SM_OUT = (1 / 256, -128)
@@ -221,20 +211,17 @@ INT8_CASES = [
     Case("softmax_scale_1.0", const(T.softmax_model, (1, 16), (1.0, 0), SM_OUT), (1, 16), min_distinct=2),
     Case("softmax_scale_4.0_4d", const(T.softmax_model, (1, 2, 2, 8), (4.0, -128), SM_OUT), (1, 2, 2, 8),
          min_distinct=2),
-    Case("softmax_scale_0.2_beta_0.5", const(T.softmax_model, (1, 10), (0.2, 0), SM_OUT, beta=0.5), (1, 10),
-         marks=XFAIL_BETA),
+    Case("softmax_scale_0.2_beta_0.5", const(T.softmax_model, (1, 10), (0.2, 0), SM_OUT, beta=0.5), (1, 10)),
     # RELU / RELU6 (same qparams in and out)
     Case("relu", const(T.relu_model, (1, 4, 4, 3), (0.1, 5)), (1, 4, 4, 3)),
     Case("relu_zp_-128", const(T.relu_model, (1, 16), (0.05, -128)), (1, 16)),
     Case("relu6", const(T.relu6_model, (1, 4, 4, 3), (0.05, -10)), (1, 4, 4, 3)),
     Case("relu6_zp_127", const(T.relu6_model, (1, 20), (0.02, 127)), (1, 20), min_distinct=1),
-    # RESHAPE (followed by an op: see XFAIL_RESHAPE_ONLY)
-    Case("reshape_4d_to_2d_fc", reshape_then((1, 4, 4, 2), (1, 32), (0.1, 0), "fc"), (1, 4, 4, 2),
-         marks=XFAIL_RESHAPE_SHAPE),
+    # RESHAPE (followed by an op, and alone: the output is a copy of the input)
+    Case("reshape_4d_to_2d_fc", reshape_then((1, 4, 4, 2), (1, 32), (0.1, 0), "fc"), (1, 4, 4, 2)),
     Case("reshape_2d_minus1_softmax", reshape_then((1, 3, 8), (3, -1), (0.3, 9), "softmax"), (1, 3, 8),
          min_distinct=2),
-    Case("reshape_only", const(T.reshape_model, (1, 4, 4, 2), (1, 32), (0.1, 0)), (1, 4, 4, 2),
-         marks=XFAIL_RESHAPE_ONLY),
+    Case("reshape_only", const(T.reshape_model, (1, 4, 4, 2), (1, 32), (0.1, 0)), (1, 4, 4, 2)),
     # PAD (the padding value is the zero point)
     Case("pad_spatial", const(T.pad_model, (1, 4, 4, 2), [[0, 0], [1, 1], [1, 1], [0, 0]], (0.1, 3)),
          (1, 4, 4, 2)),
@@ -367,13 +354,11 @@ F32_CASES = [
          (1, 5, 5, 2)),
     Case("f32_maxpool_2x2", const(T.max_pool_model_f32, (1, 6, 6, 3)), (1, 6, 6, 3)),
     Case("f32_softmax", const(T.softmax_model_f32, (2, 10)), (2, 10)),
-    Case("f32_softmax_beta2", const(T.softmax_model_f32, (1, 12), beta=2.0), (1, 12), marks=XFAIL_BETA),
+    Case("f32_softmax_beta2", const(T.softmax_model_f32, (1, 12), beta=2.0), (1, 12)),
     Case("f32_relu", const(T.relu_model_f32, (1, 4, 4, 3)), (1, 4, 4, 3)),
     Case("f32_relu6", const(T.relu6_model_f32, (1, 30)), (1, 30)),
-    Case("f32_reshape_4d_to_2d_fc", freshape_fc((1, 4, 4, 2), (1, -1), 6), (1, 4, 4, 2),
-         marks=XFAIL_RESHAPE_SHAPE),
-    Case("f32_reshape_only", const(T.reshape_model_f32, (1, 4, 4, 2), (1, -1)), (1, 4, 4, 2),
-         marks=XFAIL_RESHAPE_ONLY),
+    Case("f32_reshape_4d_to_2d_fc", freshape_fc((1, 4, 4, 2), (1, -1), 6), (1, 4, 4, 2)),
+    Case("f32_reshape_only", const(T.reshape_model_f32, (1, 4, 4, 2), (1, -1)), (1, 4, 4, 2)),
     Case("f32_pad", const(T.pad_model_f32, (1, 4, 3, 2), [[0, 0], [1, 2], [0, 1], [0, 0]]), (1, 4, 3, 2)),
 ]
 

@@ -93,3 +93,21 @@ def test_frontends(tmp_path):
     (y,) = tvm_compat.run_vm(tvm_compat.build_llvm(mod), np.array([[-1, 2, -3, 4]], np.float32))
     np.testing.assert_array_equal(y, [[0, 2, 0, 4]])
     assert isinstance(onnx.__version__, str)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5, 2.0])
+def test_softmax_beta_reaches_the_module(beta):
+    """0.27's SOFTMAX converter drops beta; the glue's converter keeps it (float: x * beta)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    import tflite
+    import tflite_ops as T
+
+    buf = T.softmax_model_f32((1, 6), beta=beta)
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    assert tvm_compat.tflite_softmax_beta(model.Subgraphs(0).Operators(0)) == beta
+    x = np.linspace(-2, 3, 6, dtype=np.float32).reshape(1, 6)
+    (y,) = tvm_compat.run_vm(tvm_compat.build_llvm(tvm_compat.from_tflite(buf)), x)
+    e = np.exp(beta * (x.astype(np.float64) - x.max()))
+    np.testing.assert_allclose(y, e / e.sum(), rtol=1e-6)

@@ -994,7 +994,7 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
     /* step 4: adaptc.qavg_pool2d <- avg_pool2d (lv16); 1x4x4x8 -> 1x1x1x8 */
     avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 128), (int8_t *)(arena.bytes + 0));
 
-    /* step 5: adaptc.qdense <- fully_connected (lv131); 1x1x1x8 -> 1x5; 40 MACs */
+    /* step 5: adaptc.qdense <- fully_connected (lv131); 1x8 -> 1x5; 40 MACs */
     fully_connected_s8(&s5_params, (int8_t *)(arena.bytes + 0), s5_weights, s5_bias, s5_mult, s5_shift, (int8_t *)(arena.bytes + 16));
 
     /* step 6: adaptc.qsoftmax <- softmax (gv); 1x5 -> 1x5 */

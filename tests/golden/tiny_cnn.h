@@ -4,8 +4,8 @@
  * target: cortex-m4 (dsp=1, fpu=1, mve=0)
  * options: format=int8
  */
-#ifndef TINY_CNN_H
-#define TINY_CNN_H
+#ifndef TINY_CNN_ADAPTC_MODEL_H
+#define TINY_CNN_ADAPTC_MODEL_H
 
 #include <stdint.h>
 
@@ -40,4 +40,4 @@ int tiny_cnn_run(const int8_t *input, int8_t *output);
 }
 #endif
 
-#endif /* TINY_CNN_H */
+#endif /* TINY_CNN_ADAPTC_MODEL_H */

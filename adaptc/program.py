@@ -48,6 +48,7 @@ class Step:
     consts: dict[str, np.ndarray]    # flash tensors by parameter name
     macs: int = 0
     flash_bytes: int = 0             # constant bytes the target's kernel stores (set by the target)
+    kernel: str = ""                 # C function the target chose (set by the target)
     in_shapes: list = field(default_factory=list)   # activation shapes as this step reads them
     out_shape: tuple = ()                            # output shape as this step writes it
 
@@ -167,12 +168,15 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
         tensors[tid].shape = shape   # an aliased output takes the output's shape
         outputs.append(tid)
     prog = Program(name, tensors, steps, inputs, outputs)
-    _plan(prog)
+    plan(prog)
     return prog
 
 
-def _plan(prog: Program) -> None:
-    """Lifetimes in step indices; every arena tensor gets a planned offset."""
+def plan(prog: Program, scratch: dict[int, int] | None = None) -> dict[int, int]:
+    """Plan the arena: lifetimes in step indices; every arena tensor gets a planned offset.
+
+    ``scratch``: {step index: bytes} of kernel scratch buffers (live during that step only), as a
+    target's optimized kernels ask for them; returns their offsets {step index: offset}."""
     first, last = {}, {}
     for s in prog.steps:
         first.setdefault(s.output, s.index)
@@ -184,7 +188,10 @@ def _plan(prog: Program) -> None:
     for t in prog.tensors:
         if t.kind == "arena" and t.id in first:
             ids[t.id] = planner.add_buffer(t.nbytes, first[t.id], last[t.id], t.name)
+    scratch_ids = {i: planner.add_buffer(n, i, i, f"scratch of step {i}")
+                   for i, n in sorted((scratch or {}).items()) if n > 0}
     offsets = planner.plan()
     for tid, bid in ids.items():
         prog.tensors[tid].offset = offsets[bid]
     prog.planner = planner
+    return {i: offsets[bid] for i, bid in scratch_ids.items()}

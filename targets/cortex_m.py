@@ -16,36 +16,68 @@ import numpy as np
 
 from adaptc import __version__
 from adaptc.errors import TargetError
-from adaptc.program import Program
+from adaptc.program import Program, plan
 
-from .kernels import select
+from .kernels import SCRATCH, select
+
+
+@dataclass(frozen=True)
+class Board:
+    """Memory of a board: the reference board of a core (budget checks) or the emulated one."""
+
+    name: str
+    flash_bytes: int
+    ram_bytes: int
+    flash_origin: int = 0x0
+    ram_origin: int = 0x20000000
 
 
 @dataclass(frozen=True)
 class CortexM:
-    """A Cortex-M core: what the generated code may use and the reference board's memory."""
+    """A Cortex-M core: what the generated code may use, the board whose memory a model must fit
+    (``board``) and the QEMU machine that runs it (``qemu_machine``, memory ``emulated``)."""
 
     name: str
-    cpu: str                 # gcc -mcpu
+    cpu: str                          # gcc -mcpu
     has_dsp: bool
     has_fpu: bool
     has_mve: bool
-    flash_bytes: int
-    ram_bytes: int
     gcc_flags: tuple[str, ...]
+    board: Board
+    qemu_machine: str
+    emulated: Board
+    objdump_flags: tuple[str, ...] = ()
 
+    @property
+    def kernel_variants(self) -> tuple[str, ...]:
+        """Kernel variants this core runs, best first (see targets/kernels.py)."""
+        return ("mve",) * self.has_mve + ("dsp",) * self.has_dsp + ("ref",)
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.board.flash_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.board.ram_bytes
+
+
+_MPS2 = Board("MPS2 FPGA image (QEMU)", 4 << 20, 4 << 20)
+_AN547 = Board("MPS3 AN547 Corstone-300 (QEMU; ITCM + DTCM)", 512 << 10, 512 << 10)
 
 TARGETS = {t.name: t for t in (
-    CortexM("cortex-m0plus", "cortex-m0plus", False, False, False, 256 << 10, 32 << 10,
-            ("-mcpu=cortex-m0plus", "-mthumb")),
-    CortexM("cortex-m3", "cortex-m3", False, False, False, 512 << 10, 64 << 10,
-            ("-mcpu=cortex-m3", "-mthumb")),
-    CortexM("cortex-m4", "cortex-m4", True, True, False, 1 << 20, 128 << 10,
-            ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")),
-    CortexM("cortex-m7", "cortex-m7", True, True, False, 2 << 20, 512 << 10,
-            ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16")),
-    CortexM("cortex-m55", "cortex-m55", True, True, True, 2 << 20, 512 << 10,
-            ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard")),
+    CortexM("cortex-m0plus", "cortex-m0plus", False, False, False, ("-mcpu=cortex-m0plus", "-mthumb"),
+            Board("Raspberry Pi RP2040", 2 << 20, 264 << 10), "mps2-an385", _MPS2),
+    CortexM("cortex-m3", "cortex-m3", False, False, False, ("-mcpu=cortex-m3", "-mthumb"),
+            Board("Arduino Due (SAM3X8E)", 512 << 10, 96 << 10), "mps2-an385", _MPS2),
+    CortexM("cortex-m4", "cortex-m4", True, True, False,
+            ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+            Board("STM32F429ZI", 2 << 20, 256 << 10), "mps2-an386", _MPS2),
+    CortexM("cortex-m7", "cortex-m7", True, True, False,
+            ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+            Board("STM32F767ZI", 2 << 20, 512 << 10), "mps2-an500", _MPS2),
+    CortexM("cortex-m55", "cortex-m55", True, True, True, ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
+            _AN547, "mps3-an547", _AN547, ("-m", "armv8.1-m.main")),
 )}
 
 
@@ -117,8 +149,10 @@ def _env() -> jinja2.Environment:
                               keep_trailing_newline=True, autoescape=False)
 
 
-def _kernel_source(stem: str) -> str:
-    return (resources.files("adaptc.templates") / "kernels" / f"{stem}.c").read_text().strip()
+def _kernel_file(name: str) -> str:
+    """Text of a kernel source: ``<stem>`` (a .c file) or ``<name>.h``."""
+    file = name if name.endswith(".h") else f"{name}.c"
+    return (resources.files("adaptc.templates") / "kernels" / file).read_text().strip()
 
 
 def struct_fields(common: str) -> dict[str, list[str]]:
@@ -165,17 +199,21 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
             return "output"
         return f"({CTYPES[t.dtype]} *)(arena.bytes + {t.offset})"
 
-    common = (resources.files("adaptc.templates") / "kernels" / "common.h").read_text().strip()
-    layouts = struct_fields(common)
-    arrays, steps, kernel_files = [], [], []
-    for step in prog.steps:
-        call = select(step, prog)
+    common = _kernel_file("common.h")
+    calls = [select(step, prog, target.kernel_variants) for step in prog.steps]
+    scratch = plan(prog, {s.index: c.scratch_bytes for s, c in zip(prog.steps, calls)})
+    kernel_files = []
+    for f in (f for c in calls for f in c.files):
+        if f not in kernel_files:
+            kernel_files.append(f)
+    kernel_files.sort(key=lambda f: not f.endswith(".h"))          # headers before kernels
+    layouts = struct_fields("\n".join([common] + [_kernel_file(f) for f in kernel_files if f.endswith(".h")]))
+    arrays, steps = [], []
+    for step, call in zip(prog.steps, calls):
         if sorted(layouts.get(call.params_type, [])) != sorted(call.params):
             raise TargetError(f"kernel {call.function}: parameters {sorted(call.params)} do not match the "
                               f"fields of {call.params_type}: {sorted(layouts.get(call.params_type, []))}")
-        for f in call.files:
-            if f not in kernel_files:
-                kernel_files.append(f)
+        step.kernel = call.function
         names = {}
         step.flash_bytes = sum(int(data.nbytes) for _, data in call.arrays if data is not None)
         for role, data in call.arrays:
@@ -185,10 +223,13 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
             names[role] = name
             arrays.append({"name": name, "ctype": CTYPES[str(data.dtype)], "length": data.size,
                            "body": _c_array_values(data, 16 if data.dtype == np.int8 else 8)})
-        params = [(k, names[v[1]] if isinstance(v, tuple) and v[0] == "array" else _c_value(v))
-                  for k, v in call.params.items()]
+        def value(v):
+            if v == SCRATCH:
+                return f"(void *)(arena.bytes + {scratch[step.index]})"
+            return names[v[1]] if isinstance(v, tuple) and v[0] == "array" else _c_value(v)
+        params = [(k, value(v)) for k, v in call.params.items()]
         args = [pointer(i) for i in step.inputs]
-        in_struct = {v[1] for v in call.params.values() if isinstance(v, tuple)}
+        in_struct = {v[1] for v in call.params.values() if isinstance(v, tuple) and v[0] == "array"}
         args += [names.get(role, "NULL") for role, _ in call.arrays if role not in in_struct]
         args.append(pointer(step.output))
         shapes = " + ".join(_shape_text(s) for s in step.in_shapes)
@@ -199,6 +240,8 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
                                            + (f"; {step.macs} MACs" if step.macs else ""))})
     plan_lines = [c_comment(f"{t.offset:>7} +{t.nbytes:<7} {t.name} {_shape_text(t.shape)} {t.dtype}")
                   for t in prog.tensors if t.kind == "arena"]
+    plan_lines += [f"{scratch[s.index]:>7} +{c.scratch_bytes:<7} scratch of step {s.index} ({c.function})"
+                   for s, c in zip(prog.steps, calls) if s.index in scratch]
     env = _env()
     ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_ADAPTC_MODEL_H",
            "arena_bytes": prog.arena_bytes, "arena_alloc": max(prog.arena_bytes, 16),
@@ -207,7 +250,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
            "inputs": [_io(t_in, in_ctype, (quantization or {}).get("input"))],
            "outputs": [_io(t_out, out_ctype, (quantization or {}).get("output"))],
            "common": common,
-           "kernels": [_kernel_source(f) for f in kernel_files], "arrays": arrays, "steps": steps,
+           "kernels": [_kernel_file(f) for f in kernel_files], "arrays": arrays, "steps": steps,
            "plan_lines": plan_lines}
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
             f"{prefix}.c": env.get_template("model.c.j2").render(ctx),

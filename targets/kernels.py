@@ -8,6 +8,15 @@ attributes -- computed at compile time, never in C.
 
 Add a kernel: write ``templates/kernels/<name>.c`` against ``common.h``, register a builder here
 with ``@kernel(op)``, and add its case to tests/targets/test_kernels.py.
+
+Variants: every op has a portable ``"ref"`` builder. An optimized drop-in registers
+``@kernel(op, "dsp")`` (Armv7E-M DSP extension) or ``@kernel(op, "mve")`` (Helium) in its own
+module (kernels_dsp.py, kernels_mve.py); a target lists the variants it can run, best first
+(``CortexM.kernel_variants``), and ``select`` takes the first builder that accepts the step -- a
+builder returns None for a geometry it does not handle. An optimized kernel takes the reference
+kernel's arguments; its parameter struct may differ (own typedef in its own header, listed in
+``files``) and may ask for arena scratch: ``scratch_bytes`` > 0 and a struct field whose value
+is ``SCRATCH``, rendered as a pointer to a planned arena buffer live during that step only.
 """
 from __future__ import annotations
 
@@ -19,38 +28,47 @@ import numpy as np
 from adaptc.errors import TargetError
 from adaptc.program import Program, Step
 
-KERNELS: dict[str, Callable[[Step, Program], "KernelCall"]] = {}
+KERNELS: dict[tuple[str, str], Callable[[Step, Program], "KernelCall | None"]] = {}
+
+SCRATCH = ("scratch",)   # parameter value: pointer to this step's arena scratch buffer
 
 
 @dataclass
 class KernelCall:
     function: str                          # C function, also the kernel file's stem
-    params: dict                           # struct field -> int | float | list | ("array", name)
+    params: dict                           # struct field -> int | float | list | ("array", name) | SCRATCH
     arrays: list[tuple[str, np.ndarray]]   # (role, data) flash arrays, in argument order
     params_type: str = ""                  # struct type; default "<function>_params"
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)   # kernel sources: "<stem>" (.c) or "<name>.h"
+    scratch_bytes: int = 0                 # arena scratch the kernel needs during its step
+    variant: str = "ref"
 
     def __post_init__(self):
         self.params_type = self.params_type or f"{self.function}_params"
         self.files = self.files or [self.function]
 
 
-def kernel(op: str):
+def kernel(op: str, variant: str = "ref"):
     def register(fn):
-        assert op not in KERNELS, f"kernel for {op} registered twice"
-        KERNELS[op] = fn
+        assert (op, variant) not in KERNELS, f"{variant} kernel for {op} registered twice"
+        KERNELS[(op, variant)] = fn
         return fn
     return register
 
 
-def select(step: Step, prog: Program) -> KernelCall:
-    """The KernelCall for a step; TargetError naming the op if no kernel implements it."""
-    builder = KERNELS.get(step.op)
-    if builder is None:
-        dtype = prog.tensors[step.output].dtype
-        raise TargetError(f"no C kernel for {step.op} ({dtype}) at step {step.index} [{step.source}]; "
-                          f"kernels exist for: {', '.join(sorted(KERNELS))}")
-    return builder(step, prog)
+def select(step: Step, prog: Program, variants=("ref",)) -> KernelCall:
+    """The KernelCall for a step: the first of ``variants`` (best first) whose builder accepts
+    it; TargetError naming the op, dtype and variants if none does."""
+    for variant in variants:
+        builder = KERNELS.get((step.op, variant))
+        call = builder(step, prog) if builder is not None else None
+        if call is not None:
+            call.variant = variant
+            return call
+    dtype = prog.tensors[step.output].dtype
+    known = sorted({op for op, _ in KERNELS})
+    raise TargetError(f"no C kernel for {step.op} ({dtype}, variants {', '.join(variants)}) at step "
+                      f"{step.index} [{step.source}]; kernels exist for: {', '.join(known)}")
 
 
 def _nhwc(shape):
@@ -284,3 +302,7 @@ def _transpose(step, prog):
     params = {"in_dims": [1] * lead + list(shape), "perm": list(range(lead)) + [a + lead for a in axes]}
     suffix = {"int8": "s8", "float32": "f32"}[prog.tensors[step.output].dtype]
     return KernelCall(f"transpose_{suffix}", params, [], "transpose_params")
+
+
+# Optimized drop-ins register themselves on import.
+from . import kernels_dsp, kernels_mve  # noqa: E402,F401

@@ -858,6 +858,20 @@ static const int32_t s6_exp_table[256] = {
     891109841, 887954926, 884811195, 881678580, 878557057, 875446585, 872347138, 869258652
 };
 
+/* ---------------------------------------------------------------------------------------- */
+/* Arena: 1280 bytes; offsets from the memory plan                              */
+/* ---------------------------------------------------------------------------------------- */
+/*       0 +768     lv 1x16x16x3 int8 */
+/*     768 +512     lv31 1x8x8x8 int8 */
+/*       0 +128     lv7 1x4x4x8 int8 */
+/*     128 +128     lv81 1x4x4x8 int8 */
+/*       0 +8       lv16 1x1x1x8 int8 */
+/*      16 +5       lv131 1x5 int8 */
+static union {
+    uint8_t bytes[1280];
+    int64_t align;  /* 8-byte alignment for every offset the planner hands out (multiples of 16) */
+} arena;
+
 static const transpose_params s0_params = {
     .in_dims = {1, 3, 16, 16},
     .perm = {0, 2, 3, 1},
@@ -958,20 +972,6 @@ static const softmax_s8_params s6_params = {
     .depth = 5,
     .exp_table = s6_exp_table,
 };
-
-/* ---------------------------------------------------------------------------------------- */
-/* Arena: 1280 bytes; offsets from the memory plan                              */
-/* ---------------------------------------------------------------------------------------- */
-/*       0 +768     lv 1x16x16x3 int8 */
-/*     768 +512     lv31 1x8x8x8 int8 */
-/*       0 +128     lv7 1x4x4x8 int8 */
-/*     128 +128     lv81 1x4x4x8 int8 */
-/*       0 +8       lv16 1x1x1x8 int8 */
-/*      16 +5       lv131 1x5 int8 */
-static union {
-    uint8_t bytes[1280];
-    int64_t align;  /* 8-byte alignment for every offset the planner hands out (multiples of 16) */
-} arena;
 
 int tiny_cnn_run(const int8_t *input, int8_t *output)
 {

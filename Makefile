@@ -1,11 +1,11 @@
 # adaptc: the two commands a new user types (see README.md).
-#   make demo   set up .venv and compile + check the bundled model
-#   make test   set up .venv and run the test suite
+#   make demo   set up .venv (and the Arm toolchain) and compile + check the bundled model
+#   make test   set up .venv and the Arm toolchain (Debian packages) and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup toolchain demo test clean
 
 $(BIN)/adaptc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,10 @@ $(BIN)/adaptc: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	@touch $@
 
-setup: $(BIN)/adaptc
-	@command -v gcc >/dev/null || { echo "adaptc needs gcc (apt-get install -y gcc)"; exit 1; }
+setup: toolchain $(BIN)/adaptc
+
+toolchain:
+	@scripts/install-toolchain.sh
 
 demo: setup
 	$(BIN)/adaptc demo

@@ -8,7 +8,7 @@
 ``compile``, ``load`` and ``CompiledModel`` import TVM on first use, so ``import adaptc`` (and
 ``adaptc --help``) stays fast.
 """
-from .errors import (AdaptcError, DynamicShapeError, InputError, ModelLoadError, TargetError,
+from .errors import (AdaptcError, DynamicShapeError, InputError, MemoryBudgetError, ModelLoadError, TargetError,
                      ToolchainError, UnsupportedOperatorError)
 
 __version__ = "0.1.0"
@@ -17,7 +17,8 @@ _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("api", "CompiledModel"
          "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel")}
 
 __all__ = ["compile", "load", "CompiledModel", "LoadedModel", "AdaptcError", "ModelLoadError",
-           "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError"]
+           "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
+           "MemoryBudgetError"]
 
 
 def __getattr__(name):

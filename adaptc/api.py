@@ -140,8 +140,33 @@ class CompiledModel:
     def program_io_quant(self) -> dict:
         return io_quantization(self.mod, self.info, self.format)
 
-    def report(self) -> dict:
-        """Sizes and work: what report.json holds."""
+    def run_on_target(self, x: np.ndarray):
+        """Cross-build for the target and run one inference on an emulated core (QEMU): a
+        ``TargetRun`` with ``outputs``, ``instructions`` (exact, whole inference), ``classes``
+        and per-step ``steps``. Needs gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm."""
+        from .targets.emulator import run_on_target
+
+        return run_on_target(self, x)
+
+    def cross_build(self, x: np.ndarray | None = None):
+        """The firmware built for the target (``ArmBuild``: ELF, sizes, stack); checks that it
+        fits the target's reference board (MemoryBudgetError otherwise)."""
+        from .targets.firmware import check_budget, cross_build, memory_report
+
+        build = cross_build(self, x=x)
+        mem = memory_report(self, build)["model"]
+        check_budget(self, mem["flash_bytes"], mem["ram_bytes"] + mem["stack_bytes"] + self.io_bytes,
+                     "the cross-built model (code + weights; static RAM + stack + input + output)")
+        return build
+
+    @property
+    def io_bytes(self) -> int:
+        """Bytes of the caller-owned input and output buffers."""
+        return self.input.nbytes + self.output.nbytes
+
+    def report(self, memory: bool | None = None) -> dict:
+        """Sizes and work: what report.json holds. ``memory``: cross-build and add the measured
+        flash / RAM / stack section (default: when arm-none-eabi-gcc is installed)."""
         p = self.program
         layers = [{"step": s.index, "op": s.op, "source": s.source, "macs": s.macs,
                    "weight_bytes": s.flash_bytes,
@@ -154,17 +179,34 @@ class CompiledModel:
                 "output": {"shape": list(self.output.shape), "dtype": self.output.dtype,
                            "quantization": io.get("output")},
                 "arena_bytes": p.arena_bytes, "weight_bytes": p.weight_bytes, "macs": p.macs,
-                "compile_seconds": round(self.compile_seconds, 3), "layers": layers}
+                "compile_seconds": round(self.compile_seconds, 3), "layers": layers,
+                "memory": self._memory_report(memory)}
 
-    def export(self, directory) -> Path:
-        """Write the C sources, Makefile and report.json into ``directory``, atomically: on any
-        failure nothing is left behind; an existing directory's files are replaced."""
+    def _memory_report(self, memory: bool | None):
+        import shutil
+
+        from .targets.firmware import CROSS_CC, memory_report
+
+        if memory is None:
+            memory = shutil.which(CROSS_CC) is not None
+        if not memory:
+            return {"note": f"not measured: {CROSS_CC} not installed (apt-get install gcc-arm-none-eabi "
+                            "libnewlib-arm-none-eabi)"}
+        return memory_report(self, self.cross_build())
+
+    def export(self, directory, x: np.ndarray | None = None) -> Path:
+        """Write the model's C, the firmware project (Makefile, linker script, startup.c, main.c
+        running the model on ``x`` -- default: a fixed pseudo-random input --, CMakeLists.txt) and
+        report.json into ``directory``, atomically: on any failure nothing is left behind; an
+        existing directory's files are replaced."""
+        from .targets.firmware import firmware_files
+
         directory = Path(directory)
         parent = directory.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
         try:
-            for name, text in self.files.items():
+            for name, text in {**self.files, **firmware_files(self, x)}.items():
                 (tmp / name).write_text(text)
             (tmp / "report.json").write_text(json.dumps(self.report(), indent=2) + "\n")
             if directory.exists():
@@ -200,4 +242,8 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     prog = lower(mod, name or info.name, info.path)
     options = {"format": fmt, **({"name": name} if name else {})}
     files = emit_c(prog, tgt, options, io_quantization(mod, info, fmt))
-    return CompiledModel(info, tgt.name, mod, prog, files, fmt, time.perf_counter() - start)
+    m = CompiledModel(info, tgt.name, mod, prog, files, fmt, time.perf_counter() - start)
+    from .targets.firmware import check_budget
+    check_budget(m, prog.weight_bytes, prog.arena_bytes + m.io_bytes,
+                 "the model (weights; arena + input + output, before code and stack)")
+    return m

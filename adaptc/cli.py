@@ -32,7 +32,8 @@ def main():
     \b
     Examples:
       adaptc demo                                   compile and check the bundled KWS model
-      adaptc compile model.tflite -o out/           C sources + Makefile + report.json
+      adaptc compile model.tflite -o out/           C sources, firmware project, report.json
+      adaptc run model.tflite -t cortex-m7          run on an emulated core, count instructions
       adaptc compile net.onnx --calibration cal.npy -o out/
       adaptc info model.tflite                      inputs, outputs, operators
     """
@@ -49,12 +50,25 @@ def main():
               help="A .npy array of representative inputs (first axis = samples). Given for a float "
                    "model, the model is quantized to int8 (post-training, TFLite scheme).")
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
-def compile_cmd(model, out_dir, target, calibration, name):
-    """Compile MODEL (.tflite or .onnx) into C99 sources for a Cortex-M target.
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
+                   "runs; default: a fixed pseudo-random input.")
+def compile_cmd(model, out_dir, target, calibration, name, input_file):
+    """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
+    target.
 
-    The header declares `int <prefix>_run(const T *input, U *output)` (T, U = int8_t for int8
-    models, float for float models); report.json gives arena_bytes, weight_bytes and MACs per
-    layer.
+    \b
+    DIR receives:
+      <prefix>.c, <prefix>.h   the model: `int <prefix>_run(const T *input, U *output)`
+                               (T, U = int8_t for int8 models, float for float models)
+      Makefile                 `make` builds <prefix>.elf with arm-none-eabi-gcc,
+                               `make run` runs it under QEMU, `make host` builds a .so
+      main.c, startup.c, semihost.h, <prefix>.ld   the example firmware
+      CMakeLists.txt           the model as a library for your own CMake project
+      report.json              arena_bytes, weight_bytes, macs, per-layer figures and -- when
+                               arm-none-eabi-gcc is installed -- measured flash, RAM and stack
+
+    A model that does not fit the target's reference board is refused, saying by how much.
     """
     import numpy as np
 
@@ -62,22 +76,84 @@ def compile_cmd(model, out_dir, target, calibration, name):
     from .errors import AdaptcError
 
     try:
-        cal = None
-        if calibration is not None:
-            try:
-                cal = np.load(calibration)
-            except (ValueError, OSError) as e:
-                raise click.ClickException(f"{calibration}: not a readable .npy array ({e})") from None
+        cal = _load_npy(calibration) if calibration is not None else None
+        x = _load_npy(input_file) if input_file is not None else None
         click.echo(f"compiling {model} for {target} ...", err=True)
         m = compile_model(model, target=target, calibration=cal, name=name)
-        m.export(out_dir)
+        m.export(out_dir, x)
+        r = m.report()
     except AdaptcError as e:
         _fail(e)
-    r = m.report()
-    click.echo(f"wrote {out_dir}/: {', '.join(sorted(m.files))}, report.json")
+    click.echo(f"wrote {out_dir}/: {', '.join(sorted(p.name for p in out_dir.iterdir()))}")
     click.echo(f"  format {r['format']}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
                f"weights {r['weight_bytes']:,} B, arena {r['arena_bytes']:,} B, "
                f"compiled in {r['compile_seconds']:.2f} s")
+    mem = r["memory"]
+    if "model" in mem:
+        mm = mem["model"]
+        click.echo(f"  on {target} ({mem['board']}): flash {mm['flash_bytes']:,} of {mem['board_flash_bytes']:,} B, "
+                   f"RAM {mm['ram_bytes']:,} B static + {mm['stack_bytes']:,} B stack of {mem['board_ram_bytes']:,} B")
+    else:
+        click.echo(f"  memory {mem['note']}")
+
+
+def _load_npy(path: Path):
+    import numpy as np
+
+    try:
+        return np.load(path)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(f"{path}: not a readable .npy array ({e})") from None
+
+
+@main.command("run")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True)
+@click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A .npy input (default: a fixed pseudo-random input).")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Calibration .npy for a float model to be quantized to int8.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def run_cmd(model, target, input_file, calibration, as_json):
+    """Cross-build MODEL for a Cortex-M target, run one inference on an emulated core (QEMU) and
+    print the exact executed instructions per step and class.
+
+    Needs the Debian packages gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm.
+    The output is checked against the host build of the same C.
+    """
+    import json
+
+    import numpy as np
+
+    from .api import compile as compile_model
+    from .errors import AdaptcError
+    from .targets.firmware import example_input
+
+    try:
+        cal = _load_npy(calibration) if calibration is not None else None
+        m = compile_model(model, target=target, calibration=cal)
+        x = _load_npy(input_file) if input_file is not None else example_input(m)
+        r = m.run_on_target(x)
+        host = m.run(x)
+    except AdaptcError as e:
+        _fail(e)
+    same = np.array_equal(r.outputs, host)
+    if as_json:
+        click.echo(json.dumps({"target": r.target, "machine": r.machine, "instructions": r.instructions,
+                               "classes": r.classes, "macs": m.program.macs, "matches_host": same,
+                               "steps": [{k: v for k, v in s.items() if k != "functions"} for s in r.steps]},
+                              indent=2))
+    else:
+        click.echo(f"{m.info.name} on {r.target} ({r.machine}): {r.instructions:,} instructions, "
+                   f"{m.program.macs:,} MACs, {r.instructions_per_mac:.3f} instructions/MAC")
+        click.echo("  " + ", ".join(f"{k} {v:,}" for k, v in r.classes.items()))
+        click.echo(f"  {'step':>4}  {'kernel':<24} {'instructions':>12} {'MACs':>11} {'insn/MAC':>8}")
+        for s in r.steps:
+            per = f"{s['instructions'] / s['macs']:.3f}" if s["macs"] else "-"
+            click.echo(f"  {s['step']:>4}  {s['kernel']:<24} {s['instructions']:>12,} {s['macs']:>11,} {per:>8}")
+        click.echo(f"  output {'matches' if same else 'DIFFERS FROM'} the host build")
+    if not same:
+        raise click.ClickException("the emulated core's output differs from the host build")
 
 
 @main.command()

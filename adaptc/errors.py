@@ -43,3 +43,7 @@ class TargetError(AdaptcError):
 
 class ToolchainError(AdaptcError):
     """A compiler needed to build generated code is missing or failed."""
+
+
+class MemoryBudgetError(TargetError):
+    """The model does not fit the flash or RAM of the target's reference board."""

@@ -2,7 +2,8 @@
 
 Python computes every declaration (arrays, parameter structs, call arguments); the templates in
 ``templates/`` only lay them out. Output for one model named ``<prefix>``: ``<prefix>.h``
-(the API), ``<prefix>.c`` (kernels, weights, arena, ``<prefix>_run``) and a ``Makefile``.
+(the API) and ``<prefix>.c`` (kernels, weights, arena, ``<prefix>_run``); targets/firmware.py adds
+the firmware project around them.
 Identical inputs give byte-identical files.
 """
 from __future__ import annotations
@@ -173,7 +174,7 @@ def _shape_text(shape) -> str:
 
 def emit_c(prog: Program, target: CortexM, options: dict | None = None,
            quantization: dict | None = None) -> dict[str, str]:
-    """Render the program: {"<prefix>.h": ..., "<prefix>.c": ..., "Makefile": ...}.
+    """Render the program: {"<prefix>.h": ..., "<prefix>.c": ...} (firmware files: firmware.py).
     ``quantization``: {"input"|"output": (scale, zero_point)} of an int8 model, for the header."""
     prefix = c_identifier(prog.name)
     options = options or {}
@@ -253,8 +254,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
            "kernels": [_kernel_file(f) for f in kernel_files], "arrays": arrays, "steps": steps,
            "plan_lines": plan_lines}
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
-            f"{prefix}.c": env.get_template("model.c.j2").render(ctx),
-            "Makefile": env.get_template("Makefile.j2").render(ctx)}
+            f"{prefix}.c": env.get_template("model.c.j2").render(ctx)}
 
 
 def _io(t, ctype, quant) -> dict:

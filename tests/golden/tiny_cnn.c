@@ -973,6 +973,15 @@ static const softmax_s8_params s6_params = {
     .exp_table = s6_exp_table,
 };
 
+/* Profiling hook: built with -DADAPTC_PROFILE, the model calls adaptc_step_marker(i) before
+   step i and adaptc_step_marker(7) after the last one. */
+#ifdef ADAPTC_PROFILE
+void adaptc_step_marker(int32_t step);
+#define ADAPTC_STEP(i) adaptc_step_marker(i)
+#else
+#define ADAPTC_STEP(i) ((void)0)
+#endif
+
 int tiny_cnn_run(const int8_t *input, int8_t *output)
 {
     if (input == NULL || output == NULL) {
@@ -980,25 +989,33 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
     }
 
     /* step 0: adaptc.transpose <- permute_dims (lv); 1x3x16x16 -> 1x16x16x3 */
+    ADAPTC_STEP(0);
     transpose_s8(&s0_params, input, (int8_t *)(arena.bytes + 0));
 
     /* step 1: adaptc.qconv2d <- conv2d+bias (lv31); 1x16x16x3 -> 1x8x8x8; 13824 MACs */
+    ADAPTC_STEP(1);
     conv2d_s8(&s1_params, (int8_t *)(arena.bytes + 0), s1_weights, s1_bias, s1_mult, s1_shift, (int8_t *)(arena.bytes + 768));
 
     /* step 2: adaptc.qmax_pool2d <- max_pool2d (lv7); 1x8x8x8 -> 1x4x4x8 */
+    ADAPTC_STEP(2);
     max_pool_s8(&s2_params, (int8_t *)(arena.bytes + 768), (int8_t *)(arena.bytes + 0));
 
     /* step 3: adaptc.qconv2d <- conv2d+bias (lv81); 1x4x4x8 -> 1x4x4x8; 1152 MACs */
+    ADAPTC_STEP(3);
     depthwise_conv2d_s8(&s3_params, (int8_t *)(arena.bytes + 0), s3_weights, s3_bias, s3_mult, s3_shift, (int8_t *)(arena.bytes + 128));
 
     /* step 4: adaptc.qavg_pool2d <- avg_pool2d (lv16); 1x4x4x8 -> 1x1x1x8 */
+    ADAPTC_STEP(4);
     avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 128), (int8_t *)(arena.bytes + 0));
 
     /* step 5: adaptc.qdense <- fully_connected (lv131); 1x8 -> 1x5; 40 MACs */
+    ADAPTC_STEP(5);
     fully_connected_s8(&s5_params, (int8_t *)(arena.bytes + 0), s5_weights, s5_bias, s5_mult, s5_shift, (int8_t *)(arena.bytes + 16));
 
     /* step 6: adaptc.qsoftmax <- softmax (gv); 1x5 -> 1x5 */
+    ADAPTC_STEP(6);
     softmax_s8(&s6_params, (int8_t *)(arena.bytes + 16), output);
+    ADAPTC_STEP(7);
     (void)arena;
     return TINY_CNN_OK;
 }

@@ -221,12 +221,14 @@ class CompiledModel:
         return directory
 
 
-def compile(model, target: str = "cortex-m4", calibration=None, name: str | None = None) -> CompiledModel:
+def compile(model, target: str = "cortex-m4", calibration=None, name: str | None = None,
+            kernels: str | None = None) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target.
 
     int8 TFLite models keep their quantization and are bit-exact with TFLite Micro. Float models
     compile to float32 C, or -- given ``calibration`` (an array of representative inputs, first
-    axis = samples) -- to int8 by post-training quantization.
+    axis = samples) -- to int8 by post-training quantization. ``kernels``: restrict the kernel
+    variants (e.g. ``"ref"`` for the portable reference kernels; default: the best the target has).
     """
     from . import tvm_compat
     from .targets.cortex_m import emit_c, get_target
@@ -240,7 +242,7 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     mod = tvm_compat.apply(passes, loaded.mod)
     info = loaded.info
     prog = lower(mod, name or info.name, info.path)
-    options = {"format": fmt, **({"name": name} if name else {})}
+    options = {"format": fmt, **({"name": name} if name else {}), **({"kernels": kernels} if kernels else {})}
     files = emit_c(prog, tgt, options, io_quantization(mod, info, fmt))
     m = CompiledModel(info, tgt.name, mod, prog, files, fmt, time.perf_counter() - start)
     from .targets.firmware import check_budget

@@ -201,7 +201,12 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
         return f"({CTYPES[t.dtype]} *)(arena.bytes + {t.offset})"
 
     common = _kernel_file("common.h")
-    calls = [select(step, prog, target.kernel_variants) for step in prog.steps]
+    variants = target.kernel_variants
+    if options.get("kernels"):                      # restrict to e.g. the reference kernels
+        variants = tuple(v for v in variants if v in str(options["kernels"]).split(","))
+        if not variants:
+            raise TargetError(f"kernels={options['kernels']!r}: {target.name} runs {', '.join(target.kernel_variants)}")
+    calls = [select(step, prog, variants) for step in prog.steps]
     scratch = plan(prog, {s.index: c.scratch_bytes for s, c in zip(prog.steps, calls)})
     kernel_files = []
     for f in (f for c in calls for f in c.files):

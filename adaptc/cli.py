@@ -1,6 +1,7 @@
 """adaptc command line: compile models to C, inspect them, run the demo."""
 from __future__ import annotations
 
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -246,6 +247,25 @@ def demo(model, target, out_dir, count):
     click.echo(f"  C vs TVM llvm  {same_ref}/{count} {exact}")
     if tflm is not None:
         click.echo(f"  C vs TFLM      {same_tflm}/{count} {exact}")
+    mem = r["memory"]
+    if "model" in mem:
+        mm = mem["model"]
+        click.echo(f"  on {target}     flash {mm['flash_bytes']:,} B, RAM {mm['ram_bytes']:,} B + stack "
+                   f"{mm['stack_bytes']:,} B ({mem['board']}: {mem['board_flash_bytes']:,} / {mem['board_ram_bytes']:,} B)")
+    if shutil.which("qemu-system-arm") and "model" in mem:
+        x = (rng.integers(-128, 128, size=t.shape, dtype=np.int8) if t.dtype == "int8"
+             else rng.standard_normal(t.shape).astype(np.float32))
+        try:
+            run = m.run_on_target(x)
+        except AdaptcError as e:
+            _fail(e)
+        ok = np.array_equal(run.outputs, m.run(x))
+        click.echo(f"  emulated {target} ({run.machine}): {run.instructions:,} instructions, "
+                   f"{run.instructions_per_mac:.2f} per MAC, output {'identical to' if ok else 'DIFFERS from'} the host build")
+        if not ok:
+            raise click.ClickException("the emulated core's output differs from the host build")
+    else:
+        click.echo("  (qemu-system-arm / gcc-arm-none-eabi not installed: no emulated run)", err=True)
     if same_ref != count or (tflm is not None and same_tflm != count):
         raise click.ClickException("generated C disagrees with a reference")
 

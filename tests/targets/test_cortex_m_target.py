@@ -79,13 +79,14 @@ def test_instruction_counts_are_deterministic(target):
 def test_counts_follow_the_kernels():
     """Per-step counts land in the model's code (never in main or the runtime), the reference
     kernel's function holds its step's work, and MACs execute as multiply-class instructions:
-    a step with N MACs runs at least N / 2 of them."""
+    a step with N MACs runs at least N / 2 of them. (gcc inlines kernels used once into
+    <prefix>_run.)"""
     m = compiled(KWS, "cortex-m3")
     r = m.run_on_target(inputs(m, 1, seed=3)[0])
     for s in r.steps:
         assert not {"main", "Reset_Handler", "print_int", "adaptc_step_marker"} & set(s["functions"]), s["functions"]
         top = max(s["functions"], key=s["functions"].get)
-        assert top.split(".")[0] == s["kernel"], (s["step"], s["functions"])
+        assert top.split(".")[0] in (s["kernel"], f"{m.prefix}_run"), (s["step"], s["functions"])  # or inlined
         if s["macs"]:
             assert s["classes"]["mac"] >= s["macs"] // 2
 

@@ -1,6 +1,7 @@
 """Public API: ``adaptc.compile`` -> ``CompiledModel`` (run on the host, export C, report)."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -72,6 +73,7 @@ class CompiledModel:
     files: dict[str, str]            # generated sources by file name
     format: str                      # "int8" | "float32"
     compile_seconds: float = 0.0
+    host_files: dict | None = None   # what run() builds when `files` need the target's ISA (MVE)
     _host: object = field(default=None, repr=False)
     _vm: object = field(default=None, repr=False)
 
@@ -99,12 +101,15 @@ class CompiledModel:
         return np.ascontiguousarray(x)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Run the generated C (built with the host compiler) on one input."""
+        """Run the generated C (built with the host compiler) on one input. The C is the
+        target's, or -- where that needs the target's instruction set (MVE kernels) -- the same
+        program rendered with the portable kernels (``host_files``), which compute the same bits."""
         from .host import HostModel, build_shared
 
         x = self._check_input(x)
         if self._host is None:
-            self._host = HostModel(build_shared(self.files, f"{self.prefix}.c"), self.prefix)
+            files = self.host_files or self.files
+            self._host = HostModel(build_shared(files, f"{self.prefix}.c"), self.prefix)
         out = np.zeros(self.output.shape, np.dtype(self.output.dtype))
         rc = self._host(x, out)
         if rc != 0:
@@ -231,10 +236,8 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     variants (e.g. ``"ref"`` for the portable reference kernels; default: the best the target has).
     """
     from . import tvm_compat
-    from .targets.cortex_m import emit_c, get_target
 
     start = time.perf_counter()
-    tgt = get_target(target)
     loaded = model if isinstance(model, LoadedModel) else load(model)
     if calibration is not None:
         calibration = np.asarray(calibration)
@@ -242,10 +245,33 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     mod = tvm_compat.apply(passes, loaded.mod)
     info = loaded.info
     prog = lower(mod, name or info.name, info.path)
-    options = {"format": fmt, **({"name": name} if name else {}), **({"kernels": kernels} if kernels else {})}
-    files = emit_c(prog, tgt, options, io_quantization(mod, info, fmt))
-    m = CompiledModel(info, tgt.name, mod, prog, files, fmt, time.perf_counter() - start)
+    options = {"format": fmt, **({"name": name} if name else {})}
+    m = compile_program(prog, target, kernels=kernels, info=info, mod=mod, format=fmt,
+                        quantization=io_quantization(mod, info, fmt), options=options)
+    m.compile_seconds = time.perf_counter() - start
+    return m
+
+
+def compile_program(prog: Program, target: str = "cortex-m4", *, kernels: str | None = None,
+                    info: ModelInfo | None = None, mod=None, format: str = "int8",
+                    quantization: dict | None = None, options: dict | None = None) -> CompiledModel:
+    """Render a lowered Program for a Cortex-M target: the C (best kernel variants the target
+    runs, or ``kernels``), and -- when those need the target's instruction set -- the same program
+    with portable kernels for the host (``host_files``). Checks the reference board's memory."""
+    from .targets.cortex_m import emit_c, get_target
     from .targets.firmware import check_budget
+    from .targets.kernels import PORTABLE_VARIANTS
+
+    tgt = get_target(target)
+    info = info or ModelInfo("<program>", "relax", prog.name, (), ())
+    options = {**(options or {"format": format}), **({"kernels": kernels} if kernels else {})}
+    files = emit_c(prog, tgt, options, quantization)
+    host_files = None
+    if any(s.variant not in PORTABLE_VARIANTS for s in prog.steps):
+        allowed = set(kernels.split(",")) if kernels else set(tgt.kernel_variants)
+        portable = [v for v in tgt.kernel_variants if v in PORTABLE_VARIANTS and v in allowed] or ["ref"]
+        host_files = emit_c(copy.deepcopy(prog), tgt, {**options, "kernels": ",".join(portable)}, quantization)
+    m = CompiledModel(info, tgt.name, mod, prog, files, format, host_files=host_files)
     check_budget(m, prog.weight_bytes, prog.arena_bytes + m.io_bytes,
                  "the model (weights; arena + input + output, before code and stack)")
     return m

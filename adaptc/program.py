@@ -49,6 +49,7 @@ class Step:
     macs: int = 0
     flash_bytes: int = 0             # constant bytes the target's kernel stores (set by the target)
     kernel: str = ""                 # C function the target chose (set by the target)
+    variant: str = ""                # its kernel variant: "ref", "dsp", "mve" (set by the target)
     in_shapes: list = field(default_factory=list)   # activation shapes as this step reads them
     out_shape: tuple = ()                            # output shape as this step writes it
 

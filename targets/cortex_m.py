@@ -219,7 +219,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
         if sorted(layouts.get(call.params_type, [])) != sorted(call.params):
             raise TargetError(f"kernel {call.function}: parameters {sorted(call.params)} do not match the "
                               f"fields of {call.params_type}: {sorted(layouts.get(call.params_type, []))}")
-        step.kernel = call.function
+        step.kernel, step.variant = call.function, call.variant
         names = {}
         step.flash_bytes = sum(int(data.nbytes) for _, data in call.arrays if data is not None)
         for role, data in call.arrays:
@@ -230,8 +230,8 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
             arrays.append({"name": name, "ctype": CTYPES[str(data.dtype)], "length": data.size,
                            "body": _c_array_values(data, 16 if data.dtype == np.int8 else 8)})
         def value(v):
-            if v == SCRATCH:
-                return f"(void *)(arena.bytes + {scratch[step.index]})"
+            if v == SCRATCH:            # NULL when the kernel asked for no bytes this time
+                return f"(void *)(arena.bytes + {scratch[step.index]})" if step.index in scratch else "NULL"
             return names[v[1]] if isinstance(v, tuple) and v[0] == "array" else _c_value(v)
         params = [(k, value(v)) for k, v in call.params.items()]
         args = [pointer(i) for i in step.inputs]

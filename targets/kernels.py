@@ -32,6 +32,10 @@ KERNELS: dict[tuple[str, str], Callable[[Step, Program], "KernelCall | None"]] =
 
 SCRATCH = ("scratch",)   # parameter value: pointer to this step's arena scratch buffer
 
+# Variants whose C builds with any C99 compiler: "dsp" kernels fall back to portable definitions
+# of the instructions (templates/kernels/dsp.h); "mve" kernels build only for a Helium core.
+PORTABLE_VARIANTS = ("dsp", "ref")
+
 
 @dataclass
 class KernelCall:

@@ -377,6 +377,599 @@ typedef struct {
 #endif /* ADAPTC_KERNELS_COMMON_H */
 
 /*
+ * adaptc optimized kernels: helpers for the DSP extension (Armv7E-M: Cortex-M4, M7; also M55).
+ *
+ * Included after common.h by the *_dsp kernels (targets/kernels_dsp.py).  Contents:
+ *   - SIMD primitives on packed words: four int8 bytes (b0 = bits 0..7 ... b3 = bits 24..31)
+ *     or two int16 halves (lo = bits 0..15, hi = bits 16..31) held in an int32_t.  On a core
+ *     with the DSP extension (__ARM_FEATURE_DSP) each is one instruction -- SXTB16, SXTAB16,
+ *     SMLAD, SMLABB, SMLATT through <arm_acle.h>; the ROR #8 forms of SXTB16 / SXTAB16 by
+ *     inline assembly, since gcc 12's ACLE has no __ror and does not fold a rotate into them.
+ *     Anywhere else (the host build) a C99 definition computes the same bits, so the kernels
+ *     build, run and are tested on the host as well.
+ *   - adaptc_rq_*: TFLite's MultiplyByQuantizedMultiplier in about ten instructions.
+ *   - the int8 x int16 matrix core of conv2d_s8_dsp.
+ *
+ * Implementation-defined behaviour relied upon: as common.h.
+ */
+#ifndef ADAPTC_KERNELS_DSP_H
+#define ADAPTC_KERNELS_DSP_H
+
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define ADAPTC_HAVE_DSP 1
+#else
+#define ADAPTC_HAVE_DSP 0
+#endif
+
+/* A helper compiled as a function of its own, so that its loop gets the registers to itself
+ * ("unused": no warning in a model that does not call it). */
+#if defined(__GNUC__)
+#define ADAPTC_NOINLINE __attribute__((noinline, unused))
+#else
+#define ADAPTC_NOINLINE
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Parameter structs                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
+} conv2d_s8_dsp_params;
+
+/* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int8_t *scratch;        /* arena, k_w == 3: a window of k_h * 3 * in_c bytes; else unused */
+} depthwise_conv2d_s8_dsp_params;
+
+/* fully_connected_s8_dsp: the fully_connected_s8 sizes (filter_offset 0). */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+} fully_connected_s8_dsp_params;
+
+/* ------------------------------------------------------------------------ */
+/* Packed-word primitives                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Four bytes from memory as one word (any alignment; one LDR on a Cortex-M). */
+static inline int32_t adaptc_read_s8x4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#if ADAPTC_HAVE_DSP
+
+/* (b0, b2) sign-extended to (lo, hi). */
+static inline int32_t adaptc_sxtb16(int32_t x)
+{
+    return (int32_t)__sxtb16(x);
+}
+
+/* (b1, b3) sign-extended to (lo, hi). */
+static inline int32_t adaptc_sxtb16_ror8(int32_t x)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* (a.lo + b0, a.hi + b2), each half modulo 2^16. */
+static inline int32_t adaptc_sxtab16(int32_t a, int32_t x)
+{
+    return (int32_t)__sxtab16(a, x);
+}
+
+/* (a.lo + b1, a.hi + b3), each half modulo 2^16. */
+static inline int32_t adaptc_sxtab16_ror8(int32_t a, int32_t x)
+{
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+}
+
+/* acc + a.lo * b.lo + a.hi * b.hi (modulo 2^32). */
+static inline int32_t adaptc_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlad(a, b, acc);
+}
+
+/* acc + a.lo * b.lo */
+static inline int32_t adaptc_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabb(a, b, acc);
+}
+
+/* acc + a.hi * b.hi */
+static inline int32_t adaptc_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatt(a, b, acc);
+}
+
+#else /* portable C99 definitions with the same results */
+
+static inline int32_t adaptc_byte(int32_t x, int32_t k)
+{
+    return (int32_t)((uint32_t)x << (24 - 8 * k)) >> 24;
+}
+
+static inline int32_t adaptc_lo16(int32_t x)
+{
+    return (int32_t)((uint32_t)x << 16) >> 16;
+}
+
+static inline int32_t adaptc_hi16(int32_t x)
+{
+    return x >> 16;
+}
+
+static inline int32_t adaptc_pack16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+}
+
+static inline int32_t adaptc_sxtb16(int32_t x)
+{
+    return adaptc_pack16(adaptc_byte(x, 0), adaptc_byte(x, 2));
+}
+
+static inline int32_t adaptc_sxtb16_ror8(int32_t x)
+{
+    return adaptc_pack16(adaptc_byte(x, 1), adaptc_byte(x, 3));
+}
+
+static inline int32_t adaptc_sxtab16(int32_t a, int32_t x)
+{
+    return adaptc_pack16(adaptc_lo16(a) + adaptc_byte(x, 0), adaptc_hi16(a) + adaptc_byte(x, 2));
+}
+
+static inline int32_t adaptc_sxtab16_ror8(int32_t a, int32_t x)
+{
+    return adaptc_pack16(adaptc_lo16(a) + adaptc_byte(x, 1), adaptc_hi16(a) + adaptc_byte(x, 3));
+}
+
+static inline int32_t adaptc_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(adaptc_lo16(a) * adaptc_lo16(b))
+                     + (uint32_t)(adaptc_hi16(a) * adaptc_hi16(b)));
+}
+
+static inline int32_t adaptc_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(adaptc_lo16(a) * adaptc_lo16(b)));
+}
+
+static inline int32_t adaptc_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(adaptc_hi16(a) * adaptc_hi16(b)));
+}
+
+#endif /* ADAPTC_HAVE_DSP */
+
+/* ------------------------------------------------------------------------ */
+/* Requantization                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* floor((a * b + 2^31) / 2^32): SMMULR */
+static inline int32_t adaptc_smmulr(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* Signed saturation to int8: SSAT #8 */
+static inline int32_t adaptc_ssat8(int32_t x)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));   /* gcc 12's __ssat trips -Wsign-conversion */
+    return r;
+#else
+    return adaptc_clamp_i32(x, -128, 127);
+#endif
+}
+
+/* adaptc_mbqm(acc, mult, shift) for 0 <= mult < 2^31 and |acc << max(shift, 0)| < 2^30:
+ *   x   = acc << max(shift, 0)
+ *   s   = floor((x * mult + 2^30) / 2^31)    = adaptc_srdhm(x, mult): gemmlowp's nudge-then-
+ *                                             truncate is this floor for either sign, and it
+ *                                             cannot saturate (mult > INT32_MIN).  Computed as
+ *                                             SMMULR(2 * x, mult), exact since |2x| < 2^31.
+ *   out = (s + round + (negmask & (s >> 31))) >> right_shift
+ *         round = 2^(right_shift - 1), negmask = -1 when right_shift > 0; both 0 otherwise
+ *                                           = adaptc_rdbpot(s, right_shift): to nearest, ties
+ *                                             away from zero (|s| < 2^30: no overflow).
+ * Seven instructions.  The kernel builder proves the bound on |acc| for every channel from
+ * the weights and the bias at compile time (targets/kernels_dsp.py, requant_is_exact).  The
+ * per-channel constants come from TFLite's (mult, shift), once per output channel and block
+ * of pixels, so flash holds the same 8 bytes per channel as for the reference kernels. */
+typedef struct {
+    int32_t mult;
+    int32_t left_shift;     /* max(shift, 0) + 1 */
+    int32_t right_shift;
+    int32_t round;
+    int32_t negmask;
+} adaptc_rq_params;
+
+static inline adaptc_rq_params adaptc_rq_of(int32_t mult, int32_t shift)
+{
+    adaptc_rq_params q;
+    q.mult = mult;
+    q.left_shift = (shift > 0 ? shift : 0) + 1;
+    q.right_shift = shift > 0 ? 0 : -shift;
+    q.round = (int32_t)(((uint32_t)1 << q.right_shift) >> 1);
+    q.negmask = -(int32_t)(q.right_shift > 0);
+    return q;
+}
+
+static inline int32_t adaptc_rq_apply(int32_t acc, adaptc_rq_params q)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << q.left_shift), q.mult);
+    return (s + q.round + (q.negmask & (s >> 31))) >> q.right_shift;
+}
+
+/* adaptc_mbqm(acc, mult, shift) for shift < 0 (right_shift = -shift >= 1) and |acc| < 2^30:
+ * adaptc_rq_apply with left_shift 0 and negmask -1 folded in -- five instructions and the
+ * rounding constant. */
+static inline int32_t adaptc_rq_right(int32_t acc, int32_t mult, int32_t right_shift)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), mult);
+    return (s + (s >> 31) + (int32_t)(((uint32_t)1 << right_shift) >> 1)) >> right_shift;
+}
+
+/* adaptc_mbqm for |acc << max(shift, 0)| < 2^30, through the cheaper form when it applies */
+static inline int32_t adaptc_rq(int32_t acc, int32_t mult, int32_t shift)
+{
+    return shift < 0 ? adaptc_rq_right(acc, mult, -shift) : adaptc_rq_apply(acc, adaptc_rq_of(mult, shift));
+}
+
+/* Records of four int32 per channel, {bias, mult, shift, round}: round = 2^(-shift - 1) for
+ * shift < 0, else 0 -- the rounding constant of adaptc_rq_right, precomputed. */
+static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
+{
+    if (record[2] < 0) {
+        const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), record[1]);
+        return (s + (s >> 31) + record[3]) >> -record[2];
+    }
+    return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
+}
+
+/* out[i] = clamp(out[i], act_min, act_max): nothing to do for [-128, 127] */
+static inline void adaptc_clamp_s8(int8_t *out, int32_t size, int32_t act_min, int32_t act_max)
+{
+    int32_t i;
+    if (act_min > -128 || act_max < 127) {
+        for (i = 0; i < size; ++i) {
+            out[i] = (int8_t)adaptc_clamp_i32(out[i], act_min, act_max);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* int8 weights x int16 columns                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Weights: a row of `depth` int8 values packed four to an int32_t word (b0 first), zero-padded
+ * to groups = ceil(depth / 4) words.
+ * Columns: `depth` values (x + input_offset) as int16, two per word: group g of four values is
+ * the two words SXTAB16 / SXTAB16 ROR #8 make of four int8 bytes, (x0, x2) and (x1, x3) -- the
+ * halves SXTB16 / SXTB16 ROR #8 make of a weight word, so that SMLAD pairs them up.  Four
+ * columns are interleaved group by group, [c0 g0 (2 words)][c1 g0][c2 g0][c3 g0][c0 g1]...,
+ * 8 * groups words; the tail of a last, partial group is 0. */
+
+/* (offset, offset) as two int16 halves */
+static inline int32_t adaptc_offset2(int32_t offset)
+{
+    return (int32_t)(((uint32_t)offset << 16) | ((uint32_t)offset & 0xFFFFu));
+}
+
+/* Column helpers: `col` points at a column's group g, groups `stride` words apart (8 for
+ * four interleaved columns: cols + 8 g + 2 c); each returns the pointer to the group after the
+ * last one written. */
+
+/* n groups from 4 n int8 values at src (any alignment). */
+static inline int32_t *adaptc_col_convert(int32_t *col, int32_t stride, const int8_t *src, int32_t n,
+                                          int32_t offset2)
+{
+    const int8_t *const end = src + 4 * n;
+    while (src != end) {
+        const int32_t word = adaptc_read_s8x4(src);
+        col[0] = adaptc_sxtab16(offset2, word);
+        col[1] = adaptc_sxtab16_ror8(offset2, word);
+        col += stride;
+        src += 4;
+    }
+    return col;
+}
+
+/* n groups of 0 (padding) */
+static inline int32_t *adaptc_col_clear(int32_t *col, int32_t stride, int32_t n)
+{
+    int32_t g;
+    for (g = 0; g < n; ++g) {
+        col[0] = 0;
+        col[1] = 0;
+        col += stride;
+    }
+    return col;
+}
+
+/* A whole column from `depth` int8 values at src; the tail of a partial last group is 0. */
+static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t *src, int32_t depth,
+                                      int32_t input_offset)
+{
+    const int32_t whole = depth / 4, left = depth - 4 * whole;
+    col = adaptc_col_convert(col, stride, src, whole, adaptc_offset2(input_offset));
+    if (left > 0) {                                   /* 1..3 values */
+        const int8_t *const t = src + 4 * whole;
+        const int32_t x0 = t[0] + input_offset;
+        const int32_t x1 = left > 1 ? t[1] + input_offset : 0;
+        const int32_t x2 = left > 2 ? t[2] + input_offset : 0;
+        col[0] = (int32_t)(((uint32_t)x2 << 16) | ((uint32_t)x0 & 0xFFFFu));
+        col[1] = (int32_t)((uint32_t)x1 & 0xFFFFu);
+    }
+}
+
+/* One group of four weights against the four columns (assembly operands of adaptc_row_x4). */
+#define ADAPTC_DOT_GROUP \
+    "ldr    %[wt], [%[w]], #4\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "sxtb16 %[wa], %[wt]\n\t" \
+    "sxtb16 %[wb], %[wt], ror #8\n\t" \
+    "smlad  %[a0], %[wa], %[x0], %[a0]\n\t" \
+    "smlad  %[a0], %[wb], %[x1], %[a0]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "smlad  %[a1], %[wa], %[x0], %[a1]\n\t" \
+    "smlad  %[a1], %[wb], %[x1], %[a1]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "smlad  %[a2], %[wa], %[x0], %[a2]\n\t" \
+    "smlad  %[a2], %[wb], %[x1], %[a2]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "smlad  %[a3], %[wa], %[x0], %[a3]\n\t" \
+    "smlad  %[a3], %[wb], %[x1], %[a3]\n\t"
+
+/* One depthwise tap, four channels (assembly operands of adaptc_dw_quad_x3): t0 = input word
+ * at ADDR, t1 = filter word; t2, t0 = (x0, x2), (x1, x3) + offset; t3, t1 = (w0, w2), (w1, w3). */
+#define ADAPTC_DW_TAP(ADDR) \
+    "ldr    %[t0], " ADDR "\n\t" \
+    "ldr    %[t1], [%[w]], #4\n\t" \
+    "sxtab16 %[t2], %[off], %[t0]\n\t" \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t" \
+    "sxtb16 %[t3], %[t1]\n\t" \
+    "sxtb16 %[t1], %[t1], ror #8\n\t" \
+    "smlabb %[a0], %[t2], %[t3], %[a0]\n\t" \
+    "smlatt %[a2], %[t2], %[t3], %[a2]\n\t" \
+    "smlabb %[a1], %[t0], %[t1], %[a1]\n\t" \
+    "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
+
+/* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
+ * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
+ * of weights (w: `groups` words) with its record.  The C is the reference for the assembly
+ * below, which a DSP core runs for a channel with shift < 0 (every channel of a typical layer):
+ * 16 MACs take 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per
+ * two groups (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize
+ * as adaptc_rq_apply does and store. */
+static inline void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
+                                 const int32_t *record, int32_t output_offset, int8_t *out,
+                                 int32_t stride)
+{
+    const int32_t *x = cols;
+    int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
+    adaptc_rq_params q;
+#if ADAPTC_HAVE_DSP
+    if (record[2] < 0) {
+        int32_t wt, wa, wb, x0, x1;
+        __asm__ volatile(
+                /* an odd number of groups: one first, then two per iteration */
+                "sub    %[wt], %[end], %[x]\n\t"
+                "tst    %[wt], #32\n\t"
+                "beq    2f\n\t"
+                ADAPTC_DOT_GROUP
+                "cmp    %[x], %[end]\n\t"
+                "beq    3f\n"
+                "2:\n\t"
+                ADAPTC_DOT_GROUP
+                ADAPTC_DOT_GROUP
+                "cmp    %[x], %[end]\n\t"
+                "bne    2b\n"
+                "3:\n\t"
+                /* x0 = mult, x1 = right_shift = -shift >= 1, wb = round, wt = output_offset */
+                "ldrd   %[x0], %[x1], [%[rec], #4]\n\t"
+                "rsb    %[x1], %[x1], #0\n\t"
+                "mov    %[wb], #1\n\t"
+                "lsl    %[wb], %[wb], %[x1]\n\t"
+                "lsr    %[wb], %[wb], #1\n\t"
+                "ldr    %[wt], %[off]\n\t"
+                /* s = SMMULR(2 acc, mult); (s + round - (s < 0)) >> right_shift; + offset */
+                "lsl    %[a0], %[a0], #1\n\t"
+                "smmulr %[a0], %[a0], %[x0]\n\t"
+                "add    %[a0], %[a0], %[a0], asr #31\n\t"
+                "add    %[a0], %[a0], %[wb]\n\t"
+                "asr    %[a0], %[a0], %[x1]\n\t"
+                "add    %[a0], %[a0], %[wt]\n\t"
+                "ssat   %[a0], #8, %[a0]\n\t"
+                "lsl    %[a1], %[a1], #1\n\t"
+                "smmulr %[a1], %[a1], %[x0]\n\t"
+                "add    %[a1], %[a1], %[a1], asr #31\n\t"
+                "add    %[a1], %[a1], %[wb]\n\t"
+                "asr    %[a1], %[a1], %[x1]\n\t"
+                "add    %[a1], %[a1], %[wt]\n\t"
+                "ssat   %[a1], #8, %[a1]\n\t"
+                "lsl    %[a2], %[a2], #1\n\t"
+                "smmulr %[a2], %[a2], %[x0]\n\t"
+                "add    %[a2], %[a2], %[a2], asr #31\n\t"
+                "add    %[a2], %[a2], %[wb]\n\t"
+                "asr    %[a2], %[a2], %[x1]\n\t"
+                "add    %[a2], %[a2], %[wt]\n\t"
+                "ssat   %[a2], #8, %[a2]\n\t"
+                "lsl    %[a3], %[a3], #1\n\t"
+                "smmulr %[a3], %[a3], %[x0]\n\t"
+                "add    %[a3], %[a3], %[a3], asr #31\n\t"
+                "add    %[a3], %[a3], %[wb]\n\t"
+                "asr    %[a3], %[a3], %[x1]\n\t"
+                "add    %[a3], %[a3], %[wt]\n\t"
+                "ssat   %[a3], #8, %[a3]\n\t"
+                /* wa = out, x = stride */
+                "ldr    %[wa], %[out]\n\t"
+                "ldr    %[x], %[stride]\n\t"
+                "strb   %[a0], [%[wa]]\n\t"
+                "strb   %[a1], [%[wa], %[x]]\n\t"
+                "add    %[wa], %[wa], %[x], lsl #1\n\t"
+                "strb   %[a2], [%[wa]]\n\t"
+                "strb   %[a3], [%[wa], %[x]]"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+                  [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                : [end] "r"(cols_end), [rec] "r"(record), [off] "m"(output_offset), [out] "m"(out),
+                  [stride] "m"(stride)
+                : "cc", "memory");
+        return;
+    }
+#endif
+    do {
+        const int32_t wa = adaptc_sxtb16(*w), wb = adaptc_sxtb16_ror8(*w);
+        a0 = adaptc_smlad(wb, x[1], adaptc_smlad(wa, x[0], a0));
+        a1 = adaptc_smlad(wb, x[3], adaptc_smlad(wa, x[2], a1));
+        a2 = adaptc_smlad(wb, x[5], adaptc_smlad(wa, x[4], a2));
+        a3 = adaptc_smlad(wb, x[7], adaptc_smlad(wa, x[6], a3));
+        ++w;
+        x += 8;
+    } while (x != cols_end);
+    q = adaptc_rq_of(record[1], record[2]);
+    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a0, q) + output_offset);
+    out[stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a1, q) + output_offset);
+    out[2 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a2, q) + output_offset);
+    out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a3, q) + output_offset);
+}
+
+/* out[c * out_stride + r] for every row r and the four columns c: adaptc_row_x4, clamped to
+ * [act_min, act_max] (groups >= 1). */
+static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
+                                           int32_t groups, const int32_t *channels, int32_t output_offset,
+                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    int32_t r, c;
+    for (r = 0; r < rows; ++r) {
+        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    }
+    if (act_min > -128 || act_max < 127) {
+        for (c = 0; c < 4; ++c) {
+            for (r = 0; r < rows; ++r) {
+                int8_t *o = out + c * out_stride + r;
+                *o = (int8_t)adaptc_clamp_i32(*o, act_min, act_max);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Depthwise: four channels, three taps a row                               */
+/* ------------------------------------------------------------------------ */
+
+/* One group of four channels at one output pixel: acc_k += sum over `rows` window rows and three
+ * taps t of (x + input_offset) * w for channel k, where the four x of a tap are the word at
+ * window + r * row_step + t * x_step and the four w the next word from `w` (3 * rows words).
+ * On a DSP core, assembly: 34 instructions per row of 12 MACs (6 loads, 4 SXTAB16, 4 SXTB16
+ * ... per tap: 2 SXTAB16, 2 SXTB16, 4 SMLABB / SMLATT); gcc 12 spends about 55, spilling. */
+static inline void adaptc_dw_quad_x3(const int8_t *window, int32_t x_step, int32_t row_step,
+                                     const int32_t *w, int32_t rows, int32_t offset2,
+                                     int32_t *acc0, int32_t *acc1, int32_t *acc2, int32_t *acc3)
+{
+    int32_t a0 = *acc0, a1 = *acc1, a2 = *acc2, a3 = *acc3;
+    const int32_t *const w_end = w + 3 * rows;
+#if ADAPTC_HAVE_DSP
+    int32_t t0, t1, t2, t3;
+    __asm__ volatile(
+            "1:\n\t"
+            ADAPTC_DW_TAP("[%[x]]")
+            ADAPTC_DW_TAP("[%[x], %[xs]]")
+            ADAPTC_DW_TAP("[%[x], %[xs], lsl #1]")
+            "ldr    %[t0], %[rs]\n\t"
+            "add    %[x], %[x], %[t0]\n\t"
+            "cmp    %[w], %[end]\n\t"
+            "bne    1b"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(window), [w] "+r"(w),
+              [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+            : [xs] "r"(x_step), [end] "r"(w_end), [off] "r"(offset2), [rs] "m"(row_step)
+            : "cc", "memory");
+#else
+    while (w != w_end) {
+        int32_t t;
+        for (t = 0; t < 3; ++t) {
+            const int32_t xw = adaptc_read_s8x4(window + t * x_step), ww = *w++;
+            const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
+            const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
+            a0 = adaptc_smlabb(x02, w02, a0);
+            a2 = adaptc_smlatt(x02, w02, a2);
+            a1 = adaptc_smlabb(x13, w13, a1);
+            a3 = adaptc_smlatt(x13, w13, a3);
+        }
+        window += row_step;
+    }
+#endif
+    *acc0 = a0;
+    *acc1 = a1;
+    *acc2 = a2;
+    *acc3 = a3;
+}
+
+#endif /* ADAPTC_KERNELS_DSP_H */
+
+/*
  * TRANSPOSE, int8_t (4-D, any permutation): the layout change TFLite's TRANSPOSE and
  * Relax's permute_dims perform (reference_ops::Transpose).
  *
@@ -410,63 +1003,108 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
 }
 
 /*
- * CONV_2D, int8 (per-channel quantized).
- * Mirrors TFLite reference_integer_ops::ConvPerChannel
- * (tensorflow/lite/kernels/internal/reference/integer_ops/conv.h).
+ * CONV_2D, int8 (per-channel quantized): DSP-extension drop-in for conv2d_s8.
+ * The arguments of conv2d_s8 -- with bias, out_mult and out_shift interleaved into one array
+ * of per-channel records -- and, bit for bit, its results (TFLite
+ * reference_integer_ops::ConvPerChannel); targets/kernels_dsp.py lays out the arrays.
  *
- * Layout: input  NHWC [batches][in_h][in_w][in_c]        int8
- *         filter OHWI [out_c][k_h][k_w][in_c]            int8 (symmetric)
- *         bias   [out_c]                                 int32, may be NULL
- *         output NHWC [batches][out_h][out_w][out_c]     int8
- * Arithmetic: acc = sum over in-bounds taps of (input + input_offset) * filter
- *   (out-of-bounds taps are skipped, i.e. padding equals the input zero
- *   point); acc += bias[oc];
- *   acc = MultiplyByQuantizedMultiplier(acc, out_mult[oc], out_shift[oc]);
- *   acc += output_offset; clamp to [act_min, act_max].
+ * Layout: input, output: as conv2d_s8;
+ *         channels: per output channel {bias, out_mult, out_shift} (int32 each; bias 0 if none);
+ *         filter: the OHWI rows (depth = k_h * k_w * in_c values each), packed four int8 to a
+ *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h);
+ *         p->scratch: four im2col columns (8 * groups words), four output rows for a last,
+ *         partial block of pixels (4 * out_c bytes), then 4 * groups bytes to gather in.
+ * Arithmetic: four output pixels at a time, im2col writes each pixel's receptive field as
+ *   (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so the sums
+ *   are the same -- and adaptc_rows_x4 accumulates each output channel over the four columns
+ *   with SMLAD, adds the bias and requantizes like adaptc_mbqm; + output_offset, clamp to
+ *   [act_min, act_max].  A filter row (k_w * in_c values) converts straight from the input when
+ *   it lies inside; taps convert one by one when in_c is a multiple of 4; otherwise the field
+ *   is gathered as bytes (the zero point at padded taps) and then converted.
  */
-static void conv2d_s8(const conv2d_s8_params *p, const int8_t *input,
-                      const int8_t *filter, const int32_t *bias,
-                      const int32_t *out_mult, const int32_t *out_shift,
-                      int8_t *output)
+static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
+                          const int32_t *filter, const int32_t *channels, int8_t *output)
 {
-    int32_t batch, out_y, out_x, out_channel;
-    for (batch = 0; batch < p->batches; ++batch) {
-        for (out_y = 0; out_y < p->out_h; ++out_y) {
+    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
+    const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t input_offset = p->input_offset;
+    const int32_t depth = k_h * k_w * in_c;
+    const int32_t groups = (depth + 3) / 4;
+    const int32_t row_groups = k_w * in_c / 4;      /* a filter row, when it is whole groups */
+    const int32_t whole_rows = dil_w == 1 && (k_w * in_c) % 4 == 0;
+    const int32_t offset2 = adaptc_offset2(input_offset);
+    const int8_t zero_point = (int8_t)-input_offset;
+    int32_t *const cols = p->scratch;
+    int8_t *const tail = (int8_t *)(cols + 8 * groups);
+    int8_t *const gather = tail + 4 * out_c;
+    const int32_t pixels = p->batches * p->out_h * p->out_w;
+    int32_t batch = 0, out_y = 0, out_x = 0, pix;
+    for (pix = 0; pix < pixels; pix += 4) {
+        const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
+        int32_t c;
+        for (c = 0; c < 4; ++c) {
             const int32_t in_y_origin = out_y * p->stride_h - p->pad_top;
-            for (out_x = 0; out_x < p->out_w; ++out_x) {
-                const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
-                for (out_channel = 0; out_channel < p->out_c; ++out_channel) {
-                    int32_t acc = 0;
-                    int32_t filter_y, filter_x, in_channel;
-                    for (filter_y = 0; filter_y < p->k_h; ++filter_y) {
-                        const int32_t in_y = in_y_origin + p->dil_h * filter_y;
-                        if (in_y < 0 || in_y >= p->in_h) {
-                            continue;
-                        }
-                        for (filter_x = 0; filter_x < p->k_w; ++filter_x) {
-                            const int32_t in_x = in_x_origin + p->dil_w * filter_x;
-                            const int8_t *in_ptr;
-                            const int8_t *filter_ptr;
-                            if (in_x < 0 || in_x >= p->in_w) {
-                                continue;
-                            }
-                            in_ptr = input + ((batch * p->in_h + in_y) * p->in_w + in_x) * p->in_c;
-                            filter_ptr = filter + ((out_channel * p->k_h + filter_y) * p->k_w + filter_x) * p->in_c;
-                            for (in_channel = 0; in_channel < p->in_c; ++in_channel) {
-                                const int32_t input_val = in_ptr[in_channel];
-                                const int32_t filter_val = filter_ptr[in_channel];
-                                acc += filter_val * (input_val + p->input_offset);
-                            }
+            const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
+            const int8_t *const image = input + batch * in_h * in_w * in_c;
+            const int32_t x_inside = in_x_origin >= 0 && in_x_origin + (k_w - 1) * dil_w < in_w;
+            int32_t *col = cols + 2 * c;
+            int32_t filter_y, filter_x, k;
+            if ((whole_rows && x_inside) || (in_c & 3) == 0) {
+                for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                    const int32_t in_y = in_y_origin + dil_h * filter_y;
+                    if (in_y < 0 || in_y >= in_h) {
+                        col = adaptc_col_clear(col, 8, k_w * in_c / 4);
+                    } else if (whole_rows && x_inside) {
+                        col = adaptc_col_convert(col, 8, image + (in_y * in_w + in_x_origin) * in_c,
+                                                 row_groups, offset2);
+                    } else {
+                        for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                            const int32_t in_x = in_x_origin + dil_w * filter_x;
+                            col = in_x >= 0 && in_x < in_w
+                                ? adaptc_col_convert(col, 8, image + (in_y * in_w + in_x) * in_c, in_c / 4, offset2)
+                                : adaptc_col_clear(col, 8, in_c / 4);
                         }
                     }
-                    if (bias != NULL) {
-                        acc += bias[out_channel];
-                    }
-                    acc = adaptc_mbqm(acc, out_mult[out_channel], out_shift[out_channel]);
-                    acc += p->output_offset;
-                    acc = adaptc_clamp_i32(acc, p->act_min, p->act_max);
-                    output[((batch * p->out_h + out_y) * p->out_w + out_x) * p->out_c + out_channel] = (int8_t)acc;
                 }
+            } else {
+                int8_t *dst = gather;
+                for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                    const int32_t in_y = in_y_origin + dil_h * filter_y;
+                    for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                        const int32_t in_x = in_x_origin + dil_w * filter_x;
+                        if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
+                            const int8_t *const src = image + (in_y * in_w + in_x) * in_c;
+                            for (k = 0; k < in_c; ++k) {
+                                dst[k] = src[k];
+                            }
+                        } else {
+                            for (k = 0; k < in_c; ++k) {
+                                dst[k] = zero_point;
+                            }
+                        }
+                        dst += in_c;
+                    }
+                }
+                adaptc_col_from_s8(col, 8, gather, depth, input_offset);
+            }
+            if (c + 1 < n && ++out_x == p->out_w) {   /* spare columns repeat the last pixel */
+                out_x = 0;
+                if (++out_y == p->out_h) {
+                    out_y = 0;
+                    ++batch;
+                }
+            }
+        }
+        adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
+                       n == 4 ? output + pix * out_c : tail, out_c);
+        if (n < 4) {
+            memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
+        }
+        if (++out_x == p->out_w) {
+            out_x = 0;
+            if (++out_y == p->out_h) {
+                out_y = 0;
+                ++batch;
             }
         }
     }
@@ -518,65 +1156,130 @@ static void max_pool_s8(const pool_s8_params *p, const int8_t *input,
 }
 
 /*
- * DEPTHWISE_CONV_2D, int8 (per-channel quantized).
- * Mirrors TFLite reference_integer_ops::DepthwiseConvPerChannel
- * (tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h).
+ * DEPTHWISE_CONV_2D, int8 (per-channel quantized), depth_multiplier 1: DSP-extension drop-in
+ * for depthwise_conv2d_s8.  Its arguments -- bias, out_mult and out_shift interleaved into one
+ * array of per-channel records -- and, bit for bit, its results (TFLite
+ * reference_integer_ops::DepthwiseConvPerChannel); targets/kernels_dsp.py lays out the arrays.
  *
- * Layout: input  NHWC [batches][in_h][in_w][in_c]        int8
- *         filter [k_h][k_w][out_c] (TFLite 1HWC, leading 1 dropped), int8
- *         bias   [out_c]                                 int32, may be NULL
- *         output NHWC [batches][out_h][out_w][out_c]     int8
- *         out_c == in_c * depth_multiplier; output channel
- *         oc = in_channel * depth_multiplier + m reads input channel in_channel.
- * Arithmetic: acc = sum over in-bounds taps of (input + input_offset) * filter
- *   (out-of-bounds taps skipped); acc += bias[oc];
- *   acc = MultiplyByQuantizedMultiplier(acc, out_mult[oc], out_shift[oc]);
- *   acc += output_offset; clamp to [act_min, act_max].
+ * Layout: input, output: as depthwise_conv2d_s8 (out_c == in_c = channels);
+ *         filter: for each group of four channels, its [k_h][k_w] taps, one word of four
+ *         int8 per tap; then the last channels % 4 channels as [k_h][k_w][channels % 4] bytes;
+ *         channels: per channel {bias, out_mult, out_shift, round} (int32 each; dsp.h
+ *         adaptc_rq_record);
+ *         p->scratch (k_w == 3): one window, [k_h][3][channels] bytes.
+ * Arithmetic: four channels at a time from one word of input and one of filter: SXTAB16 adds
+ *   input_offset to two int16 halves, SXTB16 extends the filter, SMLABB / SMLATT accumulate
+ *   each channel; + bias, adaptc_mbqm (dsp.h), + output_offset, saturate; a narrower
+ *   [act_min, act_max] clamps the output afterwards.  With k_w == 3 every tap of the window is
+ *   summed (adaptc_dw_quad_x3): read in place when the window is inside the input, else from a
+ *   copy with the zero point at padded taps (x + input_offset = 0 there, as the reference's
+ *   skipped taps).  Other widths sum the in-bounds taps only.  Channels past the last multiple
+ *   of 4 one at a time.
  */
-static void depthwise_conv2d_s8(const depthwise_conv2d_s8_params *p,
-                                const int8_t *input, const int8_t *filter,
-                                const int32_t *bias, const int32_t *out_mult,
-                                const int32_t *out_shift, int8_t *output)
+static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, const int8_t *input,
+                                    const int32_t *filter, const int32_t *channels, int8_t *output)
 {
-    int32_t batch, out_y, out_x, in_channel, m;
+    const int32_t in_h = p->in_h, in_w = p->in_w, depth = p->in_c;
+    const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t input_offset = p->input_offset, output_offset = p->output_offset;
+    const int32_t offset2 = adaptc_offset2(input_offset);
+    const int8_t zero_point = (int8_t)-input_offset;
+    const int32_t quads = depth / 4, taps = k_h * k_w, rest = depth - 4 * quads;
+    const int8_t *const tail_filter = (const int8_t *)(const void *)(filter + quads * taps);
+    int32_t batch, out_y, out_x;
     for (batch = 0; batch < p->batches; ++batch) {
         for (out_y = 0; out_y < p->out_h; ++out_y) {
             const int32_t in_y_origin = out_y * p->stride_h - p->pad_top;
+            /* taps filter_y in [y_first, y_end) are inside the input */
+            const int32_t y_first = in_y_origin >= 0 ? 0 : (-in_y_origin + dil_h - 1) / dil_h;
+            const int32_t y_last = in_h - 1 - in_y_origin;
+            const int32_t y_end = y_last < 0 ? 0 : (y_last / dil_h + 1 < k_h ? y_last / dil_h + 1 : k_h);
             for (out_x = 0; out_x < p->out_w; ++out_x) {
                 const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
-                for (in_channel = 0; in_channel < p->in_c; ++in_channel) {
-                    for (m = 0; m < p->depth_multiplier; ++m) {
-                        const int32_t output_channel = m + in_channel * p->depth_multiplier;
-                        int32_t acc = 0;
-                        int32_t filter_y, filter_x;
-                        for (filter_y = 0; filter_y < p->k_h; ++filter_y) {
-                            const int32_t in_y = in_y_origin + p->dil_h * filter_y;
-                            if (in_y < 0 || in_y >= p->in_h) {
-                                continue;
+                const int32_t x_first = in_x_origin >= 0 ? 0 : (-in_x_origin + dil_w - 1) / dil_w;
+                const int32_t x_last = in_w - 1 - in_x_origin;
+                const int32_t x_end = x_last < 0 ? 0 : (x_last / dil_w + 1 < k_w ? x_last / dil_w + 1 : k_w);
+                const int32_t taps_x = x_end > x_first ? x_end - x_first : 0;
+                const int32_t taps_y = y_end > y_first && taps_x > 0 ? y_end - y_first : 0;
+                int8_t *out = output + ((batch * p->out_h + out_y) * p->out_w + out_x) * depth;
+                const int32_t *rec = channels;
+                /* the taps summed: rows x cols from `window`, x_step / row_step bytes apart, and
+                 * the filter from tap `first_tap`, filter rows k_w taps apart */
+                const int8_t *window = input;
+                int32_t x_step = dil_w * depth, row_step = dil_h * in_w * depth;
+                int32_t rows = taps_y, cols = taps_x, first_tap = y_first * k_w + x_first;
+                int32_t c, filter_y, filter_x;
+                if (k_w == 3 && (taps_y < k_h || taps_x < 3)) {    /* copy the window, padded */
+                    int8_t *dst = p->scratch;
+                    for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                        for (filter_x = 0; filter_x < 3; ++filter_x) {
+                            const int32_t in_y = in_y_origin + dil_h * filter_y;
+                            const int32_t in_x = in_x_origin + dil_w * filter_x;
+                            if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
+                                memcpy(dst, input + ((batch * in_h + in_y) * in_w + in_x) * depth, (size_t)depth);
+                            } else {
+                                memset(dst, zero_point, (size_t)depth);
                             }
-                            for (filter_x = 0; filter_x < p->k_w; ++filter_x) {
-                                const int32_t in_x = in_x_origin + p->dil_w * filter_x;
-                                int32_t input_val, filter_val;
-                                if (in_x < 0 || in_x >= p->in_w) {
-                                    continue;
-                                }
-                                input_val = input[((batch * p->in_h + in_y) * p->in_w + in_x) * p->in_c + in_channel];
-                                filter_val = filter[(filter_y * p->k_w + filter_x) * p->out_c + output_channel];
-                                acc += filter_val * (input_val + p->input_offset);
-                            }
+                            dst += depth;
                         }
-                        if (bias != NULL) {
-                            acc += bias[output_channel];
-                        }
-                        acc = adaptc_mbqm(acc, out_mult[output_channel], out_shift[output_channel]);
-                        acc += p->output_offset;
-                        acc = adaptc_clamp_i32(acc, p->act_min, p->act_max);
-                        output[((batch * p->out_h + out_y) * p->out_w + out_x) * p->out_c + output_channel] = (int8_t)acc;
                     }
+                    window = p->scratch;
+                    x_step = depth;
+                    row_step = 3 * depth;
+                    rows = k_h;
+                    cols = 3;
+                    first_tap = 0;
+                } else if (taps_y > 0) {
+                    window += ((batch * in_h + in_y_origin + dil_h * y_first) * in_w
+                               + in_x_origin + dil_w * x_first) * depth;
+                }
+                for (c = 0; c < quads; ++c) {
+                    const int32_t *const quad = filter + c * taps + first_tap;
+                    int32_t acc0 = rec[0], acc1 = rec[4], acc2 = rec[8], acc3 = rec[12];
+                    if (cols == 3 && k_w == 3) {
+                        adaptc_dw_quad_x3(window + 4 * c, x_step, row_step, quad, rows, offset2,
+                                          &acc0, &acc1, &acc2, &acc3);
+                    } else {
+                        for (filter_y = 0; filter_y < rows; ++filter_y) {
+                            const int8_t *x = window + filter_y * row_step + 4 * c;
+                            const int32_t *w = quad + filter_y * k_w;
+                            for (filter_x = 0; filter_x < cols; ++filter_x) {
+                                const int32_t xw = adaptc_read_s8x4(x), ww = *w++;
+                                const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
+                                const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
+                                acc0 = adaptc_smlabb(x02, w02, acc0);
+                                acc2 = adaptc_smlatt(x02, w02, acc2);
+                                acc1 = adaptc_smlabb(x13, w13, acc1);
+                                acc3 = adaptc_smlatt(x13, w13, acc3);
+                                x += x_step;
+                            }
+                        }
+                    }
+                    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc0, rec) + output_offset);
+                    out[1] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc1, rec + 4) + output_offset);
+                    out[2] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc2, rec + 8) + output_offset);
+                    out[3] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc3, rec + 12) + output_offset);
+                    out += 4;
+                    rec += 16;
+                }
+                for (c = 4 * quads; c < depth; ++c) {
+                    int32_t acc = rec[0];
+                    for (filter_y = 0; filter_y < rows; ++filter_y) {
+                        const int8_t *x = window + filter_y * row_step + c;
+                        const int8_t *w = tail_filter + (first_tap + filter_y * k_w) * rest + c - 4 * quads;
+                        for (filter_x = 0; filter_x < cols; ++filter_x) {
+                            acc += (*x + input_offset) * *w;
+                            x += x_step;
+                            w += rest;
+                        }
+                    }
+                    *out++ = (int8_t)adaptc_ssat8(adaptc_rq_record(acc, rec) + output_offset);
+                    rec += 4;
                 }
             }
         }
     }
+    adaptc_clamp_s8(output, p->batches * p->out_h * p->out_w * depth, p->act_min, p->act_max);
 }
 
 /*
@@ -635,45 +1338,41 @@ static void avg_pool_s8(const pool_s8_params *p, const int8_t *input,
 }
 
 /*
- * FULLY_CONNECTED, int8.
- * Mirrors TFLite reference_integer_ops::FullyConnected and
- * FullyConnectedPerChannel
- * (tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h).
+ * FULLY_CONNECTED, int8, symmetric weights (filter_offset 0): DSP-extension drop-in for
+ * fully_connected_s8.  Its arguments -- bias, out_mult and out_shift interleaved into one array
+ * of per-channel records -- and, bit for bit, its results (TFLite
+ * reference_integer_ops::FullyConnected[PerChannel]); targets/kernels_dsp.py lays out the arrays.
  *
- * Layout: input   [batches][in_features]                 int8
- *         weights [out_features][in_features]            int8
- *         bias    [out_features]                         int32, may be NULL
- *         output  [batches][out_features]                int8
- *         out_mult/out_shift have out_features entries (a per-tensor model
- *         repeats its single value).
- * Arithmetic: acc = sum (input + input_offset) * (weight + filter_offset);
- *   acc += bias[o];
- *   acc = MultiplyByQuantizedMultiplier(acc, out_mult[o], out_shift[o]);
- *   acc += output_offset; clamp to [act_min, act_max].
+ * Layout: input [batches][in_features], output [batches][out_features]: as fully_connected_s8;
+ *         weights: rows packed four int8 to a word, zero-padded to groups = ceil(in_features / 4)
+ *         words (dsp.h); channels: per output {bias, out_mult, out_shift} (bias 0 if none);
+ *         p->scratch: one column, 2 * groups words.
+ * Arithmetic: per batch row, the input is converted once to int16 (input + input_offset) in
+ *   the SXTB16 order of dsp.h; each output is 2 SMLAD per four weights, + bias, adaptc_mbqm,
+ *   + output_offset, clamp to [act_min, act_max].
  */
-static void fully_connected_s8(const fully_connected_s8_params *p,
-                               const int8_t *input, const int8_t *weights,
-                               const int32_t *bias, const int32_t *out_mult,
-                               const int32_t *out_shift, int8_t *output)
+static void fully_connected_s8_dsp(const fully_connected_s8_dsp_params *p, const int8_t *input,
+                                   const int32_t *weights, const int32_t *channels, int8_t *output)
 {
-    int32_t b, out_c, d;
+    const int32_t groups = (p->in_features + 3) / 4;
+    int32_t *const col = p->scratch;
+    int32_t b, o, g;
     for (b = 0; b < p->batches; ++b) {
-        const int8_t *input_row = input + b * p->in_features;
-        for (out_c = 0; out_c < p->out_features; ++out_c) {
-            const int8_t *filter_row = weights + out_c * p->in_features;
-            int32_t acc = 0;
-            for (d = 0; d < p->in_features; ++d) {
-                const int32_t input_val = input_row[d];
-                const int32_t filter_val = filter_row[d];
-                acc += (filter_val + p->filter_offset) * (input_val + p->input_offset);
+        int8_t *const out = output + b * p->out_features;
+        const int32_t *w = weights;
+        adaptc_col_from_s8(col, 2, input + b * p->in_features, p->in_features, p->input_offset);
+        for (o = 0; o < p->out_features; ++o) {
+            const int32_t *const rec = channels + 3 * o;
+            const int32_t *x = col;
+            int32_t acc = rec[0];
+            for (g = 0; g < groups; ++g) {
+                acc = adaptc_smlad(adaptc_sxtb16(*w), x[0], acc);
+                acc = adaptc_smlad(adaptc_sxtb16_ror8(*w), x[1], acc);
+                ++w;
+                x += 2;
             }
-            if (bias != NULL) {
-                acc += bias[out_c];
-            }
-            acc = adaptc_mbqm(acc, out_mult[out_c], out_shift[out_c]);
-            acc += p->output_offset;
-            acc = adaptc_clamp_i32(acc, p->act_min, p->act_max);
-            output[b * p->out_features + out_c] = (int8_t)acc;
+            out[o] = (int8_t)adaptc_clamp_i32(adaptc_rq(acc, rec[1], rec[2]) + p->output_offset,
+                                              p->act_min, p->act_max);
         }
     }
 }
@@ -756,71 +1455,43 @@ static void softmax_s8(const softmax_s8_params *p, const int8_t *input,
 /* Constants (flash)                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-static const int8_t s1_weights[216] = {
-    7, -69, 22, -7, -34, 57, 35, 2, -7, 6, -127, 75, -29, -12, -36, 20,
-    -68, 19, 71, -40, 49, 52, -30, 5, -38, -17, -41, -60, -42, -20, -30, -8,
-    94, 14, 51, 127, -65, 97, 117, -14, -82, 85, -10, 98, 23, 35, 87, -78,
-    14, 51, 0, 23, 17, 43, -74, -29, 58, 23, 19, -36, 25, -15, 105, 40,
-    91, -76, -68, 76, -38, -38, 37, 54, -25, -127, 3, -67, 3, 115, 100, 39,
-    11, -48, -22, -105, -28, 118, 38, -82, -33, 74, -96, -55, -12, 47, 19, -81,
-    44, 78, 66, 97, 12, -96, -57, -44, -54, 127, -101, 47, -127, 41, -80, 22,
-    48, 15, -33, 66, -32, 6, 44, -58, -4, 48, -59, 11, 4, 15, 39, -81,
-    20, -43, -8, 75, 80, -43, -1, 55, 17, -27, 74, -19, -1, 61, -101, -79,
-    -125, -6, 16, 65, -43, -6, 18, 57, -63, 22, -15, -127, 20, 4, 27, 20,
-    -45, -16, -35, 3, -13, -15, 60, -68, 119, 24, 40, -3, 40, -13, 6, -10,
-    -29, -98, -97, 34, 108, 68, -31, 60, -127, 91, 70, -16, 23, -26, -26, -71,
-    -107, 32, -26, -72, -36, 76, 60, -34, 7, -3, -88, 127, -16, 40, -43, 90,
-    44, 32, -71, -26, -11, -32, 9, 31
+static const int32_t s1_weights[56] = {
+    -115950841, 35863006, 1266747129, 350024931, -666430532, 98710577, 14151642, -487795004,
+    856579832, 1969340287, -162156814, 1461917538, 3346098, 2822423, 389735350, -249963501,
+    -1269094295, -623227716, -2115553755, 1929624835, 730980, -459806000, -542235018, -188112822,
+    749671215, 207700558, -892024928, 3119999, 380643713, 1121914672, -970193184, 197472508,
+    -1356394748, 1274598676, 16766288, 1256526135, -1690435603, 284853169, 318428481, -250166983,
+    453252225, 15782676, -235732003, 410500156, -215417560, -1629227514, 1147937439, 1535196385,
+    1568838, -1782978842, -591862240, 132004940, -260069123, 744150312, -169428704, 2034144
 };
 
-static const int32_t s1_bias[8] = {
-    -4, -407, -560, 2579, -49, -1195, -476, 417
+static const int32_t s1_channels[24] = {
+    -4, 2142874233, -7, -407, 1806680060, -7, -560, 2030873946,
+    -7, 2579, 1556772751, -7, -49, 2073851863, -7, -1195,
+    1105170596, -6, -476, 1783363617, -7, 417, 2129356096, -7
 };
 
-static const int32_t s1_mult[8] = {
-    2142874233, 1806680060, 2030873946, 1556772751, 2073851863, 1105170596, 1783363617, 2129356096
+static const int32_t s3_weights[18] = {
+    -30719531, 988335477, -833040298, 738900211, 787339735, -595623511, 166777284, -742181503,
+    2131423848, -1480009023, -952205353, 1091842208, -1729045279, -2114534657, 971625285, 1132593097,
+    -1425734929, 852680321
 };
 
-static const int32_t s1_shift[8] = {
-    -7, -7, -7, -7, -7, -6, -7, -7
+static const int32_t s3_channels[32] = {
+    -399, 1133645960, -7, 64, 196, 1195228811, -6, 32,
+    -996, 1964198382, -7, 64, 716, 1805198599, -7, 64,
+    1713, 1090048490, -7, 64, 466, 2120710590, -7, 64,
+    384, 1129705633, -6, 32, -5305, 1103740310, -7, 64
 };
 
-static const int8_t s3_weights[72] = {
-    -43, 65, 43, -2, -63, -38, -56, -89, 117, -51, -24, 58, -41, 127, 62, -57,
-    86, -48, 88, -50, -96, 48, 20, 65, -13, -72, 10, 44, -31, -36, -16, -104,
-    -41, -39, -19, 46, -1, -62, -10, -127, -87, -127, 127, -36, 69, -45, -23, 57,
-    -60, -47, -16, 9, -55, -1, -127, 67, -127, 53, -61, -45, -17, 2, 5, -85,
-    104, -14, 10, 127, -127, -34, -46, 50
+static const int32_t s5_weights[10] = {
+    -2115830988, -1546956021, 308973183, 1185014445, 595705896, -718212242, -2129008890, -484512458,
+    -2124828648, 359469747
 };
 
-static const int32_t s3_bias[8] = {
-    -399, 196, -996, 716, 1713, 466, 384, -5305
-};
-
-static const int32_t s3_mult[8] = {
-    1133645960, 1195228811, 1964198382, 1805198599, 1090048490, 2120710590, 1129705633, 1103740310
-};
-
-static const int32_t s3_shift[8] = {
-    -7, -6, -7, -7, -7, -7, -6, -7
-};
-
-static const int8_t s5_weights[40] = {
-    52, -5, -30, -127, 11, 83, -53, -93, 127, -114, 106, 18, -83, -30, -95, 70,
-    40, -64, -127, 35, 110, -13, 48, -43, 6, -25, 25, -127, 54, -19, 30, -29,
-    24, -80, 89, -127, -77, 18, 109, 21
-};
-
-static const int32_t s5_bias[5] = {
-    -940, -2770, -415, -31, 2372
-};
-
-static const int32_t s5_mult[5] = {
-    2044438462, 1993532876, 1786787434, 1223733250, 1380793681
-};
-
-static const int32_t s5_shift[5] = {
-    -7, -6, -6, -5, -5
+static const int32_t s5_channels[15] = {
+    -940, 2044438462, -7, -2770, 1993532876, -6, -415, 1786787434,
+    -6, -31, 1223733250, -5, 2372, 1380793681, -5
 };
 
 static const int32_t s6_exp_table[256] = {
@@ -859,16 +1530,19 @@ static const int32_t s6_exp_table[256] = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
-/* Arena: 1280 bytes; offsets from the memory plan                              */
+/* Arena: 1568 bytes; offsets from the memory plan                              */
 /* ---------------------------------------------------------------------------------------- */
 /*       0 +768     lv 1x16x16x3 int8 */
 /*     768 +512     lv31 1x8x8x8 int8 */
 /*       0 +128     lv7 1x4x4x8 int8 */
 /*     128 +128     lv81 1x4x4x8 int8 */
-/*       0 +8       lv16 1x1x1x8 int8 */
-/*      16 +5       lv131 1x5 int8 */
+/*      16 +8       lv16 1x1x1x8 int8 */
+/*      32 +5       lv131 1x5 int8 */
+/*    1280 +284     scratch of step 1 (conv2d_s8_dsp) */
+/*     256 +72      scratch of step 3 (depthwise_conv2d_s8_dsp) */
+/*       0 +16      scratch of step 5 (fully_connected_s8_dsp) */
 static union {
-    uint8_t bytes[1280];
+    uint8_t bytes[1568];
     int64_t align;  /* 8-byte alignment for every offset the planner hands out (multiples of 16) */
 } arena;
 
@@ -877,7 +1551,7 @@ static const transpose_params s0_params = {
     .perm = {0, 2, 3, 1},
 };
 
-static const conv2d_s8_params s1_params = {
+static const conv2d_s8_dsp_params s1_params = {
     .batches = 1,
     .in_h = 16,
     .in_w = 16,
@@ -897,6 +1571,7 @@ static const conv2d_s8_params s1_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
+    .scratch = (void *)(arena.bytes + 1280),
 };
 
 static const pool_s8_params s2_params = {
@@ -916,14 +1591,13 @@ static const pool_s8_params s2_params = {
     .act_max = 127,
 };
 
-static const depthwise_conv2d_s8_params s3_params = {
+static const depthwise_conv2d_s8_dsp_params s3_params = {
     .batches = 1,
     .in_h = 4,
     .in_w = 4,
     .in_c = 8,
     .out_h = 4,
     .out_w = 4,
-    .out_c = 8,
     .k_h = 3,
     .k_w = 3,
     .stride_h = 1,
@@ -936,7 +1610,7 @@ static const depthwise_conv2d_s8_params s3_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .depth_multiplier = 1,
+    .scratch = (void *)(arena.bytes + 256),
 };
 
 static const pool_s8_params s4_params = {
@@ -956,15 +1630,15 @@ static const pool_s8_params s4_params = {
     .act_max = 127,
 };
 
-static const fully_connected_s8_params s5_params = {
+static const fully_connected_s8_dsp_params s5_params = {
     .batches = 1,
     .in_features = 8,
     .out_features = 5,
     .input_offset = 128,
-    .filter_offset = 0,
     .output_offset = 29,
     .act_min = -128,
     .act_max = 127,
+    .scratch = (void *)(arena.bytes + 0),
 };
 
 static const softmax_s8_params s6_params = {
@@ -994,7 +1668,7 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
 
     /* step 1: adaptc.qconv2d <- conv2d+bias (lv31); 1x16x16x3 -> 1x8x8x8; 13824 MACs */
     ADAPTC_STEP(1);
-    conv2d_s8(&s1_params, (int8_t *)(arena.bytes + 0), s1_weights, s1_bias, s1_mult, s1_shift, (int8_t *)(arena.bytes + 768));
+    conv2d_s8_dsp(&s1_params, (int8_t *)(arena.bytes + 0), s1_weights, s1_channels, (int8_t *)(arena.bytes + 768));
 
     /* step 2: adaptc.qmax_pool2d <- max_pool2d (lv7); 1x8x8x8 -> 1x4x4x8 */
     ADAPTC_STEP(2);
@@ -1002,19 +1676,19 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
 
     /* step 3: adaptc.qconv2d <- conv2d+bias (lv81); 1x4x4x8 -> 1x4x4x8; 1152 MACs */
     ADAPTC_STEP(3);
-    depthwise_conv2d_s8(&s3_params, (int8_t *)(arena.bytes + 0), s3_weights, s3_bias, s3_mult, s3_shift, (int8_t *)(arena.bytes + 128));
+    depthwise_conv2d_s8_dsp(&s3_params, (int8_t *)(arena.bytes + 0), s3_weights, s3_channels, (int8_t *)(arena.bytes + 128));
 
     /* step 4: adaptc.qavg_pool2d <- avg_pool2d (lv16); 1x4x4x8 -> 1x1x1x8 */
     ADAPTC_STEP(4);
-    avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 128), (int8_t *)(arena.bytes + 0));
+    avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 128), (int8_t *)(arena.bytes + 16));
 
     /* step 5: adaptc.qdense <- fully_connected (lv131); 1x8 -> 1x5; 40 MACs */
     ADAPTC_STEP(5);
-    fully_connected_s8(&s5_params, (int8_t *)(arena.bytes + 0), s5_weights, s5_bias, s5_mult, s5_shift, (int8_t *)(arena.bytes + 16));
+    fully_connected_s8_dsp(&s5_params, (int8_t *)(arena.bytes + 16), s5_weights, s5_channels, (int8_t *)(arena.bytes + 32));
 
     /* step 6: adaptc.qsoftmax <- softmax (gv); 1x5 -> 1x5 */
     ADAPTC_STEP(6);
-    softmax_s8(&s6_params, (int8_t *)(arena.bytes + 16), output);
+    softmax_s8(&s6_params, (int8_t *)(arena.bytes + 32), output);
     ADAPTC_STEP(7);
     (void)arena;
     return TINY_CNN_OK;

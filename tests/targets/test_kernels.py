@@ -153,8 +153,30 @@ _HELPER_SIGS = {
 }
 
 
+VARIANT_SUFFIXES = ("_dsp", "_mve")   # optimized drop-ins: tests/targets/test_kernel_variants.py
+
+
 def kernel_files() -> list[Path]:
+    """Every kernel source (reference kernels and optimized drop-ins)."""
     return sorted(p for p in KERNEL_DIR.glob("*.c"))
+
+
+def reference_kernel_files() -> list[Path]:
+    return [p for p in kernel_files() if not p.stem.endswith(VARIANT_SUFFIXES)]
+
+
+def host_kernel_files() -> list[Path]:
+    """Kernels that build with the host compiler: all but the MVE ones (Helium cores only)."""
+    return [p for p in kernel_files() if not p.stem.endswith("_mve")]
+
+
+def kernel_headers(kernel: str) -> list[str]:
+    """Headers an optimized kernel needs after common.h (what its KernelCall lists)."""
+    if kernel.endswith("_dsp"):
+        return ["dsp.h"]
+    if kernel.endswith("_mve"):
+        return ["dsp.h", "mve.h"]
+    return []
 
 
 def _wrapper_source(kernel: str) -> str:
@@ -174,8 +196,9 @@ def _wrapper_source(kernel: str) -> str:
 
 
 def translation_unit(kernels: list[str], extra: str = "") -> str:
-    """What the code generator emits: common.h, then each kernel file."""
-    parts = [(KERNEL_DIR / "common.h").read_text()]
+    """What the code generator emits: common.h, the headers the kernels need, each kernel file."""
+    headers = list(dict.fromkeys(h for k in kernels for h in kernel_headers(k)))
+    parts = [(KERNEL_DIR / name).read_text() for name in ["common.h", *headers]]
     parts += [(KERNEL_DIR / f"{k}.c").read_text() for k in kernels]
     return "\n".join(parts) + "\n" + extra
 
@@ -273,8 +296,8 @@ class KernelLib:
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory) -> KernelLib:
     kernels = list(KERNELS)
-    assert sorted(f"{k}.c" for k in kernels) == sorted(p.name for p in kernel_files()), \
-        "every kernel file must be covered by a test wrapper"
+    assert sorted(f"{k}.c" for k in kernels) == sorted(p.name for p in reference_kernel_files()), \
+        "every reference kernel file must be covered by a test wrapper"
     src = translation_unit(kernels, _HELPER_WRAPPERS + "\n".join(_wrapper_source(k) for k in kernels))
     so = tmp_path_factory.mktemp("kernels") / "libadaptc_kernels.so"
     r = _compile(src, so, ["-shared", "-fPIC"], ("-lm",))
@@ -329,7 +352,7 @@ def _keep_used(kernels):
     return f"void adaptc_keep(void);\nvoid adaptc_keep(void) {{ {refs} }}\n"
 
 
-@pytest.mark.parametrize("path", kernel_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", host_kernel_files(), ids=lambda p: p.name)
 def test_kernel_compiles_alone_with_common_h(path, tmp_path):
     """common.h + one kernel file: the kernel files do not depend on each other;
     every function is static (the object defines no global symbol but ours)."""
@@ -349,18 +372,18 @@ def test_common_h_alone_and_all_kernels_together(tmp_path):
     r = _compile(translation_unit([], "void adaptc_keep(void);\nvoid adaptc_keep(void) {}\n"),
                  tmp_path / "common.o", ["-pedantic", "-c"])
     assert r.returncode == 0, r.stderr
-    ks = [p.stem for p in kernel_files()]
+    ks = [p.stem for p in host_kernel_files()]
     r = _compile(translation_unit(ks, _keep_used(ks)), tmp_path / "all.o",
                  ["-pedantic", "-Wshadow", "-Wconversion", "-c"])
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.parametrize("path", kernel_files() + [KERNEL_DIR / "common.h"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", kernel_files() + sorted(KERNEL_DIR.glob("*.h")), ids=lambda p: p.name)
 def test_portability_rules(path):
     text = path.read_text()
     code = _strip_comments(text)
     assert not re.search(r"\b(malloc|calloc|realloc|free|alloca)\s*\(", code)
-    if path.name.endswith("_s8.c"):
+    if "_s8" in path.stem or path.name in ("dsp.h", "mve.h"):
         assert not re.search(r"\b(float|double)\b", text), "no floating point on int8 paths"
         assert "<math.h>" not in text
     # types: fixed-width only (no plain int/long/short/unsigned in declarations)
@@ -777,10 +800,9 @@ ADD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", ADD_CASES, ids=lambda c: c["id"])
-def test_add_s8(lib, case):
+def add_case(case, size=777):
+    """(params, input1, input2) of an ADD_CASES case."""
     rng = np.random.default_rng(_seed(case["id"]))
-    size = 777
     x1 = rng.integers(-128, 128, size=size).astype(np.int8)
     x2 = rng.integers(-128, 128, size=size).astype(np.int8)
     if case.get("random"):
@@ -796,6 +818,13 @@ def test_add_s8(lib, case):
         p = tflite_add_params(*case["q"])
     p["size"] = size
     p["act_min"], p["act_max"] = case.get("act", (-128, 127))
+    return p, x1, x2
+
+
+@pytest.mark.parametrize("case", ADD_CASES, ids=lambda c: c["id"])
+def test_add_s8(lib, case):
+    p, x1, x2 = add_case(case)
+    size = p["size"]
     got = lib.run("add_s8", p, (size,), input1=x1, input2=x2)
     want = ref.add_s8_ref(x1, x2, **{k: v for k, v in p.items() if k != "size"})
     np.testing.assert_array_equal(got, want)

@@ -1,0 +1,592 @@
+/*
+ * adaptc optimized kernels: helpers for the DSP extension (Armv7E-M: Cortex-M4, M7; also M55).
+ *
+ * Included after common.h by the *_dsp kernels (targets/kernels_dsp.py).  Contents:
+ *   - SIMD primitives on packed words: four int8 bytes (b0 = bits 0..7 ... b3 = bits 24..31)
+ *     or two int16 halves (lo = bits 0..15, hi = bits 16..31) held in an int32_t.  On a core
+ *     with the DSP extension (__ARM_FEATURE_DSP) each is one instruction -- SXTB16, SXTAB16,
+ *     SMLAD, SMLABB, SMLATT through <arm_acle.h>; the ROR #8 forms of SXTB16 / SXTAB16 by
+ *     inline assembly, since gcc 12's ACLE has no __ror and does not fold a rotate into them.
+ *     Anywhere else (the host build) a C99 definition computes the same bits, so the kernels
+ *     build, run and are tested on the host as well.
+ *   - adaptc_rq_*: TFLite's MultiplyByQuantizedMultiplier in about ten instructions.
+ *   - the int8 x int16 matrix core of conv2d_s8_dsp.
+ *
+ * Implementation-defined behaviour relied upon: as common.h.
+ */
+#ifndef ADAPTC_KERNELS_DSP_H
+#define ADAPTC_KERNELS_DSP_H
+
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define ADAPTC_HAVE_DSP 1
+#else
+#define ADAPTC_HAVE_DSP 0
+#endif
+
+/* A helper compiled as a function of its own, so that its loop gets the registers to itself
+ * ("unused": no warning in a model that does not call it). */
+#if defined(__GNUC__)
+#define ADAPTC_NOINLINE __attribute__((noinline, unused))
+#else
+#define ADAPTC_NOINLINE
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Parameter structs                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
+} conv2d_s8_dsp_params;
+
+/* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int8_t *scratch;        /* arena, k_w == 3: a window of k_h * 3 * in_c bytes; else unused */
+} depthwise_conv2d_s8_dsp_params;
+
+/* fully_connected_s8_dsp: the fully_connected_s8 sizes (filter_offset 0). */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+} fully_connected_s8_dsp_params;
+
+/* ------------------------------------------------------------------------ */
+/* Packed-word primitives                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Four bytes from memory as one word (any alignment; one LDR on a Cortex-M). */
+static inline int32_t adaptc_read_s8x4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#if ADAPTC_HAVE_DSP
+
+/* (b0, b2) sign-extended to (lo, hi). */
+static inline int32_t adaptc_sxtb16(int32_t x)
+{
+    return (int32_t)__sxtb16(x);
+}
+
+/* (b1, b3) sign-extended to (lo, hi). */
+static inline int32_t adaptc_sxtb16_ror8(int32_t x)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* (a.lo + b0, a.hi + b2), each half modulo 2^16. */
+static inline int32_t adaptc_sxtab16(int32_t a, int32_t x)
+{
+    return (int32_t)__sxtab16(a, x);
+}
+
+/* (a.lo + b1, a.hi + b3), each half modulo 2^16. */
+static inline int32_t adaptc_sxtab16_ror8(int32_t a, int32_t x)
+{
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+}
+
+/* acc + a.lo * b.lo + a.hi * b.hi (modulo 2^32). */
+static inline int32_t adaptc_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlad(a, b, acc);
+}
+
+/* acc + a.lo * b.lo */
+static inline int32_t adaptc_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabb(a, b, acc);
+}
+
+/* acc + a.hi * b.hi */
+static inline int32_t adaptc_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatt(a, b, acc);
+}
+
+#else /* portable C99 definitions with the same results */
+
+static inline int32_t adaptc_byte(int32_t x, int32_t k)
+{
+    return (int32_t)((uint32_t)x << (24 - 8 * k)) >> 24;
+}
+
+static inline int32_t adaptc_lo16(int32_t x)
+{
+    return (int32_t)((uint32_t)x << 16) >> 16;
+}
+
+static inline int32_t adaptc_hi16(int32_t x)
+{
+    return x >> 16;
+}
+
+static inline int32_t adaptc_pack16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu));
+}
+
+static inline int32_t adaptc_sxtb16(int32_t x)
+{
+    return adaptc_pack16(adaptc_byte(x, 0), adaptc_byte(x, 2));
+}
+
+static inline int32_t adaptc_sxtb16_ror8(int32_t x)
+{
+    return adaptc_pack16(adaptc_byte(x, 1), adaptc_byte(x, 3));
+}
+
+static inline int32_t adaptc_sxtab16(int32_t a, int32_t x)
+{
+    return adaptc_pack16(adaptc_lo16(a) + adaptc_byte(x, 0), adaptc_hi16(a) + adaptc_byte(x, 2));
+}
+
+static inline int32_t adaptc_sxtab16_ror8(int32_t a, int32_t x)
+{
+    return adaptc_pack16(adaptc_lo16(a) + adaptc_byte(x, 1), adaptc_hi16(a) + adaptc_byte(x, 3));
+}
+
+static inline int32_t adaptc_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(adaptc_lo16(a) * adaptc_lo16(b))
+                     + (uint32_t)(adaptc_hi16(a) * adaptc_hi16(b)));
+}
+
+static inline int32_t adaptc_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(adaptc_lo16(a) * adaptc_lo16(b)));
+}
+
+static inline int32_t adaptc_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(adaptc_hi16(a) * adaptc_hi16(b)));
+}
+
+#endif /* ADAPTC_HAVE_DSP */
+
+/* ------------------------------------------------------------------------ */
+/* Requantization                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* floor((a * b + 2^31) / 2^32): SMMULR */
+static inline int32_t adaptc_smmulr(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* Signed saturation to int8: SSAT #8 */
+static inline int32_t adaptc_ssat8(int32_t x)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));   /* gcc 12's __ssat trips -Wsign-conversion */
+    return r;
+#else
+    return adaptc_clamp_i32(x, -128, 127);
+#endif
+}
+
+/* adaptc_mbqm(acc, mult, shift) for 0 <= mult < 2^31 and |acc << max(shift, 0)| < 2^30:
+ *   x   = acc << max(shift, 0)
+ *   s   = floor((x * mult + 2^30) / 2^31)    = adaptc_srdhm(x, mult): gemmlowp's nudge-then-
+ *                                             truncate is this floor for either sign, and it
+ *                                             cannot saturate (mult > INT32_MIN).  Computed as
+ *                                             SMMULR(2 * x, mult), exact since |2x| < 2^31.
+ *   out = (s + round + (negmask & (s >> 31))) >> right_shift
+ *         round = 2^(right_shift - 1), negmask = -1 when right_shift > 0; both 0 otherwise
+ *                                           = adaptc_rdbpot(s, right_shift): to nearest, ties
+ *                                             away from zero (|s| < 2^30: no overflow).
+ * Seven instructions.  The kernel builder proves the bound on |acc| for every channel from
+ * the weights and the bias at compile time (targets/kernels_dsp.py, requant_is_exact).  The
+ * per-channel constants come from TFLite's (mult, shift), once per output channel and block
+ * of pixels, so flash holds the same 8 bytes per channel as for the reference kernels. */
+typedef struct {
+    int32_t mult;
+    int32_t left_shift;     /* max(shift, 0) + 1 */
+    int32_t right_shift;
+    int32_t round;
+    int32_t negmask;
+} adaptc_rq_params;
+
+static inline adaptc_rq_params adaptc_rq_of(int32_t mult, int32_t shift)
+{
+    adaptc_rq_params q;
+    q.mult = mult;
+    q.left_shift = (shift > 0 ? shift : 0) + 1;
+    q.right_shift = shift > 0 ? 0 : -shift;
+    q.round = (int32_t)(((uint32_t)1 << q.right_shift) >> 1);
+    q.negmask = -(int32_t)(q.right_shift > 0);
+    return q;
+}
+
+static inline int32_t adaptc_rq_apply(int32_t acc, adaptc_rq_params q)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << q.left_shift), q.mult);
+    return (s + q.round + (q.negmask & (s >> 31))) >> q.right_shift;
+}
+
+/* adaptc_mbqm(acc, mult, shift) for shift < 0 (right_shift = -shift >= 1) and |acc| < 2^30:
+ * adaptc_rq_apply with left_shift 0 and negmask -1 folded in -- five instructions and the
+ * rounding constant. */
+static inline int32_t adaptc_rq_right(int32_t acc, int32_t mult, int32_t right_shift)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), mult);
+    return (s + (s >> 31) + (int32_t)(((uint32_t)1 << right_shift) >> 1)) >> right_shift;
+}
+
+/* adaptc_mbqm for |acc << max(shift, 0)| < 2^30, through the cheaper form when it applies */
+static inline int32_t adaptc_rq(int32_t acc, int32_t mult, int32_t shift)
+{
+    return shift < 0 ? adaptc_rq_right(acc, mult, -shift) : adaptc_rq_apply(acc, adaptc_rq_of(mult, shift));
+}
+
+/* Records of four int32 per channel, {bias, mult, shift, round}: round = 2^(-shift - 1) for
+ * shift < 0, else 0 -- the rounding constant of adaptc_rq_right, precomputed. */
+static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
+{
+    if (record[2] < 0) {
+        const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), record[1]);
+        return (s + (s >> 31) + record[3]) >> -record[2];
+    }
+    return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
+}
+
+/* out[i] = clamp(out[i], act_min, act_max): nothing to do for [-128, 127] */
+static inline void adaptc_clamp_s8(int8_t *out, int32_t size, int32_t act_min, int32_t act_max)
+{
+    int32_t i;
+    if (act_min > -128 || act_max < 127) {
+        for (i = 0; i < size; ++i) {
+            out[i] = (int8_t)adaptc_clamp_i32(out[i], act_min, act_max);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* int8 weights x int16 columns                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Weights: a row of `depth` int8 values packed four to an int32_t word (b0 first), zero-padded
+ * to groups = ceil(depth / 4) words.
+ * Columns: `depth` values (x + input_offset) as int16, two per word: group g of four values is
+ * the two words SXTAB16 / SXTAB16 ROR #8 make of four int8 bytes, (x0, x2) and (x1, x3) -- the
+ * halves SXTB16 / SXTB16 ROR #8 make of a weight word, so that SMLAD pairs them up.  Four
+ * columns are interleaved group by group, [c0 g0 (2 words)][c1 g0][c2 g0][c3 g0][c0 g1]...,
+ * 8 * groups words; the tail of a last, partial group is 0. */
+
+/* (offset, offset) as two int16 halves */
+static inline int32_t adaptc_offset2(int32_t offset)
+{
+    return (int32_t)(((uint32_t)offset << 16) | ((uint32_t)offset & 0xFFFFu));
+}
+
+/* Column helpers: `col` points at a column's group g, groups `stride` words apart (8 for
+ * four interleaved columns: cols + 8 g + 2 c); each returns the pointer to the group after the
+ * last one written. */
+
+/* n groups from 4 n int8 values at src (any alignment). */
+static inline int32_t *adaptc_col_convert(int32_t *col, int32_t stride, const int8_t *src, int32_t n,
+                                          int32_t offset2)
+{
+    const int8_t *const end = src + 4 * n;
+    while (src != end) {
+        const int32_t word = adaptc_read_s8x4(src);
+        col[0] = adaptc_sxtab16(offset2, word);
+        col[1] = adaptc_sxtab16_ror8(offset2, word);
+        col += stride;
+        src += 4;
+    }
+    return col;
+}
+
+/* n groups of 0 (padding) */
+static inline int32_t *adaptc_col_clear(int32_t *col, int32_t stride, int32_t n)
+{
+    int32_t g;
+    for (g = 0; g < n; ++g) {
+        col[0] = 0;
+        col[1] = 0;
+        col += stride;
+    }
+    return col;
+}
+
+/* A whole column from `depth` int8 values at src; the tail of a partial last group is 0. */
+static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t *src, int32_t depth,
+                                      int32_t input_offset)
+{
+    const int32_t whole = depth / 4, left = depth - 4 * whole;
+    col = adaptc_col_convert(col, stride, src, whole, adaptc_offset2(input_offset));
+    if (left > 0) {                                   /* 1..3 values */
+        const int8_t *const t = src + 4 * whole;
+        const int32_t x0 = t[0] + input_offset;
+        const int32_t x1 = left > 1 ? t[1] + input_offset : 0;
+        const int32_t x2 = left > 2 ? t[2] + input_offset : 0;
+        col[0] = (int32_t)(((uint32_t)x2 << 16) | ((uint32_t)x0 & 0xFFFFu));
+        col[1] = (int32_t)((uint32_t)x1 & 0xFFFFu);
+    }
+}
+
+/* One group of four weights against the four columns (assembly operands of adaptc_row_x4). */
+#define ADAPTC_DOT_GROUP \
+    "ldr    %[wt], [%[w]], #4\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "sxtb16 %[wa], %[wt]\n\t" \
+    "sxtb16 %[wb], %[wt], ror #8\n\t" \
+    "smlad  %[a0], %[wa], %[x0], %[a0]\n\t" \
+    "smlad  %[a0], %[wb], %[x1], %[a0]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "smlad  %[a1], %[wa], %[x0], %[a1]\n\t" \
+    "smlad  %[a1], %[wb], %[x1], %[a1]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "smlad  %[a2], %[wa], %[x0], %[a2]\n\t" \
+    "smlad  %[a2], %[wb], %[x1], %[a2]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "smlad  %[a3], %[wa], %[x0], %[a3]\n\t" \
+    "smlad  %[a3], %[wb], %[x1], %[a3]\n\t"
+
+/* One depthwise tap, four channels (assembly operands of adaptc_dw_quad_x3): t0 = input word
+ * at ADDR, t1 = filter word; t2, t0 = (x0, x2), (x1, x3) + offset; t3, t1 = (w0, w2), (w1, w3). */
+#define ADAPTC_DW_TAP(ADDR) \
+    "ldr    %[t0], " ADDR "\n\t" \
+    "ldr    %[t1], [%[w]], #4\n\t" \
+    "sxtab16 %[t2], %[off], %[t0]\n\t" \
+    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t" \
+    "sxtb16 %[t3], %[t1]\n\t" \
+    "sxtb16 %[t1], %[t1], ror #8\n\t" \
+    "smlabb %[a0], %[t2], %[t3], %[a0]\n\t" \
+    "smlatt %[a2], %[t2], %[t3], %[a2]\n\t" \
+    "smlabb %[a1], %[t0], %[t1], %[a1]\n\t" \
+    "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
+
+/* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
+ * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
+ * of weights (w: `groups` words) with its record.  The C is the reference for the assembly
+ * below, which a DSP core runs for a channel with shift < 0 (every channel of a typical layer):
+ * 16 MACs take 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per
+ * two groups (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize
+ * as adaptc_rq_apply does and store. */
+static inline void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
+                                 const int32_t *record, int32_t output_offset, int8_t *out,
+                                 int32_t stride)
+{
+    const int32_t *x = cols;
+    int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
+    adaptc_rq_params q;
+#if ADAPTC_HAVE_DSP
+    if (record[2] < 0) {
+        int32_t wt, wa, wb, x0, x1;
+        __asm__ volatile(
+                /* an odd number of groups: one first, then two per iteration */
+                "sub    %[wt], %[end], %[x]\n\t"
+                "tst    %[wt], #32\n\t"
+                "beq    2f\n\t"
+                ADAPTC_DOT_GROUP
+                "cmp    %[x], %[end]\n\t"
+                "beq    3f\n"
+                "2:\n\t"
+                ADAPTC_DOT_GROUP
+                ADAPTC_DOT_GROUP
+                "cmp    %[x], %[end]\n\t"
+                "bne    2b\n"
+                "3:\n\t"
+                /* x0 = mult, x1 = right_shift = -shift >= 1, wb = round, wt = output_offset */
+                "ldrd   %[x0], %[x1], [%[rec], #4]\n\t"
+                "rsb    %[x1], %[x1], #0\n\t"
+                "mov    %[wb], #1\n\t"
+                "lsl    %[wb], %[wb], %[x1]\n\t"
+                "lsr    %[wb], %[wb], #1\n\t"
+                "ldr    %[wt], %[off]\n\t"
+                /* s = SMMULR(2 acc, mult); (s + round - (s < 0)) >> right_shift; + offset */
+                "lsl    %[a0], %[a0], #1\n\t"
+                "smmulr %[a0], %[a0], %[x0]\n\t"
+                "add    %[a0], %[a0], %[a0], asr #31\n\t"
+                "add    %[a0], %[a0], %[wb]\n\t"
+                "asr    %[a0], %[a0], %[x1]\n\t"
+                "add    %[a0], %[a0], %[wt]\n\t"
+                "ssat   %[a0], #8, %[a0]\n\t"
+                "lsl    %[a1], %[a1], #1\n\t"
+                "smmulr %[a1], %[a1], %[x0]\n\t"
+                "add    %[a1], %[a1], %[a1], asr #31\n\t"
+                "add    %[a1], %[a1], %[wb]\n\t"
+                "asr    %[a1], %[a1], %[x1]\n\t"
+                "add    %[a1], %[a1], %[wt]\n\t"
+                "ssat   %[a1], #8, %[a1]\n\t"
+                "lsl    %[a2], %[a2], #1\n\t"
+                "smmulr %[a2], %[a2], %[x0]\n\t"
+                "add    %[a2], %[a2], %[a2], asr #31\n\t"
+                "add    %[a2], %[a2], %[wb]\n\t"
+                "asr    %[a2], %[a2], %[x1]\n\t"
+                "add    %[a2], %[a2], %[wt]\n\t"
+                "ssat   %[a2], #8, %[a2]\n\t"
+                "lsl    %[a3], %[a3], #1\n\t"
+                "smmulr %[a3], %[a3], %[x0]\n\t"
+                "add    %[a3], %[a3], %[a3], asr #31\n\t"
+                "add    %[a3], %[a3], %[wb]\n\t"
+                "asr    %[a3], %[a3], %[x1]\n\t"
+                "add    %[a3], %[a3], %[wt]\n\t"
+                "ssat   %[a3], #8, %[a3]\n\t"
+                /* wa = out, x = stride */
+                "ldr    %[wa], %[out]\n\t"
+                "ldr    %[x], %[stride]\n\t"
+                "strb   %[a0], [%[wa]]\n\t"
+                "strb   %[a1], [%[wa], %[x]]\n\t"
+                "add    %[wa], %[wa], %[x], lsl #1\n\t"
+                "strb   %[a2], [%[wa]]\n\t"
+                "strb   %[a3], [%[wa], %[x]]"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+                  [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                : [end] "r"(cols_end), [rec] "r"(record), [off] "m"(output_offset), [out] "m"(out),
+                  [stride] "m"(stride)
+                : "cc", "memory");
+        return;
+    }
+#endif
+    do {
+        const int32_t wa = adaptc_sxtb16(*w), wb = adaptc_sxtb16_ror8(*w);
+        a0 = adaptc_smlad(wb, x[1], adaptc_smlad(wa, x[0], a0));
+        a1 = adaptc_smlad(wb, x[3], adaptc_smlad(wa, x[2], a1));
+        a2 = adaptc_smlad(wb, x[5], adaptc_smlad(wa, x[4], a2));
+        a3 = adaptc_smlad(wb, x[7], adaptc_smlad(wa, x[6], a3));
+        ++w;
+        x += 8;
+    } while (x != cols_end);
+    q = adaptc_rq_of(record[1], record[2]);
+    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a0, q) + output_offset);
+    out[stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a1, q) + output_offset);
+    out[2 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a2, q) + output_offset);
+    out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a3, q) + output_offset);
+}
+
+/* out[c * out_stride + r] for every row r and the four columns c: adaptc_row_x4, clamped to
+ * [act_min, act_max] (groups >= 1). */
+static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
+                                           int32_t groups, const int32_t *channels, int32_t output_offset,
+                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    int32_t r, c;
+    for (r = 0; r < rows; ++r) {
+        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    }
+    if (act_min > -128 || act_max < 127) {
+        for (c = 0; c < 4; ++c) {
+            for (r = 0; r < rows; ++r) {
+                int8_t *o = out + c * out_stride + r;
+                *o = (int8_t)adaptc_clamp_i32(*o, act_min, act_max);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Depthwise: four channels, three taps a row                               */
+/* ------------------------------------------------------------------------ */
+
+/* One group of four channels at one output pixel: acc_k += sum over `rows` window rows and three
+ * taps t of (x + input_offset) * w for channel k, where the four x of a tap are the word at
+ * window + r * row_step + t * x_step and the four w the next word from `w` (3 * rows words).
+ * On a DSP core, assembly: 34 instructions per row of 12 MACs (6 loads, 4 SXTAB16, 4 SXTB16
+ * ... per tap: 2 SXTAB16, 2 SXTB16, 4 SMLABB / SMLATT); gcc 12 spends about 55, spilling. */
+static inline void adaptc_dw_quad_x3(const int8_t *window, int32_t x_step, int32_t row_step,
+                                     const int32_t *w, int32_t rows, int32_t offset2,
+                                     int32_t *acc0, int32_t *acc1, int32_t *acc2, int32_t *acc3)
+{
+    int32_t a0 = *acc0, a1 = *acc1, a2 = *acc2, a3 = *acc3;
+    const int32_t *const w_end = w + 3 * rows;
+#if ADAPTC_HAVE_DSP
+    int32_t t0, t1, t2, t3;
+    __asm__ volatile(
+            "1:\n\t"
+            ADAPTC_DW_TAP("[%[x]]")
+            ADAPTC_DW_TAP("[%[x], %[xs]]")
+            ADAPTC_DW_TAP("[%[x], %[xs], lsl #1]")
+            "ldr    %[t0], %[rs]\n\t"
+            "add    %[x], %[x], %[t0]\n\t"
+            "cmp    %[w], %[end]\n\t"
+            "bne    1b"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(window), [w] "+r"(w),
+              [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+            : [xs] "r"(x_step), [end] "r"(w_end), [off] "r"(offset2), [rs] "m"(row_step)
+            : "cc", "memory");
+#else
+    while (w != w_end) {
+        int32_t t;
+        for (t = 0; t < 3; ++t) {
+            const int32_t xw = adaptc_read_s8x4(window + t * x_step), ww = *w++;
+            const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
+            const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
+            a0 = adaptc_smlabb(x02, w02, a0);
+            a2 = adaptc_smlatt(x02, w02, a2);
+            a1 = adaptc_smlabb(x13, w13, a1);
+            a3 = adaptc_smlatt(x13, w13, a3);
+        }
+        window += row_step;
+    }
+#endif
+    *acc0 = a0;
+    *acc1 = a1;
+    *acc2 = a2;
+    *acc3 = a3;
+}
+
+#endif /* ADAPTC_KERNELS_DSP_H */

@@ -11,6 +11,9 @@ deterministic: they depend only on the ELF and the input.
 
 The inference is everything between the first and the last step marker; the marker function's
 own instructions are excluded (the call to it -- about two instructions per step -- is not).
+The firmware also paints the stack below main before the call and reports how deep the model
+went (``TargetRun.stack_bytes``, a measurement to hold against the call-graph bound in
+report.json).
 """
 from __future__ import annotations
 
@@ -132,6 +135,7 @@ class TargetRun:
     target: str
     machine: str
     elf: Path
+    stack_bytes: int = 0            # measured: deepest stack <prefix>_run used (painted stack)
 
     @property
     def instructions_per_mac(self) -> float:
@@ -198,6 +202,7 @@ def run_on_target(model, x: np.ndarray, timeout: float = 600.0) -> TargetRun:
             raise AdaptcError(f"{model.prefix} on {target.qemu_machine} exited with status {r.returncode} "
                               f"(0xad = fault):\n{(r.stdout + r.stderr)[-2000:]}")
         out = np.frombuffer((tmp / "output.bin").read_bytes(), np.dtype(model.output.dtype))
+        stack = int(np.frombuffer((tmp / "stack.bin").read_bytes(), "<u4")[0])
         snaps = _snapshots(tmp / "armstat.tsv")
     dis = Disassembly.of(build.elf, target.objdump_flags)
     skip = {pc for pc in dis.insns if marker_addr <= pc < marker_addr + max(marker_size, 2)}
@@ -213,4 +218,4 @@ def run_on_target(model, x: np.ndarray, timeout: float = 600.0) -> TargetRun:
         for k in CLASSES:
             total.classes[k] += c.classes[k]
     return TargetRun(out.reshape(model.output.shape).copy(), total.instructions, total.classes, steps,
-                     total.memory_accesses, target.name, target.qemu_machine, build.elf)
+                     total.memory_accesses, target.name, target.qemu_machine, build.elf, stack)

@@ -208,7 +208,7 @@ class ArmBuild:
 
     @cached_property
     def stack(self) -> "StackAnalysis":
-        return StackAnalysis.from_dir(self.dir)
+        return StackAnalysis.from_dir(self.dir, self.elf)
 
     def object_symbol_sizes(self) -> dict[str, int]:
         """Sizes of the model object's symbols (functions, weight arrays) as linked in the ELF."""
@@ -220,16 +220,17 @@ class StackAnalysis:
     """Worst-case stack from gcc's call graph with stack usage (``-fcallgraph-info=su``: one .ci
     file per object, each function's frame as ``-fstack-usage`` reports it in the .su file).
 
-    ``worst(f)`` = frame(f) + max over callees. Library functions (memcpy, __aeabi_*) have no
-    frame in the graph: they count as 0 and are listed in ``unknown``. Generated C has no
-    recursion; a cycle raises."""
+    ``worst(f)`` = frame(f) + max over callees. Functions gcc did not compile here -- the C
+    library's memcpy, memset, ... -- take their frames and calls from the linked ELF instead
+    (``binary_frames``); a function in neither stays in ``unknown`` and counts 0. Generated C has
+    no recursion; a cycle raises."""
 
     frames: dict[str, int]                 # node (function, or clone like conv2d_s8.constprop.0) -> bytes
     calls: dict[str, set]
     unknown: set = field(default_factory=set)
 
     @classmethod
-    def from_dir(cls, d: Path) -> "StackAnalysis":
+    def from_dir(cls, d: Path, elf: Path | None = None) -> "StackAnalysis":
         frames, calls = {}, {}
         for ci in sorted(Path(d).glob("*.ci")):
             text = ci.read_text()
@@ -239,6 +240,11 @@ class StackAnalysis:
                     frames[_fn(title)] = int(size.group(1))
             for src, dst in re.findall(r'edge:\s*\{\s*sourcename:\s*"([^"]+)"\s*targetname:\s*"([^"]+)"', text):
                 calls.setdefault(_fn(src), set()).add(_fn(dst))
+        if elf is not None and Path(elf).exists():
+            missing = {c for callees in calls.values() for c in callees} - set(frames)
+            for name, (frame, callees) in binary_frames(Path(elf), missing).items():
+                frames[name] = frame
+                calls.setdefault(name, set()).update(callees)
         return cls(frames, calls)
 
     def clones(self, name: str) -> list[str]:
@@ -252,6 +258,57 @@ class StackAnalysis:
             self.unknown.add(name)
             return 0
         return self.frames[name] + max((self.worst(c, _path + (name,)) for c in self.calls.get(name, ())), default=0)
+
+
+_PUSH = re.compile(r"^(push|stmdb|stmfd)(\.w)?$")
+
+
+def binary_frames(elf: Path, names: set) -> dict[str, tuple[int, set]]:
+    """Stack frame (bytes) and callees of the functions ``names`` (and what they call) from the
+    ELF's code, for functions gcc's stack analysis does not cover (the C library): every push /
+    stmdb sp! (4 bytes a register), vpush (4 or 8 a register), str rX, [sp, #-n]! and sub sp, #n
+    of the function is summed -- an upper bound when pushes sit on different paths -- and bl targets are callees."""
+    out = subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", str(elf)],
+                         capture_output=True, text=True).stdout
+    body: dict[str, list] = {}
+    func = None
+    for line in out.splitlines():
+        head = re.match(r"^[0-9a-f]+ <([^>]+)>:$", line)
+        if head:
+            func = head.group(1)
+            body[func] = []
+        elif func and (m := re.match(r"^\s+[0-9a-f]+:\s+(\S+)\s*(.*)$", line)):
+            body[func].append((m.group(1), m.group(2)))
+    found, todo = {}, [n for n in names if n in body]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        frame, callees = 0, set()
+        for mnem, ops in body[name]:
+            regs = re.search(r"\{([^}]*)\}", ops)
+            if (_PUSH.match(mnem) and (mnem.startswith("push") or ops.startswith("sp!"))) and regs:
+                frame += 4 * _count_regs(regs.group(1))
+            elif mnem.startswith("vpush") and regs:
+                frame += (8 if "d" in regs.group(1) else 4) * _count_regs(regs.group(1))
+            elif re.match(r"^sub(s|\.w)?$", mnem) and (imm := re.match(r"^sp,\s*(sp,\s*)?#(\d+)", ops)):
+                frame += int(imm.group(2))
+            elif mnem.startswith("str") and (pre := re.search(r"\[sp,\s*#-(\d+)\]!", ops)):
+                frame += int(pre.group(1))                           # str / strd rX, [sp, #-n]!
+            elif re.match(r"^blx?(\.w)?$", mnem) and (target := re.search(r"<([^>+]+)>", ops)):
+                callees.add(target.group(1))
+                todo.append(target.group(1))
+        found[name] = (frame, callees)
+    return found
+
+
+def _count_regs(text: str) -> int:
+    """Registers in an objdump register list: "r4, r5, lr" -> 3, "r4-r7" -> 4, "d8-d11" -> 4."""
+    n = 0
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        ends = re.findall(r"\d+", part)
+        n += int(ends[1]) - int(ends[0]) + 1 if "-" in part and len(ends) == 2 else 1
+    return n
 
 
 def _fn(node: str) -> str:

@@ -107,6 +107,7 @@ def _qconv2d_dsp(step: Step, prog: Program) -> KernelCall | None:
         if not _exact(step, taps, input_offset):
             return None
         params = {k: v for k, v in geo.items() if k != "out_c"}
+        params["right_shifts"] = int(all(s < 0 for s in _requant_arrays(step, geo["out_c"])[1][1].tolist()))
         return KernelCall("depthwise_conv2d_s8_dsp", {**params, **out, "scratch": SCRATCH},
                           [("weights", depthwise_quads(w.reshape(-1, geo["out_c"]))),
                            ("channels", channel_records(step, geo["out_c"], rounding=True))],

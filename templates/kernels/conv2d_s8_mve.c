@@ -10,7 +10,7 @@
  *   the input zero point at padded taps, so that w * (x + input_offset) = w * x + (folded bias)
  *   sums to the reference's value -- read in place when the field is one contiguous run of the
  *   input (1x1 filters).  Per output channel, VMLADAVA sums 16 products a step, tail-predicated,
- *   for the four columns; adaptc_mve_requant (mve.h) requantizes the four results at once and a
+ *   for the four columns (the last, partial vector predicated); adaptc_mve_requant (mve.h) requantizes the four results at once and a
  *   predicated scatter store writes the pixels' bytes.
  */
 static void conv2d_s8_mve(const conv2d_s8_mve_params *p, const int8_t *input,
@@ -66,7 +66,14 @@ static void conv2d_s8_mve(const conv2d_s8_mve_params *p, const int8_t *input,
             int32_t a0 = bias[r], a1 = bias[r], a2 = bias[r], a3 = bias[r];
             int32_t k;
             int32x4_t acc = vdupq_n_s32(0);
-            for (k = 0; k < depth; k += 16) {
+            for (k = 0; k + 16 <= depth; k += 16) {        /* whole vectors; then a predicated tail */
+                const int8x16_t wv = vldrbq_s8(w + k);
+                a0 = vmladavaq_s8(a0, vldrbq_s8(col[0] + k), wv);
+                a1 = vmladavaq_s8(a1, vldrbq_s8(col[1] + k), wv);
+                a2 = vmladavaq_s8(a2, vldrbq_s8(col[2] + k), wv);
+                a3 = vmladavaq_s8(a3, vldrbq_s8(col[3] + k), wv);
+            }
+            if (k < depth) {
                 const mve_pred16_t pred = vctp8q((uint32_t)(depth - k));
                 const int8x16_t wv = vldrbq_z_s8(w + k, pred);
                 a0 = vmladavaq_p_s8(a0, vldrbq_z_s8(col[0] + k, pred), wv, pred);

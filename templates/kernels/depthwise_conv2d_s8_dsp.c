@@ -76,35 +76,15 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
                     window += ((batch * in_h + in_y_origin + dil_h * y_first) * in_w
                                + in_x_origin + dil_w * x_first) * depth;
                 }
-                for (c = 0; c < quads; ++c) {
-                    const int32_t *const quad = filter + c * taps + first_tap;
-                    int32_t acc0 = rec[0], acc1 = rec[4], acc2 = rec[8], acc3 = rec[12];
-                    if (cols == 3 && k_w == 3) {
-                        adaptc_dw_quad_x3(window + 4 * c, x_step, row_step, quad, rows, offset2,
-                                          &acc0, &acc1, &acc2, &acc3);
-                    } else {
-                        for (filter_y = 0; filter_y < rows; ++filter_y) {
-                            const int8_t *x = window + filter_y * row_step + 4 * c;
-                            const int32_t *w = quad + filter_y * k_w;
-                            for (filter_x = 0; filter_x < cols; ++filter_x) {
-                                const int32_t xw = adaptc_read_s8x4(x), ww = *w++;
-                                const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
-                                const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
-                                acc0 = adaptc_smlabb(x02, w02, acc0);
-                                acc2 = adaptc_smlatt(x02, w02, acc2);
-                                acc1 = adaptc_smlabb(x13, w13, acc1);
-                                acc3 = adaptc_smlatt(x13, w13, acc3);
-                                x += x_step;
-                            }
-                        }
-                    }
-                    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc0, rec) + output_offset);
-                    out[1] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc1, rec + 4) + output_offset);
-                    out[2] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc2, rec + 8) + output_offset);
-                    out[3] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc3, rec + 12) + output_offset);
-                    out += 4;
-                    rec += 16;
+                if (cols == 3 && k_w == 3) {
+                    adaptc_dw_x3(window, x_step, row_step, filter, rows, quads, offset2, rec, p->right_shifts,
+                                 output_offset, out);
+                } else {
+                    adaptc_dw_quads(window, x_step, row_step, filter + first_tap, taps, k_w, rows, cols, quads,
+                                    offset2, rec, output_offset, out);
                 }
+                out += 4 * quads;
+                rec += 16 * quads;
                 for (c = 4 * quads; c < depth; ++c) {
                     int32_t acc = rec[0];
                     for (filter_y = 0; filter_y < rows; ++filter_y) {

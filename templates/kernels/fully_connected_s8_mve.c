@@ -28,7 +28,14 @@ static void fully_connected_s8_mve(const fully_connected_s8_params *p, const int
             int32x4_t acc = vldrwq_z_s32(bias + o, lanes);
             int32_t a0 = vgetq_lane_s32(acc, 0), a1 = vgetq_lane_s32(acc, 1);
             int32_t a2 = vgetq_lane_s32(acc, 2), a3 = vgetq_lane_s32(acc, 3);
-            for (k = 0; k < depth; k += 16) {
+            for (k = 0; k + 16 <= depth; k += 16) {        /* whole vectors; then a predicated tail */
+                const int8x16_t xv = vldrbq_s8(x + k);
+                a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0 + k));
+                a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1 + k));
+                a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2 + k));
+                a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3 + k));
+            }
+            if (k < depth) {
                 const mve_pred16_t pred = vctp8q((uint32_t)(depth - k));
                 const int8x16_t xv = vldrbq_z_s8(x + k, pred);
                 a0 = vmladavaq_p_s8(a0, xv, vldrbq_z_s8(w0 + k, pred), pred);

@@ -24,6 +24,12 @@ __attribute__((noinline)) void adaptc_step_marker(int32_t step)
 {
     __asm volatile("" : : "r"(step) : "memory");
 }
+
+/* Stack high-water mark of the model: main paints ADAPTC_PAINT_WORDS words below its stack
+ * pointer (volatile stores: no memset call to trample them), runs the model, and the deepest
+ * word that changed tells the bytes the call used -- written to the host as stack.bin. */
+#define ADAPTC_PAINT_WORDS 4096u
+#define ADAPTC_PATTERN 0xA5A5A5A5u
 #endif
 
 #ifdef ADAPTC_EXTERNAL_INPUT
@@ -112,7 +118,23 @@ static void print_int(const char *label, int32_t value)
 int main(void)
 {
     int32_t i, best = 0;
+#ifdef ADAPTC_PROFILE
+    uint32_t *top, *p, used;
+    int rc;
+    __asm volatile("mov %0, sp" : "=r"(top) : : "memory");
+    for (p = top - ADAPTC_PAINT_WORDS; p < top; ++p) {
+        *(volatile uint32_t *)p = ADAPTC_PATTERN;
+    }
+    rc = tiny_cnn_run(adaptc_input, output);
+    for (p = top - ADAPTC_PAINT_WORDS; p < top && *p == ADAPTC_PATTERN; ++p) {
+    }
+    used = (uint32_t)(top - p) * 4u;
+    if (sh_write_file("stack.bin", &used, sizeof used) != 0) {
+        return 1;
+    }
+#else
     int rc = tiny_cnn_run(adaptc_input, output);
+#endif
     if (rc != TINY_CNN_OK) {
         print_int("error ", rc);
         return 1;

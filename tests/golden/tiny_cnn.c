@@ -460,6 +460,7 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
+    int32_t right_shifts;   /* 1: every channel's shift is < 0 */
     int8_t *scratch;        /* arena, k_w == 3: a window of k_h * 3 * in_c bytes; else unused */
 } depthwise_conv2d_s8_dsp_params;
 
@@ -796,6 +797,21 @@ static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t
     "smlabb %[a1], %[t0], %[t1], %[a1]\n\t" \
     "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
 
+/* Requantize accumulator ACC of the depthwise channel whose record's mult and round are at byte
+ * offsets MULT and ROUND from x (shift < 0 follows mult), + output_offset (t3), saturate: as
+ * adaptc_rq_record. */
+#define ADAPTC_DW_RQ(ACC, MULT, ROUND) \
+    "ldrd   %[t0], %[t1], [%[x], #" MULT "]\n\t" \
+    "ldr    %[t2], [%[x], #" ROUND "]\n\t" \
+    "rsb    %[t1], %[t1], #0\n\t" \
+    "lsl    %[" ACC "], %[" ACC "], #1\n\t" \
+    "smmulr %[" ACC "], %[" ACC "], %[t0]\n\t" \
+    "add    %[" ACC "], %[" ACC "], %[" ACC "], asr #31\n\t" \
+    "add    %[" ACC "], %[" ACC "], %[t2]\n\t" \
+    "asr    %[" ACC "], %[" ACC "], %[t1]\n\t" \
+    "add    %[" ACC "], %[" ACC "], %[t3]\n\t" \
+    "ssat   %[" ACC "], #8, %[" ACC "]\n\t"
+
 /* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
  * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
  * of weights (w: `groups` words) with its record.  The C is the reference for the assembly
@@ -920,51 +936,108 @@ static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t
 /* Depthwise: four channels, three taps a row                               */
 /* ------------------------------------------------------------------------ */
 
-/* One group of four channels at one output pixel: acc_k += sum over `rows` window rows and three
- * taps t of (x + input_offset) * w for channel k, where the four x of a tap are the word at
- * window + r * row_step + t * x_step and the four w the next word from `w` (3 * rows words).
- * On a DSP core, assembly: 34 instructions per row of 12 MACs (6 loads, 4 SXTAB16, 4 SXTB16
- * ... per tap: 2 SXTAB16, 2 SXTB16, 4 SMLABB / SMLATT); gcc 12 spends about 55, spilling. */
-static inline void adaptc_dw_quad_x3(const int8_t *window, int32_t x_step, int32_t row_step,
-                                     const int32_t *w, int32_t rows, int32_t offset2,
-                                     int32_t *acc0, int32_t *acc1, int32_t *acc2, int32_t *acc3)
+/* The groups of four channels k at one output pixel, `quads` of them from `window` (byte 4 q
+ * for group q) and `rec` (16 q words):
+ *   out[4 q + k] = saturate(adaptc_mbqm(bias + sum (x + input_offset) * w, mult, shift) + offset)
+ * summed over rows r < `rows` and taps t < `cols`: the four x of a tap are the word at
+ * window + 4 q + r * row_step + t * x_step, the four w the word w[q * taps + r * k_w + t];
+ * rec: per channel {bias, mult, shift, round}. */
+static inline void adaptc_dw_quads(const int8_t *window, int32_t x_step, int32_t row_step,
+                                   const int32_t *w, int32_t taps, int32_t k_w, int32_t rows,
+                                   int32_t cols, int32_t quads, int32_t offset2, const int32_t *rec,
+                                   int32_t output_offset, int8_t *out)
 {
-    int32_t a0 = *acc0, a1 = *acc1, a2 = *acc2, a3 = *acc3;
-    const int32_t *const w_end = w + 3 * rows;
-#if ADAPTC_HAVE_DSP
-    int32_t t0, t1, t2, t3;
-    __asm__ volatile(
-            "1:\n\t"
-            ADAPTC_DW_TAP("[%[x]]")
-            ADAPTC_DW_TAP("[%[x], %[xs]]")
-            ADAPTC_DW_TAP("[%[x], %[xs], lsl #1]")
-            "ldr    %[t0], %[rs]\n\t"
-            "add    %[x], %[x], %[t0]\n\t"
-            "cmp    %[w], %[end]\n\t"
-            "bne    1b"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(window), [w] "+r"(w),
-              [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
-            : [xs] "r"(x_step), [end] "r"(w_end), [off] "r"(offset2), [rs] "m"(row_step)
-            : "cc", "memory");
-#else
-    while (w != w_end) {
-        int32_t t;
-        for (t = 0; t < 3; ++t) {
-            const int32_t xw = adaptc_read_s8x4(window + t * x_step), ww = *w++;
-            const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
-            const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
-            a0 = adaptc_smlabb(x02, w02, a0);
-            a2 = adaptc_smlatt(x02, w02, a2);
-            a1 = adaptc_smlabb(x13, w13, a1);
-            a3 = adaptc_smlatt(x13, w13, a3);
+    int32_t q, r, t;
+    for (q = 0; q < quads; ++q) {
+        int32_t a0 = rec[0], a1 = rec[4], a2 = rec[8], a3 = rec[12];
+        for (r = 0; r < rows; ++r) {
+            const int8_t *x = window + 4 * q + r * row_step;
+            const int32_t *wr = w + q * taps + r * k_w;
+            for (t = 0; t < cols; ++t) {
+                const int32_t xw = adaptc_read_s8x4(x), ww = wr[t];
+                const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
+                const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
+                a0 = adaptc_smlabb(x02, w02, a0);
+                a2 = adaptc_smlatt(x02, w02, a2);
+                a1 = adaptc_smlabb(x13, w13, a1);
+                a3 = adaptc_smlatt(x13, w13, a3);
+                x += x_step;
+            }
         }
-        window += row_step;
+        out[0] = (int8_t)adaptc_ssat8(adaptc_rq_record(a0, rec) + output_offset);
+        out[1] = (int8_t)adaptc_ssat8(adaptc_rq_record(a1, rec + 4) + output_offset);
+        out[2] = (int8_t)adaptc_ssat8(adaptc_rq_record(a2, rec + 8) + output_offset);
+        out[3] = (int8_t)adaptc_ssat8(adaptc_rq_record(a3, rec + 12) + output_offset);
+        out += 4;
+        rec += 16;
+    }
+}
+
+/* adaptc_dw_quads for a whole window three taps wide (cols = k_w = 3, the groups' filters one
+ * after the other).  A DSP core runs it in assembly when every shift is < 0 (`right_shifts`):
+ * 34 instructions per window row of 12 MACs (per tap two loads, 2 SXTAB16, 2 SXTB16,
+ * 4 SMLABB / SMLATT), 11 per output to requantize and store, about 20 per group around them --
+ * gcc 12 spends about a third more, spilling. */
+static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t row_step,
+                                const int32_t *w, int32_t rows, int32_t quads, int32_t offset2,
+                                const int32_t *rec, int32_t right_shifts, int32_t output_offset,
+                                int8_t *out)
+{
+#if ADAPTC_HAVE_DSP
+    if (right_shifts && quads > 0) {
+        const int32_t quad_bytes = 12 * rows;
+        const int8_t *x = window;
+        int32_t a0, a1, a2, a3, t0, t1, t2, t3, end;
+        __asm__ volatile(
+                "0:\n\t"
+                "ldr    %[t0], %[rec]\n\t"
+                "ldr    %[a0], [%[t0]]\n\t"
+                "ldr    %[a1], [%[t0], #16]\n\t"
+                "ldr    %[a2], [%[t0], #32]\n\t"
+                "ldr    %[a3], [%[t0], #48]\n\t"
+                "ldr    %[t1], %[qb]\n\t"
+                "add    %[end], %[w], %[t1]\n"
+                "1:\n\t"
+                ADAPTC_DW_TAP("[%[x]]")
+                ADAPTC_DW_TAP("[%[x], %[xs]]")
+                ADAPTC_DW_TAP("[%[x], %[xs], lsl #1]")
+                "ldr    %[t0], %[rs]\n\t"
+                "add    %[x], %[x], %[t0]\n\t"
+                "cmp    %[w], %[end]\n\t"
+                "bne    1b\n\t"
+                /* x = records, t3 = output_offset; per channel t0 = mult, t1 = right_shift, t2 = round */
+                "ldr    %[x], %[rec]\n\t"
+                "ldr    %[t3], %[ooff]\n\t"
+                ADAPTC_DW_RQ("a0", "4", "12")
+                ADAPTC_DW_RQ("a1", "20", "28")
+                ADAPTC_DW_RQ("a2", "36", "44")
+                ADAPTC_DW_RQ("a3", "52", "60")
+                "add    %[x], %[x], #64\n\t"
+                "str    %[x], %[rec]\n\t"
+                "ldr    %[t0], %[out]\n\t"
+                "strb   %[a0], [%[t0]], #1\n\t"
+                "strb   %[a1], [%[t0]], #1\n\t"
+                "strb   %[a2], [%[t0]], #1\n\t"
+                "strb   %[a3], [%[t0]], #1\n\t"
+                "str    %[t0], %[out]\n\t"
+                "ldr    %[x], %[win]\n\t"
+                "add    %[x], %[x], #4\n\t"
+                "str    %[x], %[win]\n\t"
+                "ldr    %[t0], %[n]\n\t"
+                "subs   %[t0], %[t0], #1\n\t"
+                "str    %[t0], %[n]\n\t"
+                "bne    0b"
+                : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+r"(x), [w] "+r"(w),
+                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [end] "=&r"(end),
+                  [rec] "+m"(rec), [out] "+m"(out), [win] "+m"(window), [n] "+m"(quads)
+                : [xs] "r"(x_step), [off] "r"(offset2), [rs] "m"(row_step), [qb] "m"(quad_bytes),
+                  [ooff] "m"(output_offset)
+                : "cc", "memory");
+        return;
     }
 #endif
-    *acc0 = a0;
-    *acc1 = a1;
-    *acc2 = a2;
-    *acc3 = a3;
+    (void)right_shifts;
+    adaptc_dw_quads(window, x_step, row_step, w, 3 * rows, 3, rows, 3, quads, offset2, rec, output_offset, out);
 }
 
 #endif /* ADAPTC_KERNELS_DSP_H */
@@ -1233,35 +1306,15 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
                     window += ((batch * in_h + in_y_origin + dil_h * y_first) * in_w
                                + in_x_origin + dil_w * x_first) * depth;
                 }
-                for (c = 0; c < quads; ++c) {
-                    const int32_t *const quad = filter + c * taps + first_tap;
-                    int32_t acc0 = rec[0], acc1 = rec[4], acc2 = rec[8], acc3 = rec[12];
-                    if (cols == 3 && k_w == 3) {
-                        adaptc_dw_quad_x3(window + 4 * c, x_step, row_step, quad, rows, offset2,
-                                          &acc0, &acc1, &acc2, &acc3);
-                    } else {
-                        for (filter_y = 0; filter_y < rows; ++filter_y) {
-                            const int8_t *x = window + filter_y * row_step + 4 * c;
-                            const int32_t *w = quad + filter_y * k_w;
-                            for (filter_x = 0; filter_x < cols; ++filter_x) {
-                                const int32_t xw = adaptc_read_s8x4(x), ww = *w++;
-                                const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
-                                const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
-                                acc0 = adaptc_smlabb(x02, w02, acc0);
-                                acc2 = adaptc_smlatt(x02, w02, acc2);
-                                acc1 = adaptc_smlabb(x13, w13, acc1);
-                                acc3 = adaptc_smlatt(x13, w13, acc3);
-                                x += x_step;
-                            }
-                        }
-                    }
-                    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc0, rec) + output_offset);
-                    out[1] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc1, rec + 4) + output_offset);
-                    out[2] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc2, rec + 8) + output_offset);
-                    out[3] = (int8_t)adaptc_ssat8(adaptc_rq_record(acc3, rec + 12) + output_offset);
-                    out += 4;
-                    rec += 16;
+                if (cols == 3 && k_w == 3) {
+                    adaptc_dw_x3(window, x_step, row_step, filter, rows, quads, offset2, rec, p->right_shifts,
+                                 output_offset, out);
+                } else {
+                    adaptc_dw_quads(window, x_step, row_step, filter + first_tap, taps, k_w, rows, cols, quads,
+                                    offset2, rec, output_offset, out);
                 }
+                out += 4 * quads;
+                rec += 16 * quads;
                 for (c = 4 * quads; c < depth; ++c) {
                     int32_t acc = rec[0];
                     for (filter_y = 0; filter_y < rows; ++filter_y) {
@@ -1606,6 +1659,7 @@ static const depthwise_conv2d_s8_dsp_params s3_params = {
     .dil_w = 1,
     .pad_top = 1,
     .pad_left = 1,
+    .right_shifts = 1,
     .input_offset = 128,
     .output_offset = -128,
     .act_min = -128,

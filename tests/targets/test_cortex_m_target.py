@@ -64,6 +64,10 @@ def test_emulated_core_bit_exact_with_host_and_tflm(path, target):
         assert sum(r.classes.values()) == r.instructions
         assert all(sum(s["classes"].values()) == s["instructions"] > 0 for s in r.steps)
         assert r.classes["mac"] > 0 and r.classes["load"] > 0 and r.classes["branch_taken"] > 0
+    # the worst-case stack of report.json (call graph) bounds the stack the run used (painted),
+    # and is no more than a few alignment words above it
+    bound = m.report()["memory"]["model"]["stack_bytes"]
+    assert r.stack_bytes <= bound <= r.stack_bytes + 16, (r.stack_bytes, bound)
 
 
 @pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m4", "cortex-m55"])
@@ -74,6 +78,24 @@ def test_instruction_counts_are_deterministic(target):
     assert a.instructions == b.instructions
     assert a.classes == b.classes
     assert [s["instructions"] for s in a.steps] == [s["instructions"] for s in b.steps]
+
+
+# Executed instructions per MAC of one inference with the DSP kernels on Cortex-M4: the limits of
+# the Cortex-M issue (ResNet-8 1.5, KWS 2.0) and, tighter, budgets that fail when the count grows
+# (measured 1.385 and 1.860; update only with a reason). MACs: the published counts.
+PER_MAC = {"resnet8": (RESNET, 12_501_632, 1.5, 1.39), "kws": (KWS, 2_656_768, 2.0, 1.87)}
+
+
+@pytest.mark.parametrize("name", list(PER_MAC))
+def test_dsp_kernels_instructions_per_mac(name):
+    path, macs, limit, budget = PER_MAC[name]
+    m = compiled(path, "cortex-m4")
+    assert m.program.macs == macs
+    for s in m.program.steps:                        # every MAC runs in an optimized kernel
+        assert s.macs == 0 or s.variant == "dsp", (s.index, s.kernel)
+    r = m.run_on_target(inputs(m, 1, seed=11)[0])
+    assert r.instructions / macs <= limit
+    assert r.instructions / macs <= budget, f"{r.instructions / macs:.3f} instructions per MAC"
 
 
 def test_counts_follow_the_kernels():
@@ -168,13 +190,26 @@ def test_exported_firmware_builds_and_runs(target, tmp_path):
     base = {k.split(".")[0]: v for k, v in frames.items()}       # conv2d_s8.constprop.0 -> conv2d_s8
     callees = {k.split(".")[0]: {c.split(".")[0] for c in v} for k, v in calls.items()}
     kernels = {s.kernel for s in m.program.steps}
-    # a kernel's frame plus the deepest helper it calls (kernels call helpers, helpers call none;
-    # library functions have no frame in gcc's analysis)
+    # at least <prefix>_run's frame plus a kernel's and the deepest helper it calls (kernels call
+    # helpers, helpers call none); library functions add their frames from the ELF (measured
+    # against a painted stack in test_emulated_core_bit_exact_with_host_and_tflm)
     kernel_frames = [base[k] + max((base.get(c, 0) for c in callees.get(k, ())), default=0)
                      for k in kernels if k in base]
     run_frame = frames["kws_ref_model_run"]
-    assert report["model"]["stack_bytes"] == run_frame + max(kernel_frames, default=0)
+    lower = run_frame + max(kernel_frames, default=0)
+    assert lower <= report["model"]["stack_bytes"] <= lower + 32
     assert report["firmware"]["stack_bytes"] >= report["model"]["stack_bytes"] + frames["main"]
+
+
+def test_library_frames_from_the_elf(tmp_path):
+    """Functions outside gcc's stack analysis (the C library) get their frames from the code:
+    pushes (ranges included), a pre-indexed store and sub sp are summed, bl targets followed."""
+    (tmp_path / "f.s").write_text(
+        ".syntax unified\n.thumb\n.text\n.global caller\n.thumb_func\nleaf:\n"
+        "push {r4-r6, lr}\nstrd r8, r9, [sp, #-8]!\nsub sp, sp, #16\nadd sp, sp, #24\npop {r4-r6, pc}\n"
+        ".thumb_func\ncaller:\npush {r4, lr}\nbl leaf\npop {r4, pc}\n")
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-c", "f.s", "-o", "f.o"], cwd=tmp_path, check=True)
+    assert firmware.binary_frames(tmp_path / "f.o", {"caller"}) == {"caller": (8, {"leaf"}), "leaf": (40, set())}
 
 
 def test_cmake_library_builds(tmp_path):

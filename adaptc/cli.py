@@ -142,12 +142,14 @@ def run_cmd(model, target, input_file, calibration, as_json):
     if as_json:
         click.echo(json.dumps({"target": r.target, "machine": r.machine, "instructions": r.instructions,
                                "classes": r.classes, "macs": m.program.macs, "matches_host": same,
+                               "stack_bytes": r.stack_bytes,
                                "steps": [{k: v for k, v in s.items() if k != "functions"} for s in r.steps]},
                               indent=2))
     else:
         click.echo(f"{m.info.name} on {r.target} ({r.machine}): {r.instructions:,} instructions, "
                    f"{m.program.macs:,} MACs, {r.instructions_per_mac:.3f} instructions/MAC")
         click.echo("  " + ", ".join(f"{k} {v:,}" for k, v in r.classes.items()))
+        click.echo(f"  stack used {r.stack_bytes:,} bytes")
         click.echo(f"  {'step':>4}  {'kernel':<24} {'instructions':>12} {'MACs':>11} {'insn/MAC':>8}")
         for s in r.steps:
             per = f"{s['instructions'] / s['macs']:.3f}" if s["macs"] else "-"

@@ -37,6 +37,22 @@ static inline int32_t adaptc_clamp_i32(int32_t x, int32_t lo, int32_t hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
+/* Window taps inside the input: of k taps dil apart from input index `origin`, those in
+ * [adaptc_tap_first, adaptc_tap_end) fall inside [0, size) (an empty range when none do). */
+static inline int32_t adaptc_tap_first(int32_t origin, int32_t dil)
+{
+    return origin >= 0 ? 0 : (dil - 1 - origin) / dil;
+}
+
+static inline int32_t adaptc_tap_end(int32_t origin, int32_t size, int32_t k, int32_t dil)
+{
+    const int32_t last = size - 1 - origin;
+    if (last < 0) {
+        return 0;
+    }
+    return last / dil + 1 < k ? last / dil + 1 : k;
+}
+
 /* gemmlowp SaturatingRoundingDoublingHighMul (ARM VQRDMULH): the high 32 bits
  * of 2*a*b, rounded to nearest (ties toward +infinity); INT32_MIN*INT32_MIN
  * saturates to INT32_MAX.  The division truncates toward zero, as in C99. */

@@ -45,6 +45,22 @@ static inline int32_t adaptc_clamp_i32(int32_t x, int32_t lo, int32_t hi)
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
+/* Window taps inside the input: of k taps dil apart from input index `origin`, those in
+ * [adaptc_tap_first, adaptc_tap_end) fall inside [0, size) (an empty range when none do). */
+static inline int32_t adaptc_tap_first(int32_t origin, int32_t dil)
+{
+    return origin >= 0 ? 0 : (dil - 1 - origin) / dil;
+}
+
+static inline int32_t adaptc_tap_end(int32_t origin, int32_t size, int32_t k, int32_t dil)
+{
+    const int32_t last = size - 1 - origin;
+    if (last < 0) {
+        return 0;
+    }
+    return last / dil + 1 < k ? last / dil + 1 : k;
+}
+
 /* gemmlowp SaturatingRoundingDoublingHighMul (ARM VQRDMULH): the high 32 bits
  * of 2*a*b, rounded to nearest (ties toward +infinity); INT32_MIN*INT32_MIN
  * saturates to INT32_MAX.  The division truncates toward zero, as in C99. */
@@ -1263,15 +1279,12 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
     for (batch = 0; batch < p->batches; ++batch) {
         for (out_y = 0; out_y < p->out_h; ++out_y) {
             const int32_t in_y_origin = out_y * p->stride_h - p->pad_top;
-            /* taps filter_y in [y_first, y_end) are inside the input */
-            const int32_t y_first = in_y_origin >= 0 ? 0 : (-in_y_origin + dil_h - 1) / dil_h;
-            const int32_t y_last = in_h - 1 - in_y_origin;
-            const int32_t y_end = y_last < 0 ? 0 : (y_last / dil_h + 1 < k_h ? y_last / dil_h + 1 : k_h);
+            const int32_t y_first = adaptc_tap_first(in_y_origin, dil_h);
+            const int32_t y_end = adaptc_tap_end(in_y_origin, in_h, k_h, dil_h);
             for (out_x = 0; out_x < p->out_w; ++out_x) {
                 const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
-                const int32_t x_first = in_x_origin >= 0 ? 0 : (-in_x_origin + dil_w - 1) / dil_w;
-                const int32_t x_last = in_w - 1 - in_x_origin;
-                const int32_t x_end = x_last < 0 ? 0 : (x_last / dil_w + 1 < k_w ? x_last / dil_w + 1 : k_w);
+                const int32_t x_first = adaptc_tap_first(in_x_origin, dil_w);
+                const int32_t x_end = adaptc_tap_end(in_x_origin, in_w, k_w, dil_w);
                 const int32_t taps_x = x_end > x_first ? x_end - x_first : 0;
                 const int32_t taps_y = y_end > y_first && taps_x > 0 ? y_end - y_first : 0;
                 int8_t *out = output + ((batch * p->out_h + out_y) * p->out_w + out_x) * depth;

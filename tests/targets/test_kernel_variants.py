@@ -71,31 +71,14 @@ def conv_case(case: dict, depthwise: bool):
 
 
 def fc_case(case: dict):
-    rng = np.random.default_rng(K._seed(case["id"]))
-    B, I, O = case["B"], case["I"], case["O"]
-    input_offset = case.get("input_offset", int(rng.integers(-30, 31)))
-    filter_offset = case.get("filter_offset", 0)
-    if case.get("small"):                  # the draws of test_kernels.test_fully_connected_s8
-        x = np.clip(-input_offset + rng.integers(-3, 4, size=(B, I)), -128, 127).astype(np.int8)
-        w = rng.integers(-2, 3, size=(O, I)).astype(np.int8)
-        acc_scale = 10.0
-    else:
-        x = rng.integers(-128, 128, size=(B, I)).astype(np.int8)
-        w = rng.integers(-127, 128, size=(O, I)).astype(np.int8)
-        acc_scale = 2.0 * np.sqrt(I) * 80.0 * 73.0
-    bias = rng.integers(-20000, 20001, size=O).astype(np.int32) if case.get("bias", True) else None
-    mult, shift = K._requant_params(rng, O, acc_scale, case.get("mode", "natural"))
-    if case.get("per_tensor"):
-        mult[:], shift[:] = mult[0], shift[0]
-    act_min, act_max = case.get("act", (-128, 127))
-    output_offset = case.get("output_offset", int(rng.integers(-10, 11)))
-    want = ref.fully_connected_s8_ref(x, w, bias, mult, shift, input_offset=input_offset,
-                                      filter_offset=filter_offset, output_offset=output_offset,
-                                      act_min=act_min, act_max=act_max)
-    attrs = {"input_zp": -input_offset, "output_zp": output_offset, "act_min": act_min, "act_max": act_max,
-             "multiplier": [int(v) for v in mult], "shift": [int(v) for v in shift], "filter_offset": filter_offset}
+    p, x, w, bias, mult, shift = K.fc_case(case)
+    want = ref.fully_connected_s8_ref(x, w, bias, mult, shift, **K._ref_kwargs(
+        p, ["input_offset", "filter_offset", "output_offset", "act_min", "act_max"]))
+    attrs = {"input_zp": -p["input_offset"], "output_zp": p["output_offset"], "act_min": p["act_min"],
+             "act_max": p["act_max"], "multiplier": [int(v) for v in mult], "shift": [int(v) for v in shift],
+             "filter_offset": p["filter_offset"]}
     prog = _program("adaptc.qdense", attrs, {"weights": np.ascontiguousarray(w.T), "bias": bias}, [x.shape], want.shape)
-    return prog, x, want, {"ref", "dsp", "mve"} if filter_offset == 0 else {"ref"}
+    return prog, x, want, {"ref", "dsp", "mve"} if p["filter_offset"] == 0 else {"ref"}
 
 
 def add_case(case: dict, size: int = 256):

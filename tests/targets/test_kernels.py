@@ -739,8 +739,8 @@ FC_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", FC_CASES, ids=lambda c: c["id"])
-def test_fully_connected_s8(lib, case):
+def fc_case(case):
+    """(params, input, weights [O][I], bias, mult, shift) of an FC_CASES case."""
     rng = np.random.default_rng(_seed(case["id"]))
     B, I, O = case["B"], case["I"], case["O"]
     input_offset = case.get("input_offset", int(rng.integers(-30, 31)))
@@ -763,6 +763,13 @@ def test_fully_connected_s8(lib, case):
                   filter_offset=filter_offset,
                   output_offset=case.get("output_offset", int(rng.integers(-10, 11))),
                   act_min=act_min, act_max=act_max)
+    return params, x, w, bias, mult, shift
+
+
+@pytest.mark.parametrize("case", FC_CASES, ids=lambda c: c["id"])
+def test_fully_connected_s8(lib, case):
+    params, x, w, bias, mult, shift = fc_case(case)
+    B, O = case["B"], case["O"]
     got = lib.run("fully_connected_s8", params, (B, O), input=x, weights=w, bias=bias,
                   out_mult=mult, out_shift=shift)
     want = ref.fully_connected_s8_ref(

@@ -13,10 +13,12 @@ from .errors import (AdaptcError, DynamicShapeError, InputError, MemoryBudgetErr
 
 __version__ = "0.1.0"
 
+from .quantization import Int4, Int8, PoT
+
 _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("api", "CompiledModel"),
          "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel")}
 
-__all__ = ["compile", "load", "CompiledModel", "LoadedModel", "AdaptcError", "ModelLoadError",
+__all__ = ["compile", "load", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8", "AdaptcError", "ModelLoadError",
            "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
            "MemoryBudgetError"]
 

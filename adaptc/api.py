@@ -17,6 +17,24 @@ from .loader import LoadedModel, ModelInfo, load
 from .program import Program, lower
 
 
+class Report(dict):
+    """A CompiledModel's report: a dict of its figures (without the cross-built "memory" section
+    until that is read), and callable for the whole of it -- ``m.report()``, as report.json."""
+
+    def __init__(self, model):
+        super().__init__(model._report(memory=False))
+        self._model = model
+
+    def __call__(self, memory: bool | None = None) -> dict:
+        return self._model._report(memory)
+
+    def __missing__(self, key):
+        if key == "memory":
+            self[key] = self._model._memory_report(None)
+            return self[key]
+        raise KeyError(key)
+
+
 def _is_quantized(mod) -> bool:
     """True for int8 models: QDQ ops anywhere, or an int8 input."""
     from . import tvm_compat
@@ -34,19 +52,39 @@ def _is_quantized(mod) -> bool:
     return found
 
 
-def pipeline(loaded: LoadedModel, calibration: np.ndarray | None = None) -> tuple[list, str]:
-    """The Relax passes for a model, in order, and the numeric format they produce."""
+def pipeline(loaded: LoadedModel, calibration: np.ndarray | None = None, quantize=None) -> tuple[list, str, object]:
+    """The Relax passes for a model, in order, the numeric format they produce and -- for the
+    low-bit modes -- the CodedWeights scheme whose ``report`` lists each layer after the passes
+    ran. ``quantize``: a parsed adaptc.quantization config (None: int8 when there is calibration
+    data)."""
     from .passes.fuse_float_ops import FuseFloatOps
     from .passes.legalize_qdq import LegalizeQDQ
     from .passes.quantize_int8 import QuantizeInt8
+    from .passes.quantize_weights import CodedWeights, QuantizeWeights
     from .passes.to_nhwc import ToNHWC
+    from .quantization import Int4, Int8, PoT
 
     path = loaded.info.path
+    scheme = None
     if _is_quantized(loaded.mod):
-        return [LegalizeQDQ(path)], "int8"
-    if calibration is not None:
-        return [ToNHWC(), FuseFloatOps(path), QuantizeInt8(calibration, path), LegalizeQDQ(path)], "int8"
-    return [ToNHWC(), FuseFloatOps(path)], "float32"
+        if quantize is not None and not isinstance(quantize, Int8):
+            raise InputError(f"{loaded.info.name} is an int8 model already; quantize={quantize!r} needs a float model")
+        return [LegalizeQDQ(path)], "int8", None
+    if quantize is not None and calibration is None:
+        raise InputError(f"{loaded.info.name}: quantizing needs calibration data (calibration=, --calibration)")
+    if calibration is None:
+        return [ToNHWC(), FuseFloatOps(path)], "float32", None
+    if quantize is None or isinstance(quantize, Int8):
+        quant = QuantizeInt8(calibration, path)
+    elif isinstance(quantize, Int4):
+        scheme = CodedWeights("int4", pot_activations=False)
+        quant = QuantizeWeights(calibration, "int4", path, scheme=scheme)
+    elif isinstance(quantize, PoT):
+        scheme = CodedWeights(quantize.format)
+        quant = QuantizeWeights(calibration, quantize.format, path, scheme=scheme)
+    else:
+        raise InputError(f"unknown quantization {quantize!r}")
+    return [ToNHWC(), FuseFloatOps(path), quant, LegalizeQDQ(path, weight_formats=scheme is not None)], "int8", scheme
 
 
 def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
@@ -74,6 +112,7 @@ class CompiledModel:
     format: str                      # "int8" | "float32"
     compile_seconds: float = 0.0
     host_files: dict | None = None   # what run() builds when `files` need the target's ISA (MVE)
+    quantization: dict = field(default_factory=dict)   # scheme, per-layer formats and errors
     _host: object = field(default=None, repr=False)
     _vm: object = field(default=None, repr=False)
 
@@ -169,23 +208,31 @@ class CompiledModel:
         """Bytes of the caller-owned input and output buffers."""
         return self.input.nbytes + self.output.nbytes
 
-    def report(self, memory: bool | None = None) -> dict:
-        """Sizes and work: what report.json holds. ``memory``: cross-build and add the measured
-        flash / RAM / stack section (default: when arm-none-eabi-gcc is installed)."""
+    @property
+    def report(self) -> "Report":
+        """What report.json holds: ``m.report["weight_bytes"]`` reads a figure (the measured
+        "memory" section cross-builds on first use); ``m.report()`` gives the whole dict, and
+        ``m.report(memory=False)`` skips the cross build."""
+        return Report(self)
+
+    def _report(self, memory: bool | None = None) -> dict:
         p = self.program
-        layers = [{"step": s.index, "op": s.op, "source": s.source, "macs": s.macs,
-                   "weight_bytes": s.flash_bytes,
-                   "output_shape": list(s.out_shape)} for s in p.steps]
+        layers = [{"step": s.index, "op": s.op, "source": s.source, "kernel": s.kernel, "macs": s.macs,
+                   "weight_bytes": s.flash_bytes, "output_shape": list(s.out_shape)} for s in p.steps]
         io = self.program_io_quant
-        return {"model": self.info.name, "source": self.info.path, "target": self.target,
-                "format": self.format, "prefix": self.prefix,
-                "input": {"shape": list(self.input.shape), "dtype": self.input.dtype,
-                          "quantization": io.get("input")},
-                "output": {"shape": list(self.output.shape), "dtype": self.output.dtype,
-                           "quantization": io.get("output")},
-                "arena_bytes": p.arena_bytes, "weight_bytes": p.weight_bytes, "macs": p.macs,
-                "compile_seconds": round(self.compile_seconds, 3), "layers": layers,
-                "memory": self._memory_report(memory)}
+        out = {"model": self.info.name, "source": self.info.path, "target": self.target,
+               "format": self.format, "prefix": self.prefix,
+               "input": {"shape": list(self.input.shape), "dtype": self.input.dtype,
+                         "quantization": io.get("input")},
+               "output": {"shape": list(self.output.shape), "dtype": self.output.dtype,
+                          "quantization": io.get("output")},
+               "arena_bytes": p.arena_bytes, "weight_bytes": p.weight_bytes, "macs": p.macs,
+               "compile_seconds": round(self.compile_seconds, 3), "layers": layers}
+        if self.quantization:
+            out["quantization"] = self.quantization
+        if memory is not False:
+            out["memory"] = self._memory_report(memory)
+        return out
 
     def _memory_report(self, memory: bool | None):
         import shutil
@@ -227,27 +274,53 @@ class CompiledModel:
 
 
 def compile(model, target: str = "cortex-m4", calibration=None, name: str | None = None,
-            kernels: str | None = None) -> CompiledModel:
+            kernels: str | None = None, output: int | None = None, quantize=None,
+            weight_budget: int | None = None) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target.
 
     int8 TFLite models keep their quantization and are bit-exact with TFLite Micro. Float models
-    compile to float32 C, or -- given ``calibration`` (an array of representative inputs, first
-    axis = samples) -- to int8 by post-training quantization. ``kernels``: restrict the kernel
+    compile to float32 C, or -- given ``calibration`` (representative inputs, first axis =
+    samples; or ``(x, y)`` with labels) -- to integer C by post-training quantization:
+    ``quantize`` = "int8" (the default, TFLite's scheme), ``adaptc.Int4()``, ``adaptc.PoT(bits=b)``
+    (power-of-two weights) or their names (adaptc.quantization); ``weight_budget`` (bytes) searches
+    each layer's bit width to fit (mixed precision, adaptc.mixed). ``kernels``: restrict the kernel
     variants (e.g. ``"ref"`` for the portable reference kernels; default: the best the target has).
+    ``output``: which output of a multi-output model to compile (default: the last -- the final
+    head of a model with exits).
     """
     from . import tvm_compat
+    from . import quantization as Q
+    from .loader import select_output
 
     start = time.perf_counter()
-    loaded = model if isinstance(model, LoadedModel) else load(model)
+    loaded = select_output(model if isinstance(model, LoadedModel) else load(model), output)
+    labels = None
+    if isinstance(calibration, tuple):
+        calibration, labels = calibration
+        labels = None if labels is None else np.asarray(labels)
     if calibration is not None:
         calibration = np.asarray(calibration)
-    passes, fmt = pipeline(loaded, calibration)
+    quantize = Q.parse(quantize)
+    layers = None
+    if weight_budget is not None:
+        from .mixed import search
+
+        if calibration is None:
+            raise InputError(f"{loaded.info.name}: a weight budget needs calibration data")
+        if quantize is not None and not isinstance(quantize, Q.PoT):
+            raise InputError(f"weight_budget searches power-of-two widths; quantize={Q.name(quantize)!r} has none")
+        choice = search(loaded, calibration, labels, int(weight_budget), target)
+        quantize, layers = choice.config, choice.table
+    passes, fmt, scheme = pipeline(loaded, calibration, quantize)
     mod = tvm_compat.apply(passes, loaded.mod)
     info = loaded.info
     prog = lower(mod, name or info.name, info.path)
-    options = {"format": fmt, **({"name": name} if name else {})}
+    options = {"format": fmt, **({"name": name} if name else {}),
+               **({"quantize": Q.name(quantize) if weight_budget is None else "mixed"} if quantize else {})}
     m = compile_program(prog, target, kernels=kernels, info=info, mod=mod, format=fmt,
                         quantization=io_quantization(mod, info, fmt), options=options)
+    m.quantization = {"scheme": options.get("quantize", "int8" if fmt == "int8" and calibration is not None else None),
+                      "layers": scheme.report if scheme else [], "search": layers}
     m.compile_seconds = time.perf_counter() - start
     return m
 

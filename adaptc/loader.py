@@ -70,6 +70,28 @@ def load(path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Loaded
     raise ModelLoadError(path, f"unknown model format {suffix!r} (expected .tflite or .onnx)")
 
 
+def select_output(loaded: LoadedModel, index: int | None = None) -> LoadedModel:
+    """One output of a multi-output model (default: the last -- a model with exit heads lists
+    them shallow to deep, the final head last); the layers only other outputs need are dropped.
+    A single-output model comes back unchanged. InputError for an index out of range."""
+    from . import tvm_compat
+    from .errors import InputError
+
+    outputs = loaded.info.outputs
+    if index is None and len(outputs) <= 1:
+        return loaded
+    i = len(outputs) - 1 if index is None else index
+    if not -len(outputs) <= i < len(outputs):
+        raise InputError(f"{loaded.info.name}: output {index} out of range; the model has "
+                         f"{len(outputs)} output(s): {', '.join(t.name for t in outputs)}")
+    i %= len(outputs)
+    if len(outputs) == 1:
+        return loaded
+    mod = tvm_compat.select_output(loaded.mod, i)
+    info = ModelInfo(loaded.info.path, loaded.info.format, loaded.info.name, loaded.info.inputs, (outputs[i],))
+    return LoadedModel(mod, info)
+
+
 # ------------------------------------------------------------------------------------- TFLite
 
 

@@ -179,3 +179,50 @@ def replace_function(mod, name: str, func):
 def to_non_dataflow(mod):
     """Dataflow blocks -> plain binding blocks (needed before ``relax.If`` or tapping values)."""
     return relax.transform.ToNonDataflow()(mod)
+
+
+def select_output(mod, index: int):
+    """``main`` returning only field ``index`` of its tuple result (what only the other fields
+    needed is removed); ``mod`` itself is not changed."""
+    func = mod["main"]
+    result = func.body.body
+    blocks, out = [], None
+    for block in func.body.blocks:
+        bindings = []
+        for b in block.bindings:
+            if b.var.same_as(result) and isinstance(b.value, relax.Tuple):
+                field = b.value.fields[index]
+                out = relax.Var(b.var.name, field.ty)
+                b = relax.VarBinding(out, field)
+            bindings.append(b)
+        blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock)
+                      else relax.BindingBlock(bindings))
+    if out is None:
+        raise ValueError("main does not return a tuple")
+    new = relax.Function(func.params, relax.SeqExpr(blocks, out), ret_ty=out.ty, attrs=func.attrs)
+    return relax.transform.DeadCodeElimination(["main"])(replace_function(mod, "main", new))
+
+
+def replace_call_args(mod, binding: int, args: dict):
+    """``main`` with the call bound by its ``binding``-th binding given new arguments
+    ({position: Relax expression}); ``mod`` itself is not changed."""
+    func = mod["main"]
+    blocks, i = [], 0
+    for block in func.body.blocks:
+        bindings = []
+        for b in block.bindings:
+            if i == binding:
+                call = b.value
+                new_args = [args.get(k, a) for k, a in enumerate(call.args)]
+                b = relax.VarBinding(b.var, relax.Call(call.op, new_args, call.attrs, call.ty_args))
+            bindings.append(b)
+            i += 1
+        blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock)
+                      else relax.BindingBlock(bindings))
+    new = relax.Function(func.params, relax.SeqExpr(blocks, func.body.body), ret_ty=func.ret_ty, attrs=func.attrs)
+    return replace_function(mod, "main", new)
+
+
+def const(value: np.ndarray):
+    """A Relax constant of a NumPy array."""
+    return relax.const(value)

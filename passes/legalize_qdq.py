@@ -25,6 +25,7 @@ import tvm
 from tvm import relax
 
 from adaptc import fixedpoint as fxp
+from adaptc import formats
 from adaptc import tvm_compat
 from adaptc.graph import Graph, const_eval, rebuild_main
 from adaptc.qops import CompositeCall
@@ -118,7 +119,8 @@ def _match_conv(g, core, out_scale, out_zp, act_min, act_max, node):
     attrs = {"input_zp": int(in_zp[0]), "input_scale": float(in_scale[0]),
              **_out_range(out_scale, out_zp, act_min, act_max),
              "multiplier": [int(m) for m in mult], "shift": [int(s) for s in shift]}
-    consts, names = [w_q.astype(np.int8)], ["weights"]
+    wide = np.abs(w_q.astype(np.int64)).max(initial=0) > 127    # power-of-two weights up to 2^14
+    consts, names = [w_q.astype(np.int16 if wide else np.int8)], ["weights"]
     if bias is not None:
         consts.append(np.broadcast_to(bias, (out_c,)).astype(np.int32))
         names.append("bias")
@@ -211,8 +213,8 @@ def _valid_counts(in_hw, out_hw, pool, strides, padding):
 
 
 class _Legalizer:
-    def __init__(self, mod, path):
-        self.mod, self.path = mod, path
+    def __init__(self, mod, path, weight_formats=False):
+        self.mod, self.path, self.weight_formats = mod, path, weight_formats
         self.g = Graph(mod["main"], path, SUPPORTED)
         self.calls: list[tuple[relax.Var, object]] = []   # (old var, CompositeCall | reshape expr)
         self.alias: dict = {}                              # old var -> old var it equals
@@ -252,6 +254,9 @@ class _Legalizer:
             act_min, act_max = max(act_min, lo), min(act_max, hi)
             for matcher in QUANTIZE_MATCHERS:
                 call = matcher(g, core, out_scale, out_zp, act_min, act_max, var.name)
+                if call is not None and self.weight_formats and (
+                        call.name == "adaptc.qdense" or call.name == "adaptc.qconv2d" and call.attrs["groups"] == 1):
+                    call.attrs["weight_format"] = formats.format_of(call.consts[0]).name
                 if call is not None:
                     self.calls.append((var, call))
                     return
@@ -302,11 +307,14 @@ class _Legalizer:
         return rebuild_main(self.mod, self.g, self.calls, self.alias)
 
 
-def LegalizeQDQ(path: str = "<module>") -> tvm.transform.Pass:
-    """Rewrite QDQ chains into int8 composite functions (see module docstring)."""
+def LegalizeQDQ(path: str = "<module>", weight_formats: bool = False) -> tvm.transform.Pass:
+    """Rewrite QDQ chains into int8 composite functions (see module docstring). With
+    ``weight_formats`` (after QuantizeWeights), conv2d (not depthwise) and dense composites also
+    carry ``weight_format``: the smallest adaptc.formats format of their weights, which the C
+    target stores packed."""
 
     @tvm_compat.module_pass("adaptc.LegalizeQDQ")
     def _pass(mod):
-        return _Legalizer(mod, path).run()
+        return _Legalizer(mod, path, weight_formats).run()
 
     return _pass

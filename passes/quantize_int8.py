@@ -34,8 +34,10 @@ def _qparams(lo: float, hi: float) -> tuple[np.float32, int]:
     return scale, zp
 
 
-def _calibrate(mod, samples: np.ndarray) -> dict[int, tuple[float, float]]:
-    """min/max of main's input and of every binding's value over the calibration samples."""
+def _calibrate(mod, samples: np.ndarray, keep=()) -> tuple[dict[int, tuple[float, float]], dict]:
+    """min/max of main's input (index 0) and of every binding's value (index i + 1 for binding
+    i) over the calibration samples; and the values themselves, stacked over the samples, for the
+    indices in ``keep``."""
     mod = tvm_compat.to_non_dataflow(mod)
     func = mod["main"]
     bindings = [b for blk in func.body.blocks for b in blk.bindings]
@@ -46,19 +48,53 @@ def _calibrate(mod, samples: np.ndarray) -> dict[int, tuple[float, float]]:
     vm = tvm_compat.build_llvm(probe)
     lo = np.full(len(bindings) + 1, np.inf)
     hi = np.full(len(bindings) + 1, -np.inf)
+    kept: dict = {i: [] for i in keep}
     for x in samples:
         values = [x] + tvm_compat.run_vm(vm, x)
         for i, v in enumerate(values):
             lo[i], hi[i] = min(lo[i], float(v.min())), max(hi[i], float(v.max()))
-    return {i: (lo[i], hi[i]) for i in range(len(lo))}
+            if i in kept:
+                kept[i].append(v)
+    return {i: (lo[i], hi[i]) for i in range(len(lo))}, {i: np.concatenate(v) for i, v in kept.items()}
+
+
+class WeightScheme:
+    """How the quantizer codes weighted layers (conv2d, dense) and scales activations. The base
+    is QuantizeInt8's TFLite scheme: per-tensor asymmetric activations from min/max,
+    per-output-channel symmetric int8 weights (max |w| / 127), rounded to nearest.
+
+    A subclass may ask for each weighted layer's float input over the calibration samples
+    (``needs_inputs``) and code the weights as it likes: ``weights`` returns the integer weights
+    (same layout), their per-channel scales and the float bias to quantize (bias correction)."""
+
+    needs_inputs = False
+
+    def activation(self, lo: float, hi: float):
+        return _qparams(lo, hi)
+
+    def weights(self, index: int, kind: str, w: np.ndarray, axis: int, attrs: dict, inputs, bias):
+        other = tuple(i for i in range(w.ndim) if i != axis)
+        w_scale = (np.abs(w).max(axis=other) / 127.0).astype(np.float32)
+        w_scale = np.where(w_scale > 0, w_scale, np.float32(1e-8)).astype(np.float32)
+        bshape = [1] * w.ndim
+        bshape[axis] = -1
+        return np.clip(np.round(w / w_scale.reshape(bshape)), -127, 127).astype(np.int8), w_scale, bias
 
 
 class _Quantizer:
-    def __init__(self, mod, samples):
+    def __init__(self, mod, samples, scheme: WeightScheme | None = None):
         self.mod = mod
         self.func = mod["main"]
+        self.scheme = scheme or WeightScheme()
         self.bindings = [b for blk in self.func.body.blocks for b in blk.bindings]
-        self.ranges = _calibrate(mod, samples)
+        self.index = {b.var: i + 1 for i, b in enumerate(self.bindings)}        # calibration indices
+        self.index[self.func.params[0]] = 0
+        keep = ()
+        if self.scheme.needs_inputs:    # the input of every conv2d / dense layer
+            keep = {self.index[b.value.args[0]] for b in self.bindings
+                    if composite_name(mod, b.value) in ("adaptc.conv2d_f32", "adaptc.dense_f32")}
+        self.ranges, self.inputs = _calibrate(mod, samples, keep)
+        self.layers = 0             # weighted layers seen
         self.q: dict = {}           # float var -> (int8 var, scale, zp)
 
     def run(self):
@@ -66,7 +102,7 @@ class _Quantizer:
         (param,) = func.params
         shape = tvm_compat.shape_of(param.ty)
         x_q = relax.Var(param.name, tvm_compat.tensor_type(shape, "int8"))
-        s_in, zp_in = _qparams(*self.ranges[0])
+        s_in, zp_in = self.scheme.activation(*self.ranges[0])
         bb = relax.BlockBuilder()
         with bb.function("main", [x_q], attrs={"num_input": 1}):
             with bb.dataflow():
@@ -108,7 +144,7 @@ class _Quantizer:
         a = {k: (v.value if hasattr(v, "value") else v) for k, v in tvm_compat.attrs_dict(callee).items()}
         acts = [x for x in value.args if not tvm_compat.is_constant(x)]
         consts = [tvm_compat.constant_value(x) for x in value.args if tvm_compat.is_constant(x)]
-        s_out, zp_out = _qparams(*rng)
+        s_out, zp_out = self.scheme.activation(*rng)
         lo, hi = float(a.get("act_min", -np.inf)), float(a.get("act_max", np.inf))
 
         def act(y):
@@ -121,12 +157,10 @@ class _Quantizer:
         if kind in ("adaptc.conv2d_f32", "adaptc.dense_f32"):
             w = consts[0].astype(np.float64)
             axis = w.ndim - 1 if kind == "adaptc.dense_f32" or a.get("kernel_layout") == "HWIO" else 2
-            other = tuple(i for i in range(w.ndim) if i != axis)
-            w_scale = (np.abs(w).max(axis=other) / 127.0).astype(np.float32)
-            w_scale = np.where(w_scale > 0, w_scale, np.float32(1e-8)).astype(np.float32)
-            bshape = [1] * w.ndim
-            bshape[axis] = -1
-            w_q = np.clip(np.round(w / w_scale.reshape(bshape)), -127, 127).astype(np.int8)
+            inputs = self.inputs.get(self.index[acts[0]])
+            bias = consts[1].astype(np.float64) if len(consts) > 1 else None
+            w_q, w_scale, bias = self.scheme.weights(self.layers, kind, w, axis, a, inputs, bias)
+            self.layers += 1
             _, s_in, _ = self.q[acts[0]]
             w_f = bb.emit(relax.op.dequantize(relax.const(w_q), relax.const(w_scale), relax.const(np.int32(0)),
                                               axis=axis))
@@ -137,9 +171,9 @@ class _Quantizer:
                                                data_layout="NHWC", kernel_layout=str(a["kernel_layout"])))
             else:
                 y = bb.emit(relax.op.matmul(x_f, w_f))
-            if len(consts) > 1:
+            if bias is not None:
                 b_scale = (np.float64(s_in) * w_scale.astype(np.float64))
-                b_q = np.round(consts[1].astype(np.float64) / b_scale).astype(np.int32)
+                b_q = np.round(bias / b_scale).astype(np.int32)
                 b_f = bb.emit(relax.op.dequantize(relax.const(b_q), relax.const(b_scale.astype(np.float32)),
                                                   relax.const(np.int32(0)), axis=0))
                 y = bb.emit(relax.op.add(y, b_f))
@@ -182,14 +216,19 @@ def QuantizeInt8(calibration: np.ndarray, path: str = "<module>"):
 
     @tvm_compat.module_pass("adaptc.QuantizeInt8")
     def _pass(mod):
-        (param,) = mod["main"].params
-        shape = tvm_compat.shape_of(param.ty)
-        samples = np.asarray(calibration, np.float32)
-        if samples.shape[1:] == shape[1:] and shape[0] == 1 and samples.ndim == len(shape):
-            samples = samples[:, None]
-        if samples.ndim != len(shape) + 1 or samples.shape[1:] != shape or len(samples) == 0:
-            raise InputError(f"{path}: calibration data must have shape (N, {', '.join(map(str, shape))}) "
-                             f"or (N, {', '.join(map(str, shape[1:]))}); got {list(np.shape(calibration))}")
-        return _Quantizer(mod, samples).run()
+        return _Quantizer(mod, calibration_samples(calibration, mod, path)).run()
 
     return _pass
+
+
+def calibration_samples(calibration, mod, path: str) -> np.ndarray:
+    """The calibration array as (N, *input shape) float32; InputError naming the shapes."""
+    (param,) = mod["main"].params
+    shape = tvm_compat.shape_of(param.ty)
+    samples = np.asarray(calibration, np.float32)
+    if samples.shape[1:] == shape[1:] and shape[0] == 1 and samples.ndim == len(shape):
+        samples = samples[:, None]
+    if samples.ndim != len(shape) + 1 or samples.shape[1:] != shape or len(samples) == 0:
+        raise InputError(f"{path}: calibration data must have shape (N, {', '.join(map(str, shape))}) "
+                         f"or (N, {', '.join(map(str, shape[1:]))}); got {list(np.shape(calibration))}")
+    return samples

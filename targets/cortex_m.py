@@ -93,7 +93,8 @@ C_KEYWORDS = frozenset("""auto break case char const continue default do double 
 for goto if inline int long register restrict return short signed sizeof static struct switch typedef
 union unsigned void volatile while _Bool _Complex _Imaginary main""".split())
 
-CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t"}
+CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t", "int16": "int16_t",
+          "uint16": "uint16_t", "uint32": "uint32_t"}
 
 
 def c_identifier(name: str) -> str:
@@ -137,6 +138,8 @@ def _c_array_values(data: np.ndarray, per_line: int) -> str:
     flat = data.reshape(-1)
     if data.dtype == np.float32:
         items = [_c_float(x) for x in flat]
+    elif data.dtype.kind == "u" and data.dtype.itemsize >= 2:
+        items = [f"{int(x)}u" for x in flat]
     else:
         items = [_c_value(int(x)) for x in flat]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
@@ -214,7 +217,7 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
             kernel_files.append(f)
     kernel_files.sort(key=lambda f: not f.endswith(".h"))          # headers before kernels
     layouts = struct_fields("\n".join([common] + [_kernel_file(f) for f in kernel_files if f.endswith(".h")]))
-    arrays, steps = [], []
+    arrays, steps, shared = [], [], {}
     for step, call in zip(prog.steps, calls):
         if sorted(layouts.get(call.params_type, [])) != sorted(call.params):
             raise TargetError(f"kernel {call.function}: parameters {sorted(call.params)} do not match the "
@@ -222,16 +225,27 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
         step.kernel, step.variant = call.function, call.variant
         names = {}
         step.flash_bytes = sum(int(data.nbytes) for _, data in call.arrays if data is not None)
+        for key, data in sorted(call.shared.items()):
+            if key in shared:
+                if not np.array_equal(shared[key], data):
+                    raise TargetError(f"shared table {key!r} differs between steps")
+                continue
+            shared[key] = data
+            step.flash_bytes += int(data.nbytes)
+            arrays.append({"name": f"shared_{key}", "ctype": CTYPES[str(data.dtype)], "length": data.size,
+                           "body": _c_array_values(data, 16 if data.dtype.itemsize == 1 else 8)})
         for role, data in call.arrays:
             if data is None:
                 continue
             name = f"s{step.index}_{role}"
             names[role] = name
             arrays.append({"name": name, "ctype": CTYPES[str(data.dtype)], "length": data.size,
-                           "body": _c_array_values(data, 16 if data.dtype == np.int8 else 8)})
+                           "body": _c_array_values(data, 16 if data.dtype.itemsize == 1 else 8)})
         def value(v):
             if v == SCRATCH:            # NULL when the kernel asked for no bytes this time
                 return f"(void *)(arena.bytes + {scratch[step.index]})" if step.index in scratch else "NULL"
+            if isinstance(v, tuple) and v[0] == "shared":
+                return f"shared_{v[1]}"
             return names[v[1]] if isinstance(v, tuple) and v[0] == "array" else _c_value(v)
         params = [(k, value(v)) for k, v in call.params.items()]
         args = [pointer(i) for i in step.inputs]

@@ -2,7 +2,8 @@
 
 An entry turns a lowered ``Step`` into a ``KernelCall``: the C function, its parameter struct
 (field -> value), the flash arrays it reads, in argument order, and the kernel source files it
-needs (``templates/kernels/<file>.c``). Layout changes the C wants (OHWI filters, [out][in]
+needs (``templates/kernels/<file>.c``), and tables any number of steps share (``shared``, emitted once
+and counted in the first step's flash). Layout changes the C wants (OHWI filters, [out][in]
 weights) happen here, in Python, once. Requantization constants come from the composite's
 attributes -- computed at compile time, never in C.
 
@@ -25,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from adaptc import formats
 from adaptc.errors import TargetError
 from adaptc.program import Program, Step
 
@@ -46,7 +48,8 @@ class KernelCall:
     files: list[str] = field(default_factory=list)   # kernel sources: "<stem>" (.c) or "<name>.h"
     scratch_bytes: int = 0                 # arena scratch the kernel needs during its step
     variant: str = "ref"
-
+    shared: dict = field(default_factory=dict)   # name -> flash table several steps may share,
+                                                 # referred to as ("shared", name); emitted once
     def __post_init__(self):
         self.params_type = self.params_type or f"{self.function}_params"
         self.files = self.files or [self.function]
@@ -128,6 +131,29 @@ def _bias(step: Step, n: int, dtype):
 # ------------------------------------------------------------------------------- int8
 
 
+def weight_format(step: Step) -> formats.Format:
+    """How a layer's weights are stored (adaptc.formats): its ``weight_format`` attribute (set
+    by the low-bit quantization, LegalizeQDQ(weight_formats=True)), int8 otherwise."""
+    return formats.get(step.attrs.get("weight_format", "int8"))
+
+
+POT_MULTIPLIER = 1 << 30          # the multiplier of a power-of-two scale ratio
+
+
+def _packed(step, function, params, rows: np.ndarray, n_out: int, depth: int):
+    """KernelCall of a packed-weight kernel: the rows [n_out][depth] as one bitstream, bias,
+    and per channel an int8 shift (and the multipliers, unless every one is 2^30)."""
+    fmt = weight_format(step)
+    mult, shift = (a for _, a in _requant_arrays(step, n_out))
+    pot_requant = bool(np.all(mult == POT_MULTIPLIER))
+    params = {**params, "bits": fmt.bits, "kind": int(fmt.kind == "pot"), "pot_requant": int(pot_requant),
+              "scratch": SCRATCH}
+    arrays = [("weights", formats.pack(rows, fmt)), _bias(step, n_out, np.int32),
+              ("mult", None if pot_requant else np.ascontiguousarray(mult)),
+              ("shift", np.ascontiguousarray(shift.astype(np.int8)))]
+    return KernelCall(function, params, arrays, scratch_bytes=depth)
+
+
 @kernel("adaptc.qconv2d")
 def _qconv2d(step, prog):
     geo = _conv_geometry(step, prog)
@@ -135,6 +161,16 @@ def _qconv2d(step, prog):
     depthwise, w = _filter(step, geo)
     params = {**geo, "input_offset": -a["input_zp"], "output_offset": a["output_zp"],
               "act_min": a["act_min"], "act_max": a["act_max"]}
+    if weight_format(step).packed and not depthwise:
+        rows = w.reshape(geo["out_c"], -1)
+        g = geo
+        strides = {"depth": rows.shape[1], "image_bytes": g["in_h"] * g["in_w"] * g["in_c"],
+                   "row_bytes": g["in_w"] * g["in_c"], "step_y": g["stride_h"] * g["in_w"] * g["in_c"],
+                   "step_x": g["stride_w"] * g["in_c"], "tap_y": g["dil_h"] * g["in_w"] * g["in_c"],
+                   "tap_x": g["dil_w"] * g["in_c"],
+                   "origin": -(g["pad_top"] * g["in_w"] * g["in_c"] + g["pad_left"] * g["in_c"]),
+                   "filter_row": g["k_w"] * g["in_c"]}
+        return _packed(step, "conv2d_s8_packed", {**params, **strides}, rows, geo["out_c"], rows.shape[1])
     arrays = [("weights", w.astype(np.int8)), _bias(step, geo["out_c"], np.int32),
               *_requant_arrays(step, geo["out_c"])]
     if depthwise:
@@ -151,6 +187,11 @@ def _dense_geometry(step, prog):
 @kernel("adaptc.qdense")
 def _qdense(step, prog):
     a, geo = step.attrs, _dense_geometry(step, prog)
+    if weight_format(step).packed and a["filter_offset"] == 0:
+        params = {**geo, "input_offset": -a["input_zp"], "output_offset": a["output_zp"],
+                  "act_min": a["act_min"], "act_max": a["act_max"]}
+        rows = np.ascontiguousarray(step.consts["weights"].T)                    # [IN, OUT] -> [OUT][IN]
+        return _packed(step, "fully_connected_s8_packed", params, rows, geo["out_features"], geo["in_features"])
     w = np.ascontiguousarray(step.consts["weights"].T.astype(np.int8))        # [IN, OUT] -> [OUT][IN]
     params = {**geo, "input_offset": -a["input_zp"], "filter_offset": a["filter_offset"],
               "output_offset": a["output_zp"], "act_min": a["act_min"], "act_max": a["act_max"]}

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from adaptc import formats
 from adaptc.program import Program, Step
 
 from .kernels import (SCRATCH, KernelCall, _bias, _conv_geometry, _dense_geometry, _filter, _qadd,
-                      _requant_arrays, kernel)
+                      _requant_arrays, kernel, weight_format)
 
 INT32_MAX = (1 << 31) - 1
 
@@ -92,6 +93,34 @@ def _exact(step: Step, rows: np.ndarray, input_offset: int) -> bool:
     return requant_is_exact(acc_bound(rows, bias, input_offset), mult, shift)
 
 
+def coded_weights(step: Step, rows: np.ndarray) -> tuple[dict, np.ndarray, dict, int] | None:
+    """(params, filter array, shared tables, groups) of a layer's weight rows [out][depth]: int8 as
+    words (pack_rows), a packed format of int8-sized values as its bitstream (decoded a row at a
+    time through a byte table for 2- and 4-bit codes); None for wider values (pot5)."""
+    fmt = weight_format(step)
+    groups = -(-rows.shape[1] // 4)
+    if not fmt.packed:
+        return {"bits": 8, "lut": 0, "values": 0}, pack_rows(rows.astype(np.int8))[0], {}, groups
+    if fmt.max_value > 127:
+        return None
+    shared = {f"values_{fmt.name}": formats.decode_table(fmt).astype(np.int8)}
+    params = {"bits": fmt.bits, "lut": 0, "values": ("shared", f"values_{fmt.name}")}
+    if fmt.bits in (2, 4):
+        shared[f"lut_{fmt.name}"] = byte_table(fmt)
+        params["lut"] = ("shared", f"lut_{fmt.name}")
+    return params, formats.pack(rows, fmt), shared, groups
+
+
+def byte_table(fmt) -> np.ndarray:
+    """For every byte of a 2- or 4-bit stream, its codes' int8 values packed little-endian:
+    uint16 (two values) or uint32 (four)."""
+    per = 8 // fmt.bits
+    codes = (np.arange(256)[:, None] >> (np.arange(per) * fmt.bits)) & ((1 << fmt.bits) - 1)
+    values = formats.decode_table(fmt)[codes].astype(np.int64) & 0xFF
+    word = (values << (8 * np.arange(per))).sum(axis=1)
+    return word.astype(np.uint16 if per == 2 else np.uint32)
+
+
 @kernel("adaptc.qconv2d", "dsp")
 def _qconv2d_dsp(step: Step, prog: Program) -> KernelCall | None:
     geo = _conv_geometry(step, prog)
@@ -101,8 +130,8 @@ def _qconv2d_dsp(step: Step, prog: Program) -> KernelCall | None:
     out = {"input_offset": input_offset, "output_offset": a["output_zp"], "act_min": a["act_min"],
            "act_max": a["act_max"]}
     if depthwise:
-        if geo["out_c"] != geo["in_c"]:
-            return None                                              # depth_multiplier > 1: reference
+        if geo["out_c"] != geo["in_c"] or weight_format(step).packed:
+            return None                                              # depth_multiplier > 1, packed: reference
         taps = np.ascontiguousarray(w.reshape(-1, geo["out_c"]).T)   # [k_h * k_w][C] -> [C][taps]
         if not _exact(step, taps, input_offset):
             return None
@@ -113,14 +142,16 @@ def _qconv2d_dsp(step: Step, prog: Program) -> KernelCall | None:
                            ("channels", channel_records(step, geo["out_c"], rounding=True))],
                           files=["dsp.h", "depthwise_conv2d_s8_dsp"],
                           scratch_bytes=3 * geo["k_h"] * geo["in_c"] if geo["k_w"] == 3 else 0)
-    rows = w.reshape(geo["out_c"], -1).astype(np.int8)               # OHWI -> [out][k_h*k_w*in_c]
-    if not _exact(step, rows, input_offset):
+    rows = w.reshape(geo["out_c"], -1)                                # OHWI -> [out][k_h*k_w*in_c]
+    coded = coded_weights(step, rows)
+    if coded is None or not _exact(step, rows, input_offset):
         return None
-    filt, groups = pack_rows(rows)
+    code, filt, shared, groups = coded
     gather = 4 * groups if geo["in_c"] % 4 else 0
-    return KernelCall("conv2d_s8_dsp", {**geo, **out, "scratch": SCRATCH},
+    return KernelCall("conv2d_s8_dsp", {**geo, **out, **code, "scratch": SCRATCH},
                       [("weights", filt), ("channels", channel_records(step, geo["out_c"]))],
-                      files=["dsp.h", "conv2d_s8_dsp"], scratch_bytes=32 * groups + 4 * geo["out_c"] + gather)
+                      files=["dsp.h", "conv2d_s8_dsp"], shared=shared,
+                      scratch_bytes=(32 if code["bits"] == 8 else 36) * groups + 4 * geo["out_c"] + gather)
 
 
 @kernel("adaptc.qdense", "dsp")
@@ -128,16 +159,18 @@ def _qdense_dsp(step: Step, prog: Program) -> KernelCall | None:
     a, geo = step.attrs, _dense_geometry(step, prog)
     if a["filter_offset"] != 0:
         return None                                                  # asymmetric weights: reference
-    rows = np.ascontiguousarray(step.consts["weights"].T.astype(np.int8))   # [IN, OUT] -> [OUT][IN]
+    rows = np.ascontiguousarray(step.consts["weights"].T)            # [IN, OUT] -> [OUT][IN]
     input_offset = -a["input_zp"]
-    if not _exact(step, rows, input_offset):
+    coded = coded_weights(step, rows)
+    if coded is None or not _exact(step, rows, input_offset):
         return None
-    filt, groups = pack_rows(rows)
+    code, filt, shared, groups = coded
     params = {**geo, "input_offset": input_offset, "output_offset": a["output_zp"],
-              "act_min": a["act_min"], "act_max": a["act_max"], "scratch": SCRATCH}
+              "act_min": a["act_min"], "act_max": a["act_max"], **code, "scratch": SCRATCH}
     return KernelCall("fully_connected_s8_dsp", params,
                       [("weights", filt), ("channels", channel_records(step, geo["out_features"]))],
-                      files=["dsp.h", "fully_connected_s8_dsp"], scratch_bytes=8 * groups)
+                      files=["dsp.h", "fully_connected_s8_dsp"], shared=shared,
+                      scratch_bytes=(8 if code["bits"] == 8 else 12) * groups)
 
 
 @kernel("adaptc.qadd", "dsp")

@@ -15,7 +15,7 @@ import numpy as np
 from adaptc.program import Program, Step
 
 from .kernels import (SCRATCH, KernelCall, _bias, _conv_geometry, _dense_geometry, _filter,
-                      _requant_arrays, kernel)
+                      _requant_arrays, kernel, weight_format)
 
 
 def folded_bias(step: Step, rows: np.ndarray, input_offset: int) -> np.ndarray:
@@ -29,6 +29,8 @@ def folded_bias(step: Step, rows: np.ndarray, input_offset: int) -> np.ndarray:
 
 @kernel("adaptc.qconv2d", "mve")
 def _qconv2d_mve(step: Step, prog: Program) -> KernelCall | None:
+    if weight_format(step).packed:
+        return None                                                  # packed low-bit weights: the packed kernels
     geo = _conv_geometry(step, prog)
     depthwise, w = _filter(step, geo)
     a = step.attrs
@@ -50,6 +52,8 @@ def _qconv2d_mve(step: Step, prog: Program) -> KernelCall | None:
 
 @kernel("adaptc.qdense", "mve")
 def _qdense_mve(step: Step, prog: Program) -> KernelCall | None:
+    if weight_format(step).packed:
+        return None                                                  # packed low-bit weights: the packed kernels
     a, geo = step.attrs, _dense_geometry(step, prog)
     if a["filter_offset"] != 0:
         return None                                                  # asymmetric weights

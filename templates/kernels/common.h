@@ -90,6 +90,15 @@ static inline int32_t adaptc_mbqm(int32_t x, int32_t multiplier, int32_t shift)
         right_shift);
 }
 
+/* adaptc_mbqm(x, 2^30, shift) -- the requantization of a power-of-two scale ratio 2^(shift - 1)
+ * -- without a multiply: SRDHM(a, 2^30) = floor((a + 1) / 2), written so that it cannot
+ * overflow. */
+static inline int32_t adaptc_mbqm_pot(int32_t x, int32_t shift)
+{
+    const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
+    return adaptc_rdbpot((a >> 1) + (a & 1), shift > 0 ? 0 : -shift);
+}
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT<exponent> for 0 < exponent < 31:
  * x * 2^exponent, saturated to the int32 range. */
 static inline int32_t adaptc_sat_shift_left(int32_t x, int32_t exponent)
@@ -275,6 +284,105 @@ typedef struct {
     int32_t size;
     const int8_t *table;    /* 256 entries */
 } lut_s8_params;
+
+/* conv2d_s8_packed: conv2d_s8's geometry, the strides of its loops in bytes (computed at
+ * compile time: the kernel multiplies nothing but weights), and its weight codes: a bitstream
+ * of `bits`-bit codes (OHWI order, least significant bit first) -- kind 1 (pot): sign bit,
+ * then m: 0 -> 0, m -> 2^(m-1); kind 0 (int): two's complement.  pot_requant: every
+ * multiplier is 2^30 (out_mult unused). */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t depth;          /* k_h * k_w * in_c */
+    int32_t image_bytes;    /* in_h * in_w * in_c */
+    int32_t row_bytes;      /* in_w * in_c */
+    int32_t step_y;         /* stride_h * row_bytes */
+    int32_t step_x;         /* stride_w * in_c */
+    int32_t tap_y;          /* dil_h * row_bytes */
+    int32_t tap_x;          /* dil_w * in_c */
+    int32_t origin;         /* -(pad_top * row_bytes + pad_left * in_c): the first window */
+    int32_t filter_row;     /* k_w * in_c */
+    int32_t bits;
+    int32_t kind;
+    int32_t pot_requant;
+    int8_t *scratch;        /* arena: one decoded filter row, depth bytes */
+} conv2d_s8_packed_params;
+
+/* fully_connected_s8_packed: fully_connected_s8's sizes (filter_offset 0); weights as for
+ * conv2d_s8_packed, rows [out_features][in_features]. */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t bits;
+    int32_t kind;
+    int32_t pot_requant;
+    int8_t *scratch;        /* arena: one decoded row, in_features bytes */
+} fully_connected_s8_packed_params;
+
+/* Sequential reader of a bitstream of codes (least significant bit first); a code straddles
+ * two bytes only when 8 % bits != 0, and such streams end with a padding byte. */
+typedef struct {
+    const uint8_t *byte;
+    int32_t bit;            /* 0..7: the next code's first bit in *byte */
+} adaptc_codes;
+
+static inline int32_t adaptc_next_code(adaptc_codes *r, int32_t bits)
+{
+    uint32_t word = r->byte[0];
+    int32_t code;
+    if (r->bit + bits > 8) {
+        word |= (uint32_t)r->byte[1] << 8;
+    }
+    code = (int32_t)((word >> r->bit) & ((1u << bits) - 1u));
+    r->bit += bits;
+    r->byte += r->bit >> 3;
+    r->bit &= 7;
+    return code;
+}
+
+/* A decoded weight: kind 0 (int), its value; kind 1 (pot), 0 for 0 and +-m for +-2^(m-1). */
+static inline int32_t adaptc_decode(int32_t code, int32_t bits, int32_t kind)
+{
+    const int32_t sign = code >> (bits - 1);
+    if (kind == 0) {
+        return sign ? code - (1 << bits) : code;
+    }
+    return sign ? -(code & ((1 << (bits - 1)) - 1)) : code;
+}
+
+/* acc + x * w for a decoded power-of-two weight m (0, or +-2^(|m| - 1)): shifts, no multiply */
+static inline int32_t adaptc_pot_mac(int32_t acc, int32_t x, int32_t m)
+{
+    if (m > 0) {
+        return acc + (int32_t)((uint32_t)x << (m - 1));
+    }
+    if (m < 0) {
+        return acc - (int32_t)((uint32_t)x << (-m - 1));
+    }
+    return acc;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Parameter structs: float32 kernels                                        */

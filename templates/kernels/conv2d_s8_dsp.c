@@ -7,9 +7,11 @@
  * Layout: input, output: as conv2d_s8;
  *         channels: per output channel {bias, out_mult, out_shift} (int32 each; bias 0 if none);
  *         filter: the OHWI rows (depth = k_h * k_w * in_c values each), packed four int8 to a
- *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h);
- *         p->scratch: four im2col columns (8 * groups words), four output rows for a last,
- *         partial block of pixels (4 * out_c bytes), then 4 * groups bytes to gather in.
+ *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h); or, p->bits
+ *         2 .. 4, the rows as one bitstream of codes (common.h), decoded a row at a time;
+ *         p->scratch: four im2col columns (8 * groups words), a decoded row (groups words;
+ *         packed weights only), four output rows for a last, partial block of pixels
+ *         (4 * out_c bytes), then 4 * groups bytes to gather in.
  * Arithmetic: four output pixels at a time, im2col writes each pixel's receptive field as
  *   (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so the sums
  *   are the same -- and adaptc_rows_x4 accumulates each output channel over the four columns
@@ -19,7 +21,7 @@
  *   is gathered as bytes (the zero point at padded taps) and then converted.
  */
 static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
-                          const int32_t *filter, const int32_t *channels, int8_t *output)
+                          const void *filter, const int32_t *channels, int8_t *output)
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
     const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
@@ -31,10 +33,17 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
     const int32_t offset2 = adaptc_offset2(input_offset);
     const int8_t zero_point = (int8_t)-input_offset;
     int32_t *const cols = p->scratch;
-    int8_t *const tail = (int8_t *)(cols + 8 * groups);
+    int32_t *const row_buf = cols + 8 * groups;                 /* packed weights only */
+    int8_t *const tail = (int8_t *)(row_buf + (p->bits != 8 ? groups : 0));
+    adaptc_packed_rows packed;
     int8_t *const gather = tail + 4 * out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     int32_t batch = 0, out_y = 0, out_x = 0, pix;
+    packed.depth = depth;
+    packed.bits = p->bits;
+    packed.lut = p->lut;
+    packed.values = p->values;
+    packed.row_buf = row_buf;
     for (pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         int32_t c;
@@ -91,8 +100,13 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
                 }
             }
         }
-        adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
-                       n == 4 ? output + pix * out_c : tail, out_c);
+        if (p->bits == 8) {
+            adaptc_rows_x4((const int32_t *)filter, cols, out_c, groups, channels, p->output_offset, p->act_min,
+                           p->act_max, n == 4 ? output + pix * out_c : tail, out_c);
+        } else {
+            adaptc_rows_x4_packed((const uint8_t *)filter, cols, out_c, groups, channels, p->output_offset,
+                                  p->act_min, p->act_max, n == 4 ? output + pix * out_c : tail, out_c, &packed);
+        }
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }

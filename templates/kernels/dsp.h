@@ -30,15 +30,19 @@
  * ("unused": no warning in a model that does not call it). */
 #if defined(__GNUC__)
 #define ADAPTC_NOINLINE __attribute__((noinline, unused))
+#define ADAPTC_INLINE __attribute__((always_inline)) inline   /* a hot loop body, in each caller */
 #else
 #define ADAPTC_NOINLINE
+#define ADAPTC_INLINE inline
 #endif
 
 /* ------------------------------------------------------------------------ */
 /* Parameter structs                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them: int8
+ * words (bits 8), or codes of a packed format (common.h) decoded a row at a time -- `values`:
+ * each code's int8 value; `lut` (2 and 4 bits): each byte's two or four values. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -59,7 +63,11 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
+    int32_t bits;
+    const void *lut;
+    const int8_t *values;
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
+                               (4 * groups bytes), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 
 /* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
@@ -95,7 +103,10 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+    int32_t bits;           /* 8: int8 words; else packed codes, as conv2d_s8_dsp */
+    const void *lut;
+    const int8_t *values;
+    int32_t *scratch;       /* arena: one column of the input (2 * groups words), a decoded row (groups words; packed weights only) */
 } fully_connected_s8_dsp_params;
 
 /* ------------------------------------------------------------------------ */
@@ -441,7 +452,7 @@ static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t
  * 16 MACs take 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per
  * two groups (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize
  * as adaptc_rq_apply does and store. */
-static inline void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
+static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
                                  const int32_t *record, int32_t output_offset, int8_t *out,
                                  int32_t stride)
 {
@@ -533,17 +544,67 @@ static inline void adaptc_row_x4(const int32_t *w, const int32_t *cols, const in
     out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a3, q) + output_offset);
 }
 
-/* out[c * out_stride + r] for every row r and the four columns c: adaptc_row_x4, clamped to
- * [act_min, act_max] (groups >= 1). */
-static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
-                                           int32_t groups, const int32_t *channels, int32_t output_offset,
-                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+/* `depth` weights of a packed row from the reader to int8 bytes at dst, then zeros up to a whole
+ * word: 2-bit and 4-bit codes a byte at a time through `lut` when the row starts on a byte,
+ * otherwise code by code through `values` (each code's int8 value), a 32-bit buffer of bits
+ * refilled a byte at a time. */
+static inline void adaptc_unpack_row(adaptc_codes *codes, int32_t depth, int32_t bits, const void *lut,
+                                     const int8_t *values, int8_t *dst)
 {
-    const int32_t *const cols_end = cols + 8 * groups;
-    int32_t r, c;
-    for (r = 0; r < rows; ++r) {
-        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    int32_t k = 0;
+    if (lut != NULL && codes->bit == 0 && bits == 4) {
+        const uint16_t *table = (const uint16_t *)lut;
+        for (; k + 2 <= depth; k += 2) {
+            const uint16_t pair = table[*codes->byte++];
+            dst[k] = (int8_t)(pair & 0xFFu);
+            dst[k + 1] = (int8_t)(pair >> 8);
+        }
+    } else if (lut != NULL && codes->bit == 0 && bits == 2) {
+        const uint32_t *table = (const uint32_t *)lut;
+        for (; k + 4 <= depth; k += 4) {
+            const uint32_t quad = table[*codes->byte++];
+            memcpy(dst + k, &quad, sizeof quad);
+        }
     }
+    if (k < depth) {
+        const uint32_t mask = (1u << bits) - 1u;
+        const uint8_t *byte = codes->byte;
+        uint32_t buffer = (uint32_t)*byte++ >> codes->bit;
+        int32_t held = 8 - codes->bit, used = 0;
+        for (; k < depth; ++k) {
+            if (held < bits) {
+                buffer |= (uint32_t)*byte++ << held;
+                held += 8;
+            }
+            dst[k] = values[buffer & mask];
+            buffer >>= bits;
+            held -= bits;
+            used += bits;
+        }
+        used += codes->bit;                       /* bits consumed from the reader's byte on */
+        codes->byte += used >> 3;
+        codes->bit = used & 7;
+    }
+    for (; k < (depth + 3) / 4 * 4; ++k) {
+        dst[k] = 0;
+    }
+}
+
+/* Where adaptc_rows_x4 finds packed weight rows: codes of `bits` bits (2 .. 4), decoded a row
+ * of `depth` at a time into row_buf (adaptc_unpack_row). */
+typedef struct {
+    int32_t depth;
+    int32_t bits;
+    const void *lut;
+    const int8_t *values;
+    int32_t *row_buf;
+} adaptc_packed_rows;
+
+/* The four columns' outputs of every row clamped to [act_min, act_max] (nothing to do for the
+ * whole int8 range, which the requantization saturates to). */
+static inline void adaptc_clamp_x4(int8_t *out, int32_t rows, int32_t out_stride, int32_t act_min, int32_t act_max)
+{
+    int32_t r, c;
     if (act_min > -128 || act_max < 127) {
         for (c = 0; c < 4; ++c) {
             for (r = 0; r < rows; ++r) {
@@ -552,6 +613,38 @@ static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t
             }
         }
     }
+}
+
+/* out[c * out_stride + r] for every row r (int8 words, `groups` a row) and the four columns c:
+ * adaptc_row_x4, clamped to [act_min, act_max] (groups >= 1). */
+static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
+                                           int32_t groups, const int32_t *channels, int32_t output_offset,
+                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    int32_t r;
+    for (r = 0; r < rows; ++r) {
+        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    }
+    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
+}
+
+/* adaptc_rows_x4 for packed weight rows: each decoded in turn into packed->row_buf. */
+static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const int32_t *cols, int32_t rows,
+                                                  int32_t groups, const int32_t *channels, int32_t output_offset,
+                                                  int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
+                                                  const adaptc_packed_rows *packed)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    adaptc_codes codes;
+    int32_t r;
+    codes.byte = weights;
+    codes.bit = 0;
+    for (r = 0; r < rows; ++r) {
+        adaptc_unpack_row(&codes, packed->depth, packed->bits, packed->lut, packed->values, (int8_t *)packed->row_buf);
+        adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    }
+    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }
 
 /* ------------------------------------------------------------------------ */

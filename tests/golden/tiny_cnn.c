@@ -98,6 +98,15 @@ static inline int32_t adaptc_mbqm(int32_t x, int32_t multiplier, int32_t shift)
         right_shift);
 }
 
+/* adaptc_mbqm(x, 2^30, shift) -- the requantization of a power-of-two scale ratio 2^(shift - 1)
+ * -- without a multiply: SRDHM(a, 2^30) = floor((a + 1) / 2), written so that it cannot
+ * overflow. */
+static inline int32_t adaptc_mbqm_pot(int32_t x, int32_t shift)
+{
+    const int32_t a = (int32_t)((uint32_t)x << (shift > 0 ? shift : 0));
+    return adaptc_rdbpot((a >> 1) + (a & 1), shift > 0 ? 0 : -shift);
+}
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT<exponent> for 0 < exponent < 31:
  * x * 2^exponent, saturated to the int32 range. */
 static inline int32_t adaptc_sat_shift_left(int32_t x, int32_t exponent)
@@ -284,6 +293,105 @@ typedef struct {
     const int8_t *table;    /* 256 entries */
 } lut_s8_params;
 
+/* conv2d_s8_packed: conv2d_s8's geometry, the strides of its loops in bytes (computed at
+ * compile time: the kernel multiplies nothing but weights), and its weight codes: a bitstream
+ * of `bits`-bit codes (OHWI order, least significant bit first) -- kind 1 (pot): sign bit,
+ * then m: 0 -> 0, m -> 2^(m-1); kind 0 (int): two's complement.  pot_requant: every
+ * multiplier is 2^30 (out_mult unused). */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t depth;          /* k_h * k_w * in_c */
+    int32_t image_bytes;    /* in_h * in_w * in_c */
+    int32_t row_bytes;      /* in_w * in_c */
+    int32_t step_y;         /* stride_h * row_bytes */
+    int32_t step_x;         /* stride_w * in_c */
+    int32_t tap_y;          /* dil_h * row_bytes */
+    int32_t tap_x;          /* dil_w * in_c */
+    int32_t origin;         /* -(pad_top * row_bytes + pad_left * in_c): the first window */
+    int32_t filter_row;     /* k_w * in_c */
+    int32_t bits;
+    int32_t kind;
+    int32_t pot_requant;
+    int8_t *scratch;        /* arena: one decoded filter row, depth bytes */
+} conv2d_s8_packed_params;
+
+/* fully_connected_s8_packed: fully_connected_s8's sizes (filter_offset 0); weights as for
+ * conv2d_s8_packed, rows [out_features][in_features]. */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t bits;
+    int32_t kind;
+    int32_t pot_requant;
+    int8_t *scratch;        /* arena: one decoded row, in_features bytes */
+} fully_connected_s8_packed_params;
+
+/* Sequential reader of a bitstream of codes (least significant bit first); a code straddles
+ * two bytes only when 8 % bits != 0, and such streams end with a padding byte. */
+typedef struct {
+    const uint8_t *byte;
+    int32_t bit;            /* 0..7: the next code's first bit in *byte */
+} adaptc_codes;
+
+static inline int32_t adaptc_next_code(adaptc_codes *r, int32_t bits)
+{
+    uint32_t word = r->byte[0];
+    int32_t code;
+    if (r->bit + bits > 8) {
+        word |= (uint32_t)r->byte[1] << 8;
+    }
+    code = (int32_t)((word >> r->bit) & ((1u << bits) - 1u));
+    r->bit += bits;
+    r->byte += r->bit >> 3;
+    r->bit &= 7;
+    return code;
+}
+
+/* A decoded weight: kind 0 (int), its value; kind 1 (pot), 0 for 0 and +-m for +-2^(m-1). */
+static inline int32_t adaptc_decode(int32_t code, int32_t bits, int32_t kind)
+{
+    const int32_t sign = code >> (bits - 1);
+    if (kind == 0) {
+        return sign ? code - (1 << bits) : code;
+    }
+    return sign ? -(code & ((1 << (bits - 1)) - 1)) : code;
+}
+
+/* acc + x * w for a decoded power-of-two weight m (0, or +-2^(|m| - 1)): shifts, no multiply */
+static inline int32_t adaptc_pot_mac(int32_t acc, int32_t x, int32_t m)
+{
+    if (m > 0) {
+        return acc + (int32_t)((uint32_t)x << (m - 1));
+    }
+    if (m < 0) {
+        return acc - (int32_t)((uint32_t)x << (-m - 1));
+    }
+    return acc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Parameter structs: float32 kernels                                        */
 /* ------------------------------------------------------------------------ */
@@ -424,15 +532,19 @@ typedef struct {
  * ("unused": no warning in a model that does not call it). */
 #if defined(__GNUC__)
 #define ADAPTC_NOINLINE __attribute__((noinline, unused))
+#define ADAPTC_INLINE __attribute__((always_inline)) inline   /* a hot loop body, in each caller */
 #else
 #define ADAPTC_NOINLINE
+#define ADAPTC_INLINE inline
 #endif
 
 /* ------------------------------------------------------------------------ */
 /* Parameter structs                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them: int8
+ * words (bits 8), or codes of a packed format (common.h) decoded a row at a time -- `values`:
+ * each code's int8 value; `lut` (2 and 4 bits): each byte's two or four values. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -453,7 +565,11 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
+    int32_t bits;
+    const void *lut;
+    const int8_t *values;
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
+                               (4 * groups bytes), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 
 /* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
@@ -489,7 +605,10 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+    int32_t bits;           /* 8: int8 words; else packed codes, as conv2d_s8_dsp */
+    const void *lut;
+    const int8_t *values;
+    int32_t *scratch;       /* arena: one column of the input (2 * groups words), a decoded row (groups words; packed weights only) */
 } fully_connected_s8_dsp_params;
 
 /* ------------------------------------------------------------------------ */
@@ -835,7 +954,7 @@ static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t
  * 16 MACs take 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per
  * two groups (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize
  * as adaptc_rq_apply does and store. */
-static inline void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
+static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
                                  const int32_t *record, int32_t output_offset, int8_t *out,
                                  int32_t stride)
 {
@@ -927,17 +1046,67 @@ static inline void adaptc_row_x4(const int32_t *w, const int32_t *cols, const in
     out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a3, q) + output_offset);
 }
 
-/* out[c * out_stride + r] for every row r and the four columns c: adaptc_row_x4, clamped to
- * [act_min, act_max] (groups >= 1). */
-static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
-                                           int32_t groups, const int32_t *channels, int32_t output_offset,
-                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+/* `depth` weights of a packed row from the reader to int8 bytes at dst, then zeros up to a whole
+ * word: 2-bit and 4-bit codes a byte at a time through `lut` when the row starts on a byte,
+ * otherwise code by code through `values` (each code's int8 value), a 32-bit buffer of bits
+ * refilled a byte at a time. */
+static inline void adaptc_unpack_row(adaptc_codes *codes, int32_t depth, int32_t bits, const void *lut,
+                                     const int8_t *values, int8_t *dst)
 {
-    const int32_t *const cols_end = cols + 8 * groups;
-    int32_t r, c;
-    for (r = 0; r < rows; ++r) {
-        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    int32_t k = 0;
+    if (lut != NULL && codes->bit == 0 && bits == 4) {
+        const uint16_t *table = (const uint16_t *)lut;
+        for (; k + 2 <= depth; k += 2) {
+            const uint16_t pair = table[*codes->byte++];
+            dst[k] = (int8_t)(pair & 0xFFu);
+            dst[k + 1] = (int8_t)(pair >> 8);
+        }
+    } else if (lut != NULL && codes->bit == 0 && bits == 2) {
+        const uint32_t *table = (const uint32_t *)lut;
+        for (; k + 4 <= depth; k += 4) {
+            const uint32_t quad = table[*codes->byte++];
+            memcpy(dst + k, &quad, sizeof quad);
+        }
     }
+    if (k < depth) {
+        const uint32_t mask = (1u << bits) - 1u;
+        const uint8_t *byte = codes->byte;
+        uint32_t buffer = (uint32_t)*byte++ >> codes->bit;
+        int32_t held = 8 - codes->bit, used = 0;
+        for (; k < depth; ++k) {
+            if (held < bits) {
+                buffer |= (uint32_t)*byte++ << held;
+                held += 8;
+            }
+            dst[k] = values[buffer & mask];
+            buffer >>= bits;
+            held -= bits;
+            used += bits;
+        }
+        used += codes->bit;                       /* bits consumed from the reader's byte on */
+        codes->byte += used >> 3;
+        codes->bit = used & 7;
+    }
+    for (; k < (depth + 3) / 4 * 4; ++k) {
+        dst[k] = 0;
+    }
+}
+
+/* Where adaptc_rows_x4 finds packed weight rows: codes of `bits` bits (2 .. 4), decoded a row
+ * of `depth` at a time into row_buf (adaptc_unpack_row). */
+typedef struct {
+    int32_t depth;
+    int32_t bits;
+    const void *lut;
+    const int8_t *values;
+    int32_t *row_buf;
+} adaptc_packed_rows;
+
+/* The four columns' outputs of every row clamped to [act_min, act_max] (nothing to do for the
+ * whole int8 range, which the requantization saturates to). */
+static inline void adaptc_clamp_x4(int8_t *out, int32_t rows, int32_t out_stride, int32_t act_min, int32_t act_max)
+{
+    int32_t r, c;
     if (act_min > -128 || act_max < 127) {
         for (c = 0; c < 4; ++c) {
             for (r = 0; r < rows; ++r) {
@@ -946,6 +1115,38 @@ static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t
             }
         }
     }
+}
+
+/* out[c * out_stride + r] for every row r (int8 words, `groups` a row) and the four columns c:
+ * adaptc_row_x4, clamped to [act_min, act_max] (groups >= 1). */
+static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
+                                           int32_t groups, const int32_t *channels, int32_t output_offset,
+                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    int32_t r;
+    for (r = 0; r < rows; ++r) {
+        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    }
+    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
+}
+
+/* adaptc_rows_x4 for packed weight rows: each decoded in turn into packed->row_buf. */
+static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const int32_t *cols, int32_t rows,
+                                                  int32_t groups, const int32_t *channels, int32_t output_offset,
+                                                  int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
+                                                  const adaptc_packed_rows *packed)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    adaptc_codes codes;
+    int32_t r;
+    codes.byte = weights;
+    codes.bit = 0;
+    for (r = 0; r < rows; ++r) {
+        adaptc_unpack_row(&codes, packed->depth, packed->bits, packed->lut, packed->values, (int8_t *)packed->row_buf);
+        adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    }
+    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1100,9 +1301,11 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
  * Layout: input, output: as conv2d_s8;
  *         channels: per output channel {bias, out_mult, out_shift} (int32 each; bias 0 if none);
  *         filter: the OHWI rows (depth = k_h * k_w * in_c values each), packed four int8 to a
- *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h);
- *         p->scratch: four im2col columns (8 * groups words), four output rows for a last,
- *         partial block of pixels (4 * out_c bytes), then 4 * groups bytes to gather in.
+ *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h); or, p->bits
+ *         2 .. 4, the rows as one bitstream of codes (common.h), decoded a row at a time;
+ *         p->scratch: four im2col columns (8 * groups words), a decoded row (groups words;
+ *         packed weights only), four output rows for a last, partial block of pixels
+ *         (4 * out_c bytes), then 4 * groups bytes to gather in.
  * Arithmetic: four output pixels at a time, im2col writes each pixel's receptive field as
  *   (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so the sums
  *   are the same -- and adaptc_rows_x4 accumulates each output channel over the four columns
@@ -1112,7 +1315,7 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
  *   is gathered as bytes (the zero point at padded taps) and then converted.
  */
 static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
-                          const int32_t *filter, const int32_t *channels, int8_t *output)
+                          const void *filter, const int32_t *channels, int8_t *output)
 {
     const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
     const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
@@ -1124,10 +1327,17 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
     const int32_t offset2 = adaptc_offset2(input_offset);
     const int8_t zero_point = (int8_t)-input_offset;
     int32_t *const cols = p->scratch;
-    int8_t *const tail = (int8_t *)(cols + 8 * groups);
+    int32_t *const row_buf = cols + 8 * groups;                 /* packed weights only */
+    int8_t *const tail = (int8_t *)(row_buf + (p->bits != 8 ? groups : 0));
+    adaptc_packed_rows packed;
     int8_t *const gather = tail + 4 * out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     int32_t batch = 0, out_y = 0, out_x = 0, pix;
+    packed.depth = depth;
+    packed.bits = p->bits;
+    packed.lut = p->lut;
+    packed.values = p->values;
+    packed.row_buf = row_buf;
     for (pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         int32_t c;
@@ -1184,8 +1394,13 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
                 }
             }
         }
-        adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
-                       n == 4 ? output + pix * out_c : tail, out_c);
+        if (p->bits == 8) {
+            adaptc_rows_x4((const int32_t *)filter, cols, out_c, groups, channels, p->output_offset, p->act_min,
+                           p->act_max, n == 4 ? output + pix * out_c : tail, out_c);
+        } else {
+            adaptc_rows_x4_packed((const uint8_t *)filter, cols, out_c, groups, channels, p->output_offset,
+                                  p->act_min, p->act_max, n == 4 ? output + pix * out_c : tail, out_c, &packed);
+        }
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }
@@ -1411,32 +1626,41 @@ static void avg_pool_s8(const pool_s8_params *p, const int8_t *input,
  *
  * Layout: input [batches][in_features], output [batches][out_features]: as fully_connected_s8;
  *         weights: rows packed four int8 to a word, zero-padded to groups = ceil(in_features / 4)
- *         words (dsp.h); channels: per output {bias, out_mult, out_shift} (bias 0 if none);
- *         p->scratch: one column, 2 * groups words.
+ *         words (dsp.h); or, p->bits 2 .. 4, one bitstream of codes decoded a row at a time;
+ *         channels: per output {bias, out_mult, out_shift} (bias 0 if none);
+ *         p->scratch: one column and one decoded row, 2 * groups + groups words.
  * Arithmetic: per batch row, the input is converted once to int16 (input + input_offset) in
  *   the SXTB16 order of dsp.h; each output is 2 SMLAD per four weights, + bias, adaptc_mbqm,
  *   + output_offset, clamp to [act_min, act_max].
  */
 static void fully_connected_s8_dsp(const fully_connected_s8_dsp_params *p, const int8_t *input,
-                                   const int32_t *weights, const int32_t *channels, int8_t *output)
+                                   const void *weights, const int32_t *channels, int8_t *output)
 {
     const int32_t groups = (p->in_features + 3) / 4;
     int32_t *const col = p->scratch;
+    int32_t *const row_buf = col + 2 * groups;
     int32_t b, o, g;
     for (b = 0; b < p->batches; ++b) {
         int8_t *const out = output + b * p->out_features;
-        const int32_t *w = weights;
+        const int32_t *w = (const int32_t *)weights;
+        adaptc_codes codes;
+        codes.byte = (const uint8_t *)weights;
+        codes.bit = 0;
         adaptc_col_from_s8(col, 2, input + b * p->in_features, p->in_features, p->input_offset);
         for (o = 0; o < p->out_features; ++o) {
             const int32_t *const rec = channels + 3 * o;
             const int32_t *x = col;
             int32_t acc = rec[0];
+            if (p->bits != 8) {
+                adaptc_unpack_row(&codes, p->in_features, p->bits, p->lut, p->values, (int8_t *)row_buf);
+                w = row_buf;
+            }
             for (g = 0; g < groups; ++g) {
-                acc = adaptc_smlad(adaptc_sxtb16(*w), x[0], acc);
-                acc = adaptc_smlad(adaptc_sxtb16_ror8(*w), x[1], acc);
-                ++w;
+                acc = adaptc_smlad(adaptc_sxtb16(w[g]), x[0], acc);
+                acc = adaptc_smlad(adaptc_sxtb16_ror8(w[g]), x[1], acc);
                 x += 2;
             }
+            w += groups;
             out[o] = (int8_t)adaptc_clamp_i32(adaptc_rq(acc, rec[1], rec[2]) + p->output_offset,
                                               p->act_min, p->act_max);
         }
@@ -1637,6 +1861,9 @@ static const conv2d_s8_dsp_params s1_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
+    .bits = 8,
+    .lut = 0,
+    .values = 0,
     .scratch = (void *)(arena.bytes + 1280),
 };
 
@@ -1705,6 +1932,9 @@ static const fully_connected_s8_dsp_params s5_params = {
     .output_offset = 29,
     .act_min = -128,
     .act_max = 127,
+    .bits = 8,
+    .lut = 0,
+    .values = 0,
     .scratch = (void *)(arena.bytes + 0),
 };
 

@@ -98,6 +98,52 @@ def add_case(case: dict, size: int = 256):
     return prog, x, want, {"ref", "dsp"}
 
 
+# packed low-bit weights (adaptc.formats): test_kernels' conv / fc cases with the weights drawn
+# from a format's grid, each with TFLite-style multipliers and with power-of-two
+# requantization (every multiplier 2^30: the multiplication-free kernels)
+PACKED_FORMATS = ("pot2", "pot3", "pot4", "pot5", "int4")
+PACKED_CONV = ("3x3_valid", "same_stride2_even_input", "explicit_pad_top2_left0", "dilation2_same", "1x1",
+               "batch2", "bias_null", "zp_in_min_out_min", "act_narrow_relu6_like", "deep_channels")
+PACKED_FC = ("basic", "batch3_bias_null", "zp_in_max_out_max", "act_narrow", "in_features_1")
+
+
+def packed_case(kind: str, case: dict, fmt_name: str, pot_requant: bool):
+    from adaptc import formats
+
+    fmt = formats.get(fmt_name)
+    rng = np.random.default_rng(K._seed(case["id"] + fmt_name + str(pot_requant)))
+    if kind == "conv":
+        p, x, f, bias, mult, shift, _ = K._conv_case(case, seed=K._seed(case["id"]))
+    else:
+        p, x, f, bias, mult, shift = K.fc_case(case)
+    f = rng.choice(fmt.grid, size=f.shape).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    if pot_requant:                      # a power-of-two scale ratio 2^(shift - 1), shifts that fit the values
+        mult = np.full_like(mult, 1 << 30)
+        spread = np.log2(np.abs(f.astype(np.float64)).reshape(len(mult), -1).sum(axis=1) * 128 + 1)
+        shift = (7 - np.ceil(spread)).astype(np.int32) + rng.integers(-1, 2, size=len(mult))
+    if kind == "conv":
+        want = ref.conv2d_s8_ref(x, f, bias, mult, shift, **K._ref_kwargs(p, K._CONV_REF_KEYS))
+        attrs = {"input_zp": -p["input_offset"], "output_zp": p["output_offset"], "act_min": p["act_min"],
+                 "act_max": p["act_max"], "strides": [p["stride_h"], p["stride_w"]],
+                 "padding": [p["pad_top"], p["pad_left"], 0, 0], "dilation": [p["dil_h"], p["dil_w"]],
+                 "groups": 1, "kernel_layout": "HWIO"}
+        consts, op = {"weights": np.ascontiguousarray(f.transpose(1, 2, 3, 0)), "bias": bias}, "adaptc.qconv2d"
+    else:
+        want = ref.fully_connected_s8_ref(x, f, bias, mult, shift, **K._ref_kwargs(
+            p, ["input_offset", "filter_offset", "output_offset", "act_min", "act_max"]))
+        attrs = {"input_zp": -p["input_offset"], "output_zp": p["output_offset"], "act_min": p["act_min"],
+                 "act_max": p["act_max"], "filter_offset": 0}
+        consts, op = {"weights": np.ascontiguousarray(f.T), "bias": bias}, "adaptc.qdense"
+    attrs.update(multiplier=[int(v) for v in mult], shift=[int(v) for v in shift], weight_format=fmt_name)
+    prog = _program(op, attrs, consts, [x.shape], want.shape)
+    return prog, x, want, {"ref", "dsp"} if fmt.max_value <= 127 else {"ref"}
+
+
+PACKED = [pytest.param((kind, c, fmt, pot), id=f"{kind}-{c['id']}-{fmt}-{'pot' if pot else 'mbqm'}")
+          for kind, names, cases in (("conv", PACKED_CONV, K.CONV_CASES), ("fc", PACKED_FC, K.FC_CASES))
+          for c in cases if c["id"] in names for fmt in PACKED_FORMATS for pot in (False, True)]
+
+
 CASES = ([pytest.param(("conv", c), id=f"conv-{c['id']}") for c in K.CONV_CASES]
          + [pytest.param(("dw", c), id=f"dw-{c['id']}") for c in K.DW_CASES]
          + [pytest.param(("fc", c), id=f"fc-{c['id']}") for c in K.FC_CASES]
@@ -138,6 +184,39 @@ def test_emulated(kind_case, target, variants):
     np.testing.assert_array_equal(r.outputs, want)
 
 
+def compiled_packed(kind, case, fmt, pot, target, variants):
+    prog, x, want, supported = packed_case(kind, case, fmt, pot)
+    m = api.compile_program(prog, target, kernels=",".join(variants))
+    step = m.program.steps[0]
+    assert step.variant == next(v for v in variants if v in supported), (step.variant, variants, supported)
+    assert step.kernel.endswith("_dsp") if step.variant == "dsp" else step.kernel.endswith("_packed")
+    return m, x, want
+
+
+@pytest.mark.parametrize("target,variants", HOST, ids=[v[0] for _, v in HOST])
+@pytest.mark.parametrize("packed", PACKED)
+def test_packed_host(packed, target, variants):
+    m, x, want = compiled_packed(*packed, target, variants)
+    np.testing.assert_array_equal(m.run(x), want)
+
+
+PACKED_EMULATED = [("cortex-m0plus", ("ref",)), ("cortex-m4", ("dsp", "ref")), ("cortex-m55", ("mve", "dsp", "ref"))]
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", PACKED_EMULATED, ids=[t for t, _ in PACKED_EMULATED])
+@pytest.mark.parametrize("packed", PACKED)
+def test_packed_emulated(packed, target, variants):
+    """On the emulated cores as on the host; on the Cortex-M0+ a power-of-two layer with
+    power-of-two requantization executes no multiply instruction at all."""
+    kind, case, fmt, pot = packed
+    m, x, want = compiled_packed(kind, case, fmt, pot, target, variants)
+    r = m.run_on_target(x)
+    np.testing.assert_array_equal(r.outputs, want)
+    if target == "cortex-m0plus" and fmt.startswith("pot") and pot:
+        assert r.steps[0]["classes"]["mac"] == 0, r.steps[0]["classes"]
+
+
 def test_every_variant_kernel_is_covered():
     """Every optimized kernel file is some case's kernel on the host or an emulated core."""
     seen = set()
@@ -146,7 +225,10 @@ def test_every_variant_kernel_is_covered():
             prog = build_case(*p.values[0])[0]
             m = api.compile_program(prog, target, kernels=",".join(variants))
             seen.add(m.program.steps[0].kernel)
-    files = {p.stem for p in K.kernel_files() if p.stem.endswith(K.VARIANT_SUFFIXES)}
+    for p in PACKED:
+        prog = packed_case(*p.values[0])[0]
+        seen.add(api.compile_program(prog, "cortex-m4", kernels="ref").program.steps[0].kernel)
+    files = {p.stem for p in K.kernel_files() if p.stem.endswith(K.VARIANT_SUFFIXES + ("_packed",))}
     assert files <= seen, f"not exercised: {sorted(files - seen)}"
 
 

@@ -1,0 +1,113 @@
+"""QuantizeWeights: post-training quantization with low-bit or power-of-two weights per layer.
+
+Requires: the output of FuseFloatOps (``main`` = float ``adaptc.*_f32`` composites and reshapes)
+and a calibration array (as QuantizeInt8).
+
+Ensures: the QDQ form of QuantizeInt8 (ready for LegalizeQDQ), with every conv2d / dense layer's
+weights on its format's grid (adaptc.formats: pot2 .. pot5, int4, int8) and integer weights of
+that range (int8, int16 for pot5); by default (``pot_activations``) every activation scale and
+weight scale is a power of two, so that each layer's requantization multiplier is a power of two
+-- LegalizeQDQ then gives it the multiplier 2^30, which the kernels apply as a shift. Depthwise
+convolutions keep int8 weights (on a power-of-two scale). Weights are rounded by
+``adaptc.ptq.quantize_matrix`` (error-correcting rounding against each layer's calibration
+inputs, per-channel scale search) and biases corrected for the mean output error. Per layer,
+``scheme.report`` records the format, size and output error (also of plain nearest rounding).
+
+Parameters: ``calibration`` -- representative inputs; ``formats`` -- one format name for every
+weighted layer, one per layer in ``main``'s order, or a function of the layer index; ``method`` -- "gptq" or "nearest";
+``pot_activations`` -- power-of-two activation scales (else TFLite's min/max scales, with
+float weight scales for uniform formats); ``path`` -- for error messages.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adaptc import formats as F
+from adaptc import ptq, tvm_compat
+from adaptc.errors import InputError
+
+from .quantize_int8 import WeightScheme, _Quantizer, calibration_samples
+
+MAX_ROWS = 8192                 # calibration rows per layer for the error-correcting rounding
+
+
+class CodedWeights(WeightScheme):
+    """Weights on low-bit grids (see the module docstring); ``report``: one dict per layer."""
+
+    needs_inputs = True
+
+    def __init__(self, formats, method: str = "gptq", pot_activations: bool = True, bias_correction: bool = True):
+        self.formats = formats
+        self.method, self.pot, self.bias_correction = method, pot_activations, bias_correction
+        self.report: list[dict] = []
+
+    def activation(self, lo, hi):
+        return ptq.pot_qparams(lo, hi) if self.pot else super().activation(lo, hi)
+
+    def format(self, index: int) -> F.Format:
+        if isinstance(self.formats, str):
+            return F.get(self.formats)
+        if callable(self.formats):
+            return F.get(self.formats(index))
+        if index >= len(self.formats):
+            raise InputError(f"{len(self.formats)} weight formats given for a model with more weighted layers")
+        return F.get(self.formats[index])
+
+    def weights(self, index, kind, w, axis, attrs, inputs, bias):
+        fmt = self.format(index)
+        depthwise = kind == "adaptc.conv2d_f32" and int(attrs["groups"]) > 1
+        if depthwise:
+            fmt = F.get("int8")                     # the depthwise kernels take int8 weights
+        pot_scale = self.pot or fmt.kind == "pot"
+        rng = np.random.default_rng(index)
+        if kind == "adaptc.dense_f32":
+            W, X = w.T, inputs.reshape(-1, w.shape[0])
+            Q, s, facts = ptq.quantize_matrix(W, fmt, _subsample(X, rng), pot_scale=pot_scale, method=self.method)
+            w_q, bias = Q.T, self._bias(W, Q, s, X, bias)
+        elif not depthwise:                         # HWIO -> OHWI rows
+            k_h, k_w, _, out_c = w.shape
+            W = w.transpose(3, 0, 1, 2).reshape(out_c, -1)
+            X = ptq.im2col(inputs, k_h, k_w, attrs["strides"], attrs["dilation"], attrs["padding"])
+            Q, s, facts = ptq.quantize_matrix(W, fmt, _subsample(X, rng), pot_scale=pot_scale, method=self.method)
+            w_q, bias = Q.reshape(out_c, k_h, k_w, -1).transpose(1, 2, 3, 0), self._bias(W, Q, s, X, bias)
+        else:                                       # HWOI [k_h, k_w, C, 1]: one row per channel
+            k_h, k_w, c, _ = w.shape
+            patches = ptq.im2col(inputs, k_h, k_w, attrs["strides"], attrs["dilation"], attrs["padding"])
+            patches = patches.reshape(len(patches), k_h * k_w, c)
+            Q, s, b, errors = np.zeros((c, k_h * k_w)), np.zeros(c), np.zeros(c), []
+            for ch in range(c):
+                Wc, Xc = w[:, :, ch, 0].reshape(1, -1), patches[:, :, ch]
+                Qc, sc, fc = ptq.quantize_matrix(Wc, fmt, _subsample(Xc, rng), pot_scale=pot_scale, method=self.method)
+                Q[ch], s[ch] = Qc[0], sc[0]
+                b[ch] = self._bias(Wc, Qc, sc, Xc, None if bias is None else bias[ch:ch + 1])[0]
+                errors.append(fc)
+            facts = {k: float(np.mean([e[k] for e in errors])) for k in errors[0]}
+            w_q = Q.T.reshape(k_h, k_w, c, 1)
+            bias = b if bias is not None or self.bias_correction else None
+        dtype = np.int8 if fmt.max_value <= 127 else np.int16
+        self.report.append({"layer": index, "kind": "depthwise_conv2d" if depthwise else kind[7:-4],
+                            "format": fmt.name, "weights": int(w.size), "channels": int(s.size),
+                            "weight_bytes": fmt.packed_bytes(int(w.size)), **facts})
+        return w_q.astype(dtype), s.astype(np.float32), bias
+
+    def _bias(self, W, Q, s, X, bias):
+        if not self.bias_correction:
+            return bias
+        return ptq.corrected_bias(W, Q, s, X, bias)
+
+
+def _subsample(X: np.ndarray, rng) -> np.ndarray:
+    return X if len(X) <= MAX_ROWS else X[rng.choice(len(X), MAX_ROWS, replace=False)]
+
+
+def QuantizeWeights(calibration: np.ndarray, formats, path: str = "<module>", *, method: str = "gptq",
+                    pot_activations: bool = True, scheme: CodedWeights | None = None):
+    """Post-training quantization with the given weight formats (see module docstring). Pass
+    ``scheme`` (a CodedWeights) to read its per-layer report afterwards."""
+    scheme = scheme or CodedWeights(formats, method, pot_activations)
+
+    @tvm_compat.module_pass("adaptc.QuantizeWeights")
+    def _pass(mod):
+        return _Quantizer(mod, calibration_samples(calibration, mod, path), scheme).run()
+
+    return _pass

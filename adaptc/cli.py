@@ -28,7 +28,8 @@ def main():
     """adaptc: compile trained networks (TFLite, ONNX) into standalone C for Arm Cortex-M.
 
     int8 TFLite models keep their quantization and run bit-exact with TensorFlow Lite Micro;
-    float models compile to float32 C, or to int8 with --calibration.
+    float models compile to float32 C, or with --calibration to int8, int4 or power-of-two
+    weights (--quantize), per layer under a flash budget (--weight-budget).
 
     \b
     Examples:
@@ -36,6 +37,8 @@ def main():
       adaptc compile model.tflite -o out/           C sources, firmware project, report.json
       adaptc run model.tflite -t cortex-m7          run on an emulated core, count instructions
       adaptc compile net.onnx --calibration cal.npy -o out/
+      adaptc compile net.onnx --calibration cal.npz --quantize pot4 -o out/
+      adaptc compile net.onnx --calibration cal.npz --weight-budget 20000 -o out/
       adaptc info model.tflite                      inputs, outputs, operators
     """
 
@@ -48,13 +51,21 @@ def main():
 @click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True,
               help="Cortex-M core the C is generated for.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A .npy array of representative inputs (first axis = samples). Given for a float "
-                   "model, the model is quantized to int8 (post-training, TFLite scheme).")
+              help="Representative inputs for a float model: a .npy array (first axis = samples) or an "
+                   ".npz with arrays x and, optionally, labels y. The model is quantized "
+                   "post-training (--quantize; int8 by default).")
+@click.option("--quantize", type=click.Choice(["int8", "int4", "pot2", "pot3", "pot4", "pot5", "mixed"]),
+              help="Weights of a float model: int8 (TFLite scheme, the default), int4, power-of-two with "
+                   "2 (ternary) to 5 bits and power-of-two activation scales (multiplication-free "
+                   "layers), or mixed: each layer's width searched to fit --weight-budget.")
+@click.option("--weight-budget", type=click.IntRange(1), metavar="BYTES",
+              help="Flash budget for the constants (weight_bytes in report.json): searches each layer's "
+                   "power-of-two width (implies --quantize mixed).")
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
-def compile_cmd(model, out_dir, target, calibration, name, input_file):
+def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
     target.
 
@@ -76,17 +87,24 @@ def compile_cmd(model, out_dir, target, calibration, name, input_file):
     from .api import compile as compile_model
     from .errors import AdaptcError
 
+    if quantize == "mixed" and weight_budget is None:
+        raise click.UsageError("--quantize mixed needs --weight-budget BYTES")
+    if (quantize or weight_budget) and calibration is None:
+        raise click.UsageError("--quantize / --weight-budget need --calibration FILE")
     try:
-        cal = _load_npy(calibration) if calibration is not None else None
+        cal = _load_calibration(calibration) if calibration is not None else None
         x = _load_npy(input_file) if input_file is not None else None
         click.echo(f"compiling {model} for {target} ...", err=True)
-        m = compile_model(model, target=target, calibration=cal, name=name)
+        m = compile_model(model, target=target, calibration=cal, name=name,
+                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget)
         m.export(out_dir, x)
         r = m.report()
     except AdaptcError as e:
         _fail(e)
+    _print_quantization(m)
     click.echo(f"wrote {out_dir}/: {', '.join(sorted(p.name for p in out_dir.iterdir()))}")
-    click.echo(f"  format {r['format']}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
+    scheme = (r.get("quantization") or {}).get("scheme")
+    click.echo(f"  format {r['format']}{f' (weights {scheme})' if scheme else ''}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
                f"weights {r['weight_bytes']:,} B, arena {r['arena_bytes']:,} B, "
                f"compiled in {r['compile_seconds']:.2f} s")
     mem = r["memory"]
@@ -96,6 +114,41 @@ def compile_cmd(model, out_dir, target, calibration, name, input_file):
                    f"RAM {mm['ram_bytes']:,} B static + {mm['stack_bytes']:,} B stack of {mem['board_ram_bytes']:,} B")
     else:
         click.echo(f"  memory {mem['note']}")
+
+
+def _load_calibration(path: Path):
+    """x, or (x, y) from an .npz with labels."""
+    import numpy as np
+
+    if path.suffix.lower() != ".npz":
+        return _load_npy(path)
+    try:
+        with np.load(path) as data:
+            if "x" not in data:
+                raise click.ClickException(f"{path}: no array 'x' (found: {', '.join(data.files) or 'none'})")
+            return (data["x"], data["y"]) if "y" in data else data["x"]
+    except (ValueError, OSError) as e:
+        raise click.ClickException(f"{path}: not a readable .npz archive ({e})") from None
+
+
+def _print_quantization(m):
+    """The per-layer formats of a low-bit model (and the choice of a budget search)."""
+    q = m.quantization or {}
+    search = q.get("search")
+    if search:
+        names = list(search[0]["formats"])
+        click.echo(f"  weight formats (budget search; bytes / cost of each format, * = chosen):")
+        click.echo("    layer  kind      weights  " + "  ".join(f"{n:>14}" for n in names))
+        for row in search:
+            cells = [f"{row['formats'][n]['bytes']:>6,} {row['formats'][n]['cost']:.1e}{'*' if n == row['chosen'] else ' '}"
+                     for n in names]
+            click.echo(f"    {row['layer']:>5}  {row['kind']:<8} {row['weights']:>8,}  " + "  ".join(cells))
+    elif q.get("layers"):
+        click.echo("  weight formats:")
+        click.echo("    layer  kind              weights  format  output error (nearest rounding)")
+        for row in q["layers"]:
+            click.echo(f"    {row['layer']:>5}  {row['kind']:<16} {row['weights']:>8,}  {row['format']:<6}  "
+                       f"{row['error']:.5f} ({row['nearest_error']:.5f})")
 
 
 def _load_npy(path: Path):

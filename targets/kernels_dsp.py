@@ -94,13 +94,14 @@ def _exact(step: Step, rows: np.ndarray, input_offset: int) -> bool:
 
 
 def coded_weights(step: Step, rows: np.ndarray) -> tuple[dict, np.ndarray, dict, int] | None:
-    """(params, filter array, shared tables, groups) of a layer's weight rows [out][depth]: int8 as
-    words (pack_rows), a packed format of int8-sized values as its bitstream (decoded a row at a
-    time through a byte table for 2- and 4-bit codes); None for wider values (pot5)."""
+    """(packed-format params, filter array, shared tables, groups) of a layer's weight rows
+    [out][depth]: int8 as words (pack_rows; no params), a packed format of int8-sized values as
+    its bitstream (decoded a row at a time through a byte table for 2- and 4-bit codes); None for
+    wider values (pot5)."""
     fmt = weight_format(step)
     groups = -(-rows.shape[1] // 4)
     if not fmt.packed:
-        return {"bits": 8, "lut": 0, "values": 0}, pack_rows(rows.astype(np.int8))[0], {}, groups
+        return {}, pack_rows(rows.astype(np.int8))[0], {}, groups
     if fmt.max_value > 127:
         return None
     shared = {f"values_{fmt.name}": formats.decode_table(fmt).astype(np.int8)}
@@ -148,10 +149,11 @@ def _qconv2d_dsp(step: Step, prog: Program) -> KernelCall | None:
         return None
     code, filt, shared, groups = coded
     gather = 4 * groups if geo["in_c"] % 4 else 0
-    return KernelCall("conv2d_s8_dsp", {**geo, **out, **code, "scratch": SCRATCH},
+    name = "conv2d_s8_packed_dsp" if code else "conv2d_s8_dsp"
+    return KernelCall(name, {**geo, **out, **code, "scratch": SCRATCH},
                       [("weights", filt), ("channels", channel_records(step, geo["out_c"]))],
-                      files=["dsp.h", "conv2d_s8_dsp"], shared=shared,
-                      scratch_bytes=(32 if code["bits"] == 8 else 36) * groups + 4 * geo["out_c"] + gather)
+                      files=["dsp.h", name], shared=shared,
+                      scratch_bytes=(36 if code else 32) * groups + 4 * geo["out_c"] + gather)
 
 
 @kernel("adaptc.qdense", "dsp")
@@ -167,10 +169,9 @@ def _qdense_dsp(step: Step, prog: Program) -> KernelCall | None:
     code, filt, shared, groups = coded
     params = {**geo, "input_offset": input_offset, "output_offset": a["output_zp"],
               "act_min": a["act_min"], "act_max": a["act_max"], **code, "scratch": SCRATCH}
-    return KernelCall("fully_connected_s8_dsp", params,
-                      [("weights", filt), ("channels", channel_records(step, geo["out_features"]))],
-                      files=["dsp.h", "fully_connected_s8_dsp"], shared=shared,
-                      scratch_bytes=(8 if code["bits"] == 8 else 12) * groups)
+    name = "fully_connected_s8_packed_dsp" if code else "fully_connected_s8_dsp"
+    return KernelCall(name, params, [("weights", filt), ("channels", channel_records(step, geo["out_features"]))],
+                      files=["dsp.h", name], shared=shared, scratch_bytes=(12 if code else 8) * groups)
 
 
 @kernel("adaptc.qadd", "dsp")

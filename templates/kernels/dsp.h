@@ -40,9 +40,33 @@
 /* Parameter structs                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them: int8
- * words (bits 8), or codes of a packed format (common.h) decoded a row at a time -- `values`:
- * each code's int8 value; `lut` (2 and 4 bits): each byte's two or four values. */
+/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
+} conv2d_s8_dsp_params;
+
+/* conv2d_s8_packed_dsp: as conv2d_s8_dsp, its filter rows codes of a packed format (common.h;
+ * 2 .. 4 bits) decoded a row at a time -- `values`: each code's int8 value; `lut` (2 and 4
+ * bits, else NULL): each byte's two or four values. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -67,8 +91,8 @@ typedef struct {
     const void *lut;
     const int8_t *values;
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
-                               (4 * groups bytes), 4 * out_c + 4 * groups bytes */
-} conv2d_s8_dsp_params;
+                               (groups words), 4 * out_c + 4 * groups bytes */
+} conv2d_s8_packed_dsp_params;
 
 /* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
 typedef struct {
@@ -103,11 +127,24 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t bits;           /* 8: int8 words; else packed codes, as conv2d_s8_dsp */
+    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+} fully_connected_s8_dsp_params;
+
+/* fully_connected_s8_packed_dsp: as fully_connected_s8_dsp, its rows packed codes (as
+ * conv2d_s8_packed_dsp). */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t bits;
     const void *lut;
     const int8_t *values;
-    int32_t *scratch;       /* arena: one column of the input (2 * groups words), a decoded row (groups words; packed weights only) */
-} fully_connected_s8_dsp_params;
+    int32_t *scratch;       /* arena: one column of the input (2 * groups words), a decoded row (groups words) */
+} fully_connected_s8_packed_dsp_params;
 
 /* ------------------------------------------------------------------------ */
 /* Packed-word primitives                                                   */
@@ -396,6 +433,108 @@ static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t
         col[0] = (int32_t)(((uint32_t)x2 << 16) | ((uint32_t)x0 & 0xFFFFu));
         col[1] = (int32_t)((uint32_t)x1 & 0xFFFFu);
     }
+}
+
+/* Geometry of a convolution, for adaptc_im2col_x4 (and where it stands: the next pixel). */
+typedef struct {
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t batch;
+    int32_t out_y;
+    int32_t out_x;
+} adaptc_conv_geometry;
+
+/* The output pixel after g's: x, then y, then the batch. */
+static inline void adaptc_next_pixel(adaptc_conv_geometry *g)
+{
+    if (++g->out_x == g->out_w) {
+        g->out_x = 0;
+        if (++g->out_y == g->out_h) {
+            g->out_y = 0;
+            ++g->batch;
+        }
+    }
+}
+
+/* The im2col columns (four interleaved, dsp.h layout) of the next n <= 4 output pixels, the last
+ * one repeated in the spare columns, then the position moved on by n pixels: each receptive
+ * field as (input + input_offset) in int16, 0 at padded taps.  A filter row (k_w * in_c values)
+ * converts straight from the input when it lies inside; taps one by one when in_c is a
+ * multiple of 4; otherwise the field is gathered as bytes (the zero point at padded taps,
+ * `gather`: 4 * groups bytes) and then converted. */
+static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input, int32_t n, int32_t *cols,
+                                    int8_t *gather)
+{
+    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
+    const int32_t k_h = g->k_h, k_w = g->k_w, dil_h = g->dil_h, dil_w = g->dil_w;
+    const int32_t input_offset = g->input_offset;
+    const int32_t depth = k_h * k_w * in_c;
+    const int32_t row_groups = k_w * in_c / 4;      /* a filter row, when it is whole groups */
+    const int32_t whole_rows = dil_w == 1 && (k_w * in_c) % 4 == 0;
+    const int32_t offset2 = adaptc_offset2(input_offset);
+    const int8_t zero_point = (int8_t)-input_offset;
+    int32_t c;
+    for (c = 0; c < 4; ++c) {
+        const int32_t in_y_origin = g->out_y * g->stride_h - g->pad_top;
+        const int32_t in_x_origin = g->out_x * g->stride_w - g->pad_left;
+        const int8_t *const image = input + g->batch * in_h * in_w * in_c;
+        const int32_t x_inside = in_x_origin >= 0 && in_x_origin + (k_w - 1) * dil_w < in_w;
+        int32_t *col = cols + 2 * c;
+        int32_t filter_y, filter_x, k;
+        if ((whole_rows && x_inside) || (in_c & 3) == 0) {
+            for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                const int32_t in_y = in_y_origin + dil_h * filter_y;
+                if (in_y < 0 || in_y >= in_h) {
+                    col = adaptc_col_clear(col, 8, k_w * in_c / 4);
+                } else if (whole_rows && x_inside) {
+                    col = adaptc_col_convert(col, 8, image + (in_y * in_w + in_x_origin) * in_c, row_groups, offset2);
+                } else {
+                    for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                        const int32_t in_x = in_x_origin + dil_w * filter_x;
+                        col = in_x >= 0 && in_x < in_w
+                            ? adaptc_col_convert(col, 8, image + (in_y * in_w + in_x) * in_c, in_c / 4, offset2)
+                            : adaptc_col_clear(col, 8, in_c / 4);
+                    }
+                }
+            }
+        } else {
+            int8_t *dst = gather;
+            for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                const int32_t in_y = in_y_origin + dil_h * filter_y;
+                for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                    const int32_t in_x = in_x_origin + dil_w * filter_x;
+                    if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
+                        const int8_t *const src = image + (in_y * in_w + in_x) * in_c;
+                        for (k = 0; k < in_c; ++k) {
+                            dst[k] = src[k];
+                        }
+                    } else {
+                        for (k = 0; k < in_c; ++k) {
+                            dst[k] = zero_point;
+                        }
+                    }
+                    dst += in_c;
+                }
+            }
+            adaptc_col_from_s8(col, 8, gather, depth, input_offset);
+        }
+        if (c + 1 < n) {                              /* spare columns repeat the last pixel */
+            adaptc_next_pixel(g);
+        }
+    }
+    adaptc_next_pixel(g);
 }
 
 /* One group of four weights against the four columns (assembly operands of adaptc_row_x4). */

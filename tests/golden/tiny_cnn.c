@@ -542,9 +542,33 @@ typedef struct {
 /* Parameter structs                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them: int8
- * words (bits 8), or codes of a packed format (common.h) decoded a row at a time -- `values`:
- * each code's int8 value; `lut` (2 and 4 bits): each byte's two or four values. */
+/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
+} conv2d_s8_dsp_params;
+
+/* conv2d_s8_packed_dsp: as conv2d_s8_dsp, its filter rows codes of a packed format (common.h;
+ * 2 .. 4 bits) decoded a row at a time -- `values`: each code's int8 value; `lut` (2 and 4
+ * bits, else NULL): each byte's two or four values. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -569,8 +593,8 @@ typedef struct {
     const void *lut;
     const int8_t *values;
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
-                               (4 * groups bytes), 4 * out_c + 4 * groups bytes */
-} conv2d_s8_dsp_params;
+                               (groups words), 4 * out_c + 4 * groups bytes */
+} conv2d_s8_packed_dsp_params;
 
 /* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
 typedef struct {
@@ -605,11 +629,24 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t bits;           /* 8: int8 words; else packed codes, as conv2d_s8_dsp */
+    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+} fully_connected_s8_dsp_params;
+
+/* fully_connected_s8_packed_dsp: as fully_connected_s8_dsp, its rows packed codes (as
+ * conv2d_s8_packed_dsp). */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t bits;
     const void *lut;
     const int8_t *values;
-    int32_t *scratch;       /* arena: one column of the input (2 * groups words), a decoded row (groups words; packed weights only) */
-} fully_connected_s8_dsp_params;
+    int32_t *scratch;       /* arena: one column of the input (2 * groups words), a decoded row (groups words) */
+} fully_connected_s8_packed_dsp_params;
 
 /* ------------------------------------------------------------------------ */
 /* Packed-word primitives                                                   */
@@ -898,6 +935,108 @@ static inline void adaptc_col_from_s8(int32_t *col, int32_t stride, const int8_t
         col[0] = (int32_t)(((uint32_t)x2 << 16) | ((uint32_t)x0 & 0xFFFFu));
         col[1] = (int32_t)((uint32_t)x1 & 0xFFFFu);
     }
+}
+
+/* Geometry of a convolution, for adaptc_im2col_x4 (and where it stands: the next pixel). */
+typedef struct {
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t batch;
+    int32_t out_y;
+    int32_t out_x;
+} adaptc_conv_geometry;
+
+/* The output pixel after g's: x, then y, then the batch. */
+static inline void adaptc_next_pixel(adaptc_conv_geometry *g)
+{
+    if (++g->out_x == g->out_w) {
+        g->out_x = 0;
+        if (++g->out_y == g->out_h) {
+            g->out_y = 0;
+            ++g->batch;
+        }
+    }
+}
+
+/* The im2col columns (four interleaved, dsp.h layout) of the next n <= 4 output pixels, the last
+ * one repeated in the spare columns, then the position moved on by n pixels: each receptive
+ * field as (input + input_offset) in int16, 0 at padded taps.  A filter row (k_w * in_c values)
+ * converts straight from the input when it lies inside; taps one by one when in_c is a
+ * multiple of 4; otherwise the field is gathered as bytes (the zero point at padded taps,
+ * `gather`: 4 * groups bytes) and then converted. */
+static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input, int32_t n, int32_t *cols,
+                                    int8_t *gather)
+{
+    const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
+    const int32_t k_h = g->k_h, k_w = g->k_w, dil_h = g->dil_h, dil_w = g->dil_w;
+    const int32_t input_offset = g->input_offset;
+    const int32_t depth = k_h * k_w * in_c;
+    const int32_t row_groups = k_w * in_c / 4;      /* a filter row, when it is whole groups */
+    const int32_t whole_rows = dil_w == 1 && (k_w * in_c) % 4 == 0;
+    const int32_t offset2 = adaptc_offset2(input_offset);
+    const int8_t zero_point = (int8_t)-input_offset;
+    int32_t c;
+    for (c = 0; c < 4; ++c) {
+        const int32_t in_y_origin = g->out_y * g->stride_h - g->pad_top;
+        const int32_t in_x_origin = g->out_x * g->stride_w - g->pad_left;
+        const int8_t *const image = input + g->batch * in_h * in_w * in_c;
+        const int32_t x_inside = in_x_origin >= 0 && in_x_origin + (k_w - 1) * dil_w < in_w;
+        int32_t *col = cols + 2 * c;
+        int32_t filter_y, filter_x, k;
+        if ((whole_rows && x_inside) || (in_c & 3) == 0) {
+            for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                const int32_t in_y = in_y_origin + dil_h * filter_y;
+                if (in_y < 0 || in_y >= in_h) {
+                    col = adaptc_col_clear(col, 8, k_w * in_c / 4);
+                } else if (whole_rows && x_inside) {
+                    col = adaptc_col_convert(col, 8, image + (in_y * in_w + in_x_origin) * in_c, row_groups, offset2);
+                } else {
+                    for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                        const int32_t in_x = in_x_origin + dil_w * filter_x;
+                        col = in_x >= 0 && in_x < in_w
+                            ? adaptc_col_convert(col, 8, image + (in_y * in_w + in_x) * in_c, in_c / 4, offset2)
+                            : adaptc_col_clear(col, 8, in_c / 4);
+                    }
+                }
+            }
+        } else {
+            int8_t *dst = gather;
+            for (filter_y = 0; filter_y < k_h; ++filter_y) {
+                const int32_t in_y = in_y_origin + dil_h * filter_y;
+                for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                    const int32_t in_x = in_x_origin + dil_w * filter_x;
+                    if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
+                        const int8_t *const src = image + (in_y * in_w + in_x) * in_c;
+                        for (k = 0; k < in_c; ++k) {
+                            dst[k] = src[k];
+                        }
+                    } else {
+                        for (k = 0; k < in_c; ++k) {
+                            dst[k] = zero_point;
+                        }
+                    }
+                    dst += in_c;
+                }
+            }
+            adaptc_col_from_s8(col, 8, gather, depth, input_offset);
+        }
+        if (c + 1 < n) {                              /* spare columns repeat the last pixel */
+            adaptc_next_pixel(g);
+        }
+    }
+    adaptc_next_pixel(g);
 }
 
 /* One group of four weights against the four columns (assembly operands of adaptc_row_x4). */
@@ -1301,115 +1440,34 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
  * Layout: input, output: as conv2d_s8;
  *         channels: per output channel {bias, out_mult, out_shift} (int32 each; bias 0 if none);
  *         filter: the OHWI rows (depth = k_h * k_w * in_c values each), packed four int8 to a
- *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h); or, p->bits
- *         2 .. 4, the rows as one bitstream of codes (common.h), decoded a row at a time;
- *         p->scratch: four im2col columns (8 * groups words), a decoded row (groups words;
- *         packed weights only), four output rows for a last, partial block of pixels
- *         (4 * out_c bytes), then 4 * groups bytes to gather in.
- * Arithmetic: four output pixels at a time, im2col writes each pixel's receptive field as
- *   (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so the sums
- *   are the same -- and adaptc_rows_x4 accumulates each output channel over the four columns
- *   with SMLAD, adds the bias and requantizes like adaptc_mbqm; + output_offset, clamp to
- *   [act_min, act_max].  A filter row (k_w * in_c values) converts straight from the input when
- *   it lies inside; taps convert one by one when in_c is a multiple of 4; otherwise the field
- *   is gathered as bytes (the zero point at padded taps) and then converted.
+ *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h);
+ *         p->scratch: four im2col columns (8 * groups words), four output rows for a last,
+ *         partial block of pixels (4 * out_c bytes), then 4 * groups bytes to gather in.
+ * Arithmetic: four output pixels at a time, adaptc_im2col_x4 writes each pixel's receptive
+ *   field as (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so
+ *   the sums are the same -- and adaptc_rows_x4 accumulates each output channel over the four
+ *   columns with SMLAD, adds the bias and requantizes like adaptc_mbqm; + output_offset, clamp
+ *   to [act_min, act_max].
  */
 static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
-                          const void *filter, const int32_t *channels, int8_t *output)
+                          const int32_t *filter, const int32_t *channels, int8_t *output)
 {
-    const int32_t in_h = p->in_h, in_w = p->in_w, in_c = p->in_c, out_c = p->out_c;
-    const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
-    const int32_t input_offset = p->input_offset;
-    const int32_t depth = k_h * k_w * in_c;
-    const int32_t groups = (depth + 3) / 4;
-    const int32_t row_groups = k_w * in_c / 4;      /* a filter row, when it is whole groups */
-    const int32_t whole_rows = dil_w == 1 && (k_w * in_c) % 4 == 0;
-    const int32_t offset2 = adaptc_offset2(input_offset);
-    const int8_t zero_point = (int8_t)-input_offset;
+    const int32_t out_c = p->out_c;
+    const int32_t groups = (p->k_h * p->k_w * p->in_c + 3) / 4;
     int32_t *const cols = p->scratch;
-    int32_t *const row_buf = cols + 8 * groups;                 /* packed weights only */
-    int8_t *const tail = (int8_t *)(row_buf + (p->bits != 8 ? groups : 0));
-    adaptc_packed_rows packed;
+    int8_t *const tail = (int8_t *)(cols + 8 * groups);
     int8_t *const gather = tail + 4 * out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
-    int32_t batch = 0, out_y = 0, out_x = 0, pix;
-    packed.depth = depth;
-    packed.bits = p->bits;
-    packed.lut = p->lut;
-    packed.values = p->values;
-    packed.row_buf = row_buf;
+    adaptc_conv_geometry g = {p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->k_h, p->k_w, p->stride_h, p->stride_w,
+                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, 0, 0, 0};
+    int32_t pix;
     for (pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
-        int32_t c;
-        for (c = 0; c < 4; ++c) {
-            const int32_t in_y_origin = out_y * p->stride_h - p->pad_top;
-            const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
-            const int8_t *const image = input + batch * in_h * in_w * in_c;
-            const int32_t x_inside = in_x_origin >= 0 && in_x_origin + (k_w - 1) * dil_w < in_w;
-            int32_t *col = cols + 2 * c;
-            int32_t filter_y, filter_x, k;
-            if ((whole_rows && x_inside) || (in_c & 3) == 0) {
-                for (filter_y = 0; filter_y < k_h; ++filter_y) {
-                    const int32_t in_y = in_y_origin + dil_h * filter_y;
-                    if (in_y < 0 || in_y >= in_h) {
-                        col = adaptc_col_clear(col, 8, k_w * in_c / 4);
-                    } else if (whole_rows && x_inside) {
-                        col = adaptc_col_convert(col, 8, image + (in_y * in_w + in_x_origin) * in_c,
-                                                 row_groups, offset2);
-                    } else {
-                        for (filter_x = 0; filter_x < k_w; ++filter_x) {
-                            const int32_t in_x = in_x_origin + dil_w * filter_x;
-                            col = in_x >= 0 && in_x < in_w
-                                ? adaptc_col_convert(col, 8, image + (in_y * in_w + in_x) * in_c, in_c / 4, offset2)
-                                : adaptc_col_clear(col, 8, in_c / 4);
-                        }
-                    }
-                }
-            } else {
-                int8_t *dst = gather;
-                for (filter_y = 0; filter_y < k_h; ++filter_y) {
-                    const int32_t in_y = in_y_origin + dil_h * filter_y;
-                    for (filter_x = 0; filter_x < k_w; ++filter_x) {
-                        const int32_t in_x = in_x_origin + dil_w * filter_x;
-                        if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
-                            const int8_t *const src = image + (in_y * in_w + in_x) * in_c;
-                            for (k = 0; k < in_c; ++k) {
-                                dst[k] = src[k];
-                            }
-                        } else {
-                            for (k = 0; k < in_c; ++k) {
-                                dst[k] = zero_point;
-                            }
-                        }
-                        dst += in_c;
-                    }
-                }
-                adaptc_col_from_s8(col, 8, gather, depth, input_offset);
-            }
-            if (c + 1 < n && ++out_x == p->out_w) {   /* spare columns repeat the last pixel */
-                out_x = 0;
-                if (++out_y == p->out_h) {
-                    out_y = 0;
-                    ++batch;
-                }
-            }
-        }
-        if (p->bits == 8) {
-            adaptc_rows_x4((const int32_t *)filter, cols, out_c, groups, channels, p->output_offset, p->act_min,
-                           p->act_max, n == 4 ? output + pix * out_c : tail, out_c);
-        } else {
-            adaptc_rows_x4_packed((const uint8_t *)filter, cols, out_c, groups, channels, p->output_offset,
-                                  p->act_min, p->act_max, n == 4 ? output + pix * out_c : tail, out_c, &packed);
-        }
+        adaptc_im2col_x4(&g, input, n, cols, gather);
+        adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
+                       n == 4 ? output + pix * out_c : tail, out_c);
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
-        }
-        if (++out_x == p->out_w) {
-            out_x = 0;
-            if (++out_y == p->out_h) {
-                out_y = 0;
-                ++batch;
-            }
         }
     }
 }
@@ -1626,35 +1684,26 @@ static void avg_pool_s8(const pool_s8_params *p, const int8_t *input,
  *
  * Layout: input [batches][in_features], output [batches][out_features]: as fully_connected_s8;
  *         weights: rows packed four int8 to a word, zero-padded to groups = ceil(in_features / 4)
- *         words (dsp.h); or, p->bits 2 .. 4, one bitstream of codes decoded a row at a time;
- *         channels: per output {bias, out_mult, out_shift} (bias 0 if none);
- *         p->scratch: one column and one decoded row, 2 * groups + groups words.
+ *         words (dsp.h); channels: per output {bias, out_mult, out_shift} (bias 0 if none);
+ *         p->scratch: one column, 2 * groups words.
  * Arithmetic: per batch row, the input is converted once to int16 (input + input_offset) in
  *   the SXTB16 order of dsp.h; each output is 2 SMLAD per four weights, + bias, adaptc_mbqm,
  *   + output_offset, clamp to [act_min, act_max].
  */
 static void fully_connected_s8_dsp(const fully_connected_s8_dsp_params *p, const int8_t *input,
-                                   const void *weights, const int32_t *channels, int8_t *output)
+                                   const int32_t *weights, const int32_t *channels, int8_t *output)
 {
     const int32_t groups = (p->in_features + 3) / 4;
     int32_t *const col = p->scratch;
-    int32_t *const row_buf = col + 2 * groups;
     int32_t b, o, g;
     for (b = 0; b < p->batches; ++b) {
         int8_t *const out = output + b * p->out_features;
-        const int32_t *w = (const int32_t *)weights;
-        adaptc_codes codes;
-        codes.byte = (const uint8_t *)weights;
-        codes.bit = 0;
+        const int32_t *w = weights;
         adaptc_col_from_s8(col, 2, input + b * p->in_features, p->in_features, p->input_offset);
         for (o = 0; o < p->out_features; ++o) {
             const int32_t *const rec = channels + 3 * o;
             const int32_t *x = col;
             int32_t acc = rec[0];
-            if (p->bits != 8) {
-                adaptc_unpack_row(&codes, p->in_features, p->bits, p->lut, p->values, (int8_t *)row_buf);
-                w = row_buf;
-            }
             for (g = 0; g < groups; ++g) {
                 acc = adaptc_smlad(adaptc_sxtb16(w[g]), x[0], acc);
                 acc = adaptc_smlad(adaptc_sxtb16_ror8(w[g]), x[1], acc);
@@ -1861,9 +1910,6 @@ static const conv2d_s8_dsp_params s1_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .bits = 8,
-    .lut = 0,
-    .values = 0,
     .scratch = (void *)(arena.bytes + 1280),
 };
 
@@ -1932,9 +1978,6 @@ static const fully_connected_s8_dsp_params s5_params = {
     .output_offset = 29,
     .act_min = -128,
     .act_max = 127,
-    .bits = 8,
-    .lut = 0,
-    .values = 0,
     .scratch = (void *)(arena.bytes + 0),
 };
 

@@ -226,8 +226,9 @@ def test_every_variant_kernel_is_covered():
             m = api.compile_program(prog, target, kernels=",".join(variants))
             seen.add(m.program.steps[0].kernel)
     for p in PACKED:
-        prog = packed_case(*p.values[0])[0]
-        seen.add(api.compile_program(prog, "cortex-m4", kernels="ref").program.steps[0].kernel)
+        for kernels in ("ref", "dsp,ref"):
+            prog = packed_case(*p.values[0])[0]
+            seen.add(api.compile_program(prog, "cortex-m4", kernels=kernels).program.steps[0].kernel)
     files = {p.stem for p in K.kernel_files() if p.stem.endswith(K.VARIANT_SUFFIXES + ("_packed",))}
     assert files <= seen, f"not exercised: {sorted(files - seen)}"
 

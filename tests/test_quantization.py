@@ -24,6 +24,7 @@ from adaptc import formats as F
 from adaptc import ptq
 from adaptc.data import digits
 from adaptc.data import path as data_path
+from adaptc.targets.kernels import select
 
 MODEL = data_path("digits_exits.onnx")
 X_TRAIN, Y_TRAIN, X_TEST, Y_TEST = digits()
@@ -125,6 +126,13 @@ def test_quantized_layers_are_on_their_grids():
         assert F.fits(s.consts["weights"], F.get(s.attrs["weight_format"]))
         assert np.all(np.asarray(s.attrs["multiplier"]) == 1 << 30)      # power-of-two requantization
         assert s.kernel in ("conv2d_s8_packed_dsp", "fully_connected_s8_packed_dsp")
+    # the flash array the C holds: the theoretical ceil(n * 3 / 8) bytes plus at most one of padding
+    for variants in (("ref",), ("dsp", "ref")):
+        for s in layers:
+            call = select(s, m.program, variants)
+            codes = dict(call.arrays)["weights"]
+            theoretical = -(-s.consts["weights"].size * 3 // 8)
+            assert codes.dtype == np.uint8 and theoretical <= codes.size <= theoretical + 1, (call.function, codes.size)
 
 
 @pytest.mark.parametrize("quantize", ["int8", "int4", "pot2", "pot3", "pot4", "pot5"])

@@ -92,11 +92,17 @@ def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
     attributes of main, or the source model's quantization); empty for float models."""
     attrs = mod["main"].attrs
     out = {}
-    for key, tensors in (("input", info.inputs), ("output", info.outputs)):
+    for key, tensors in (("input", info.inputs), ("output", info.outputs[-1:])):
         if attrs is not None and f"adaptc.{key}_scale" in attrs:
             out[key] = (float(attrs[f"adaptc.{key}_scale"]), int(attrs[f"adaptc.{key}_zero_point"]))
         elif fmt == "int8" and tensors and tensors[0].quantized:
             out[key] = (tensors[0].scale, tensors[0].zero_point)
+    if fmt == "int8" and len(info.outputs) > 1:      # every head's (a model with exits)
+        if attrs is not None and "adaptc.output_scales" in attrs:
+            out["exits"] = [(float(sc), int(z)) for sc, z in zip(attrs["adaptc.output_scales"],
+                                                                 attrs["adaptc.output_zero_points"])]
+        elif all(t.quantized for t in info.outputs):
+            out["exits"] = [(t.scale, t.zero_point) for t in info.outputs]
     return out
 
 
@@ -113,8 +119,11 @@ class CompiledModel:
     compile_seconds: float = 0.0
     host_files: dict | None = None   # what run() builds when `files` need the target's ISA (MVE)
     quantization: dict = field(default_factory=dict)   # scheme, per-layer formats and errors
+    exits: dict | None = None        # a model with exits: criterion, thresholds, calibration
+    heads_mod: object = None         # a model with exits: the module before gating (every head)
     _host: object = field(default=None, repr=False)
     _vm: object = field(default=None, repr=False)
+    _heads_vm: object = field(default=None, repr=False)
 
     @property
     def prefix(self) -> str:
@@ -139,30 +148,136 @@ class CompiledModel:
             raise InputError(f"{self.info.name}: input shape must be {list(t.shape)}, got {list(x.shape)}")
         return np.ascontiguousarray(x)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def levels(self) -> int:
+        """Utilization levels: one per exit (level L runs at most through exit L); 1 without exits."""
+        return len(self.program.exits) or 1
+
+    def _level(self, level) -> int:
+        if not self.program.exits:
+            if level is not None:
+                raise InputError(f"{self.info.name} has no exits: level= needs a model compiled with exits=True")
+            return 0
+        top = len(self.program.exits) - 1
+        if level is None:
+            return top
+        if not 0 <= int(level) <= top:
+            raise InputError(f"level {level} out of range: {self.info.name} has levels 0..{top}")
+        return int(level)
+
+    def run(self, x: np.ndarray, level: int | None = None):
         """Run the generated C (built with the host compiler) on one input. The C is the
         target's, or -- where that needs the target's instruction set (MVE kernels) -- the same
-        program rendered with the portable kernels (``host_files``), which compute the same bits."""
-        from .host import HostModel, build_shared
-
+        program rendered with the portable kernels (``host_files``), which compute the same bits.
+        A model with exits returns an ``ExitResult`` (label, exit, confidence, logits); ``level``
+        caps the deepest exit (default: the top level, no cap)."""
         x = self._check_input(x)
-        if self._host is None:
-            files = self.host_files or self.files
-            self._host = HostModel(build_shared(files, f"{self.prefix}.c"), self.prefix)
+        level = self._level(level)
+        self._host_model()
+        if self.program.exits:
+            res = np.zeros((), self._result_dtype())
+            rc = self._host.run_level(x, level, res)
+            if rc != 0:
+                raise AdaptcError(f"{self.prefix}_run returned error code {rc}")
+            return self._exit_result(res)
         out = np.zeros(self.output.shape, np.dtype(self.output.dtype))
         rc = self._host(x, out)
         if rc != 0:
             raise AdaptcError(f"{self.prefix}_run returned error code {rc}")
         return out
 
-    def reference(self, x: np.ndarray) -> np.ndarray:
-        """Run the compiled Relax module on llvm (the reference the C must match)."""
-        from . import tvm_compat
+    def _host_model(self):
+        from .host import HostModel, build_shared
+
+        if self._host is None:
+            files = self.host_files or self.files
+            self._host = HostModel(build_shared(files, f"{self.prefix}.c"), self.prefix, self._result_dtype())
+        return self._host
+
+    def run_stream(self, xs, **settings) -> "StreamRun":
+        """Run a stream of inputs (``xs``: [N, *input shape]) through the generated C controller
+        (``<prefix>_controller_run``, templates/model.h.j2): each input starts at the level the
+        previous one left, is throttled up while its confidence stays below ``target`` and the
+        level is lowered after ``patience`` comfortably confident inputs. ``settings`` override
+        the compiled defaults at run time (``level``, ``min_level``, ``max_level``, ``target``,
+        ``comfort``, ``patience``; confidences in the gates' units, see ``report["exits"]``)."""
+        from .exits import ExitResult, StreamRun
+
+        if not self.program.exits:
+            raise InputError(f"{self.info.name} has no exits: run_stream needs a model compiled with exits=True")
+        conf = self._result_dtype()["confidence"]
+        state = np.zeros((), np.dtype([("level", "<i4"), ("min_level", "<i4"), ("max_level", "<i4"),
+                                       ("target", conf), ("comfort", conf), ("patience", "<i4"), ("calm", "<i4")]))
+        host = self._host_model()
+        host.controller_init(self.prefix, state)
+        for key, value in settings.items():
+            if key not in state.dtype.names or key == "calm":
+                raise InputError(f"run_stream: unknown controller setting {key!r}; "
+                                 f"choose from {', '.join(n for n in state.dtype.names if n != 'calm')}")
+            state[key] = value
+        results, levels, raised = [], [], []
+        for x in xs:
+            x = self._check_input(np.asarray(x).reshape(self.input.shape))
+            res = np.zeros((), self._result_dtype())
+            levels.append(int(state["level"]))
+            rc = host.controller_run(self.prefix, state, x, res)
+            if rc != 0:
+                raise AdaptcError(f"{self.prefix}_controller_run returned error code {rc}"
+                                  + (" (controller levels out of range)" if rc == 2 else ""))
+            results.append(self._exit_result(res))
+            raised.append(results[-1].exit if results[-1].exit > levels[-1] else levels[-1])
+        return StreamRun(results, np.array(levels), np.array(raised))
+
+    def _result_dtype(self):
+        """The C ``<prefix>_result`` struct as a NumPy dtype (a model with exits), else None."""
+        if not self.program.exits:
+            return None
+        head = self.program.tensors[self.program.exits[0].head]
+        conf = "<i4" if head.dtype == "int8" else "<f4"
+        return np.dtype([("label", "<i4"), ("exit", "<i4"), ("confidence", conf),
+                         ("logits", np.dtype(head.dtype), (head.shape[-1],))], align=True)
+
+    def _exit_result(self, res) -> "ExitResult":
+        from .exits import ExitResult
+
+        head = self.program.tensors[self.program.exits[0].head]
+        logits = np.asarray(res["logits"]).reshape(head.shape).copy()
+        conf = res["confidence"]
+        return ExitResult(int(res["label"]), int(res["exit"]), int(conf) if head.dtype == "int8" else float(conf),
+                          logits)
+
+    def reference(self, x: np.ndarray, level: int | None = None):
+        """Run the compiled Relax module on llvm (the reference the C must match). A model
+        with exits returns an ``ExitResult``: the exit and logits from the module, the label
+        their argmax, the confidence from adaptc.gates' definition of the criterion."""
+        from . import gates, tvm_compat
+        from .exits import ExitResult
 
         x = self._check_input(x)
+        level = self._level(level)
         if self._vm is None:
             self._vm = tvm_compat.build_llvm(self.mod)
-        return tvm_compat.run_vm(self._vm, x)[0]
+        if not self.program.exits:
+            return tvm_compat.run_vm(self._vm, x)[0]
+        logits, e = tvm_compat.run_vm(self._vm, x, np.array(level, np.int32))
+        e = int(e)
+        criterion = self.exits["criterion"]
+        quant = self.program_io_quant.get("exits")
+        conf = (int(gates.confidence_int(logits, criterion, quant[e][0])[0]) if quant
+                else float(gates.confidence_float(logits, criterion)[0]))
+        return ExitResult(int(np.argmax(logits[0])), e, conf, logits)
+
+    def heads(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every exit head's logits for one input -- the whole network, no gate -- from the
+        module before gating on llvm (a model with exits)."""
+        from . import tvm_compat
+
+        if self.heads_mod is None:
+            raise InputError(f"{self.info.name} has no exits")
+        x = self._check_input(x)
+        if self._heads_vm is None:
+            self._heads_vm = tvm_compat.build_llvm(self.heads_mod)
+        return tvm_compat.run_vm(self._heads_vm, x)
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float data -> the int8 input of a quantized model (TFLite scheme)."""
@@ -184,13 +299,23 @@ class CompiledModel:
     def program_io_quant(self) -> dict:
         return io_quantization(self.mod, self.info, self.format)
 
-    def run_on_target(self, x: np.ndarray):
+    def run_on_target(self, x: np.ndarray, level: int | None = None):
         """Cross-build for the target and run one inference on an emulated core (QEMU): a
         ``TargetRun`` with ``outputs``, ``instructions`` (exact, whole inference), ``classes``
-        and per-step ``steps``. Needs gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm."""
+        and per-step ``steps``; for a model with exits also ``label``, ``exit``, ``confidence``
+        and ``logits`` (at ``level``, default the top). Needs gcc-arm-none-eabi,
+        libnewlib-arm-none-eabi, qemu-system-arm."""
         from .targets.emulator import run_on_target
 
-        return run_on_target(self, x)
+        return run_on_target(self, x, level=level)
+
+    def run_batch_on_target(self, xs: np.ndarray, levels=None):
+        """Cross-build once and run every input of ``xs`` at every level of ``levels`` (default:
+        all) in one QEMU launch: a ``BatchRun`` with ``label``, ``exit``, ``confidence``,
+        ``logits`` and the exact executed ``instructions`` of each inference, ``[level, input]``."""
+        from .targets.emulator import run_batch_on_target
+
+        return run_batch_on_target(self, xs, levels)
 
     def cross_build(self, x: np.ndarray | None = None):
         """The firmware built for the target (``ArmBuild``: ELF, sizes, stack); checks that it
@@ -230,6 +355,10 @@ class CompiledModel:
                "compile_seconds": round(self.compile_seconds, 3), "layers": layers}
         if self.quantization:
             out["quantization"] = self.quantization
+        if self.exits:
+            out["exits"] = self.exits["exits"]
+            if "calibration" in self.exits:
+                out["exit_calibration"] = self.exits["calibration"]
         if memory is not False:
             out["memory"] = self._memory_report(memory)
         return out
@@ -275,7 +404,8 @@ class CompiledModel:
 
 def compile(model, target: str = "cortex-m4", calibration=None, name: str | None = None,
             kernels: str | None = None, output: int | None = None, quantize=None,
-            weight_budget: int | None = None) -> CompiledModel:
+            weight_budget: int | None = None, exits=None, gate: str = "max_prob",
+            thresholds=None, accuracy_budget: float = 0.01, controller: dict | None = None) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target.
 
     int8 TFLite models keep their quantization and are bit-exact with TFLite Micro. Float models
@@ -287,13 +417,32 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     variants (e.g. ``"ref"`` for the portable reference kernels; default: the best the target has).
     ``output``: which output of a multi-output model to compile (default: the last -- the final
     head of a model with exits).
+
+    ``exits=True`` (or a list of output indices): the outputs are exit heads, shallow to deep;
+    each becomes a gate -- ``gate`` criterion (adaptc.gates: "max_prob", "margin", "entropy") >=
+    its threshold -- and the C runs only as deep as each input needs (``m.run(x, level)``).
+    ``thresholds`` (one per gate, in the criterion's real units) or, by default, calibrated on
+    the labelled ``calibration=(x, y)``: the least expected cost (instructions on the emulated
+    core, else MACs) with accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits).
+    ``controller``: the C stream controller's defaults, ``{"target", "comfort"}`` (real units of
+    the criterion), ``"patience"``, ``"start"`` (level); unset keys: adaptc.exits.Controller.default.
     """
     from . import tvm_compat
     from . import quantization as Q
     from .loader import select_output
 
+    from .loader import select_outputs
+
     start = time.perf_counter()
-    loaded = select_output(model if isinstance(model, LoadedModel) else load(model), output)
+    loaded = model if isinstance(model, LoadedModel) else load(model)
+    if exits:
+        if output is not None:
+            raise InputError("output= and exits= exclude each other: exits compile every head")
+        if weight_budget is not None:
+            raise InputError("weight_budget= with exits= is not supported yet; choose quantize= per layer")
+        loaded = select_outputs(loaded, None if exits is True else list(exits))
+    else:
+        loaded = select_output(loaded, output)
     labels = None
     if isinstance(calibration, tuple):
         calibration, labels = calibration
@@ -314,15 +463,152 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     passes, fmt, scheme = pipeline(loaded, calibration, quantize)
     mod = tvm_compat.apply(passes, loaded.mod)
     info = loaded.info
-    prog = lower(mod, name or info.name, info.path)
     options = {"format": fmt, **({"name": name} if name else {}),
                **({"quantize": Q.name(quantize) if weight_budget is None else "mixed"} if quantize else {})}
-    m = compile_program(prog, target, kernels=kernels, info=info, mod=mod, format=fmt,
-                        quantization=io_quantization(mod, info, fmt), options=options)
+    if exits:
+        m = _compile_exits(mod, info, name or info.name, target, kernels, fmt, options, gate, thresholds,
+                           calibration, labels, accuracy_budget, controller)
+    elif controller is not None:
+        raise InputError("controller= needs exits=True")
+    else:
+        prog = lower(mod, name or info.name, info.path)
+        m = compile_program(prog, target, kernels=kernels, info=info, mod=mod, format=fmt,
+                            quantization=io_quantization(mod, info, fmt), options=options)
     m.quantization = {"scheme": options.get("quantize", "int8" if fmt == "int8" and calibration is not None else None),
                       "layers": scheme.report if scheme else [], "search": layers}
     m.compile_seconds = time.perf_counter() - start
     return m
+
+
+INT32_MAX = 2**31 - 1
+
+
+def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, thresholds,
+                   calibration, labels, accuracy_budget, controller=None) -> CompiledModel:
+    """Gates and If for the heads of ``mod`` (a multi-output composite module), thresholds given
+    or calibrated; the CompiledModel with ``exits`` filled in."""
+    from . import gates
+    from .exits import calibrate
+    from .passes.insert_gates import InsertGates, plan_exits
+    from . import tvm_compat
+
+    gates.check(criterion)
+    plan = plan_exits(mod, info.path)
+    n = len(plan.heads)
+    quant = io_quantization(mod, info, fmt)
+    int8 = plan.dtype == "int8"
+    scales = [sc for sc, _ in quant["exits"]] if int8 else None
+    if int8 and scales is None:
+        raise InputError(f"{info.name}: the int8 exit heads carry no output quantization")
+    options = {**options, "exits": n, "gate": criterion}
+
+    settings = dict(controller or {})
+    unknown = set(settings) - {"target", "comfort", "patience", "start"}
+    if unknown:
+        raise InputError(f"controller: unknown setting(s) {', '.join(sorted(unknown))}; "
+                         "choose from target, comfort, patience, start")
+
+    def build(th):
+        gated = tvm_compat.apply([InsertGates(criterion, th, scales, info.path)], mod)
+        prog = lower(gated, name, info.path)
+        for key, value in settings.items():      # real confidences -> the gates' units
+            if key in ("target", "comfort") and int8:
+                value = gates.int_threshold(criterion, value, scales[0])
+            setattr(prog.controller, key, value)
+        return compile_program(prog, target, kernels=kernels, info=info, mod=gated,
+                               format=fmt, quantization=quant, options=options)
+
+    def real(i, t):
+        return None if t in (INT32_MAX, np.inf) else (float(t) * gates.unit(criterion, scales[i]) if int8 else float(t))
+
+    record = {"criterion": criterion}
+    if thresholds is not None:
+        if len(thresholds) != n - 1:
+            raise InputError(f"{info.name}: {n} exits take {n - 1} thresholds (the last exit has no gate), "
+                             f"got {len(thresholds)}")
+        th = [gates.int_threshold(criterion, t, scales[i]) for i, t in enumerate(thresholds)] if int8 \
+            else [float(t) for t in thresholds]
+        m = build(th)
+    else:
+        if calibration is None or labels is None:
+            raise InputError(f"{info.name}: calibrating exit thresholds needs labelled data: calibration=(x, y) "
+                             "(--calibration FILE.npz with arrays x and y), or thresholds=")
+        provisional = build([INT32_MAX if int8 else np.inf] * (n - 1))
+        cost, unit = exit_costs(provisional, calibration)
+        conf, correct = head_statistics(mod, quant, calibration, labels, criterion, scales)
+        cal = calibrate(conf, correct, cost, accuracy_budget)
+        th = [min(t, INT32_MAX) if int8 else t for t in cal.thresholds]
+        m = build(th)
+        record["calibration"] = {"cost_unit": unit, "samples": int(len(labels)), "accuracy_budget": accuracy_budget,
+                                 "accuracy": cal.accuracy, "final_accuracy": cal.final_accuracy,
+                                 "expected_cost": cal.expected_cost, "full_cost": cal.full_cost,
+                                 "speedup": cal.full_cost / cal.expected_cost if cal.expected_cost else None,
+                                 "exits": cal.exits, "curve": cal.curve}
+    record["exits"] = [{"exit": i, "criterion": criterion,
+                        "threshold": real(i, th[i]) if i < n - 1 else None,
+                        "threshold_int": (int(th[i]) if i < n - 1 else None) if int8 else None,
+                        "gate_step": e.gate, "head": m.program.tensors[e.head].name,
+                        # what running up to this exit touches: MACs, flash constants read
+                        "macs": sum(s.macs for s in m.program.steps[:e.gate + 1]),
+                        "weight_bytes": sum(s.flash_bytes for s in m.program.steps[:e.gate + 1]),
+                        **({"scale": scales[i], "zero_point": quant["exits"][i][1]} if int8 else {})}
+                       for i, e in enumerate(m.program.exits)]
+    ctl = m.program.controller
+    record["controller"] = {"target": real(0, ctl.target), "comfort": real(0, ctl.comfort),
+                            "patience": int(ctl.patience), "start": n - 1 if ctl.start is None else int(ctl.start),
+                            **({"target_int": int(ctl.target), "comfort_int": int(ctl.comfort)} if int8 else {})}
+    m.exits = record
+    m.heads_mod = mod
+    return m
+
+
+def exit_costs(m: CompiledModel, calibration) -> tuple[list[float], str]:
+    """The cost of leaving at each exit of ``m`` (compiled with gates that never fire): executed
+    instructions up to and including each gate on the emulated core, from one calibration input
+    -- or, without the Arm toolchain, the MACs up to each gate."""
+    import shutil
+
+    from .passes.quantize_int8 import samples_of_shape
+    from .targets.emulator import QEMU
+    from .targets.firmware import CROSS_CC
+
+    gates_at = [e.gate for e in m.program.exits]
+    if shutil.which(CROSS_CC) and shutil.which(QEMU):
+        x = samples_of_shape(np.asarray(calibration)[:1], m.input.shape, m.info.path)[0]
+        r = m.run_on_target(m.quantize_input(x))
+        per_step = [s["instructions"] for s in r.steps]
+        unit = f"instructions ({m.target}, emulated)"
+    else:
+        per_step = [s.macs for s in m.program.steps]
+        unit = "MACs (no Arm toolchain for instruction counts)"
+    return [float(sum(per_step[:g + 1])) for g in gates_at], unit
+
+
+def head_statistics(mod, quant, calibration, labels, criterion, scales):
+    """Every head's confidence (as its gate computes it) and correctness on the calibration
+    data, from the un-gated module on llvm: arrays [exits, samples]."""
+    from . import gates, tvm_compat
+    from .passes.quantize_int8 import samples_of_shape
+
+    samples = samples_of_shape(calibration, tvm_compat.shape_of(mod["main"].params[0].ty), "calibration")
+    vm = tvm_compat.build_llvm(mod)
+    heads = None
+    for x in samples:
+        if "input" in quant:
+            sc, zp = quant["input"]
+            x = np.clip(np.round(np.asarray(x, np.float64) / sc) + zp, -128, 127).astype(np.int8)
+        outs = tvm_compat.run_vm(vm, x)
+        heads = [[] for _ in outs] if heads is None else heads
+        for h, o in zip(heads, outs):
+            h.append(o.reshape(-1))
+    heads = [np.stack(h) for h in heads]
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(samples):
+        raise InputError(f"calibration has {len(samples)} inputs but {len(labels)} labels")
+    conf = np.stack([gates.confidence_int(h, criterion, scales[i]).astype(np.int64) if scales
+                     else gates.confidence_float(h, criterion) for i, h in enumerate(heads)])
+    correct = np.stack([h.argmax(axis=-1) == labels for h in heads])
+    return conf, correct
 
 
 def compile_program(prog: Program, target: str = "cortex-m4", *, kernels: str | None = None,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from importlib import resources
 from pathlib import Path
 
 import click
@@ -12,10 +11,6 @@ from . import __version__
 
 DEFAULT_TARGET = "cortex-m4"
 TARGET_NAMES = ["cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55"]
-
-
-def _bundled_model() -> Path:
-    return Path(str(resources.files("adaptc.data") / "kws_ref_model.tflite"))
 
 
 def _fail(e: Exception):
@@ -33,12 +28,14 @@ def main():
 
     \b
     Examples:
-      adaptc demo                                   compile and check the bundled KWS model
+      adaptc demo                                   the bundled digits CNN with early exits, measured
+      adaptc demo --model model.tflite              check the C of another model against references
       adaptc compile model.tflite -o out/           C sources, firmware project, report.json
       adaptc run model.tflite -t cortex-m7          run on an emulated core, count instructions
       adaptc compile net.onnx --calibration cal.npy -o out/
       adaptc compile net.onnx --calibration cal.npz --quantize pot4 -o out/
       adaptc compile net.onnx --calibration cal.npz --weight-budget 20000 -o out/
+      adaptc compile net.onnx --exits --calibration cal.npz -o out/   gates, levels, controller
       adaptc info model.tflite                      inputs, outputs, operators
     """
 
@@ -61,11 +58,22 @@ def main():
 @click.option("--weight-budget", type=click.IntRange(1), metavar="BYTES",
               help="Flash budget for the constants (weight_bytes in report.json): searches each layer's "
                    "power-of-two width (implies --quantize mixed).")
+@click.option("--exits", is_flag=True,
+              help="The model's outputs are exit heads, shallow to deep: each becomes a gate, and the C "
+                   "runs only as deep as an input needs (<prefix>_run(input, level, &result)). Thresholds "
+                   "are calibrated on --calibration (an .npz with x and labels y).")
+@click.option("--gate", type=click.Choice(["max_prob", "margin", "entropy"]), default="max_prob", show_default=True,
+              help="Gate criterion with --exits: largest softmax probability, top-1 minus top-2 logit, or "
+                   "negative entropy (integer arithmetic on int8 models).")
+@click.option("--accuracy-budget", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="With --exits: the accuracy the calibrated thresholds may lose against the final exit "
+                   "(0.01 = one point), for the least expected cost.")
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
-def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, name, input_file):
+def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget,
+                name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
     target.
 
@@ -96,12 +104,14 @@ def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, na
         x = _load_npy(input_file) if input_file is not None else None
         click.echo(f"compiling {model} for {target} ...", err=True)
         m = compile_model(model, target=target, calibration=cal, name=name,
-                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget)
+                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
+                          **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}))
         m.export(out_dir, x)
         r = m.report()
     except AdaptcError as e:
         _fail(e)
     _print_quantization(m)
+    _print_exits(m)
     click.echo(f"wrote {out_dir}/: {', '.join(sorted(p.name for p in out_dir.iterdir()))}")
     scheme = (r.get("quantization") or {}).get("scheme")
     click.echo(f"  format {r['format']}{f' (weights {scheme})' if scheme else ''}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
@@ -114,6 +124,25 @@ def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, na
                    f"RAM {mm['ram_bytes']:,} B static + {mm['stack_bytes']:,} B stack of {mem['board_ram_bytes']:,} B")
     else:
         click.echo(f"  memory {mem['note']}")
+
+
+def _print_exits(m):
+    """The gates of a model with exits and, when calibrated, where the calibration inputs left."""
+    if not m.exits:
+        return
+    cal = m.exits.get("calibration")
+    click.echo(f"  exits ({m.exits['criterion']}" + (f"; thresholds calibrated on {cal['samples']} inputs, "
+                                                      f"costs in {cal['cost_unit']})" if cal else ")"))
+    click.echo(f"    {'exit':>4}  {'threshold':>9}  {'cost':>10}  {'share':>6}  {'accuracy':>8}")
+    for e in m.exits["exits"]:
+        row = cal["exits"][e["exit"]] if cal else {}
+        th = "-" if e["threshold"] is None else f"{e['threshold']:.4f}"
+        acc = row.get("accuracy")
+        click.echo(f"    {e['exit']:>4}  {th:>9}  {row.get('cost', 0):>10,.0f}  {row.get('share', 0):>6.1%}  "
+                   f"{'-' if acc is None else f'{acc:.2%}':>8}" if cal else f"    {e['exit']:>4}  {th:>9}")
+    if cal:
+        click.echo(f"    expected cost {cal['expected_cost']:,.0f} vs {cal['full_cost']:,.0f} for the whole network "
+                   f"({cal['speedup']:.2f}x less); accuracy {cal['accuracy']:.2%} vs {cal['final_accuracy']:.2%}")
 
 
 def _load_calibration(path: Path):
@@ -244,26 +273,51 @@ def info(model):
 
 @main.command()
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Model to use instead of the bundled one (MLPerf Tiny keyword spotting, int8).")
+              help="Check another (single-output) model instead: compile it, run its C on random inputs "
+                   "and compare with TVM's llvm build and, for TFLite, TensorFlow Lite Micro.")
 @click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("adaptc-out"), show_default=True, help="Where the generated C is written.")
+@click.option("--quantize", type=click.Choice(["int8", "int4", "pot2", "pot3", "pot4", "pot5"]), default="int8",
+              show_default=True, help="Weights of the bundled digits model.")
 @click.option("-n", "--inputs", "count", type=click.IntRange(1, 10000), default=50, show_default=True,
-              help="Random inputs to check the generated C on.")
-def demo(model, target, out_dir, count):
-    """Compile a model (default: the bundled KWS int8 model), write its C, and check it.
+              help="With --model: random inputs to check the generated C on.")
+def demo(model, target, out_dir, quantize, count):
+    """Compile the bundled multi-exit digits CNN with calibrated early exits and measure it.
 
-    The generated C is built with the host compiler and run on random inputs; every output is
-    compared with TVM's llvm build of the same integer program and, when the tflite-micro
-    package is installed and the model is TFLite, with TensorFlow Lite Micro.
+    \b
+    Without --model: adaptc/data/digits_exits.onnx (three exits) is quantized (int8 by default),
+    its gate thresholds calibrated on the labelled training split, and compiled for TARGET. On
+    the 450 test images, at every utilization level, the generated C is checked bit for bit
+    against the Relax module on TVM's llvm and class for class against onnxruntime, and run on
+    the emulated core for exact instruction counts. Prints per exit and per level: accuracy,
+    share of inputs leaving there, instructions, MACs, flash and RAM; writes a plot of accuracy
+    against instructions (PNG); runs a stream of digits with rising and falling noise through
+    the C controller and prints its level trace.
     """
+    if model is None:
+        from tqdm import tqdm
+
+        from . import demo as exits_demo
+        from .errors import AdaptcError
+
+        try:
+            exits_demo.run(target, out_dir, quantize=None if quantize == "int8" else quantize, echo=click.echo,
+                           progress=lambda it, desc: tqdm(it, desc=desc, unit="level", file=sys.stderr))
+        except AdaptcError as e:
+            _fail(e)
+        return
+    _check_model(model, target, out_dir, count)
+
+
+def _check_model(model, target, out_dir, count):
+    """Compile ``model``, run its C on random inputs, compare with TVM (and TFLM)."""
     import numpy as np
     from tqdm import tqdm
 
     from .api import compile as compile_model
     from .errors import AdaptcError
 
-    model = model or _bundled_model()
     try:
         m = compile_model(model, target=target)
         dest = m.export(out_dir / m.prefix)

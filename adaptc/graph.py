@@ -19,14 +19,16 @@ class Graph:
 
     def __init__(self, func, path, supported=()):
         self.path, self.supported = path, supported
-        self.bindings = [b for blk in func.body.blocks for b in blk.bindings]
+        self.bindings = tvm_compat.bindings(func)
         self.value = {b.var: b.value for b in self.bindings}
         self.uses: dict = {}
         for b in self.bindings:
             for v in relax.analysis.free_vars(b.value):
                 self.uses[v] = self.uses.get(v, 0) + 1
-        for v in relax.analysis.free_vars(func.body.body):
-            self.uses[v] = self.uses.get(v, 0) + 1
+        self.results = tvm_compat.results(func)
+        for r in self.results:
+            for v in relax.analysis.free_vars(r):
+                self.uses[v] = self.uses.get(v, 0) + 1
 
     def resolve(self, expr):
         """The value bound to a var (following var-to-var aliases), else the expr itself."""
@@ -93,11 +95,10 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
                 else:  # reshape-like: same op on the new input
                     new_of[var] = bb.emit(relax.Call(call.op, [lookup(call.args[0])] + list(call.args[1:]),
                                                      call.attrs), name_hint=var.name)
-            result = func.body.body
-            if isinstance(result, relax.Tuple):
-                ret = bb.emit_output(relax.Tuple([lookup(f) for f in result.fields]))
+            if len(g.results) > 1:
+                ret = bb.emit_output(relax.Tuple([lookup(f) for f in g.results]))
             else:
-                ret = bb.emit_output(lookup(result))
+                ret = bb.emit_output(lookup(g.results[0]))
         bb.emit_func_output(ret)
     return bb.get()
 

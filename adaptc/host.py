@@ -51,13 +51,29 @@ def _ensure(d: Path) -> Path:
 
 
 class HostModel:
-    """``<prefix>_run(const T *input, U *output)`` from a built shared library."""
+    """``<prefix>_run(const T *input, U *output)`` from a built shared library -- or, for a model
+    with exits (``result_dtype``: its result struct), ``<prefix>_run(input, level, &result)``."""
 
-    def __init__(self, lib_path: Path, prefix: str):
+    def __init__(self, lib_path: Path, prefix: str, result_dtype=None):
         self.lib = ctypes.CDLL(str(lib_path))
         self.fn = getattr(self.lib, f"{prefix}_run")
-        self.fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.fn.argtypes = ([ctypes.c_void_p, ctypes.c_void_p] if result_dtype is None
+                            else [ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p])
         self.fn.restype = ctypes.c_int
 
     def __call__(self, x: np.ndarray, out: np.ndarray) -> int:
         return int(self.fn(x.ctypes.data, out.ctypes.data))
+
+    def run_level(self, x: np.ndarray, level: int, result: np.ndarray) -> int:
+        return int(self.fn(x.ctypes.data, int(level), result.ctypes.data))
+
+    def controller_init(self, prefix: str, state: np.ndarray) -> None:
+        """``<prefix>_controller_init(&state)`` (``state``: the controller struct as a 0-d array)."""
+        fn = getattr(self.lib, f"{prefix}_controller_init")
+        fn.argtypes, fn.restype = [ctypes.c_void_p], None
+        fn(state.ctypes.data)
+
+    def controller_run(self, prefix: str, state: np.ndarray, x: np.ndarray, result: np.ndarray) -> int:
+        fn = getattr(self.lib, f"{prefix}_controller_run")
+        fn.argtypes, fn.restype = [ctypes.c_void_p] * 3, ctypes.c_int
+        return int(fn(state.ctypes.data, x.ctypes.data, result.ctypes.data))

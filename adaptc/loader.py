@@ -70,6 +70,33 @@ def load(path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Loaded
     raise ModelLoadError(path, f"unknown model format {suffix!r} (expected .tflite or .onnx)")
 
 
+def select_outputs(loaded: LoadedModel, indices) -> LoadedModel:
+    """The outputs ``indices`` of a multi-output model, in that order (a model's exit heads);
+    ``None``: all of them. InputError for an index out of range or repeated."""
+    from . import tvm_compat
+    from .errors import InputError
+
+    outputs = loaded.info.outputs
+    if indices is None:
+        return loaded
+    idx = [int(i) for i in indices]
+    for i in idx:
+        if not -len(outputs) <= i < len(outputs):
+            raise InputError(f"{loaded.info.name}: output {i} out of range; the model has "
+                             f"{len(outputs)} output(s): {', '.join(t.name for t in outputs)}")
+    idx = [i % len(outputs) for i in idx]
+    if len(set(idx)) != len(idx):
+        raise InputError(f"{loaded.info.name}: outputs {indices} name an output twice")
+    if idx == list(range(len(outputs))):
+        return loaded
+    if len(idx) < 2:
+        return select_output(loaded, idx[0]) if idx else loaded
+    mod = tvm_compat.select_output(loaded.mod, idx)
+    info = ModelInfo(loaded.info.path, loaded.info.format, loaded.info.name, loaded.info.inputs,
+                     tuple(outputs[i] for i in idx))
+    return LoadedModel(mod, info)
+
+
 def select_output(loaded: LoadedModel, index: int | None = None) -> LoadedModel:
     """One output of a multi-output model (default: the last -- a model with exit heads lists
     them shallow to deep, the final head last); the layers only other outputs need are dropped.

@@ -70,7 +70,7 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target: str, pr
     sizes, fixed, tables, shared = _sizes(prog, target, len(layers))
 
     # 2. sensitivity, one run of the float model per layer and format
-    bindings = [b for blk in fused["main"].body.blocks for b in blk.bindings]
+    bindings = tvm_compat.bindings(fused["main"])
     keep = {_input_index(fused, bindings[i]) for i in layers}
     _, inputs = _calibrate(fused, samples, keep)
     reference = _outputs(tvm_compat.build_llvm(fused), samples)
@@ -132,7 +132,7 @@ def _weighted_bindings(mod) -> list[int]:
     """Indices of main's bindings that call a conv2d / dense float composite (layer order)."""
     from .qops import composite_name
 
-    bindings = [b for blk in mod["main"].body.blocks for b in blk.bindings]
+    bindings = tvm_compat.bindings(mod["main"])
     return [i for i, b in enumerate(bindings)
             if composite_name(mod, b.value) in ("adaptc.conv2d_f32", "adaptc.dense_f32")]
 
@@ -140,7 +140,7 @@ def _weighted_bindings(mod) -> list[int]:
 def _input_index(mod, binding) -> int:
     """Calibration index (quantize_int8._calibrate) of a layer's input."""
     func = mod["main"]
-    bindings = [b for blk in func.body.blocks for b in blk.bindings]
+    bindings = tvm_compat.bindings(func)
     x = binding.value.args[0]
     if x.same_as(func.params[0]):
         return 0

@@ -54,6 +54,19 @@ class Step:
     out_shape: tuple = ()                            # output shape as this step writes it
 
 
+GATE_OPS = ("adaptc.qgate", "adaptc.gate_f32")
+
+
+@dataclass
+class Exit:
+    """Exit ``index`` of a gated program: its head (logits tensor) and its gate step, which
+    ends the exit's segment (steps after the previous exit's gate, up to this one)."""
+
+    index: int
+    head: int                        # tensor id
+    gate: int                        # step index
+
+
 @dataclass
 class Program:
     name: str
@@ -62,6 +75,8 @@ class Program:
     inputs: list[int]
     outputs: list[int]
     planner: MemoryPlanner = field(repr=False, default=None)
+    exits: list[Exit] = field(default_factory=list)   # gated programs: one per exit, shallow to deep
+    controller: object = None        # gated programs: adaptc.exits.Controller (the C controller's defaults)
 
     @property
     def arena_bytes(self) -> int:
@@ -103,7 +118,9 @@ def _macs(op: str, attrs: dict, in_shapes, out_shape, consts) -> int:
 
 
 def lower(mod, name: str, path: str = "<module>") -> Program:
-    """Lower a composite module's ``main`` to a Program with a planned arena."""
+    """Lower a composite module's ``main`` to a Program with a planned arena. A gated module
+    (InsertGates: ``main(x, level)`` with nested If) lowers to its segments in order, each ended
+    by its gate step; ``Program.exits`` says where each exit's segment ends."""
     func = mod["main"]
     tensors: list[Tensor] = []
     storage: dict = {}           # relax var -> tensor id
@@ -115,20 +132,32 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
         storage[var] = t.id
         return t.id
 
-    inputs = [new_tensor(p, "input") for p in func.params]
+    gated = len(func.params) == 2 and func.attrs is not None and "adaptc.exits" in func.attrs
+    level = func.params[1] if gated else None
+    inputs = [new_tensor(p, "input") for p in func.params if not p.same_as(level)]
     steps: list[Step] = []
-    bindings = [b for blk in func.body.blocks for b in blk.bindings]
-    for b in bindings:
+    exits: list[Exit] = []
+
+    def lower_binding(b):
         value = b.value
         if isinstance(value, relax.Var):
             storage[b.var] = storage[value]
-            continue
+            return
+        if gated and isinstance(value, relax.If):
+            cond = storage.get(value.cond)
+            if cond is None or steps[-1].output != cond:
+                raise UnsupportedOperatorError(path, "If", b.var.name, ["If on the gate just computed"])
+            then = value.true_branch.body
+            exits.append(Exit(len(exits), storage[then.fields[0]], len(steps) - 1))
+            walk(value.false_branch)
+            storage[b.var] = None
+            return
         op = composite_name(mod, value)
         if op is None:
             opn = tvm_compat.op_name(value)
             if opn in ("relax.reshape", "relax.squeeze", "relax.expand_dims") and value.args[0] in storage:
                 storage[b.var] = storage[value.args[0]]   # same bytes, new shape
-                continue
+                return
             if opn == "relax.permute_dims" and value.args[0] in storage:
                 src = value.args[0]
                 shape = tvm_compat.shape_of(src.ty)
@@ -137,26 +166,40 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
                 steps.append(Step(len(steps), "adaptc.transpose", f"permute_dims ({b.var.name})",
                                   [storage[src]], out_id, {"axes": axes}, {},
                                   in_shapes=[shape], out_shape=tensors[out_id].shape))
-                continue
+                return
             raise UnsupportedOperatorError(path, str(opn or type(value).__name__), b.var.name,
                                            ["adaptc composites", "reshape"],
                                            "run the integer passes (adaptc.compile) before lowering")
         callee = mod[value.op]
         attrs = {k: _py(v) for k, v in tvm_compat.attrs_dict(callee).items()}
-        n_act = len(value.args) - sum(tvm_compat.is_constant(a) for a in value.args)
+        acts = [a for a in value.args if not tvm_compat.is_constant(a) and not a.same_as(level)]
         consts = {p.name: tvm_compat.constant_value(a)
-                  for p, a in zip(callee.params[n_act:], value.args[n_act:])}
-        in_ids = [storage[a] for a in value.args[:n_act]]
-        in_shapes = [tvm_compat.shape_of(a.ty) for a in value.args[:n_act]]
-        out_id = new_tensor(b.var)
+                  for p, a in zip(callee.params, value.args) if tvm_compat.is_constant(a)}
+        in_ids = [storage[a] for a in acts]
+        in_shapes = [tvm_compat.shape_of(a.ty) for a in acts]
+        out_id = new_tensor(b.var, "gate" if op in GATE_OPS else "arena")
         out_shape = tensors[out_id].shape
         steps.append(Step(len(steps), op, f"{attrs.pop('source', op)} ({b.var.name})", in_ids, out_id,
                           attrs, consts, _macs(op, attrs, in_shapes, out_shape, consts),
                           in_shapes=in_shapes, out_shape=out_shape))
-    result = func.body.body
-    fields = result.fields if isinstance(result, relax.Tuple) else [result]
+
+    def walk(seq):
+        for blk in seq.blocks:
+            for b in blk.bindings:
+                if not isinstance(b.value, relax.Tuple):     # the result tuple
+                    lower_binding(b)
+
+    walk(func.body)
+    if not gated:
+        results = tvm_compat.results(func)
+    else:
+        last = steps[-1]
+        if last.op not in GATE_OPS:
+            raise UnsupportedOperatorError(path, last.op, last.source, ["a gate at the end of the last segment"])
+        exits.append(Exit(len(exits), last.inputs[0], len(steps) - 1))
+        results = []
     outputs = []
-    for f in fields:
+    for f in results:
         tid = storage[f]
         shape = tvm_compat.shape_of(f.ty)
         if tensors[tid].kind == "input" or tid in outputs:
@@ -168,7 +211,17 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
         tensors[tid].kind = "output"
         tensors[tid].shape = shape   # an aliased output takes the output's shape
         outputs.append(tid)
-    prog = Program(name, tensors, steps, inputs, outputs)
+    for e in exits:              # every head writes the caller's logits buffer
+        tensors[e.head].kind = "output"
+    if exits:
+        outputs = [exits[-1].head]
+    prog = Program(name, tensors, steps, inputs, outputs, exits=exits)
+    if exits:
+        from .exits import Controller
+
+        thresholds = [steps[e.gate].attrs["threshold"] for e in exits[:-1]]
+        prog.controller = Controller.default(thresholds, steps[exits[0].gate].attrs["criterion"],
+                                             tensors[exits[0].head].dtype == "int8")
     plan(prog)
     return prog
 

@@ -21,7 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from . import tvm_compat
+from . import gates, tvm_compat
 from .fixedpoint import RelaxFixedPoint
 
 COMPOSITES: dict[str, Callable] = {}
@@ -178,6 +178,45 @@ def _qpad(F, p, a):
     return relax.op.nn.pad(p[0], pad_width=[int(v) for v in a["pad_width"]], pad_value=float(a["pad_value"]))
 
 
+@composite("adaptc.qgate")
+def _qgate(F, p, a):
+    """Exit gate, integer only (adaptc.gates): int8 logits [1, C], level (int32 scalar)[, tables]
+    -> bool scalar: leave at this exit when confidence >= threshold or level <= exit."""
+    x, level, tables = p[0], p[1], p[2:]
+    xi = F.cast(x, "int32")
+    top = F.emit(relax.op.max(xi, axis=-1, keepdims=True))
+    if a["criterion"] == "margin":
+        classes = tvm_compat.shape_of(x.ty)[-1]
+        first = F.emit(relax.op.equal(F.const(np.arange(classes, dtype=np.int32)),
+                                      F.emit(relax.op.expand_dims(relax.op.argmax(xi, axis=-1), -1))))
+        second = F.emit(relax.op.max(F.where(first, F.const(-256), xi), axis=-1, keepdims=True))
+        conf = F.emit(relax.op.subtract(top, second))
+    else:
+        e = F.emit(relax.op.take(tables[0], F.emit(relax.op.subtract(top, xi)), axis=0, mode="clip"))
+        z = F.emit(relax.op.sum(e, axis=-1, keepdims=True))
+        if a["criterion"] == "max_prob":
+            conf = F.emit(relax.op.floor_divide(F.const(1 << 30), z))
+        else:       # -s W / Z - ln(Z / 2^15), 64-bit
+            d64 = F.cast(F.emit(relax.op.subtract(top, xi)), "int64")
+            w = F.emit(relax.op.sum(relax.op.multiply(F.cast(e, "int64"), d64), axis=-1, keepdims=True))
+            mean = F.emit(relax.op.floor_divide(relax.op.left_shift(w, F.const(12, "int64")), F.cast(z, "int64")))
+            term = F.cast(F.emit(relax.op.right_shift(relax.op.multiply(mean, F.const(int(a["scale_q16"]), "int64")),
+                                                      F.const(16, "int64"))), "int32")
+            k = F.emit(relax.op.subtract(F.const(16), F.clz_positive(z)))
+            m = F.emit(relax.op.right_shift(z, k))
+            idx = F.emit(relax.op.subtract(relax.op.right_shift(m, F.const(7)), F.const(256)))
+            ln = F.emit(relax.op.add(relax.op.multiply(k, F.const(gates.LN2_Q12)),
+                                     relax.op.take(tables[1], idx, axis=0, mode="clip")))
+            conf = F.emit(relax.op.subtract(relax.op.negative(term), ln))
+    return _gate_decision(F, conf, level, a, F.const(int(a["threshold"])))
+
+
+def _gate_decision(F, conf, level, a, threshold):
+    hit = F.emit(relax.op.greater_equal(relax.op.reshape(conf, ()), threshold))
+    capped = F.emit(relax.op.less_equal(level, F.const(int(a["exit"]))))
+    return relax.op.logical_or(hit, capped)
+
+
 # ------------------------------------------------------------------------------- float ops
 
 
@@ -240,6 +279,23 @@ def _clamp_f32(F, p, a):
 @composite("adaptc.pad_f32")
 def _pad_f32(F, p, a):
     return relax.op.nn.pad(p[0], pad_width=[int(v) for v in a["pad_width"]], pad_value=float(a["pad_value"]))
+
+
+@composite("adaptc.gate_f32")
+def _gate_f32(F, p, a):
+    """Exit gate, float: logits [1, C], level (int32 scalar) -> bool scalar (adaptc.gates)."""
+    x, level = p[0], p[1]
+    if a["criterion"] == "margin":
+        top2 = F.emit(relax.op.topk(x, k=2, axis=-1, ret_type="values"))
+        conf = F.emit(relax.op.subtract(relax.op.strided_slice(top2, [1], [0], [1]),
+                                        relax.op.strided_slice(top2, [1], [1], [2])))
+    else:
+        logp = F.emit(relax.op.nn.log_softmax(x, axis=-1))
+        if a["criterion"] == "max_prob":
+            conf = F.emit(relax.op.exp(relax.op.max(logp, axis=-1, keepdims=True)))
+        else:
+            conf = F.emit(relax.op.sum(relax.op.multiply(relax.op.exp(logp), logp), axis=-1, keepdims=True))
+    return _gate_decision(F, conf, level, a, relax.const(np.float32(a["threshold"])))
 
 
 def is_composite(func) -> bool:

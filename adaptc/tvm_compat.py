@@ -115,7 +115,8 @@ def from_onnx(model, shape_dict=None):
 
 
 def to_tensor(x: np.ndarray, device=None):
-    return tvm.runtime.tensor(np.ascontiguousarray(x), device or tvm.cpu())  # 0.27: no tvm.nd
+    x = np.asarray(x)   # (not ascontiguousarray: it turns a 0-d array into 1-d)
+    return tvm.runtime.tensor(x if x.flags.c_contiguous else x.copy(order="C"), device or tvm.cpu())  # 0.27: no tvm.nd
 
 
 def build_llvm(mod) -> relax.VirtualMachine:
@@ -181,9 +182,37 @@ def to_non_dataflow(mod):
     return relax.transform.ToNonDataflow()(mod)
 
 
-def select_output(mod, index: int):
-    """``main`` returning only field ``index`` of its tuple result (what only the other fields
-    needed is removed); ``mod`` itself is not changed."""
+def _result_tuple(func):
+    """The binding of the tuple ``func`` returns (a multi-output model's), else None."""
+    result = func.body.body
+    if isinstance(result, relax.Var):
+        for block in func.body.blocks:
+            for b in block.bindings:
+                if b.var.same_as(result) and isinstance(b.value, relax.Tuple):
+                    return b
+    return None
+
+
+def bindings(func) -> list:
+    """``func``'s bindings in order, without the one that builds a multi-output result tuple."""
+    skip = _result_tuple(func)
+    return [b for block in func.body.blocks for b in block.bindings if skip is None or not b.same_as(skip)]
+
+
+def results(func) -> list:
+    """The expressions ``func`` returns: the fields of its result tuple (bound or not), else the
+    one result."""
+    result = func.body.body
+    tup = _result_tuple(func)
+    if tup is not None:
+        return list(tup.value.fields)
+    return list(result.fields) if isinstance(result, relax.Tuple) else [result]
+
+
+def select_output(mod, index):
+    """``main`` returning only field ``index`` of its tuple result -- or, for a list of indices,
+    the tuple of those fields in that order (what only the other fields needed is removed);
+    ``mod`` itself is not changed."""
     func = mod["main"]
     result = func.body.body
     blocks, out = [], None
@@ -191,8 +220,12 @@ def select_output(mod, index: int):
         bindings = []
         for b in block.bindings:
             if b.var.same_as(result) and isinstance(b.value, relax.Tuple):
-                field = b.value.fields[index]
-                out = relax.Var(b.var.name, field.ty)
+                if isinstance(index, int):
+                    field = b.value.fields[index]
+                    out = relax.Var(b.var.name, field.ty)
+                else:
+                    field = relax.Tuple([b.value.fields[i] for i in index])
+                    out = relax.Var(b.var.name, relax.TupleType([f.ty for f in field.fields]))
                 b = relax.VarBinding(out, field)
             bindings.append(b)
         blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock)

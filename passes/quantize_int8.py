@@ -40,7 +40,7 @@ def _calibrate(mod, samples: np.ndarray, keep=()) -> tuple[dict[int, tuple[float
     indices in ``keep``."""
     mod = tvm_compat.to_non_dataflow(mod)
     func = mod["main"]
-    bindings = [b for blk in func.body.blocks for b in blk.bindings]
+    bindings = tvm_compat.bindings(func)
     outs = relax.Tuple([b.var for b in bindings])
     taps = relax.Function(func.params, relax.SeqExpr(func.body.blocks, outs),
                           ret_ty=relax.TupleType([b.var.ty for b in bindings]), attrs=func.attrs)
@@ -86,7 +86,7 @@ class _Quantizer:
         self.mod = mod
         self.func = mod["main"]
         self.scheme = scheme or WeightScheme()
-        self.bindings = [b for blk in self.func.body.blocks for b in blk.bindings]
+        self.bindings = tvm_compat.bindings(self.func)
         self.index = {b.var: i + 1 for i, b in enumerate(self.bindings)}        # calibration indices
         self.index[self.func.params[0]] = 0
         keep = ()
@@ -109,15 +109,16 @@ class _Quantizer:
                 self.q[param] = (x_q, s_in, zp_in)
                 for i, b in enumerate(self.bindings, start=1):
                     self.visit(bb, b, self.ranges[i])
-                out = func.body.body
-                if isinstance(out, relax.Tuple):
-                    raise InputError("post-training quantization supports single-output models")
-                y, s_out, zp_out = self.q[out]
-                ret = bb.emit_output(y)
+                outs = [self.q[r] for r in tvm_compat.results(func)]
+                ret = bb.emit_output(relax.Tuple([y for y, _, _ in outs]) if len(outs) > 1 else outs[0][0])
             bb.emit_func_output(ret)
         mod = bb.get()
+        _, s_out, zp_out = outs[-1]
         attrs = {"num_input": 1, "adaptc.input_scale": float(s_in), "adaptc.input_zero_point": zp_in,
                  "adaptc.output_scale": float(s_out), "adaptc.output_zero_point": zp_out}
+        if len(outs) > 1:     # every output's parameters (a model with exits: one per head)
+            attrs.update({"adaptc.output_scales": [float(s) for _, s, _ in outs],
+                          "adaptc.output_zero_points": [int(z) for _, _, z in outs]})
         return tvm_compat.replace_function(mod, "main", mod["main"].with_attrs(attrs))
 
     def dq(self, bb, var):
@@ -224,7 +225,12 @@ def QuantizeInt8(calibration: np.ndarray, path: str = "<module>"):
 def calibration_samples(calibration, mod, path: str) -> np.ndarray:
     """The calibration array as (N, *input shape) float32; InputError naming the shapes."""
     (param,) = mod["main"].params
-    shape = tvm_compat.shape_of(param.ty)
+    return samples_of_shape(calibration, tvm_compat.shape_of(param.ty), path)
+
+
+def samples_of_shape(calibration, shape, path: str) -> np.ndarray:
+    """``calibration`` as (N, *shape) float32 (samples may omit a leading batch of 1)."""
+    shape = tuple(shape)
     samples = np.asarray(calibration, np.float32)
     if samples.shape[1:] == shape[1:] and shape[0] == 1 and samples.ndim == len(shape):
         samples = samples[:, None]

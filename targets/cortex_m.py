@@ -201,6 +201,8 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
             return "input"
         if t.kind == "output":
             return "output"
+        if t.kind == "gate":
+            return "&result->confidence"
         return f"({CTYPES[t.dtype]} *)(arena.bytes + {t.offset})"
 
     common = _kernel_file("common.h")
@@ -253,7 +255,10 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
         args += [names.get(role, "NULL") for role, _ in call.arrays if role not in in_struct]
         args.append(pointer(step.output))
         shapes = " + ".join(_shape_text(s) for s in step.in_shapes)
+        gate = next((e for e in prog.exits if e.gate == step.index), None)
         steps.append({"index": step.index, "function": call.function, "params_type": call.params_type,
+                      "exit": None if gate is None else gate.index,
+                      "last": gate is not None and gate.index == len(prog.exits) - 1,
                       "params_name": f"s{step.index}_params", "params": params, "args": args,
                       "comment": c_comment(f"{step.op} <- {step.source}; {shapes} -> "
                                            f"{_shape_text(step.out_shape)}"
@@ -271,9 +276,38 @@ def emit_c(prog: Program, target: CortexM, options: dict | None = None,
            "outputs": [_io(t_out, out_ctype, (quantization or {}).get("output"))],
            "common": common,
            "kernels": [_kernel_file(f) for f in kernel_files], "arrays": arrays, "steps": steps,
-           "plan_lines": plan_lines}
+           "plan_lines": plan_lines, "exits": _exits(prog, quantization)}
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
             f"{prefix}.c": env.get_template("model.c.j2").render(ctx)}
+
+
+def _exits(prog, quantization) -> dict | None:
+    """Header facts of a gated program: classes, criterion, each exit's logits quantization."""
+    if not prog.exits:
+        return None
+    gate = prog.steps[prog.exits[0].gate]
+    head = prog.tensors[prog.exits[0].head]
+    quant = (quantization or {}).get("exits") or [None] * len(prog.exits)
+    from adaptc import gates
+
+    criterion = gate.attrs["criterion"]
+    units = [None if q is None else _c_float(gates.unit(criterion, q[0])) for q in quant]
+    ctl = prog.controller
+    int8 = head.dtype == "int8"
+
+    def conf(v):        # a confidence as the C type holds it (float: FLT_MAX for "never")
+        return _c_value(int(np.clip(v, -2**31, 2**31 - 1))) if int8 else _c_float(v)
+
+    start = len(prog.exits) - 1 if ctl.start is None else int(ctl.start)
+    if not 0 <= start < len(prog.exits) or int(ctl.patience) < 1:
+        raise TargetError(f"controller: start level {start} must be in 0..{len(prog.exits) - 1} and "
+                          f"patience {ctl.patience} at least 1")
+    controller = [("START", str(start)), ("TARGET", conf(ctl.target)), ("COMFORT", conf(ctl.comfort)),
+                  ("PATIENCE", str(int(ctl.patience)))]
+    return {"controller": controller, "count": len(prog.exits), "classes": head.shape[-1], "criterion": criterion,
+            "conf_ctype": CTYPES["int32" if head.dtype == "int8" else "float32"],
+            "quant": [None if q is None else {"scale": _c_float(q[0]), "zero_point": int(q[1])} for q in quant],
+            "units": units}
 
 
 def _io(t, ctype, quant) -> dict:

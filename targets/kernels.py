@@ -267,6 +267,17 @@ def _qpad(step, prog):
     return KernelCall("pad_s8", _pad_params(step, prog), [])
 
 
+@kernel("adaptc.qgate")
+def _qgate(step, prog):
+    a, criterion = step.attrs, step.attrs["criterion"]
+    params = {"classes": step.in_shapes[0][-1], "threshold": int(a["threshold"])}
+    arrays = [(name, step.consts[name].astype(np.int32)) for name in ("exp_table", "ln_table") if name in step.consts]
+    if criterion == "entropy":
+        params["scale_q16"] = int(a["scale_q16"])
+    params.update({name: ("array", name) for name, _ in arrays})
+    return KernelCall(f"gate_{criterion}_s8", params, arrays)
+
+
 # ------------------------------------------------------------------------------ float32
 
 
@@ -332,6 +343,13 @@ def _pad_f32(step, prog):
     p = _pad_params(step, prog)
     p["pad_value"] = float(p["pad_value"])
     return KernelCall("pad_f32", p, [])
+
+
+@kernel("adaptc.gate_f32")
+def _gate_f32(step, prog):
+    params = {"classes": step.in_shapes[0][-1], "threshold": float(step.attrs["threshold"])}
+    return KernelCall(f"gate_{step.attrs['criterion']}_f32", params, [], "gate_f32_params",
+                      [f"gate_{step.attrs['criterion']}_f32"])
 
 
 # ------------------------------------------------------------------------------ layout

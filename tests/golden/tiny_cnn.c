@@ -278,6 +278,28 @@ typedef struct {
     const int32_t *exp_table; /* 256 entries */
 } softmax_s8_params;
 
+/* gate_*_s8: confidence of an int8 exit head [classes] (adaptc/gates.py); the model leaves at
+ * the exit when confidence >= threshold. exp_table[d] = round(2^15 exp(-scale d)), d in 0..255;
+ * ln_table[i] = round(2^12 ln((256 + i + 0.5) / 256)). */
+typedef struct {
+    int32_t classes;
+    int32_t threshold;
+} gate_margin_s8_params;
+
+typedef struct {
+    int32_t classes;
+    int32_t threshold;
+    const int32_t *exp_table;
+} gate_max_prob_s8_params;
+
+typedef struct {
+    int32_t classes;
+    int32_t threshold;
+    int32_t scale_q16;      /* round(2^16 * the head's output scale) */
+    const int32_t *exp_table;
+    const int32_t *ln_table;
+} gate_entropy_s8_params;
+
 /* pad_s8: 4-D NHWC constant pad; after[i] = out_dims[i] - in_dims[i] - before[i]. */
 typedef struct {
     int32_t in_dims[4];
@@ -473,6 +495,12 @@ typedef struct {
     int32_t depth;
     float beta;             /* TFLite SoftmaxOptions.beta; 1.0f by default */
 } softmax_f32_params;
+
+/* gate_*_f32: confidence of a float exit head [classes]; leave when confidence >= threshold. */
+typedef struct {
+    int32_t classes;
+    float threshold;
+} gate_f32_params;
 
 typedef struct {
     int32_t in_dims[4];

@@ -77,6 +77,11 @@ STRUCTS = {
     "pad_f32_params": _PAD + [("pad_value", F32)],
     "clamp_f32_params": [("size", I32), ("act_min", F32), ("act_max", F32)],
     "transpose_params": [_PAD[0], ("perm", _PAD[0][1])],   # behaviour: tests/targets/test_transpose.py
+    "gate_margin_s8_params": _ints(["classes", "threshold"]),
+    "gate_max_prob_s8_params": _ints(["classes", "threshold"]) + [("exp_table", PI32)],
+    "gate_entropy_s8_params": _ints(["classes", "threshold", "scale_q16"]) + [("exp_table", PI32),
+                                                                             ("ln_table", PI32)],
+    "gate_f32_params": [("classes", I32), ("threshold", F32)],
 }
 
 
@@ -114,6 +119,10 @@ KERNELS = {
     "clamp_f32": ("clamp_f32_params", [("input", "const float *"), ("output", "float *")]),
     "transpose_s8": ("transpose_params", [("input", "const int8_t *"), ("output", "int8_t *")]),
     "transpose_f32": ("transpose_params", [("input", "const float *"), ("output", "float *")]),
+    **{f"gate_{c}_s8": (f"gate_{c}_s8_params", [("logits", "const int8_t *"), ("confidence", "int32_t *")])
+       for c in ("max_prob", "margin", "entropy")},
+    **{f"gate_{c}_f32": ("gate_f32_params", [("logits", "const float *"), ("confidence", "float *")])
+       for c in ("max_prob", "margin", "entropy")},
 }
 
 _NP_DTYPES = {"int8_t": np.int8, "int32_t": np.int32, "float": np.float32, "uint32_t": np.uint32}
@@ -396,7 +405,9 @@ def test_portability_rules(path):
     if path.suffix == ".c":
         assert text.lstrip().startswith("/*"), "each kernel file starts with a comment"
         header = text[: text.index("*/")]
-        for word in ("TFLite", "Layout", "Arithmetic"):
+        # what it mirrors: a TFLite reference kernel, or for adaptc's own ops their definition
+        assert "TFLite" in header or "Definition:" in header, "header comment names neither TFLite nor a Definition"
+        for word in ("Layout", "Arithmetic"):
             assert word in header, f"header comment lacks {word!r}"
         # only one definition per file besides the kernel: no other function
         assert re.findall(r"^static\s+void\s+(\w+)", code, flags=re.M) == [path.stem]
@@ -1398,3 +1409,45 @@ def test_pad_matches_tflite_micro(lib):
                      out_dims, ([0.1], [zp]), None, None, [x])
     params = dict(in_dims=shape, out_dims=out_dims, before=before, pad_value=zp)
     np.testing.assert_array_equal(lib.run("pad_s8", params, out_dims, input=x), want)
+
+
+# ----------------------------------------------------------------------------
+# Exit gates: integer confidences exactly as adaptc.gates defines them (and the Relax composite
+# adaptc.qgate, tests/passes/test_insert_gates.py); float ones against float64 NumPy
+# ----------------------------------------------------------------------------
+
+GATE_CASES = [dict(id="c10_s0.1", classes=10, scale=0.1), dict(id="c2_s0.02", classes=2, scale=0.02),
+              dict(id="c37_s0.5", classes=37, scale=0.5), dict(id="c10_s3", classes=10, scale=3.0)]
+
+
+@pytest.mark.parametrize("criterion", ["max_prob", "margin", "entropy"])
+@pytest.mark.parametrize("case", GATE_CASES, ids=lambda c: c["id"])
+def test_gate_s8(lib, case, criterion):
+    from adaptc import gates
+
+    rng = np.random.default_rng(_seed(case["id"] + criterion))
+    n, scale = case["classes"], case["scale"]
+    rows = rng.integers(-128, 128, size=(300, n)).astype(np.int8)
+    rows[:40] = rows[:1]                                    # ties
+    rows[40:60] = 127
+    rows[60:80, 0] = -128
+    params = {"classes": n, "threshold": 0, "scale_q16": gates.scale_q16(scale)}
+    tables = gates.tables(criterion, scale)
+    params.update(dict(zip(["exp_table", "ln_table"], tables)))
+    got = np.array([lib.run(f"gate_{criterion}_s8", params, (1,), logits=r)[0] for r in rows])
+    np.testing.assert_array_equal(got, gates.confidence_int(rows, criterion, scale))
+    real = gates.confidence_float(rows.astype(np.float64) * scale, criterion)
+    tol = {"max_prob": 2e-4, "margin": 1e-9, "entropy": 4e-3}[criterion]
+    np.testing.assert_allclose(got * gates.unit(criterion, scale), real, atol=tol)
+
+
+@pytest.mark.parametrize("criterion", ["max_prob", "margin", "entropy"])
+def test_gate_f32(lib, criterion):
+    from adaptc import gates
+
+    rng = np.random.default_rng(_seed("gate_f32" + criterion))
+    rows = (rng.standard_normal((200, 10)) * 4).astype(np.float32)
+    rows[:20] = rows[:1]
+    got = np.array([lib.run(f"gate_{criterion}_f32", {"classes": 10, "threshold": 0.0}, (1,), logits=r)[0]
+                    for r in rows])
+    np.testing.assert_allclose(got, gates.confidence_float(rows, criterion), rtol=1e-5, atol=1e-5)

@@ -17,7 +17,8 @@ throughout (Relax forbids If inside dataflow blocks).
 
 Validation (InputError): heads that are not classifiers; exits that are not nested -- the part
 of head i that deeper heads reuse must be computed by head i + 1 (each trunk a prefix of the
-next); a head that needs nothing beyond the previous one's layers (not ordered shallow to deep);
+next); a head that needs nothing beyond the previous one's layers, or fewer layers in all (not
+ordered shallow to deep);
 a head that deeper layers read (all heads share the caller's logits buffer).
 
 Parameters: ``criterion`` (adaptc.gates.CRITERIA); ``thresholds`` -- one per gate (exits but the
@@ -96,6 +97,10 @@ def plan_exits(mod, path: str = "<module>") -> ExitPlan:
         if closures[i + 1] <= closures[i]:
             raise InputError(f"{path}: exit {i + 1} needs no layer beyond exit {i}'s; exits must be ordered "
                              "shallow to deep, the final classifier last")
+        if len(closures[i + 1]) <= len(closures[i]):
+            raise InputError(f"{path}: exit {i + 1} ({tvm_compat.var_name(heads[i + 1])}) runs {len(closures[i + 1])} "
+                             f"layers, exit {i} ({tvm_compat.var_name(heads[i])}) {len(closures[i])}; exits must be "
+                             "ordered shallow to deep, the final classifier last")
     for i, h in enumerate(heads[:-1]):      # every head writes the caller's one logits buffer
         if h in index and any(index[h] in deps[k] for k in set().union(*closures[i + 1:])):
             raise InputError(f"{path}: exit {i}'s head {tvm_compat.var_name(h)} feeds deeper layers; an exit head "

@@ -231,3 +231,22 @@ def test_controller_errors():
         m.run_stream(x, level=3)
     with pytest.raises(adaptc.InputError, match="unknown controller setting 'speed'"):
         m.run_stream(x, speed=1)
+
+
+def test_explicit_exit_list():
+    """exits=[i, j]: those outputs, in that order, are the exits; the others are dropped."""
+    m = adaptc.compile(MODEL, exits=[0, 2], thresholds=[0.9])
+    assert m.levels == 2
+    onnx_out = ort.InferenceSession(str(MODEL))
+    name = onnx_out.get_inputs()[0].name
+    for x in X_TEST[:30]:
+        heads = onnx_out.run(None, {name: x[None]})
+        r = m.run(x[None])
+        np.testing.assert_allclose(r.logits, heads[[0, 2][r.exit]], rtol=1e-4, atol=1e-4)
+    all_three = compiled("float").report(memory=False)
+    assert m.report(memory=False)["macs"] == all_three["macs"] - 1280     # exit 1's fc 128->10 is dropped
+    with pytest.raises(adaptc.InputError, match=r"exit 1 \(\w+\) runs \d+ layers, exit 0 \(\w+\) \d+; exits must be "
+                                                "ordered shallow to deep"):
+        adaptc.compile(MODEL, exits=[2, 0], thresholds=[0.9])
+    with pytest.raises(adaptc.InputError, match="output 5 out of range; the model has 3 output"):
+        adaptc.compile(MODEL, exits=[0, 5], thresholds=[0.9])

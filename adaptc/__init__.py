@@ -4,6 +4,7 @@
     m = adaptc.compile("model.tflite", target="cortex-m4")
     y = m.run(x)
     m.export("out/")
+    s = adaptc.simulate(m, target="cortex-m4", clock_hz=120e6)   # cycles per level, before flashing
 
 ``compile``, ``load`` and ``CompiledModel`` import TVM on first use, so ``import adaptc`` (and
 ``adaptc --help``) stays fast.
@@ -16,9 +17,10 @@ __version__ = "0.1.0"
 from .quantization import Int4, Int8, PoT
 
 _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("api", "CompiledModel"),
-         "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel")}
+         "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel"),
+         "simulate": ("sim", "simulate")}
 
-__all__ = ["compile", "load", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8", "AdaptcError", "ModelLoadError",
+__all__ = ["compile", "simulate", "load", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8", "AdaptcError", "ModelLoadError",
            "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
            "MemoryBudgetError"]
 

@@ -422,8 +422,8 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
     each becomes a gate -- ``gate`` criterion (adaptc.gates: "max_prob", "margin", "entropy") >=
     its threshold -- and the C runs only as deep as each input needs (``m.run(x, level)``).
     ``thresholds`` (one per gate, in the criterion's real units) or, by default, calibrated on
-    the labelled ``calibration=(x, y)``: the least expected cost (instructions on the emulated
-    core, else MACs) with accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits).
+    the labelled ``calibration=(x, y)``: the least expected cost (cycles on the target from
+    adaptc.simulate) with accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits).
     ``controller``: the C stream controller's defaults, ``{"target", "comfort"}`` (real units of
     the criterion), ``"patience"``, ``"start"`` (level); unset keys: adaptc.exits.Controller.default.
     """
@@ -534,7 +534,7 @@ def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, th
             raise InputError(f"{info.name}: calibrating exit thresholds needs labelled data: calibration=(x, y) "
                              "(--calibration FILE.npz with arrays x and y), or thresholds=")
         provisional = build([INT32_MAX if int8 else np.inf] * (n - 1))
-        cost, unit = exit_costs(provisional, calibration)
+        cost, unit = exit_costs(provisional)
         conf, correct = head_statistics(mod, quant, calibration, labels, criterion, scales)
         cal = calibrate(conf, correct, cost, accuracy_budget)
         th = [min(t, INT32_MAX) if int8 else t for t in cal.thresholds]
@@ -562,26 +562,13 @@ def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, th
     return m
 
 
-def exit_costs(m: CompiledModel, calibration) -> tuple[list[float], str]:
-    """The cost of leaving at each exit of ``m`` (compiled with gates that never fire): executed
-    instructions up to and including each gate on the emulated core, from one calibration input
-    -- or, without the Arm toolchain, the MACs up to each gate."""
-    import shutil
+def exit_costs(m: CompiledModel) -> tuple[list[float], str]:
+    """The cost of leaving at each exit of ``m``: cycles on its target from the simulator
+    (adaptc.sim: the lowered program against per-kernel tables; no model runs), through each
+    exit's gate, zero flash wait states."""
+    from .sim import simulate
 
-    from .passes.quantize_int8 import samples_of_shape
-    from .targets.emulator import QEMU
-    from .targets.firmware import CROSS_CC
-
-    gates_at = [e.gate for e in m.program.exits]
-    if shutil.which(CROSS_CC) and shutil.which(QEMU):
-        x = samples_of_shape(np.asarray(calibration)[:1], m.input.shape, m.info.path)[0]
-        r = m.run_on_target(m.quantize_input(x))
-        per_step = [s["instructions"] for s in r.steps]
-        unit = f"instructions ({m.target}, emulated)"
-    else:
-        per_step = [s.macs for s in m.program.steps]
-        unit = "MACs (no Arm toolchain for instruction counts)"
-    return [float(sum(per_step[:g + 1])) for g in gates_at], unit
+    return [e.cycles for e in simulate(m).exits], f"cycles ({m.target}, simulated)"
 
 
 def head_statistics(mod, quant, calibration, labels, criterion, scales):

@@ -40,6 +40,50 @@ def main():
     """
 
 
+def _model_options(f):
+    """The options that say how MODEL is compiled (shared by compile and simulate)."""
+    for option in reversed([
+        click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Representative inputs for a float model: a .npy array (first axis = samples) or an "
+                          ".npz with arrays x and, optionally, labels y. The model is quantized "
+                          "post-training (--quantize; int8 by default)."),
+        click.option("--quantize", type=click.Choice(["int8", "int4", "pot2", "pot3", "pot4", "pot5", "mixed"]),
+                     help="Weights of a float model: int8 (TFLite scheme, the default), int4, power-of-two with "
+                          "2 (ternary) to 5 bits and power-of-two activation scales (multiplication-free "
+                          "layers), or mixed: each layer's width searched to fit --weight-budget."),
+        click.option("--weight-budget", type=click.IntRange(1), metavar="BYTES",
+                     help="Flash budget for the constants (weight_bytes in report.json): searches each layer's "
+                          "power-of-two width (implies --quantize mixed)."),
+        click.option("--exits", is_flag=True,
+                     help="The model's outputs are exit heads, shallow to deep: each becomes a gate, and the C "
+                          "runs only as deep as an input needs (<prefix>_run(input, level, &result)). Thresholds "
+                          "are calibrated on --calibration (an .npz with x and labels y)."),
+        click.option("--gate", type=click.Choice(["max_prob", "margin", "entropy"]), default="max_prob", show_default=True,
+                     help="Gate criterion with --exits: largest softmax probability, top-1 minus top-2 logit, or "
+                          "negative entropy (integer arithmetic on int8 models)."),
+        click.option("--accuracy-budget", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+                     help="With --exits: the accuracy the calibrated thresholds may lose against the final exit "
+                          "(0.01 = one point), for the least expected cost."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name=None):
+    """adaptc.compile with the command-line options (raises AdaptcError / UsageError)."""
+    from .api import compile as compile_model
+
+    if quantize == "mixed" and weight_budget is None:
+        raise click.UsageError("--quantize mixed needs --weight-budget BYTES")
+    if (quantize or weight_budget) and calibration is None:
+        raise click.UsageError("--quantize / --weight-budget need --calibration FILE")
+    cal = _load_calibration(calibration) if calibration is not None else None
+    click.echo(f"compiling {model} for {target} ...", err=True)
+    return compile_model(model, target=target, calibration=cal, name=name,
+                         quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
+                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}))
+
+
 @main.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -47,27 +91,7 @@ def main():
                    "files with those names are replaced). Nothing is written if compilation fails.")
 @click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True,
               help="Cortex-M core the C is generated for.")
-@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Representative inputs for a float model: a .npy array (first axis = samples) or an "
-                   ".npz with arrays x and, optionally, labels y. The model is quantized "
-                   "post-training (--quantize; int8 by default).")
-@click.option("--quantize", type=click.Choice(["int8", "int4", "pot2", "pot3", "pot4", "pot5", "mixed"]),
-              help="Weights of a float model: int8 (TFLite scheme, the default), int4, power-of-two with "
-                   "2 (ternary) to 5 bits and power-of-two activation scales (multiplication-free "
-                   "layers), or mixed: each layer's width searched to fit --weight-budget.")
-@click.option("--weight-budget", type=click.IntRange(1), metavar="BYTES",
-              help="Flash budget for the constants (weight_bytes in report.json): searches each layer's "
-                   "power-of-two width (implies --quantize mixed).")
-@click.option("--exits", is_flag=True,
-              help="The model's outputs are exit heads, shallow to deep: each becomes a gate, and the C "
-                   "runs only as deep as an input needs (<prefix>_run(input, level, &result)). Thresholds "
-                   "are calibrated on --calibration (an .npz with x and labels y).")
-@click.option("--gate", type=click.Choice(["max_prob", "margin", "entropy"]), default="max_prob", show_default=True,
-              help="Gate criterion with --exits: largest softmax probability, top-1 minus top-2 logit, or "
-                   "negative entropy (integer arithmetic on int8 models).")
-@click.option("--accuracy-budget", type=click.FloatRange(0, 1), default=0.01, show_default=True,
-              help="With --exits: the accuracy the calibrated thresholds may lose against the final exit "
-                   "(0.01 = one point), for the least expected cost.")
+@_model_options
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
@@ -80,7 +104,9 @@ def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, ex
     \b
     DIR receives:
       <prefix>.c, <prefix>.h   the model: `int <prefix>_run(const T *input, U *output)`
-                               (T, U = int8_t for int8 models, float for float models)
+                               (T, U = int8_t for int8 models, float for float models);
+                               with --exits `<prefix>_run(input, level, &result)` and
+                               the stream controller `<prefix>_controller_run`
       Makefile                 `make` builds <prefix>.elf with arm-none-eabi-gcc,
                                `make run` runs it under QEMU, `make host` builds a .so
       main.c, startup.c, semihost.h, <prefix>.ld   the example firmware
@@ -90,22 +116,11 @@ def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, ex
 
     A model that does not fit the target's reference board is refused, saying by how much.
     """
-    import numpy as np
-
-    from .api import compile as compile_model
     from .errors import AdaptcError
 
-    if quantize == "mixed" and weight_budget is None:
-        raise click.UsageError("--quantize mixed needs --weight-budget BYTES")
-    if (quantize or weight_budget) and calibration is None:
-        raise click.UsageError("--quantize / --weight-budget need --calibration FILE")
     try:
-        cal = _load_calibration(calibration) if calibration is not None else None
         x = _load_npy(input_file) if input_file is not None else None
-        click.echo(f"compiling {model} for {target} ...", err=True)
-        m = compile_model(model, target=target, calibration=cal, name=name,
-                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
-                          **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}))
+        m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name)
         m.export(out_dir, x)
         r = m.report()
     except AdaptcError as e:
@@ -124,6 +139,108 @@ def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, ex
                    f"RAM {mm['ram_bytes']:,} B static + {mm['stack_bytes']:,} B stack of {mem['board_ram_bytes']:,} B")
     else:
         click.echo(f"  memory {mem['note']}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-t", "--target", type=click.Choice(TARGET_NAMES + ["cuda"]), default=DEFAULT_TARGET,
+              show_default=True, help="Core to estimate for (cuda: a roofline on --device).")
+@_model_options
+@click.option("--clock", "clock_hz", type=click.FloatRange(min=1, min_open=False), metavar="HZ",
+              help="Core clock for latencies (default: the target's reference board, e.g. 180 MHz for the "
+                   "Cortex-M4's STM32F429ZI).")
+@click.option("--wait-states", default="0", show_default=True, metavar="N|typical",
+              help="Flash wait states: a number, or 'typical' for the reference board's at its clock.")
+@click.option("--small-multiplier", is_flag=True, help="Cortex-M0+ with the 32-cycle multiplier.")
+@click.option("--device", type=click.Choice(["h100", "h200"]), default="h100", show_default=True,
+              help="GPU preset for --target cuda.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Inputs (.npy, or .npz with x) to measure the exit distribution: expected cycles per level.")
+@click.option("--json", "as_json", is_flag=True, help="Print the simulation as JSON instead of tables.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write DIR/report.md: the tables, and plots of cost per level, per step and the arena plan "
+                   "(PNG); with --data labelled (an .npz with y), accuracy per level too.")
+def simulate(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, clock_hz,
+             wait_states, small_multiplier, device, data, as_json, report_dir):
+    """Estimate cycles, latency, flash and RAM of MODEL per utilization level and exit.
+
+    MODEL is compiled as `adaptc compile` would (same options) and the estimate is read off the
+    lowered program: per-kernel instruction tables and per-core timing rules for Cortex-M, a
+    roofline for CUDA. Nothing runs on a core; --data runs the host build of the C to measure
+    where inputs leave. Compare with `adaptc run` (exact instruction counts on an emulated core).
+    """
+    from .errors import AdaptcError
+    from .sim import simulate as run_simulation
+
+    try:
+        m = _compile(model, DEFAULT_TARGET if target == "cuda" else target, calibration, quantize, weight_budget,
+                     exits, gate, accuracy_budget)
+        from .targets.cortex_m import get_target
+
+        if wait_states == "typical":
+            ws = 0 if target == "cuda" else get_target(target).board.flash_wait_states
+        elif wait_states.isdigit():
+            ws = int(wait_states)
+        else:
+            raise click.BadParameter(f"{wait_states!r}: a number or 'typical'", param_hint="--wait-states")
+        xs = labels = None
+        if data is not None:
+            loaded = _load_calibration(data)
+            xs, labels = loaded if isinstance(loaded, tuple) else (loaded, None)
+            if m.format == "int8" and xs.dtype != "int8":
+                xs = m.quantize_input(xs)
+        s = run_simulation(m, target=target, clock_hz=clock_hz, data=xs, wait_states=ws,
+                           small_multiplier=small_multiplier, device=device)
+    except AdaptcError as e:
+        _fail(e)
+    if as_json:
+        click.echo(s.to_json())
+    else:
+        _print_simulation(s)
+    if report_dir is not None:
+        from .report import write_report
+
+        accuracy = None
+        if labels is not None:
+            import numpy as np
+
+            accuracy = [float(np.mean([_label(m, x, lv.level) == y for x, y in zip(xs, labels)]))
+                        for lv in s.levels]
+        click.echo(f"wrote {write_report(m, s, report_dir, accuracy)}", err=True)
+
+
+def _label(m, x, level):
+    """The class the host build of the C gives ``x`` at ``level``."""
+    import numpy as np
+
+    x = np.asarray(x).reshape(m.input.shape)
+    if m.program.exits:
+        return m.run(x, level=level).label
+    return int(np.argmax(m.run(x)))
+
+
+def _print_simulation(s):
+    from rich.console import Console
+    from rich.table import Table
+
+    gpu = s.target == "cuda"
+    unit = "latency" if gpu else "cycles"
+    settings = ", ".join(f"{k} {v}" for k, v in s.settings.items())
+    t = Table(title=f"{s.model} on {s.target}" + ("" if gpu else f" at {s.clock_hz / 1e6:g} MHz") + f" ({settings})")
+    for col in ("level", f"{unit} (max)", f"{unit} (min)", "expected", "latency (max)", "MACs", "flash B", "RAM B"):
+        t.add_column(col, justify="right")
+
+    def fmt(v):
+        return "-" if v is None else (f"{v * 1e6:,.1f} us" if gpu else f"{v:,.0f}")
+    for lv in s.levels:
+        t.add_row(str(lv.level), fmt(lv.cycles), fmt(lv.cycles_min), fmt(lv.cycles_expected),
+                  f"{lv.latency_s * 1e3:,.3f} ms", f"{lv.macs:,}", f"{lv.flash_bytes:,}", f"{lv.ram_bytes:,}")
+    console = Console(width=120)
+    console.print(t)
+    if not gpu:
+        console.print(f"flash {s.flash_bytes:,} B (code {s.code_bytes:,} + constants {s.weight_bytes:,}); "
+                      f"RAM {s.ram_bytes:,} B (static {s.ram_bytes - s.stack_bytes:,} with the "
+                      f"{s.arena_bytes:,} B arena, stack {s.stack_bytes:,})")
 
 
 def _print_exits(m):

@@ -9,8 +9,9 @@ Cortex-M core and measured.
 3. Run the whole test split at every level on the emulated core (one QEMU launch,
    targets.emulator.run_batch_on_target) for exact instruction counts per inference, and check
    the emulated results equal the host build's.
-4. Print per level and per exit: accuracy, share of inputs, instructions, MACs, flash, RAM; plot
-   accuracy against instructions (matplotlib, PNG).
+4. Print per level and per exit: accuracy, share of inputs, simulated cycles and latency
+   (adaptc.simulate), measured instructions, MACs, flash, RAM; plot accuracy against cycles
+   (matplotlib, PNG).
 5. Stream: test digits with noise rising and falling, run through the C controller; print the
    level trace, its accuracy and cost against the top level.
 """
@@ -34,7 +35,8 @@ class LevelFigures:
     level: int
     accuracy: float
     shares: list[float]               # per exit: share of the test inputs leaving there
-    instructions: float               # mean per inference (emulated), or the calibration's per-exit costs
+    cycles: float                     # mean per inference: simulated per-exit cycles, the measured exits
+    instructions: float | None        # mean per inference on the emulated core (None without QEMU)
     exact_host: int                   # inputs whose C result equals the Relax module's
     agree_onnx: int                   # inputs whose class equals onnxruntime's for the exit taken
 
@@ -87,34 +89,34 @@ def run(target: str, out_dir: Path, quantize=None, echo=print, progress=None):
         ref = [m.reference(v[None], level=level) for v in xs]
         exact[level] = sum(_same(a, b, m.format) for a, b in zip(host[level], ref))
 
-    emulated, costs = None, [e["cost"] for e in m.exits["calibration"]["exits"]]
-    full = {"instructions": m.exits["calibration"]["full_cost"], "accuracy": head_accuracy[-1],
-            "how": "the calibration's cost of the last exit"}
+    from .sim import simulate
+
+    costs = np.array([e["cost"] for e in m.exits["calibration"]["exits"]])      # simulated cycles per exit
+    static = compile_model(model, target=target, calibration=x_train, quantize=quantize)
+    full = {"cycles": simulate(static).levels[0].cycles, "instructions": None, "accuracy": None}
+    emulated = None
     if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc"):
         echo(f"running the test split at every level on an emulated {target}, and the network without exits ...")
         emulated = m.run_batch_on_target(xs, levels=list(range(n_exits)))
-        static = compile_model(model, target=target, calibration=x_train, quantize=quantize)
         plain = static.run_batch_on_target(xs)
-        full = {"instructions": float(plain.instructions.mean()),
-                "accuracy": float(np.mean(plain.logits[0].reshape(len(xs), -1).argmax(axis=-1) == y_test)),
-                "how": "the same network compiled without exits, emulated"}
+        full.update(instructions=float(plain.instructions.mean()),
+                    accuracy=float(np.mean(plain.logits[0].reshape(len(xs), -1).argmax(axis=-1) == y_test)))
         for i, level in enumerate(range(n_exits)):
             for k, r in enumerate(host[level]):
                 if not _same(emulated.result(i, k), r, m.format):
                     raise AdaptcError(f"input {k}, level {level}: the emulated core's result differs from the "
                                       f"host build's (exit {int(emulated.exit[i, k])} vs {r.exit})")
     else:
-        echo("(qemu-system-arm / gcc-arm-none-eabi not installed: instructions per exit from the calibration)")
+        echo("(qemu-system-arm / gcc-arm-none-eabi not installed: no emulated run, simulated cycles only)")
 
     figures = []
     for i, level in enumerate(range(n_exits)):
         rs = host[level]
         ex = np.array([r.exit for r in rs])
-        instr = (float(emulated.instructions[i].mean()) if emulated is not None
-                 else float(np.mean([costs[e] for e in ex])))
         figures.append(LevelFigures(
             level, float(np.mean([r.label == t for r, t in zip(rs, y_test)])),
-            [float(np.mean(ex == e)) for e in range(n_exits)], instr, exact[level],
+            [float(np.mean(ex == e)) for e in range(n_exits)], float(costs[ex].mean()),
+            float(emulated.instructions[i].mean()) if emulated is not None else None, exact[level],
             sum(r.label == int(np.argmax(onnx_heads[r.exit][k])) for k, r in enumerate(rs)) if onnx_heads else -1))
 
     # stream: the controller against the top level
@@ -122,14 +124,14 @@ def run(target: str, out_dir: Path, quantize=None, echo=print, progress=None):
     qn = m.quantize_input(xn) if m.format == "int8" else xn
     stream = m.run_stream(qn)
     top = [m.run(v[None]) for v in qn]
-    cost_of = np.array(costs)
+    cost_of = costs
     summary = {"inputs": len(yn), "sigma": sig, "levels": stream.levels, "exits": stream.exits,
                "accuracy": float(np.mean(stream.labels == yn)),
                "accuracy_top": float(np.mean(np.array([r.label for r in top]) == yn)),
                "cost": float(cost_of[stream.exits].mean()),
                "cost_top": float(cost_of[[r.exit for r in top]].mean())}
     _report(m, dest, figures, head_accuracy, full, emulated, summary, echo)
-    png = plot(m, figures, correct, conf, dest / "accuracy_vs_instructions.png")
+    png = plot(m, figures, correct, conf, dest / "accuracy_vs_cycles.png")
     echo(f"  plot           {png}")
     bad = [f for f in figures if f.exact_host != len(xs)]
     if bad:
@@ -146,40 +148,47 @@ def _same(a, b, fmt) -> bool:
     return bool(np.allclose(a.logits, b.logits, rtol=1e-5, atol=1e-5))
 
 
-def _report(m, dest, figures, head_accuracy, full_net, emulated, stream, echo):
+def _report(m, dest, figures, head_accuracy, full, emulated, stream, echo):
+    from .targets.cortex_m import get_target
+
     r = m.report()
     mem = r.get("memory", {}).get("model")
     cal = m.exits["calibration"]
-    full = full_net["instructions"]
+    clock = get_target(m.target).clock_hz
     echo(f"\n{m.info.name} -> {dest}/ ({m.target}, {r['format']}, gate {m.exits['criterion']})")
-    echo(f"  thresholds     " + ", ".join(f"exit {e['exit']}: {e['threshold']:.3f}" for e in m.exits["exits"][:-1])
+    echo("  thresholds     " + ", ".join(f"exit {e['exit']}: {e['threshold']:.3f}" for e in m.exits["exits"][:-1])
          + f" (calibrated on {cal['samples']} inputs, accuracy budget {cal['accuracy_budget']:.0%})")
     flash = f"{mem['flash_bytes']:,} B" if mem else f"{r['weight_bytes']:,} B weights"
     ram = f"{mem['ram_bytes']:,} B + stack {mem['stack_bytes']:,} B" if mem else f"arena {r['arena_bytes']:,} B"
     echo(f"  memory         flash {flash}, RAM {ram} (every level: one firmware image)")
-    how = "emulated, mean over the test split" if emulated is not None else "from the calibration's per-exit costs"
-    echo(f"\n  per exit (running to it and leaving there)")
-    echo(f"    {'exit':>4}  {'instructions':>12}  {'MACs':>9}  {'weights read':>12}  {'head accuracy':>13}")
+    echo("\n  per exit (running to it and leaving there)")
+    echo(f"    {'exit':>4}  {'cycles':>10}  {'MACs':>9}  {'weights read':>12}  {'head accuracy':>13}")
     for e, row in zip(m.exits["exits"], cal["exits"]):
-        echo(f"    {e['exit']:>4}  {row['cost']:>12,.0f}  {e['macs']:>9,}  {e['weight_bytes']:>10,} B  "
+        echo(f"    {e['exit']:>4}  {row['cost']:>10,.0f}  {e['macs']:>9,}  {e['weight_bytes']:>10,} B  "
              f"{head_accuracy[e['exit']]:>13.2%}")
-    echo("    (instructions: one calibration input on the emulated core, up to and including the gate; "
-         "head accuracy: every test input leaving there)")
+    echo(f"    (cycles: adaptc.simulate, {m.target}, 0 wait states; head accuracy: every test input leaving there)")
     echo("\n  per utilization level (level L: no exit deeper than L; the 450 test images)")
-    echo(f"    {'level':>5}  {'accuracy':>8}  {'exits taken':>20}  {'instructions':>12}  {'vs full':>7}  "
-         f"{'C = Relax':>9}  {'= onnxruntime':>13}")
+    echo(f"    {'level':>5}  {'accuracy':>8}  {'exits taken':>16}  {'cycles':>8}  {'latency':>9}  {'vs full':>7}  "
+         f"{'instructions':>12}  {'C = Relax':>9}  {'= onnxruntime':>13}")
     for f in figures:
         shares = " / ".join(f"{s:.0%}" for s in f.shares)
-        echo(f"    {f.level:>5}  {f.accuracy:>8.2%}  {shares:>20}  {f.instructions:>12,.0f}  "
-             f"{full / f.instructions:>6.2f}x  {f.exact_host:>5}/450  {f.agree_onnx:>9}/450")
-    echo(f"    (instructions: {how}; the full network: {full:,.0f} instructions, "
-         f"{full_net['accuracy']:.2%} accuracy -- {full_net['how']})")
-    lv = stream["levels"]
-    trace = "".join(str(v) for v in lv[::5])
+        instr = "-" if f.instructions is None else f"{f.instructions:,.0f}"
+        echo(f"    {f.level:>5}  {f.accuracy:>8.2%}  {shares:>16}  {f.cycles:>8,.0f}  "
+             f"{f.cycles / clock * 1e3:>6.3f} ms  {full['cycles'] / f.cycles:>6.2f}x  {instr:>12}  "
+             f"{f.exact_host:>5}/450  {f.agree_onnx:>9}/450")
+    echo(f"    (cycles: simulated per exit, averaged over where the inputs left; latency at {clock / 1e6:g} MHz; "
+         f"instructions: {'emulated, mean over the test split' if emulated is not None else 'no emulator'})")
+    line = f"    the network without exits: {full['cycles']:,.0f} cycles"
+    if full["instructions"] is not None:
+        top = figures[-1]
+        line += (f", {full['instructions']:,.0f} instructions ({full['instructions'] / top.instructions:.2f}x "
+                 f"the top level's, measured), {full['accuracy']:.2%} accuracy")
+    echo(line)
+    trace = "".join(str(v) for v in stream["levels"][::5])
     echo(f"\n  stream: {stream['inputs']} test digits, noise rising to sigma 0.6 and back, through "
          f"{m.prefix}_controller_run")
     echo(f"    level every 5th input: {trace}")
-    echo(f"    controller: accuracy {stream['accuracy']:.2%}, mean instructions {stream['cost']:,.0f}; "
+    echo(f"    controller: accuracy {stream['accuracy']:.2%}, mean cycles {stream['cost']:,.0f}; "
          f"top level: {stream['accuracy_top']:.2%}, {stream['cost_top']:,.0f} "
          f"({stream['cost_top'] / stream['cost']:.3f}x)")
 
@@ -198,7 +207,7 @@ def _confidences(m, heads) -> np.ndarray:
 
 
 def plot(m, figures, correct, conf, path: Path) -> Path:
-    """Accuracy on the test split against instructions per inference: the threshold trade-off
+    """Accuracy on the test split against cycles per inference: the threshold trade-off
     (each calibration candidate evaluated on the test split), each exit alone, the utilization
     levels at the calibrated thresholds."""
     import matplotlib
@@ -222,13 +231,13 @@ def plot(m, figures, correct, conf, path: Path) -> Path:
     ax.plot(cost, 100 * correct.mean(axis=1), "s", color="C2", label="every input through one exit")
     for e, (x, y) in enumerate(zip(cost, 100 * correct.mean(axis=1))):
         ax.annotate(f"exit {e}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, color="C2")
-    ax.plot([f.instructions for f in figures], [100 * f.accuracy for f in figures], "o", color="C0",
+    ax.plot([f.cycles for f in figures], [100 * f.accuracy for f in figures], "o", color="C0",
             label="levels 0..%d, calibrated thresholds" % (len(figures) - 1))
     for f in figures:
-        ax.annotate(f"L{f.level}", (f.instructions, 100 * f.accuracy), textcoords="offset points",
+        ax.annotate(f"L{f.level}", (f.cycles, 100 * f.accuracy), textcoords="offset points",
                     xytext=(6, -12 - 9 * f.level), fontsize=8, color="C0")
     ax.set_xscale("log")
-    ax.set_xlabel(f"instructions per inference, emulated {m.target} (log)")
+    ax.set_xlabel(f"cycles per inference, {m.target}, simulated (log)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{m.info.name} ({m.format}, gate {m.exits['criterion']}): 450 test images")
     ax.legend(loc="lower right", fontsize=8)

@@ -183,32 +183,37 @@ def _qgate(F, p, a):
     """Exit gate, integer only (adaptc.gates): int8 logits [1, C], level (int32 scalar)[, tables]
     -> bool scalar: leave at this exit when confidence >= threshold or level <= exit."""
     x, level, tables = p[0], p[1], p[2:]
+    conf = gate_confidence_int(F, x, tables, a)
+    return _gate_decision(F, conf, level, a, F.const(int(a["threshold"])))
+
+
+def gate_confidence_int(F, x, tables, a):
+    """Integer confidence (adaptc.gates.confidence_int) of int8 logits [N, C] -> int32 [N, 1];
+    the body of ``adaptc.qgate`` before the decision, shared with the batched CUDA segments."""
     xi = F.cast(x, "int32")
     top = F.emit(relax.op.max(xi, axis=-1, keepdims=True))
     if a["criterion"] == "margin":
-        classes = tvm_compat.shape_of(x.ty)[-1]
+        classes = int(x.ty.shape.values[-1])     # (the batch dimension may be symbolic)
         first = F.emit(relax.op.equal(F.const(np.arange(classes, dtype=np.int32)),
                                       F.emit(relax.op.expand_dims(relax.op.argmax(xi, axis=-1), -1))))
         second = F.emit(relax.op.max(F.where(first, F.const(-256), xi), axis=-1, keepdims=True))
-        conf = F.emit(relax.op.subtract(top, second))
-    else:
-        e = F.emit(relax.op.take(tables[0], F.emit(relax.op.subtract(top, xi)), axis=0, mode="clip"))
-        z = F.emit(relax.op.sum(e, axis=-1, keepdims=True))
-        if a["criterion"] == "max_prob":
-            conf = F.emit(relax.op.floor_divide(F.const(1 << 30), z))
-        else:       # -s W / Z - ln(Z / 2^15), 64-bit
-            d64 = F.cast(F.emit(relax.op.subtract(top, xi)), "int64")
-            w = F.emit(relax.op.sum(relax.op.multiply(F.cast(e, "int64"), d64), axis=-1, keepdims=True))
-            mean = F.emit(relax.op.floor_divide(relax.op.left_shift(w, F.const(12, "int64")), F.cast(z, "int64")))
-            term = F.cast(F.emit(relax.op.right_shift(relax.op.multiply(mean, F.const(int(a["scale_q16"]), "int64")),
-                                                      F.const(16, "int64"))), "int32")
-            k = F.emit(relax.op.subtract(F.const(16), F.clz_positive(z)))
-            m = F.emit(relax.op.right_shift(z, k))
-            idx = F.emit(relax.op.subtract(relax.op.right_shift(m, F.const(7)), F.const(256)))
-            ln = F.emit(relax.op.add(relax.op.multiply(k, F.const(gates.LN2_Q12)),
-                                     relax.op.take(tables[1], idx, axis=0, mode="clip")))
-            conf = F.emit(relax.op.subtract(relax.op.negative(term), ln))
-    return _gate_decision(F, conf, level, a, F.const(int(a["threshold"])))
+        return F.emit(relax.op.subtract(top, second))
+    e = F.emit(relax.op.take(tables[0], F.emit(relax.op.subtract(top, xi)), axis=0, mode="clip"))
+    z = F.emit(relax.op.sum(e, axis=-1, keepdims=True))
+    if a["criterion"] == "max_prob":
+        return F.emit(relax.op.floor_divide(F.const(1 << 30), z))
+    # entropy: -s W / Z - ln(Z / 2^15), 64-bit
+    d64 = F.cast(F.emit(relax.op.subtract(top, xi)), "int64")
+    w = F.emit(relax.op.sum(relax.op.multiply(F.cast(e, "int64"), d64), axis=-1, keepdims=True))
+    mean = F.emit(relax.op.floor_divide(relax.op.left_shift(w, F.const(12, "int64")), F.cast(z, "int64")))
+    term = F.cast(F.emit(relax.op.right_shift(relax.op.multiply(mean, F.const(int(a["scale_q16"]), "int64")),
+                                              F.const(16, "int64"))), "int32")
+    k = F.emit(relax.op.subtract(F.const(16), F.clz_positive(z)))
+    m = F.emit(relax.op.right_shift(z, k))
+    idx = F.emit(relax.op.subtract(relax.op.right_shift(m, F.const(7)), F.const(256)))
+    ln = F.emit(relax.op.add(relax.op.multiply(k, F.const(gates.LN2_Q12)),
+                             relax.op.take(tables[1], idx, axis=0, mode="clip")))
+    return F.emit(relax.op.subtract(relax.op.negative(term), ln))
 
 
 def _gate_decision(F, conf, level, a, threshold):
@@ -285,17 +290,21 @@ def _pad_f32(F, p, a):
 def _gate_f32(F, p, a):
     """Exit gate, float: logits [1, C], level (int32 scalar) -> bool scalar (adaptc.gates)."""
     x, level = p[0], p[1]
+    conf = gate_confidence_f32(F, x, a)
+    return _gate_decision(F, conf, level, a, relax.const(np.float32(a["threshold"])))
+
+
+def gate_confidence_f32(F, x, a):
+    """Float confidence of logits [N, C] -> float32 [N, 1]; the body of ``adaptc.gate_f32``
+    before the decision, shared with the batched CUDA segments."""
     if a["criterion"] == "margin":
         top2 = F.emit(relax.op.topk(x, k=2, axis=-1, ret_type="values"))
-        conf = F.emit(relax.op.subtract(relax.op.strided_slice(top2, [1], [0], [1]),
+        return F.emit(relax.op.subtract(relax.op.strided_slice(top2, [1], [0], [1]),
                                         relax.op.strided_slice(top2, [1], [1], [2])))
-    else:
-        logp = F.emit(relax.op.nn.log_softmax(x, axis=-1))
-        if a["criterion"] == "max_prob":
-            conf = F.emit(relax.op.exp(relax.op.max(logp, axis=-1, keepdims=True)))
-        else:
-            conf = F.emit(relax.op.sum(relax.op.multiply(relax.op.exp(logp), logp), axis=-1, keepdims=True))
-    return _gate_decision(F, conf, level, a, relax.const(np.float32(a["threshold"])))
+    logp = F.emit(relax.op.nn.log_softmax(x, axis=-1))
+    if a["criterion"] == "max_prob":
+        return F.emit(relax.op.exp(relax.op.max(logp, axis=-1, keepdims=True)))
+    return F.emit(relax.op.sum(relax.op.multiply(relax.op.exp(logp), logp), axis=-1, keepdims=True))
 
 
 def is_composite(func) -> bool:

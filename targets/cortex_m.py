@@ -24,13 +24,17 @@ from .kernels import SCRATCH, select
 
 @dataclass(frozen=True)
 class Board:
-    """Memory of a board: the reference board of a core (budget checks) or the emulated one."""
+    """Memory of a board: the reference board of a core (budget checks) or the emulated one;
+    for the reference boards also the usual core clock and the flash wait states it needs there
+    (the simulator's defaults, from the parts' datasheets)."""
 
     name: str
     flash_bytes: int
     ram_bytes: int
     flash_origin: int = 0x0
     ram_origin: int = 0x20000000
+    clock_hz: float = 0.0
+    flash_wait_states: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,24 +63,29 @@ class CortexM:
         return self.board.flash_bytes
 
     @property
+    def clock_hz(self) -> float:
+        return self.board.clock_hz
+
+    @property
     def ram_bytes(self) -> int:
         return self.board.ram_bytes
 
 
 _MPS2 = Board("MPS2 FPGA image (QEMU)", 4 << 20, 4 << 20)
-_AN547 = Board("MPS3 AN547 Corstone-300 (QEMU; ITCM + DTCM)", 512 << 10, 512 << 10)
+_AN547 = Board("MPS3 AN547 Corstone-300 (QEMU; ITCM + DTCM)", 512 << 10, 512 << 10, clock_hz=32e6)
 
 TARGETS = {t.name: t for t in (
     CortexM("cortex-m0plus", "cortex-m0plus", False, False, False, ("-mcpu=cortex-m0plus", "-mthumb"),
-            Board("Raspberry Pi RP2040", 2 << 20, 264 << 10), "mps2-an385", _MPS2),
+            Board("Raspberry Pi RP2040", 2 << 20, 264 << 10, clock_hz=133e6), "mps2-an385", _MPS2),
     CortexM("cortex-m3", "cortex-m3", False, False, False, ("-mcpu=cortex-m3", "-mthumb"),
-            Board("Arduino Due (SAM3X8E)", 512 << 10, 96 << 10), "mps2-an385", _MPS2),
+            Board("Arduino Due (SAM3X8E)", 512 << 10, 96 << 10, clock_hz=84e6, flash_wait_states=4), "mps2-an385",
+            _MPS2),
     CortexM("cortex-m4", "cortex-m4", True, True, False,
             ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
-            Board("STM32F429ZI", 2 << 20, 256 << 10), "mps2-an386", _MPS2),
+            Board("STM32F429ZI", 2 << 20, 256 << 10, clock_hz=180e6, flash_wait_states=5), "mps2-an386", _MPS2),
     CortexM("cortex-m7", "cortex-m7", True, True, False,
             ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
-            Board("STM32F767ZI", 2 << 20, 512 << 10), "mps2-an500", _MPS2),
+            Board("STM32F767ZI", 2 << 20, 512 << 10, clock_hz=216e6, flash_wait_states=7), "mps2-an500", _MPS2),
     CortexM("cortex-m55", "cortex-m55", True, True, True, ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),
             _AN547, "mps3-an547", _AN547, ("-m", "armv8.1-m.main")),
 )}

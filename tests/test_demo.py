@@ -2,9 +2,9 @@
 ``adaptc compile --exits``: what they print and write, parsed.
 
 * demo: a row per utilization level with the C identical to the Relax module on all 450 test
-  images and the classes equal to onnxruntime's; accuracy within 1 point of the final head's and
-  at least 2.5x fewer instructions than the full network at the top level; the stream's level
-  trace; a PNG plot that decodes.
+  images and the classes equal to onnxruntime's; at the top level accuracy within 1 point of the
+  network without exits and at least 2.5x fewer cycles (simulated) and instructions (measured on
+  the emulated core); the stream's level trace; a PNG plot that decodes.
 * compile --exits: report.json lists each exit's criterion, threshold and cumulative cost; the
   firmware project builds and runs under QEMU, printing the exit taken.
 """
@@ -35,17 +35,22 @@ def test_demo(tmp_path):
     out = res.output
     heads = {int(e): float(a) for e, a in re.findall(r"^\s+(\d)\s+[\d,]+\s+[\d,]+\s+[\d,]+ B\s+([\d.]+)%$", out, re.M)}
     assert sorted(heads) == [0, 1, 2]
-    levels = re.findall(r"^\s+(\d)\s+([\d.]+)%\s+([\d% /]+?)\s+([\d,]+)\s+([\d.]+)x\s+(\d+)/450\s+(\d+)/450$", out, re.M)
+    levels = re.findall(r"^\s+(\d)\s+([\d.]+)%\s+([\d% /]+?)\s+([\d,]+)\s+([\d.]+) ms\s+([\d.]+)x\s+([\d,]+)"
+                        r"\s+(\d+)/450\s+(\d+)/450$", out, re.M)
     assert [int(lv[0]) for lv in levels] == [0, 1, 2], out
-    for level, acc, shares, instr, speedup, exact, onnx in levels:
+    for level, acc, shares, cycles, ms, speedup, instr, exact, onnx in levels:
         assert int(exact) == 450                       # C == Relax, every input
         assert int(onnx) >= 440                        # int8 classes vs the float model's head
         assert sum(int(s) for s in re.findall(r"(\d+)%", shares)) in (99, 100, 101)
+        assert float(ms) == pytest.approx(int(cycles.replace(",", "")) / 180e3, abs=1e-3)   # 180 MHz
     top = levels[-1]
-    assert float(top[1]) >= heads[2] - 1.0 and float(top[4]) >= 2.5, top
+    assert float(top[1]) >= heads[2] - 1.0 and float(top[5]) >= 2.5, top
+    full = re.search(r"without exits: [\d,]+ cycles, [\d,]+ instructions \(([\d.]+)x the top level's, measured\), "
+                     r"([\d.]+)% accuracy", out)
+    assert float(full.group(1)) >= 2.5 and float(top[1]) >= float(full.group(2)) - 1.0, full.group(0)
     trace = re.search(r"level every 5th input: ([012]+)$", out, re.M).group(1)
     assert len(trace) == 70 and set(trace) == {"0", "1", "2"}
-    png = tmp_path / "digits_exits" / "accuracy_vs_instructions.png"
+    png = tmp_path / "digits_exits" / "accuracy_vs_cycles.png"
     import matplotlib.image
 
     img = matplotlib.image.imread(png)

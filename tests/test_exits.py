@@ -4,9 +4,9 @@
   module takes, and its logits equal onnxruntime's output of that head.
 * int8: for every level and the whole test split, the C equals the Relax module on llvm bit for
   bit (class, exit, logits, confidence); its classes agree with onnxruntime's head.
-* Calibrated thresholds (labelled training split): test accuracy within 1 point of the final
-  exit's, expected Cortex-M4 instructions (per-exit costs from the emulator) at least 2.5x
-  below the full network's.
+* Calibrated thresholds (labelled training split, per-exit costs from adaptc.simulate): on the
+  emulated Cortex-M4 over the whole test split, accuracy within 1 point of the network without
+  exits, and at least 2.5x fewer instructions.
 * On emulated cores an input that leaves at gate i executes no step after it; outputs equal
   the host build's.
 * Bad uses: a single-output model, unlabelled calibration, a wrong number of thresholds.
@@ -105,10 +105,12 @@ def test_calibrated_exits_are_cheaper_at_equal_accuracy(kind):
     assert acc >= acc_full - 0.01, (acc, acc_full)
     ratio = static.instructions.mean() / adaptive.instructions.mean()
     assert ratio >= 2.5, ratio
-    # the calibration's per-exit costs (one input, profiled build) predict the measured mean
-    cost = np.array([e["cost"] for e in m.exits["calibration"]["exits"]])
-    assert m.exits["calibration"]["cost_unit"].startswith("instructions")
-    np.testing.assert_allclose(cost[adaptive.exit[0]].mean(), adaptive.instructions.mean(), rtol=0.02)
+    # the calibration's costs are the simulator's; its instruction counts predict the measured mean
+    assert m.exits["calibration"]["cost_unit"] == "cycles (cortex-m4, simulated)"
+    sim = adaptc.simulate(m)
+    assert [e["cost"] for e in m.exits["calibration"]["exits"]] == [e.cycles for e in sim.exits]
+    predicted = np.array([e.instructions for e in sim.exits])
+    np.testing.assert_allclose(predicted[adaptive.exit[0]].mean(), adaptive.instructions.mean(), rtol=0.05)
 
 
 @needs_arm

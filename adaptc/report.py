@@ -1,0 +1,155 @@
+"""Plots and the one-page report of a simulation (matplotlib, PNG; Markdown)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_levels(sim, path: Path) -> Path:
+    """Cycles per utilization level: worst case (through the level's deepest exit), leaving at
+    exit 0, and -- with data -- the expected figure."""
+    plt = _pyplot()
+    gpu = sim.target == "cuda"
+    scale = 1e6 if gpu else 1.0
+    levels = [lv.level for lv in sim.levels]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    ax.bar([x - 0.2 for x in levels], [lv.cycles * scale for lv in sim.levels], width=0.4, label="worst (deepest exit)")
+    ax.bar([x + 0.2 for x in levels], [lv.cycles_min * scale for lv in sim.levels], width=0.4,
+           label="leaving at exit 0")
+    if all(lv.cycles_expected is not None for lv in sim.levels):
+        ax.plot(levels, [lv.cycles_expected * scale for lv in sim.levels], "o-", color="C3", label="expected (data)")
+    ax.set_xticks(levels)
+    ax.set_xlabel("utilization level")
+    ax.set_ylabel("latency (us)" if gpu else f"cycles ({sim.target})")
+    ax.set_title(f"{sim.model}: simulated cost per level")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(plt, fig, path)
+
+
+def plot_accuracy(sim, accuracy: list[float], path: Path) -> Path:
+    """Accuracy against cost per level: expected cost with data, else the worst case."""
+    plt = _pyplot()
+    gpu = sim.target == "cuda"
+    scale = 1e6 if gpu else 1.0
+    cost = [(lv.cycles_expected if lv.cycles_expected is not None else lv.cycles) * scale for lv in sim.levels]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    ax.plot(cost, [100 * a for a in accuracy], "o-", color="C0")
+    for lv, c, a in zip(sim.levels, cost, accuracy):
+        ax.annotate(f"level {lv.level}", (c, 100 * a), textcoords="offset points", xytext=(6, -10 - 9 * lv.level),
+                    fontsize=8)
+    ax.set_xlabel(("expected " if sim.levels[0].cycles_expected is not None else "worst-case ")
+                  + ("latency (us)" if gpu else f"cycles ({sim.target})"))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{sim.model}: accuracy against cost per level")
+    ax.grid(alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def plot_steps(sim, path: Path) -> Path:
+    """Cycles per step, stacked by instruction class (Cortex-M) or seconds per step (CUDA)."""
+    plt = _pyplot()
+    steps = sim.steps
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.35 * len(steps)), 4.0), dpi=110)
+    x = range(len(steps))
+    if sim.target == "cuda":
+        ax.bar(x, [s["seconds"] * 1e6 for s in steps], color="C0")
+        ax.set_ylabel("latency (us)")
+    else:
+        share = [s["cycles"] / max(s["instructions"], 1e-9) for s in steps]       # cycles per instruction
+        bottom = [0.0] * len(steps)
+        for k, cls in enumerate(("load", "store", "mac", "branch_taken", "branch_not_taken", "other")):
+            part = [s["classes"].get(cls, 0.0) * f for s, f in zip(steps, share)]
+            ax.bar(x, part, bottom=bottom, label=cls, color=f"C{k}")
+            bottom = [b + p for b, p in zip(bottom, part)]
+        ax.set_ylabel("cycles (instruction mix)")
+        ax.legend(fontsize=7, ncol=3)
+    for e in sim.exits[:-1]:
+        ax.axvline(e.step + 0.5, color="k", lw=1, ls="--")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([f"{s['step']} {s['kernel'] or s['op']}" for s in steps], rotation=75, fontsize=7)
+    ax.set_title(f"{sim.model} on {sim.target}: per step (dashed: exit gates)")
+    return _save(plt, fig, path)
+
+
+def plot_memory(program, path: Path) -> Path:
+    """The arena plan: each buffer a box over its lifetime (steps) and bytes (offset)."""
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    planner = program.planner
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    top = 1
+    for i, b in enumerate(planner.buffers):
+        if b.size == 0:
+            continue
+        off = planner.offset(i)
+        ax.add_patch(Rectangle((b.first - 0.4, off), b.last - b.first + 0.8, b.size, alpha=0.6,
+                               color=f"C{i % 10}", ec="k", lw=0.5))
+        top = max(top, off + b.size)
+    ax.set_xlim(-1, max(len(program.steps), 1))
+    ax.set_ylim(0, top * 1.05)
+    ax.set_xlabel("step")
+    ax.set_ylabel("arena offset (bytes)")
+    ax.set_title(f"{program.name}: arena plan, {program.arena_bytes:,} bytes")
+    return _save(plt, fig, path)
+
+
+def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -> Path:
+    """``directory/report.md`` with the simulation's tables and plots (cost per level, per step,
+    the memory plan); ``accuracy`` per level, when known, joins the level table and gets a plot
+    of accuracy against cost."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    gpu = sim.target == "cuda"
+    unit = "latency (us)" if gpu else "cycles"
+    f = (lambda v: "-" if v is None else f"{v * 1e6:,.1f}") if gpu else (lambda v: "-" if v is None else f"{v:,.0f}")
+    lines = [f"# {sim.model} on {sim.target}", ""]
+    settings = ", ".join(f"{k}: {v}" for k, v in sim.settings.items())
+    if not gpu:
+        lines += [f"Clock {sim.clock_hz / 1e6:g} MHz, {settings}. Flash {sim.flash_bytes:,} B (code {sim.code_bytes:,}, "
+                  f"constants {sim.weight_bytes:,}); RAM {sim.ram_bytes:,} B (arena {sim.arena_bytes:,}, stack "
+                  f"{sim.stack_bytes:,}).", ""]
+    else:
+        lines += [f"{settings}; roofline at batch 1.", ""]
+    lines += ["## Utilization levels", "",
+              f"| level | {unit}, worst | {unit}, leaving at exit 0 | expected | latency, worst | MACs |"
+              + (" accuracy |" if accuracy else ""),
+              "|---|---|---|---|---|---|" + ("---|" if accuracy else "")]
+    for lv in sim.levels:
+        lines.append(f"| {lv.level} | {f(lv.cycles)} | {f(lv.cycles_min)} | {f(lv.cycles_expected)} | "
+                     f"{lv.latency_s * 1e3:,.3f} ms | {lv.macs:,} |"
+                     + (f" {accuracy[lv.level]:.2%} |" if accuracy else ""))
+    lines += ["", "## Exits", "", f"| exit | {unit} | MACs | constants read (B) |", "|---|---|---|---|"]
+    for e in sim.exits:
+        lines.append(f"| {e.exit} | {f(e.cycles)} | {e.macs:,} | {e.weight_bytes:,} |")
+    lines += ["", "## Steps", "", f"| step | kernel | MACs | {unit} |", "|---|---|---|---|"]
+    for s in sim.steps:
+        lines.append(f"| {s['step']} | {s['kernel'] or s['op']} | {s['macs']:,} | "
+                     f"{f(s['seconds'] if gpu else s['cycles'])} |")
+    plot_levels(sim, directory / "levels.png")
+    plot_steps(sim, directory / "steps.png")
+    plot_memory(m.program, directory / "memory.png")
+    lines += ["", "## Plots", "", "![cost per level](levels.png)", ""]
+    if accuracy:
+        plot_accuracy(sim, accuracy, directory / "accuracy.png")
+        lines += ["![accuracy against cost](accuracy.png)", ""]
+    lines += ["![per step](steps.png)", "", "![arena plan](memory.png)", ""]
+    out = directory / "report.md"
+    out.write_text("\n".join(lines))
+    return out

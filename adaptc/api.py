@@ -9,12 +9,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AdaptcError, InputError
 from .loader import LoadedModel, ModelInfo, load
 from .program import Program, lower
+
+if TYPE_CHECKING:
+    from .exits import ExitResult, StreamRun
 
 
 class Report(dict):
@@ -194,14 +198,14 @@ class CompiledModel:
             self._host = HostModel(build_shared(files, f"{self.prefix}.c"), self.prefix, self._result_dtype())
         return self._host
 
-    def run_stream(self, xs, **settings) -> "StreamRun":
+    def run_stream(self, xs, **settings) -> StreamRun:
         """Run a stream of inputs (``xs``: [N, *input shape]) through the generated C controller
         (``<prefix>_controller_run``, templates/model.h.j2): each input starts at the level the
         previous one left, is throttled up while its confidence stays below ``target`` and the
         level is lowered after ``patience`` comfortably confident inputs. ``settings`` override
         the compiled defaults at run time (``level``, ``min_level``, ``max_level``, ``target``,
         ``comfort``, ``patience``; confidences in the gates' units, see ``report["exits"]``)."""
-        from .exits import ExitResult, StreamRun
+        from .exits import StreamRun
 
         if not self.program.exits:
             raise InputError(f"{self.info.name} has no exits: run_stream needs a model compiled with exits=True")
@@ -237,7 +241,7 @@ class CompiledModel:
         return np.dtype([("label", "<i4"), ("exit", "<i4"), ("confidence", conf),
                          ("logits", np.dtype(head.dtype), (head.shape[-1],))], align=True)
 
-    def _exit_result(self, res) -> "ExitResult":
+    def _exit_result(self, res) -> ExitResult:
         from .exits import ExitResult
 
         head = self.program.tensors[self.program.exits[0].head]

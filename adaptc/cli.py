@@ -283,7 +283,7 @@ def _print_quantization(m):
     search = q.get("search")
     if search:
         names = list(search[0]["formats"])
-        click.echo(f"  weight formats (budget search; bytes / cost of each format, * = chosen):")
+        click.echo("  weight formats (budget search; bytes / cost of each format, * = chosen):")
         click.echo("    layer  kind      weights  " + "  ".join(f"{n:>14}" for n in names))
         for row in search:
             cells = [f"{row['formats'][n]['bytes']:>6,} {row['formats'][n]['cost']:.1e}{'*' if n == row['chosen'] else ' '}"

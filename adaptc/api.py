@@ -409,8 +409,13 @@ class CompiledModel:
 def compile(model, target: str = "cortex-m4", calibration=None, name: str | None = None,
             kernels: str | None = None, output: int | None = None, quantize=None,
             weight_budget: int | None = None, exits=None, gate: str = "max_prob",
-            thresholds=None, accuracy_budget: float = 0.01, controller: dict | None = None) -> CompiledModel:
-    """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target.
+            thresholds=None, accuracy_budget: float = 0.01, controller: dict | None = None,
+            arch: str = "sm_90", *, _gpu: str | None = None) -> CompiledModel:
+    """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target -- or, with
+    ``target="llvm"`` / ``"cuda"`` (``arch``: the CUDA architecture), for batches on a CPU or an
+    NVIDIA GPU (targets/cuda.py: the same integer program in batched segments; after each exit
+    the samples still running are compacted; ``m.run(X)`` returns arrays ``label``, ``exit``,
+    ``logits`` in input order). Exit thresholds are then calibrated against the GPU roofline.
 
     int8 TFLite models keep their quantization and are bit-exact with TFLite Micro. Float models
     compile to float32 C, or -- given ``calibration`` (representative inputs, first axis =
@@ -437,6 +442,15 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
 
     from .loader import select_outputs
 
+    if target in GPU_TARGETS:
+        from .targets.cuda import build
+
+        if kernels is not None:
+            raise InputError("kernels= chooses Cortex-M kernel variants; it does not apply to target "
+                             f"{target!r}")
+        base = compile(model, PROGRAM_TARGET, calibration, name, None, output, quantize, weight_budget, exits,
+                       gate, thresholds, accuracy_budget, controller, _gpu=target)
+        return build(base, target, arch)
     start = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load(model)
     if exits:
@@ -471,13 +485,14 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
                **({"quantize": Q.name(quantize) if weight_budget is None else "mixed"} if quantize else {})}
     if exits:
         m = _compile_exits(mod, info, name or info.name, target, kernels, fmt, options, gate, thresholds,
-                           calibration, labels, accuracy_budget, controller)
+                           calibration, labels, accuracy_budget, controller, _gpu)
     elif controller is not None:
         raise InputError("controller= needs exits=True")
     else:
         prog = lower(mod, name or info.name, info.path)
         m = compile_program(prog, target, kernels=kernels, info=info, mod=mod, format=fmt,
-                            quantization=io_quantization(mod, info, fmt), options=options)
+                            quantization=io_quantization(mod, info, fmt), options=options,
+                            check_budget=_gpu is None)
     m.quantization = {"scheme": options.get("quantize", "int8" if fmt == "int8" and calibration is not None else None),
                       "layers": scheme.report if scheme else [], "search": layers}
     m.compile_seconds = time.perf_counter() - start
@@ -485,10 +500,12 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
 
 
 INT32_MAX = 2**31 - 1
+GPU_TARGETS = ("llvm", "cuda")
+PROGRAM_TARGET = "cortex-m4"      # the program a batched (llvm / cuda) build is made from
 
 
 def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, thresholds,
-                   calibration, labels, accuracy_budget, controller=None) -> CompiledModel:
+                   calibration, labels, accuracy_budget, controller=None, gpu=None) -> CompiledModel:
     """Gates and If for the heads of ``mod`` (a multi-output composite module), thresholds given
     or calibrated; the CompiledModel with ``exits`` filled in."""
     from . import gates
@@ -520,7 +537,7 @@ def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, th
                 value = gates.int_threshold(criterion, value, scales[0])
             setattr(prog.controller, key, value)
         return compile_program(prog, target, kernels=kernels, info=info, mod=gated,
-                               format=fmt, quantization=quant, options=options)
+                               format=fmt, quantization=quant, options=options, check_budget=gpu is None)
 
     def real(i, t):
         return None if t in (INT32_MAX, np.inf) else (float(t) * gates.unit(criterion, scales[i]) if int8 else float(t))
@@ -538,7 +555,7 @@ def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, th
             raise InputError(f"{info.name}: calibrating exit thresholds needs labelled data: calibration=(x, y) "
                              "(--calibration FILE.npz with arrays x and y), or thresholds=")
         provisional = build([INT32_MAX if int8 else np.inf] * (n - 1))
-        cost, unit = exit_costs(provisional)
+        cost, unit = exit_costs(provisional, gpu)
         conf, correct = head_statistics(mod, quant, calibration, labels, criterion, scales)
         cal = calibrate(conf, correct, cost, accuracy_budget)
         th = [min(t, INT32_MAX) if int8 else t for t in cal.thresholds]
@@ -566,12 +583,15 @@ def _compile_exits(mod, info, name, target, kernels, fmt, options, criterion, th
     return m
 
 
-def exit_costs(m: CompiledModel) -> tuple[list[float], str]:
+def exit_costs(m: CompiledModel, gpu: str | None = None) -> tuple[list[float], str]:
     """The cost of leaving at each exit of ``m``: cycles on its target from the simulator
     (adaptc.sim: the lowered program against per-kernel tables; no model runs), through each
-    exit's gate, zero flash wait states."""
+    exit's gate, zero flash wait states -- or, for a batched build (``gpu``), the seconds of the
+    GPU roofline at batch 1."""
     from .sim import simulate
 
+    if gpu is not None:
+        return [e.cycles for e in simulate(m, target="cuda").exits], "seconds (cuda roofline, H100, simulated)"
     return [e.cycles for e in simulate(m).exits], f"cycles ({m.target}, simulated)"
 
 
@@ -604,12 +624,13 @@ def head_statistics(mod, quant, calibration, labels, criterion, scales):
 
 def compile_program(prog: Program, target: str = "cortex-m4", *, kernels: str | None = None,
                     info: ModelInfo | None = None, mod=None, format: str = "int8",
-                    quantization: dict | None = None, options: dict | None = None) -> CompiledModel:
+                    quantization: dict | None = None, options: dict | None = None,
+                    check_budget: bool = True) -> CompiledModel:
     """Render a lowered Program for a Cortex-M target: the C (best kernel variants the target
     runs, or ``kernels``), and -- when those need the target's instruction set -- the same program
     with portable kernels for the host (``host_files``). Checks the reference board's memory."""
     from .targets.cortex_m import emit_c, get_target
-    from .targets.firmware import check_budget
+    from .targets.firmware import check_budget as budget
     from .targets.kernels import PORTABLE_VARIANTS
 
     tgt = get_target(target)
@@ -622,6 +643,7 @@ def compile_program(prog: Program, target: str = "cortex-m4", *, kernels: str | 
         portable = [v for v in tgt.kernel_variants if v in PORTABLE_VARIANTS and v in allowed] or ["ref"]
         host_files = emit_c(copy.deepcopy(prog), tgt, {**options, "kernels": ",".join(portable)}, quantization)
     m = CompiledModel(info, tgt.name, mod, prog, files, format, host_files=host_files)
-    check_budget(m, prog.weight_bytes, prog.arena_bytes + m.io_bytes,
-                 "the model (weights; arena + input + output, before code and stack)")
+    if check_budget:
+        budget(m, prog.weight_bytes, prog.arena_bytes + m.io_bytes,
+               "the model (weights; arena + input + output, before code and stack)")
     return m

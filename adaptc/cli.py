@@ -69,7 +69,7 @@ def _model_options(f):
     return f
 
 
-def _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name=None):
+def _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name=None, **extra):
     """adaptc.compile with the command-line options (raises AdaptcError / UsageError)."""
     from .api import compile as compile_model
 
@@ -81,7 +81,7 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
     click.echo(f"compiling {model} for {target} ...", err=True)
     return compile_model(model, target=target, calibration=cal, name=name,
                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
-                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}))
+                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}), **extra)
 
 
 @main.command("compile")
@@ -89,14 +89,16 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for <prefix>.c, <prefix>.h, Makefile and report.json (created; existing "
                    "files with those names are replaced). Nothing is written if compilation fails.")
-@click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True,
-              help="Cortex-M core the C is generated for.")
+@click.option("-t", "--target", type=click.Choice(TARGET_NAMES + ["cuda"]), default=DEFAULT_TARGET, show_default=True,
+              help="Cortex-M core the C is generated for, or cuda: batched segments with early-exit "
+                   "compaction as CUDA source (DIR/<prefix>.cu) and a TVM library (DIR/<prefix>_cuda.so).")
+@click.option("--arch", default="sm_90", show_default=True, help="CUDA architecture with --target cuda.")
 @_model_options
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
-def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget,
+def compile_cmd(model, out_dir, target, arch, calibration, quantize, weight_budget, exits, gate, accuracy_budget,
                 name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
     target.
@@ -118,6 +120,18 @@ def compile_cmd(model, out_dir, target, calibration, quantize, weight_budget, ex
     """
     from .errors import AdaptcError
 
+    if target == "cuda":
+        from .targets.cuda import write_cuda
+
+        try:
+            m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
+                         arch=arch)
+            files = write_cuda(m, out_dir, arch)
+        except AdaptcError as e:
+            _fail(e)
+        _print_exits(m.model)
+        click.echo(f"wrote {files['source']} ({m.levels} segment(s), {arch}) and {files['library']}")
+        return
     try:
         x = _load_npy(input_file) if input_file is not None else None
         m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name)
@@ -250,15 +264,20 @@ def _print_exits(m):
     cal = m.exits.get("calibration")
     click.echo(f"  exits ({m.exits['criterion']}" + (f"; thresholds calibrated on {cal['samples']} inputs, "
                                                       f"costs in {cal['cost_unit']})" if cal else ")"))
+    seconds = bool(cal) and cal["cost_unit"].startswith("seconds")
+
+    def cost(v):                  # cycles, or the GPU roofline's seconds in microseconds
+        return f"{v * 1e6:,.2f} us" if seconds else f"{v:,.0f}"
+
     click.echo(f"    {'exit':>4}  {'threshold':>9}  {'cost':>10}  {'share':>6}  {'accuracy':>8}")
     for e in m.exits["exits"]:
         row = cal["exits"][e["exit"]] if cal else {}
         th = "-" if e["threshold"] is None else f"{e['threshold']:.4f}"
         acc = row.get("accuracy")
-        click.echo(f"    {e['exit']:>4}  {th:>9}  {row.get('cost', 0):>10,.0f}  {row.get('share', 0):>6.1%}  "
+        click.echo(f"    {e['exit']:>4}  {th:>9}  {cost(row.get('cost', 0)):>10}  {row.get('share', 0):>6.1%}  "
                    f"{'-' if acc is None else f'{acc:.2%}':>8}" if cal else f"    {e['exit']:>4}  {th:>9}")
     if cal:
-        click.echo(f"    expected cost {cal['expected_cost']:,.0f} vs {cal['full_cost']:,.0f} for the whole network "
+        click.echo(f"    expected cost {cost(cal['expected_cost'])} vs {cost(cal['full_cost'])} for the whole network "
                    f"({cal['speedup']:.2f}x less); accuracy {cal['accuracy']:.2%} vs {cal['final_accuracy']:.2%}")
 
 

@@ -1,0 +1,443 @@
+"""CUDA target: a compiled model as batched segments, with the batch compacted after each gate.
+
+A model with exits is cut into its exit segments (``adaptc.passes.insert_gates.plan_exits``:
+segment i = the dependency closure of head i less what earlier segments computed). Each segment
+becomes one Relax function over a **symbolic batch** ``n``::
+
+    segment_i(carried tensors [n, ...]) -> (head_i logits [n, C], confidence [n], leave [n], carried out)
+
+``confidence`` is exactly what the gate composite computes (``adaptc.qops.gate_confidence_int``
+/ ``gate_confidence_f32``) and ``leave`` its comparison with the exit's threshold (always true
+at the last exit); the utilization level is applied by the host. ``compact_i(live tensors, idx)``
+gathers the samples still running (``take`` on the device). The composites are rebuilt from the
+registry (``adaptc.qops.COMPOSITES``) for batched parameter types, so each sample computes the
+same integer ops as the batch-1 module: int8 results are bit-exact with the Relax VM's and the
+generated C's per-sample results. A model without exits is one segment without a gate.
+
+Host orchestration (``BatchedModel.run``): segment 0 runs on the whole batch; samples whose gate
+fires (or whose level allows no deeper exit) write label (argmax of the logits), exit, confidence
+and logits at their original positions; the rest are compacted and run the next segment.
+
+``build(model, "llvm" | "cuda", arch)`` compiles the module with ``tvm.compile``: on a CUDA
+target with TVM's CUDA pipeline less operator fusion (``cuda_pipeline``: why there), every
+kernel scheduled by ``tvm.s_tir.dlight`` (a kernel left without thread bindings fails the build). Without a GPU the CUDA module holds the generated
+source only (``cuda_source``, ``write_cuda``); running it needs the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from adaptc import qops, tvm_compat
+from adaptc.errors import InputError, TargetError, UnsupportedOperatorError
+from adaptc.fixedpoint import RelaxFixedPoint
+
+
+@dataclass(frozen=True)
+class GpuTarget:
+    """What the batched build needs to know of a target: its TVM target and device."""
+
+    kind: str                       # "llvm" | "cuda"
+    arch: str | None = None         # "sm_90" for cuda
+
+    @property
+    def tvm_target(self):
+        if self.kind == "cuda":
+            return tvm.target.Target({"kind": "cuda", "arch": self.arch})
+        return tvm.target.Target("llvm")
+
+    @property
+    def needs_gpu(self) -> bool:
+        return self.kind == "cuda"
+
+    def device(self):
+        return tvm.cuda(0) if self.kind == "cuda" else tvm.cpu(0)
+
+
+TARGETS = ("llvm", "cuda")
+
+
+def gpu_target(target: str, arch: str = "sm_90") -> GpuTarget:
+    if target not in TARGETS:
+        raise TargetError(f"unknown batched target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "cuda" and not (arch.startswith("sm_") and arch[3:].isdigit()):
+        raise TargetError(f"CUDA arch must look like 'sm_90', got {arch!r}")
+    return GpuTarget(target, arch if target == "cuda" else None)
+
+
+# ------------------------------------------------------------------------------ the batched module
+
+
+@dataclass
+class SegmentSpec:
+    """The host's view of one segment: the tensors it takes and returns (names of the batch-1
+    module's vars), and whether it ends with a gate."""
+
+    name: str
+    inputs: list[str]
+    outputs: list[str]              # carried tensors it produces for later segments
+    live: list[str]                 # every carried tensor held after it (compact_i's inputs)
+    gated: bool
+
+
+@dataclass
+class BatchPlan:
+    segments: list[SegmentSpec]
+    input_name: str
+    classes_shape: tuple            # per-sample logits shape
+    logits_dtype: str
+    thresholds: list                # per exit (None for the last)
+    criterion: str | None
+
+
+_SHAPE_OPS = ("relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_dims")
+
+
+def _py(value):
+    """TVM attribute value -> plain Python (ints, floats, strings, lists)."""
+    if isinstance(value, (int, float, str)):
+        return value
+    if hasattr(value, "value"):
+        return value.value
+    try:
+        return [_py(v) for v in value]
+    except TypeError:
+        return str(value)
+
+
+def _batched_type(ty, n):
+    shape = tvm_compat.shape_of(ty)
+    if not shape or shape[0] != 1:
+        raise InputError(f"cannot batch a tensor of shape {list(shape)}: the batch dimension (1) must lead")
+    return relax.TensorType([n, *shape[1:]], tvm_compat.dtype_of(ty))
+
+
+def _batch_dim(batch):
+    return tvm.tirx.Var("n", "int64") if batch is None else tvm.tirx.IntImm("int64", int(batch))
+
+
+def _batched_composite(mod, gv, call, batch=None):
+    """The composite ``gv`` rebuilt from its registry entry for a symbolic batch."""
+    func = mod[gv]
+    attrs = {k: _py(v) for k, v in tvm_compat.attrs_dict(func).items()}
+    name = attrs.pop("Composite")
+    source = attrs.pop("source", "")
+    n = _batch_dim(batch)
+    acts = [p for p, a in zip(func.params, call.args) if not tvm_compat.is_constant(a)]
+    consts = [(p, a) for p, a in zip(func.params, call.args) if tvm_compat.is_constant(a)]
+    spec = qops.CompositeCall(name, [], [tvm_compat.constant_value(a) for _, a in consts], attrs, (), "",
+                              source, [p.name for p, _ in consts])
+    return qops.build_function(spec, [_batched_type(p.ty, n) for p in acts])
+
+
+def _batched_value(value, sub, composites, path):
+    """A binding's value for batched arguments (``sub`` maps batch-1 vars to batched ones)."""
+    if isinstance(value, relax.Var):
+        return sub(value)
+    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
+        return relax.Call(composites[value.op], [sub(a) for a in value.args])
+    op = tvm_compat.op_name(value)
+    if op not in _SHAPE_OPS:
+        raise UnsupportedOperatorError(path, str(op or type(value).__name__), "", ["adaptc composites", *_SHAPE_OPS],
+                                       "the batched CUDA target")
+    x = sub(value.args[0])
+    if op == "relax.reshape":
+        shape = tvm_compat.shape_of(value.ty)
+        if shape[0] != 1:
+            raise UnsupportedOperatorError(path, op, "", ["reshape keeping the leading batch dimension 1"])
+        return relax.op.reshape(x, [x.ty.shape.values[0], *shape[1:]])
+    if op == "relax.permute_dims":
+        axes = value.attrs.axes
+        if axes is None or int(axes[0]) != 0:
+            raise UnsupportedOperatorError(path, op, "", ["permute_dims keeping axis 0 first"])
+        return relax.op.permute_dims(x, [int(a) for a in axes])
+    axis = value.attrs.axis
+    if axis is None or 0 in [int(a) for a in axis]:
+        raise UnsupportedOperatorError(path, op, "", [f"{op} off the batch axis"])
+    return relax.op.squeeze(x, [int(a) for a in axis]) if op == "relax.squeeze" \
+        else relax.op.expand_dims(x, [int(a) for a in axis])
+
+
+def batched_module(model, batch: int | None = None):
+    """(IRModule of segment_i / compact_i functions over a symbolic batch, BatchPlan) for a
+    CompiledModel (see module docstring)."""
+    from adaptc.passes.insert_gates import plan_exits
+
+    exits = model.exits is not None
+    src = model.heads_mod if exits else model.mod
+    path = model.info.path
+    src = tvm_compat.to_non_dataflow(src)
+    func = src["main"]
+    bindings = tvm_compat.bindings(func)
+    (param,) = func.params
+    if exits:
+        plan = plan_exits(src, path)
+        segments, heads = plan.segments, list(plan.heads)
+    else:
+        segments, heads = [list(range(len(bindings)))], tvm_compat.results(func)
+        if len(heads) != 1:
+            raise InputError(f"{path}: a model without exits must have one output, it has {len(heads)}")
+    int8 = tvm_compat.dtype_of(heads[0].ty) == "int8"
+    criterion = model.exits["criterion"] if exits else None
+    records = model.exits["exits"] if exits else []
+    thresholds = [(r["threshold_int"] if int8 else r["threshold"]) for r in records] if exits else [None]
+    scales = [r.get("scale") for r in records]
+
+    # which segment defines each var (the input: -1), and which vars each segment reads
+    where = {param: -1}
+    for s, idx in enumerate(segments):
+        for k in idx:
+            where[bindings[k].var] = s
+    reads = []
+    for s, idx in enumerate(segments):
+        used = []
+        for k in idx:
+            for v in relax.analysis.free_vars(bindings[k].value):
+                if v in where and where[v] != s and v not in used:
+                    used.append(v)
+        reads.append(used)
+    carried = [[v for v in where if where[v] <= s and any(v in reads[t] for t in range(s + 1, len(segments)))]
+               for s in range(len(segments))]
+
+    composites = {}
+    out = tvm.IRModule()
+    bb = relax.BlockBuilder(out)
+    for idx in segments:
+        for k in idx:
+            v = bindings[k].value
+            if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.GlobalVar) and v.op not in composites:
+                composites[v.op] = bb.add_func(_batched_composite(src, v.op, v, batch), v.op.name_hint)
+
+    specs = []
+    for s, idx in enumerate(segments):
+        n = _batch_dim(batch)
+        params = [relax.Var(v.name, _batched_type(v.ty, n)) for v in reads[s]] if s else \
+            [relax.Var(param.name, _batched_type(param.ty, n))]
+        new_of = dict(zip(reads[s] if s else [param], params))
+        sub = lambda e: new_of.get(e, e) if isinstance(e, relax.Var) else e  # noqa: E731
+        outputs = [v for v in carried[s] if where[v] == s]
+        with bb.function(f"segment_{s}", params, attrs={"num_input": len(params)}):
+            with bb.dataflow():
+                for k in idx:
+                    b = bindings[k]
+                    new_of[b.var] = bb.emit(_batched_value(b.value, sub, composites, path), b.var.name)
+                head = new_of[heads[s]]
+                results = [head]
+                if exits:
+                    F = RelaxFixedPoint(bb)
+                    a = {"criterion": criterion}
+                    if int8:
+                        from adaptc import gates
+                        a["scale_q16"] = gates.scale_q16(scales[s])
+                        conf = qops.gate_confidence_int(
+                            F, head, [relax.const(t) for t in gates.tables(criterion, scales[s])], a)
+                        never = -2**31
+                        threshold = relax.const(np.int32(never if thresholds[s] is None else thresholds[s]))
+                    else:
+                        conf = qops.gate_confidence_f32(F, head, a)
+                        threshold = relax.const(np.float32(-np.inf if thresholds[s] is None else thresholds[s]))
+                    conf = bb.emit(relax.op.squeeze(conf, [-1]), "confidence")
+                    results += [conf, bb.emit(relax.op.greater_equal(conf, threshold), "leave")]
+                results += [new_of[v] for v in outputs]
+                result = bb.emit_output(relax.Tuple(results))
+            bb.emit_func_output(result)
+        live = carried[s]
+        if live and s < len(segments) - 1:
+            n, m = _batch_dim(batch), tvm.tirx.Var("m", "int64")
+            cparams = [relax.Var(v.name, _batched_type(v.ty, n)) for v in live]
+            index = relax.Var("index", relax.TensorType([m], "int64"))
+            with bb.function(f"compact_{s}", [*cparams, index], attrs={"num_input": len(cparams) + 1}):
+                with bb.dataflow():
+                    taken = [bb.emit(relax.op.take(p, index, axis=0, mode="clip")) for p in cparams]
+                    result = bb.emit_output(relax.Tuple(taken))
+                bb.emit_func_output(result)
+        specs.append(SegmentSpec(f"segment_{s}", [v.name for v in (reads[s] if s else [param])],
+                                 [v.name for v in outputs], [v.name for v in live], exits))
+    mod = relax.transform.Normalize()(bb.get())
+    head_shape = tvm_compat.shape_of(heads[0].ty)[1:]
+    return mod, BatchPlan(specs, param.name, head_shape, tvm_compat.dtype_of(heads[0].ty), thresholds, criterion)
+
+
+# ------------------------------------------------------------------------------ build and run
+
+
+@dataclass
+class BatchResult:
+    """Results of a batch in input order: label (argmax of the logits), exit taken, the gate's
+    confidence at that exit (None without exits), logits."""
+
+    label: np.ndarray
+    exit: np.ndarray
+    confidence: np.ndarray | None
+    logits: np.ndarray
+    segment_sizes: list[int] = field(default_factory=list)   # samples each segment ran on
+
+
+class BatchedModel:
+    """A built batched module and its host orchestration (module docstring)."""
+
+    def __init__(self, model, target: GpuTarget, mod, plan: BatchPlan, executable):
+        self.model, self.target, self.mod, self.plan, self.executable = model, target, mod, plan, executable
+        self._vm = None
+
+    @property
+    def levels(self) -> int:
+        return len(self.plan.segments)
+
+    @property
+    def exits(self) -> dict | None:
+        """The compiled model's exits: criterion, thresholds, calibration (CompiledModel.exits)."""
+        return self.model.exits
+
+    @property
+    def format(self) -> str:
+        return self.model.format
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float data -> the int8 input of a quantized model (CompiledModel.quantize_input)."""
+        return self.model.quantize_input(x)
+
+    def cuda_source(self) -> str:
+        """The generated CUDA C of every kernel (a CUDA build)."""
+        if not self.target.needs_gpu:
+            raise TargetError(f"{self.model.info.name}: cuda_source() needs a build for target 'cuda', "
+                              f"this one is for {self.target.kind!r}")
+        return cuda_source_of(self.executable)
+
+    def _machine(self):
+        if self._vm is None:
+            dev = self.target.device()
+            if not dev.exist:
+                raise TargetError(f"{self.model.info.name}: no CUDA device (tvm.cuda(0) does not exist on this "
+                                  "machine): the CUDA build was generated (cuda_source(), write_cuda()) but running "
+                                  "it needs an NVIDIA GPU; use build(model, 'llvm') to run the batched module on "
+                                  "the CPU") if self.target.needs_gpu else \
+                    TargetError(f"device {dev} not available")
+            self._vm = relax.VirtualMachine(self.executable, dev)
+        return self._vm
+
+    def _check(self, xs) -> np.ndarray:
+        xs = np.asarray(xs)
+        t = self.model.input
+        want = tuple(t.shape[1:])
+        if xs.dtype != np.dtype(t.dtype) or xs.ndim != len(t.shape) or tuple(xs.shape[1:]) != want or not len(xs):
+            raise InputError(f"{self.model.info.name}: a batch must be {t.dtype} with shape [N, {', '.join(map(str, want))}]"
+                             f" (N >= 1), got {xs.dtype} {list(xs.shape)}")
+        return np.ascontiguousarray(xs)
+
+    def run(self, xs, level: int | None = None) -> BatchResult:
+        """Run a batch [N, *input shape[1:]]: every sample leaves at the first exit whose gate
+        fires, or at exit ``level`` (the deepest allowed; default: the last)."""
+        plan = self.plan
+        last = len(plan.segments) - 1
+        if level is None:
+            level = last
+        elif not plan.segments[0].gated:
+            raise InputError(f"{self.model.info.name} has no exits: level= needs a model compiled with exits=True")
+        elif not 0 <= int(level) <= last:
+            raise InputError(f"level {level} out of range: {self.model.info.name} has levels 0..{last}")
+        level = int(level)
+        xs = self._check(xs)
+        vm, dev = self._machine(), self.target.device()
+        total = len(xs)
+        logits = np.zeros((total, *plan.classes_shape), np.dtype(plan.logits_dtype))
+        exit_ = np.zeros(total, np.int32)
+        conf = None
+        alive = np.arange(total)
+        held = {plan.input_name: tvm.runtime.tensor(xs, dev)}
+        sizes = []
+        for s, seg in enumerate(plan.segments):
+            sizes.append(len(alive))
+            out = vm[seg.name](*[held[name] for name in seg.inputs])
+            head = out[0].numpy()
+            if seg.gated:
+                c, leave = out[1].numpy(), out[2].numpy()
+                if conf is None:
+                    conf = np.zeros(total, c.dtype)
+                if s >= level:
+                    leave = np.ones_like(leave)
+                conf[alive[leave]] = c[leave]
+                carried = list(out)[3:]
+            else:
+                leave = np.ones(len(alive), bool)
+                carried = list(out)[1:]
+            logits[alive[leave]] = head[leave]
+            exit_[alive[leave]] = s
+            if leave.all():
+                break
+            held.update(zip(seg.outputs, carried))
+            stay = np.flatnonzero(~leave)
+            if len(stay) < len(alive):
+                taken = vm[f"compact_{s}"](*[held[name] for name in seg.live], tvm.runtime.tensor(stay.astype(np.int64), dev))
+                held = dict(zip(seg.live, taken))
+            alive = alive[stay]
+        label = logits.reshape(total, -1).argmax(axis=-1).astype(np.int32)
+        return BatchResult(label, exit_, conf, logits, sizes)
+
+
+def cuda_source_of(executable) -> str:
+    """CUDA C held by a CUDA build's executable (VM executable -> host llvm module -> cuda module)."""
+    for host in executable.mod.imports:
+        for sub in host.imports:
+            if sub.kind == "cuda":
+                return sub.inspect_source("")
+    raise TargetError("the executable holds no CUDA module")
+
+
+def cuda_pipeline(target):
+    """TVM's CUDA pipeline (relax.backend.cuda) without FuseOps / FuseTIR.
+
+    Fusing a composite's requantization chain inlines it into one expression in which every
+    reused value is repeated (srdhm, rdbpot read their operands several times); TIR's
+    StmtSimplify takes seconds per kernel on it with a static batch and does not finish (tens of
+    GB) with a symbolic one. Unfused, every Relax op is one small kernel, each scheduled by
+    dlight (the same rules as the default pipeline)."""
+    from tvm.relax.backend.cuda import pipeline as cuda
+    from tvm.s_tir import dlight as dl
+
+    legalize = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+                relax.transform.FoldConstant(),
+                dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                        dl.gpu.GeneralReduction(), dl.gpu.Fallback())]
+
+    @tvm.transform.module_pass(opt_level=0, name="adaptc.CudaPipeline")
+    def _pipeline(mod, _ctx):
+        with target:
+            return tvm.transform.Sequential(cuda.library_dispatch_passes(target) + legalize
+                                            + cuda.dataflow_lower_passes(target)
+                                            + cuda.finalize_passes(target))(mod)
+
+    return _pipeline
+
+
+def build(model, target: str = "llvm", arch: str = "sm_90", batch: int | None = None) -> BatchedModel:
+    """Compile ``model`` (an adaptc CompiledModel) as batched segments for ``target``
+    ("llvm" or "cuda"; ``arch`` the CUDA architecture), for any batch size (``batch`` None:
+    symbolic) or one."""
+    tgt = gpu_target(target, arch)
+    mod, plan = batched_module(model, batch)
+    if tgt.needs_gpu:
+        ex = tvm.compile(mod, target=tgt.tvm_target, relax_pipeline=cuda_pipeline(tgt.tvm_target))
+    else:
+        ex = tvm.compile(mod, target=tgt.tvm_target)
+    return BatchedModel(model, tgt, mod, plan, ex)
+
+
+def write_cuda(model, directory, arch: str = "sm_90") -> dict[str, Path]:
+    """Write ``DIR/<prefix>.cu`` (the kernels, self-contained: ``nvcc -c -arch=sm_XX``) and
+    ``DIR/<prefix>_cuda.so`` (the VM executable with the CUDA module; loads with
+    ``tvm.runtime.load_module`` on a GPU host). Returns the paths by kind."""
+    built = model if isinstance(model, BatchedModel) else build(model, "cuda", arch)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = built.model.prefix
+    cu = directory / f"{prefix}.cu"
+    cu.write_text(f"// generated by adaptc (target cuda, arch {built.target.arch}): kernels of {prefix}'s "
+                  f"batched segments\n" + built.cuda_source())
+    lib = directory / f"{prefix}_cuda.so"
+    built.executable.export_library(str(lib))
+    return {"source": cu, "library": lib}

@@ -1,0 +1,228 @@
+"""Batched segments with compaction (adaptc.targets.cuda), on llvm and as generated CUDA.
+
+* int8 digits model with exits, the whole test split (450) at every level, batches of 1, 64
+  and 450: label, exit, confidence and logits equal the per-sample Relax VM's
+  (``CompiledModel.reference``) and the generated C's (``CompiledModel.run``) bit for bit; each
+  segment runs only on the samples still in the batch.
+* the margin and entropy gates (int8): the same at the top level, one batch.
+* float digits model: same exits and labels, logits within 1e-5.
+* models without exits (ResNet-8, KWS): one segment, equal to the per-sample reference.
+* CUDA: the source of ResNet-8, KWS and the digits model is generated without a GPU and
+  ``nvcc -c`` compiles it for sm_80 and sm_90; ``write_cuda`` writes the .cu and the library;
+  running without a GPU fails naming the missing device.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+
+import adaptc
+from adaptc.data import digits
+from adaptc.data import path as data_path
+from adaptc.errors import InputError, TargetError
+from adaptc.targets import cuda
+
+DIGITS = data_path("digits_exits.onnx")
+DATA = Path(__file__).resolve().parents[1] / "data"
+RESNET = DATA / "pretrainedResnet_quant.tflite"
+KWS = DATA / "kws_ref_model.tflite"
+X_TRAIN, Y_TRAIN, X_TEST, Y_TEST = digits()
+NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
+
+THRESHOLDS = {"margin": [1.5, 1.5], "entropy": [-0.3, -0.3]}
+_CACHE: dict = {}
+
+
+def cached(key, make):
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def model(kind: str):
+    def make():
+        if kind.startswith("int8-"):         # another gate criterion
+            return adaptc.compile(DIGITS, target="cortex-m4", exits=True, calibration=X_TRAIN[:256],
+                                  gate=kind[5:], thresholds=THRESHOLDS[kind[5:]])
+        if kind == "int8":
+            return adaptc.compile(DIGITS, target="cortex-m4", exits=True, calibration=X_TRAIN[:256],
+                                  thresholds=[0.9, 0.9])
+        if kind == "float":
+            return adaptc.compile(DIGITS, exits=True, thresholds=[0.9, 0.9])
+        return adaptc.compile({"resnet": RESNET, "kws": KWS}[kind])
+    return cached(("model", kind), make)
+
+
+def built(kind: str, target: str = "llvm", arch: str = "sm_90"):
+    return cached(("built", kind, target, arch), lambda: cuda.build(model(kind), target, arch))
+
+
+def per_sample(kind: str, level: int, runner: str) -> dict:
+    """Every test sample through ``reference`` (Relax VM) or ``run`` (generated C), stacked."""
+    def make():
+        m = model(kind)
+        xs = m.quantize_input(X_TEST)
+        fn = m.reference if runner == "reference" else m.run
+        res = [fn(x[None], level=level) for x in xs]
+        return {"label": np.array([r.label for r in res]), "exit": np.array([r.exit for r in res]),
+                "confidence": np.array([r.confidence for r in res]),
+                "logits": np.stack([np.asarray(r.logits).reshape(-1) for r in res])}
+    return cached(("per_sample", kind, level, runner), make)
+
+
+def run_batched(b, xs, level, batch):
+    parts = [b.run(xs[i:i + batch], level=level) for i in range(0, len(xs), batch)]
+    return {"label": np.concatenate([p.label for p in parts]), "exit": np.concatenate([p.exit for p in parts]),
+            "confidence": np.concatenate([p.confidence for p in parts]),
+            "logits": np.concatenate([p.logits for p in parts])}
+
+
+@pytest.mark.parametrize("batch", [1, 64, 450])
+def test_int8_batches_equal_per_sample_runs(batch):
+    m, b = model("int8"), built("int8")
+    xs = m.quantize_input(X_TEST)
+    assert len(xs) == 450
+    exits_seen = set()
+    for level in range(m.levels):
+        got = run_batched(b, xs, level, batch)
+        for runner in ("reference", "c"):
+            want = per_sample("int8", level, runner)
+            for f in ("label", "exit", "confidence", "logits"):
+                np.testing.assert_array_equal(got[f], want[f], err_msg=f"{f}, level {level}, batch {batch}, {runner}")
+        assert got["exit"].max() <= level
+        exits_seen |= set(got["exit"].tolist())
+    assert exits_seen == {0, 1, 2}          # every exit is taken by some sample: every path is checked
+
+
+@pytest.mark.parametrize("criterion", ["margin", "entropy"])
+def test_int8_other_gate_criteria(criterion):
+    kind = f"int8-{criterion}"
+    m, b = model(kind), built(kind)
+    xs = m.quantize_input(X_TEST)
+    got = run_batched(b, xs, m.levels - 1, 450)
+    want = per_sample(kind, m.levels - 1, "reference")
+    for f in ("label", "exit", "confidence", "logits"):
+        np.testing.assert_array_equal(got[f], want[f], err_msg=f)
+    assert set(got["exit"].tolist()) == {0, 1, 2}
+
+
+def test_compaction_runs_each_segment_on_the_samples_left():
+    m, b = model("int8"), built("int8")
+    xs = m.quantize_input(X_TEST)
+    r = b.run(xs)
+    counts = np.bincount(r.exit, minlength=3)
+    assert r.segment_sizes == [450, 450 - counts[0], counts[2]]
+    assert b.run(xs, level=0).segment_sizes == [450]
+
+
+def test_float_batches_match_per_sample_runs():
+    m, b = model("float"), built("float")
+    xs = m.quantize_input(X_TEST)
+    for level in range(m.levels):
+        want = per_sample("float", level, "reference")
+        for batch in (64, 450):
+            got = run_batched(b, xs, level, batch)
+            np.testing.assert_array_equal(got["exit"], want["exit"])
+            np.testing.assert_array_equal(got["label"], want["label"])
+            np.testing.assert_allclose(got["logits"], want["logits"], rtol=0, atol=1e-5)
+            np.testing.assert_allclose(got["confidence"], want["confidence"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["resnet", "kws"])
+def test_models_without_exits_are_one_segment(kind):
+    m, b = model(kind), built(kind)
+    rng = np.random.default_rng(0)
+    xs = rng.integers(-128, 128, size=(6, *m.input.shape[1:]), dtype=np.int8)
+    r = b.run(xs)
+    assert r.segment_sizes == [6] and not r.exit.any() and r.confidence is None
+    for i, x in enumerate(xs):
+        want = m.reference(x[None])
+        np.testing.assert_array_equal(r.logits[i], want[0])
+        assert r.label[i] == np.argmax(want[0])
+    with pytest.raises(InputError, match="no exits"):
+        b.run(xs, level=0)
+
+
+def test_bad_batches_are_refused():
+    m, b = model("int8"), built("int8")
+    xs = m.quantize_input(X_TEST[:4])
+    with pytest.raises(InputError, match="level 3 out of range"):
+        b.run(xs, level=3)
+    with pytest.raises(InputError, match="int8"):
+        b.run(xs.astype(np.float32))
+    with pytest.raises(InputError, match=r"\[N, 1, 8, 8\]"):
+        b.run(xs[:, :, :4])
+    with pytest.raises(TargetError, match="unknown batched target"):
+        cuda.build(m, "rocm")
+
+
+# ------------------------------------------------------------------------------------ CUDA
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("kind", ["int8", "resnet", "kws"])
+def test_cuda_source_compiles_with_nvcc(kind, arch, tmp_path):
+    b = built(kind, "cuda", arch)
+    src = b.cuda_source()
+    assert src.count("__global__") > 10 and "blockIdx.x" in src
+    if NVCC is None:
+        pytest.skip("nvcc not found (CUDA toolkit): the source was generated but not compiled")
+    cu = tmp_path / "model.cu"
+    cu.write_text(src)
+    res = subprocess.run([NVCC, "-c", f"-arch={arch}", str(cu), "-o", str(tmp_path / "model.o")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert (tmp_path / "model.o").stat().st_size > 0
+
+
+def test_write_cuda_writes_source_and_library(tmp_path):
+    b = built("int8", "cuda", "sm_90")
+    paths = cuda.write_cuda(b, tmp_path)
+    assert paths["source"] == tmp_path / "digits_exits.cu"
+    text = paths["source"].read_text()
+    assert text.startswith("// generated by adaptc (target cuda, arch sm_90)")
+    assert b.cuda_source() in text
+    assert paths["library"].stat().st_size > 0
+
+
+@pytest.mark.skipif(tvm.cuda(0).exist, reason="a CUDA device is present")
+def test_running_cuda_without_a_gpu_names_the_missing_device():
+    m, b = model("int8"), built("int8", "cuda", "sm_90")
+    with pytest.raises(TargetError, match="no CUDA device"):
+        b.run(m.quantize_input(X_TEST[:2]))
+    with pytest.raises(TargetError, match="needs a build for target 'cuda'"):
+        built("int8").cuda_source()
+
+
+def test_compile_api_and_cli_for_batched_targets(tmp_path):
+    """adaptc.compile(target="llvm", exits=True, calibration=(x, y)): thresholds calibrated
+    against the GPU roofline, run(X) returns arrays in input order equal to the per-sample
+    Relax module; `adaptc compile --target cuda` writes the CUDA source and the library."""
+    import adaptc
+    from click.testing import CliRunner
+
+    from adaptc.cli import main
+    from adaptc.data import digits
+    from adaptc.data import path as data_path
+
+    x, y, xt, _ = digits()
+    m = adaptc.compile(data_path("digits_exits.onnx"), target="llvm", exits=True, calibration=(x[:400], y[:400]))
+    assert m.exits["calibration"]["cost_unit"].startswith("seconds (cuda roofline")
+    xs = m.quantize_input(xt[:64])
+    r = m.run(xs)
+    for k in range(len(xs)):
+        ref = m.model.reference(xs[k:k + 1])
+        assert (int(r.label[k]), int(r.exit[k])) == (ref.label, ref.exit)
+        np.testing.assert_array_equal(r.logits[k], ref.logits[0])
+    cal = tmp_path / "cal.npz"
+    np.savez(cal, x=x[:400], y=y[:400])
+    res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--target", "cuda", "--exits",
+                                    "--calibration", str(cal), "--arch", "sm_80", "-o", str(tmp_path / "cu")])
+    assert res.exit_code == 0, res.output
+    assert "__global__" in (tmp_path / "cu" / "digits_exits.cu").read_text()
+    assert (tmp_path / "cu" / "digits_exits_cuda.so").stat().st_size > 0

@@ -93,18 +93,6 @@ class Program:
         return sum(s.macs for s in self.steps)
 
 
-def _py(value):
-    """TVM attribute value -> plain Python (ints, floats, strings, lists)."""
-    if isinstance(value, (int, float, str)):
-        return value
-    if hasattr(value, "value"):
-        return value.value
-    try:
-        return [_py(v) for v in value]
-    except TypeError:
-        return str(value)
-
-
 def _macs(op: str, attrs: dict, in_shapes, out_shape, consts) -> int:
     out = int(np.prod(out_shape))
     if op in ("adaptc.qconv2d", "adaptc.conv2d_f32"):
@@ -171,7 +159,7 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
                                            ["adaptc composites", "reshape"],
                                            "run the integer passes (adaptc.compile) before lowering")
         callee = mod[value.op]
-        attrs = {k: _py(v) for k, v in tvm_compat.attrs_dict(callee).items()}
+        attrs = tvm_compat.plain_attrs(callee)
         acts = [a for a in value.args if not tvm_compat.is_constant(a) and not a.same_as(level)]
         consts = {p.name: tvm_compat.constant_value(a)
                   for p, a in zip(callee.params, value.args) if tvm_compat.is_constant(a)}

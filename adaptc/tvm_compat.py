@@ -65,6 +65,22 @@ def attrs_dict(func) -> dict:
     return {} if func.attrs is None else {k: func.attrs[k] for k in func.attrs.keys()}
 
 
+def plain_attrs(func) -> dict:
+    """A Relax function's attributes as plain Python values (ints, floats, strings, lists)."""
+    return {k: _plain(v) for k, v in attrs_dict(func).items()}
+
+
+def _plain(value):
+    if isinstance(value, (int, float, str)):
+        return value
+    if hasattr(value, "value"):
+        return value.value
+    try:
+        return [_plain(v) for v in value]
+    except TypeError:
+        return str(value)
+
+
 def from_tflite(buf: bytes):
     """TVM's TFLite importer (0.27 returns only the IRModule, not (mod, params)).
 

@@ -97,18 +97,6 @@ class BatchPlan:
 _SHAPE_OPS = ("relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_dims")
 
 
-def _py(value):
-    """TVM attribute value -> plain Python (ints, floats, strings, lists)."""
-    if isinstance(value, (int, float, str)):
-        return value
-    if hasattr(value, "value"):
-        return value.value
-    try:
-        return [_py(v) for v in value]
-    except TypeError:
-        return str(value)
-
-
 def _batched_type(ty, n):
     shape = tvm_compat.shape_of(ty)
     if not shape or shape[0] != 1:
@@ -123,7 +111,7 @@ def _batch_dim(batch):
 def _batched_composite(mod, gv, call, batch=None):
     """The composite ``gv`` rebuilt from its registry entry for a symbolic batch."""
     func = mod[gv]
-    attrs = {k: _py(v) for k, v in tvm_compat.attrs_dict(func).items()}
+    attrs = tvm_compat.plain_attrs(func)
     name = attrs.pop("Composite")
     source = attrs.pop("source", "")
     n = _batch_dim(batch)

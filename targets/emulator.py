@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 
 from adaptc.errors import AdaptcError, InputError, ToolchainError
+from adaptc.timing import CLASSES
 
 from .firmware import _CACHE, ArmBuild, cross_build
 
 QEMU = "qemu-system-arm"
 OBJDUMP = "arm-none-eabi-objdump"
-CLASSES = ("load", "store", "mac", "branch_taken", "branch_not_taken", "other")
 
 _COND = r"(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?"
 _BRANCH = re.compile(rf"^(b|bl|blx|bx|cbn?z|tb[bh]|le|letp|wls|wlstp){_COND}$")

@@ -35,6 +35,8 @@ def test_types_names_constants_and_ops():
     assert tvm_compat.is_constant(const) and not tvm_compat.is_constant(x)
     assert tvm_compat.constant_value(const) == 5
     assert tvm_compat.attrs_dict(mod["main"])["num_input"] == 1
+    plain = tvm_compat.plain_attrs(mod["main"])
+    assert plain["num_input"] == 1 and type(plain["num_input"]) is int
     assert tvm_compat.well_formed(mod)
 
 

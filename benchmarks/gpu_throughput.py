@@ -32,8 +32,9 @@ device=--device)``, batch 1): static img/s = 1 / latency_s of its one level; ada
 1 / latency_expected_s of the top level, with ``data`` (the exit distribution of the inputs on
 the generated C). ``meas/est`` is measured / estimated img/s at batch 1.
 
-Without an NVIDIA GPU, ``--target cuda`` stops with targets.cuda's TargetError ("no CUDA
-device ...") at the first run; the CUDA build itself (code generation) works on any machine.
+Without an NVIDIA GPU, ``--target cuda`` stops at once, before compiling anything, naming the
+missing device (targets.cuda ``GpuTarget.require_device``); the CUDA build itself (code
+generation) works on any machine.
 """
 from __future__ import annotations
 
@@ -234,6 +235,10 @@ def main(argv=None) -> int:
     args.batches = [int(b) for b in args.batches.split(",")]
     if min(args.batches) < 1 or args.repeat < 1:
         p.error("batches and --repeat must be positive")
+    try:                                # before minutes of compiling, not after
+        cuda.gpu_target(args.target, args.arch).require_device("gpu_throughput")
+    except TargetError as e:
+        p.error(str(e))
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="adaptc-gpu-bench-") as tmp:

@@ -18,10 +18,12 @@ Host orchestration (``BatchedModel.run``): segment 0 runs on the whole batch; sa
 fires (or whose level allows no deeper exit) write label (argmax of the logits), exit, confidence
 and logits at their original positions; the rest are compacted and run the next segment.
 
-``build(model, "llvm" | "cuda", arch)`` compiles the module with ``tvm.compile``: on a CUDA
-target with TVM's CUDA pipeline less operator fusion (``cuda_pipeline``: why there), every
-kernel scheduled by ``tvm.s_tir.dlight`` (a kernel left without thread bindings fails the build). Without a GPU the CUDA module holds the generated
-source only (``cuda_source``, ``write_cuda``); running it needs the device.
+``build(model, "llvm" | "cuda", arch)`` compiles the module with ``tvm.compile`` and
+``batched_pipeline``: TVM's operator fusion, then one kernel per fused group
+(passes/schedule_fused_kernels.py; a kernel left without thread bindings fails a CUDA build).
+The llvm build is the same program with the thread loops run by the CPU. Without a GPU the CUDA
+module holds the generated source only (``cuda_source``, ``write_cuda``); running it needs the
+device.
 """
 from __future__ import annotations
 
@@ -56,6 +58,17 @@ class GpuTarget:
 
     def device(self):
         return tvm.cuda(0) if self.kind == "cuda" else tvm.cpu(0)
+
+    def require_device(self, what: str = "this build"):
+        """The device, or a TargetError naming what is missing (check before a long build)."""
+        dev = self.device()
+        if dev.exist:
+            return dev
+        if self.needs_gpu:
+            raise TargetError(f"{what}: no CUDA device (tvm.cuda(0) does not exist on this machine): a CUDA build "
+                              "can be generated (cuda_source(), write_cuda()) but running it needs an NVIDIA GPU; "
+                              "use target 'llvm' to run the batched module on the CPU")
+        raise TargetError(f"{what}: device {dev} not available")
 
 
 TARGETS = ("llvm", "cuda")
@@ -298,14 +311,7 @@ class BatchedModel:
 
     def _machine(self):
         if self._vm is None:
-            dev = self.target.device()
-            if not dev.exist:
-                raise TargetError(f"{self.model.info.name}: no CUDA device (tvm.cuda(0) does not exist on this "
-                                  "machine): the CUDA build was generated (cuda_source(), write_cuda()) but running "
-                                  "it needs an NVIDIA GPU; use build(model, 'llvm') to run the batched module on "
-                                  "the CPU") if self.target.needs_gpu else \
-                    TargetError(f"device {dev} not available")
-            self._vm = relax.VirtualMachine(self.executable, dev)
+            self._vm = relax.VirtualMachine(self.executable, self.target.require_device(self.model.info.name))
         return self._vm
 
     def _check(self, xs) -> np.ndarray:
@@ -376,28 +382,30 @@ def cuda_source_of(executable) -> str:
     raise TargetError("the executable holds no CUDA module")
 
 
-def cuda_pipeline(target):
-    """TVM's CUDA pipeline (relax.backend.cuda) without FuseOps / FuseTIR.
-
-    Fusing a composite's requantization chain inlines it into one expression in which every
-    reused value is repeated (srdhm, rdbpot read their operands several times); TIR's
-    StmtSimplify takes seconds per kernel on it with a static batch and does not finish (tens of
-    GB) with a symbolic one. Unfused, every Relax op is one small kernel, each scheduled by
-    dlight (the same rules as the default pipeline)."""
+def batched_pipeline(target: GpuTarget):
+    """TVM's default Relax pipeline for ``target`` (relax.backend.cuda / cpu_generic) with our
+    kernel schedule: LegalizeOps, FoldConstant, FuseOps, FuseTIR, then
+    ``ScheduleFusedKernels`` (passes/schedule_fused_kernels.py: why not dlight's rules; one
+    kernel per fused group, intermediates per thread) in place of dlight's default rules. The
+    llvm build runs the same fusion and the same block placement, with the thread loops left to
+    the CPU -- the bit-exact checks on llvm cover the CUDA build's arithmetic."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
     from tvm.relax.backend.cuda import pipeline as cuda
-    from tvm.s_tir import dlight as dl
 
-    legalize = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-                relax.transform.FoldConstant(),
-                dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                        dl.gpu.GeneralReduction(), dl.gpu.Fallback())]
+    from adaptc.passes.schedule_fused_kernels import ScheduleFusedKernels
 
-    @tvm.transform.module_pass(opt_level=0, name="adaptc.CudaPipeline")
+    backend = cuda if target.needs_gpu else cpu
+    tvm_target = target.tvm_target
+    passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+              relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
+              ScheduleFusedKernels(gpu=target.needs_gpu)]
+
+    @tvm.transform.module_pass(opt_level=0, name="adaptc.BatchedPipeline")
     def _pipeline(mod, _ctx):
-        with target:
-            return tvm.transform.Sequential(cuda.library_dispatch_passes(target) + legalize
-                                            + cuda.dataflow_lower_passes(target)
-                                            + cuda.finalize_passes(target))(mod)
+        with tvm_target:
+            return tvm.transform.Sequential(backend.library_dispatch_passes(tvm_target) + passes
+                                            + backend.dataflow_lower_passes(tvm_target)
+                                            + backend.finalize_passes(tvm_target))(mod)
 
     return _pipeline
 
@@ -408,10 +416,7 @@ def build(model, target: str = "llvm", arch: str = "sm_90", batch: int | None = 
     symbolic) or one."""
     tgt = gpu_target(target, arch)
     mod, plan = batched_module(model, batch)
-    if tgt.needs_gpu:
-        ex = tvm.compile(mod, target=tgt.tvm_target, relax_pipeline=cuda_pipeline(tgt.tvm_target))
-    else:
-        ex = tvm.compile(mod, target=tgt.tvm_target)
+    ex = tvm.compile(mod, target=tgt.tvm_target, relax_pipeline=batched_pipeline(tgt))
     return BatchedModel(model, tgt, mod, plan, ex)
 
 

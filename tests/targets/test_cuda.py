@@ -5,14 +5,17 @@
   (``CompiledModel.reference``) and the generated C's (``CompiledModel.run``) bit for bit; each
   segment runs only on the samples still in the batch.
 * the margin and entropy gates (int8): the same at the top level, one batch.
+* pot4 digits model (power-of-two weights): the same, every level, one batch.
 * float digits model: same exits and labels, logits within 1e-5.
 * models without exits (ResNet-8, KWS): one segment, equal to the per-sample reference.
 * CUDA: the source of ResNet-8, KWS and the digits model is generated without a GPU and
   ``nvcc -c`` compiles it for sm_80 and sm_90; ``write_cuda`` writes the .cu and the library;
-  running without a GPU fails naming the missing device.
+  running without a GPU fails naming the missing device; each fused group is one kernel (a
+  budget of kernels per model).
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,9 +52,9 @@ def model(kind: str):
         if kind.startswith("int8-"):         # another gate criterion
             return adaptc.compile(DIGITS, target="cortex-m4", exits=True, calibration=X_TRAIN[:256],
                                   gate=kind[5:], thresholds=THRESHOLDS[kind[5:]])
-        if kind == "int8":
+        if kind in ("int8", "pot4"):
             return adaptc.compile(DIGITS, target="cortex-m4", exits=True, calibration=X_TRAIN[:256],
-                                  thresholds=[0.9, 0.9])
+                                  thresholds=[0.9, 0.9], quantize=None if kind == "int8" else kind)
         if kind == "float":
             return adaptc.compile(DIGITS, exits=True, thresholds=[0.9, 0.9])
         return adaptc.compile({"resnet": RESNET, "kws": KWS}[kind])
@@ -97,6 +100,19 @@ def test_int8_batches_equal_per_sample_runs(batch):
         assert got["exit"].max() <= level
         exits_seen |= set(got["exit"].tolist())
     assert exits_seen == {0, 1, 2}          # every exit is taken by some sample: every path is checked
+
+
+def test_pot4_batches_equal_per_sample_runs():
+    """Power-of-two weights (4 bits): the same integer program, every level, one batch."""
+    m, b = model("pot4"), built("pot4")
+    xs = m.quantize_input(X_TEST)
+    for level in range(m.levels):
+        got = run_batched(b, xs, level, 450)
+        for runner in ("reference", "c"):
+            want = per_sample("pot4", level, runner)
+            for f in ("label", "exit", "confidence", "logits"):
+                np.testing.assert_array_equal(got[f], want[f], err_msg=f"{f}, level {level}, {runner}")
+    assert set(got["exit"].tolist()) == {0, 1, 2}
 
 
 @pytest.mark.parametrize("criterion", ["margin", "entropy"])
@@ -165,11 +181,11 @@ def test_bad_batches_are_refused():
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-@pytest.mark.parametrize("kind", ["int8", "resnet", "kws"])
+@pytest.mark.parametrize("kind", ["int8", "pot4", "resnet", "kws"])
 def test_cuda_source_compiles_with_nvcc(kind, arch, tmp_path):
     b = built(kind, "cuda", arch)
     src = b.cuda_source()
-    assert src.count("__global__") > 10 and "blockIdx.x" in src
+    assert len(kernels(src)) > 10 and "blockIdx.x" in src
     if NVCC is None:
         pytest.skip("nvcc not found (CUDA toolkit): the source was generated but not compiled")
     cu = tmp_path / "model.cu"
@@ -178,6 +194,22 @@ def test_cuda_source_compiles_with_nvcc(kind, arch, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
     assert (tmp_path / "model.o").stat().st_size > 0
+
+
+def kernels(src: str) -> set[str]:
+    return set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(", src))
+
+
+# Kernels in the CUDA build (distinct __global__ functions); measured, and a budget: a change that
+# splits fused groups again (dlight's rules, or no fusion: 159 / 219 / 122) fails here.
+KERNELS = {"int8": 39, "pot4": 39, "resnet": 38, "kws": 22}
+
+
+@pytest.mark.parametrize("kind", sorted(KERNELS))
+def test_cuda_kernel_count_budget(kind):
+    b = built(kind, "cuda", "sm_90")
+    n = len(kernels(b.cuda_source()))
+    assert n <= KERNELS[kind], f"{kind}: {n} kernels, budget {KERNELS[kind]}"
 
 
 def test_write_cuda_writes_source_and_library(tmp_path):

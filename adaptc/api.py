@@ -410,12 +410,14 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
             kernels: str | None = None, output: int | None = None, quantize=None,
             weight_budget: int | None = None, exits=None, gate: str = "max_prob",
             thresholds=None, accuracy_budget: float = 0.01, controller: dict | None = None,
-            arch: str = "sm_90", *, _gpu: str | None = None) -> CompiledModel:
+            arch: str = "sm_90", tune=None, *, _gpu: str | None = None) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for a Cortex-M target -- or, with
     ``target="llvm"`` / ``"cuda"`` (``arch``: the CUDA architecture), for batches on a CPU or an
     NVIDIA GPU (targets/cuda.py: the same integer program in batched segments; after each exit
     the samples still running are compacted; ``m.run(X)`` returns arrays ``label``, ``exit``,
     ``logits`` in input order). Exit thresholds are then calibrated against the GPU roofline.
+    ``tune``: an ``adaptc.targets.tuning.Tuning`` -- MetaSchedule schedules from (and, with
+    trials, into) a records directory, the segments built for static batch sizes.
 
     int8 TFLite models keep their quantization and are bit-exact with TFLite Micro. Float models
     compile to float32 C, or -- given ``calibration`` (representative inputs, first axis =
@@ -442,6 +444,8 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
 
     from .loader import select_outputs
 
+    if tune is not None and target not in GPU_TARGETS:
+        raise InputError(f"tune= tunes the batched llvm / cuda builds; it does not apply to target {target!r}")
     if target in GPU_TARGETS:
         from .targets.cuda import build
 
@@ -450,7 +454,7 @@ def compile(model, target: str = "cortex-m4", calibration=None, name: str | None
                              f"{target!r}")
         base = compile(model, PROGRAM_TARGET, calibration, name, None, output, quantize, weight_budget, exits,
                        gate, thresholds, accuracy_budget, controller, _gpu=target)
-        return build(base, target, arch)
+        return build(base, target, arch, tune=tune)
     start = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load(model)
     if exits:

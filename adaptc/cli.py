@@ -93,13 +93,20 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
               help="Cortex-M core the C is generated for, or cuda: batched segments with early-exit "
                    "compaction as CUDA source (DIR/<prefix>.cu) and a TVM library (DIR/<prefix>_cuda.so).")
 @click.option("--arch", default="sm_90", show_default=True, help="CUDA architecture with --target cuda.")
+@click.option("--tune-records", type=click.Path(file_okay=False, path_type=Path),
+              help="With --target cuda: MetaSchedule tuning records (DIR/cuda-<arch>/): applied, and extended "
+                   "by --tune-trials. Builds the segments for static batches 1, 2, 4, ... --max-batch.")
+@click.option("--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Kernel candidates to measure now (needs a GPU); 0 applies the records only.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Largest static batch of a tuned build (bigger batches run in chunks).")
 @_model_options
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
-def compile_cmd(model, out_dir, target, arch, calibration, quantize, weight_budget, exits, gate, accuracy_budget,
-                name, input_file):
+def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_batch, calibration, quantize,
+                weight_budget, exits, gate, accuracy_budget, name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
     target.
 
@@ -120,17 +127,25 @@ def compile_cmd(model, out_dir, target, arch, calibration, quantize, weight_budg
     """
     from .errors import AdaptcError
 
+    if target != "cuda" and (tune_records or tune_trials):
+        raise click.UsageError("--tune-records / --tune-trials apply to --target cuda")
+    if tune_trials and not tune_records:
+        raise click.UsageError("--tune-trials needs --tune-records DIR (where the records go)")
     if target == "cuda":
         from .targets.cuda import write_cuda
+        from .targets.tuning import Tuning
 
+        tune = Tuning(tune_records, tune_trials, max_batch) if tune_records else None
         try:
             m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
-                         arch=arch)
+                         arch=arch, tune=tune)
             files = write_cuda(m, out_dir, arch)
         except AdaptcError as e:
             _fail(e)
         _print_exits(m.model)
-        click.echo(f"wrote {files['source']} ({m.levels} segment(s), {arch}) and {files['library']}")
+        tuned = f", static batches {', '.join(map(str, m.buckets))}, {m.tuned_kernels} kernels from the records" \
+            if m.buckets else ""
+        click.echo(f"wrote {files['source']} ({m.levels} segment(s), {arch}{tuned}) and {files['library']}")
         return
     try:
         x = _load_npy(input_file) if input_file is not None else None

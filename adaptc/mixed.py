@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import formats as F
-from . import ptq, tvm_compat
+from . import tvm_compat
 from .errors import InputError
 from .quantization import PoT
 

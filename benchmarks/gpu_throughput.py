@@ -4,6 +4,7 @@ built by ``targets.cuda.build`` -- batched segments with the batch compacted aft
     .venv/bin/python benchmarks/gpu_throughput.py                         # on the GPU (cuda, sm_90)
     .venv/bin/python benchmarks/gpu_throughput.py --target cuda --arch sm_80 --batches 1,64,1024 --repeat 20
     .venv/bin/python benchmarks/gpu_throughput.py --target llvm --batches 1,64 --repeat 2   # CPU smoke check
+    .venv/bin/python benchmarks/gpu_throughput.py --tune-records rec --tune-trials 2000      # MetaSchedule-tuned
 
 Models (both int8, compiled for the cortex-m4 program and then built batched):
 
@@ -53,6 +54,7 @@ from adaptc.data import digits
 from adaptc.data import path as data_path
 from adaptc.errors import TargetError
 from adaptc.targets import cuda
+from adaptc.targets.tuning import Tuning
 
 NEVER = 2.0          # a max_prob threshold no gate reaches (probability <= 1)
 
@@ -231,6 +233,9 @@ def main(argv=None) -> int:
     p.add_argument("--probe", type=int, default=256, help="resnet8ee: inputs the thresholds are chosen on")
     p.add_argument("--sim-samples", type=int, default=64, help="inputs run on the C for the simulator's exits")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tune-records", type=Path, help="MetaSchedule records (targets/tuning.py): tuned builds with "
+                   "static batches up to the largest of --batches")
+    p.add_argument("--tune-trials", type=int, default=0, help="candidates to measure now (per model and build)")
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",")]
     if min(args.batches) < 1 or args.repeat < 1:
@@ -244,8 +249,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="adaptc-gpu-bench-") as tmp:
         for name, static, adaptive, pool in models(Path(tmp), args):
             t = time.perf_counter()
-            b_static = cuda.build(static, args.target, args.arch)
-            b_adaptive = cuda.build(adaptive, args.target, args.arch)
+            tune = Tuning(args.tune_records, args.tune_trials, max(args.batches)) if args.tune_records else None
+            b_static = cuda.build(static, args.target, args.arch, tune=tune)
+            b_adaptive = cuda.build(adaptive, args.target, args.arch, tune=tune)
             print(f"{name}: built static + adaptive for {args.target} in {time.perf_counter() - t:.1f} s", flush=True)
             est_static, est_adaptive, est_shares = estimate(static, adaptive, pool[:args.sim_samples], args.device)
             for batch in args.batches:

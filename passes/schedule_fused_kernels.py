@@ -64,25 +64,29 @@ class ThreadLocalChain(dl.ScheduleRule):
         if not isinstance(func, tirx.PrimFunc):
             return None
         sch = s_tir.Schedule(func)
+        return sch if self.schedule(sch, self.threads) else None
+
+    def schedule(self, sch, threads) -> bool:
+        """Apply the rule to ``sch`` (False: dlight cannot normalize its function). ``threads``:
+        an int, or a sampled ``ExprRV`` when MetaSchedule tunes it (``tuning_space``)."""
         try:
             infos = dl.normalize_prim_func(sch)
         except ValueError:              # not one root block (e.g. a shape function)
-            return None
+            return False
         if infos is None:
-            return None
+            return False
         anchors: list = []              # thread loops, nearest (latest made) first
         reductions = []
         for info in reversed(infos):
-            block = info.block_rv
             if anchors and (self._inline(sch, info) or self._attach(sch, info, anchors, reductions)):
                 continue
-            anchors.insert(0, self._anchor(sch, info, reductions))
+            anchors.insert(0, self._anchor(sch, info, reductions, threads))
         for block, loop in reductions:
             try:
                 sch.decompose_reduction(block, loop)
             except s_tir.ScheduleError:     # bindings not affine after compute_at: the init
                 pass                        # stays in the block (lowered as a guarded store)
-        return sch
+        return True
 
     @staticmethod
     def _inline(sch, info) -> bool:
@@ -118,7 +122,7 @@ class ThreadLocalChain(dl.ScheduleRule):
             return True
         return False
 
-    def _anchor(self, sch, info, reductions):
+    def _anchor(self, sch, info, reductions, threads):
         block = info.block_rv
         kinds = info.dom_kind()
         loops = sch.get_loops(block)
@@ -128,7 +132,7 @@ class ThreadLocalChain(dl.ScheduleRule):
         if not s:
             s = [sch.add_unit_loop(block)]
         sch.reorder(*s, *r, *o)
-        outer, inner = sch.split(sch.fuse(*s), factors=[None, self.threads])
+        outer, inner = sch.split(sch.fuse(*s), factors=[None, threads])
         if self.gpu:
             sch.bind(outer, "blockIdx.x")
             sch.bind(inner, "threadIdx.x")
@@ -137,3 +141,23 @@ class ThreadLocalChain(dl.ScheduleRule):
         if r:
             reductions.append((block, r[0]))
         return inner
+
+
+THREAD_CHOICES = (32, 64, 128, 256, 512, 1024)
+
+
+def tuning_space(gpu: bool = True):
+    """The rule as a MetaSchedule search space (targets/tuning.py): the same block placement,
+    the threads per block (a CPU: iterations per parallel chunk) sampled from THREAD_CHOICES
+    for each kernel. MetaSchedule's own rules would inline the requantization chains again
+    (module docstring) and take seconds to build each candidate."""
+    from tvm.s_tir import meta_schedule as ms
+
+    rule = ThreadLocalChain(gpu)
+
+    def space(sch):
+        threads = sch.sample_categorical(list(THREAD_CHOICES), [1 / len(THREAD_CHOICES)] * len(THREAD_CHOICES))
+        rule.schedule(sch, threads)
+        return sch
+
+    return ms.space_generator.ScheduleFn(space, sch_rules=[], mutator_probs={})

@@ -24,10 +24,17 @@ and logits at their original positions; the rest are compacted and run the next 
 The llvm build is the same program with the thread loops run by the CPU. Without a GPU the CUDA
 module holds the generated source only (``cuda_source``, ``write_cuda``); running it needs the
 device.
+
+A tuned build (``build(..., tune=Tuning(...))``, targets/tuning.py) holds every segment once per
+static batch size (bucket) ``segment_i_b<rows>`` / ``compact_i_b<rows>`` in one module; the host
+pads a batch to its bucket and each compaction's index to the next bucket (repeating a live row),
+and reads back only the live rows.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,7 @@ from tvm import relax
 from adaptc import qops, tvm_compat
 from adaptc.errors import InputError, TargetError, UnsupportedOperatorError
 from adaptc.fixedpoint import RelaxFixedPoint
+from adaptc.targets.tuning import Tuning
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,12 @@ class GpuTarget:
     def tvm_target(self):
         if self.kind == "cuda":
             return tvm.target.Target({"kind": "cuda", "arch": self.arch})
-        return tvm.target.Target("llvm")
+        return tvm.target.Target({"kind": "llvm", "num-cores": os.cpu_count() or 1})  # (MetaSchedule reads it)
+
+    @property
+    def key(self) -> str:
+        """"llvm" / "cuda-sm_90": what tuning records are kept apart by."""
+        return f"{self.kind}-{self.arch}" if self.arch else self.kind
 
     @property
     def needs_gpu(self) -> bool:
@@ -163,9 +176,10 @@ def _batched_value(value, sub, composites, path):
         else relax.op.expand_dims(x, [int(a) for a in axis])
 
 
-def batched_module(model, batch: int | None = None):
-    """(IRModule of segment_i / compact_i functions over a symbolic batch, BatchPlan) for a
-    CompiledModel (see module docstring)."""
+def batched_module(model, batch: int | None = None, suffix: str = ""):
+    """(IRModule of segment_i / compact_i functions over a symbolic batch -- or ``batch`` rows --
+    BatchPlan) for a CompiledModel (see module docstring). ``suffix`` ends every global name
+    (one module per bucket, merged: ``build_bucketed``)."""
     from adaptc.passes.insert_gates import plan_exits
 
     exits = model.exits is not None
@@ -211,7 +225,7 @@ def batched_module(model, batch: int | None = None):
         for k in idx:
             v = bindings[k].value
             if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.GlobalVar) and v.op not in composites:
-                composites[v.op] = bb.add_func(_batched_composite(src, v.op, v, batch), v.op.name_hint)
+                composites[v.op] = bb.add_func(_batched_composite(src, v.op, v, batch), v.op.name_hint + suffix)
 
     specs = []
     for s, idx in enumerate(segments):
@@ -221,7 +235,7 @@ def batched_module(model, batch: int | None = None):
         new_of = dict(zip(reads[s] if s else [param], params))
         sub = lambda e: new_of.get(e, e) if isinstance(e, relax.Var) else e  # noqa: E731
         outputs = [v for v in carried[s] if where[v] == s]
-        with bb.function(f"segment_{s}", params, attrs={"num_input": len(params)}):
+        with bb.function(f"segment_{s}{suffix}", params, attrs={"num_input": len(params)}):
             with bb.dataflow():
                 for k in idx:
                     b = bindings[k]
@@ -251,7 +265,7 @@ def batched_module(model, batch: int | None = None):
             n, m = _batch_dim(batch), tvm.tirx.Var("m", "int64")
             cparams = [relax.Var(v.name, _batched_type(v.ty, n)) for v in live]
             index = relax.Var("index", relax.TensorType([m], "int64"))
-            with bb.function(f"compact_{s}", [*cparams, index], attrs={"num_input": len(cparams) + 1}):
+            with bb.function(f"compact_{s}{suffix}", [*cparams, index], attrs={"num_input": len(cparams) + 1}):
                 with bb.dataflow():
                     taken = [bb.emit(relax.op.take(p, index, axis=0, mode="clip")) for p in cparams]
                     result = bb.emit_output(relax.Tuple(taken))
@@ -276,14 +290,27 @@ class BatchResult:
     confidence: np.ndarray | None
     logits: np.ndarray
     segment_sizes: list[int] = field(default_factory=list)   # samples each segment ran on
+    segment_rows: list[int] = field(default_factory=list)    # rows it computed (with a bucket's padding)
 
 
 class BatchedModel:
     """A built batched module and its host orchestration (module docstring)."""
 
-    def __init__(self, model, target: GpuTarget, mod, plan: BatchPlan, executable):
+    def __init__(self, model, target: GpuTarget, mod, plan: BatchPlan, executable, buckets=None,
+                 tuned_kernels: int = 0):
         self.model, self.target, self.mod, self.plan, self.executable = model, target, mod, plan, executable
+        self.buckets = buckets                  # None: symbolic batch; else the static batch sizes (tuned build)
+        self.tuned_kernels = tuned_kernels      # kernels scheduled from tuning records
         self._vm = None
+
+    def _rows(self, samples: int) -> int:
+        """Rows a segment runs for ``samples`` samples: the smallest bucket that holds them."""
+        if self.buckets is None:
+            return samples
+        return next(b for b in self.buckets if b >= samples)
+
+    def _name(self, base: str, rows: int) -> str:
+        return base if self.buckets is None else f"{base}_b{rows}"
 
     @property
     def levels(self) -> int:
@@ -325,7 +352,8 @@ class BatchedModel:
 
     def run(self, xs, level: int | None = None) -> BatchResult:
         """Run a batch [N, *input shape[1:]]: every sample leaves at the first exit whose gate
-        fires, or at exit ``level`` (the deepest allowed; default: the last)."""
+        fires, or at exit ``level`` (the deepest allowed; default: the last). A tuned build pads
+        the samples to its buckets and runs a batch larger than its largest in chunks."""
         plan = self.plan
         last = len(plan.segments) - 1
         if level is None:
@@ -334,22 +362,37 @@ class BatchedModel:
             raise InputError(f"{self.model.info.name} has no exits: level= needs a model compiled with exits=True")
         elif not 0 <= int(level) <= last:
             raise InputError(f"level {level} out of range: {self.model.info.name} has levels 0..{last}")
-        level = int(level)
         xs = self._check(xs)
+        if self.buckets is not None and len(xs) > self.buckets[-1]:
+            step = self.buckets[-1]
+            parts = [self._run(xs[i:i + step], int(level)) for i in range(0, len(xs), step)]
+            return BatchResult(*(np.concatenate([getattr(p, f) for p in parts]) if getattr(parts[0], f) is not None
+                                 else None for f in ("label", "exit", "confidence", "logits")),
+                               *([sum(v) for v in zip_longest(*(getattr(p, f) for p in parts), fillvalue=0)]
+                                 for f in ("segment_sizes", "segment_rows")))
+        return self._run(xs, int(level))
+
+    def _run(self, xs, level: int) -> BatchResult:
+        plan = self.plan
         vm, dev = self._machine(), self.target.device()
         total = len(xs)
         logits = np.zeros((total, *plan.classes_shape), np.dtype(plan.logits_dtype))
         exit_ = np.zeros(total, np.int32)
         conf = None
-        alive = np.arange(total)
+        alive = np.arange(total)                 # original position of each live row
+        rows = self._rows(total)                 # rows computed (>= len(alive): a bucket's padding)
+        if rows > total:
+            xs = np.concatenate([xs, np.repeat(xs[-1:], rows - total, axis=0)])
         held = {plan.input_name: tvm.runtime.tensor(xs, dev)}
-        sizes = []
+        sizes, row_counts = [], []
         for s, seg in enumerate(plan.segments):
             sizes.append(len(alive))
-            out = vm[seg.name](*[held[name] for name in seg.inputs])
-            head = out[0].numpy()
+            row_counts.append(rows)
+            out = vm[self._name(seg.name, rows)](*[held[name] for name in seg.inputs])
+            live = len(alive)
+            head = out[0].numpy()[:live]
             if seg.gated:
-                c, leave = out[1].numpy(), out[2].numpy()
+                c, leave = out[1].numpy()[:live], out[2].numpy()[:live]
                 if conf is None:
                     conf = np.zeros(total, c.dtype)
                 if s >= level:
@@ -357,7 +400,7 @@ class BatchedModel:
                 conf[alive[leave]] = c[leave]
                 carried = list(out)[3:]
             else:
-                leave = np.ones(len(alive), bool)
+                leave = np.ones(live, bool)
                 carried = list(out)[1:]
             logits[alive[leave]] = head[leave]
             exit_[alive[leave]] = s
@@ -365,12 +408,15 @@ class BatchedModel:
                 break
             held.update(zip(seg.outputs, carried))
             stay = np.flatnonzero(~leave)
-            if len(stay) < len(alive):
-                taken = vm[f"compact_{s}"](*[held[name] for name in seg.live], tvm.runtime.tensor(stay.astype(np.int64), dev))
+            next_rows = self._rows(len(stay))
+            if len(stay) < live or next_rows != rows:
+                index = np.concatenate([stay, np.repeat(stay[-1:], next_rows - len(stay))]).astype(np.int64)
+                taken = vm[self._name(f"compact_{s}", rows)](*[held[name] for name in seg.live],
+                                                             tvm.runtime.tensor(index, dev))
                 held = dict(zip(seg.live, taken))
-            alive = alive[stay]
+            alive, rows = alive[stay], next_rows
         label = logits.reshape(total, -1).argmax(axis=-1).astype(np.int32)
-        return BatchResult(label, exit_, conf, logits, sizes)
+        return BatchResult(label, exit_, conf, logits, sizes, row_counts)
 
 
 def cuda_source_of(executable) -> str:
@@ -382,42 +428,77 @@ def cuda_source_of(executable) -> str:
     raise TargetError("the executable holds no CUDA module")
 
 
-def batched_pipeline(target: GpuTarget):
+def batched_pipeline(target: GpuTarget, records: Path | None = None, counted: list | None = None):
     """TVM's default Relax pipeline for ``target`` (relax.backend.cuda / cpu_generic) with our
     kernel schedule: LegalizeOps, FoldConstant, FuseOps, FuseTIR, then
     ``ScheduleFusedKernels`` (passes/schedule_fused_kernels.py: why not dlight's rules; one
     kernel per fused group, intermediates per thread) in place of dlight's default rules. The
     llvm build runs the same fusion and the same block placement, with the thread loops left to
-    the CPU -- the bit-exact checks on llvm cover the CUDA build's arithmetic."""
+    the CPU -- the bit-exact checks on llvm cover the CUDA build's arithmetic. ``records``: a
+    MetaSchedule database (targets/tuning.py) applied before, ``counted`` gets the number of
+    kernels it scheduled."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu
     from tvm.relax.backend.cuda import pipeline as cuda
 
     from adaptc.passes.schedule_fused_kernels import ScheduleFusedKernels
+    from adaptc.targets.tuning import fuse_passes
 
     backend = cuda if target.needs_gpu else cpu
     tvm_target = target.tvm_target
-    passes = [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-              relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR(),
-              ScheduleFusedKernels(gpu=target.needs_gpu)]
 
     @tvm.transform.module_pass(opt_level=0, name="adaptc.BatchedPipeline")
     def _pipeline(mod, _ctx):
         with tvm_target:
-            return tvm.transform.Sequential(backend.library_dispatch_passes(tvm_target) + passes
-                                            + backend.dataflow_lower_passes(tvm_target)
+            passes = backend.library_dispatch_passes(tvm_target) + fuse_passes()
+            if records is not None:     # MetaSchedule's schedules first; the rest as untuned
+                passes += [relax.transform.MetaScheduleApplyDatabase(str(records)), _count_scheduled(counted)]
+            passes += [ScheduleFusedKernels(gpu=target.needs_gpu)]
+            return tvm.transform.Sequential(passes + backend.dataflow_lower_passes(tvm_target)
                                             + backend.finalize_passes(tvm_target))(mod)
 
     return _pipeline
 
 
-def build(model, target: str = "llvm", arch: str = "sm_90", batch: int | None = None) -> BatchedModel:
+def _count_scheduled(into: list | None):
+    @tvm.transform.module_pass(opt_level=0, name="adaptc.CountScheduled")
+    def _count(mod, _ctx):
+        if into is not None:
+            into.append(sum(1 for _, f in mod.functions_items() if isinstance(f, tvm.tirx.PrimFunc)
+                            and f.attrs is not None and bool(f.attrs.get("tirx.is_scheduled", False))))
+        return mod
+    return _count
+
+
+def build(model, target: str = "llvm", arch: str = "sm_90", batch: int | None = None,
+          tune: Tuning | None = None) -> BatchedModel:
     """Compile ``model`` (an adaptc CompiledModel) as batched segments for ``target``
     ("llvm" or "cuda"; ``arch`` the CUDA architecture), for any batch size (``batch`` None:
-    symbolic) or one."""
+    symbolic) or one. ``tune`` (targets/tuning.py): static buckets with MetaSchedule schedules
+    from (and, with trials, into) a records directory."""
     tgt = gpu_target(target, arch)
+    if tune is not None:
+        return _build_tuned(model, tgt, tune)
     mod, plan = batched_module(model, batch)
     ex = tvm.compile(mod, target=tgt.tvm_target, relax_pipeline=batched_pipeline(tgt))
     return BatchedModel(model, tgt, mod, plan, ex)
+
+
+def _build_tuned(model, tgt: GpuTarget, tune: Tuning) -> BatchedModel:
+    """One module holding every bucket's segments (``segment_i_b<rows>``, ``compact_i_b<rows>``),
+    tuned when ``tune.trials`` > 0, the records applied, the rest scheduled as untuned."""
+    from adaptc.targets import tuning
+
+    records = tune.check(tgt.key, tgt.needs_gpu, tgt.device().exist)
+    buckets = tune.buckets()
+    parts = [batched_module(model, b, f"_b{b}") for b in buckets]
+    if tune.trials:
+        tuning.tune([m for m, _ in parts], tgt.tvm_target, tune, records)
+    mod = tvm.IRModule()
+    for m, _ in parts:
+        mod.update(m)
+    counted: list = []
+    ex = tvm.compile(mod, target=tgt.tvm_target, relax_pipeline=batched_pipeline(tgt, records, counted))
+    return BatchedModel(model, tgt, mod, parts[0][1], ex, buckets, counted[0] if counted else 0)
 
 
 def write_cuda(model, directory, arch: str = "sm_90") -> dict[str, Path]:

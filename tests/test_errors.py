@@ -1,7 +1,6 @@
 """Typed errors: bad model files, unsupported operators, dynamic shapes, bad inputs, failed exports."""
 from __future__ import annotations
 
-import struct
 
 import numpy as np
 import pytest

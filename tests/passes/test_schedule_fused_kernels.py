@@ -5,6 +5,9 @@ The module is a fixed-point rounding step (srdhm's shape: the product is read th
 rounded value twice) and a per-channel multiply-accumulate over a symbolic batch -- what made
 dlight's inline-everything rules repeat each reused value at each use."""
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 
 from adaptc import tvm_compat
-from adaptc.passes.schedule_fused_kernels import ScheduleFusedKernels
+from adaptc.passes.schedule_fused_kernels import THREAD_CHOICES, ScheduleFusedKernels
 
 rng = np.random.default_rng(0)
 W = rng.integers(-128, 128, size=(16, 8), dtype=np.int32)
@@ -111,3 +114,26 @@ def test_cuda_build_has_one_kernel():
     from adaptc.targets.cuda import cuda_source_of
     src = cuda_source_of(ex)
     assert len(set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(", src))) == 1, src
+
+
+@pytest.mark.parametrize("threads", [THREAD_CHOICES[0], THREAD_CHOICES[-1]])
+def test_tuning_space_extremes_are_valid_cuda(threads, tmp_path):
+    """MetaSchedule samples the threads per block from THREAD_CHOICES (targets/tuning.py): the
+    smallest and largest give a kernel with those launch bounds that nvcc compiles."""
+    target = tvm.target.Target({"kind": "cuda", "arch": "sm_90"})
+    from tvm.relax.backend.cuda import pipeline as cuda
+    mod = fused(target)
+    with target:
+        mod = ScheduleFusedKernels(gpu=True, threads=threads)(mod)
+        mod = tvm.transform.Sequential(cuda.dataflow_lower_passes(target) + cuda.finalize_passes(target))(mod)
+    ex = tvm.compile(mod, target=target, relax_pipeline=tvm.transform.Sequential([]))
+    from adaptc.targets.cuda import cuda_source_of
+    src = cuda_source_of(ex)
+    assert f"__launch_bounds__({threads})" in src
+    nvcc = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
+    if nvcc is None:
+        pytest.skip("nvcc not found (CUDA toolkit): the source was generated but not compiled")
+    (tmp_path / "k.cu").write_text(src)
+    res = subprocess.run([nvcc, "-c", "-arch=sm_90", str(tmp_path / "k.cu"), "-o", str(tmp_path / "k.o")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]

@@ -258,3 +258,11 @@ def test_compile_api_and_cli_for_batched_targets(tmp_path):
     assert res.exit_code == 0, res.output
     assert "__global__" in (tmp_path / "cu" / "digits_exits.cu").read_text()
     assert (tmp_path / "cu" / "digits_exits_cuda.so").stat().st_size > 0
+    # tuning options: records are required to apply, and belong to --target cuda
+    res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--target", "cuda", "--arch", "sm_80",
+                                    "--tune-records", str(tmp_path / "rec"), "-o", str(tmp_path / "tuned")])
+    assert res.exit_code != 0 and "no tuning records for cuda-sm_80" in res.output, res.output
+    assert not (tmp_path / "tuned").exists()
+    res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--tune-trials", "5",
+                                    "-o", str(tmp_path / "m4")])
+    assert res.exit_code == 2 and "--tune-records" in res.output

@@ -28,11 +28,14 @@ Needs the ``tune`` extra (psutil, cloudpickle: MetaSchedule's worker processes).
 from __future__ import annotations
 
 import importlib.util
+import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import tvm
 import tvm_ffi
+from tqdm import tqdm
 from tvm import relax, tirx
 
 from adaptc.errors import InputError, TargetError
@@ -148,8 +151,27 @@ def tune(modules, target, tuning: Tuning, records: Path) -> int:
         found, str(records), space=tuning_space(target.kind.name == "cuda"), strategy="replay-trace",
         seed=tuning.seed)
     per_task = -(-tuning.trials // len(contexts))      # spread over every task, not spent on the first
-    ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(records),
-                       max_trials_global=tuning.trials, max_trials_per_task=per_task,
-                       num_trials_per_iter=min(64, per_task), cost_model="random", database="json",
-                       builder=ms.builder.LocalBuilder(f_build=build_candidate))
+    total = min(tuning.trials, per_task * len(contexts))
+    # MetaSchedule's per-task tables go to records/logs only; the console gets one progress bar
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    with tqdm(total=total, desc=f"tuning {len(contexts)} kernels", unit="trial", file=sys.stderr) as bar:
+        ms.tune.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(records),
+                           max_trials_global=tuning.trials, max_trials_per_task=per_task,
+                           num_trials_per_iter=min(64, per_task), cost_model="random", database="json",
+                           builder=ms.builder.LocalBuilder(f_build=build_candidate),
+                           measure_callbacks=ms.measure_callback.MeasureCallback.create("default")
+                           + [_progress(bar)])
     return len(found)
+
+
+def _progress(bar):
+    """A MetaSchedule measure callback advancing ``bar`` by the candidates measured."""
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+    from tvm.ir.utils import derived_object
+
+    @derived_object
+    class Progress(PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            bar.update(len(measure_candidates))
+
+    return Progress()

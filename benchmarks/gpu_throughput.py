@@ -21,6 +21,9 @@ Models (both int8, compiled for the cortex-m4 program and then built batched):
   and ``--share1`` at exit 1 (the rest run the whole network); the distribution actually reached
   is printed. Static: the same ONNX without exits (its final head).
 
+Before timing, a cuda build's results on every input of the pool are checked against the same
+model's llvm build (label, exit, logits equal, every level; ``--no-check`` skips it).
+
 What is timed: ``BatchedModel.run(batch)`` -- host orchestration included: upload, every
 segment, the gate read-back and compaction, the results copied back as numpy (which is a device
 synchronization on cuda: ``.numpy()`` waits for the kernels). Each repeat runs
@@ -165,6 +168,21 @@ def throughput(bm, pool: np.ndarray, batch: int, images: int, repeat: int):
     return n_batches * batch / statistics.median(times), exits
 
 
+def check_against_llvm(built, model, pool: np.ndarray, batch: int) -> str:
+    """The build's results on every input of ``pool`` (batches of ``batch``) against the same
+    model's llvm build: label, exit and logits equal (int8: bit for bit). Raises on a mismatch."""
+    ref = cuda.build(model, "llvm")
+    for level in range(built.levels):
+        for i in range(0, len(pool), batch):
+            got, want = built.run(pool[i:i + batch], level=level), ref.run(pool[i:i + batch], level=level)
+            for f in ("label", "exit", "logits"):
+                if not np.array_equal(getattr(got, f), getattr(want, f)):
+                    raise SystemExit(f"{built.model.info.name}: {built.target.kind} {f} differs from llvm at level "
+                                     f"{level}, inputs {i}..{i + batch - 1}: the throughput figures would be "
+                                     "meaningless")
+    return f"{built.target.kind} == llvm on {len(pool)} inputs x {built.levels} level(s)"
+
+
 def shares(exits, n_exits: int) -> list[float]:
     return [float(np.mean(exits == i)) for i in range(n_exits)]
 
@@ -233,6 +251,7 @@ def main(argv=None) -> int:
     p.add_argument("--probe", type=int, default=256, help="resnet8ee: inputs the thresholds are chosen on")
     p.add_argument("--sim-samples", type=int, default=64, help="inputs run on the C for the simulator's exits")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-check", action="store_true", help="skip checking the cuda results against llvm")
     p.add_argument("--tune-records", type=Path, help="MetaSchedule records (targets/tuning.py): tuned builds with "
                    "static batches up to the largest of --batches")
     p.add_argument("--tune-trials", type=int, default=0, help="candidates to measure now (per model and build)")
@@ -253,6 +272,9 @@ def main(argv=None) -> int:
             b_static = cuda.build(static, args.target, args.arch, tune=tune)
             b_adaptive = cuda.build(adaptive, args.target, args.arch, tune=tune)
             print(f"{name}: built static + adaptive for {args.target} in {time.perf_counter() - t:.1f} s", flush=True)
+            if args.target != "llvm" and not args.no_check:
+                for built in (b_static, b_adaptive):
+                    print(f"  {check_against_llvm(built, built.model, pool, 64)}", flush=True)
             est_static, est_adaptive, est_shares = estimate(static, adaptive, pool[:args.sim_samples], args.device)
             for batch in args.batches:
                 t = time.perf_counter()

@@ -124,6 +124,11 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
                                arm-none-eabi-gcc is installed -- measured flash, RAM and stack
 
     A model that does not fit the target's reference board is refused, saying by how much.
+
+    \b
+    With --target cuda, DIR receives instead:
+      <prefix>.cu              every kernel of the batched segments (nvcc -c -arch=<arch>)
+      <prefix>_cuda.so         the TVM library (tvm.runtime.load_module on a GPU host)
     """
     from .errors import AdaptcError
 

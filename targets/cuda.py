@@ -33,8 +33,7 @@ and reads back only the live rows.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from itertools import zip_longest
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,8 @@ from tvm import relax
 from adaptc import qops, tvm_compat
 from adaptc.errors import InputError, TargetError, UnsupportedOperatorError
 from adaptc.fixedpoint import RelaxFixedPoint
+from adaptc.targets import batched_runtime
+from adaptc.targets.batched_runtime import BatchPlan, BatchResult, SegmentRunner, SegmentSpec
 from adaptc.targets.tuning import Tuning
 
 
@@ -96,28 +97,6 @@ def gpu_target(target: str, arch: str = "sm_90") -> GpuTarget:
 
 
 # ------------------------------------------------------------------------------ the batched module
-
-
-@dataclass
-class SegmentSpec:
-    """The host's view of one segment: the tensors it takes and returns (names of the batch-1
-    module's vars), and whether it ends with a gate."""
-
-    name: str
-    inputs: list[str]
-    outputs: list[str]              # carried tensors it produces for later segments
-    live: list[str]                 # every carried tensor held after it (compact_i's inputs)
-    gated: bool
-
-
-@dataclass
-class BatchPlan:
-    segments: list[SegmentSpec]
-    input_name: str
-    classes_shape: tuple            # per-sample logits shape
-    logits_dtype: str
-    thresholds: list                # per exit (None for the last)
-    criterion: str | None
 
 
 _SHAPE_OPS = ("relax.reshape", "relax.permute_dims", "relax.squeeze", "relax.expand_dims")
@@ -280,19 +259,6 @@ def batched_module(model, batch: int | None = None, suffix: str = ""):
 # ------------------------------------------------------------------------------ build and run
 
 
-@dataclass
-class BatchResult:
-    """Results of a batch in input order: label (argmax of the logits), exit taken, the gate's
-    confidence at that exit (None without exits), logits."""
-
-    label: np.ndarray
-    exit: np.ndarray
-    confidence: np.ndarray | None
-    logits: np.ndarray
-    segment_sizes: list[int] = field(default_factory=list)   # samples each segment ran on
-    segment_rows: list[int] = field(default_factory=list)    # rows it computed (with a bucket's padding)
-
-
 class BatchedModel:
     """A built batched module and its host orchestration (module docstring)."""
 
@@ -301,16 +267,7 @@ class BatchedModel:
         self.model, self.target, self.mod, self.plan, self.executable = model, target, mod, plan, executable
         self.buckets = buckets                  # None: symbolic batch; else the static batch sizes (tuned build)
         self.tuned_kernels = tuned_kernels      # kernels scheduled from tuning records
-        self._vm = None
-
-    def _rows(self, samples: int) -> int:
-        """Rows a segment runs for ``samples`` samples: the smallest bucket that holds them."""
-        if self.buckets is None:
-            return samples
-        return next(b for b in self.buckets if b >= samples)
-
-    def _name(self, base: str, rows: int) -> str:
-        return base if self.buckets is None else f"{base}_b{rows}"
+        self._runner = None
 
     @property
     def levels(self) -> int:
@@ -336,87 +293,29 @@ class BatchedModel:
                               f"this one is for {self.target.kind!r}")
         return cuda_source_of(self.executable)
 
-    def _machine(self):
-        if self._vm is None:
-            self._vm = relax.VirtualMachine(self.executable, self.target.require_device(self.model.info.name))
-        return self._vm
-
-    def _check(self, xs) -> np.ndarray:
-        xs = np.asarray(xs)
-        t = self.model.input
-        want = tuple(t.shape[1:])
-        if xs.dtype != np.dtype(t.dtype) or xs.ndim != len(t.shape) or tuple(xs.shape[1:]) != want or not len(xs):
-            raise InputError(f"{self.model.info.name}: a batch must be {t.dtype} with shape [N, {', '.join(map(str, want))}]"
-                             f" (N >= 1), got {xs.dtype} {list(xs.shape)}")
-        return np.ascontiguousarray(xs)
+    def runner(self) -> SegmentRunner:
+        """The host orchestration on this build's device (targets/batched_runtime.py); a
+        TargetError naming the missing device where there is none."""
+        if self._runner is None:
+            m = self.model
+            self._runner = SegmentRunner(self.executable, self.plan, self.target.require_device(m.info.name),
+                                         m.info.name, m.input.shape, m.input.dtype, self.buckets)
+        return self._runner
 
     def run(self, xs, level: int | None = None) -> BatchResult:
         """Run a batch [N, *input shape[1:]]: every sample leaves at the first exit whose gate
         fires, or at exit ``level`` (the deepest allowed; default: the last). A tuned build pads
         the samples to its buckets and runs a batch larger than its largest in chunks."""
-        plan = self.plan
-        last = len(plan.segments) - 1
-        if level is None:
-            level = last
-        elif not plan.segments[0].gated:
-            raise InputError(f"{self.model.info.name} has no exits: level= needs a model compiled with exits=True")
-        elif not 0 <= int(level) <= last:
-            raise InputError(f"level {level} out of range: {self.model.info.name} has levels 0..{last}")
-        xs = self._check(xs)
-        if self.buckets is not None and len(xs) > self.buckets[-1]:
-            step = self.buckets[-1]
-            parts = [self._run(xs[i:i + step], int(level)) for i in range(0, len(xs), step)]
-            return BatchResult(*(np.concatenate([getattr(p, f) for p in parts]) if getattr(parts[0], f) is not None
-                                 else None for f in ("label", "exit", "confidence", "logits")),
-                               *([sum(v) for v in zip_longest(*(getattr(p, f) for p in parts), fillvalue=0)]
-                                 for f in ("segment_sizes", "segment_rows")))
-        return self._run(xs, int(level))
+        return self.runner().run(xs, level)
 
-    def _run(self, xs, level: int) -> BatchResult:
-        plan = self.plan
-        vm, dev = self._machine(), self.target.device()
-        total = len(xs)
-        logits = np.zeros((total, *plan.classes_shape), np.dtype(plan.logits_dtype))
-        exit_ = np.zeros(total, np.int32)
-        conf = None
-        alive = np.arange(total)                 # original position of each live row
-        rows = self._rows(total)                 # rows computed (>= len(alive): a bucket's padding)
-        if rows > total:
-            xs = np.concatenate([xs, np.repeat(xs[-1:], rows - total, axis=0)])
-        held = {plan.input_name: tvm.runtime.tensor(xs, dev)}
-        sizes, row_counts = [], []
-        for s, seg in enumerate(plan.segments):
-            sizes.append(len(alive))
-            row_counts.append(rows)
-            out = vm[self._name(seg.name, rows)](*[held[name] for name in seg.inputs])
-            live = len(alive)
-            head = out[0].numpy()[:live]
-            if seg.gated:
-                c, leave = out[1].numpy()[:live], out[2].numpy()[:live]
-                if conf is None:
-                    conf = np.zeros(total, c.dtype)
-                if s >= level:
-                    leave = np.ones_like(leave)
-                conf[alive[leave]] = c[leave]
-                carried = list(out)[3:]
-            else:
-                leave = np.ones(live, bool)
-                carried = list(out)[1:]
-            logits[alive[leave]] = head[leave]
-            exit_[alive[leave]] = s
-            if leave.all():
-                break
-            held.update(zip(seg.outputs, carried))
-            stay = np.flatnonzero(~leave)
-            next_rows = self._rows(len(stay))
-            if len(stay) < live or next_rows != rows:
-                index = np.concatenate([stay, np.repeat(stay[-1:], next_rows - len(stay))]).astype(np.int64)
-                taken = vm[self._name(f"compact_{s}", rows)](*[held[name] for name in seg.live],
-                                                             tvm.runtime.tensor(index, dev))
-                held = dict(zip(seg.live, taken))
-            alive, rows = alive[stay], next_rows
-        label = logits.reshape(total, -1).argmax(axis=-1).astype(np.int32)
-        return BatchResult(label, exit_, conf, logits, sizes, row_counts)
+    def export(self, directory) -> dict[str, Path]:
+        """``DIR/<prefix>_<target>.so`` and ``DIR/<prefix>_batched.json``: what
+        ``adaptc.targets.batched_runtime.load(DIR)`` runs with the TVM runtime alone."""
+        m = self.model
+        runner = SegmentRunner(self.executable, self.plan, None, m.info.name, m.input.shape, m.input.dtype,
+                               self.buckets)
+        target = {"kind": self.target.kind, **({"arch": self.target.arch} if self.target.arch else {})}
+        return batched_runtime.export(runner, directory, m.prefix, target)
 
 
 def cuda_source_of(executable) -> str:
@@ -502,9 +401,10 @@ def _build_tuned(model, tgt: GpuTarget, tune: Tuning) -> BatchedModel:
 
 
 def write_cuda(model, directory, arch: str = "sm_90") -> dict[str, Path]:
-    """Write ``DIR/<prefix>.cu`` (the kernels, self-contained: ``nvcc -c -arch=sm_XX``) and
-    ``DIR/<prefix>_cuda.so`` (the VM executable with the CUDA module; loads with
-    ``tvm.runtime.load_module`` on a GPU host). Returns the paths by kind."""
+    """Write ``DIR/<prefix>.cu`` (the kernels, self-contained: ``nvcc -c -arch=sm_XX``),
+    ``DIR/<prefix>_cuda.so`` (the VM executable with the CUDA module) and
+    ``DIR/<prefix>_batched.json`` (the plan): ``adaptc.targets.batched_runtime.load(DIR)`` runs
+    it on a GPU host with the TVM runtime alone. Returns the paths by kind."""
     built = model if isinstance(model, BatchedModel) else build(model, "cuda", arch)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -512,6 +412,4 @@ def write_cuda(model, directory, arch: str = "sm_90") -> dict[str, Path]:
     cu = directory / f"{prefix}.cu"
     cu.write_text(f"// generated by adaptc (target cuda, arch {built.target.arch}): kernels of {prefix}'s "
                   f"batched segments\n" + built.cuda_source())
-    lib = directory / f"{prefix}_cuda.so"
-    built.executable.export_library(str(lib))
-    return {"source": cu, "library": lib}
+    return {"source": cu, **built.export(directory)}

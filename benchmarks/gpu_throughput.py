@@ -56,8 +56,6 @@ import adaptc
 from adaptc.data import digits
 from adaptc.data import path as data_path
 from adaptc.errors import TargetError
-from adaptc.targets import cuda
-from adaptc.targets.tuning import Tuning
 
 NEVER = 2.0          # a max_prob threshold no gate reaches (probability <= 1)
 
@@ -131,7 +129,7 @@ def resnet8_exits_onnx(path: Path, seed: int = 0) -> dict:
     return {"exit_macs": exit_macs}
 
 
-def quantile_thresholds(probe: "cuda.BatchedModel", xs: np.ndarray, share0: float, share1: float):
+def quantile_thresholds(probe, xs: np.ndarray, share0: float, share1: float):
     """Real max_prob thresholds for exits 0 and 1 so that about ``share0`` of ``xs`` leave at
     exit 0 and ``share1`` at exit 1, from the gate confidences of ``probe`` (the model with gates
     that never fire, so level L returns head L's confidence for every input)."""
@@ -171,6 +169,8 @@ def throughput(bm, pool: np.ndarray, batch: int, images: int, repeat: int):
 def check_against_llvm(built, model, pool: np.ndarray, batch: int) -> str:
     """The build's results on every input of ``pool`` (batches of ``batch``) against the same
     model's llvm build: label, exit and logits equal (int8: bit for bit). Raises on a mismatch."""
+    from adaptc.targets import cuda
+
     ref = cuda.build(model, "llvm")
     for level in range(built.levels):
         for i in range(0, len(pool), batch):
@@ -204,6 +204,8 @@ def estimate(static, adaptive, data, device: str):
 
 def models(tmp: Path, args):
     """name -> (static CompiledModel, adaptive CompiledModel, input pool, note)."""
+    from adaptc.targets import cuda
+
     biggest = max(args.batches)
     pool_size = max(biggest, args.images)
     x_train, y_train, x_test, _ = digits()
@@ -238,6 +240,9 @@ def models(tmp: Path, args):
 
 
 def main(argv=None) -> int:
+    from adaptc.targets import cuda
+    from adaptc.targets.tuning import Tuning
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", choices=cuda.TARGETS, default="cuda")

@@ -6,7 +6,7 @@ a batched build needs is far smaller: TVM's runtime libraries (libtvm_runtime*.s
 the machine), its Python package, tvm_ffi for Python 3.12, and targets/batched_runtime.py.
 
     # here (with the compiler): models, CUDA builds, llvm reference results, the runtime (~40 MB)
-    .venv/bin/python benchmarks/gpu_bundle.py make .gpu            # .gpu is git-ignored (.git/info/exclude)
+    .venv/bin/python benchmarks/gpu_bundle.py make .gpu            # .gpu/ is in .gitignore
     # there (device tool: carry [".gpu"]):
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/wheels/*.whl && \\
       PYTHONPATH=.gpu/site:/tmp/site TVM_USE_RUNTIME_LIB=1 python3 benchmarks/gpu_bundle.py run .gpu

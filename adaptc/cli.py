@@ -128,7 +128,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     \b
     With --target cuda, DIR receives instead:
       <prefix>.cu              every kernel of the batched segments (nvcc -c -arch=<arch>)
-      <prefix>_cuda.so         the TVM library (tvm.runtime.load_module on a GPU host)
+      <prefix>_cuda.so         the TVM library, and <prefix>_batched.json its plan:
+                               adaptc.targets.batched_runtime.load(DIR) on a GPU host
     """
     from .errors import AdaptcError
 
@@ -150,7 +151,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
         _print_exits(m.model)
         tuned = f", static batches {', '.join(map(str, m.buckets))}, {m.tuned_kernels} kernels from the records" \
             if m.buckets else ""
-        click.echo(f"wrote {files['source']} ({m.levels} segment(s), {arch}{tuned}) and {files['library']}")
+        click.echo(f"wrote {files['source']} ({m.levels} segment(s), {arch}{tuned}), {files['library']} and "
+                   f"{files['plan']} (run with adaptc.targets.batched_runtime.load)")
         return
     try:
         x = _load_npy(input_file) if input_file is not None else None

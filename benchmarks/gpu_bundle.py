@@ -61,12 +61,8 @@ def make(args) -> int:
             for kind, m in zip(KINDS, (static, adaptive)):
                 built = cuda.build(m, args.target, args.arch)
                 built.export(out / "models" / f"{name}_{kind}")
-                ref = cuda.build(m, "llvm")
-                results = {}
-                for level in range(ref.levels):
-                    r = ref.run(pool, level=level if ref.plan.segments[0].gated else None)
-                    results.update({f"label{level}": r.label, f"exit{level}": r.exit, f"logits{level}": r.logits})
-                np.savez(out / "models" / f"{name}_{kind}" / "llvm_results.npz", **results)
+                ref = built if args.target == "llvm" else cuda.build(m, "llvm")
+                np.savez(out / "models" / f"{name}_{kind}" / "llvm_results.npz", **bench.results_by_level(ref, pool))
                 print(f"{name} {kind}: built and exported for {args.target}", flush=True)
     (out / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
 
@@ -110,14 +106,11 @@ def run(args) -> int:
         for kind in KINDS:
             d = out / "models" / f"{name}_{kind}"
             r = batched_runtime.load(d)
-            want = np.load(d / "llvm_results.npz")
             t = time.perf_counter()
-            for level in range(r.levels):
-                got = r.run(pool, level=level if r.plan.segments[0].gated else None)
-                for f in ("label", "exit", "logits"):
-                    if not np.array_equal(getattr(got, f), want[f"{f}{level}"]):
-                        print(f"{name} {kind}: {f} differs from llvm at level {level}", flush=True)
-                        return 1
+            diff = bench.first_difference(bench.results_by_level(r, pool), dict(np.load(d / "llvm_results.npz")))
+            if diff is not None:
+                print(f"{name} {kind}: {diff} (field, level) differs from llvm", flush=True)
+                return 1
             print(f"{name} {kind}: {meta['target']} == llvm on {len(pool)} inputs x {r.levels} level(s) "
                   f"({time.perf_counter() - t:.1f} s)", flush=True)
             runners[kind] = r

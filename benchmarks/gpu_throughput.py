@@ -166,20 +166,33 @@ def throughput(bm, pool: np.ndarray, batch: int, images: int, repeat: int):
     return n_batches * batch / statistics.median(times), exits
 
 
+def results_by_level(runner, pool: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
+    """Label, exit and logits of every input of ``pool`` at every level (batches of ``batch``),
+    keyed "label0", "exit0", "logits0", ...; ``runner``: a BatchedModel or a loaded SegmentRunner."""
+    gated = runner.plan.segments[0].gated
+    out = {}
+    for level in range(runner.levels):
+        parts = [runner.run(pool[i:i + batch], level=level if gated else None) for i in range(0, len(pool), batch)]
+        for f in ("label", "exit", "logits"):
+            out[f"{f}{level}"] = np.concatenate([getattr(p, f) for p in parts])
+    return out
+
+
+def first_difference(got: dict, want: dict) -> str | None:
+    """The first key of ``want`` whose arrays differ (None: all equal, bit for bit)."""
+    return next((k for k in want if not np.array_equal(got[k], want[k])), None)
+
+
 def check_against_llvm(built, model, pool: np.ndarray, batch: int) -> str:
-    """The build's results on every input of ``pool`` (batches of ``batch``) against the same
-    model's llvm build: label, exit and logits equal (int8: bit for bit). Raises on a mismatch."""
+    """The build's results on every input of ``pool`` at every level against the same model's
+    llvm build: label, exit and logits equal (int8: bit for bit). Exits on a mismatch."""
     from adaptc.targets import cuda
 
-    ref = cuda.build(model, "llvm")
-    for level in range(built.levels):
-        for i in range(0, len(pool), batch):
-            got, want = built.run(pool[i:i + batch], level=level), ref.run(pool[i:i + batch], level=level)
-            for f in ("label", "exit", "logits"):
-                if not np.array_equal(getattr(got, f), getattr(want, f)):
-                    raise SystemExit(f"{built.model.info.name}: {built.target.kind} {f} differs from llvm at level "
-                                     f"{level}, inputs {i}..{i + batch - 1}: the throughput figures would be "
-                                     "meaningless")
+    diff = first_difference(results_by_level(built, pool, batch),
+                            results_by_level(cuda.build(model, "llvm"), pool, batch))
+    if diff is not None:
+        raise SystemExit(f"{built.model.info.name}: {built.target.kind} {diff} (field, level) differs from llvm: "
+                         "the throughput figures would be meaningless")
     return f"{built.target.kind} == llvm on {len(pool)} inputs x {built.levels} level(s)"
 
 

@@ -158,7 +158,7 @@ def _batched_value(value, sub, composites, path):
 def batched_module(model, batch: int | None = None, suffix: str = ""):
     """(IRModule of segment_i / compact_i functions over a symbolic batch -- or ``batch`` rows --
     BatchPlan) for a CompiledModel (see module docstring). ``suffix`` ends every global name
-    (one module per bucket, merged: ``build_bucketed``)."""
+    (one module per bucket, merged: ``_build_tuned``)."""
     from adaptc.passes.insert_gates import plan_exits
 
     exits = model.exits is not None

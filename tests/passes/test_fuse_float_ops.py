@@ -1,6 +1,7 @@
 """FuseFloatOps: float layers -> adaptc.*_f32 composites, same numbers on llvm."""
 import numpy as np
 import pytest
+import tvm
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
@@ -62,3 +63,94 @@ class Unsupported:
 def test_unsupported_op():
     with pytest.raises(UnsupportedOperatorError, match=r"tanh at node 'y'"):
         tvm_compat.apply(FuseFloatOps("net.onnx"), Unsupported)
+
+
+# ------------------------------------------------------------------ Before / Expected (TVM's shape)
+
+W1 = np.array([[1.0, -0.5], [0.25, 2.0], [-1.5, 0.75], [0.5, 1.0]], np.float32).reshape(2, 2, 1, 2)  # HWIO
+B1 = np.array([0.5, -1.0], np.float32)
+
+
+@I.ir_module
+class LayersBefore:
+    @R.function
+    def main(x: R.Tensor((1, 3, 3, 1), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            c = R.nn.conv2d(x, R.const(W1), data_layout="NHWC", kernel_layout="HWIO")
+            b = R.add(c, R.const(B1))
+            r = R.clip(b, 0.0, 6.0)                            # relu6
+            m = R.mean(r, axis=[1, 2], keepdims=True)          # global average pool
+            f = R.reshape(m, R.shape([1, 2]))
+            s = R.multiply(f, R.const(2.0, "float32"))         # softmax beta (TFLite importer)
+            y = R.nn.softmax(s, axis=-1)
+            R.output(y)
+        return y
+
+
+@I.ir_module
+class LayersExpected:
+    @R.function(private=True)
+    def conv2d_f32_0(x0: R.Tensor((1, 3, 3, 1), "float32"), weights: R.Tensor((2, 2, 1, 2), "float32"),
+                     bias: R.Tensor((2,), "float32")) -> R.Tensor((1, 2, 2, 2), "float32"):
+        R.func_attr({"Composite": "adaptc.conv2d_f32", "act_max": 6.0, "act_min": 0.0, "dilation": [1, 1],
+                     "groups": 1, "kernel_layout": "HWIO", "padding": [0, 0, 0, 0], "source": "conv2d+bias+act",
+                     "strides": [1, 1]})
+        with R.dataflow():
+            lv = R.nn.conv2d(x0, weights, data_layout="NHWC", kernel_layout="HWIO")
+            lv1 = R.add(lv, bias)
+            gv = R.clip(lv1, 0.0, 6.0)
+            R.output(gv)
+        return gv
+
+    @R.function(private=True)
+    def avg_pool2d_f32_1(x0: R.Tensor((1, 2, 2, 2), "float32")) -> R.Tensor((1, 1, 1, 2), "float32"):
+        R.func_attr({"Composite": "adaptc.avg_pool2d_f32", "act_max": float("inf"), "act_min": float("-inf"),
+                     "padding": [0, 0, 0, 0], "pool_size": [2, 2], "source": "mean", "strides": [1, 1]})
+        with R.dataflow():
+            lv = R.nn.avg_pool2d(x0, pool_size=[2, 2], strides=[1, 1], padding=[0, 0, 0, 0],
+                                 count_include_pad=False, layout="NHWC")
+            gv = lv
+            R.output(gv)
+        return gv
+
+    @R.function(private=True)
+    def softmax_f32_3(x0: R.Tensor((1, 2), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"Composite": "adaptc.softmax_f32", "beta": 2.0, "source": "softmax"})
+        with R.dataflow():
+            lv = R.multiply(x0, R.const(2.0, "float32"))
+            gv = R.nn.softmax(lv, axis=-1)
+            R.output(gv)
+        return gv
+
+    @R.function
+    def main(x: R.Tensor((1, 3, 3, 1), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        cls = LayersExpected
+        with R.dataflow():
+            r = cls.conv2d_f32_0(x, R.const(W1), R.const(B1))
+            m = cls.avg_pool2d_f32_1(r)
+            f = R.reshape(m, R.shape([1, 2]))                  # layout ops stay as they are
+            y = cls.softmax_f32_3(f)
+            gv = y
+            R.output(gv)
+        return gv
+
+
+def _layers_reference(x):
+    """The network in float64: conv2d (valid, HWIO) + bias -> relu6 -> mean -> softmax(2 * z)."""
+    conv = np.stack([np.stack([np.einsum("hwio,hwi->o", W1.astype(np.float64), x[0, i:i + 2, j:j + 2])
+                               for j in range(2)]) for i in range(2)]) + B1
+    assert conv.min() < 0 and conv.max() > 6               # both ends of relu6 are exercised
+    z = np.clip(conv, 0.0, 6.0).mean(axis=(0, 1)) * 2.0
+    e = np.exp(z - z.max())
+    return (e / e.sum())[None]
+
+
+def test_layers_become_composites_before_expected():
+    after = tvm_compat.apply(FuseFloatOps(), LayersBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, LayersExpected)
+    x = (3 * np.random.default_rng(4).standard_normal((1, 3, 3, 1))).astype(np.float32)
+    got = tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0]
+    np.testing.assert_allclose(got, _layers_reference(x.astype(np.float64)), rtol=1e-5, atol=1e-6)

@@ -1,6 +1,9 @@
 """QuantizeInt8: post-training int8 (TFLite scheme) -> QDQ form that LegalizeQDQ lowers exactly."""
 import numpy as np
 import pytest
+import tvm
+from tvm.script import ir as I
+from tvm.script import relax as R
 
 from adaptc import tvm_compat
 from adaptc.errors import InputError
@@ -45,3 +48,119 @@ def test_calibration_shape_is_checked():
     fused = tvm_compat.apply(FuseFloatOps(), Before)
     with pytest.raises(InputError, match=r"calibration data must have shape \(N, 1, 6, 6, 2\)"):
         tvm_compat.apply(QuantizeInt8(np.zeros((4, 3, 3), np.float32), "net.onnx"), fused)
+
+
+# ------------------------------------------------------------------ Before / Expected (TVM's shape)
+#
+# FuseFloatOps' form of conv2d(1x1, 1 -> 2 channels) + bias + relu -> reshape -> softmax. Every
+# number is a short binary fraction, so each quantization parameter below is derived by hand from
+# the scheme in QuantizeInt8's docstring, and the float arithmetic in the check is exact.
+
+W_F = np.array([127 / 128, -127 / 256], np.float32).reshape(1, 1, 1, 2)     # HWIO
+B_F = np.array([0.25, -0.5], np.float32)
+
+
+@I.ir_module
+class LayersBefore:
+    @R.function(private=True)
+    def conv2d_f32_0(x0: R.Tensor((1, 2, 2, 1), "float32"), weights: R.Tensor((1, 1, 1, 2), "float32"),
+                     bias: R.Tensor((2,), "float32")) -> R.Tensor((1, 2, 2, 2), "float32"):
+        R.func_attr({"Composite": "adaptc.conv2d_f32", "act_max": float("inf"), "act_min": 0.0, "dilation": [1, 1],
+                     "groups": 1, "kernel_layout": "HWIO", "padding": [0, 0, 0, 0], "source": "conv2d+bias+act",
+                     "strides": [1, 1]})
+        with R.dataflow():
+            lv = R.nn.conv2d(x0, weights, data_layout="NHWC", kernel_layout="HWIO")
+            lv1 = R.add(lv, bias)
+            gv = R.clip(lv1, 0.0, float("inf"))
+            R.output(gv)
+        return gv
+
+    @R.function(private=True)
+    def softmax_f32_2(x0: R.Tensor((1, 8), "float32")) -> R.Tensor((1, 8), "float32"):
+        R.func_attr({"Composite": "adaptc.softmax_f32", "beta": 1.0, "source": "softmax"})
+        with R.dataflow():
+            gv = R.nn.softmax(x0, axis=-1)
+            R.output(gv)
+        return gv
+
+    @R.function
+    def main(x: R.Tensor((1, 2, 2, 1), "float32")) -> R.Tensor((1, 8), "float32"):
+        R.func_attr({"num_input": 1})
+        cls = LayersBefore
+        with R.dataflow():
+            r = cls.conv2d_f32_0(x, R.const(W_F), R.const(B_F))
+            f = R.reshape(r, R.shape([1, 8]))
+            y = cls.softmax_f32_2(f)
+            R.output(y)
+        return y
+
+
+# calibration inputs: multiples of 1/128 in [-0.5, 191/128], both ends present
+LAYERS_CAL = (np.random.default_rng(9).integers(-64, 192, size=(8, 1, 2, 2, 1)) / 128).astype(np.float32)
+LAYERS_CAL[0, 0, 0, :, 0] = [-64 / 128, 191 / 128]
+S_IN, ZP_IN = 2.0 ** -7, -64                    # (191 + 64) / 128 / 255 = 1/128; -128 - (-0.5) * 128
+W_Q = np.array([127, -127], np.int8).reshape(1, 1, 1, 2)
+W_S = np.array([2.0 ** -7, 2.0 ** -8], np.float32)          # max |w| / 127 per output channel
+B_Q = np.array([4096, -16384], np.int32)                     # bias / (S_IN * W_S) = bias * [2^14, 2^15]
+B_S = np.array([2.0 ** -14, 2.0 ** -15], np.float32)
+# relu output range [0, 191/128 * 127/128 + 1/4] (channel 1 is never positive); zero point -128
+S_R = np.float32((191 * 127 + 4096) / 16384 / 255)
+S_SOFTMAX = np.float32(1 / 256)
+
+
+@I.ir_module
+class LayersExpected:
+    @R.function
+    def main(x: R.Tensor((1, 2, 2, 1), "int8")) -> R.Tensor((1, 8), "int8"):
+        R.func_attr({"adaptc.input_scale": float(S_IN), "adaptc.input_zero_point": ZP_IN,
+                     "adaptc.output_scale": float(S_SOFTMAX), "adaptc.output_zero_point": -128, "num_input": 1})
+        with R.dataflow():
+            # conv2d: quantize(relu(conv(dq(x), dq(W)) + dq(b)))
+            lv = R.dequantize(R.const(W_Q), R.const(W_S), R.const(0, "int32"), axis=3)
+            lv1 = R.dequantize(x, R.const(S_IN, "float32"), R.const(ZP_IN, "int32"), axis=0)
+            lv2 = R.nn.conv2d(lv1, lv, data_layout="NHWC", kernel_layout="HWIO")
+            lv3 = R.dequantize(R.const(B_Q), R.const(B_S), R.const(0, "int32"), axis=0)
+            lv4 = R.add(lv2, lv3)
+            lv5 = R.nn.relu(lv4)
+            r = R.quantize(lv5, R.const(S_R, "float32"), R.const(-128, "int32"), axis=0, out_dtype="int8")
+            # reshape on the int8 tensor
+            f = R.reshape(r, R.shape([1, 8]))
+            # softmax: output at 1/256, zero point -128
+            lv6 = R.dequantize(f, R.const(S_R, "float32"), R.const(-128, "int32"), axis=0)
+            lv7 = R.nn.softmax(lv6, axis=-1)
+            y = R.quantize(lv7, R.const(S_SOFTMAX, "float32"), R.const(-128, "int32"), axis=0, out_dtype="int8")
+            gv = y
+            R.output(gv)
+        return gv
+
+
+def _round_half_away(v):
+    """relax.quantize's rounding (te.round = llvm.round): nearest, ties away from zero."""
+    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+
+
+def _away_from_ties(v):
+    """True when no value is within 1e-3 of a rounding tie, so float32 vs float64 cannot matter."""
+    return bool(np.all(np.abs(np.abs(v) % 1 - 0.5) > 1e-3))
+
+
+def _qdq_reference(xq):
+    """LayersExpected's QDQ arithmetic in float64 (conv2d 1x1: one product per output)."""
+    xf = (xq.astype(np.float64) - ZP_IN) * S_IN
+    v = np.maximum(xf * W_F.reshape(2).astype(np.float64) + B_F, 0)
+    assert _away_from_ties(v / np.float64(S_R))
+    r = np.clip(_round_half_away(v / np.float64(S_R)) - 128, -128, 127).reshape(1, 8)
+    d = (r + 128) * np.float64(S_R)
+    e = np.exp(d - d.max())
+    p = e / e.sum()
+    assert _away_from_ties(p * 256)
+    return np.clip(_round_half_away(p * 256) - 128, -128, 127).astype(np.int8)
+
+
+def test_layers_before_expected():
+    after = tvm_compat.apply(QuantizeInt8(LAYERS_CAL), LayersBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, LayersExpected)
+    vm = tvm_compat.build_llvm(after)
+    for xq in np.random.default_rng(10).integers(-128, 128, size=(16, 1, 2, 2, 1), dtype=np.int8):
+        np.testing.assert_array_equal(tvm_compat.run_vm(vm, xq)[0], _qdq_reference(xq))

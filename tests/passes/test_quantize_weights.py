@@ -1,6 +1,9 @@
 """QuantizeWeights: low-bit / power-of-two weights -> the QDQ form LegalizeQDQ lowers, on grids."""
 import numpy as np
 import pytest
+import tvm
+from tvm.script import ir as I
+from tvm.script import relax as R
 
 from adaptc import formats as F
 from adaptc import tvm_compat
@@ -11,6 +14,12 @@ from adaptc.passes.quantize_weights import CodedWeights, QuantizeWeights
 from adaptc.qops import composite_name
 
 from test_fuse_float_ops import B, W, Before  # noqa: F401  (same float network)
+from test_quantize_int8 import (
+    LAYERS_CAL,
+    LayersBefore,
+    _away_from_ties,
+    _round_half_away,
+)
 
 rng = np.random.default_rng(3)
 CAL = rng.standard_normal((32, 1, 6, 6, 2)).astype(np.float32)
@@ -55,3 +64,77 @@ def test_formats_per_layer_and_errors():
         tvm_compat.apply(QuantizeWeights(CAL, []), fused)
     with pytest.raises(ValueError, match="unknown weight format"):
         tvm_compat.apply(QuantizeWeights(CAL, "pot7"), fused)
+
+
+# ------------------------------------------------------------------ Before / Expected (TVM's shape)
+#
+# QuantizeInt8's LayersBefore (conv2d 1x1 + bias + relu -> reshape -> softmax) with pot3 weights
+# ({0, +-1, +-2, +-4}) and power-of-two activation scales; every number derived by hand from the
+# docstrings of QuantizeWeights and adaptc.ptq.
+
+# input range [-0.5, 191/128]: 2^ceil(log2(255/128/255)) = 1/128, zero point -128 + 0.5 * 128
+POT_S_IN, POT_ZP_IN = 2.0 ** -7, -64
+# per channel, the scales 2^ceil(log2(max|w| / 4)), and the next two finer ones, are tried and the
+# one with the least output error kept: 127/128 -> 4 * 1/4 (error 1/128); -127/256 -> -4 * 1/8
+# (error 1/256); the finer scales clip to +-4 and lose more
+POT_W_Q = np.array([4, -4], np.int8).reshape(1, 1, 1, 2)
+POT_W_S = np.array([2.0 ** -2, 2.0 ** -3], np.float32)
+# bias correction: b + (w - s q) * mean(input) with (w - s q) = [-1/128, 1/256], then quantized at
+# POT_S_IN * POT_W_S = [2^-9, 2^-10]
+MEAN_IN = LAYERS_CAL.astype(np.float64).mean()
+POT_B_REAL = np.array([0.25 - MEAN_IN / 128, -0.5 + MEAN_IN / 256]) * [2.0 ** 9, 2.0 ** 10]
+POT_B_Q = np.round(POT_B_REAL).astype(np.int32)
+POT_B_S = np.array([2.0 ** -9, 2.0 ** -10], np.float32)
+# relu output range [0, 1.73]: 2^ceil(log2(1.73 / 255)) = 1/128, zero point -128
+POT_S_R = 2.0 ** -7
+
+
+@I.ir_module
+class Pot3Expected:
+    @R.function
+    def main(x: R.Tensor((1, 2, 2, 1), "int8")) -> R.Tensor((1, 8), "int8"):
+        R.func_attr({"adaptc.input_scale": POT_S_IN, "adaptc.input_zero_point": POT_ZP_IN,
+                     "adaptc.output_scale": 1 / 256, "adaptc.output_zero_point": -128, "num_input": 1})
+        with R.dataflow():
+            lv = R.dequantize(R.const(POT_W_Q), R.const(POT_W_S), R.const(0, "int32"), axis=3)
+            lv1 = R.dequantize(x, R.const(POT_S_IN, "float32"), R.const(POT_ZP_IN, "int32"), axis=0)
+            lv2 = R.nn.conv2d(lv1, lv, data_layout="NHWC", kernel_layout="HWIO")
+            lv3 = R.dequantize(R.const(POT_B_Q), R.const(POT_B_S), R.const(0, "int32"), axis=0)
+            lv4 = R.add(lv2, lv3)
+            lv5 = R.nn.relu(lv4)
+            r = R.quantize(lv5, R.const(POT_S_R, "float32"), R.const(-128, "int32"), axis=0, out_dtype="int8")
+            f = R.reshape(r, R.shape([1, 8]))
+            lv6 = R.dequantize(f, R.const(POT_S_R, "float32"), R.const(-128, "int32"), axis=0)
+            lv7 = R.nn.softmax(lv6, axis=-1)
+            y = R.quantize(lv7, R.const(1 / 256, "float32"), R.const(-128, "int32"), axis=0, out_dtype="int8")
+            gv = y
+            R.output(gv)
+        return gv
+
+
+def _pot3_reference(xq):
+    """Pot3Expected's QDQ arithmetic in float64. Up to the softmax every value is a short binary
+    fraction, so float32 and float64 agree exactly."""
+    xf = (xq.astype(np.float64) - POT_ZP_IN) * POT_S_IN
+    v = np.maximum(xf * (POT_W_Q * POT_W_S).reshape(2) + POT_B_Q * POT_B_S.astype(np.float64), 0)
+    r = np.clip(_round_half_away(v / POT_S_R) - 128, -128, 127).reshape(1, 8)
+    d = (r + 128) * POT_S_R
+    e = np.exp(d - d.max())
+    p = e / e.sum()
+    assert _away_from_ties(p * 256)
+    return np.clip(_round_half_away(p * 256) - 128, -128, 127).astype(np.int8)
+
+
+def test_pot3_before_expected():
+    assert np.all(np.abs(POT_B_REAL % 1 - 0.5) > 1e-3)          # no tie in the bias rounding
+    scheme = CodedWeights("pot3")
+    after = tvm_compat.apply(QuantizeWeights(LAYERS_CAL, "pot3", scheme=scheme), LayersBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, Pot3Expected)
+    (report,) = scheme.report
+    assert {k: report[k] for k in ("layer", "kind", "format", "weights", "channels", "weight_bytes")} == {
+        "layer": 0, "kind": "conv2d", "format": "pot3", "weights": 2, "channels": 2,
+        "weight_bytes": 2}                                       # 2 x 3 bits + the straddle byte
+    vm = tvm_compat.build_llvm(after)
+    for xq in np.random.default_rng(11).integers(-128, 128, size=(16, 1, 2, 2, 1), dtype=np.int8):
+        np.testing.assert_array_equal(tvm_compat.run_vm(vm, xq)[0], _pot3_reference(xq))

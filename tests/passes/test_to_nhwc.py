@@ -1,5 +1,6 @@
 """ToNHWC: ONNX's NCHW convolutions -> NHWC, numbers unchanged; byte-order-preserving transposes -> reshape."""
 import numpy as np
+import tvm
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
@@ -45,3 +46,87 @@ def test_keeps_memory_order():
     assert keeps_memory_order((1, 8, 1, 1), [0, 2, 3, 1])
     assert not keeps_memory_order((1, 2, 5, 5), [0, 2, 3, 1])
     assert not keeps_memory_order((3, 4), [1, 0])
+
+
+# ------------------------------------------------------------------ Before / Expected (TVM's shape)
+
+W2 = np.arange(16, dtype=np.float32).reshape(2, 2, 2, 2) / 8 - 1    # OIHW: 2 out, 2 in, 2x2
+
+
+@I.ir_module
+class NCHWBefore:
+    @R.function
+    def main(x: R.Tensor((1, 2, 3, 3), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            c = R.nn.conv2d(x, R.const(W2))
+            r = R.nn.relu(c)
+            m = R.mean(r, axis=[2, 3], keepdims=True)
+            f = R.reshape(m, R.shape([1, 2]))
+            R.output(f)
+        return f
+
+
+@I.ir_module
+class NCHWExpected:
+    @R.function
+    def main(x: R.Tensor((1, 2, 3, 3), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            # two channels move: a real transpose, kept
+            lv = R.permute_dims(x, axes=[0, 2, 3, 1])
+            # OIHW -> HWIO on the constant (left for FuseFloatOps' const_eval to fold)
+            lv1 = R.permute_dims(R.const(W2), axes=[2, 3, 1, 0])
+            c = R.nn.conv2d(lv, lv1, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC")
+            r = R.nn.relu(c)
+            m = R.mean(r, axis=[1, 2], keepdims=True)
+            # ConvertLayout's NHWC -> NCHW transpose before the reshape: (1, 1, 1, 2) moves only
+            # size-1 axes, so the bytes keep their order and it is a reshape
+            lv2 = R.reshape(m, R.shape([1, 2, 1, 1]))
+            f = R.reshape(lv2, R.shape([1, 2]))
+            R.output(f)
+        return f
+
+
+def _nchw_reference(x):
+    """conv2d (NCHW / OIHW, stride 1, no padding) -> relu -> spatial mean, in float64."""
+    k = W2.shape[2]
+    out = x.shape[2] - k + 1
+    y = np.zeros((1, W2.shape[0], out, out))
+    for i in range(out):
+        for j in range(out):
+            y[0, :, i, j] = np.einsum("ochw,chw->o", W2.astype(np.float64), x[0, :, i:i + k, j:j + k])
+    return np.maximum(y, 0).mean(axis=(2, 3))
+
+
+def test_nchw_conv_becomes_nhwc_before_expected():
+    after = tvm_compat.apply(ToNHWC(), NCHWBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, NCHWExpected)
+    x = np.random.default_rng(2).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    got = tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0]
+    assert got.shape == (1, 2)
+    np.testing.assert_allclose(got, _nchw_reference(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+@I.ir_module
+class AlreadyNHWC:
+    @R.function
+    def main(x: R.Tensor((1, 3, 3, 2), "float32")) -> R.Tensor((1, 2, 2, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            c = R.nn.conv2d(x, R.const(W2.transpose(2, 3, 1, 0)), data_layout="NHWC", kernel_layout="HWIO")
+            r = R.nn.relu(c)
+            R.output(r)
+        return r
+
+
+def test_nhwc_module_is_unchanged():
+    after = tvm_compat.apply(ToNHWC(), AlreadyNHWC)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, AlreadyNHWC)
+    x = np.random.default_rng(3).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    got = tvm_compat.run_vm(tvm_compat.build_llvm(after), np.ascontiguousarray(x.transpose(0, 2, 3, 1)))[0]
+    ref = np.maximum(np.stack([np.einsum("ochw,chw->o", W2.astype(np.float64), x[0, :, i:i + 2, j:j + 2])
+                               for i in range(2) for j in range(2)]), 0)
+    np.testing.assert_allclose(got.reshape(4, 2), ref, rtol=1e-5, atol=1e-6)

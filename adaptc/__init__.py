@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 from .quantization import Int4, Int8, PoT
 
-_LAZY = {"compile": ("api", "compile"), "CompiledModel": ("api", "CompiledModel"),
+_LAZY = {"compile": ("api", "compile"), "CompiledModel": ("model", "CompiledModel"),
          "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel"),
          "simulate": ("sim", "simulate")}
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, targets
 
-DEFAULT_TARGET = "cortex-m4"
-TARGET_NAMES = ["cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55"]
+DEFAULT_TARGET = targets.DEFAULT
 
 
 def _fail(e: Exception):
@@ -89,9 +88,10 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for <prefix>.c, <prefix>.h, Makefile and report.json (created; existing "
                    "files with those names are replaced). Nothing is written if compilation fails.")
-@click.option("-t", "--target", type=click.Choice(TARGET_NAMES + ["cuda"]), default=DEFAULT_TARGET, show_default=True,
-              help="Cortex-M core the C is generated for, or cuda: batched segments with early-exit "
-                   "compaction as CUDA source (DIR/<prefix>.cu) and a TVM library (DIR/<prefix>_cuda.so).")
+@click.option("-t", "--target", type=click.Choice(targets.names()), default=DEFAULT_TARGET, show_default=True,
+              help="Cortex-M core the C is generated for, or llvm / cuda: batched segments with early-exit "
+                   "compaction as a TVM library (DIR/<prefix>_<target>.so; for cuda also the CUDA source "
+                   "DIR/<prefix>.cu).")
 @click.option("--arch", default="sm_90", show_default=True, help="CUDA architecture with --target cuda.")
 @click.option("--tune-records", type=click.Path(file_okay=False, path_type=Path),
               help="With --target cuda: MetaSchedule tuning records (DIR/cuda-<arch>/): applied, and extended "
@@ -126,33 +126,32 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     A model that does not fit the target's reference board is refused, saying by how much.
 
     \b
-    With --target cuda, DIR receives instead:
-      <prefix>.cu              every kernel of the batched segments (nvcc -c -arch=<arch>)
-      <prefix>_cuda.so         the TVM library, and <prefix>_batched.json its plan:
-                               adaptc.targets.batched_runtime.load(DIR) on a GPU host
+    With --target llvm or cuda, DIR receives instead:
+      <prefix>.cu              (cuda) every kernel of the batched segments (nvcc -c -arch=<arch>)
+      <prefix>_<target>.so     the TVM library, and <prefix>_batched.json its plan:
+                               adaptc.targets.cuda.runtime.load(DIR) on the serving host
     """
     from .errors import AdaptcError
 
-    if target != "cuda" and (tune_records or tune_trials):
-        raise click.UsageError("--tune-records / --tune-trials apply to --target cuda")
+    tgt = targets.get(target)
+    if not tgt.capabilities.tunable and (tune_records or tune_trials):
+        raise click.UsageError(f"--tune-records / --tune-trials apply to --target {' / '.join(targets.names(tunable=True))}")
     if tune_trials and not tune_records:
         raise click.UsageError("--tune-trials needs --tune-records DIR (where the records go)")
-    if target == "cuda":
-        from .targets.cuda import write_cuda
-        from .targets.tuning import Tuning
-
-        tune = Tuning(tune_records, tune_trials, max_batch) if tune_records else None
+    if tgt.capabilities.batched:
+        tune = {"records": tune_records, "trials": tune_trials, "max_batch": max_batch} if tune_records else None
         try:
             m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
                          arch=arch, tune=tune)
-            files = write_cuda(m, out_dir, arch)
+            files = m.export(out_dir)
         except AdaptcError as e:
             _fail(e)
-        _print_exits(m.model)
+        _print_exits(m)
         tuned = f", static batches {', '.join(map(str, m.buckets))}, {m.tuned_kernels} kernels from the records" \
             if m.buckets else ""
-        click.echo(f"wrote {files['source']} ({m.levels} segment(s), {arch}{tuned}), {files['library']} and "
-                   f"{files['plan']} (run with adaptc.targets.batched_runtime.load)")
+        arch_text = f", {m.arch}" if m.arch else ""
+        click.echo(f"wrote {', '.join(str(p) for p in files.values())} ({m.levels} segment(s){arch_text}{tuned}); "
+                   "run with adaptc.targets.cuda.runtime.load")
         return
     try:
         x = _load_npy(input_file) if input_file is not None else None
@@ -179,8 +178,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-t", "--target", type=click.Choice(TARGET_NAMES + ["cuda"]), default=DEFAULT_TARGET,
-              show_default=True, help="Core to estimate for (cuda: a roofline on --device).")
+@click.option("-t", "--target", type=click.Choice(targets.names()), default=DEFAULT_TARGET,
+              show_default=True, help="Core to estimate for (llvm / cuda: a roofline on --device).")
 @_model_options
 @click.option("--clock", "clock_hz", type=click.FloatRange(min=1, min_open=False), metavar="HZ",
               help="Core clock for latencies (default: the target's reference board, e.g. 180 MHz for the "
@@ -208,25 +207,26 @@ def simulate(model, target, calibration, quantize, weight_budget, exits, gate, a
     from .errors import AdaptcError
     from .sim import simulate as run_simulation
 
+    tgt = targets.get(target)
+    if wait_states == "typical":
+        ws = tgt.board.flash_wait_states if tgt.board else 0
+    elif wait_states.isdigit():
+        ws = int(wait_states)
+    else:
+        raise click.BadParameter(f"{wait_states!r}: a number or 'typical'", param_hint="--wait-states")
+    # a batched target's program is the one any target lowers: compile it (cheaply) for the default core
+    settings = {"device": device} if tgt.capabilities.batched else \
+        {"wait_states": ws, "small_multiplier": small_multiplier}
     try:
-        m = _compile(model, DEFAULT_TARGET if target == "cuda" else target, calibration, quantize, weight_budget,
-                     exits, gate, accuracy_budget)
-        from .targets.cortex_m import get_target
-
-        if wait_states == "typical":
-            ws = 0 if target == "cuda" else get_target(target).board.flash_wait_states
-        elif wait_states.isdigit():
-            ws = int(wait_states)
-        else:
-            raise click.BadParameter(f"{wait_states!r}: a number or 'typical'", param_hint="--wait-states")
+        m = _compile(model, DEFAULT_TARGET if tgt.capabilities.batched else target, calibration, quantize,
+                     weight_budget, exits, gate, accuracy_budget)
         xs = labels = None
         if data is not None:
             loaded = _load_calibration(data)
             xs, labels = loaded if isinstance(loaded, tuple) else (loaded, None)
             if m.format == "int8" and xs.dtype != "int8":
                 xs = m.quantize_input(xs)
-        s = run_simulation(m, target=target, clock_hz=clock_hz, data=xs, wait_states=ws,
-                           small_multiplier=small_multiplier, device=device)
+        s = run_simulation(m, target=target, clock_hz=clock_hz, data=xs, **settings)
     except AdaptcError as e:
         _fail(e)
     if as_json:
@@ -259,7 +259,7 @@ def _print_simulation(s):
     from rich.console import Console
     from rich.table import Table
 
-    gpu = s.target == "cuda"
+    gpu = s.unit == "seconds"
     unit = "latency" if gpu else "cycles"
     settings = ", ".join(f"{k} {v}" for k, v in s.settings.items())
     t = Table(title=f"{s.model} on {s.target}" + ("" if gpu else f" at {s.clock_hz / 1e6:g} MHz") + f" ({settings})")
@@ -349,7 +349,8 @@ def _load_npy(path: Path):
 
 @main.command("run")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True)
+@click.option("-t", "--target", type=click.Choice(targets.names(emulated=True)), default=DEFAULT_TARGET,
+              show_default=True)
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (default: a fixed pseudo-random input).")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -368,12 +369,11 @@ def run_cmd(model, target, input_file, calibration, as_json):
 
     from .api import compile as compile_model
     from .errors import AdaptcError
-    from .targets.firmware import example_input
 
     try:
         cal = _load_npy(calibration) if calibration is not None else None
         m = compile_model(model, target=target, calibration=cal)
-        x = _load_npy(input_file) if input_file is not None else example_input(m)
+        x = _load_npy(input_file) if input_file is not None else m.example_input()
         r = m.run_on_target(x)
         host = m.run(x)
     except AdaptcError as e:
@@ -433,7 +433,8 @@ def info(model):
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Check another (single-output) model instead: compile it, run its C on random inputs "
                    "and compare with TVM's llvm build and, for TFLite, TensorFlow Lite Micro.")
-@click.option("-t", "--target", type=click.Choice(TARGET_NAMES), default=DEFAULT_TARGET, show_default=True)
+@click.option("-t", "--target", type=click.Choice(targets.names(emulated=True)), default=DEFAULT_TARGET,
+              show_default=True)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("adaptc-out"), show_default=True, help="Where the generated C is written.")
 @click.option("--quantize", type=click.Choice(["int8", "int4", "pot2", "pot3", "pot4", "pot5"]), default="int8",

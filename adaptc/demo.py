@@ -149,12 +149,12 @@ def _same(a, b, fmt) -> bool:
 
 
 def _report(m, dest, figures, head_accuracy, full, emulated, stream, echo):
-    from .targets.cortex_m import get_target
+    from . import targets
 
     r = m.report()
     mem = r.get("memory", {}).get("model")
     cal = m.exits["calibration"]
-    clock = get_target(m.target).clock_hz
+    clock = targets.get(m.target).clock_hz
     echo(f"\n{m.info.name} -> {dest}/ ({m.target}, {r['format']}, gate {m.exits['criterion']})")
     echo("  thresholds     " + ", ".join(f"exit {e['exit']}: {e['threshold']:.3f}" for e in m.exits["exits"][:-1])
          + f" (calibrated on {cal['samples']} inputs, accuracy budget {cal['accuracy_budget']:.0%})")

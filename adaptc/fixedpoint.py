@@ -45,6 +45,19 @@ def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32))
 
 
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """TFLite int8 MEAN's requantization with 1/count folded in (TFLM ``QuantizeMultiplier`` of
+    in_scale / out_scale in doubles, then ``reference_ops::QuantizedMeanOrSum``):
+    shift' = min(floor(log2 count), 32, 31 + shift), multiplier' = (multiplier << shift') // count
+    (int64, truncating), shift = shift - shift'. MEAN = MultiplyByQuantizedMultiplier(sum -
+    input_zp * count, multiplier', shift)."""
+    multiplier, shift = quantize_multiplier(float(np.float32(input_scale)) / float(np.float32(output_scale)))
+    count = int(count)
+    assert count > 0, "MEAN over an empty axis"
+    fold = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << fold) // count, shift - fold
+
+
 def round_away_f32(x: float) -> int:
     """``std::round`` of a float32 value (half away from zero), as TFLite computes act ranges."""
     x = np.float32(x)

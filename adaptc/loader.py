@@ -15,12 +15,15 @@ from .errors import DynamicShapeError, ModelLoadError, UnsupportedOperatorError
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
     "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
-    "PAD", "RELU", "RELU6", "RESHAPE", "SOFTMAX",
+    "MEAN", "PAD", "RELU", "RELU6", "RESHAPE", "SOFTMAX",
 })
 ONNX_OPS = frozenset({
     "Add", "AveragePool", "Constant", "Conv", "Flatten", "Gemm", "GlobalAveragePool",
-    "MatMul", "MaxPool", "Pad", "Relu", "Reshape", "Softmax",
+    "MatMul", "MaxPool", "Pad", "ReduceMean", "Relu", "Reshape", "Softmax",
 })
+# MEAN / ReduceMean: only over the spatial axes of a 4-D tensor (global average pooling).
+TFLITE_MEAN_AXES = ((1, 2),)                 # NHWC
+ONNX_MEAN_AXES = ((2, 3), (1, 2))            # NCHW, or NHWC where a model is laid out so
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,22 @@ def select_output(loaded: LoadedModel, index: int | None = None) -> LoadedModel:
     return LoadedModel(mod, info)
 
 
+def _check_mean_axes(path, op: str, node: str, axes, rank, allowed, supported):
+    """UnsupportedOperatorError unless ``axes`` (None: all) of a rank-``rank`` tensor (None:
+    unknown, then only the axes are checked) are one of ``allowed``."""
+    if rank is None and axes is not None and min(int(a) for a in axes) < 0:
+        return                      # negative axes of an unknown rank: the passes check them
+    resolved = None if axes is None else sorted({int(a) % rank if rank else int(a) for a in axes})
+    if rank in (4, None) and resolved is not None and tuple(resolved) in allowed:
+        return
+    shown = "all axes" if axes is None else f"axes {[int(a) for a in axes]}"
+    tensor = f"a {rank}-D tensor" if rank is not None else "a tensor of unknown rank"
+    raise UnsupportedOperatorError(
+        path, op, node, supported,
+        f"{op} over {shown} of {tensor}; only the spatial axes "
+        f"{' or '.join(str(list(a)) for a in allowed)} of a 4-D tensor (global average pooling)")
+
+
 # ------------------------------------------------------------------------------------- TFLite
 
 
@@ -161,6 +180,17 @@ def _tflite_tensor_info(t) -> TensorInfo:
     return TensorInfo(t.Name().decode(errors="replace"), shape, types.get(t.Type(), "unknown"), scale, zp)
 
 
+def _check_tflite_mean(path, model, sub, op, node):
+    import numpy as np
+
+    x, axis = (sub.Tensors(int(t)) for t in op.InputsAsNumpy()[:2])
+    data = model.Buffers(axis.Buffer()).DataAsNumpy()
+    if isinstance(data, int) or not len(data):     # flatbuffers gives 0 for an absent vector
+        raise UnsupportedOperatorError(path, "MEAN", node, TFLITE_OPS, "MEAN with a computed axis tensor")
+    axes = np.frombuffer(data.tobytes(), "<i4")
+    _check_mean_axes(path, "MEAN", node, axes, x.ShapeLength(), TFLITE_MEAN_AXES, TFLITE_OPS)
+
+
 def _load_tflite(path: Path, data: bytes) -> LoadedModel:
     import tflite
 
@@ -181,6 +211,8 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
             raise ModelLoadError(path, f"corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
         if name not in TFLITE_OPS:
             raise UnsupportedOperatorError(path, name, f"operator #{i} -> {node}", TFLITE_OPS)
+        if name == "MEAN":
+            _check_tflite_mean(path, model, sub, op, f"operator #{i} -> {node}")
     inputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.InputsAsNumpy())
     outputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.OutputsAsNumpy())
     for t in inputs:  # shape_signature's -1 batch (Keras export) runs as the stored shape, as in TFLM
@@ -194,6 +226,39 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
 
 
 # --------------------------------------------------------------------------------------- ONNX
+
+
+def _check_onnx_means(path, model):
+    """Every ReduceMean reduces the spatial axes of a 4-D tensor (axes from the attribute, or
+    from a constant second input since opset 18)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        ranks = {vi.name: len(vi.type.tensor_type.shape.dim)
+                 for vi in (*inferred.input, *inferred.value_info, *inferred.output)
+                 if vi.type.tensor_type.HasField("shape")}
+    except onnx.shape_inference.InferenceError:   # ranks only sharpen the check; the passes check again
+        ranks = {}
+    for node in graph.node:
+        if node.op_type != "ReduceMean":
+            continue
+        name = node.name or node.output[0]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        axes = attrs.get("axes")
+        if len(node.input) > 1 and node.input[1]:
+            if node.input[1] not in consts:
+                raise UnsupportedOperatorError(path, "ReduceMean", name, ONNX_OPS, "ReduceMean with computed axes")
+            axes = consts[node.input[1]].reshape(-1).tolist()
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            raise UnsupportedOperatorError(path, "ReduceMean", name, ONNX_OPS, "ReduceMean with no axes (identity)")
+        _check_mean_axes(path, "ReduceMean", name, axes or None, ranks.get(node.input[0]), ONNX_MEAN_AXES, ONNX_OPS)
 
 
 def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
@@ -210,6 +275,8 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
     for node in graph.node:
         if node.op_type not in ONNX_OPS:
             raise UnsupportedOperatorError(path, node.op_type, node.name or node.output[0], ONNX_OPS)
+    if any(node.op_type == "ReduceMean" for node in graph.node):
+        _check_onnx_means(path, model)
     initializers = {t.name for t in graph.initializer}
     elem = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
 

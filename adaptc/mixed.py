@@ -2,12 +2,12 @@
 
 ``search(loaded, calibration, labels, budget, target)``:
 
-1. Sizes. The model is quantized once with int8 weights everywhere (power-of-two scales) and
-   lowered; for every conv2d / dense layer and every candidate format (CANDIDATES) the target's
-   own kernel builder says how many flash bytes the layer would take -- weights, bias,
-   requantization data -- and which decode tables it shares with other layers of its format,
-   so the budget is the one ``m.report["weight_bytes"]`` is held to; the other steps' constants
-   are a fixed cost.
+1. Sizes. The model is quantized once with int8 weights everywhere (power-of-two scales),
+   lowered and scheduled for the target; for every conv2d / dense layer and every candidate
+   format (CANDIDATES) the target says how many flash bytes the layer would take -- weights,
+   bias, requantization data -- and which decode tables it shares with other layers of its
+   format (``target.constants``), so the budget is the one ``m.report["weight_bytes"]`` is held
+   to; the other steps' constants are a fixed cost.
 2. Sensitivity. For every layer and format, the float model with only that layer's weights on the
    format's grid (adaptc.ptq, error-correcting rounding) runs on the calibration samples; the
    cost is the mean KL divergence of its output from the float model's -- or, with labels, the
@@ -26,9 +26,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tqdm import tqdm
+
 from . import formats as F
 from . import tvm_compat
 from .errors import InputError
+from .lower import lower
+from .passes.quantize_int8 import calibrate_ranges, calibration_samples
+from .passes.quantize_weights import CodedWeights
+from .pipeline import pipeline
+from .qops import composite_name
 from .quantization import PoT
 
 CANDIDATES = ("pot2", "pot3", "pot4", "pot5", "int8")
@@ -44,12 +51,8 @@ class Choice:
     bytes: int                  # the choice's estimate (the compiled model's figure is exact)
 
 
-def search(loaded, calibration: np.ndarray, labels, budget: int, target: str, progress: bool = True) -> Choice:
-    from tqdm import tqdm
-
-    from .api import pipeline
-    from .passes.quantize_int8 import _calibrate, calibration_samples
-    from .program import lower
+def search(loaded, calibration: np.ndarray, labels, budget: int, target, progress: bool = True) -> Choice:
+    """The formats per layer (module docstring) for ``target`` (a target object)."""
 
     passes, _, _ = pipeline(loaded, calibration, PoT(bits=4, layers={}))
     fused = tvm_compat.apply(passes[:2], loaded.mod)            # ToNHWC, FuseFloatOps
@@ -72,7 +75,7 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target: str, pr
     # 2. sensitivity, one run of the float model per layer and format
     bindings = tvm_compat.bindings(fused["main"])
     keep = {_input_index(fused, bindings[i]) for i in layers}
-    _, inputs = _calibrate(fused, samples, keep)
+    _, inputs = calibrate_ranges(fused, samples, keep)
     reference = _outputs(tvm_compat.build_llvm(fused), samples)
     base = _cost(reference, reference, labels)
     table = []
@@ -114,7 +117,7 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target: str, pr
         smallest = min(fixed + sum(shared[k] for k in tables[f]) + sum(r["formats"][f]["bytes"] for r in table)
                        for f in CANDIDATES)
         raise InputError(f"weight budget {budget:,} bytes cannot be met: the smallest {loaded.info.name} can be on "
-                         f"{target} is about {smallest:,} bytes (one format in every layer; ternary is the smallest)")
+                         f"{target.name} is about {smallest:,} bytes (one format in every layer; ternary is the smallest)")
     for row, name in zip(table, best[2]):
         row["chosen"] = name
     config = PoT(bits=4, layers={r["layer"]: r["chosen"] for r in table})
@@ -130,15 +133,13 @@ def _subsets(keys: list) -> list[tuple]:
 
 def _weighted_bindings(mod) -> list[int]:
     """Indices of main's bindings that call a conv2d / dense float composite (layer order)."""
-    from .qops import composite_name
-
     bindings = tvm_compat.bindings(mod["main"])
     return [i for i, b in enumerate(bindings)
             if composite_name(mod, b.value) in ("adaptc.conv2d_f32", "adaptc.dense_f32")]
 
 
 def _input_index(mod, binding) -> int:
-    """Calibration index (quantize_int8._calibrate) of a layer's input."""
+    """Calibration index (quantize_int8.calibrate_ranges) of a layer's input."""
     func = mod["main"]
     bindings = tvm_compat.bindings(func)
     x = binding.value.args[0]
@@ -150,8 +151,6 @@ def _input_index(mod, binding) -> int:
 def _fake_quant(w, bias, attrs, inputs, fmt):
     """The layer's float weights (and corrected bias) after quantizing to ``fmt`` -- what
     QuantizeWeights would give it, as float32 values in the float model's layout."""
-    from .passes.quantize_weights import CodedWeights
-
     scheme = CodedWeights(fmt.name)
     kind = str(attrs["Composite"])
     a = {k: (v.value if hasattr(v, "value") else v) for k, v in attrs.items()}
@@ -185,22 +184,18 @@ def _cost(out, ref, labels) -> float:
     return float(np.mean(np.sum(q * (np.log(q) - np.log(p)), axis=1)))
 
 
-def _sizes(prog, target: str, n_layers: int) -> tuple[list[dict], int, dict, dict]:
-    """Flash bytes of each weighted layer per candidate format (the target's kernel builders on a
+def _sizes(prog, target, n_layers: int) -> tuple[list[dict], int, dict, dict]:
+    """Flash bytes of each weighted layer per candidate format (the target's constants for a
     copy of the layer whose weights span the format's grid), of all other steps, the shared
     tables each format's kernels use ({format: [key]}) and their bytes ({key: bytes})."""
-    from .targets.cortex_m import emit_c, get_target
-    from .targets.kernels import select
-
-    tgt = get_target(target)
-    emit_c(prog, tgt)                                     # every step's flash_bytes, as rendered
+    scheduled = target.schedule(prog)
     weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense") and
                 not (s.op == "adaptc.qconv2d" and int(s.attrs["groups"]) > 1)]
     depthwise = [s for s in prog.steps if s.op == "adaptc.qconv2d" and int(s.attrs["groups"]) > 1]
     if len(weighted) + len(depthwise) != n_layers:
         raise InputError(f"{n_layers} weighted layers in the float model, {len(weighted) + len(depthwise)} "
                          "after quantization")
-    sizes, fixed = [], sum(s.flash_bytes for s in prog.steps if s not in weighted)
+    sizes, fixed = [], sum(s.flash_bytes for s in scheduled.steps if s.step not in weighted)
     tables: dict = {name: set() for name in CANDIDATES}
     shared: dict = {}
     order = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense")]
@@ -213,11 +208,10 @@ def _sizes(prog, target: str, n_layers: int) -> tuple[list[dict], int, dict, dic
             probe = copy.copy(step)
             probe.consts = dict(step.consts, weights=_spanning(step.consts["weights"], F.get(name)))
             probe.attrs = dict(step.attrs, weight_format=name)
-            call = select(probe, prog, tgt.kernel_variants)
-            row[name] = sum(int(d.nbytes) for _, d in call.arrays if d is not None)
-            for key, data in call.shared.items():
+            row[name], tables_of = target.constants(probe, prog)
+            for key, nbytes in tables_of.items():
                 tables[name].add(key)
-                shared[key] = int(data.nbytes)
+                shared[key] = nbytes
         sizes.append(row)
     return sizes, fixed, {k: sorted(v) for k, v in tables.items()}, shared
 

@@ -143,6 +143,18 @@ def _qavg_pool2d(F, p, a):
     return _clamp_s8(F, avg, a)
 
 
+@composite("adaptc.qmean")
+def _qmean(F, p, a):
+    """TFLite MEAN int8 over the spatial axes of NHWC [N, H, W, C] -> [N, 1, 1, C] | [N, C]
+    (TFLM reference_ops::QuantizedMeanOrSum): acc = sum_{h,w} x - input_zp * count, then
+    MultiplyByQuantizedMultiplier by the multiplier/shift that already fold in 1/count."""
+    total = F.emit(relax.op.sum(F.cast(p[0], "int32"), axis=[int(v) for v in a["axes"]],
+                                keepdims=bool(a["keep_dims"])))
+    offset = int(a["input_zp"]) * int(a["count"])
+    acc = F.emit(relax.op.subtract(total, F.const(offset))) if offset else total
+    return _requantize_output(F, acc, a)
+
+
 @composite("adaptc.qmax_pool2d")
 def _qmax_pool2d(F, p, a):
     """TFLite MAX_POOL_2D int8: max over the in-bounds window."""
@@ -259,6 +271,13 @@ def _add_f32(F, p, a):
 def _avg_pool2d_f32(F, p, a):
     y = F.emit(relax.op.nn.avg_pool2d(p[0], pool_size=a["pool_size"], strides=a["strides"],
                                       padding=a["padding"], layout="NHWC", count_include_pad=False))
+    return _act_f32(y, a)
+
+
+@composite("adaptc.mean_f32")
+def _mean_f32(F, p, a):
+    """Spatial mean of NHWC [N, H, W, C] -> [N, 1, 1, C] | [N, C] (ONNX ReduceMean, TFLite MEAN)."""
+    y = F.emit(relax.op.mean(p[0], axis=[int(v) for v in a["axes"]], keepdims=bool(a["keep_dims"])))
     return _act_f32(y, a)
 
 

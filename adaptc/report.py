@@ -24,7 +24,7 @@ def plot_levels(sim, path: Path) -> Path:
     """Cycles per utilization level: worst case (through the level's deepest exit), leaving at
     exit 0, and -- with data -- the expected figure."""
     plt = _pyplot()
-    gpu = sim.target == "cuda"
+    gpu = sim.unit == "seconds"
     scale = 1e6 if gpu else 1.0
     levels = [lv.level for lv in sim.levels]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
@@ -45,7 +45,7 @@ def plot_levels(sim, path: Path) -> Path:
 def plot_accuracy(sim, accuracy: list[float], path: Path) -> Path:
     """Accuracy against cost per level: expected cost with data, else the worst case."""
     plt = _pyplot()
-    gpu = sim.target == "cuda"
+    gpu = sim.unit == "seconds"
     scale = 1e6 if gpu else 1.0
     cost = [(lv.cycles_expected if lv.cycles_expected is not None else lv.cycles) * scale for lv in sim.levels]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
@@ -67,7 +67,7 @@ def plot_steps(sim, path: Path) -> Path:
     steps = sim.steps
     fig, ax = plt.subplots(figsize=(max(6.4, 0.35 * len(steps)), 4.0), dpi=110)
     x = range(len(steps))
-    if sim.target == "cuda":
+    if sim.unit == "seconds":
         ax.bar(x, [s["seconds"] * 1e6 for s in steps], color="C0")
         ax.set_ylabel("latency (us)")
     else:
@@ -116,7 +116,7 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     of accuracy against cost."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    gpu = sim.target == "cuda"
+    gpu = sim.unit == "seconds"
     unit = "latency (us)" if gpu else "cycles"
     f = (lambda v: "-" if v is None else f"{v * 1e6:,.1f}") if gpu else (lambda v: "-" if v is None else f"{v:,.0f}")
     lines = [f"# {sim.model} on {sim.target}", ""]
@@ -141,10 +141,10 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     lines += ["", "## Steps", "", f"| step | kernel | MACs | {unit} |", "|---|---|---|---|"]
     for s in sim.steps:
         lines.append(f"| {s['step']} | {s['kernel'] or s['op']} | {s['macs']:,} | "
-                     f"{f(s['seconds'] if gpu else s['cycles'])} |")
+                     f"{f(s[sim.unit])} |")
     plot_levels(sim, directory / "levels.png")
     plot_steps(sim, directory / "steps.png")
-    plot_memory(m.program, directory / "memory.png")
+    plot_memory(m.scheduled, directory / "memory.png")
     lines += ["", "## Plots", "", "![cost per level](levels.png)", ""]
     if accuracy:
         plot_accuracy(sim, accuracy, directory / "accuracy.png")

@@ -35,7 +35,7 @@ def main():
             times.append(time.perf_counter() - t)
         tflm = TFLM_ACTIVATION_ARENA.get(Path(name).stem, "-")
         print(f"{Path(name).stem:<24}{m.format:<9}{statistics.median(times):>20.3f}{m.program.macs:>13,}"
-              f"{m.program.weight_bytes:>11,}{m.program.arena_bytes:>9,}{tflm:>19}")
+              f"{m.scheduled.weight_bytes:>11,}{m.scheduled.arena_bytes:>9,}{tflm:>19}")
 
 
 if __name__ == "__main__":

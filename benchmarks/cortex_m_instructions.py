@@ -33,7 +33,7 @@ def main():
         for target in TARGETS:
             for kernels in ("ref", None):
                 m = adaptc.compile(path, target=target, kernels=kernels)
-                if kernels is None and all(s.variant == "ref" for s in m.program.steps):
+                if kernels is None and all(s.variant == "ref" for s in m.scheduled.steps):
                     continue          # no optimized variant on this core: same as ref
                 x = np.random.default_rng(0).integers(-128, 128, m.input.shape, dtype=np.int8)
                 r = m.run_on_target(x)

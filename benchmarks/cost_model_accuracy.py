@@ -1,8 +1,8 @@
-"""The analytic cycle estimate (adaptc.costs + adaptc.timing) against the emulated cores, as a
+"""The analytic cycle estimate (targets/cortex_m costs.py + timing.py) against the emulated cores, as a
 table: ResNet-8 int8, KWS int8 and the digits CNN with exits (gates that never fire, so level L
 leaves at exit L), every Cortex-M target and level; no wait states, the wait states of a typical
-part (tests/test_costs.py TYPICAL_WAIT_STATES) and, on the Cortex-M0+, the small multiplier.
-tests/test_costs.py asserts the same figures within 10%.
+part (tests/targets/cortex_m/test_costs.py TYPICAL_WAIT_STATES) and, on the Cortex-M0+, the small multiplier.
+tests/targets/cortex_m/test_costs.py asserts the same figures within 10%.
 
     .venv/bin/python benchmarks/cost_model_accuracy.py [--steps] [--markdown]
 """
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import test_costs as T  # noqa: E402
 
-from adaptc import costs, timing  # noqa: E402
+from adaptc.targets.cortex_m import costs, timing  # noqa: E402
 
 
 def main():
@@ -52,9 +52,9 @@ def main():
                         print(f"{row[0]:<8} {row[1]:<14} {row[2]:>5} {row[3]:>3} {row[4]:>5} {row[5]:>15} {row[6]:>15} "
                               f"{row[7]:>8}")
                 if args.steps:
-                    pred = costs.program_classes(m.program, target, lv)
-                    inlined = set(costs.inlined_steps(m.program))
-                    for s, p, ms in zip(m.program.steps, pred, rs[-1].steps if lv is None else r.steps):
+                    pred = costs.program_classes(m.scheduled, lv)
+                    inlined = set(costs.inlined_steps(m.scheduled))
+                    for s, p, ms in zip(m.scheduled.steps, pred, rs[-1].steps if lv is None else r.steps):
                         a, b = timing.cycles(p, target), timing.cycles(ms["classes"], target)
                         if b:
                             print(f"    step {s.index:>2} {s.kernel:<28} {'inlined' if s.index in inlined else '':<7} "

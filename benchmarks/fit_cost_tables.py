@@ -1,5 +1,6 @@
-"""Fit adaptc/data/cost_tables.json: per (core, kernel function), instructions of each class per
-execution of each loop of the kernel (the features of adaptc/costs.py).
+"""Fit targets/cortex_m/data/cost_tables.json: per (core, kernel function), instructions of each
+class per execution of each loop of the kernel (the features of its kernel record,
+targets/cortex_m/kernels/; the model in targets/cortex_m/costs.py).
 
 Synthetic programs of randomized but typical TinyML layers -- convolutions (1x1 to 10x4,
 strides, dilation, same / valid / asymmetric padding, 1 to 64 channels), depthwise, fully
@@ -10,7 +11,7 @@ reference kernels are fitted on the DSP / MVE cores too: they are what a decline
 back to), run once on the emulated core (QEMU, exact per-step instruction classes), and each
 (core, kernel) gets a non-negative least-squares fit, relative to each step's size, of its
 class counts on its features. The evaluation models (ResNet-8, KWS, the digits CNN with
-exits) are never used here: tests/test_costs.py checks the tables generalize to them.
+exits) are never used here: tests/targets/cortex_m/test_costs.py checks the tables generalize to them.
 
 Every step of a program reads the program input (as its own shape) and writes its own
 buffer. In most programs each kernel is called from several steps -- as in a real model, where
@@ -21,7 +22,7 @@ the samples leave them undetermined). Each fit is repeated without the samples i
 (layers gcc folded to almost nothing). About 400 programs, ~3 minutes on 2 cores (the cross
 builds are cached by content under $ADAPTC_CACHE, so a rerun is faster).
 
-    .venv/bin/python benchmarks/fit_cost_tables.py [--jobs N] [--out adaptc/data/cost_tables.json]
+    .venv/bin/python benchmarks/fit_cost_tables.py [--jobs N] [--out targets/cortex_m/data/cost_tables.json]
 
 Prints the residuals of every fit (relative error of each sample's instructions and cycles).
 """
@@ -318,7 +319,7 @@ def clamp_step(rng):
 def program(name: str, layers: list, dtype: str):
     """A Program whose steps each read the input (seen with the step's shape) and write a
     buffer of their own; the last one writes the output."""
-    from adaptc.program import DTYPE_BYTES, Program, Step, Tensor, _macs, plan
+    from adaptc.program import DTYPE_BYTES, Program, Step, Tensor, step_macs
 
     size = max(int(np.prod(s)) for *_, in_shapes, _ in layers for s in in_shapes)
     tensors = [Tensor(0, "x", (size,), dtype, "input")]
@@ -328,10 +329,9 @@ def program(name: str, layers: list, dtype: str):
         tensors.append(Tensor(len(tensors), f"t{i}", tuple(out_shape), dtype, "output" if last else "arena"))
         in_shapes = [tuple(s) for s in in_shapes]
         steps.append(Step(i, op, f"synthetic {op}", [0] * len(in_shapes), len(tensors) - 1, attrs, consts,
-                          _macs(op, attrs, in_shapes, tuple(out_shape), consts), in_shapes=in_shapes,
+                          step_macs(op, attrs, in_shapes, tuple(out_shape), consts), in_shapes=in_shapes,
                           out_shape=tuple(out_shape)))
     prog = Program(name, tensors, steps, [0], [len(tensors) - 1])
-    plan(prog)
     assert size * DTYPE_BYTES[dtype] <= 4 * RAM_BUDGET
     return prog
 
@@ -342,7 +342,7 @@ def gated_program(name: str, criteria: list[str], classes: int, float32: bool):
     every gate and leaves at the last."""
     from adaptc import gates
     from adaptc.exits import Controller
-    from adaptc.program import Exit, Program, Step, Tensor, plan
+    from adaptc.program import Exit, Program, Step, Tensor
 
     dtype = "float32" if float32 else "int8"
     never = np.inf if float32 else 2**31 - 1
@@ -368,7 +368,6 @@ def gated_program(name: str, criteria: list[str], classes: int, float32: bool):
         exits.append(Exit(i, head, len(steps) - 1))
     prog = Program(name, tensors, steps, [0], [exits[-1].head], exits=exits)
     prog.controller = Controller.default([never] * (len(criteria) - 1), criteria[0], not float32)
-    plan(prog)
     return prog
 
 
@@ -422,9 +421,9 @@ def _within_budget(layers):
 def variant_sets(core: str) -> list[str]:
     """Every kernel variant set the core can be restricted to: the best first (so that the
     reference kernels are measured on every core, as the fallbacks they are)."""
-    from adaptc.targets.cortex_m import get_target
+    from adaptc.targets import get
 
-    v = get_target(core).kernel_variants
+    v = get(core).kernel_variants
     return [",".join(v[i:]) for i in range(len(v))]
 
 
@@ -453,7 +452,7 @@ def jobs() -> list[tuple]:
 def run_job(job) -> list[dict]:
     """Build, render, run one synthetic program; per step: kernel, features, measured classes."""
     import adaptc.api as api
-    from adaptc import costs
+    from adaptc.targets.cortex_m import costs
 
     core, variants, group, seed = job
     rng = np.random.default_rng([CORES.index(core), len(variants), seed, sum(map(ord, group))])
@@ -478,9 +477,9 @@ def run_job(job) -> list[dict]:
     m = api.compile_program(prog, core, kernels=variants)
     r = m.run_on_target(x)
     taken = prog.exits[-1].gate if prog.exits else None
-    calls = Counter(s.kernel for s in m.program.steps)
+    calls = Counter(s.kernel for s in m.scheduled.steps)
     out = []
-    for s, measured in zip(m.program.steps, r.steps):
+    for s, measured in zip(m.scheduled.steps, r.steps):
         out.append({"core": core, "kernel": s.kernel, "variants": variants, "group": group,
                     "features": costs.step_features(s, exit_taken=s.index == taken),
                     "classes": measured["classes"], "instructions": measured["instructions"],
@@ -527,7 +526,7 @@ def _solve(samples: list[dict], names: list[str], prior: dict | None = None, str
     (relative errors) and the features scaled to unit norm; with ``prior`` (class ->
     coefficients), ``strength`` pulls each coefficient towards it (ridge rows), so that what the
     samples leave undetermined stays at the prior."""
-    from adaptc.timing import CLASSES
+    from adaptc.targets.cortex_m.timing import CLASSES
 
     x = np.array([[s["features"].get(k, 0.0) for k in names] for s in samples])
     weight = 1.0 / np.maximum([s["instructions"] for s in samples], 1.0)
@@ -549,7 +548,7 @@ def _solve(samples: list[dict], names: list[str], prior: dict | None = None, str
 def _trimmed(samples: list[dict], names: list[str], solve) -> tuple[dict, list[dict]]:
     """Fit, drop the samples the fit misses by more than five times the median relative error
     (and 25%) -- layers gcc reduced to almost nothing by constant propagation --, fit again."""
-    from adaptc import costs
+    from adaptc.targets.cortex_m import costs
 
     coef = solve(samples)
     err = np.array([abs(sum(costs.predict({"features": names, "coef": coef}, s["features"]).values())
@@ -579,7 +578,7 @@ def fit_inlined(entry: dict, samples: list[dict]) -> dict:
     fitted on such steps, pulled towards the out-of-line coefficients where they say little.
     Steps gcc reduced to a tenth of the out-of-line estimate or less (constant propagation
     through degenerate random parameters) are left out first."""
-    from adaptc import costs
+    from adaptc.targets.cortex_m import costs
 
     names = entry["features"]
     sane = [s for s in samples if s["instructions"] > 0.1 * sum(costs.predict(entry, s["features"]).values())]
@@ -589,8 +588,8 @@ def fit_inlined(entry: dict, samples: list[dict]) -> dict:
 
 def residuals(entry: dict, samples: list[dict], core: str, inlined: bool = False) -> dict:
     """|estimate / measured - 1| over the samples, of the instructions and of the cycles."""
-    from adaptc import costs
-    from adaptc.timing import cycles
+    from adaptc.targets.cortex_m import costs
+    from adaptc.targets.cortex_m.timing import cycles
 
     ins, cyc = [], []
     for s in samples:
@@ -614,7 +613,7 @@ def _row(core, kernel, n, features, r) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
-    ap.add_argument("--out", type=Path, default=ROOT / "adaptc" / "data" / "cost_tables.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "targets" / "cortex_m" / "data" / "cost_tables.json")
     ap.add_argument("--samples", type=Path, help="also write the raw samples (JSON)")
     args = ap.parse_args()
     start = time.perf_counter()
@@ -653,7 +652,7 @@ def main():
         print("only ever called once (no out-of-line fit):", ", ".join(f"{c}/{k}" for c, k in unfitted))
     wall = time.perf_counter() - start
     doc = {"about": "Per (core, kernel function): instructions of each class per unit of each feature "
-                    "(adaptc/costs.py) -- for the out-of-line kernel and, under 'inlined', for a kernel called "
+                    "(targets/cortex_m/costs.py) -- for the out-of-line kernel and, under 'inlined', for a kernel called "
                     "from one step only; fitted by benchmarks/fit_cost_tables.py on synthetic programs run on "
                     "the emulated cores (QEMU), with the fit's residuals (relative errors).",
            "programs": len(todo), "samples": len(samples), "fit_seconds": round(wall, 1), "cores": cores}

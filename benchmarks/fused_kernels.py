@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/fused_kernels.py [--repeat 5]
 
-* fused: ``targets.cuda.build`` -- FuseOps + FuseTIR, then passes/schedule_fused_kernels.py
+* fused: ``adaptc.targets.cuda.batched.build`` -- FuseOps + FuseTIR, then targets/cuda/schedule_fused_kernels.py
   (one kernel per fused group, reused values per thread; CPU: the outer loop parallel).
 * unfused: what the batched builds did before it -- every Relax op its own kernel (llvm: TVM's
   generic pipeline, no fusion; cuda: LegalizeOps + dlight's default rules, no fusion).
@@ -28,7 +28,7 @@ from tvm import relax
 import adaptc
 from adaptc.data import digits
 from adaptc.data import path as data_path
-from adaptc.targets import cuda
+from adaptc.targets.cuda import batched as cuda
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
@@ -56,7 +56,8 @@ def unfused_build(model, target: str):
                     + gpu.dataflow_lower_passes(t) + gpu.finalize_passes(t))(m)
 
         ex = tvm.compile(mod, target=t, relax_pipeline=pipeline)
-    return cuda.BatchedModel(model, tgt, mod, plan, ex)
+    return model.derive(cuda.BatchedModel, target=target, scheduled=cuda.schedule(model.program, target),
+                        device_target=tgt, batched_mod=mod, plan=plan, executable=ex)
 
 
 def kernels(built) -> int:

@@ -3,7 +3,7 @@
 The device machines lent to some tasks have CUDA 13 and Python 3.12 but no TVM, and a call
 carries at most 64 MiB (the apache-tvm wheel is 100 MB, its compiler library 259 MB). What runs
 a batched build needs is far smaller: TVM's runtime libraries (libtvm_runtime*.so, CUDA 13 like
-the machine), its Python package, tvm_ffi for Python 3.12, and targets/batched_runtime.py.
+the machine), its Python package, tvm_ffi for Python 3.12, and adaptc (targets/cuda/runtime.py runs it).
 
     # here (with the compiler): models, CUDA builds, llvm reference results, the runtime (~40 MB)
     .venv/bin/python benchmarks/gpu_bundle.py make .gpu            # .gpu/ is in .gitignore
@@ -44,7 +44,7 @@ def make(args) -> int:
     import tvm_ffi
 
     import gpu_throughput as bench
-    from adaptc.targets import cuda
+    from adaptc.targets.cuda import batched as cuda
 
     out = Path(args.dir)
     if out.exists():
@@ -70,11 +70,11 @@ def make(args) -> int:
     src = Path(tvm.__file__).parent
     shutil.copytree(src, out / "site" / "tvm", ignore=shutil.ignore_patterns(
         "libtvm_compiler.so", "3rdparty", "__pycache__", "include", "src", "cmake", "web"))
-    shutil.copytree(REPO / "adaptc", out / "site" / "adaptc", ignore=lambda d, names: [
-        n for n in names if n not in ("__init__.py", "errors.py", "quantization.py", "formats.py")])
-    (out / "site" / "adaptc" / "targets").mkdir(exist_ok=True)
-    (out / "site" / "adaptc" / "targets" / "__init__.py").write_text("")
-    shutil.copy(REPO / "targets" / "batched_runtime.py", out / "site" / "adaptc" / "targets")
+    # adaptc as installed (the runtime imports adaptc.targets.cuda.runtime and its few light modules)
+    skip = shutil.ignore_patterns("__pycache__", "data")
+    shutil.copytree(REPO / "adaptc", out / "site" / "adaptc", ignore=skip)
+    for sub in ("passes", "targets", "templates"):
+        shutil.copytree(REPO / sub, out / "site" / "adaptc" / sub, ignore=skip)
     wheels = out / "wheels"
     wheels.mkdir()
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
@@ -92,7 +92,7 @@ def run(args) -> int:
     import tvm
 
     import gpu_throughput as bench
-    from adaptc.targets import batched_runtime
+    from adaptc.targets.cuda import runtime as batched_runtime
 
     out = Path(args.dir)
     meta = json.loads((out / "bundle.json").read_text())

@@ -1,5 +1,5 @@
 """Batched throughput (images/s) of the static full network vs the adaptive (early-exit) one,
-built by ``targets.cuda.build`` -- batched segments with the batch compacted after each gate.
+built by ``adaptc.targets.cuda.batched.build`` -- batched segments with the batch compacted after each gate.
 
     .venv/bin/python benchmarks/gpu_throughput.py                         # on the GPU (cuda, sm_90)
     .venv/bin/python benchmarks/gpu_throughput.py --target cuda --arch sm_80 --batches 1,64,1024 --repeat 20
@@ -37,7 +37,7 @@ device=--device)``, batch 1): static img/s = 1 / latency_s of its one level; ada
 the generated C). ``meas/est`` is measured / estimated img/s at batch 1.
 
 Without an NVIDIA GPU, ``--target cuda`` stops at once, before compiling anything, naming the
-missing device (targets.cuda ``GpuTarget.require_device``); the CUDA build itself (code
+missing device (targets/cuda/batched.py ``GpuTarget.require_device``); the CUDA build itself (code
 generation) works on any machine.
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ def quantile_thresholds(probe, xs: np.ndarray, share0: float, share1: float):
     that never fire, so level L returns head L's confidence for every input)."""
     from adaptc import gates
 
-    scales = [r["scale"] for r in probe.model.exits["exits"]]
+    scales = [r["scale"] for r in probe.exits["exits"]]
     conf0 = probe.run(xs, level=0).confidence.astype(np.int64)
     conf1 = probe.run(xs, level=1).confidence.astype(np.int64)
     # exit 0: the (1 - share0) quantile of head 0's confidence; ties decide the exact share
@@ -186,14 +186,14 @@ def first_difference(got: dict, want: dict) -> str | None:
 def check_against_llvm(built, model, pool: np.ndarray, batch: int) -> str:
     """The build's results on every input of ``pool`` at every level against the same model's
     llvm build: label, exit and logits equal (int8: bit for bit). Exits on a mismatch."""
-    from adaptc.targets import cuda
+    from adaptc.targets.cuda import batched as cuda
 
     diff = first_difference(results_by_level(built, pool, batch),
                             results_by_level(cuda.build(model, "llvm"), pool, batch))
     if diff is not None:
-        raise SystemExit(f"{built.model.info.name}: {built.target.kind} {diff} (field, level) differs from llvm: "
+        raise SystemExit(f"{built.info.name}: {built.target} {diff} (field, level) differs from llvm: "
                          "the throughput figures would be meaningless")
-    return f"{built.target.kind} == llvm on {len(pool)} inputs x {built.levels} level(s)"
+    return f"{built.target} == llvm on {len(pool)} inputs x {built.levels} level(s)"
 
 
 def shares(exits, n_exits: int) -> list[float]:
@@ -217,7 +217,7 @@ def estimate(static, adaptive, data, device: str):
 
 def models(tmp: Path, args):
     """name -> (static CompiledModel, adaptive CompiledModel, input pool, note)."""
-    from adaptc.targets import cuda
+    from adaptc.targets.cuda import batched as cuda
 
     biggest = max(args.batches)
     pool_size = max(biggest, args.images)
@@ -253,8 +253,8 @@ def models(tmp: Path, args):
 
 
 def main(argv=None) -> int:
-    from adaptc.targets import cuda
-    from adaptc.targets.tuning import Tuning
+    from adaptc.targets.cuda import batched as cuda
+    from adaptc.targets.cuda.tuning import Tuning
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     p.add_argument("--sim-samples", type=int, default=64, help="inputs run on the C for the simulator's exits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-check", action="store_true", help="skip checking the cuda results against llvm")
-    p.add_argument("--tune-records", type=Path, help="MetaSchedule records (targets/tuning.py): tuned builds with "
+    p.add_argument("--tune-records", type=Path, help="MetaSchedule records (targets/cuda/tuning.py): tuned builds with "
                    "static batches up to the largest of --batches")
     p.add_argument("--tune-trials", type=int, default=0, help="candidates to measure now (per model and build)")
     args = p.parse_args(argv)
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
             print(f"{name}: built static + adaptive for {args.target} in {time.perf_counter() - t:.1f} s", flush=True)
             if args.target != "llvm" and not args.no_check:
                 for built in (b_static, b_adaptive):
-                    print(f"  {check_against_llvm(built, built.model, pool, 64)}", flush=True)
+                    print(f"  {check_against_llvm(built, built, pool, 64)}", flush=True)
             est_static, est_adaptive, est_shares = estimate(static, adaptive, pool[:args.sim_samples], args.device)
             for batch in args.batches:
                 t = time.perf_counter()

@@ -1,9 +1,9 @@
-"""Regenerate adaptc/data/code_sizes.json: the machine-code bytes and stack of every C kernel on
+"""Regenerate targets/cortex_m/data/code_sizes.json: the machine-code bytes and stack of every C kernel on
 every Cortex-M core, measured by cross-compiling synthetic programs -- never the models the
-estimate (adaptc/sizes.py) is checked against.
+estimate (targets/cortex_m/sizes.py) is checked against.
 
 Each kernel is measured the way a model uses it: Programs of one op with random weights and three
-geometries are built here, rendered by the code generator (targets/cortex_m.py ``emit_c``) and
+geometries are built here, rendered by the code generator (targets/cortex_m/emit.py ``emit_c``) and
 compiled with the firmware build's flags (targets/firmware.py ``CFLAGS`` and the core's
 ``gcc_flags``), then linked into an ELF entered at ``m_run`` so that the C library's and libgcc's
 frames are known (targets/firmware.py ``StackAnalysis``, as the firmware report). Code bytes are
@@ -49,14 +49,18 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptc import formats, gates, sizes
+from adaptc import formats, gates
 from adaptc.exits import Controller
-from adaptc.program import Exit, Program, Step, Tensor, plan
-from adaptc.targets.cortex_m import TARGETS, emit_c
-from adaptc.targets.firmware import CFLAGS, LDLIBS, StackAnalysis, cross_cc
-from adaptc.targets.kernels import select
+from adaptc.program import Exit, Program, Step, Tensor
+from adaptc.targets.cortex_m import CORES, sizes
+from adaptc.targets.cortex_m.emit import emit_c
+from adaptc.targets.cortex_m.firmware import CFLAGS, LDLIBS, StackAnalysis, cross_cc
+from adaptc.targets.cortex_m.kernels import select
+from adaptc.targets.cortex_m.schedule import schedule
 
-OUT = Path(__file__).resolve().parents[1] / "adaptc" / "data" / "code_sizes.json"
+TARGETS = {c.name: c for c in CORES}
+
+OUT = Path(__file__).resolve().parents[1] / "targets" / "cortex_m" / "data" / "code_sizes.json"
 _DATA = re.compile(r"^\.rodata\.(s\d+_|shared_)")
 _PARAMS = re.compile(r"^\.rodata\.s(\d+)_params$")
 _LIBRARY = re.compile(r"^(__|mem|str|exp|log|sqrt)")       # libgcc, libc, libm: in the ELF, not the model
@@ -228,9 +232,7 @@ def chain(specs: list) -> Program:
                           in_shapes=[tuple(s) for s in in_shapes], out_shape=tuple(out_shape)))
     if tensors[-1].kind != "output":
         tensors.append(Tensor(len(tensors), "y", (1,), tensors[0].dtype, "output"))
-    prog = Program(PREFIX, tensors, steps, [0], [len(tensors) - 1])
-    plan(prog)
-    return prog
+    return Program(PREFIX, tensors, steps, [0], [len(tensors) - 1])
 
 
 def empty() -> Program:
@@ -264,7 +266,6 @@ def gated(n_exits: int, f32: bool) -> Program:
         exits.append(Exit(e, head, len(steps) - 1))
     prog = Program(PREFIX, tensors, steps, [0], [exits[-1].head], exits=exits)
     prog.controller = Controller.default(thresholds[:-1], "max_prob", not f32)
-    plan(prog)
     return prog
 
 
@@ -276,7 +277,8 @@ def build(prog: Program, target, variants: tuple[str, ...], extra_flags: tuple[s
     text bytes by function, steps whose params struct was kept, and stack figures of the caller
     of the kernels (``_segments`` with exits, else ``_run``): its frame, the deepest call below
     it; the worst stack of ``_run``; the call graph."""
-    files = emit_c(prog, target, {"kernels": ",".join(variants)})
+    scheduled = schedule(prog, target, ",".join(variants))
+    files = emit_c(scheduled, target, {"kernels": ",".join(variants)})
     cc = cross_cc()
     with tempfile.TemporaryDirectory(prefix="adaptc-sizes-") as d:
         for name, text in files.items():
@@ -292,7 +294,7 @@ def build(prog: Program, target, variants: tuple[str, ...], extra_flags: tuple[s
             base = name[6:].split(".")[0]
             functions[base] = functions.get(base, 0) + size
     caller = f"{PREFIX}_segments" if prog.exits else f"{PREFIX}_run"
-    return {"program": prog, "kernels": {s.kernel for s in prog.steps}, "functions": functions,
+    return {"program": scheduled, "kernels": {s.kernel for s in scheduled.steps}, "functions": functions,
             "code": sum(size for name, (size, kind) in sections.items() if kind == "ro" and not _DATA.match(name)),
             "params": {int(m.group(1)) for m in map(_PARAMS.match, sections) if m},
             "frame": stack.frames.get(caller, 0),
@@ -502,7 +504,7 @@ def check(table: dict, cores, pool: ThreadPoolExecutor) -> None:
           f"{'stack est':>9} {'gcc':>5} {'err':>7}")
     for (c, k), f in jobs.items():
         r = f.result()
-        e = sizes.estimate(r["program"], c, table=table)
+        e = sizes.estimate(r["program"], TARGETS[c], table=table)
         print(f"{c:<14} {k:<10} {e.code_bytes:>8} {r['code']:>6} {(e.code_bytes / r['code'] - 1) * 100:>+6.1f}%   "
               f"{e.stack_bytes:>9} {r['worst']:>5} {(e.stack_bytes / r['worst'] - 1) * 100:>+6.1f}%")
 

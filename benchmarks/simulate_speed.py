@@ -5,7 +5,7 @@ under a second so that threshold calibration and searches can call it in a loop.
 
 For each model (ResNet-8 int8, KWS int8, the digits CNN with exits) and each Cortex-M target,
 prints the median wall time of ``adaptc.simulate(m)`` on a model compiled for that target
-(``same``), and of ``adaptc.simulate(m, target=other)`` which re-renders the program with the
+(``same``), and of ``adaptc.simulate(m, target=other)`` which re-schedules the program with the
 other core's kernels (``retarget``), next to the compile time, all measured in this one run.
 """
 from __future__ import annotations

@@ -6,11 +6,15 @@ weights as constants (possibly reshaped / transposed constants).
 Ensures: ``main`` holds calls to float composites and reshapes only:
 ``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
 ``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
-``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d``/global ``mean`` ``[+ act]``; ``[x * beta ->] softmax``; a lone ``relu``/``clip``
--> ``adaptc.clamp_f32``; ``nn.pad``. Layout ops (reshape, permute_dims) stay as they are.
-Anything else raises UnsupportedOperatorError naming the op
-and binding. Composite bodies are the original float ops, so the module computes the same
-values on llvm.
+``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d [+ act]``; ``[x * beta ->] softmax``; a lone
+``relu``/``clip`` -> ``adaptc.clamp_f32``; ``nn.pad``. A ``mean`` over H and W (axes [1, 2] of an
+NHWC tensor) ``[+ act]`` that keeps them as size 1 is a global average pool (ONNX
+GlobalAveragePool, ReduceMean keepdims=1) -> ``adaptc.avg_pool2d_f32`` with the whole plane as
+window; one that drops them (ReduceMean keepdims=0, PyTorch ``x.mean((2, 3))``, TFLite MEAN
+keep_dims=false) -> ``adaptc.mean_f32``; a mean over other axes raises UnsupportedOperatorError
+naming them. Layout ops (reshape, permute_dims) stay as they are. Anything else raises
+UnsupportedOperatorError naming the op and binding. Composite bodies are the original float
+ops, so the module computes the same values on llvm.
 
 Parameters: ``path`` -- the model file, for error messages.
 """
@@ -23,7 +27,9 @@ from adaptc import tvm_compat
 from adaptc.graph import Graph, const_eval, rebuild_main
 from adaptc.qops import CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
+from .legalize_qdq import spatial_mean_axes
+
+SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "mean", "nn.pad", "relu",
              "reshape", "softmax", "multiply (softmax beta)")
 LAYOUT_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten", "relax.permute_dims")
 
@@ -170,15 +176,19 @@ class _Fuser:
                 "pad_width": [int(v) for v in a.pad_width], "pad_value": float(a.pad_value)},
                 out_shape, "float32", "pad"), var)
         elif name == "relax.mean":
+            axes, keep_dims = spatial_mean_axes(g, value, var.name)
             in_shape = tvm_compat.shape_of(g.resolve(value.args[0]).ty if value.args[0] in g.value
                                            else value.args[0].ty)
-            axes = sorted(int(a) % 4 for a in value.attrs.axis) if value.attrs.axis is not None else []
-            if len(in_shape) != 4 or axes != [1, 2] or not bool(value.attrs.keepdims):
-                g.fail("mean", var.name, "only a global average pool (NHWC, axes 1 and 2, keepdims)")
             last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
-            self.emit(var, CompositeCall("adaptc.avg_pool2d_f32", [value.args[0]], [], {
-                "pool_size": [in_shape[1], in_shape[2]], "strides": [1, 1], "padding": [0, 0, 0, 0],
-                "act_min": lo, "act_max": hi}, out_shape, "float32", "mean"), last)
+            if keep_dims:   # a global average pool (ONNX GlobalAveragePool imports this way)
+                call = CompositeCall("adaptc.avg_pool2d_f32", [value.args[0]], [], {
+                    "pool_size": [in_shape[1], in_shape[2]], "strides": [1, 1], "padding": [0, 0, 0, 0],
+                    "act_min": lo, "act_max": hi}, out_shape, "float32", "mean")
+            else:
+                call = CompositeCall("adaptc.mean_f32", [value.args[0]], [], {
+                    "axes": axes, "keep_dims": False, "count": in_shape[1] * in_shape[2],
+                    "act_min": lo, "act_max": hi}, out_shape, "float32", "mean")
+            self.emit(var, call, last)
         elif name in LAYOUT_OPS:
             self.calls.append((var, value))
         else:

@@ -4,17 +4,19 @@ Requires: ``main`` as TVM's TFLite importer (or adaptc's QuantizeInt8 pass) writ
 networks: one dataflow block; every quantized layer is ``quantize(act?(op(dequantize(x), ...)))``
 with int8 activations, per-channel int8 weights and int32 bias as dequantized constants; fused
 activations as ``clip`` on the int8 result or ``relu``/``clip`` before ``quantize``; quantized
-average pooling as ``astype(avg_pool2d(astype(x, int32)), int8)``; max pooling, padding and
-reshapes directly on int8 tensors.
+average pooling as ``astype(avg_pool2d(astype(x, int32)), int8)``; quantized MEAN as
+``quantize(mean(dequantize(x)))`` over the spatial axes [1, 2] of an NHWC tensor; max pooling,
+padding and reshapes directly on int8 tensors.
 
 Ensures: ``main`` holds only int8 values: calls to private composite functions
 (``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qavg_pool2d``,
-``adaptc.qmax_pool2d``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``) and layout ops
-(reshape, permute_dims).
+``adaptc.qmax_pool2d``, ``adaptc.qmean``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``)
+and layout ops (reshape, permute_dims).
 Each composite's body is the exact TFLite integer arithmetic (TFLite's double-rounding
-requantization; average pooling rounds half away from zero, fixing the importer's floor), so the
-module on llvm is bit-exact with TFLite Micro's reference kernels. An op outside these patterns
-raises UnsupportedOperatorError naming the op and the binding.
+requantization; average pooling rounds half away from zero, fixing the importer's floor; MEAN
+folds 1/count into its multiplier as TFLite Micro does), so the module on llvm is bit-exact with
+TFLite Micro's reference kernels. An op outside these patterns raises UnsupportedOperatorError
+naming the op and the binding (for a mean: its axes).
 
 Parameters: ``path`` -- the model file, for error messages.
 """
@@ -30,7 +32,7 @@ from adaptc import tvm_compat
 from adaptc.graph import Graph, const_eval, rebuild_main
 from adaptc.qops import CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "nn.pad", "relu",
+SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "mean", "nn.pad", "relu",
              "reshape", "softmax")
 
 
@@ -178,6 +180,36 @@ def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
                          tvm_compat.shape_of(call.ty), "int8", "softmax", ["exp_table"])
 
 
+def spatial_mean_axes(g: Graph, call, node) -> tuple[list[int], bool]:
+    """(axes, keep_dims) of a ``mean`` over H and W of a 4-D NHWC tensor; UnsupportedOperatorError
+    naming the axes for any other mean (shared with FuseFloatOps)."""
+    x = call.args[0]
+    rank = len(tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty))
+    axes = None if call.attrs.axis is None else sorted({int(v) % rank for v in call.attrs.axis})
+    if rank != 4 or axes != [1, 2]:
+        g.fail("mean", node, f"mean over axes {'all' if axes is None else axes} of a {rank}-D tensor; "
+               "only the spatial axes [1, 2] of an NHWC tensor (global average pooling)")
+    return axes, bool(call.attrs.keepdims)
+
+
+def _match_mean(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(mean(dequantize(x), axes [1, 2])): TFLite int8 MEAN (see adaptc.qops._qmean)."""
+    if g.op(core) != "relax.mean":
+        return None
+    call = g.resolve(core)
+    x = _dequantized(g, call.args[0])
+    if x is None or isinstance(x[0], np.ndarray):
+        return None
+    axes, keep_dims = spatial_mean_axes(g, call, node)
+    in_shape = tvm_compat.shape_of(g.resolve(x[0]).ty if x[0] in g.value else x[0].ty)
+    count = in_shape[1] * in_shape[2]
+    in_scale, in_zp = float(x[1][0]), int(x[2][0])
+    mult, shift = fxp.mean_multiplier(in_scale, float(out_scale), count)
+    attrs = {"axes": axes, "keep_dims": keep_dims, "count": count, "input_zp": in_zp, "input_scale": in_scale,
+             "multiplier": [mult], "shift": [shift], **_out_range(out_scale, out_zp, act_min, act_max)}
+    return CompositeCall("adaptc.qmean", [x[0]], [], attrs, tvm_compat.shape_of(call.ty), "int8", "mean")
+
+
 def _match_unary_lut(g, core, out_scale, out_zp, act_min, act_max, node):
     """quantize(relu|clip(dequantize(x))) and quantize(dequantize(x)): a 256-entry table,
     computed with TFLite's int8 ReLU arithmetic (requantize, then clamp)."""
@@ -193,7 +225,7 @@ def _match_unary_lut(g, core, out_scale, out_zp, act_min, act_max, node):
                          tvm_compat.shape_of(g.resolve(core).ty), "int8", "relu/requantize", ["table"])
 
 
-QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_softmax, _match_unary_lut)
+QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_softmax, _match_mean, _match_unary_lut)
 
 
 def _pool_padding(attrs):

@@ -9,7 +9,8 @@ Ensures: ``main`` is rewritten into the QDQ form the TFLite importer produces --
 reshapes on int8 -- ready for LegalizeQDQ. Scheme: per-tensor asymmetric int8 activations from
 the calibration min/max (range widened to include 0), per-output-channel symmetric int8 weights
 (max |w| / 127), int32 bias at scale ``s_in * s_w[c]``, softmax output at 1/256 with zero point
--128, pooling and padding keep their input's parameters. main gains the attributes
+-128, pooling and padding keep their input's parameters, a spatial mean (``adaptc.mean_f32``)
+gets its own from calibration, like TFLite's MEAN. main gains the attributes
 ``adaptc.input_scale``/``adaptc.input_zero_point`` (and the same for the output) so callers
 can quantize inputs and dequantize outputs.
 
@@ -34,7 +35,7 @@ def _qparams(lo: float, hi: float) -> tuple[np.float32, int]:
     return scale, zp
 
 
-def _calibrate(mod, samples: np.ndarray, keep=()) -> tuple[dict[int, tuple[float, float]], dict]:
+def calibrate_ranges(mod, samples: np.ndarray, keep=()) -> tuple[dict[int, tuple[float, float]], dict]:
     """min/max of main's input (index 0) and of every binding's value (index i + 1 for binding
     i) over the calibration samples; and the values themselves, stacked over the samples, for the
     indices in ``keep``."""
@@ -81,7 +82,7 @@ class WeightScheme:
         return np.clip(np.round(w / w_scale.reshape(bshape)), -127, 127).astype(np.int8), w_scale, bias
 
 
-class _Quantizer:
+class Quantizer:
     def __init__(self, mod, samples, scheme: WeightScheme | None = None):
         self.mod = mod
         self.func = mod["main"]
@@ -93,7 +94,7 @@ class _Quantizer:
         if self.scheme.needs_inputs:    # the input of every conv2d / dense layer
             keep = {self.index[b.value.args[0]] for b in self.bindings
                     if composite_name(mod, b.value) in ("adaptc.conv2d_f32", "adaptc.dense_f32")}
-        self.ranges, self.inputs = _calibrate(mod, samples, keep)
+        self.ranges, self.inputs = calibrate_ranges(mod, samples, keep)
         self.layers = 0             # weighted layers seen
         self.q: dict = {}           # float var -> (int8 var, scale, zp)
 
@@ -190,6 +191,10 @@ class _Quantizer:
             self.quant(bb, y, b.var, np.float32(1 / 256), -128)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
+        elif kind == "adaptc.mean_f32":     # TFLite MEAN: its own output parameters
+            y = bb.emit(relax.op.mean(self.dq(bb, acts[0]), axis=[int(v) for v in a["axes"]],
+                                      keepdims=bool(a["keep_dims"])))
+            self.quant(bb, act(y), b.var, s_out, zp_out)
         elif kind in ("adaptc.avg_pool2d_f32", "adaptc.max_pool2d_f32", "adaptc.pad_f32"):
             x, s, zp = self.q[acts[0]]          # same parameters in and out, as TFLite requires
             if kind == "adaptc.pad_f32":
@@ -217,7 +222,7 @@ def QuantizeInt8(calibration: np.ndarray, path: str = "<module>"):
 
     @tvm_compat.module_pass("adaptc.QuantizeInt8")
     def _pass(mod):
-        return _Quantizer(mod, calibration_samples(calibration, mod, path)).run()
+        return Quantizer(mod, calibration_samples(calibration, mod, path)).run()
 
     return _pass
 

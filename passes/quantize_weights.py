@@ -26,7 +26,7 @@ from adaptc import formats as F
 from adaptc import ptq, tvm_compat
 from adaptc.errors import InputError
 
-from .quantize_int8 import WeightScheme, _Quantizer, calibration_samples
+from .quantize_int8 import WeightScheme, Quantizer, calibration_samples
 
 MAX_ROWS = 8192                 # calibration rows per layer for the error-correcting rounding
 
@@ -108,6 +108,6 @@ def QuantizeWeights(calibration: np.ndarray, formats, path: str = "<module>", *,
 
     @tvm_compat.module_pass("adaptc.QuantizeWeights")
     def _pass(mod):
-        return _Quantizer(mod, calibration_samples(calibration, mod, path), scheme).run()
+        return Quantizer(mod, calibration_samples(calibration, mod, path), scheme).run()
 
     return _pass

@@ -15,7 +15,7 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 
 from adaptc import gates, tvm_compat
-from adaptc.api import pipeline
+from adaptc.pipeline import pipeline
 from adaptc.data import digits
 from adaptc.data import path as data_path
 from adaptc.errors import InputError

@@ -1,0 +1,230 @@
+"""``CompiledModel``: what ``adaptc.compile`` returns, the part every target shares.
+
+A compiled model holds the adaptive Relax module (``mod``: runs on TVM's llvm backend, the
+reference every build is checked against), its lowered ``program``, the program ``scheduled``
+for the target, the numeric format, the quantization and exit records. A target's ``build``
+returns a subclass that adds what running it needs (C sources and a host build for a Cortex-M
+core, targets/cortex_m/model.py; a batched TVM build, targets/cuda/batched.py). Nothing here
+imports TVM until a reference run asks for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InputError
+from .loader import ModelInfo
+from .names import c_identifier
+from .program import Program
+from .schedule import ScheduledProgram
+
+if TYPE_CHECKING:
+    from .exits import ExitResult
+
+
+def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
+    """{"input": (scale, zero_point), "output": ..., "exits": [...]} of an int8 model (from
+    QuantizeInt8's attributes of main, or the source model's quantization); empty for float
+    models (or without a module)."""
+    if mod is None:
+        return {}
+    attrs = mod["main"].attrs
+    out = {}
+    for key, tensors in (("input", info.inputs), ("output", info.outputs[-1:])):
+        if attrs is not None and f"adaptc.{key}_scale" in attrs:
+            out[key] = (float(attrs[f"adaptc.{key}_scale"]), int(attrs[f"adaptc.{key}_zero_point"]))
+        elif fmt == "int8" and tensors and tensors[0].quantized:
+            out[key] = (tensors[0].scale, tensors[0].zero_point)
+    if fmt == "int8" and len(info.outputs) > 1:      # every head's (a model with exits)
+        if attrs is not None and "adaptc.output_scales" in attrs:
+            out["exits"] = [(float(sc), int(z)) for sc, z in zip(attrs["adaptc.output_scales"],
+                                                                 attrs["adaptc.output_zero_points"])]
+        elif all(t.quantized for t in info.outputs):
+            out["exits"] = [(t.scale, t.zero_point) for t in info.outputs]
+    return out
+
+
+class Report(dict):
+    """A CompiledModel's report: a dict of its figures (without the measured "memory" section
+    until that is read), and callable for the whole of it -- ``m.report()``, as report.json."""
+
+    def __init__(self, model):
+        super().__init__(model.report_dict(memory=False))
+        self._model = model
+
+    def __call__(self, memory: bool | None = None) -> dict:
+        return self._model.report_dict(memory)
+
+    def __missing__(self, key):
+        if key == "memory":
+            self[key] = self._model.memory_report()
+            return self[key]
+        raise KeyError(key)
+
+
+@dataclass
+class CompiledModel:
+    """A model compiled for a target (module docstring)."""
+
+    info: ModelInfo
+    target: str                      # the target's name (adaptc.targets.get(target))
+    mod: object                      # Relax IRModule of composites (runs on llvm: the reference)
+    program: Program                 # the lowered program
+    scheduled: ScheduledProgram      # the program with the target's choices
+    format: str                      # "int8" | "float32"
+    options: dict = field(default_factory=dict)        # what the generated files' banners list
+    compile_seconds: float = 0.0
+    quantization: dict = field(default_factory=dict)   # scheme, per-layer formats and errors
+    exits: dict | None = None        # a model with exits: criterion, thresholds, calibration
+    heads_mod: object = None         # a model with exits: the module before gating (every head)
+    _vm: object = field(default=None, repr=False)
+    _heads_vm: object = field(default=None, repr=False)
+
+    def derive(self, cls, **changes):
+        """This model as an instance of ``cls`` (a target's subclass), with ``changes`` to its
+        fields and the subclass's."""
+        fields = {k: getattr(self, k) for k in CompiledModel.__dataclass_fields__ if not k.startswith("_")}
+        return cls(**{**fields, **changes})
+
+    @property
+    def prefix(self) -> str:
+        """The model's identifier in generated code and file names (the sanitized name)."""
+        return c_identifier(self.program.name)
+
+    @property
+    def input(self):
+        return self.program.tensors[self.program.inputs[0]]
+
+    @property
+    def output(self):
+        return self.program.tensors[self.program.outputs[0]]
+
+    @property
+    def io_bytes(self) -> int:
+        """Bytes of the caller-owned input and output buffers."""
+        return self.input.nbytes + self.output.nbytes
+
+    def check_input(self, x) -> np.ndarray:
+        """``x`` as one contiguous input of the model's type and shape; InputError otherwise."""
+        x = np.asarray(x)
+        t = self.input
+        if x.dtype != np.dtype(t.dtype):
+            raise InputError(f"{self.info.name}: input must be {t.dtype} with shape {list(t.shape)}, "
+                             f"got {x.dtype} (use quantize_input() for float data)" if t.dtype == "int8"
+                             else f"{self.info.name}: input must be {t.dtype}, got {x.dtype}")
+        if tuple(x.shape) != tuple(t.shape):
+            raise InputError(f"{self.info.name}: input shape must be {list(t.shape)}, got {list(x.shape)}")
+        return np.ascontiguousarray(x)
+
+    @property
+    def levels(self) -> int:
+        """Utilization levels: one per exit (level L runs at most through exit L); 1 without exits."""
+        return len(self.program.exits) or 1
+
+    def check_level(self, level) -> int:
+        """``level`` as an index (None: the top level); InputError when out of range."""
+        if not self.program.exits:
+            if level is not None:
+                raise InputError(f"{self.info.name} has no exits: level= needs a model compiled with exits=True")
+            return 0
+        top = len(self.program.exits) - 1
+        if level is None:
+            return top
+        if not 0 <= int(level) <= top:
+            raise InputError(f"level {level} out of range: {self.info.name} has levels 0..{top}")
+        return int(level)
+
+    def reference(self, x: np.ndarray, level: int | None = None):
+        """Run the compiled Relax module on llvm (the reference every build must match). A model
+        with exits returns an ``ExitResult``: the exit and logits from the module, the label
+        their argmax, the confidence from adaptc.gates' definition of the criterion."""
+        from . import gates, tvm_compat
+        from .exits import ExitResult
+
+        x = self.check_input(x)
+        level = self.check_level(level)
+        if self._vm is None:
+            self._vm = tvm_compat.build_llvm(self.mod)
+        if not self.program.exits:
+            return tvm_compat.run_vm(self._vm, x)[0]
+        logits, e = tvm_compat.run_vm(self._vm, x, np.array(level, np.int32))
+        e = int(e)
+        criterion = self.exits["criterion"]
+        quant = self.io_quantization.get("exits")
+        conf = (int(gates.confidence_int(logits, criterion, quant[e][0])[0]) if quant
+                else float(gates.confidence_float(logits, criterion)[0]))
+        return ExitResult(int(np.argmax(logits[0])), e, conf, logits)
+
+    def heads(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every exit head's logits for one input -- the whole network, no gate -- from the
+        module before gating on llvm (a model with exits)."""
+        from . import tvm_compat
+
+        if self.heads_mod is None:
+            raise InputError(f"{self.info.name} has no exits")
+        x = self.check_input(x)
+        if self._heads_vm is None:
+            self._heads_vm = tvm_compat.build_llvm(self.heads_mod)
+        return tvm_compat.run_vm(self._heads_vm, x)
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float data -> the int8 input of a quantized model (TFLite scheme)."""
+        q = self.input_quantization
+        if q is None:
+            return np.asarray(x, np.float32)
+        scale, zp = q
+        return np.clip(np.round(np.asarray(x, np.float64) / scale) + zp, -128, 127).astype(np.int8)
+
+    @property
+    def io_quantization(self) -> dict:
+        return io_quantization(self.mod, self.info, self.format)
+
+    @property
+    def input_quantization(self) -> tuple[float, int] | None:
+        return self.io_quantization.get("input")
+
+    @property
+    def output_quantization(self) -> tuple[float, int] | None:
+        return self.io_quantization.get("output")
+
+    def exits_taken(self, xs: np.ndarray, level: int) -> np.ndarray:
+        """The exit each input of ``xs`` leaves at, at utilization ``level``, as the target's
+        build computes it (the simulator's measured exit distribution)."""
+        raise NotImplementedError(f"{type(self).__name__} does not run its build")
+
+    @property
+    def report(self) -> Report:
+        """What report.json holds: ``m.report["weight_bytes"]`` reads a figure (the measured
+        "memory" section builds for the target on first use); ``m.report()`` gives the whole
+        dict, and ``m.report(memory=False)`` skips the measurement."""
+        return Report(self)
+
+    def report_dict(self, memory: bool | None = None) -> dict:
+        s = self.scheduled
+        layers = [{"step": st.index, "op": st.op, "source": st.step.source, "kernel": st.kernel, "macs": st.macs,
+                   "weight_bytes": st.flash_bytes, "output_shape": list(st.step.out_shape)} for st in s.steps]
+        io = self.io_quantization
+        out = {"model": self.info.name, "source": self.info.path, "target": self.target,
+               "format": self.format, "prefix": self.prefix,
+               "input": {"shape": list(self.input.shape), "dtype": self.input.dtype,
+                         "quantization": io.get("input")},
+               "output": {"shape": list(self.output.shape), "dtype": self.output.dtype,
+                          "quantization": io.get("output")},
+               "arena_bytes": s.arena_bytes, "weight_bytes": s.weight_bytes, "macs": self.program.macs,
+               "compile_seconds": round(self.compile_seconds, 3), "layers": layers}
+        if self.quantization:
+            out["quantization"] = self.quantization
+        if self.exits:
+            out["exits"] = self.exits["exits"]
+            if "calibration" in self.exits:
+                out["exit_calibration"] = self.exits["calibration"]
+        if memory is not False:
+            out["memory"] = self.memory_report(memory)
+        return out
+
+    def memory_report(self, measure: bool | None = None) -> dict:
+        """report.json's "memory" section: what the target's build measures (a target that
+        measures nothing says so)."""
+        return {"note": f"not measured for target {self.target}"}

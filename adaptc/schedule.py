@@ -1,0 +1,101 @@
+"""A scheduled program: a lowered Program with one target's choices, made before any code exists.
+
+``target.schedule(program)`` (adaptc.targets) returns a ``ScheduledProgram``: per step the
+kernel the target runs and its variant, the scratch it needs and the flash its constants take
+as the target stores them, and the arena plan of every intermediate tensor and scratch buffer
+(``plan_arena``: one ``MemoryPlanner`` shared by code generation and the simulator). It is a
+pure function of the program and the target: the program is not changed, and the C renderer,
+the simulator, the size estimate and the report all read the same scheduled program without
+changing it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .memory import MemoryPlanner
+from .program import Program, Step
+
+ALIGNMENT = 16                       # arena offsets are multiples of this
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    step: Step                       # the lowered step
+    kernel: str                      # what runs it: a C function (Cortex-M), a composite (batched)
+    variant: str                     # its kernel variant: "ref", "dsp", "mve", ...
+    flash_bytes: int                 # constant bytes the target stores for it (shared tables: first user)
+    scratch_bytes: int = 0           # arena scratch live during this step only
+    scratch_offset: int | None = None
+    call: Any = None                 # the target's own description of the call (Cortex-M: KernelCall)
+
+    @property
+    def index(self) -> int:
+        return self.step.index
+
+    @property
+    def op(self) -> str:
+        return self.step.op
+
+    @property
+    def macs(self) -> int:
+        return self.step.macs
+
+
+@dataclass(frozen=True)
+class ScheduledProgram:
+    program: Program
+    target: str                      # the target's name
+    steps: list[ScheduledStep]
+    planner: MemoryPlanner = field(repr=False)
+    offsets: dict[int, int]          # arena tensor id -> byte offset
+
+    @property
+    def name(self) -> str:
+        return self.program.name
+
+    @property
+    def exits(self):
+        return self.program.exits
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.planner.peak
+
+    @property
+    def weight_bytes(self) -> int:
+        """Constant data in flash (weights, biases, requantization arrays, tables), as the
+        target's kernels store it."""
+        return sum(s.flash_bytes for s in self.steps)
+
+    @property
+    def macs(self) -> int:
+        return self.program.macs
+
+    def arena_tensors(self) -> list:
+        """The program's tensors that live in the arena, in id order."""
+        return [t for t in self.program.tensors if t.id in self.offsets]
+
+
+def plan_arena(program: Program, scratch: dict[int, int] | None = None) -> tuple[MemoryPlanner, dict, dict]:
+    """Plan the arena: (planner, {tensor id: offset}, {step index: scratch offset}).
+
+    Lifetimes are step indices: a tensor lives from the step that writes it to the last step
+    that reads it; every arena tensor a step writes gets a planned offset. ``scratch``: {step
+    index: bytes} of kernel scratch buffers, live during that step only (zero: none)."""
+    first, last = {}, {}
+    for s in program.steps:
+        first.setdefault(s.output, s.index)
+        last[s.output] = max(last.get(s.output, s.index), s.index)
+        for t in s.inputs:
+            last[t] = s.index
+    planner = MemoryPlanner(alignment=ALIGNMENT)
+    ids = {}
+    for t in program.tensors:
+        if t.kind == "arena" and t.id in first:
+            ids[t.id] = planner.add_buffer(t.nbytes, first[t.id], last[t.id], t.name)
+    scratch_ids = {i: planner.add_buffer(n, i, i, f"scratch of step {i}")
+                   for i, n in sorted((scratch or {}).items()) if n > 0}
+    offsets = planner.plan()
+    return (planner, {tid: offsets[bid] for tid, bid in ids.items()},
+            {i: offsets[bid] for i, bid in scratch_ids.items()})

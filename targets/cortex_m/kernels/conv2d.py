@@ -1,0 +1,177 @@
+"""CONV_2D (groups = 1): ``adaptc.qconv2d`` and ``adaptc.conv2d_f32``.
+
+Reference: conv2d_s8 (TFLite's reference_integer_ops::ConvPerChannel), conv2d_s8_packed (low-bit
+weights decoded a row at a time; shift-and-add MACs for power-of-two weights), conv2d_f32.
+DSP: conv2d_s8_dsp / conv2d_s8_packed_dsp -- im2col into int16 columns four pixels at a time,
+each weight row against them with SMLAD (1x4 micro-kernel in assembly). MVE: conv2d_s8_mve --
+VMLADAV over 16-byte vectors, 1x1 columns read in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adaptc.program import Program, Step
+
+from .common import (act_f32, bias_array, conv_filter, conv_geometry, int8_output, is_depthwise, packed_call,
+                     requant_arrays, weight_format)
+from .loops import columns, conv_loops, im2col_dsp, inside, pot_macs, rows_x4, straddles, unpack_rows
+from .registry import SCRATCH, KernelCall, kernel
+from .simd import channel_records, coded_weights, exact_requant, folded_bias
+
+# ------------------------------------------------------------------------------ reference
+
+
+def conv_ref_loops(step: Step) -> dict[str, float]:
+    """conv2d_s8.c / conv2d_f32.c: pixels x out_c outputs; k_h filter rows each, k_w columns in
+    the in-bounds rows, in_c MACs per in-bounds tap; requantize (or bias + clamp) per output."""
+    g = conv_loops(step)
+    outputs = g.pixels * g.out_c
+    return {"call": 1, "rows": g.b * g.out_h, "pixels": g.pixels, "outputs": outputs,
+            "filter_rows": outputs * g.k_h, "filter_cols": g.out_c * g.b * g.out_w * g.k_w * int(g.ty.sum()),
+            "taps": g.out_c * g.valid_taps, "macs": g.out_c * g.valid_taps * g.in_c}
+
+
+@kernel("conv2d_s8", "adaptc.qconv2d", features=conv_ref_loops)
+def conv2d_s8(step: Step, prog: Program) -> KernelCall | None:
+    if is_depthwise(step) or weight_format(step).packed:
+        return None
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    return KernelCall({**geo, **int8_output(step)},
+                      [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
+                       *requant_arrays(step, geo["out_c"])])
+
+
+def conv_packed_loops(step: Step) -> dict[str, float]:
+    """conv2d_s8_packed.c: per output channel its row of codes decoded (adaptc_next_code,
+    adaptc_decode), then conv2d_s8's loops with shift-and-add MACs for pot weights; requantized
+    without a multiply when every multiplier is 2^30."""
+    g = conv_loops(step)
+    fmt = weight_format(step)
+    depth = g.k_h * g.k_w * g.in_c
+    outputs = g.pixels * g.out_c
+    pot = fmt.kind == "pot"
+    zero, nonzero = pot_macs(step, g) if pot else (0.0, 0.0)
+    pot_requant = bool(np.all(np.asarray(step.attrs["multiplier"]) == 1 << 30))
+    return {"call": 1, "out_rows": g.out_c, "decode": g.out_c * depth, "decode_pot": g.out_c * depth * pot,
+            "straddles": straddles(g.out_c * depth, fmt.bits), "rows": g.out_c * g.b * g.out_h,
+            "outputs": outputs, "filter_rows": outputs * g.k_h,
+            "filter_cols": g.out_c * g.b * g.out_w * g.k_w * int(g.ty.sum()), "taps": g.out_c * g.valid_taps,
+            "macs_int": 0 if pot else g.out_c * g.valid_taps * g.in_c, "macs_pot_zero": zero,
+            "macs_pot": nonzero, "requant_pot": outputs * pot_requant, "requant": outputs * (not pot_requant)}
+
+
+@kernel("conv2d_s8_packed", "adaptc.qconv2d", features=conv_packed_loops)
+def conv2d_s8_packed(step: Step, prog: Program) -> KernelCall | None:
+    if is_depthwise(step) or not weight_format(step).packed:
+        return None
+    g = conv_geometry(step, prog)
+    _, w = conv_filter(step, g)
+    rows = w.reshape(g["out_c"], -1)
+    strides = {"depth": rows.shape[1], "image_bytes": g["in_h"] * g["in_w"] * g["in_c"],
+               "row_bytes": g["in_w"] * g["in_c"], "step_y": g["stride_h"] * g["in_w"] * g["in_c"],
+               "step_x": g["stride_w"] * g["in_c"], "tap_y": g["dil_h"] * g["in_w"] * g["in_c"],
+               "tap_x": g["dil_w"] * g["in_c"],
+               "origin": -(g["pad_top"] * g["in_w"] * g["in_c"] + g["pad_left"] * g["in_c"]),
+               "filter_row": g["k_w"] * g["in_c"]}
+    return packed_call(step, {**g, **int8_output(step), **strides}, rows, g["out_c"], rows.shape[1])
+
+
+@kernel("conv2d_f32", "adaptc.conv2d_f32", features=conv_ref_loops)
+def conv2d_f32(step: Step, prog: Program) -> KernelCall | None:
+    if is_depthwise(step):
+        return None
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    return KernelCall({**geo, **act_f32(step.attrs)},
+                      [("weights", w.astype(np.float32)), bias_array(step, geo["out_c"], np.float32)])
+
+
+# ------------------------------------------------------------------------------------ DSP
+
+
+def conv_dsp_loops(step: Step) -> dict[str, float]:
+    """conv2d_s8_dsp.c: four pixels a block -- im2col into int16 columns, then every output
+    channel's weight row against the four columns (SMLAD)."""
+    g = conv_loops(step)
+    groups = -(-(g.k_h * g.k_w * g.in_c) // 4)
+    cols = im2col_dsp(g)
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups)}
+
+
+def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
+    """conv2d_s8_packed_dsp.c: conv2d_s8_dsp with each weight row decoded before its dot
+    products (adaptc_unpack_row), once per block and channel."""
+    g = conv_loops(step)
+    depth = g.k_h * g.k_w * g.in_c
+    groups = -(-depth // 4)
+    cols = im2col_dsp(g)
+    unpack = unpack_rows(g.out_c, depth, weight_format(step))
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups),
+            **{k: cols["blocks"] * v for k, v in unpack.items()}}
+
+
+def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
+    """conv2d_s8_dsp (int8 weights) or conv2d_s8_packed_dsp (codes of at most 8 bits), when the
+    layer's requantization is provably exact (simd.requant_is_exact)."""
+    if is_depthwise(step) or weight_format(step).packed != packed:
+        return None
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    rows = w.reshape(geo["out_c"], -1)                                # OHWI -> [out][k_h*k_w*in_c]
+    out = int8_output(step)
+    coded = coded_weights(step, rows)
+    if coded is None or not exact_requant(step, rows, out["input_offset"]):
+        return None
+    code, filt, shared, groups = coded
+    gather = 4 * groups if geo["in_c"] % 4 else 0
+    return KernelCall({**geo, **out, **code, "scratch": SCRATCH},
+                      [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], shared=shared,
+                      scratch_bytes=(36 if code else 32) * groups + 4 * geo["out_c"] + gather)
+
+
+@kernel("conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=conv_dsp_loops, headers=("dsp.h",))
+def conv2d_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
+    return _dsp_call(step, prog, packed=False)
+
+
+@kernel("conv2d_s8_packed_dsp", "adaptc.qconv2d", "dsp", features=conv_packed_dsp_loops, headers=("dsp.h",))
+def conv2d_s8_packed_dsp(step: Step, prog: Program) -> KernelCall | None:
+    return _dsp_call(step, prog, packed=True)
+
+
+# ------------------------------------------------------------------------------------ MVE
+
+
+def conv_mve_loops(step: Step) -> dict[str, float]:
+    """conv2d_s8_mve.c: four pixels a block, each column in place (1x1 inside the input) or
+    gathered tap by tap with memcpy / memset; per block and channel, VMLADAVA over whole
+    16-byte vectors and one predicated tail."""
+    g = conv_loops(step)
+    depth = g.k_h * g.k_w * g.in_c
+    blocks, iy0, ix0, _ = columns(g)
+    in_y = inside(iy0, g.k_h, g.d_h, g.in_h)
+    in_x = inside(ix0, g.k_w, g.d_w, g.in_w)
+    inplace = (g.k_h == 1 and g.k_w == 1) & in_y[:, 0] & in_x[:, 0]
+    copy = ~inplace
+    valid = (in_y.sum(axis=1) * in_x.sum(axis=1))[copy]
+    n_copy, n_valid = int(copy.sum()), int(valid.sum())
+    pads = n_copy * g.k_h * g.k_w - n_valid
+    rows = blocks * g.out_c
+    return {"call": 1, "blocks": blocks, "cols_inplace": int(inplace.sum()), "cols_copy": n_copy,
+            "rows_copy": n_copy * g.k_h, "memcpy_calls": n_valid, "memcpy_bytes": n_valid * g.in_c,
+            "memset_calls": pads, "memset_bytes": pads * g.in_c,
+            "out_rows": rows, "vectors": rows * (depth // 16), "vector_tails": rows * (depth % 16 > 0)}
+
+
+@kernel("conv2d_s8_mve", "adaptc.qconv2d", "mve", features=conv_mve_loops, headers=("dsp.h", "mve.h"))
+def conv2d_s8_mve(step: Step, prog: Program) -> KernelCall | None:
+    if is_depthwise(step) or weight_format(step).packed:
+        return None                                                  # packed low-bit weights: the packed kernels
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    out = int8_output(step)
+    rows = w.reshape(geo["out_c"], -1).astype(np.int8)               # OHWI -> [out][k_h * k_w * in_c]
+    return KernelCall({**geo, **out, "scratch": SCRATCH},
+                      [("weights", rows), ("bias", folded_bias(step, rows, out["input_offset"])),
+                       *requant_arrays(step, geo["out_c"])], scratch_bytes=4 * rows.shape[1])

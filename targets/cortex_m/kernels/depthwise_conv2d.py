@@ -1,0 +1,140 @@
+"""DEPTHWISE_CONV_2D (groups = channels): ``adaptc.qconv2d`` / ``adaptc.conv2d_f32`` with a
+depthwise filter.
+
+Reference: depthwise_conv2d_s8 (TFLite's reference_integer_ops::DepthwiseConvPerChannel, any
+depth multiplier), depthwise_conv2d_f32. DSP: depthwise_conv2d_s8_dsp -- four channels a group
+with SMLABB / SMLATT, 3-wide filters over a copied window in assembly. MVE:
+depthwise_conv2d_s8_mve -- eight channels a chunk in int16 lanes. Both optimized kernels need a
+depth multiplier of 1 and int8 weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adaptc.program import Program, Step
+
+from .common import act_f32, bias_array, conv_filter, conv_geometry, int8_output, is_depthwise, requant_arrays, weight_format
+from .loops import clamps, conv_loops, inside, shifts
+from .registry import SCRATCH, KernelCall, kernel
+from .simd import channel_records, depthwise_quads, exact_requant
+
+# ------------------------------------------------------------------------------ reference
+
+
+def depthwise_ref_loops(step: Step) -> dict[str, float]:
+    """depthwise_conv2d_s8.c / _f32.c: per pixel, in_c x depth_multiplier outputs, each over
+    k_h filter rows and the in-bounds taps (one MAC each)."""
+    g = conv_loops(step)
+    outputs = g.pixels * g.out_c
+    return {"call": 1, "rows": g.b * g.out_h, "pixels": g.pixels, "channels": g.pixels * g.in_c,
+            "outputs": outputs, "filter_rows": outputs * g.k_h,
+            "filter_cols": g.out_c * g.b * g.out_w * g.k_w * int(g.ty.sum()), "taps": g.out_c * g.valid_taps}
+
+
+@kernel("depthwise_conv2d_s8", "adaptc.qconv2d", features=depthwise_ref_loops)
+def depthwise_conv2d_s8(step: Step, prog: Program) -> KernelCall | None:
+    if not is_depthwise(step):
+        return None
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    return KernelCall({**geo, **int8_output(step), "depth_multiplier": geo["out_c"] // geo["in_c"]},
+                      [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
+                       *requant_arrays(step, geo["out_c"])])
+
+
+@kernel("depthwise_conv2d_f32", "adaptc.conv2d_f32", features=depthwise_ref_loops)
+def depthwise_conv2d_f32(step: Step, prog: Program) -> KernelCall | None:
+    if not is_depthwise(step):
+        return None
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    return KernelCall({**geo, **act_f32(step.attrs), "depth_multiplier": geo["out_c"] // geo["in_c"]},
+                      [("weights", w.astype(np.float32)), bias_array(step, geo["out_c"], np.float32)])
+
+
+# ------------------------------------------------------------------------------------ DSP
+
+
+def depthwise_dsp_loops(step: Step) -> dict[str, float]:
+    """depthwise_conv2d_s8_dsp.c: per pixel, groups of four channels (SMLABB / SMLATT) over
+    the window -- for 3-wide filters all k_h x 3 taps (adaptc_dw_x3: in assembly when every
+    shift is negative; the window copied with the zero point at the borders), otherwise the
+    in-bounds taps (adaptc_dw_quads) --, then the channels past the last multiple of four."""
+    g = conv_loops(step)
+    ty, tx = g.pixel_taps()
+    quads, rest = g.in_c // 4, g.in_c % 4
+    x3 = g.k_w == 3
+    out = dict.fromkeys(["copy_pixels", "memcpy_calls", "memcpy_bytes", "memset_calls", "memset_bytes", "quads_asm",
+                         "quad_rows_asm", "quads_c", "quad_rows_c", "quad_taps_c"], 0)
+    out.update(call=1, rows=g.b * g.out_h, pixels=g.pixels)
+    if x3:
+        copied = (ty < g.k_h) | (tx < 3)
+        in_y = inside(np.repeat(np.tile(np.arange(g.out_h) * g.s_h - g.p_t, g.b), g.out_w), g.k_h, g.d_h, g.in_h)
+        in_x = inside(np.tile(np.arange(g.out_w) * g.s_w - g.p_l, g.b * g.out_h), 3, g.d_w, g.in_w)
+        valid = (in_y.sum(axis=1) * in_x.sum(axis=1))[copied]
+        n = int(copied.sum())
+        out.update(copy_pixels=n, memcpy_calls=int(valid.sum()), memcpy_bytes=int(valid.sum()) * g.in_c,
+                   memset_calls=n * 3 * g.k_h - int(valid.sum()),
+                   memset_bytes=(n * 3 * g.k_h - int(valid.sum())) * g.in_c)
+        rows = np.full(g.pixels, g.k_h)
+        cols = np.full(g.pixels, 3)
+    else:
+        rows, cols = ty, tx
+    asm = x3 and bool(np.all(shifts(step, g.in_c) < 0)) and quads > 0
+    n_rows, n_taps = int(rows.sum()), int((rows * cols).sum())
+    if asm:
+        out.update(quads_asm=g.pixels * quads, quad_rows_asm=quads * n_rows)
+    else:
+        out.update(quads_c=g.pixels * quads, quad_rows_c=quads * n_rows, quad_taps_c=quads * n_taps)
+    out.update(rest=g.pixels * rest, rest_rows=rest * n_rows, rest_taps=rest * n_taps,
+               clamp=g.pixels * g.in_c * clamps(step))
+    return out
+
+
+@kernel("depthwise_conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=depthwise_dsp_loops, headers=("dsp.h",))
+def depthwise_conv2d_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
+    if not is_depthwise(step):
+        return None
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    if geo["out_c"] != geo["in_c"] or weight_format(step).packed:
+        return None                                              # depth_multiplier > 1, packed: reference
+    out = int8_output(step)
+    taps = np.ascontiguousarray(w.reshape(-1, geo["out_c"]).T)   # [k_h * k_w][C] -> [C][taps]
+    if not exact_requant(step, taps, out["input_offset"]):
+        return None
+    params = {k: v for k, v in geo.items() if k != "out_c"}
+    params["right_shifts"] = int(all(s < 0 for s in requant_arrays(step, geo["out_c"])[1][1].tolist()))
+    return KernelCall({**params, **out, "scratch": SCRATCH},
+                      [("weights", depthwise_quads(w.reshape(-1, geo["out_c"]))),
+                       ("channels", channel_records(step, geo["out_c"], rounding=True))],
+                      scratch_bytes=3 * geo["k_h"] * geo["in_c"] if geo["k_w"] == 3 else 0)
+
+
+# ------------------------------------------------------------------------------------ MVE
+
+
+def depthwise_mve_loops(step: Step) -> dict[str, float]:
+    """depthwise_conv2d_s8_mve.c: per pixel, eight channels a chunk (the last one predicated),
+    each over the in-bounds rows and taps (VMULLB / VMULLT), then requantized and scattered."""
+    g = conv_loops(step)
+    ty, tx = g.pixel_taps()
+    chunks = -(-g.in_c // 8)
+    partial = g.in_c % 8 > 0
+    taps = int((ty * tx).sum())
+    return {"call": 1, "rows": g.b * g.out_h, "pixels": g.pixels, "chunks": g.pixels * chunks,
+            "chunk_rows": chunks * int(ty.sum()), "chunk_taps": chunks * taps, "partial_taps": partial * taps}
+
+
+@kernel("depthwise_conv2d_s8_mve", "adaptc.qconv2d", "mve", features=depthwise_mve_loops,
+        params_type="depthwise_conv2d_s8_params", headers=("dsp.h", "mve.h"))
+def depthwise_conv2d_s8_mve(step: Step, prog: Program) -> KernelCall | None:
+    if not is_depthwise(step) or weight_format(step).packed:
+        return None                                                  # packed low-bit weights: the packed kernels
+    geo = conv_geometry(step, prog)
+    _, w = conv_filter(step, geo)
+    if geo["out_c"] != geo["in_c"]:
+        return None                                                  # depth_multiplier > 1
+    return KernelCall({**geo, **int8_output(step), "depth_multiplier": 1},
+                      [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
+                       *requant_arrays(step, geo["out_c"])])

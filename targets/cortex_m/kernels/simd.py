@@ -1,0 +1,130 @@
+"""Weight layouts and exactness proofs of the optimized int8 kernels.
+
+DSP extension (Cortex-M4/M7/M55; templates/kernels/*_dsp.c over dsp.h, which also builds on a
+host without the extension through portable definitions of the instructions): the kernels
+requantize with ``adaptc_rq_apply`` (dsp.h), which equals TFLite's MultiplyByQuantizedMultiplier
+while ``|s| + 2^(right_shift-1) < 2^31`` for the value ``s`` after the doubling high multiply, in
+particular while ``|acc << max(shift, 0)| < 2^30``; ``requant_is_exact`` proves that for every
+channel from the weights and the bias, and a builder whose layer fails the proof declines it.
+
+Helium (Cortex-M55; *_mve.c over mve.h): requantization (``adaptc_mve_requant``) is exact for any
+accumulator; the kernels sum w * x and fold the input offset into the bias (``folded_bias``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adaptc import formats
+from adaptc.program import Step
+
+from .common import bias_array, requant_arrays, weight_format
+
+INT32_MAX = (1 << 31) - 1
+
+
+def acc_bound(weights: np.ndarray, bias, input_offset: int, filter_offset: int = 0) -> np.ndarray:
+    """Per output channel, the largest |accumulator| any int8 input can give: sum over the taps of
+    |w + filter_offset| * max|x + input_offset| + |bias|. ``weights``: [out][taps]."""
+    x_max = max(abs(-128 + input_offset), abs(127 + input_offset))
+    w = np.abs(weights.astype(np.int64) + filter_offset)
+    bound = w.sum(axis=1) * x_max
+    if bias is not None:
+        bound = bound + np.abs(np.asarray(bias, np.int64).reshape(-1))
+    return bound
+
+
+def requant_is_exact(bound: np.ndarray, mult, shift) -> bool:
+    """True when adaptc_rq_apply (dsp.h) equals adaptc_mbqm for every accumulator with
+    |acc| <= bound (per channel): 0 <= mult < 2^31 and |acc << max(shift, 0)| < 2^30."""
+    mult = np.broadcast_to(np.asarray(mult, np.int64), bound.shape)
+    left = np.maximum(np.broadcast_to(np.asarray(shift, np.int64), bound.shape), 0)
+    if np.any(mult < 0) or np.any(mult > INT32_MAX) or np.any(left > 30):
+        return False
+    return bool(np.all(bound < (1 << 30) >> left))
+
+
+def pack_words(data: np.ndarray) -> np.ndarray:
+    """int8 bytes (a multiple of 4) -> int32 words of four, the first byte in the low byte
+    (little-endian, as the cores and the host read them)."""
+    return np.ascontiguousarray(data, np.int8).view("<i4").astype(np.int32)
+
+
+def pack_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
+    """[out][depth] int8 -> (weight words as adaptc_rows_x4 reads them, groups): each row
+    zero-padded to groups = ceil(depth / 4) words of four bytes, the first in the low byte
+    (little-endian, as the cores and the host read them)."""
+    out, depth = rows.shape
+    groups = -(-depth // 4)
+    padded = np.zeros((out, groups * 4), np.int8)
+    padded[:, :depth] = rows
+    return pack_words(padded.reshape(-1)), groups
+
+
+def channel_records(step: Step, n: int, rounding: bool = False) -> np.ndarray:
+    """Per output channel {bias, mult, shift} (int32 each; bias 0 when the layer has none) as one
+    flat int32 array -- the same bytes the reference kernels' three arrays hold; ``rounding``
+    adds a fourth, round = 2^(-shift - 1) for shift < 0 else 0 (dsp.h adaptc_rq_record)."""
+    bias = bias_array(step, n, np.int32)[1]
+    mult, shift = (a.astype(np.int64) for _, a in requant_arrays(step, n))
+    fields = [np.zeros_like(mult) if bias is None else bias.astype(np.int64), mult, shift]
+    if rounding:
+        fields.append(np.where(shift < 0, np.left_shift(1, np.maximum(-shift - 1, 0)), 0))
+    return np.ascontiguousarray(np.stack(fields, axis=1).astype(np.int32).reshape(-1))
+
+
+def depthwise_quads(taps: np.ndarray) -> np.ndarray:
+    """Depthwise filter [taps][C] int8 -> the words depthwise_conv2d_s8_dsp reads: for each group
+    of four channels its taps, four channel bytes a word; then the last C % 4 channels as
+    [taps][C % 4] bytes, zero-padded to a whole word."""
+    n_taps, c = taps.shape
+    quads = c // 4
+    head = taps[:, :4 * quads].reshape(n_taps, quads, 4).transpose(1, 0, 2).reshape(-1)
+    data = np.concatenate([head, taps[:, 4 * quads:].reshape(-1)]).astype(np.int8)
+    return pack_words(np.concatenate([data, np.zeros(-len(data) % 4, np.int8)]))
+
+
+def exact_requant(step: Step, rows: np.ndarray, input_offset: int) -> bool:
+    """requant_is_exact for a layer with weight rows [out][taps] and its bias / requantization."""
+    n = rows.shape[0]
+    bias = bias_array(step, n, np.int32)[1]
+    mult, shift = (a for _, a in requant_arrays(step, n))
+    return requant_is_exact(acc_bound(rows, bias, input_offset), mult, shift)
+
+
+def coded_weights(step: Step, rows: np.ndarray) -> tuple[dict, np.ndarray, dict, int] | None:
+    """(packed-format params, filter array, shared tables, groups) of a layer's weight rows
+    [out][depth]: int8 as words (pack_rows; no params), a packed format of int8-sized values as
+    its bitstream (decoded a row at a time through a byte table for 2- and 4-bit codes); None for
+    wider values (pot5)."""
+    fmt = weight_format(step)
+    groups = -(-rows.shape[1] // 4)
+    if not fmt.packed:
+        return {}, pack_rows(rows.astype(np.int8))[0], {}, groups
+    if fmt.max_value > 127:
+        return None
+    shared = {f"values_{fmt.name}": formats.decode_table(fmt).astype(np.int8)}
+    params = {"bits": fmt.bits, "lut": 0, "values": ("shared", f"values_{fmt.name}")}
+    if fmt.bits in (2, 4):
+        shared[f"lut_{fmt.name}"] = byte_table(fmt)
+        params["lut"] = ("shared", f"lut_{fmt.name}")
+    return params, formats.pack(rows, fmt), shared, groups
+
+
+def byte_table(fmt) -> np.ndarray:
+    """For every byte of a 2- or 4-bit stream, its codes' int8 values packed little-endian:
+    uint16 (two values) or uint32 (four)."""
+    per = 8 // fmt.bits
+    codes = (np.arange(256)[:, None] >> (np.arange(per) * fmt.bits)) & ((1 << fmt.bits) - 1)
+    values = formats.decode_table(fmt)[codes].astype(np.int64) & 0xFF
+    word = (values << (8 * np.arange(per))).sum(axis=1)
+    return word.astype(np.uint16 if per == 2 else np.uint32)
+
+
+def folded_bias(step: Step, rows: np.ndarray, input_offset: int) -> np.ndarray:
+    """bias + input_offset * (sum of each row of weights [out][taps]), modulo 2^32: the kernels
+    sum w * x (the zero point at padded taps) and get the reference's sum of w * (x + offset),
+    equal modulo 2^32 and so equal as int32."""
+    b = bias_array(step, rows.shape[0], np.int32)[1]
+    total = rows.astype(np.int64).sum(axis=1) * input_offset + (0 if b is None else b.astype(np.int64))
+    return ((total + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+

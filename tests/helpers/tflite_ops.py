@@ -1,0 +1,855 @@
+"""Build tiny single-operator TFLite flatbuffer models in memory.
+
+The models are meant for bit-exact kernel testing against TFLite Micro
+(and LiteRT's reference kernels): every builder returns the serialized
+``.tflite`` bytes of a one-subgraph model with one operator (PAD/RESHAPE
+carry a constant int32 side input).
+
+int8 models follow the TFLite quantization spec:
+
+* activations: int8, per-tensor (scale, zero_point)
+* conv filters: int8, per-channel symmetric, ``quantized_dimension`` 0 (OHWI)
+* depthwise filters: int8, per-channel symmetric, ``quantized_dimension`` 3
+  (1, KH, KW, C*mult)
+* fully-connected weights: int8, per-tensor symmetric
+* biases: int32, scale = in_scale * filter_scale[c], zero point 0
+
+Usage::
+
+    from tflite_ops import QParams, conv2d_model, run_tflm
+    buf = conv2d_model((1, 8, 8, 3), w, b, QParams(0.05, -3),
+                       QParams(np.full(4, 0.01), 0), QParams(0.1, 2))
+    y = run_tflm(buf, x)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import flatbuffers
+import numpy as np
+import tflite  # flatbuffer schema bindings (prefixed builder functions live at package level)
+
+__all__ = [
+    "QParams",
+    "conv2d_model",
+    "depthwise_conv2d_model",
+    "fully_connected_model",
+    "add_model",
+    "avg_pool_model",
+    "max_pool_model",
+    "softmax_model",
+    "relu_model",
+    "relu6_model",
+    "pad_model",
+    "reshape_model",
+    "mean_model",
+    "conv2d_model_f32",
+    "depthwise_conv2d_model_f32",
+    "fully_connected_model_f32",
+    "add_model_f32",
+    "avg_pool_model_f32",
+    "max_pool_model_f32",
+    "softmax_model_f32",
+    "relu_model_f32",
+    "relu6_model_f32",
+    "pad_model_f32",
+    "reshape_model_f32",
+    "mean_model_f32",
+    "run_tflm",
+    "run_litert",
+    "conv_output_size",
+]
+
+_SCHEMA_VERSION = 3
+_FILE_IDENTIFIER = b"TFL3"
+
+_TT = tflite.TensorType
+_OP = tflite.BuiltinOperator
+_OPT = tflite.BuiltinOptions
+
+_NP_TO_TT = {
+    np.dtype(np.int8): _TT.INT8,
+    np.dtype(np.uint8): _TT.UINT8,
+    np.dtype(np.int16): _TT.INT16,
+    np.dtype(np.int32): _TT.INT32,
+    np.dtype(np.int64): _TT.INT64,
+    np.dtype(np.float32): _TT.FLOAT32,
+}
+
+_ACT = {
+    "NONE": tflite.ActivationFunctionType.NONE,
+    "RELU": tflite.ActivationFunctionType.RELU,
+    "RELU6": tflite.ActivationFunctionType.RELU6,
+    "RELU_N1_TO_1": tflite.ActivationFunctionType.RELU_N1_TO_1,
+}
+
+_PAD = {"SAME": tflite.Padding.SAME, "VALID": tflite.Padding.VALID}
+
+
+# --------------------------------------------------------------------------
+# quantization parameters
+# --------------------------------------------------------------------------
+@dataclass
+class QParams:
+    """Quantization parameters of one tensor.
+
+    ``scale``/``zero_point`` are scalars for per-tensor quantization or 1-D
+    arrays for per-channel quantization along ``axis``. A scalar zero point
+    together with an array of scales is broadcast to every channel.
+    """
+
+    scale: float | np.ndarray
+    zero_point: int | np.ndarray = 0
+    axis: int = 0
+
+    def scales(self) -> np.ndarray:
+        return np.atleast_1d(np.asarray(self.scale, dtype=np.float32)).reshape(-1)
+
+    def zero_points(self) -> np.ndarray:
+        zp = np.atleast_1d(np.asarray(self.zero_point, dtype=np.int64)).reshape(-1)
+        n = self.scales().size
+        if zp.size == 1 and n > 1:
+            zp = np.full(n, zp[0], dtype=np.int64)
+        if zp.size != n:
+            raise ValueError(f"QParams: {n} scales but {zp.size} zero points")
+        return zp
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scales().size > 1
+
+    def quantize(self, x: np.ndarray, dtype=np.int8) -> np.ndarray:
+        """Per-tensor float -> int quantization (np.round, i.e. half to even); test convenience."""
+        info = np.iinfo(dtype)
+        q = np.round(np.asarray(x, np.float64) / float(self.scales()[0])) + int(self.zero_points()[0])
+        return np.clip(q, info.min, info.max).astype(dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, np.float64) - int(self.zero_points()[0])) * float(self.scales()[0])
+
+
+def _as_q(q) -> QParams:
+    if isinstance(q, QParams):
+        return q
+    if isinstance(q, (tuple, list)) and len(q) in (2, 3):
+        return QParams(*q)
+    raise TypeError(f"expected QParams or (scale, zero_point), got {q!r}")
+
+
+# --------------------------------------------------------------------------
+# shared model builder
+# --------------------------------------------------------------------------
+@dataclass
+class _Tensor:
+    shape: tuple[int, ...]
+    ttype: int
+    name: str
+    buffer: int
+    q: QParams | None
+
+
+@dataclass
+class _Operator:
+    opcode_index: int
+    inputs: list[int]
+    outputs: list[int]
+    options_type: int
+    options_fn: Callable[[flatbuffers.Builder], int] | None
+
+
+class _ModelBuilder:
+    """Collects tensors, buffers, operator codes and operators; ``finish()``
+    serializes everything into a TFLite (schema v3) flatbuffer."""
+
+    def __init__(self, description: str = "adaptc test model"):
+        self.description = description
+        self.buffers: list[bytes] = [b""]  # buffer 0: the conventional empty sentinel
+        self.tensors: list[_Tensor] = []
+        self.opcodes: list[tuple[int, int]] = []  # (builtin code, version)
+        self.operators: list[_Operator] = []
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+
+    # -- tensors ----------------------------------------------------------
+    def tensor(self, shape, dtype, name: str, q: QParams | None = None,
+               data: np.ndarray | None = None) -> int:
+        dtype = np.dtype(dtype)
+        shape = tuple(int(d) for d in shape)
+        buf = 0
+        if data is not None:
+            arr = np.asarray(data)
+            if arr.dtype != dtype:
+                raise TypeError(f"tensor {name}: data dtype {arr.dtype} != {dtype}")
+            if arr.size != int(np.prod(shape, dtype=np.int64)):
+                raise ValueError(f"tensor {name}: {arr.size} elements for shape {shape}")
+            self.buffers.append(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes())
+            buf = len(self.buffers) - 1
+        self.tensors.append(_Tensor(shape, _NP_TO_TT[dtype], name, buf, q))
+        return len(self.tensors) - 1
+
+    def input(self, shape, dtype, name="input", q=None) -> int:
+        t = self.tensor(shape, dtype, name, q)
+        self.inputs.append(t)
+        return t
+
+    def output(self, shape, dtype, name="output", q=None) -> int:
+        t = self.tensor(shape, dtype, name, q)
+        self.outputs.append(t)
+        return t
+
+    def const(self, data: np.ndarray, name: str, q: QParams | None = None) -> int:
+        data = np.asarray(data)
+        return self.tensor(data.shape, data.dtype, name, q, data)
+
+    # -- operators --------------------------------------------------------
+    def opcode(self, builtin: int, version: int) -> int:
+        key = (int(builtin), int(version))
+        if key not in self.opcodes:
+            self.opcodes.append(key)
+        return self.opcodes.index(key)
+
+    def op(self, builtin: int, version: int, inputs: Sequence[int], outputs: Sequence[int],
+           options_type: int = _OPT.NONE, options_fn=None) -> None:
+        self.operators.append(_Operator(self.opcode(builtin, version), list(inputs),
+                                        list(outputs), options_type, options_fn))
+
+    # -- serialization ----------------------------------------------------
+    @staticmethod
+    def _vec_i32(b: flatbuffers.Builder, values) -> int:
+        return b.CreateNumpyVector(np.asarray(list(values), dtype=np.int32).reshape(-1))
+
+    @staticmethod
+    def _bytes_vec(b: flatbuffers.Builder, data: bytes, alignment: int = 16) -> int:
+        # Align raw buffer data to 16 bytes so int32/float32 constants are
+        # naturally aligned when TFLM reads them in place.
+        b.StartVector(1, len(data), alignment)
+        b.head = b.head - len(data)
+        b.Bytes[b.head:b.head + len(data)] = data
+        b.vectorNumElems = len(data)
+        return b.EndVector()
+
+    def _quant(self, b: flatbuffers.Builder, q: QParams) -> int:
+        scale = b.CreateNumpyVector(q.scales().astype(np.float32))
+        zp = b.CreateNumpyVector(q.zero_points().astype(np.int64))
+        tflite.QuantizationParametersStart(b)
+        tflite.QuantizationParametersAddScale(b, scale)
+        tflite.QuantizationParametersAddZeroPoint(b, zp)
+        tflite.QuantizationParametersAddQuantizedDimension(b, int(q.axis))
+        return tflite.QuantizationParametersEnd(b)
+
+    def finish(self) -> bytes:
+        b = flatbuffers.Builder(1024)
+
+        # buffers
+        buf_offs = []
+        for data in self.buffers:
+            dvec = self._bytes_vec(b, data) if data else None
+            tflite.BufferStart(b)
+            if dvec is not None:
+                tflite.BufferAddData(b, dvec)
+            buf_offs.append(tflite.BufferEnd(b))
+
+        # tensors
+        ten_offs = []
+        for t in self.tensors:
+            name = b.CreateString(t.name)
+            shape = self._vec_i32(b, t.shape)
+            quant = self._quant(b, t.q) if t.q is not None else None
+            tflite.TensorStart(b)
+            tflite.TensorAddShape(b, shape)
+            tflite.TensorAddType(b, t.ttype)
+            tflite.TensorAddBuffer(b, t.buffer)
+            tflite.TensorAddName(b, name)
+            if quant is not None:
+                tflite.TensorAddQuantization(b, quant)
+            ten_offs.append(tflite.TensorEnd(b))
+
+        # operators
+        op_offs = []
+        for o in self.operators:
+            ins = self._vec_i32(b, o.inputs)
+            outs = self._vec_i32(b, o.outputs)
+            opts = o.options_fn(b) if o.options_fn is not None else None
+            tflite.OperatorStart(b)
+            tflite.OperatorAddOpcodeIndex(b, o.opcode_index)
+            tflite.OperatorAddInputs(b, ins)
+            tflite.OperatorAddOutputs(b, outs)
+            if opts is not None:
+                tflite.OperatorAddBuiltinOptionsType(b, o.options_type)
+                tflite.OperatorAddBuiltinOptions(b, opts)
+            op_offs.append(tflite.OperatorEnd(b))
+
+        def vec_of(offsets, start_fn):
+            start_fn(b, len(offsets))
+            for off in reversed(offsets):
+                b.PrependUOffsetTRelative(off)
+            return b.EndVector()
+
+        tensors_vec = vec_of(ten_offs, tflite.SubGraphStartTensorsVector)
+        ops_vec = vec_of(op_offs, tflite.SubGraphStartOperatorsVector)
+        sg_in = self._vec_i32(b, self.inputs)
+        sg_out = self._vec_i32(b, self.outputs)
+        sg_name = b.CreateString("main")
+        tflite.SubGraphStart(b)
+        tflite.SubGraphAddTensors(b, tensors_vec)
+        tflite.SubGraphAddInputs(b, sg_in)
+        tflite.SubGraphAddOutputs(b, sg_out)
+        tflite.SubGraphAddOperators(b, ops_vec)
+        tflite.SubGraphAddName(b, sg_name)
+        subgraph = tflite.SubGraphEnd(b)
+
+        code_offs = []
+        for builtin, version in self.opcodes:
+            tflite.OperatorCodeStart(b)
+            # deprecated_builtin_code is an int8; codes >= 127 use the
+            # PLACEHOLDER_FOR_GREATER_OP_CODES (127) escape.
+            tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(builtin, 127))
+            tflite.OperatorCodeAddBuiltinCode(b, builtin)
+            tflite.OperatorCodeAddVersion(b, version)
+            code_offs.append(tflite.OperatorCodeEnd(b))
+
+        codes_vec = vec_of(code_offs, tflite.ModelStartOperatorCodesVector)
+        subgraphs_vec = vec_of([subgraph], tflite.ModelStartSubgraphsVector)
+        buffers_vec = vec_of(buf_offs, tflite.ModelStartBuffersVector)
+        desc = b.CreateString(self.description)
+        tflite.ModelStart(b)
+        tflite.ModelAddVersion(b, _SCHEMA_VERSION)
+        tflite.ModelAddOperatorCodes(b, codes_vec)
+        tflite.ModelAddSubgraphs(b, subgraphs_vec)
+        tflite.ModelAddDescription(b, desc)
+        tflite.ModelAddBuffers(b, buffers_vec)
+        model = tflite.ModelEnd(b)
+        b.Finish(model, file_identifier=_FILE_IDENTIFIER)
+        return bytes(b.Output())
+
+
+# --------------------------------------------------------------------------
+# option tables
+# --------------------------------------------------------------------------
+def _act(activation: str) -> int:
+    try:
+        return _ACT[activation.upper()]
+    except KeyError:
+        raise ValueError(f"unknown activation {activation!r}") from None
+
+
+def _padding(padding: str) -> int:
+    try:
+        return _PAD[padding.upper()]
+    except KeyError:
+        raise ValueError(f"unknown padding {padding!r}") from None
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, c = v
+    return int(a), int(c)
+
+
+def _conv_opts(stride, dilation, padding, activation):
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+
+    def fn(b):
+        tflite.Conv2DOptionsStart(b)
+        tflite.Conv2DOptionsAddPadding(b, _padding(padding))
+        tflite.Conv2DOptionsAddStrideH(b, sh)
+        tflite.Conv2DOptionsAddStrideW(b, sw)
+        tflite.Conv2DOptionsAddDilationHFactor(b, dh)
+        tflite.Conv2DOptionsAddDilationWFactor(b, dw)
+        tflite.Conv2DOptionsAddFusedActivationFunction(b, _act(activation))
+        return tflite.Conv2DOptionsEnd(b)
+    return fn
+
+
+def _dw_opts(depth_multiplier, stride, dilation, padding, activation):
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+
+    def fn(b):
+        tflite.DepthwiseConv2DOptionsStart(b)
+        tflite.DepthwiseConv2DOptionsAddPadding(b, _padding(padding))
+        tflite.DepthwiseConv2DOptionsAddStrideH(b, sh)
+        tflite.DepthwiseConv2DOptionsAddStrideW(b, sw)
+        tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, int(depth_multiplier))
+        tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, dh)
+        tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, dw)
+        tflite.DepthwiseConv2DOptionsAddFusedActivationFunction(b, _act(activation))
+        return tflite.DepthwiseConv2DOptionsEnd(b)
+    return fn
+
+
+def _fc_opts(activation):
+    def fn(b):
+        tflite.FullyConnectedOptionsStart(b)
+        tflite.FullyConnectedOptionsAddFusedActivationFunction(b, _act(activation))
+        tflite.FullyConnectedOptionsAddWeightsFormat(b, tflite.FullyConnectedOptionsWeightsFormat.DEFAULT)
+        tflite.FullyConnectedOptionsAddKeepNumDims(b, False)
+        return tflite.FullyConnectedOptionsEnd(b)
+    return fn
+
+
+def _add_opts(activation):
+    def fn(b):
+        tflite.AddOptionsStart(b)
+        tflite.AddOptionsAddFusedActivationFunction(b, _act(activation))
+        return tflite.AddOptionsEnd(b)
+    return fn
+
+
+def _pool_opts(filter, stride, padding, activation):
+    fh, fw = _pair(filter)
+    sh, sw = _pair(stride)
+
+    def fn(b):
+        tflite.Pool2DOptionsStart(b)
+        tflite.Pool2DOptionsAddPadding(b, _padding(padding))
+        tflite.Pool2DOptionsAddStrideH(b, sh)
+        tflite.Pool2DOptionsAddStrideW(b, sw)
+        tflite.Pool2DOptionsAddFilterHeight(b, fh)
+        tflite.Pool2DOptionsAddFilterWidth(b, fw)
+        tflite.Pool2DOptionsAddFusedActivationFunction(b, _act(activation))
+        return tflite.Pool2DOptionsEnd(b)
+    return fn
+
+
+def _softmax_opts(beta):
+    def fn(b):
+        tflite.SoftmaxOptionsStart(b)
+        tflite.SoftmaxOptionsAddBeta(b, float(beta))
+        return tflite.SoftmaxOptionsEnd(b)
+    return fn
+
+
+def _pad_opts(b):
+    tflite.PadOptionsStart(b)
+    return tflite.PadOptionsEnd(b)
+
+
+def _reducer_opts(keep_dims):
+    def fn(b):
+        tflite.ReducerOptionsStart(b)
+        tflite.ReducerOptionsAddKeepDims(b, bool(keep_dims))
+        return tflite.ReducerOptionsEnd(b)
+    return fn
+
+
+def _reshape_opts(new_shape):
+    def fn(b):
+        vec = _ModelBuilder._vec_i32(b, new_shape)
+        tflite.ReshapeOptionsStart(b)
+        tflite.ReshapeOptionsAddNewShape(b, vec)
+        return tflite.ReshapeOptionsEnd(b)
+    return fn
+
+
+# --------------------------------------------------------------------------
+# shape helpers
+# --------------------------------------------------------------------------
+def conv_output_size(in_size: int, k: int, stride: int, dilation: int, padding: str) -> int:
+    """TFLite output spatial size (``ComputeOutSize``)."""
+    eff = (k - 1) * dilation + 1
+    if padding.upper() == "SAME":
+        return (in_size + stride - 1) // stride
+    if padding.upper() == "VALID":
+        return (in_size - eff + stride) // stride
+    raise ValueError(padding)
+
+
+def _spatial_out(input_shape, kh, kw, stride, dilation, padding):
+    n, h, w, _ = (int(d) for d in input_shape)
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    oh = conv_output_size(h, kh, sh, dh, padding)
+    ow = conv_output_size(w, kw, sw, dw, padding)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"empty output for input {tuple(input_shape)} kernel {(kh, kw)}")
+    return n, oh, ow
+
+
+def _bias_q(in_q: QParams, w_q: QParams) -> QParams:
+    s = in_q.scales().astype(np.float64)[0] * w_q.scales().astype(np.float64)
+    return QParams(s.astype(np.float32) if s.size > 1 else float(s[0]),
+                   np.zeros(s.size, np.int64) if s.size > 1 else 0, 0)
+
+
+def _zeros_bias(bias, n, dtype):
+    if bias is None:
+        return np.zeros(n, dtype)
+    bias = np.asarray(bias)
+    if bias.shape != (n,):
+        raise ValueError(f"bias shape {bias.shape}, expected ({n},)")
+    return bias.astype(dtype, copy=False) if bias.dtype == dtype else _strict_cast(bias, dtype)
+
+
+def _strict_cast(a, dtype):
+    a = np.asarray(a)
+    out = a.astype(dtype)
+    if np.issubdtype(np.dtype(dtype), np.integer) and not np.array_equal(out, a):
+        raise ValueError(f"values do not fit {np.dtype(dtype)}")
+    return out
+
+
+def _i8(a):
+    a = np.asarray(a)
+    if a.dtype != np.int8:
+        a = _strict_cast(a, np.int8)
+    return a
+
+
+def _f32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------
+# int8 builders
+# --------------------------------------------------------------------------
+def conv2d_model(input_shape, filter_i8, bias_i32, in_q, filter_q, out_q,
+                 stride=(1, 1), dilation=(1, 1), padding="SAME", activation="NONE") -> bytes:
+    """int8 CONV_2D (version 3). ``filter_i8`` is OHWI, ``filter_q`` per-channel (axis 0)."""
+    in_q, filter_q, out_q = _as_q(in_q), _as_q(filter_q), _as_q(out_q)
+    w = _i8(filter_i8)
+    o, kh, kw, ci = w.shape
+    if ci != input_shape[3]:
+        raise ValueError("filter input channels != input channels")
+    filter_q = QParams(filter_q.scales() if filter_q.per_channel else np.full(o, filter_q.scales()[0], np.float32),
+                       np.zeros(o, np.int64), 0)
+    n, oh, ow = _spatial_out(input_shape, kh, kw, stride, dilation, padding)
+    m = _ModelBuilder(f"adaptc test: int8 CONV_2D {tuple(input_shape)} k{kh}x{kw} s{_pair(stride)} "
+                      f"d{_pair(dilation)} {padding} {activation}")
+    x = m.input(input_shape, np.int8, "input", in_q)
+    wt = m.const(w, "filter", filter_q)
+    bt = m.const(_zeros_bias(bias_i32, o, np.int32), "bias", _bias_q(in_q, filter_q))
+    y = m.output((n, oh, ow, o), np.int8, "output", out_q)
+    m.op(_OP.CONV_2D, 3, [x, wt, bt], [y], _OPT.Conv2DOptions,
+         _conv_opts(stride, dilation, padding, activation))
+    return m.finish()
+
+
+def depthwise_conv2d_model(input_shape, filter_i8, bias_i32, in_q, filter_q, out_q,
+                           depth_multiplier=1, stride=(1, 1), dilation=(1, 1), padding="SAME",
+                           activation="NONE") -> bytes:
+    """int8 DEPTHWISE_CONV_2D (version 3). ``filter_i8`` is (1, KH, KW, C*mult), per-channel axis 3."""
+    in_q, filter_q, out_q = _as_q(in_q), _as_q(filter_q), _as_q(out_q)
+    w = _i8(filter_i8)
+    _, kh, kw, oc = w.shape
+    if oc != input_shape[3] * depth_multiplier:
+        raise ValueError("filter channels != input channels * depth_multiplier")
+    filter_q = QParams(filter_q.scales() if filter_q.per_channel else np.full(oc, filter_q.scales()[0], np.float32),
+                       np.zeros(oc, np.int64), 3)
+    n, oh, ow = _spatial_out(input_shape, kh, kw, stride, dilation, padding)
+    m = _ModelBuilder(f"adaptc test: int8 DEPTHWISE_CONV_2D {tuple(input_shape)} k{kh}x{kw} "
+                      f"mult{depth_multiplier} s{_pair(stride)} d{_pair(dilation)} {padding} {activation}")
+    x = m.input(input_shape, np.int8, "input", in_q)
+    wt = m.const(w, "filter", filter_q)
+    bt = m.const(_zeros_bias(bias_i32, oc, np.int32), "bias", _bias_q(in_q, filter_q))
+    y = m.output((n, oh, ow, oc), np.int8, "output", out_q)
+    m.op(_OP.DEPTHWISE_CONV_2D, 3, [x, wt, bt], [y], _OPT.DepthwiseConv2DOptions,
+         _dw_opts(depth_multiplier, stride, dilation, padding, activation))
+    return m.finish()
+
+
+def fully_connected_model(input_shape, weights_i8, bias_i32, in_q, w_q, out_q,
+                          activation="NONE") -> bytes:
+    """int8 FULLY_CONNECTED (version 4). ``weights_i8`` is (OUT, IN), per-tensor symmetric."""
+    in_q, w_q, out_q = _as_q(in_q), _as_q(w_q), _as_q(out_q)
+    w = _i8(weights_i8)
+    o, i = w.shape
+    if int(np.prod(input_shape[1:])) != i:
+        raise ValueError("input features != weights IN")
+    m = _ModelBuilder(f"adaptc test: int8 FULLY_CONNECTED {tuple(input_shape)} -> {o} {activation}")
+    x = m.input(input_shape, np.int8, "input", in_q)
+    wt = m.const(w, "weights", QParams(float(w_q.scales()[0]), 0, 0))
+    bt = m.const(_zeros_bias(bias_i32, o, np.int32), "bias", _bias_q(in_q, QParams(float(w_q.scales()[0]), 0)))
+    y = m.output((int(input_shape[0]), o), np.int8, "output", out_q)
+    m.op(_OP.FULLY_CONNECTED, 4, [x, wt, bt], [y], _OPT.FullyConnectedOptions, _fc_opts(activation))
+    return m.finish()
+
+
+def add_model(shape, in1_q, in2_q, out_q, activation="NONE") -> bytes:
+    """int8 ADD (version 2) of two same-shaped int8 inputs."""
+    m = _ModelBuilder(f"adaptc test: int8 ADD {tuple(shape)} {activation}")
+    a = m.input(shape, np.int8, "input1", _as_q(in1_q))
+    c = m.input(shape, np.int8, "input2", _as_q(in2_q))
+    y = m.output(shape, np.int8, "output", _as_q(out_q))
+    m.op(_OP.ADD, 2, [a, c], [y], _OPT.AddOptions, _add_opts(activation))
+    return m.finish()
+
+
+def _pool_model(kind, builtin, version, dtype, input_shape, q, filter, stride, padding, activation):
+    fh, fw = _pair(filter)
+    n, oh, ow = _spatial_out(input_shape, fh, fw, stride, (1, 1), padding)
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} {kind} {tuple(input_shape)} f{(fh, fw)} "
+                      f"s{_pair(stride)} {padding} {activation}")
+    x = m.input(input_shape, dtype, "input", q)
+    y = m.output((n, oh, ow, int(input_shape[3])), dtype, "output", q)
+    m.op(builtin, version, [x], [y], _OPT.Pool2DOptions, _pool_opts(filter, stride, padding, activation))
+    return m.finish()
+
+
+def avg_pool_model(input_shape, q, filter=(2, 2), stride=(2, 2), padding="VALID",
+                   activation="NONE") -> bytes:
+    """int8 AVERAGE_POOL_2D (version 2); input and output share ``q``."""
+    return _pool_model("AVERAGE_POOL_2D", _OP.AVERAGE_POOL_2D, 2, np.int8, input_shape, _as_q(q),
+                       filter, stride, padding, activation)
+
+
+def max_pool_model(input_shape, q, filter=(2, 2), stride=(2, 2), padding="VALID",
+                   activation="NONE") -> bytes:
+    """int8 MAX_POOL_2D (version 2); input and output share ``q``."""
+    return _pool_model("MAX_POOL_2D", _OP.MAX_POOL_2D, 2, np.int8, input_shape, _as_q(q),
+                       filter, stride, padding, activation)
+
+
+def softmax_model(input_shape, in_q, out_q=QParams(1 / 256, -128), beta=1.0) -> bytes:
+    """int8 SOFTMAX (version 2) over the last axis. TFLM requires out_q = (1/256, -128)."""
+    m = _ModelBuilder(f"adaptc test: int8 SOFTMAX {tuple(input_shape)} beta={beta}")
+    x = m.input(input_shape, np.int8, "input", _as_q(in_q))
+    y = m.output(input_shape, np.int8, "output", _as_q(out_q))
+    m.op(_OP.SOFTMAX, 2, [x], [y], _OPT.SoftmaxOptions, _softmax_opts(beta))
+    return m.finish()
+
+
+def _unary_model(kind, builtin, version, dtype, shape, in_q, out_q):
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} {kind} {tuple(shape)}")
+    x = m.input(shape, dtype, "input", in_q)
+    y = m.output(shape, dtype, "output", out_q)
+    m.op(builtin, version, [x], [y])
+    return m.finish()
+
+
+def relu_model(shape, in_q, out_q=None) -> bytes:
+    """int8 RELU (version 2); ``out_q`` defaults to ``in_q``."""
+    in_q = _as_q(in_q)
+    return _unary_model("RELU", _OP.RELU, 2, np.int8, shape, in_q, _as_q(out_q) if out_q is not None else in_q)
+
+
+def relu6_model(shape, in_q, out_q=None) -> bytes:
+    """int8 RELU6 (version 2); ``out_q`` defaults to ``in_q``.
+
+    Note: TFLM's int8 RELU6 ignores the output quantization (it clamps the raw
+    input to [in_zp, quantize(6, in_q)]), whereas LiteRT requantizes to
+    ``out_q``; the two only agree when ``out_q == in_q``.
+    """
+    in_q = _as_q(in_q)
+    return _unary_model("RELU6", _OP.RELU6, 2, np.int8, shape, in_q, _as_q(out_q) if out_q is not None else in_q)
+
+
+def _pad_model(dtype, version, input_shape, paddings, q):
+    pads = np.asarray(paddings, dtype=np.int32).reshape(len(input_shape), 2)
+    out_shape = tuple(int(d) + int(p[0]) + int(p[1]) for d, p in zip(input_shape, pads))
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} PAD {tuple(input_shape)} {pads.tolist()}")
+    x = m.input(input_shape, dtype, "input", q)
+    p = m.const(pads, "paddings")
+    y = m.output(out_shape, dtype, "output", q)
+    m.op(_OP.PAD, version, [x, p], [y], _OPT.PadOptions, _pad_opts)
+    return m.finish()
+
+
+def pad_model(input_shape, paddings, q) -> bytes:
+    """int8 PAD (version 2); padding value is the zero point of ``q``."""
+    return _pad_model(np.int8, 2, input_shape, paddings, _as_q(q))
+
+
+def _resolve_shape(input_shape, new_shape):
+    new_shape = [int(d) for d in new_shape]
+    total = int(np.prod(input_shape))
+    if new_shape.count(-1) == 1:
+        known = int(np.prod([d for d in new_shape if d != -1]))
+        new_shape[new_shape.index(-1)] = total // known
+    if int(np.prod(new_shape)) != total:
+        raise ValueError(f"cannot reshape {tuple(input_shape)} to {tuple(new_shape)}")
+    return tuple(new_shape)
+
+
+def _reshape_model(dtype, input_shape, new_shape, q):
+    out_shape = _resolve_shape(input_shape, new_shape)
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} RESHAPE {tuple(input_shape)} -> {out_shape}")
+    x = m.input(input_shape, dtype, "input", q)
+    s = m.const(np.asarray(out_shape, np.int32), "shape")
+    y = m.output(out_shape, dtype, "output", q)
+    m.op(_OP.RESHAPE, 1, [x, s], [y], _OPT.ReshapeOptions, _reshape_opts(out_shape))
+    return m.finish()
+
+
+def reshape_model(input_shape, new_shape, q) -> bytes:
+    """int8 RESHAPE (version 1); ``new_shape`` may contain one -1."""
+    return _reshape_model(np.int8, input_shape, new_shape, _as_q(q))
+
+
+def _mean_out_shape(input_shape, axes, keep_dims):
+    rank = len(input_shape)
+    reduced = {int(a) % rank for a in axes}
+    if keep_dims:
+        return tuple(1 if i in reduced else int(d) for i, d in enumerate(input_shape))
+    return tuple(int(d) for i, d in enumerate(input_shape) if i not in reduced)
+
+
+def _mean_model(dtype, version, input_shape, axes, keep_dims, in_q, out_q):
+    out_shape = _mean_out_shape(input_shape, axes, keep_dims)
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} MEAN {tuple(input_shape)} axes={list(axes)} "
+                      f"keep_dims={bool(keep_dims)}")
+    x = m.input(input_shape, dtype, "input", in_q)
+    a = m.const(np.asarray(axes, np.int32).reshape(-1), "axes")
+    y = m.output(out_shape, dtype, "output", out_q)
+    m.op(_OP.MEAN, version, [x, a], [y], _OPT.ReducerOptions, _reducer_opts(keep_dims))
+    return m.finish()
+
+
+def mean_model(in_shape, axes, keep_dims, in_q, out_q) -> bytes:
+    """int8 MEAN (version 2) over ``axes`` (an int32 constant side input), with ``keep_dims``;
+    input and output quantization may differ (TFLM rescales by in_scale / out_scale / count)."""
+    return _mean_model(np.int8, 2, in_shape, axes, keep_dims, _as_q(in_q), _as_q(out_q))
+
+
+# --------------------------------------------------------------------------
+# float32 builders
+# --------------------------------------------------------------------------
+def conv2d_model_f32(input_shape, filter_f32, bias_f32=None, stride=(1, 1), dilation=(1, 1),
+                     padding="SAME", activation="NONE") -> bytes:
+    """float32 CONV_2D (version 1, 2 with dilation). ``filter_f32`` is OHWI."""
+    w = _f32(filter_f32)
+    o, kh, kw, ci = w.shape
+    if ci != input_shape[3]:
+        raise ValueError("filter input channels != input channels")
+    n, oh, ow = _spatial_out(input_shape, kh, kw, stride, dilation, padding)
+    m = _ModelBuilder(f"adaptc test: f32 CONV_2D {tuple(input_shape)} k{kh}x{kw} s{_pair(stride)} "
+                      f"d{_pair(dilation)} {padding} {activation}")
+    x = m.input(input_shape, np.float32, "input")
+    wt = m.const(w, "filter")
+    bt = m.const(_zeros_bias(bias_f32, o, np.float32), "bias")
+    y = m.output((n, oh, ow, o), np.float32, "output")
+    version = 1 if _pair(dilation) == (1, 1) else 2
+    m.op(_OP.CONV_2D, version, [x, wt, bt], [y], _OPT.Conv2DOptions,
+         _conv_opts(stride, dilation, padding, activation))
+    return m.finish()
+
+
+def depthwise_conv2d_model_f32(input_shape, filter_f32, bias_f32=None, depth_multiplier=1,
+                               stride=(1, 1), dilation=(1, 1), padding="SAME",
+                               activation="NONE") -> bytes:
+    """float32 DEPTHWISE_CONV_2D (version 1, 2 with dilation). ``filter_f32`` is (1, KH, KW, C*mult)."""
+    w = _f32(filter_f32)
+    _, kh, kw, oc = w.shape
+    if oc != input_shape[3] * depth_multiplier:
+        raise ValueError("filter channels != input channels * depth_multiplier")
+    n, oh, ow = _spatial_out(input_shape, kh, kw, stride, dilation, padding)
+    m = _ModelBuilder(f"adaptc test: f32 DEPTHWISE_CONV_2D {tuple(input_shape)} k{kh}x{kw} "
+                      f"mult{depth_multiplier} s{_pair(stride)} d{_pair(dilation)} {padding} {activation}")
+    x = m.input(input_shape, np.float32, "input")
+    wt = m.const(w, "filter")
+    bt = m.const(_zeros_bias(bias_f32, oc, np.float32), "bias")
+    y = m.output((n, oh, ow, oc), np.float32, "output")
+    version = 1 if _pair(dilation) == (1, 1) else 2
+    m.op(_OP.DEPTHWISE_CONV_2D, version, [x, wt, bt], [y], _OPT.DepthwiseConv2DOptions,
+         _dw_opts(depth_multiplier, stride, dilation, padding, activation))
+    return m.finish()
+
+
+def fully_connected_model_f32(input_shape, weights_f32, bias_f32=None, activation="NONE") -> bytes:
+    """float32 FULLY_CONNECTED (version 1). ``weights_f32`` is (OUT, IN)."""
+    w = _f32(weights_f32)
+    o, i = w.shape
+    if int(np.prod(input_shape[1:])) != i:
+        raise ValueError("input features != weights IN")
+    m = _ModelBuilder(f"adaptc test: f32 FULLY_CONNECTED {tuple(input_shape)} -> {o} {activation}")
+    x = m.input(input_shape, np.float32, "input")
+    wt = m.const(w, "weights")
+    bt = m.const(_zeros_bias(bias_f32, o, np.float32), "bias")
+    y = m.output((int(input_shape[0]), o), np.float32, "output")
+    m.op(_OP.FULLY_CONNECTED, 1, [x, wt, bt], [y], _OPT.FullyConnectedOptions, _fc_opts(activation))
+    return m.finish()
+
+
+def add_model_f32(shape, activation="NONE") -> bytes:
+    """float32 ADD (version 1) of two same-shaped inputs."""
+    m = _ModelBuilder(f"adaptc test: f32 ADD {tuple(shape)} {activation}")
+    a = m.input(shape, np.float32, "input1")
+    c = m.input(shape, np.float32, "input2")
+    y = m.output(shape, np.float32, "output")
+    m.op(_OP.ADD, 1, [a, c], [y], _OPT.AddOptions, _add_opts(activation))
+    return m.finish()
+
+
+def avg_pool_model_f32(input_shape, filter=(2, 2), stride=(2, 2), padding="VALID",
+                       activation="NONE") -> bytes:
+    """float32 AVERAGE_POOL_2D (version 1)."""
+    return _pool_model("AVERAGE_POOL_2D", _OP.AVERAGE_POOL_2D, 1, np.float32, input_shape, None,
+                       filter, stride, padding, activation)
+
+
+def max_pool_model_f32(input_shape, filter=(2, 2), stride=(2, 2), padding="VALID",
+                       activation="NONE") -> bytes:
+    """float32 MAX_POOL_2D (version 1)."""
+    return _pool_model("MAX_POOL_2D", _OP.MAX_POOL_2D, 1, np.float32, input_shape, None,
+                       filter, stride, padding, activation)
+
+
+def softmax_model_f32(input_shape, beta=1.0) -> bytes:
+    """float32 SOFTMAX (version 1) over the last axis."""
+    m = _ModelBuilder(f"adaptc test: f32 SOFTMAX {tuple(input_shape)} beta={beta}")
+    x = m.input(input_shape, np.float32, "input")
+    y = m.output(input_shape, np.float32, "output")
+    m.op(_OP.SOFTMAX, 1, [x], [y], _OPT.SoftmaxOptions, _softmax_opts(beta))
+    return m.finish()
+
+
+def relu_model_f32(shape) -> bytes:
+    """float32 RELU (version 1)."""
+    return _unary_model("RELU", _OP.RELU, 1, np.float32, shape, None, None)
+
+
+def relu6_model_f32(shape) -> bytes:
+    """float32 RELU6 (version 1)."""
+    return _unary_model("RELU6", _OP.RELU6, 1, np.float32, shape, None, None)
+
+
+def pad_model_f32(input_shape, paddings) -> bytes:
+    """float32 PAD (version 1), zero padding."""
+    return _pad_model(np.float32, 1, input_shape, paddings, None)
+
+
+def reshape_model_f32(input_shape, new_shape) -> bytes:
+    """float32 RESHAPE (version 1)."""
+    return _reshape_model(np.float32, input_shape, new_shape, None)
+
+
+def mean_model_f32(in_shape, axes, keep_dims) -> bytes:
+    """float32 MEAN (version 1) over ``axes`` with ``keep_dims``."""
+    return _mean_model(np.float32, 1, in_shape, axes, keep_dims, None, None)
+
+
+# --------------------------------------------------------------------------
+# runners
+# --------------------------------------------------------------------------
+def run_tflm(model: bytes, *inputs: np.ndarray, arena_size: int | None = None) -> np.ndarray:
+    """Run the model in the TFLite Micro Python interpreter; return output 0."""
+    from tflite_micro import runtime as tflm
+
+    if arena_size is None:
+        io_bytes = sum(np.asarray(x).nbytes for x in inputs)
+        arena_size = max(1 << 20, 16 * (len(model) + io_bytes))
+    interp = tflm.Interpreter.from_bytes(bytes(model), arena_size=arena_size)
+    for i, x in enumerate(inputs):
+        interp.set_input(np.ascontiguousarray(x), i)
+    interp.invoke()
+    return np.array(interp.get_output(0), copy=True)
+
+
+def run_litert(model: bytes, *inputs: np.ndarray) -> np.ndarray:
+    """Run the model in LiteRT with its reference kernels (no XNNPACK), one thread."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=bytes(model), num_threads=1,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    details = interp.get_input_details()
+    if len(details) != len(inputs):
+        raise ValueError(f"model has {len(details)} inputs, got {len(inputs)}")
+    for d, x in zip(details, inputs):
+        interp.set_tensor(d["index"], np.ascontiguousarray(x))
+    interp.invoke()
+    out = interp.get_output_details()[0]
+    return np.array(interp.get_tensor(out["index"]), copy=True)

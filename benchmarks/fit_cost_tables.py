@@ -23,6 +23,13 @@ the samples leave them undetermined). Each fit is repeated without the samples i
 builds are cached by content under $ADAPTC_CACHE, so a rerun is faster).
 
     .venv/bin/python benchmarks/fit_cost_tables.py [--jobs N] [--out targets/cortex_m/data/cost_tables.json]
+    .venv/bin/python benchmarks/fit_cost_tables.py --kernels mean_s8 mean_f32
+
+``--kernels``: fit only those kernels, on programs of their operator's synthetic layers
+(benchmarks/synthetic_ops.py: several layers a program for the out-of-line coefficients, one for
+the inlined ones), on every core that runs them, and merge their entries into the existing
+tables; every other entry is kept as it is (benchmarks/kernel_tables.py runs this and the code
+size measurement for a new kernel).
 
 Prints the residuals of every fit (relative error of each sample's instructions and cycles).
 """
@@ -33,6 +40,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -42,6 +50,8 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from synthetic_ops import OPS as SYNTHETIC  # noqa: E402
 CORES = ["cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55"]
 FLASH_BUDGET = 280 << 10          # constants per program (the M3 and M55 boards have 512 KB)
 RAM_BUDGET = 24 << 10             # per buffer (the M3 board has 96 KB for input + arena)
@@ -449,6 +459,28 @@ def jobs() -> list[tuple]:
     return out
 
 
+def kernel_jobs(kernels: list[str]) -> list[tuple]:
+    """The programs that fit ``kernels`` alone: per core that runs the kernel's variant, with the
+    variants restricted to it and those after it, programs of its operator's synthetic layers --
+    several layers each (the kernel out of line) and one (inlined)."""
+    from adaptc.targets.cortex_m.kernels import KERNELS
+
+    out = []
+    for name in kernels:
+        if name not in KERNELS:
+            raise SystemExit(f"unknown kernel {name!r}; kernels: {', '.join(sorted(KERNELS))}")
+        k = KERNELS[name]
+        if k.op not in SYNTHETIC:
+            raise SystemExit(f"{name}: no synthetic layers for {k.op} in benchmarks/synthetic_ops.py")
+        for core in CORES:
+            variants = next((v for v in variant_sets(core) if v.startswith(k.variant)), None)
+            if variants is None:
+                continue                               # the core does not run this variant
+            out += [(core, variants, f"op:{k.op}", seed) for seed in range(4)]
+            out += [(core, variants, f"once:{k.op}", seed) for seed in range(ONCE_PROGRAMS)]
+    return list(dict.fromkeys(out))
+
+
 def run_job(job) -> list[dict]:
     """Build, render, run one synthetic program; per step: kernel, features, measured classes."""
     import adaptc.api as api
@@ -456,7 +488,15 @@ def run_job(job) -> list[dict]:
 
     core, variants, group, seed = job
     rng = np.random.default_rng([CORES.index(core), len(variants), seed, sum(map(ord, group))])
-    if group.startswith("gates"):
+    if group.startswith(("op:", "once:")):             # one operator's synthetic layers
+        kind, op = group.split(":")
+        dtype, layer = SYNTHETIC[op]
+        layers = _within_budget([layer(rng) for _ in range(8 if kind == "op" else 1)])
+        prog = program(f"{op.split('.')[-1]}_{kind}_{seed}", layers, dtype)
+        size = prog.tensors[0].shape
+        x = (rng.normal(0, 1, size=size).astype(np.float32) if dtype == "float32"
+             else rng.integers(-128, 128, size=size).astype(np.int8))
+    elif group.startswith("gates"):
         float32 = group.endswith("float32")
         order = ["max_prob", "margin", "entropy"]
         last = order[seed % 3]
@@ -615,9 +655,11 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
     ap.add_argument("--out", type=Path, default=ROOT / "targets" / "cortex_m" / "data" / "cost_tables.json")
     ap.add_argument("--samples", type=Path, help="also write the raw samples (JSON)")
+    ap.add_argument("--kernels", nargs="+", metavar="KERNEL",
+                    help="fit only these kernels and merge their entries into --out (the others are kept)")
     args = ap.parse_args()
     start = time.perf_counter()
-    todo = jobs()
+    todo = kernel_jobs(args.kernels) if args.kernels else jobs()
     results, failed = {}, []
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = {pool.submit(run_job, j): i for i, j in enumerate(todo)}
@@ -633,6 +675,9 @@ def main():
     for s in samples:
         (once if s["calls"] == 1 else shared)[(s["core"], s["kernel"])].append(s)
     cores: dict = {c: {} for c in CORES}
+    if args.kernels:                                   # merge: every other entry as it was
+        previous = json.loads(args.out.read_text())
+        cores = {c: {k: v for k, v in previous["cores"].get(c, {}).items() if k not in args.kernels} for c in CORES}
     print(f"\n{'core':<14} {'kernel':<38} {'n':>4} {'feat':>4}  instructions |err| med / p90 / max"
           f"   cycles |err| med / p90 / max")
     for (core, kernel), group in sorted(shared.items()):
@@ -656,6 +701,10 @@ def main():
                     "from one step only; fitted by benchmarks/fit_cost_tables.py on synthetic programs run on "
                     "the emulated cores (QEMU), with the fit's residuals (relative errors).",
            "programs": len(todo), "samples": len(samples), "fit_seconds": round(wall, 1), "cores": cores}
+    if args.kernels:
+        doc.update({k: previous[k] for k in ("programs", "samples", "fit_seconds")},
+                   cores={c: dict(sorted(v.items())) for c, v in cores.items()})
+        doc["added"] = sorted(set(previous.get("added", [])) | set(args.kernels))
     text = json.dumps(doc, indent=1, sort_keys=True)
     # each list on one line
     text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)

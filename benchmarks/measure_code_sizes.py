@@ -29,7 +29,10 @@ but keeps apart once two kernels call them (dsp.h ``adaptc_im2col_x4``, ``adaptc
 their bytes and, per calling kernel called once or more often, the bytes its inlined copy takes
 (least squares over programs holding two callers, each once or twice).
 
-Usage: ``.venv/bin/python benchmarks/measure_code_sizes.py [--out FILE] [--cores ...] [--check]``
+Usage: ``.venv/bin/python benchmarks/measure_code_sizes.py [--out FILE] [--cores ...] [--check]``;
+``--kernels K ...`` measures only those kernels (on the synthetic layers of benchmarks/synthetic_ops.py
+for the operators added since) and merges their entries, and the helpers they pull in, into the
+existing table (benchmarks/kernel_tables.py runs it with the cost fit for a new kernel).
 (80 s on 2 cores; ``--check`` prints the estimate against the compiler for mixed
 synthetic programs).
 """
@@ -41,6 +44,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -59,6 +63,8 @@ from adaptc.targets.cortex_m.kernels import select
 from adaptc.targets.cortex_m.schedule import schedule
 
 TARGETS = {c.name: c for c in CORES}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic_ops import OPS as SYNTHETIC  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "targets" / "cortex_m" / "data" / "code_sizes.json"
 _DATA = re.compile(r"^\.rodata\.(s\d+_|shared_)")
@@ -209,6 +215,9 @@ SPECIMENS = {
     "add_s8": add, "avg_pool_s8": lambda i: pool(i, "avg"), "max_pool_s8": lambda i: pool(i, "max"),
     "softmax_s8": softmax, "lut_s8": lut, "pad_s8": pad, "transpose_s8": transpose,
     **{f"gate_{c}_s8": (lambda c: lambda i: gate(i, c))(c) for c in gates.CRITERIA},
+    # the operators added since, from their synthetic layers (fixed seeds)
+    **{op: (lambda op, dt, layer: lambda i: (*layer(_rng(op, i)), dt, dt))(op, dt, layer)
+       for op, (dt, layer) in SYNTHETIC.items()},
     "conv2d_f32": lambda i: conv(i, f32=True), "depthwise_conv2d_f32": lambda i: conv(i, f32=True, depthwise=True),
     "fully_connected_f32": lambda i: dense(i, f32=True), "add_f32": lambda i: add(i, f32=True),
     "avg_pool_f32": lambda i: pool(i, "avg", True), "max_pool_f32": lambda i: pool(i, "max", True),
@@ -336,22 +345,49 @@ def chosen(spec, variants) -> str:
     return select(prog.steps[0], prog, variants).function
 
 
-def measure_core(target, pool: ThreadPoolExecutor) -> dict:
-    """The core's table (see the module docstring)."""
-    base = pool.submit(build, empty(), target, ("ref",))
-    jobs, where = {}, {}                    # kernel -> {(n, geometry): future}; kernel -> (variants, specimen)
+def kernel_jobs(target, pool: ThreadPoolExecutor, only: set | None = None) -> tuple[dict, dict]:
+    """The specimen programs of every kernel the core can pick (or those in ``only``):
+    ({kernel: {(calls, geometry): future}}, {kernel: (variants, specimen)})."""
+    jobs, where = {}, {}
     for variants in variant_sets(target):
         for key, spec in SPECIMENS.items():
             names = {chosen(spec(g), variants) for g in range(3)}
             if len(names) != 1:
                 raise RuntimeError(f"{target.name} {key}: the geometries pick kernels {sorted(names)}")
             name = names.pop()
-            if name in jobs:
+            if name in jobs or (only is not None and name not in only):
                 continue
             where[name] = (variants, spec)
             jobs[name] = {**{(1, g): pool.submit(build, chain([spec(g)]), target, variants) for g in range(3)},
                           **{(n, 0): pool.submit(build, chain([spec(i) for i in range(n)]), target, variants)
                              for n in (2, 3, 4)}}
+    return jobs, where
+
+
+def measure_kernels(target, pool: ThreadPoolExecutor, kernels: set, core: dict) -> dict:
+    """``core`` (the core's table as it is) with the entries of ``kernels`` measured anew and the
+    helpers they pull in added; everything else kept."""
+    base = pool.submit(build, empty(), target, ("ref",))
+    jobs, _ = kernel_jobs(target, pool, kernels)
+    base = base.result()
+    helpers = {}
+    out = {**core, "kernels": dict(core["kernels"]), "helpers": dict(core["helpers"])}
+    for name in sorted(jobs):
+        runs = {k: f.result() for k, f in jobs[name].items()}
+        if {k for r in runs.values() for k in r["kernels"]} != {name}:
+            raise RuntimeError(f"{target.name} {name}: a specimen program picked another kernel")
+        out["kernels"][name] = kernel_entry(name, runs, base, helpers)
+    for h, v in sorted(helpers.items()):
+        out["helpers"].setdefault(h, {"code": round(float(np.mean(v["code"]))), "stack": max(v["stack"])})
+    out["kernels"] = dict(sorted(out["kernels"].items()))
+    out["helpers"] = dict(sorted(out["helpers"].items()))
+    return out
+
+
+def measure_core(target, pool: ThreadPoolExecutor) -> dict:
+    """The core's table (see the module docstring)."""
+    base = pool.submit(build, empty(), target, ("ref",))
+    jobs, where = kernel_jobs(target, pool)
     gated_jobs = {(dt, e): pool.submit(build, gated(e, dt == "float32"), target, target.kernel_variants)
                   for dt in ("int8", "float32") for e in (2, 3, 4)}
     base = base.result()
@@ -524,15 +560,27 @@ def main():
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--cores", nargs="*", default=list(TARGETS), choices=list(TARGETS))
     ap.add_argument("--check", action="store_true", help="only compare the estimate with mixed synthetic programs")
+    ap.add_argument("--kernels", nargs="+", metavar="KERNEL",
+                    help="measure only these kernels and merge their entries into --out (the others are kept)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
         if args.check:
             check(json.loads(args.out.read_text()), args.cores, pool)
             return
+        if args.kernels:
+            table = json.loads(args.out.read_text())
+            for name in args.cores:
+                table["cores"][name] = measure_kernels(TARGETS[name], pool, set(args.kernels), table["cores"][name])
+                print(f"{name}: {', '.join(k for k in args.kernels if k in table['cores'][name]['kernels'])}",
+                      flush=True)
+            args.out.write_text(dump(table) + "\n")
+            print(f"merged into {args.out} in {time.perf_counter() - t0:.1f} s")
+            return
         version = subprocess.run([cross_cc(), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        previous = json.loads(args.out.read_text()) if args.out.exists() else {"cores": {}}
         table = {"generator": "benchmarks/measure_code_sizes.py", "compiler": version, "cflags": list(CFLAGS),
-                 "cores": {}}
+                 "cores": {c: v for c, v in previous["cores"].items() if c not in args.cores}}   # others kept
         for name in args.cores:
             t = time.perf_counter()
             table["cores"][name] = {"gcc_flags": list(TARGETS[name].gcc_flags), **measure_core(TARGETS[name], pool)}

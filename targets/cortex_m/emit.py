@@ -75,7 +75,7 @@ def _kernel_file(name: str) -> str:
 
 
 def struct_fields(common: str) -> dict[str, list[str]]:
-    """Field names of every ``typedef struct { ... } name;`` in common.h (typedef aliases too)."""
+    """Field names of every ``typedef struct { ... } name;`` in C text (typedef aliases too)."""
     fields = {}
     for body, name in re.findall(r"typedef struct\s*\{(.*?)\}\s*(\w+);", common, re.S):
         body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
@@ -129,7 +129,7 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
         if f not in kernel_files:
             kernel_files.append(f)
     kernel_files.sort(key=lambda f: not f.endswith(".h"))          # headers before kernels
-    layouts = struct_fields("\n".join([common] + [_kernel_file(f) for f in kernel_files if f.endswith(".h")]))
+    layouts = struct_fields("\n".join([common] + [_kernel_file(f) for f in kernel_files]))
     arrays, steps, shared = [], [], set()
     for sstep in scheduled.steps:
         step, call = sstep.step, sstep.call

@@ -9,7 +9,7 @@ figures measured once per core by cross-compiling synthetic one-op programs
 from the models the estimate is checked against):
 
 * arrays -- the constants each step stores (``ScheduledStep.flash_bytes``): exact.
-* parameter structs -- ``static const``, sized from their typedefs in templates/kernels/*.h with
+* parameter structs -- ``static const``, sized from their typedefs in templates/kernels/ with
   the AAPCS layout (each member aligned to its size, pointers 4 bytes, the struct padded to its
   alignment): exact. gcc drops the struct of a step whose kernel it inlines (every field folds
   into the code); the table says, per kernel and mode, whether the struct survives.
@@ -48,7 +48,6 @@ from adaptc.schedule import ScheduledProgram
 # AAPCS sizes and alignments of the member types the kernels' parameter structs use
 _CTYPES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
            "int": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
-_HEADERS = ("common.h", "dsp.h", "mve.h")
 # r4-r11 and lr, pushed once by a function that uses them all, 8-byte aligned (AAPCS)
 _SAVED = 40
 
@@ -121,9 +120,11 @@ def code_table() -> dict:
 
 @lru_cache(maxsize=1)
 def struct_sizes() -> dict[str, int]:
-    """Bytes of every parameter struct typedef of the kernel headers, AAPCS layout."""
+    """Bytes of every parameter struct typedef of the kernel sources (headers, and the kernels
+    that declare their own), AAPCS layout."""
     root = resources.files("adaptc.templates") / "kernels"
-    text = "\n".join((root / h).read_text() for h in _HEADERS)
+    text = "\n".join(f.read_text() for f in sorted(root.iterdir(), key=lambda f: f.name)
+                     if f.name.endswith((".h", ".c")))
     return layouts(text)
 
 

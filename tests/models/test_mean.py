@@ -10,6 +10,7 @@ refused with UnsupportedOperatorError naming the op and the axes.
 from __future__ import annotations
 
 import re
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -428,3 +429,92 @@ def test_mean_f32_composite_alone(keep_dims):
     x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
     got = tvm_compat.run_vm(tvm_compat.build_llvm(_composite_alone(func)), x)[0]
     np.testing.assert_allclose(got, x.mean(axis=(1, 2), keepdims=keep_dims), rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------- generated C
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_tflite_int8_mean_c_bit_exact_with_tflm(case, tmp_path):
+    """The generated C (mean_s8) of a one-MEAN TFLite model equals TFLite Micro bit for bit."""
+    buf = T.mean_model(case.shape, list(case.axes), case.keep_dims, case.in_q, case.out_q)
+    m = adaptc.compile(_save(tmp_path, f"{case.id}.tflite", buf), target="cortex-m4")
+    assert [s.kernel for s in m.scheduled.steps] == ["mean_s8"]
+    rng = np.random.default_rng(zlib.crc32(case.id.encode()) + 1)
+    for x in _int8_inputs(rng, case.shape, around=(case.in_q[1], case.spread)):
+        np.testing.assert_array_equal(m.run(x), T.run_tflm(buf, x))
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-arm"), reason="needs qemu-system-arm")
+@pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m55"])
+def test_tflite_int8_mean_on_emulated_cores(target, tmp_path):
+    case = CASES[3]
+    buf = T.mean_model(case.shape, list(case.axes), case.keep_dims, case.in_q, case.out_q)
+    m = adaptc.compile(_save(tmp_path, "mean.tflite", buf), target=target)
+    xs = np.stack(_int8_inputs(np.random.default_rng(5), case.shape))
+    r = m.run_batch_on_target(xs)
+    want = np.stack([T.run_tflm(buf, x) for x in xs])
+    np.testing.assert_array_equal(r.outputs[0].reshape(want.shape), want)
+
+
+def test_gap_classifier_float_c_matches_onnxruntime():
+    """The float PyTorch-style classifier (ReduceMean global pooling) as float C for the
+    Cortex-M4: its final head within 1e-5 (relative and absolute) of onnxruntime on every test
+    image; with its exits as gates, the logits of the exit taken too."""
+    _, _, x_test, _ = digits()
+    sess = ort.InferenceSession(str(GAP_EXITS))
+    want = [sess.run(None, {"image": x[None]}) for x in x_test]
+    m = adaptc.compile(GAP_EXITS, target="cortex-m4")
+    assert m.format == "float32" and "mean_f32" in [s.kernel for s in m.scheduled.steps]
+    for x, w in zip(x_test, want):
+        np.testing.assert_allclose(m.run(x[None]), w[-1], rtol=1e-5, atol=1e-5)
+    e = adaptc.compile(GAP_EXITS, target="cortex-m4", exits=True, thresholds=[0.9, 0.9])
+    taken = set()
+    for x, w in zip(x_test, want):
+        r = e.run(x[None])
+        taken.add(r.exit)
+        np.testing.assert_allclose(r.logits, w[r.exit], rtol=1e-5, atol=1e-5)
+        assert r.label == int(np.argmax(w[r.exit]))
+    assert taken == {0, 1, 2}
+
+
+@pytest.fixture(scope="module", params=["int8", "pot4"])
+def gap_quantized(request):
+    x, y, _, _ = digits()
+    return adaptc.compile(GAP_EXITS, target="cortex-m4", exits=True, calibration=(x, y),
+                          quantize=None if request.param == "int8" else request.param)
+
+
+def test_gap_classifier_quantized_with_exits(gap_quantized):
+    """int8 / pot4 by post-training quantization, exits calibrated: at every level the C equals
+    the Relax module bit for bit on every test image, and classifies about as well as the float
+    model's final head."""
+    m = gap_quantized
+    _, _, x_test, y_test = digits()
+    assert m.levels == 3 and [s.kernel for s in m.scheduled.steps].count("mean_s8") == 3
+    xs = m.quantize_input(x_test)
+    for level in range(3):
+        exits = []
+        for x in xs:
+            got, ref = m.run(x[None], level=level), m.reference(x[None], level=level)
+            assert (got.exit, got.label, got.confidence) == (ref.exit, ref.label, ref.confidence)
+            np.testing.assert_array_equal(got.logits, ref.logits)
+            exits.append(got.exit)
+        assert max(exits) == level
+    top = np.mean([m.run(x[None]).label == y for x, y in zip(xs, y_test)])
+    margin = 0.02 if m.quantization["scheme"] == "int8" else 0.03
+    assert top >= FLOAT_ACCURACY[2] - margin, top
+    assert m.exits["calibration"]["speedup"] > 1.2
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-arm"), reason="needs qemu-system-arm")
+def test_gap_classifier_quantized_on_the_emulated_m4(gap_quantized):
+    m = gap_quantized
+    _, _, x_test, _ = digits()
+    xs = m.quantize_input(x_test[:40])
+    r = m.run_batch_on_target(xs)                   # [level, input]
+    for level in range(m.levels):
+        for k, x in enumerate(xs):
+            host = m.run(x[None], level=level)
+            assert (int(r.exit[level, k]), int(r.label[level, k])) == (host.exit, host.label)
+            np.testing.assert_array_equal(r.logits[level, k], host.logits)

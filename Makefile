@@ -1,11 +1,12 @@
 # adaptc: the two commands a new user types (see README.md).
 #   make demo   set up .venv (and the Arm toolchain) and compile + check the bundled model
 #   make test   set up .venv and the Arm toolchain (Debian packages) and run the test suite
+#   make lint   ruff over the whole tree (configured in pyproject.toml)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup toolchain demo test clean
+.PHONY: setup toolchain demo test lint clean
 
 $(BIN)/adaptc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+lint: $(BIN)/adaptc
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) adaptc-out .pytest_cache

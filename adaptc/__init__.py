@@ -9,8 +9,16 @@
 ``compile``, ``load`` and ``CompiledModel`` import TVM on first use, so ``import adaptc`` (and
 ``adaptc --help``) stays fast.
 """
-from .errors import (AdaptcError, DynamicShapeError, InputError, MemoryBudgetError, ModelLoadError, TargetError,
-                     ToolchainError, UnsupportedOperatorError)
+from .errors import (
+    AdaptcError,
+    DynamicShapeError,
+    InputError,
+    MemoryBudgetError,
+    ModelLoadError,
+    TargetError,
+    ToolchainError,
+    UnsupportedOperatorError,
+)
 
 __version__ = "0.1.0"
 
@@ -20,7 +28,8 @@ _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("model", "CompiledMode
          "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel"),
          "simulate": ("sim", "simulate")}
 
-__all__ = ["compile", "simulate", "load", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8", "AdaptcError", "ModelLoadError",
+__all__ = ["compile", "simulate", "load", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8", "AdaptcError",
+           "ModelLoadError",
            "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
            "MemoryBudgetError"]
 

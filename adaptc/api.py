@@ -17,10 +17,10 @@ from .exits import calibrate
 from .loader import LoadedModel, ModelInfo, load, select_output, select_outputs
 from .lower import lower
 from .model import CompiledModel, io_quantization
-from .program import Program
 from .passes.insert_gates import InsertGates, plan_exits
 from .passes.quantize_int8 import samples_of_shape
 from .pipeline import pipeline
+from .program import Program
 from .sim import estimate
 
 __all__ = ["compile", "compile_program", "CompiledModel"]

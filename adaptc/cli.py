@@ -57,7 +57,8 @@ def _model_options(f):
                      help="The model's outputs are exit heads, shallow to deep: each becomes a gate, and the C "
                           "runs only as deep as an input needs (<prefix>_run(input, level, &result)). Thresholds "
                           "are calibrated on --calibration (an .npz with x and labels y)."),
-        click.option("--gate", type=click.Choice(["max_prob", "margin", "entropy"]), default="max_prob", show_default=True,
+        click.option("--gate", type=click.Choice(["max_prob", "margin", "entropy"]), default="max_prob",
+                     show_default=True,
                      help="Gate criterion with --exits: largest softmax probability, top-1 minus top-2 logit, or "
                           "negative entropy (integer arithmetic on int8 models)."),
         click.option("--accuracy-budget", type=click.FloatRange(0, 1), default=0.01, show_default=True,
@@ -80,7 +81,8 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
     click.echo(f"compiling {model} for {target} ...", err=True)
     return compile_model(model, target=target, calibration=cal, name=name,
                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
-                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}), **extra)
+                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}),
+                         **extra)
 
 
 @main.command("compile")
@@ -135,7 +137,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
 
     tgt = targets.get(target)
     if not tgt.capabilities.tunable and (tune_records or tune_trials):
-        raise click.UsageError(f"--tune-records / --tune-trials apply to --target {' / '.join(targets.names(tunable=True))}")
+        tunable = " / ".join(targets.names(tunable=True))
+        raise click.UsageError(f"--tune-records / --tune-trials apply to --target {tunable}")
     if tune_trials and not tune_records:
         raise click.UsageError("--tune-trials needs --tune-records DIR (where the records go)")
     if tgt.capabilities.batched:
@@ -164,7 +167,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     _print_exits(m)
     click.echo(f"wrote {out_dir}/: {', '.join(sorted(p.name for p in out_dir.iterdir()))}")
     scheme = (r.get("quantization") or {}).get("scheme")
-    click.echo(f"  format {r['format']}{f' (weights {scheme})' if scheme else ''}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
+    weights = f" (weights {scheme})" if scheme else ""
+    click.echo(f"  format {r['format']}{weights}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
                f"weights {r['weight_bytes']:,} B, arena {r['arena_bytes']:,} B, "
                f"compiled in {r['compile_seconds']:.2f} s")
     mem = r["memory"]
@@ -327,7 +331,8 @@ def _print_quantization(m):
         click.echo("  weight formats (budget search; bytes / cost of each format, * = chosen):")
         click.echo("    layer  kind      weights  " + "  ".join(f"{n:>14}" for n in names))
         for row in search:
-            cells = [f"{row['formats'][n]['bytes']:>6,} {row['formats'][n]['cost']:.1e}{'*' if n == row['chosen'] else ' '}"
+            cells = [f"{row['formats'][n]['bytes']:>6,} {row['formats'][n]['cost']:.1e}"
+                     f"{'*' if n == row['chosen'] else ' '}"
                      for n in names]
             click.echo(f"    {row['layer']:>5}  {row['kind']:<8} {row['weights']:>8,}  " + "  ".join(cells))
     elif q.get("layers"):
@@ -519,7 +524,8 @@ def _check_model(model, target, out_dir, count):
     if "model" in mem:
         mm = mem["model"]
         click.echo(f"  on {target}     flash {mm['flash_bytes']:,} B, RAM {mm['ram_bytes']:,} B + stack "
-                   f"{mm['stack_bytes']:,} B ({mem['board']}: {mem['board_flash_bytes']:,} / {mem['board_ram_bytes']:,} B)")
+                   f"{mm['stack_bytes']:,} B ({mem['board']}: {mem['board_flash_bytes']:,} / "
+                   f"{mem['board_ram_bytes']:,} B)")
     if shutil.which("qemu-system-arm") and "model" in mem:
         x = (rng.integers(-128, 128, size=t.shape, dtype=np.int8) if t.dtype == "int8"
              else rng.standard_normal(t.shape).astype(np.float32))
@@ -529,7 +535,8 @@ def _check_model(model, target, out_dir, count):
             _fail(e)
         ok = np.array_equal(run.outputs, m.run(x))
         click.echo(f"  emulated {target} ({run.machine}): {run.instructions:,} instructions, "
-                   f"{run.instructions_per_mac:.2f} per MAC, output {'identical to' if ok else 'DIFFERS from'} the host build")
+                   f"{run.instructions_per_mac:.2f} per MAC, output {'identical to' if ok else 'DIFFERS from'} "
+                   "the host build")
         if not ok:
             raise click.ClickException("the emulated core's output differs from the host build")
     else:

@@ -232,7 +232,7 @@ def plot(m, figures, correct, conf, path: Path) -> Path:
     for e, (x, y) in enumerate(zip(cost, 100 * correct.mean(axis=1))):
         ax.annotate(f"exit {e}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, color="C2")
     ax.plot([f.cycles for f in figures], [100 * f.accuracy for f in figures], "o", color="C0",
-            label="levels 0..%d, calibrated thresholds" % (len(figures) - 1))
+            label=f"levels 0..{len(figures) - 1}, calibrated thresholds")
     for f in figures:
         ax.annotate(f"L{f.level}", (f.cycles, 100 * f.accuracy), textcoords="offset points",
                     xytext=(6, -12 - 9 * f.level), fontsize=8, color="C0")

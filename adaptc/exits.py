@@ -44,7 +44,7 @@ class Controller:
     start: int | None = None         # default: the top level
 
     @classmethod
-    def default(cls, thresholds, criterion: str, int8: bool) -> "Controller":
+    def default(cls, thresholds, criterion: str, int8: bool) -> Controller:
         """``target``: the most lenient gate threshold (at a capped level, an answer the most
         lenient gate would accept is good enough); ``comfort``: halfway from the strictest
         threshold to the most confident value the criterion takes (twice the strictest for the

@@ -80,7 +80,7 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
         return new_of[v]
 
     fns = {}
-    for i, (var, call) in enumerate(calls):
+    for i, (_var, call) in enumerate(calls):
         if isinstance(call, CompositeCall):
             name = f"{call.name.split('.')[-1]}_{i}"
             fns[i] = bb.add_func(build_function(call, [root(x).ty for x in call.inputs]), name)

@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .errors import DynamicShapeError, ModelLoadError, UnsupportedOperatorError
 
 # Operators adaptc compiles, by source format (what the passes and the C target handle).

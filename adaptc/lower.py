@@ -60,7 +60,8 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
             if opn == "relax.permute_dims" and value.args[0] in storage:
                 src = value.args[0]
                 shape = tvm_compat.shape_of(src.ty)
-                axes = [int(a) for a in value.attrs.axes] if value.attrs.axes is not None else list(range(len(shape)))[::-1]
+                axes = ([int(a) for a in value.attrs.axes] if value.attrs.axes is not None
+                        else list(range(len(shape)))[::-1])
                 out_id = new_tensor(b.var)
                 steps.append(Step(len(steps), "adaptc.transpose", f"permute_dims ({b.var.name})",
                                   [storage[src]], out_id, {"axes": axes}, {},

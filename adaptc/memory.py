@@ -31,8 +31,8 @@ rounded up to ``alignment``, or 0 when there are no non-empty buffers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 __all__ = ["Buffer", "MemoryPlanner", "LinearPlanner", "check_plan"]
 

@@ -25,7 +25,6 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
-
 from tqdm import tqdm
 
 from . import formats as F
@@ -117,7 +116,8 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
         smallest = min(fixed + sum(shared[k] for k in tables[f]) + sum(r["formats"][f]["bytes"] for r in table)
                        for f in CANDIDATES)
         raise InputError(f"weight budget {budget:,} bytes cannot be met: the smallest {loaded.info.name} can be on "
-                         f"{target.name} is about {smallest:,} bytes (one format in every layer; ternary is the smallest)")
+                         f"{target.name} is about {smallest:,} bytes (one format in every layer; ternary is the "
+                         "smallest)")
     for row, name in zip(table, best[2]):
         row["chosen"] = name
     config = PoT(bits=4, layers={r["layer"]: r["chosen"] for r in table})

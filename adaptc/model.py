@@ -21,7 +21,7 @@ from .program import Program
 from .schedule import ScheduledProgram
 
 if TYPE_CHECKING:
-    from .exits import ExitResult
+    pass
 
 
 def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:

@@ -14,8 +14,8 @@ Each entry of ``COMPOSITES`` is one operator: its body builder, registered with 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import tvm

@@ -122,9 +122,9 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     lines = [f"# {sim.model} on {sim.target}", ""]
     settings = ", ".join(f"{k}: {v}" for k, v in sim.settings.items())
     if not gpu:
-        lines += [f"Clock {sim.clock_hz / 1e6:g} MHz, {settings}. Flash {sim.flash_bytes:,} B (code {sim.code_bytes:,}, "
-                  f"constants {sim.weight_bytes:,}); RAM {sim.ram_bytes:,} B (arena {sim.arena_bytes:,}, stack "
-                  f"{sim.stack_bytes:,}).", ""]
+        lines += [f"Clock {sim.clock_hz / 1e6:g} MHz, {settings}. Flash {sim.flash_bytes:,} B "
+                  f"(code {sim.code_bytes:,}, constants {sim.weight_bytes:,}); RAM {sim.ram_bytes:,} B "
+                  f"(arena {sim.arena_bytes:,}, stack {sim.stack_bytes:,}).", ""]
     else:
         lines += [f"{settings}; roofline at batch 1.", ""]
     lines += ["## Utilization levels", "",

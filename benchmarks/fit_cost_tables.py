@@ -52,6 +52,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from synthetic_ops import OPS as SYNTHETIC  # noqa: E402
+
 CORES = ["cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55"]
 FLASH_BUDGET = 280 << 10          # constants per program (the M3 and M55 boards have 512 KB)
 RAM_BUDGET = 24 << 10             # per buffer (the M3 board has 96 KB for input + arena)
@@ -697,8 +698,8 @@ def main():
         print("only ever called once (no out-of-line fit):", ", ".join(f"{c}/{k}" for c, k in unfitted))
     wall = time.perf_counter() - start
     doc = {"about": "Per (core, kernel function): instructions of each class per unit of each feature "
-                    "(targets/cortex_m/costs.py) -- for the out-of-line kernel and, under 'inlined', for a kernel called "
-                    "from one step only; fitted by benchmarks/fit_cost_tables.py on synthetic programs run on "
+                    "(targets/cortex_m/costs.py) -- for the out-of-line kernel and, under 'inlined', for a kernel "
+                    "called from one step only; fitted by benchmarks/fit_cost_tables.py on synthetic programs run on "
                     "the emulated cores (QEMU), with the fit's residuals (relative errors).",
            "programs": len(todo), "samples": len(samples), "fit_seconds": round(wall, 1), "cores": cores}
     if args.kernels:

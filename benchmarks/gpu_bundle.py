@@ -40,10 +40,10 @@ KINDS = ("static", "adaptive")
 
 def make(args) -> int:
     sys.path.insert(0, str(HERE))
+    import gpu_throughput as bench
     import tvm
     import tvm_ffi
 
-    import gpu_throughput as bench
     from adaptc.targets.cuda import batched as cuda
 
     out = Path(args.dir)
@@ -89,9 +89,9 @@ def make(args) -> int:
 
 def run(args) -> int:
     sys.path.insert(0, str(HERE))
+    import gpu_throughput as bench
     import tvm
 
-    import gpu_throughput as bench
     from adaptc.targets.cuda import runtime as batched_runtime
 
     out = Path(args.dir)

@@ -309,7 +309,8 @@ def main(argv=None) -> int:
 
     print()
     print(f"target {args.target}" + (f" ({args.arch})" if args.target == "cuda" else "")
-          + f"; median of {args.repeat} repeats; simulator: adaptc.simulate(target='cuda', device={args.device!r}), batch 1")
+          + f"; median of {args.repeat} repeats; simulator: adaptc.simulate(target='cuda', "
+            f"device={args.device!r}), batch 1")
     head = (f"{'model':<10} {'batch':>5} {'static img/s':>13} {'adaptive img/s':>15} {'ratio':>6}  {'exits':<14}"
             f"{'est static':>11} {'est adaptive':>13} {'est ratio':>9}  {'meas/est (static / adaptive)':<29} est exits")
     print(head)

@@ -22,8 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import adaptc
 from adaptc.data import digits
 from adaptc.data import path as data_path

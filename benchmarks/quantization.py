@@ -96,7 +96,8 @@ def main():
                     else:
                         row["agreement"] = float(np.mean(out.argmax(axis=1) == float_out.argmax(axis=1)))
                         noise = np.sum((out - float_out) ** 2)
-                        row["snr_db"] = float("inf") if noise == 0 else float(10 * np.log10(np.sum(float_out ** 2) / noise))
+                        row["snr_db"] = (float("inf") if noise == 0
+                                         else float(10 * np.log10(np.sum(float_out ** 2) / noise)))
                 if fmt == "mixed":
                     row[target]["formats"] = [r["chosen"] for r in m.quantization["search"]]
             quality = (f"{100 * row['accuracy']:.2f} %" if "accuracy" in row
@@ -107,7 +108,8 @@ def main():
             rows.append(row)
         mixed = next(r for r in rows if r["model"] == name and r["format"] == "mixed")
         for t in TARGETS:
-            print(f"  mixed on {t}: budget {int8_bytes[t] // 2:,} B (50% of int8), layers {', '.join(mixed[t]['formats'])}")
+            print(f"  mixed on {t}: budget {int8_bytes[t] // 2:,} B (50% of int8), "
+                  f"layers {', '.join(mixed[t]['formats'])}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 ELEMENTS = 6144                    # at most 24 KiB of float32 per layer (the Cortex-M3 board has 96 KiB)
 
 

@@ -71,7 +71,8 @@ def plan_exits(mod, path: str = "<module>") -> ExitPlan:
                              "with shape [1, classes]")
         shapes.append((shape, tvm_compat.dtype_of(ty)))
     if len(set(shapes)) != 1:
-        raise InputError(f"{path}: exit heads differ in shape or type ({', '.join(f'{list(s)} {d}' for s, d in shapes)}); "
+        kinds = ", ".join(f"{list(s)} {d}" for s, d in shapes)
+        raise InputError(f"{path}: exit heads differ in shape or type ({kinds}); "
                          "every exit must classify into the same classes")
     index = {b.var: i for i, b in enumerate(bindings)}
     deps = [[index[v] for v in relax.analysis.free_vars(b.value) if v in index] for b in bindings]
@@ -127,7 +128,8 @@ def _insert(mod, criterion, thresholds, scales, path):
     plan = plan_exits(mod, path)
     n = len(plan.heads)
     if len(thresholds) != n - 1:
-        raise InputError(f"{path}: {n} exits need {n - 1} thresholds (the last exit has no gate), got {len(thresholds)}")
+        raise InputError(f"{path}: {n} exits need {n - 1} thresholds (the last exit has no gate), "
+                         f"got {len(thresholds)}")
     func = mod["main"]
     bindings = tvm_compat.bindings(func)
     int8 = plan.dtype == "int8"

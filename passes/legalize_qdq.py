@@ -27,8 +27,7 @@ import tvm
 from tvm import relax
 
 from adaptc import fixedpoint as fxp
-from adaptc import formats
-from adaptc import tvm_compat
+from adaptc import formats, tvm_compat
 from adaptc.graph import Graph, const_eval, rebuild_main
 from adaptc.qops import CompositeCall
 
@@ -260,7 +259,8 @@ class _Legalizer:
                 src = b.value.args[0]
                 if g.uses.get(src) == 1 and g.op(src) in ("relax.quantize", "relax.astype", "relax.nn.max_pool2d"):
                     lo, hi = self.act.get(src, (-128, 127))
-                    self.act[src] = (max(lo, int(float(b.value.args[1].value))), min(hi, int(float(b.value.args[2].value))))
+                    self.act[src] = (max(lo, int(float(b.value.args[1].value))),
+                                     min(hi, int(float(b.value.args[2].value))))
                     self.alias[b.var] = src
         for b in g.bindings:
             if b.var in self.alias:
@@ -323,7 +323,8 @@ class _Legalizer:
             g.fail("astype", var.name, "int8 cast outside the quantized average-pool pattern")
         x = g.resolve(pool.args[0]).args[0]
         a = pool.attrs
-        in_shape, out_shape = tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty), tvm_compat.shape_of(var.ty)
+        in_shape = tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty)
+        out_shape = tvm_compat.shape_of(var.ty)
         if str(a.layout) != "NHWC" or int(a.dilation[0]) != 1 or int(a.dilation[1]) != 1 or bool(a.ceil_mode):
             g.fail("avg_pool2d", var.name, "int8 average pooling must be NHWC, no dilation, floor mode")
         pool_size, strides, padding = ([int(v) for v in a.pool_size], [int(v) for v in a.strides], _pool_padding(a))

@@ -26,7 +26,7 @@ from adaptc import formats as F
 from adaptc import ptq, tvm_compat
 from adaptc.errors import InputError
 
-from .quantize_int8 import WeightScheme, Quantizer, calibration_samples
+from .quantize_int8 import Quantizer, WeightScheme, calibration_samples
 
 MAX_ROWS = 8192                 # calibration rows per layer for the error-correcting rounding
 

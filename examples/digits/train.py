@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -58,7 +57,7 @@ def main():
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(0)
-    for epoch in range(args.epochs):
+    for _epoch in range(args.epochs):
         model.train()
         for idx in torch.randperm(len(x_train), generator=gen).split(64):
             opt.zero_grad()

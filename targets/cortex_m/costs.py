@@ -63,7 +63,7 @@ def step_features(sstep: ScheduledStep, exit_taken: bool = False) -> dict[str, f
 TABLES = "cost_tables.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tables() -> dict:
     """targets/cortex_m/data/cost_tables.json: {"cores": {core: {kernel: entry}}, ...}; an entry holds
     ``features`` (names, in order), ``coef`` (class -> one coefficient per feature), the number

@@ -16,12 +16,11 @@ import jinja2
 import numpy as np
 
 from adaptc import __version__, gates
-from adaptc.names import c_comment, c_identifier
 from adaptc.errors import TargetError
+from adaptc.names import c_comment, c_identifier
 from adaptc.schedule import ScheduledProgram
 
 from .kernels import SCRATCH
-
 
 CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t", "int16": "int16_t",
           "uint16": "uint16_t", "uint32": "uint32_t"}

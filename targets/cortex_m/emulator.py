@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from adaptc.errors import AdaptcError, InputError, ToolchainError
-from .timing import CLASSES
 
 from .firmware import CACHE, ArmBuild, cross_build
 from .host import host_cc
+from .timing import CLASSES
 
 QEMU = "qemu-system-arm"
 OBJDUMP = "arm-none-eabi-objdump"
@@ -76,7 +76,7 @@ def tool(name: str, package: str) -> str:
     return name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def plugin() -> Path:
     """The armstat QEMU plugin, built once with the host compiler."""
     from importlib import resources
@@ -104,7 +104,7 @@ class Disassembly:
 
     @classmethod
     @functools.lru_cache(maxsize=32)
-    def of(cls, elf: Path, flags: tuple[str, ...] = ()) -> "Disassembly":
+    def of(cls, elf: Path, flags: tuple[str, ...] = ()) -> Disassembly:
         out = subprocess.run([tool(OBJDUMP, "binutils-arm-none-eabi"), "-d", "--no-show-raw-insn", *flags, str(elf)],
                              capture_output=True, text=True, check=True).stdout
         insns, func = {}, "?"

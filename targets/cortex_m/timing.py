@@ -25,8 +25,9 @@ tell flash from RAM addresses, so that is not modelled.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from adaptc.errors import TargetError
 

@@ -78,7 +78,7 @@ class BatchedTarget:
         """A ``BatchedModel`` (batched.py): the segments compiled by TVM for this target; ``arch``
         the CUDA architecture (default sm_90), ``tune`` a ``tuning.Tuning`` (or a dict of its
         fields), ``batch`` a static batch size (default: symbolic)."""
-        from .batched import build            # the TVM compiler: only when a model is built
+        from .batched import build  # the TVM compiler: only when a model is built
         from .tuning import Tuning
 
         if isinstance(tune, dict):

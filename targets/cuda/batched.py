@@ -383,8 +383,8 @@ def build(model: CompiledModel, target: str = "llvm", arch: str = "sm_90", batch
         mod, plan = batched_module(model, batch)
         ex = tvm.compile(mod, target=gpu.tvm_target, relax_pipeline=batched_pipeline(gpu))
         buckets, counted = None, 0
-    return model.derive(BatchedModel, target=target, scheduled=scheduled, device_target=gpu, batched_mod=mod, plan=plan, executable=ex, buckets=buckets,
-                       tuned_kernels=counted)
+    return model.derive(BatchedModel, target=target, scheduled=scheduled, device_target=gpu, batched_mod=mod,
+                        plan=plan, executable=ex, buckets=buckets, tuned_kernels=counted)
 
 
 def _build_tuned(model, gpu: GpuTarget, tune: Tuning):

@@ -167,8 +167,8 @@ def tune(modules, target, tuning: Tuning, records: Path) -> int:
 
 def _progress(bar):
     """A MetaSchedule measure callback advancing ``bar`` by the candidates measured."""
-    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
     from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
     @derived_object
     class Progress(PyMeasureCallback):

@@ -12,8 +12,17 @@ import numpy as np
 
 from adaptc.program import Program, Step
 
-from .common import (act_f32, bias_array, conv_filter, conv_geometry, int8_output, is_depthwise, packed_call,
-                     requant_arrays, weight_format)
+from .common import (
+    act_f32,
+    bias_array,
+    conv_filter,
+    conv_geometry,
+    int8_output,
+    is_depthwise,
+    packed_call,
+    requant_arrays,
+    weight_format,
+)
 from .loops import columns, conv_loops, im2col_dsp, inside, pot_macs, rows_x4, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
 from .simd import channel_records, coded_weights, exact_requant, folded_bias

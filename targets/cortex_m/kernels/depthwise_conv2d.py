@@ -13,7 +13,16 @@ import numpy as np
 
 from adaptc.program import Program, Step
 
-from .common import act_f32, bias_array, conv_filter, conv_geometry, int8_output, is_depthwise, requant_arrays, weight_format
+from .common import (
+    act_f32,
+    bias_array,
+    conv_filter,
+    conv_geometry,
+    int8_output,
+    is_depthwise,
+    requant_arrays,
+    weight_format,
+)
 from .loops import clamps, conv_loops, inside, shifts
 from .registry import SCRATCH, KernelCall, kernel
 from .simd import channel_records, depthwise_quads, exact_requant

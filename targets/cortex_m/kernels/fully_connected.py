@@ -12,8 +12,16 @@ import numpy as np
 
 from adaptc.program import Program, Step
 
-from .common import (act_f32, bias_array, dense_geometry, dense_rows, int8_output, packed_call, requant_arrays,
-                     weight_format)
+from .common import (
+    act_f32,
+    bias_array,
+    dense_geometry,
+    dense_rows,
+    int8_output,
+    packed_call,
+    requant_arrays,
+    weight_format,
+)
 from .loops import dense_dims, fc_columns, pot_macs, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
 from .simd import channel_records, coded_weights, exact_requant, folded_bias

@@ -29,8 +29,8 @@ rendered as a pointer to a planned arena buffer live during that step only.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

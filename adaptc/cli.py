@@ -1,13 +1,21 @@
 """adaptc command line: compile models to C, inspect them, run the demo."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
 
 import click
+import numpy as np
+from tqdm import tqdm
 
 from . import __version__, targets
+from . import demo as exits_demo
+from .errors import AdaptcError
+from .loader import load
+from .report import write_report
+from .sim import simulate as run_simulation
 
 DEFAULT_TARGET = targets.DEFAULT
 
@@ -133,7 +141,6 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
       <prefix>_<target>.so     the TVM library, and <prefix>_batched.json its plan:
                                adaptc.targets.cuda.runtime.load(DIR) on the serving host
     """
-    from .errors import AdaptcError
 
     tgt = targets.get(target)
     if not tgt.capabilities.tunable and (tune_records or tune_trials):
@@ -208,8 +215,6 @@ def simulate(model, target, calibration, quantize, weight_budget, exits, gate, a
     roofline for CUDA. Nothing runs on a core; --data runs the host build of the C to measure
     where inputs leave. Compare with `adaptc run` (exact instruction counts on an emulated core).
     """
-    from .errors import AdaptcError
-    from .sim import simulate as run_simulation
 
     tgt = targets.get(target)
     if wait_states == "typical":
@@ -238,12 +243,8 @@ def simulate(model, target, calibration, quantize, weight_budget, exits, gate, a
     else:
         _print_simulation(s)
     if report_dir is not None:
-        from .report import write_report
-
         accuracy = None
         if labels is not None:
-            import numpy as np
-
             accuracy = [float(np.mean([_label(m, x, lv.level) == y for x, y in zip(xs, labels)]))
                         for lv in s.levels]
         click.echo(f"wrote {write_report(m, s, report_dir, accuracy)}", err=True)
@@ -251,8 +252,6 @@ def simulate(model, target, calibration, quantize, weight_budget, exits, gate, a
 
 def _label(m, x, level):
     """The class the host build of the C gives ``x`` at ``level``."""
-    import numpy as np
-
     x = np.asarray(x).reshape(m.input.shape)
     if m.program.exits:
         return m.run(x, level=level).label
@@ -309,8 +308,6 @@ def _print_exits(m):
 
 def _load_calibration(path: Path):
     """x, or (x, y) from an .npz with labels."""
-    import numpy as np
-
     if path.suffix.lower() != ".npz":
         return _load_npy(path)
     try:
@@ -344,8 +341,6 @@ def _print_quantization(m):
 
 
 def _load_npy(path: Path):
-    import numpy as np
-
     try:
         return np.load(path)
     except (ValueError, OSError) as e:
@@ -368,12 +363,7 @@ def run_cmd(model, target, input_file, calibration, as_json):
     Needs the Debian packages gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm.
     The output is checked against the host build of the same C.
     """
-    import json
-
-    import numpy as np
-
     from .api import compile as compile_model
-    from .errors import AdaptcError
 
     try:
         cal = _load_npy(calibration) if calibration is not None else None
@@ -408,8 +398,6 @@ def run_cmd(model, target, input_file, calibration, as_json):
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 def info(model):
     """Show MODEL's inputs, outputs and operators."""
-    from .errors import AdaptcError
-    from .loader import load
 
     try:
         lm = load(model)
@@ -460,10 +448,6 @@ def demo(model, target, out_dir, quantize, count):
     the C controller and prints its level trace.
     """
     if model is None:
-        from tqdm import tqdm
-
-        from . import demo as exits_demo
-        from .errors import AdaptcError
 
         try:
             exits_demo.run(target, out_dir, quantize=None if quantize == "int8" else quantize, echo=click.echo,
@@ -476,11 +460,7 @@ def demo(model, target, out_dir, quantize, count):
 
 def _check_model(model, target, out_dir, count):
     """Compile ``model``, run its C on random inputs, compare with TVM (and TFLM)."""
-    import numpy as np
-    from tqdm import tqdm
-
     from .api import compile as compile_model
-    from .errors import AdaptcError
 
     try:
         m = compile_model(model, target=target)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .data import digits
 from .data import path as data_path
+from .errors import AdaptcError
 
 MODEL = "digits_exits.onnx"
 
@@ -55,7 +56,6 @@ def run(target: str, out_dir: Path, quantize=None, echo=print, progress=None):
     """The demo; returns (compiled model, per-level figures, stream summary). ``echo`` prints a
     line, ``progress(iterable, desc)`` wraps a loop in a progress bar."""
     from . import compile as compile_model
-    from .errors import AdaptcError
 
     progress = progress or (lambda it, desc, total=None: it)
     x_train, y_train, x_test, y_test = digits()

@@ -30,13 +30,13 @@ import math
 
 import numpy as np
 
+from .errors import InputError
+
 CRITERIA = ("max_prob", "margin", "entropy")
 UNIT = {"max_prob": 1 / 32768, "entropy": 1 / 4096}     # real value of one integer step (margin: s)
 
 
 def check(criterion: str) -> str:
-    from .errors import InputError
-
     if criterion not in CRITERIA:
         raise InputError(f"unknown gate criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
     return criterion

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DynamicShapeError, ModelLoadError, UnsupportedOperatorError
+from .errors import DynamicShapeError, InputError, ModelLoadError, UnsupportedOperatorError
 
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
@@ -76,7 +76,6 @@ def select_outputs(loaded: LoadedModel, indices) -> LoadedModel:
     """The outputs ``indices`` of a multi-output model, in that order (a model's exit heads);
     ``None``: all of them. InputError for an index out of range or repeated."""
     from . import tvm_compat
-    from .errors import InputError
 
     outputs = loaded.info.outputs
     if indices is None:
@@ -104,7 +103,6 @@ def select_output(loaded: LoadedModel, index: int | None = None) -> LoadedModel:
     them shallow to deep, the final head last); the layers only other outputs need are dropped.
     A single-output model comes back unchanged. InputError for an index out of range."""
     from . import tvm_compat
-    from .errors import InputError
 
     outputs = loaded.info.outputs
     if index is None and len(outputs) <= 1:

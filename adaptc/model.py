@@ -10,18 +10,16 @@ imports TVM until a reference run asks for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import gates
 from .errors import InputError
+from .exits import ExitResult
 from .loader import ModelInfo
 from .names import c_identifier
 from .program import Program
 from .schedule import ScheduledProgram
-
-if TYPE_CHECKING:
-    pass
 
 
 def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
@@ -140,8 +138,7 @@ class CompiledModel:
         """Run the compiled Relax module on llvm (the reference every build must match). A model
         with exits returns an ``ExitResult``: the exit and logits from the module, the label
         their argmax, the confidence from adaptc.gates' definition of the criterion."""
-        from . import gates, tvm_compat
-        from .exits import ExitResult
+        from . import tvm_compat  # TVM: only for the reference run
 
         x = self.check_input(x)
         level = self.check_level(level)
@@ -160,7 +157,7 @@ class CompiledModel:
     def heads(self, x: np.ndarray) -> list[np.ndarray]:
         """Every exit head's logits for one input -- the whole network, no gate -- from the
         module before gating on llvm (a model with exits)."""
-        from . import tvm_compat
+        from . import tvm_compat  # TVM: only for the reference run
 
         if self.heads_mod is None:
             raise InputError(f"{self.info.name} has no exits")

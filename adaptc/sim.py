@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import targets
 from .errors import InputError
 
 
@@ -96,8 +97,6 @@ def simulate(compiled, target: str | None = None, clock_hz: float | None = None,
     the target's cost settings -- Cortex-M: ``wait_states`` (flash wait states, default 0),
     ``small_multiplier`` (the Cortex-M0+'s 32-cycle multiplier); batched targets: ``device``
     ("h100" or "h200")."""
-    from . import targets
-
     tgt = targets.get(target or compiled.target)
     scheduled = compiled.scheduled if tgt.name == compiled.target else tgt.schedule(compiled.program)
     sim = estimate(scheduled, tgt, clock_hz, **settings)

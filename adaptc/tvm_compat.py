@@ -10,6 +10,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .errors import AdaptcError
+
 TVM_SERIES = "0.27"
 
 
@@ -159,7 +161,6 @@ _PASS_ERRORS: list[BaseException] = []
 
 def module_pass(name: str):
     """Decorator: fn(mod) -> mod as a tvm.transform module pass that keeps typed errors."""
-    from .errors import AdaptcError
 
     def wrap(fn):
         def body(mod, _ctx):

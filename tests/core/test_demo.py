@@ -38,7 +38,7 @@ def test_demo(tmp_path):
     levels = re.findall(r"^\s+(\d)\s+([\d.]+)%\s+([\d% /]+?)\s+([\d,]+)\s+([\d.]+) ms\s+([\d.]+)x\s+([\d,]+)"
                         r"\s+(\d+)/450\s+(\d+)/450$", out, re.M)
     assert [int(lv[0]) for lv in levels] == [0, 1, 2], out
-    for level, acc, shares, cycles, ms, speedup, instr, exact, onnx in levels:
+    for _level, _acc, shares, cycles, ms, _speedup, _instr, exact, onnx in levels:
         assert int(exact) == 450                       # C == Relax, every input
         assert int(onnx) >= 440                        # int8 classes vs the float model's head
         assert sum(int(s) for s in re.findall(r"(\d+)%", shares)) in (99, 100, 101)

@@ -1,19 +1,17 @@
 """Typed errors: bad model files, unsupported operators, dynamic shapes, bad inputs, failed exports."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import adaptc.api as api
 import adaptc.targets.cortex_m.model as cortex_m_model
-import tflite_ops as T
-from adaptc.errors import (AdaptcError, DynamicShapeError, InputError, ModelLoadError,
-                           UnsupportedOperatorError)
-from adaptc.loader import ONNX_OPS, TFLITE_OPS, load
-
-from pathlib import Path
 import paths
+import tflite_ops as T
+from adaptc.errors import AdaptcError, DynamicShapeError, InputError, ModelLoadError, UnsupportedOperatorError
+from adaptc.loader import ONNX_OPS, TFLITE_OPS, load
 
 KWS = paths.DATA / "kws_ref_model.tflite"
 

@@ -159,7 +159,8 @@ def test_accuracy_and_flash():
 
 
 def test_unreachable_budget_names_the_smallest_size():
-    with pytest.raises(adaptc.InputError, match=r"weight budget 5,000 bytes cannot be met: the smallest .* is about [\d,]+ bytes"):
+    with pytest.raises(adaptc.InputError,
+                       match=r"weight budget 5,000 bytes cannot be met: the smallest .* is about [\d,]+ bytes"):
         adaptc.compile(MODEL, calibration=CAL, weight_budget=5000)
 
 

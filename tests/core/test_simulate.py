@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 import adaptc
-from adaptc.targets.cortex_m import timing
 from adaptc.cli import main
 from adaptc.data import digits
 from adaptc.data import path as data_path
+from adaptc.targets.cortex_m import timing
 
 MODEL = data_path("digits_exits.onnx")
 X_TRAIN, Y_TRAIN, X_TEST, Y_TEST = digits()

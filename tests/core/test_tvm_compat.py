@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from tvm import relax
 
+import paths
 from adaptc import tvm_compat
 from adaptc.errors import AdaptcError, UnsupportedOperatorError
-import paths
 
 
 def _module():
@@ -82,7 +82,6 @@ def test_module_pass_keeps_typed_errors():
 
 
 def test_frontends(tmp_path):
-    from pathlib import Path
     buf = (paths.DATA / "kws_ref_model.tflite").read_bytes()
     mod = tvm_compat.from_tflite(buf)
     assert tvm_compat.shape_of(mod["main"].params[0].ty) == (1, 49, 10, 1)
@@ -105,6 +104,7 @@ def test_softmax_beta_reaches_the_module(beta):
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).parent))
     import tflite
+
     import tflite_ops as T
 
     buf = T.softmax_model_f32((1, 6), beta=beta)

@@ -23,8 +23,8 @@ Usage::
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import flatbuffers
 import numpy as np

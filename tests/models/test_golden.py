@@ -3,12 +3,11 @@
 Update after an intended change:  ADAPTC_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py
 """
 import os
-from pathlib import Path
 
 import numpy as np
+from test_onnx import _tiny_cnn
 
 import adaptc.api as api
-from test_onnx import _tiny_cnn
 import paths
 
 GOLDEN = paths.GOLDEN

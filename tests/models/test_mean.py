@@ -19,24 +19,24 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import tflite_ops as T
-from adaptc.passes.fuse_float_ops import FuseFloatOps
-from adaptc.passes.legalize_qdq import LegalizeQDQ
-from adaptc.passes.quantize_int8 import QuantizeInt8
-from adaptc.passes.quantize_weights import QuantizeWeights
-from adaptc.passes.to_nhwc import ToNHWC
 from onnx import TensorProto, helper, numpy_helper, version_converter
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
 
 import adaptc
+import tflite_ops as T
 from adaptc import fixedpoint as fxp
 from adaptc import tvm_compat
 from adaptc.data import digits
 from adaptc.errors import UnsupportedOperatorError
-from paths import DATA
+from adaptc.passes.fuse_float_ops import FuseFloatOps
+from adaptc.passes.legalize_qdq import LegalizeQDQ
+from adaptc.passes.quantize_int8 import QuantizeInt8
+from adaptc.passes.quantize_weights import QuantizeWeights
+from adaptc.passes.to_nhwc import ToNHWC
 from adaptc.qops import CompositeCall, build_function, composite_name
+from paths import DATA
 
 GAP_EXITS = DATA / "gap_exits.onnx"
 FLOAT_ACCURACY = (0.8267, 0.9800, 0.9778)   # per exit on the digits test split (tests/data/README.md)
@@ -361,7 +361,8 @@ def test_gap_exits_post_training_int8(quantizer):
                                         ([-1], "axes [-1]")])
 def test_tflite_mean_other_axes_refused_by_loader(axes, shown, tmp_path):
     path = _save(tmp_path, "m.tflite", T.mean_model((1, 4, 4, 3), axes, True, (0.05, 0), (0.05, 0)))
-    with pytest.raises(UnsupportedOperatorError, match=rf"unsupported operator MEAN .*MEAN over {re.escape(shown)} ") as e:
+    with pytest.raises(UnsupportedOperatorError,
+                       match=rf"unsupported operator MEAN .*MEAN over {re.escape(shown)} ") as e:
         adaptc.load(path)
     assert e.value.op == "MEAN" and "MEAN" in e.value.supported
 

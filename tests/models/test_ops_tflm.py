@@ -10,8 +10,8 @@ two-operator model built with tflite_ops' model builder: ``y = ADD(x, CONV_1x1(x
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest

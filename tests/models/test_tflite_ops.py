@@ -15,8 +15,8 @@ Every model must also import through TVM's relax TFLite frontend.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest

@@ -154,3 +154,50 @@ def test_layers_become_composites_before_expected():
     x = (3 * np.random.default_rng(4).standard_normal((1, 3, 3, 1))).astype(np.float32)
     got = tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0]
     np.testing.assert_allclose(got, _layers_reference(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+@I.ir_module
+class MeanBefore:      # PyTorch's x.mean((2, 3)) after ToNHWC, then a ReLU
+    @R.function
+    def main(x: R.Tensor((1, 4, 4, 8), "float32")) -> R.Tensor((1, 8), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            m = R.mean(x, axis=[1, 2], keepdims=False)
+            r = R.nn.relu(m)
+            R.output(r)
+        return r
+
+
+@I.ir_module
+class MeanExpected:
+    @R.function(private=True)
+    def mean_f32_0(x0: R.Tensor((1, 4, 4, 8), "float32")) -> R.Tensor((1, 8), "float32"):
+        R.func_attr({"Composite": "adaptc.mean_f32", "act_max": float("inf"), "act_min": 0.0, "axes": [1, 2],
+                     "count": 16, "keep_dims": False, "source": "mean"})
+        with R.dataflow():
+            lv = R.mean(x0, axis=[1, 2], keepdims=False)
+            gv = R.clip(lv, 0.0, float("inf"))
+            R.output(gv)
+        return gv
+
+    @R.function
+    def main(x: R.Tensor((1, 4, 4, 8), "float32")) -> R.Tensor((1, 8), "float32"):
+        R.func_attr({"num_input": 1})
+        cls = MeanExpected
+        with R.dataflow():
+            r = cls.mean_f32_0(x)
+            gv = r
+            R.output(gv)
+        return gv
+
+
+def test_mean_without_kept_dims_becomes_mean_f32_before_expected():
+    """A spatial mean that drops H and W (PyTorch's global pooling) is adaptc.mean_f32 with the
+    activation folded in; one that keeps them is average pooling (see LayersExpected)."""
+    after = tvm_compat.apply(FuseFloatOps("t.onnx"), MeanBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, MeanExpected)
+    x = np.random.default_rng(3).normal(0.0, 1.0, size=(1, 4, 4, 8)).astype(np.float32)
+    want = np.maximum(x.astype(np.float64).mean(axis=(1, 2)), 0.0)
+    assert np.any(want == 0.0) and np.any(want > 0.0)
+    np.testing.assert_allclose(tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0], want, rtol=1e-6, atol=1e-7)

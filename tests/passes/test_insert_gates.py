@@ -15,12 +15,12 @@ from tvm.script import ir as I
 from tvm.script import relax as R
 
 from adaptc import gates, tvm_compat
-from adaptc.pipeline import pipeline
 from adaptc.data import digits
 from adaptc.data import path as data_path
 from adaptc.errors import InputError
 from adaptc.loader import load
 from adaptc.passes.insert_gates import InsertGates, plan_exits
+from adaptc.pipeline import pipeline
 
 rng = np.random.default_rng(0)
 W1 = rng.standard_normal((4, 4)).astype(np.float32)
@@ -90,7 +90,7 @@ class Expected:
             deep = R.matmul(t, R.const(W1))
             d2 = R.nn.relu(deep)
             h1 = R.matmul(d2, R.const(H1))
-            gate1 = cls.gate_1(h1, level)
+            gate1 = cls.gate_1(h1, level)  # noqa: F841 (a TVMScript binding)
             exit0 = (h1, R.const(1, "int32"))
         return exit0
 
@@ -102,7 +102,7 @@ def test_segments_are_dependency_closures():
     x = rng.standard_normal((1, 4)).astype(np.float32)
     vm = tvm_compat.build_llvm(after)
     h0, h1 = tvm_compat.run_vm(tvm_compat.build_llvm(Before), x)
-    for level, want, head in ((0, 0, h0), (1, int(gates.confidence_float(h0, "max_prob")[0] < 0.5), None)):
+    for level, want, _head in ((0, 0, h0), (1, int(gates.confidence_float(h0, "max_prob")[0] < 0.5), None)):
         logits, e = tvm_compat.run_vm(vm, x, np.array(level, np.int32))
         assert int(e) == want
         np.testing.assert_allclose(logits, (h0, h1)[want], rtol=1e-6)
@@ -227,7 +227,8 @@ def test_exits_must_be_nested_and_ordered():
     with pytest.raises(InputError, match=r"exits are not nested: exit 0 and exit 2 both need .*\(a\), "
                                          r"which exit 1 does not compute"):
         plan_exits(Crossed, "m.onnx")
-    with pytest.raises(InputError, match="exit 1 needs no layer beyond exit 0's; exits must be ordered shallow to deep"):
+    with pytest.raises(InputError,
+                       match="exit 1 needs no layer beyond exit 0's; exits must be ordered shallow to deep"):
         plan_exits(Backwards, "m.onnx")
     with pytest.raises(InputError, match=r"exit 0's head h0 feeds deeper layers"):
         plan_exits(HeadFeedsDeeper, "m.onnx")

@@ -385,3 +385,102 @@ def test_max_pool_clip_reshape_before_expected():
     expected = np.clip(windows.max(axis=-1), -20, 50).reshape(1, 4)
     np.testing.assert_array_equal(_run(after, x), expected.astype(np.int8))
     assert expected.min() == -20 and expected.max() == 50     # both bounds clamp for this input
+
+
+@I.ir_module
+class MeanBefore:      # TFLite MEAN over H, W (int8) as the importer writes it
+    @R.function
+    def main(x: R.Tensor((1, 5, 7, 3), "int8")) -> R.Tensor((1, 3), "int8"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            xf = R.dequantize(x, R.const(0.05, "float32"), R.const(-3, "int32"), axis=0)
+            m = R.mean(xf, axis=[1, 2], keepdims=False)
+            q = R.quantize(m, R.const(0.025, "float32"), R.const(4, "int32"), axis=0, out_dtype="int8")
+            R.output(q)
+        return q
+
+
+# TFLM's MEAN folds 1/count into QuantizeMultiplier(0.05 / 0.025 = 2.0) = (2^30, shift 2):
+# k = min(floor(log2 35), 32, 31 + 2) = 5, M = (2^30 << 5) // 35 = 981706810, shift 2 - 5 = -3
+M_MEAN, SHIFT_MEAN = (1 << 35) // 35, -3
+
+
+@I.ir_module
+class MeanExpected:
+    @R.function(private=True)
+    def qmean_0(x0: R.Tensor((1, 5, 7, 3), "int8")) -> R.Tensor((1, 3), "int8"):
+        R.func_attr({"Composite": "adaptc.qmean", "act_max": 127, "act_min": -128, "axes": [1, 2], "count": 35,
+                     "input_scale": 0.05000000074505806, "input_zp": -3, "keep_dims": False,
+                     "multiplier": [M_MEAN], "output_scale": 0.02500000037252903, "output_zp": 4,
+                     "shift": [SHIFT_MEAN], "source": "mean"})
+        with R.dataflow():
+            # acc = sum over H, W - input_zp * count
+            lv = R.astype(x0, "int32")
+            lv1 = R.sum(lv, axis=[1, 2], keepdims=False)
+            lv2 = R.subtract(lv1, R.const(-105, "int32"))
+            # SRDHM(acc, M) (no left shift: shift < 0)
+            lv3 = R.astype(lv2, "int64")
+            lv4 = R.multiply(lv3, R.const(np.array([M_MEAN]), "int64"))
+            lv5 = R.greater_equal(lv4, R.const(0, "int64"))
+            lv6 = R.where(lv5, R.const(1 << 30, "int64"), R.const(1 - (1 << 30), "int64"))
+            lv7 = R.add(lv4, lv6)
+            lv8 = R.right_shift(lv7, R.const(31, "int64"))
+            lv9 = R.negative(lv7)
+            lv10 = R.right_shift(lv9, R.const(31, "int64"))
+            lv11 = R.negative(lv10)
+            lv12 = R.greater_equal(lv7, R.const(0, "int64"))
+            lv13 = R.where(lv12, lv8, lv11)
+            lv14 = R.astype(lv13, "int32")
+            # RDBPOT(., 3)
+            lv15 = R.less(lv14, R.const(0, "int32"))
+            lv16 = R.astype(lv15, "int32")
+            lv17 = R.right_shift(R.const(np.array([7], np.int32)), R.const(1, "int32"))
+            lv18 = R.add(lv17, lv16)
+            lv19 = R.bitwise_and(lv14, R.const(np.array([7], np.int32)))
+            lv20 = R.greater(lv19, lv18)
+            lv21 = R.astype(lv20, "int32")
+            lv22 = R.right_shift(lv14, R.const(np.array([3], np.int32)))
+            lv23 = R.add(lv22, lv21)
+            # + output_zp, clamp, int8
+            lv24 = R.add(lv23, R.const(4, "int32"))
+            lv25 = R.clip(lv24, -128, 127)
+            gv = R.astype(lv25, "int8")
+            R.output(gv)
+        return gv
+
+    @R.function
+    def main(x: R.Tensor((1, 5, 7, 3), "int8")) -> R.Tensor((1, 3), "int8"):
+        R.func_attr({"num_input": 1})
+        cls = MeanExpected
+        with R.dataflow():
+            q = cls.qmean_0(x)
+            gv = q
+            R.output(gv)
+        return gv
+
+
+def _tflm_mean(x):
+    """TFLM's int8 MEAN of MeanBefore's parameters, in Python integers: the sum less
+    input_zp * count, then MultiplyByQuantizedMultiplier(M_MEAN, -3), + 4, clamped."""
+    out = []
+    for c in range(3):
+        acc = int(x[0, :, :, c].astype(np.int64).sum()) + 3 * 35
+        prod = acc * M_MEAN
+        high = (prod + (1 << 30 if prod >= 0 else 1 - (1 << 30)))
+        high = high // (1 << 31) if high >= 0 else -((-high) // (1 << 31))       # truncating
+        rem, threshold = high & 7, (7 >> 1) + (high < 0)
+        out.append(min(max((high >> 3) + (rem > threshold) + 4, -128), 127))
+    return np.array([out], np.int8)
+
+
+def test_mean_before_expected():
+    after = tvm_compat.apply(LegalizeQDQ("t.tflite"), MeanBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, MeanExpected)
+    rng = np.random.default_rng(7)
+    xs = [rng.integers(-128, 128, size=(1, 5, 7, 3), dtype=np.int8) for _ in range(8)]
+    xs += [np.full((1, 5, 7, 3), v, np.int8) for v in (-128, 127)]
+    outs = [_run(after, x) for x in xs]
+    for x, y in zip(xs, outs):
+        np.testing.assert_array_equal(y, _tflm_mean(x))
+    assert len(np.unique(np.concatenate(outs))) > 8 and np.max(outs) == 127

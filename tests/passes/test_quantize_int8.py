@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import tvm
+from test_fuse_float_ops import B, Before, W  # noqa: F401  (same float network)
 from tvm.script import ir as I
 from tvm.script import relax as R
 
@@ -11,8 +12,6 @@ from adaptc.passes.fuse_float_ops import FuseFloatOps
 from adaptc.passes.legalize_qdq import LegalizeQDQ
 from adaptc.passes.quantize_int8 import QuantizeInt8, _qparams
 from adaptc.qops import composite_name
-
-from test_fuse_float_ops import B, W, Before  # noqa: F401  (same float network)
 
 rng = np.random.default_rng(2)
 CAL = rng.standard_normal((16, 1, 6, 6, 2)).astype(np.float32)

@@ -2,6 +2,13 @@
 import numpy as np
 import pytest
 import tvm
+from test_fuse_float_ops import B, Before, W  # noqa: F401  (same float network)
+from test_quantize_int8 import (
+    LAYERS_CAL,
+    LayersBefore,
+    _away_from_ties,
+    _round_half_away,
+)
 from tvm.script import ir as I
 from tvm.script import relax as R
 
@@ -12,14 +19,6 @@ from adaptc.passes.fuse_float_ops import FuseFloatOps
 from adaptc.passes.legalize_qdq import LegalizeQDQ
 from adaptc.passes.quantize_weights import CodedWeights, QuantizeWeights
 from adaptc.qops import composite_name
-
-from test_fuse_float_ops import B, W, Before  # noqa: F401  (same float network)
-from test_quantize_int8 import (
-    LAYERS_CAL,
-    LayersBefore,
-    _away_from_ties,
-    _round_half_away,
-)
 
 rng = np.random.default_rng(3)
 CAL = rng.standard_normal((32, 1, 6, 6, 2)).astype(np.float32)

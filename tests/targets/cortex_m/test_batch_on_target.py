@@ -22,12 +22,12 @@ import pytest
 import tvm
 
 import adaptc
+import paths
 from adaptc.data import digits
 from adaptc.data import path as data_path
 from adaptc.targets.cortex_m import emulator
 from adaptc.targets.cortex_m.emulator import run_batch_on_target, run_on_target
 from adaptc.targets.cortex_m.firmware import cross_build
-import paths
 
 MODEL = data_path("digits_exits.onnx")
 KWS = paths.DATA / "kws_ref_model.tflite"

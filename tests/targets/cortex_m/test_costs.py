@@ -18,7 +18,6 @@ emulated runs (those tests skip with a reason otherwise).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,9 +25,9 @@ import pytest
 
 import adaptc
 import adaptc.data
-from adaptc.targets.cortex_m import costs, timing
-from adaptc.errors import TargetError
 import paths
+from adaptc.errors import TargetError
+from adaptc.targets.cortex_m import costs, timing
 
 DATA = paths.DATA
 TARGETS = ["cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m55"]

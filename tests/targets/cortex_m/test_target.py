@@ -13,17 +13,15 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import adaptc
-from adaptc.targets.cortex_m import emulator, firmware
-
-import tflite_ops as T  # noqa: E402
 import paths
+import tflite_ops as T  # noqa: E402
+from adaptc.targets.cortex_m import emulator, firmware
 
 DATA = paths.DATA
 RESNET, KWS, RESNET_F = (DATA / "pretrainedResnet_quant.tflite", DATA / "kws_ref_model.tflite",

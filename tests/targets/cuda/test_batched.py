@@ -282,9 +282,9 @@ def test_compile_api_and_cli_for_batched_targets(tmp_path):
     """adaptc.compile(target="llvm", exits=True, calibration=(x, y)): thresholds calibrated
     against the GPU roofline, run(X) returns arrays in input order equal to the per-sample
     Relax module; `adaptc compile --target cuda` writes the CUDA source and the library."""
-    import adaptc
     from click.testing import CliRunner
 
+    import adaptc
     from adaptc.cli import main
     from adaptc.data import digits
     from adaptc.data import path as data_path
@@ -306,8 +306,9 @@ def test_compile_api_and_cli_for_batched_targets(tmp_path):
     assert "__global__" in (tmp_path / "cu" / "digits_exits.cu").read_text()
     assert (tmp_path / "cu" / "digits_exits_cuda.so").stat().st_size > 0
     # tuning options: records are required to apply, and belong to --target cuda
-    res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--target", "cuda", "--arch", "sm_80",
-                                    "--tune-records", str(tmp_path / "rec"), "-o", str(tmp_path / "tuned")])
+    res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--target", "cuda",
+                                    "--arch", "sm_80", "--tune-records", str(tmp_path / "rec"),
+                                    "-o", str(tmp_path / "tuned")])
     assert res.exit_code != 0 and "no tuning records for cuda-sm_80" in res.output, res.output
     assert not (tmp_path / "tuned").exists()
     res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--tune-trials", "5",

@@ -1,0 +1,136 @@
+"""DEPTHWISE_CONV_2D (targets/cortex_m/kernels/depthwise_conv2d.py): depthwise_conv2d_s8 and
+depthwise_conv2d_f32 called directly against the NumPy references (int8 bit-exact, float32 to
+~1e-5) and against TensorFlow Lite Micro; the int8 cases as one-step programs through every
+variant of the family (host and emulated cores)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernel_harness as harness
+import kernel_programs as programs
+import kernel_ref as ref
+from kernel_cases import (
+    CONV_REF_KEYS,
+    F_ATOL,
+    F_CONV_CASES,
+    F_CONV_REF_KEYS,
+    F_RTOL,
+    check_saturation,
+    conv_case,
+    f32_conv_case,
+    ref_kwargs,
+)
+from kernel_harness import seed
+from kernel_programs import needs_arm
+from tflm_harness import check_conv_matches_tflite_micro, needs_tflm
+
+pytestmark = harness.needs_cc
+
+FAMILY = "depthwise_conv2d"
+
+DW_CASES = [
+    dict(id="dm1_3x3_valid", dm=1),
+    dict(id="dm2_same_stride2_even", dm=2, H=8, W=8, sh=2, sw=2, padding="same"),
+    dict(id="dm3_same", dm=3, C=2, padding="same"),
+    dict(id="dm1_k4_asymmetric_same", dm=1, H=5, W=7, KH=4, KW=4, padding="same", C=5),
+    dict(id="dm2_explicit_pad", dm=2, pad_h=(2, 0), pad_w=(0, 1)),
+    dict(id="dm1_dilation2", dm=1, H=9, W=9, dh=2, dw=2, padding="same", C=4),
+    dict(id="dm3_dilation2_stride2", dm=3, H=10, W=9, dh=2, dw=2, sh=2, sw=2, padding="same"),
+    dict(id="dm1_1x1", dm=1, KH=1, KW=1, C=6),
+    dict(id="dm2_nonsquare_5x3", dm=2, KH=5, KW=3, H=7, W=6, padding="same"),
+    dict(id="dm1_batch2", dm=1, N=2, padding="same", C=8),
+    dict(id="dm2_bias_null", dm=2, bias=False, padding="same"),
+    dict(id="dm1_zp_min_out_min", dm=1, input_offset=128, output_offset=-128, padding="same"),
+    dict(id="dm3_zp_max_out_max", dm=3, input_offset=-127, output_offset=127, padding="same"),
+    dict(id="dm1_saturate", dm=1, mode="saturate", padding="same", C=6),
+    dict(id="dm2_act_narrow", dm=2, act=(-100, 20), padding="same"),
+    dict(id="dm1_positive_and_negative_shifts", dm=1, small=True, mode=[4, 2, 0, -1, -3], C=5),
+]
+
+# float32: the conv2d float cases without an explicit out_c, each with depth multipliers 1, 2, 3
+F_DW_CASES = [dict(c, dm=dm, id=f"{c['id']}_dm{dm}") for c in F_CONV_CASES for dm in (1, 2, 3) if "OC" not in c]
+
+TFLM_CASES = [
+    dict(id="dw_dm1_same_s2", dw=True, dm=1, H=8, W=8, C=4, K=(3, 3), S=(2, 2),
+         padding="SAME", zp=(-128, -128), act="NONE"),
+    dict(id="dw_dm2_dil2_relu", dw=True, dm=2, H=9, W=9, C=3, K=(3, 3), D=(2, 2),
+         padding="SAME", zp=(20, 10), act="RELU"),
+    dict(id="dw_dm3_valid_relu6", dw=True, dm=3, H=6, W=7, C=2, K=(2, 3), padding="VALID",
+         zp=(127, 0), act="RELU6"),
+]
+
+HOST = programs.host_params(FAMILY)
+EMULATED = programs.emulated_params()
+
+
+# ------------------------------------------------------------------------------- reference kernels
+
+@pytest.mark.parametrize("case", DW_CASES, ids=lambda c: c["id"])
+def test_depthwise_conv2d_s8(lib, case):
+    params, x, f, bias, mult, shift, mode = conv_case(case, depthwise=True, seed=seed(case["id"]))
+    shape = (params["batches"], params["out_h"], params["out_w"], params["out_c"])
+    got = lib.run("depthwise_conv2d_s8", params, shape, input=x, filter=f, bias=bias,
+                  out_mult=mult, out_shift=shift)
+    want = ref.depthwise_conv2d_s8_ref(x, f, bias, mult, shift,
+                                       depth_multiplier=params["depth_multiplier"],
+                                       **ref_kwargs(params, CONV_REF_KEYS))
+    np.testing.assert_array_equal(got, want)
+    if "act" not in case:
+        check_saturation(want, mode)
+
+
+def test_depthwise_channel_mapping(lib):
+    """oc = ic * depth_multiplier + m reads input channel ic: a 1x1 depthwise
+    with unit weights and identity requantization copies channels."""
+    C, dm = 3, 2
+    x = np.arange(-6, 6, dtype=np.int8).reshape(1, 2, 2, C)
+    f = np.ones((1, 1, C * dm), dtype=np.int8)
+    mult = np.full(C * dm, 2**30, dtype=np.int32)  # 0.5 * 2^1 = 1.0
+    shift = np.full(C * dm, 1, dtype=np.int32)
+    params = dict(batches=1, in_h=2, in_w=2, in_c=C, out_h=2, out_w=2, out_c=C * dm, k_h=1,
+                  k_w=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0,
+                  input_offset=0, output_offset=0, act_min=-128, act_max=127,
+                  depth_multiplier=dm)
+    got = lib.run("depthwise_conv2d_s8", params, (1, 2, 2, C * dm), input=x, filter=f,
+                  bias=None, out_mult=mult, out_shift=shift)
+    np.testing.assert_array_equal(got, np.repeat(x, dm, axis=3))
+
+
+@pytest.mark.parametrize("case", F_DW_CASES, ids=lambda c: c["id"])
+def test_depthwise_conv2d_f32(lib, case):
+    params, x, f, bias = f32_conv_case(case, True, seed(case["id"]))
+    shape = (params["batches"], params["out_h"], params["out_w"], params["out_c"])
+    got = lib.run("depthwise_conv2d_f32", params, shape, input=x, filter=f, bias=bias)
+    want = ref.depthwise_conv2d_f32_ref(x, f, bias, depth_multiplier=params["depth_multiplier"],
+                                        **ref_kwargs(params, F_CONV_REF_KEYS))
+    np.testing.assert_allclose(got, want, rtol=F_RTOL, atol=F_ATOL)
+
+
+@needs_tflm
+@pytest.mark.parametrize("case", TFLM_CASES, ids=lambda c: c["id"])
+def test_depthwise_conv2d_matches_tflite_micro(lib, case):
+    check_conv_matches_tflite_micro(lib, case)
+
+
+# ------------------------------------------------------------------------------- every variant
+
+@pytest.mark.parametrize("target,variants", HOST)
+@pytest.mark.parametrize("case", DW_CASES, ids=lambda c: f"dw-{c['id']}")
+def test_host(case, target, variants):
+    programs.check_on_host(*programs.compiled(programs.conv_program(case, True), target, variants))
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", EMULATED)
+@pytest.mark.parametrize("case", DW_CASES, ids=lambda c: f"dw-{c['id']}")
+def test_emulated(case, target, variants):
+    programs.check_emulated(*programs.compiled(programs.conv_program(case, True), target, variants))
+
+
+def test_every_kernel_is_covered():
+    """Every kernel of the family is called directly or selected for some case on the host or
+    an emulated core."""
+    seen = harness.wrapped_kernels(FAMILY)
+    seen |= programs.selected_kernels([programs.conv_program(c, True) for c in DW_CASES], HOST + EMULATED)
+    harness.assert_covered(FAMILY, seen)

@@ -103,3 +103,13 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
     return bb.get()
 
 
+def spatial_mean_axes(g: Graph, call, node) -> tuple[list[int], bool]:
+    """(axes, keep_dims) of a ``mean`` over H and W of a 4-D NHWC tensor; UnsupportedOperatorError
+    naming the axes for any other mean (LegalizeQDQ, FuseFloatOps)."""
+    x = call.args[0]
+    rank = len(tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty))
+    axes = None if call.attrs.axis is None else sorted({int(v) % rank for v in call.attrs.axis})
+    if rank != 4 or axes != [1, 2]:
+        g.fail("mean", node, f"mean over axes {'all' if axes is None else axes} of a {rank}-D tensor; "
+               "only the spatial axes [1, 2] of an NHWC tensor (global average pooling)")
+    return axes, bool(call.attrs.keepdims)

@@ -24,10 +24,8 @@ import numpy as np
 from tvm import relax
 
 from adaptc import tvm_compat
-from adaptc.graph import Graph, const_eval, rebuild_main
+from adaptc.graph import Graph, const_eval, rebuild_main, spatial_mean_axes
 from adaptc.qops import CompositeCall
-
-from .legalize_qdq import spatial_mean_axes
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "mean", "nn.pad", "relu",
              "reshape", "softmax", "multiply (softmax beta)")

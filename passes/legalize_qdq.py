@@ -28,7 +28,7 @@ from tvm import relax
 
 from adaptc import fixedpoint as fxp
 from adaptc import formats, tvm_compat
-from adaptc.graph import Graph, const_eval, rebuild_main
+from adaptc.graph import Graph, const_eval, rebuild_main, spatial_mean_axes
 from adaptc.qops import CompositeCall
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "mean", "nn.pad", "relu",
@@ -177,18 +177,6 @@ def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
     table = fxp.softmax_exp_table(float(x[1][0]))
     return CompositeCall("adaptc.qsoftmax", [x[0]], [table], {"input_scale": float(x[1][0])},
                          tvm_compat.shape_of(call.ty), "int8", "softmax", ["exp_table"])
-
-
-def spatial_mean_axes(g: Graph, call, node) -> tuple[list[int], bool]:
-    """(axes, keep_dims) of a ``mean`` over H and W of a 4-D NHWC tensor; UnsupportedOperatorError
-    naming the axes for any other mean (shared with FuseFloatOps)."""
-    x = call.args[0]
-    rank = len(tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty))
-    axes = None if call.attrs.axis is None else sorted({int(v) % rank for v in call.attrs.axis})
-    if rank != 4 or axes != [1, 2]:
-        g.fail("mean", node, f"mean over axes {'all' if axes is None else axes} of a {rank}-D tensor; "
-               "only the spatial axes [1, 2] of an NHWC tensor (global average pooling)")
-    return axes, bool(call.attrs.keepdims)
 
 
 def _match_mean(g, core, out_scale, out_zp, act_min, act_max, node):

@@ -17,7 +17,7 @@ declared here. A target
 * ``cost(scheduled, level, **settings)`` -- per step, the cost of one inference at a utilization
   level (steps past the level's exit cost nothing), in ``capabilities.cost_unit``;
 * ``memory(scheduled)`` -- flash (code + constants), static RAM, arena and stack, estimated
-  without building anything (an object with those ``*_bytes`` attributes).
+  without building anything (a ``MemoryFigures``).
 
 Adding a target: CONTRIBUTING.md, "Add a target".
 """
@@ -67,6 +67,21 @@ class StepCost:
     cost: float
     detail: dict = field(default_factory=dict)
     instructions: float | None = None
+
+
+class MemoryFigures:
+    """What ``Target.memory`` returns provides ``code_bytes``, ``weight_bytes``,
+    ``static_ram_bytes``, ``arena_bytes`` and ``stack_bytes``; the totals follow from them."""
+
+    @property
+    def flash_bytes(self) -> int:
+        """Code and constants."""
+        return self.code_bytes + self.weight_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        """Static RAM and the stack of one inference (the caller's input and output not included)."""
+        return self.static_ram_bytes + self.stack_bytes
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""Analytic instruction counts of the lowered Program on Cortex-M cores, per step and class.
+"""Analytic instruction counts of a scheduled program on Cortex-M cores, per step and class.
 
 No model runs here. A step's executed instructions of each class (load, store, mac,
 branch_taken, branch_not_taken, other -- emulator.py) are predicted as a linear function

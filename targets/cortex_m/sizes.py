@@ -45,6 +45,8 @@ from importlib import resources
 from adaptc.errors import TargetError
 from adaptc.schedule import ScheduledProgram
 
+from ..base import MemoryFigures
+
 # AAPCS sizes and alignments of the member types the kernels' parameter structs use
 _CTYPES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
            "int": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
@@ -78,7 +80,10 @@ class LevelSize:
 
 
 @dataclass
-class SizeEstimate:
+class SizeEstimate(MemoryFigures):
+    """The model part of the image (flash: ``text + data`` of the model object; RAM: static and
+    the stack of one inference, the caller's input and output not included)."""
+
     target: str
     code_bytes: int            # machine code (and its literal pools, jump tables)
     array_bytes: int           # weights, biases, requantization arrays, tables
@@ -95,16 +100,6 @@ class SizeEstimate:
     def weight_bytes(self) -> int:
         """Constant data in flash: arrays and parameter structs."""
         return self.array_bytes + self.params_bytes
-
-    @property
-    def flash_bytes(self) -> int:
-        """Code and weights: ``text + data`` of the model object."""
-        return self.code_bytes + self.weight_bytes
-
-    @property
-    def ram_bytes(self) -> int:
-        """Static RAM and the stack of one inference (the caller's input and output not included)."""
-        return self.static_ram_bytes + self.stack_bytes
 
     def as_dict(self) -> dict:
         d = asdict(self)

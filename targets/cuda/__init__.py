@@ -20,13 +20,13 @@ from adaptc.errors import InputError
 from adaptc.program import Program, Step
 from adaptc.schedule import ScheduledProgram
 
-from ..base import Board, Capabilities, StepCost
+from ..base import Board, Capabilities, MemoryFigures, StepCost
 from . import roofline
 from .schedule import constants, schedule
 
 
 @dataclass(frozen=True)
-class MemoryEstimate:
+class MemoryEstimate(MemoryFigures):
     """Device memory of one sample's program: constants and activations (no code, no stack)."""
 
     weight_bytes: int
@@ -37,14 +37,6 @@ class MemoryEstimate:
     @property
     def static_ram_bytes(self) -> int:
         return self.arena_bytes
-
-    @property
-    def flash_bytes(self) -> int:
-        return self.code_bytes + self.weight_bytes
-
-    @property
-    def ram_bytes(self) -> int:
-        return self.static_ram_bytes + self.stack_bytes
 
 
 @dataclass(frozen=True)

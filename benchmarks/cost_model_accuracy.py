@@ -1,5 +1,5 @@
-"""The analytic cycle estimate (targets/cortex_m costs.py + timing.py) against the emulated cores, as a
-table: ResNet-8 int8, KWS int8 and the digits CNN with exits (gates that never fire, so level L
+"""The analytic cycle estimate (targets/cortex_m costs.py + timing.py) against the emulated cores,
+as a table: ResNet-8 int8, KWS int8 and the digits CNN with exits (gates that never fire, so level L
 leaves at exit L), every Cortex-M target and level; no wait states, the wait states of a typical
 part (tests/targets/cortex_m/test_costs.py TYPICAL_WAIT_STATES) and, on the Cortex-M0+, the small multiplier.
 tests/targets/cortex_m/test_costs.py asserts the same figures within 10%.
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests" / "targets" / "cortex_m"), str(ROOT / "tests" / "helpers")]
 
 import test_costs as T  # noqa: E402
 

@@ -72,10 +72,6 @@ class ScheduledProgram:
     def macs(self) -> int:
         return self.program.macs
 
-    def arena_tensors(self) -> list:
-        """The program's tensors that live in the arena, in id order."""
-        return [t for t in self.program.tensors if t.id in self.offsets]
-
 
 def plan_arena(program: Program, scratch: dict[int, int] | None = None) -> tuple[MemoryPlanner, dict, dict]:
     """Plan the arena: (planner, {tensor id: offset}, {step index: scratch offset}).

@@ -397,18 +397,39 @@ def run_cmd(model, target, input_file, calibration, as_json):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 def info(model):
-    """Show MODEL's inputs, outputs and operators."""
+    """Show MODEL's operators -- every one adaptc cannot compile yet, with its nodes, all at once
+    -- and, when it compiles, its inputs, outputs and Relax operators."""
+    from . import loader
 
+    try:
+        ops = loader.operators(model)
+        findings = loader.unsupported(model)
+    except AdaptcError as e:
+        _fail(e)
+    counts: dict[str, int] = {}
+    for op, _ in ops:
+        counts[op] = counts.get(op, 0) + 1
+    click.echo(f"{model} ({model.suffix.lstrip('.').lower()}): {len(ops)} operators")
+    click.echo("  operators: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+    if findings:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for op, node, detail in findings:
+            groups.setdefault((op, detail), []).append(node)
+        click.echo(f"  unsupported: {len(findings)} operator(s) -- the model does not compile yet")
+        for (op, detail), nodes in groups.items():
+            click.echo(f"    {op} x{len(nodes)}" + (f" ({detail})" if detail else ""))
+            for node in nodes:
+                click.echo(f"      {node}")
+        return
     try:
         lm = load(model)
     except AdaptcError as e:
         _fail(e)
-    click.echo(f"{lm.info.path} ({lm.info.format})")
     for kind, tensors in (("input", lm.info.inputs), ("output", lm.info.outputs)):
         for t in tensors:
             q = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.quantized else ""
             click.echo(f"  {kind} {t.name}: {t.dtype} {list(t.shape)}{q}")
-    counts: dict[str, int] = {}
+    relax_counts: dict[str, int] = {}
     from tvm import relax
 
     from . import tvm_compat
@@ -416,10 +437,10 @@ def info(model):
     def visit(e):
         name = tvm_compat.op_name(e)
         if name:
-            counts[name] = counts.get(name, 0) + 1
+            relax_counts[name] = relax_counts.get(name, 0) + 1
 
     relax.analysis.post_order_visit(lm.mod["main"], visit)
-    click.echo("  relax ops: " + ", ".join(f"{k.replace('relax.', '')} x{v}" for k, v in sorted(counts.items())))
+    click.echo("  relax ops: " + ", ".join(f"{k.replace('relax.', '')} x{v}" for k, v in sorted(relax_counts.items())))
 
 
 @main.command()

@@ -15,13 +15,34 @@ class ModelLoadError(AdaptcError):
 
 
 class UnsupportedOperatorError(AdaptcError):
-    """The model uses an operator (or an operator variant) that adaptc cannot compile."""
+    """The model uses operators (or operator variants) that adaptc cannot compile. ``findings``
+    lists every one found -- (op, node, detail) -- and the message groups them by operator, with
+    counts and node names, so one error says all that stands in the way; ``op`` and ``node`` are
+    the first."""
 
-    def __init__(self, path, op: str, node: str, supported, detail: str = ""):
+    def __init__(self, path, op: str, node: str, supported, detail: str = "", findings=()):
         self.path, self.op, self.node, self.supported = str(path), op, node, sorted(supported)
-        extra = f" ({detail})" if detail else ""
-        super().__init__(f"{self.path}: unsupported operator {op} at node {node!r}{extra}; "
-                         f"supported: {', '.join(self.supported)}")
+        self.findings = [tuple(f) for f in findings] or [(op, node, detail)]
+        if len(self.findings) == 1:
+            extra = f" ({detail})" if detail else ""
+            what = f"unsupported operator {op} at node {node!r}{extra}"
+        else:
+            groups: dict[tuple[str, str], list[str]] = {}
+            for f_op, f_node, f_detail in self.findings:
+                groups.setdefault((f_op, f_detail), []).append(f_node)
+            parts = []
+            for (g_op, g_detail), nodes in groups.items():
+                shown = ", ".join(repr(n) for n in nodes[:3])
+                shown += f" and {len(nodes) - 3} more" if len(nodes) > 3 else ""
+                parts.append(f"{g_op} x{len(nodes)} at {shown}" + (f" ({g_detail})" if g_detail else ""))
+            what = f"{len(self.findings)} unsupported operators: " + "; ".join(parts)
+        super().__init__(f"{self.path}: {what}; supported: {', '.join(self.supported)}")
+
+    @classmethod
+    def of(cls, path, findings, supported) -> UnsupportedOperatorError:
+        """The error for ``findings`` [(op, node, detail), ...] (at least one)."""
+        op, node, detail = findings[0]
+        return cls(path, op, node, supported, detail, findings)
 
 
 class DynamicShapeError(AdaptcError):

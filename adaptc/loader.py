@@ -60,10 +60,7 @@ def load(path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Loaded
     UnsupportedOperatorError (an operator adaptc does not compile) or DynamicShapeError.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ModelLoadError(path, e.strerror or str(e)) from None
+    data = _read(path)
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         return _load_tflite(path, data)
@@ -119,20 +116,47 @@ def select_output(loaded: LoadedModel, index: int | None = None) -> LoadedModel:
     return LoadedModel(mod, info)
 
 
-def _check_mean_axes(path, op: str, node: str, axes, rank, allowed, supported):
-    """UnsupportedOperatorError unless ``axes`` (None: all) of a rank-``rank`` tensor (None:
-    unknown, then only the axes are checked) are one of ``allowed``."""
+def operators(path) -> list[tuple[str, str]]:
+    """(operator, node) of every operator of a .tflite or .onnx file, in graph order -- read
+    from the file alone (no TVM): what ``adaptc info`` lists."""
+    path, data = Path(path), _read(Path(path))
+    if path.suffix.lower() == ".tflite":
+        return [(name, node) for name, node, _ in _tflite_operators(path, *_tflite_model(path, data))]
+    if path.suffix.lower() == ".onnx":
+        return [(n.op_type, n.name or n.output[0]) for n in _onnx_model(path, data).graph.node]
+    raise ModelLoadError(path, f"unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+
+
+def unsupported(path) -> list[tuple[str, str, str]]:
+    """Every (operator, node, detail) of a .tflite or .onnx file that adaptc cannot compile --
+    the list ``load`` refuses a model with, all at once."""
+    path, data = Path(path), _read(Path(path))
+    if path.suffix.lower() == ".tflite":
+        return _tflite_findings(path, *_tflite_model(path, data))
+    if path.suffix.lower() == ".onnx":
+        return _onnx_findings(path, _onnx_model(path, data))
+    raise ModelLoadError(path, f"unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelLoadError(path, e.strerror or str(e)) from None
+
+
+def _mean_axes_problem(op: str, axes, rank, allowed) -> str | None:
+    """Why a mean over ``axes`` (None: all) of a rank-``rank`` tensor (None: unknown, then only
+    the axes are checked) is not compiled, or None when its axes are one of ``allowed``."""
     if rank is None and axes is not None and min(int(a) for a in axes) < 0:
-        return                      # negative axes of an unknown rank: the passes check them
+        return None                 # negative axes of an unknown rank: the passes check them
     resolved = None if axes is None else sorted({int(a) % rank if rank else int(a) for a in axes})
     if rank in (4, None) and resolved is not None and tuple(resolved) in allowed:
-        return
+        return None
     shown = "all axes" if axes is None else f"axes {[int(a) for a in axes]}"
     tensor = f"a {rank}-D tensor" if rank is not None else "a tensor of unknown rank"
-    raise UnsupportedOperatorError(
-        path, op, node, supported,
-        f"{op} over {shown} of {tensor}; only the spatial axes "
-        f"{' or '.join(str(list(a)) for a in allowed)} of a 4-D tensor (global average pooling)")
+    return (f"{op} over {shown} of {tensor}; only the spatial axes "
+            f"{' or '.join(str(list(a)) for a in allowed)} of a 4-D tensor (global average pooling)")
 
 
 # ------------------------------------------------------------------------------------- TFLite
@@ -177,24 +201,24 @@ def _tflite_tensor_info(t) -> TensorInfo:
     return TensorInfo(t.Name().decode(errors="replace"), shape, types.get(t.Type(), "unknown"), scale, zp)
 
 
-def _check_tflite_mean(path, model, sub, op, node):
+def _tflite_mean_problem(model, sub, op) -> str | None:
     import numpy as np
 
     x, axis = (sub.Tensors(int(t)) for t in op.InputsAsNumpy()[:2])
     data = model.Buffers(axis.Buffer()).DataAsNumpy()
     if isinstance(data, int) or not len(data):     # flatbuffers gives 0 for an absent vector
-        raise UnsupportedOperatorError(path, "MEAN", node, TFLITE_OPS, "MEAN with a computed axis tensor")
+        return "MEAN with a computed axis tensor"
     axes = np.frombuffer(data.tobytes(), "<i4")
-    _check_mean_axes(path, "MEAN", node, axes, x.ShapeLength(), TFLITE_MEAN_AXES, TFLITE_OPS)
+    return _mean_axes_problem("MEAN", axes, x.ShapeLength(), TFLITE_MEAN_AXES)
 
 
-def _load_tflite(path: Path, data: bytes) -> LoadedModel:
+def _tflite_operators(path, model, sub) -> list[tuple[str, str, object]]:
+    """(builtin name, node, operator) of every operator; the node is "operator #i -> <its
+    first output's name>"."""
     import tflite
 
-    from . import tvm_compat
-
-    model, sub = _tflite_model(path, data)
     builtin_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    out = []
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
         try:
@@ -206,10 +230,27 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
             node = sub.Tensors(int(outs[0])).Name().decode(errors="replace") if len(outs) else f"#{i}"
         except Exception as e:  # the operator-code tables sit at the end of the file
             raise ModelLoadError(path, f"corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
+        out.append((name, f"operator #{i} -> {node}", op))
+    return out
+
+
+def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
+    findings = []
+    for name, node, op in _tflite_operators(path, model, sub):
         if name not in TFLITE_OPS:
-            raise UnsupportedOperatorError(path, name, f"operator #{i} -> {node}", TFLITE_OPS)
-        if name == "MEAN":
-            _check_tflite_mean(path, model, sub, op, f"operator #{i} -> {node}")
+            findings.append((name, node, ""))
+        elif name == "MEAN" and (problem := _tflite_mean_problem(model, sub, op)):
+            findings.append((name, node, problem))
+    return findings
+
+
+def _load_tflite(path: Path, data: bytes) -> LoadedModel:
+    from . import tvm_compat
+
+    model, sub = _tflite_model(path, data)
+    findings = _tflite_findings(path, model, sub)
+    if findings:
+        raise UnsupportedOperatorError.of(path, findings, TFLITE_OPS)
     inputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.InputsAsNumpy())
     outputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.OutputsAsNumpy())
     for t in inputs:  # shape_signature's -1 batch (Keras export) runs as the stored shape, as in TFLM
@@ -225,9 +266,9 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
 # --------------------------------------------------------------------------------------- ONNX
 
 
-def _check_onnx_means(path, model):
-    """Every ReduceMean reduces the spatial axes of a 4-D tensor (axes from the attribute, or
-    from a constant second input since opset 18)."""
+def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
+    """The ReduceMeans that do not reduce the spatial axes of a 4-D tensor (axes from the
+    attribute, or from a constant second input since opset 18)."""
     import onnx
     from onnx import numpy_helper
 
@@ -243,6 +284,7 @@ def _check_onnx_means(path, model):
                  if vi.type.tensor_type.HasField("shape")}
     except onnx.shape_inference.InferenceError:   # ranks only sharpen the check; the passes check again
         ranks = {}
+    problems = []
     for node in graph.node:
         if node.op_type != "ReduceMean":
             continue
@@ -251,11 +293,32 @@ def _check_onnx_means(path, model):
         axes = attrs.get("axes")
         if len(node.input) > 1 and node.input[1]:
             if node.input[1] not in consts:
-                raise UnsupportedOperatorError(path, "ReduceMean", name, ONNX_OPS, "ReduceMean with computed axes")
+                problems.append(("ReduceMean", name, "ReduceMean with computed axes"))
+                continue
             axes = consts[node.input[1]].reshape(-1).tolist()
         if not axes and attrs.get("noop_with_empty_axes", 0):
-            raise UnsupportedOperatorError(path, "ReduceMean", name, ONNX_OPS, "ReduceMean with no axes (identity)")
-        _check_mean_axes(path, "ReduceMean", name, axes or None, ranks.get(node.input[0]), ONNX_MEAN_AXES, ONNX_OPS)
+            problems.append(("ReduceMean", name, "ReduceMean with no axes (identity)"))
+        elif problem := _mean_axes_problem("ReduceMean", axes or None, ranks.get(node.input[0]), ONNX_MEAN_AXES):
+            problems.append(("ReduceMean", name, problem))
+    return problems
+
+
+def _onnx_model(path: Path, data: bytes):
+    import onnx
+
+    try:
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ModelLoadError(path, f"corrupt or truncated ONNX file ({type(e).__name__}: {e})") from None
+    return model
+
+
+def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
+    findings = [(n.op_type, n.name or n.output[0], "") for n in model.graph.node if n.op_type not in ONNX_OPS]
+    if any(node.op_type == "ReduceMean" for node in model.graph.node):
+        findings += _onnx_mean_problems(model)
+    return findings
 
 
 def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
@@ -263,17 +326,11 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
 
     from . import tvm_compat
 
-    try:
-        model = onnx.load_from_string(data)
-        onnx.checker.check_model(model)
-    except Exception as e:
-        raise ModelLoadError(path, f"corrupt or truncated ONNX file ({type(e).__name__}: {e})") from None
+    model = _onnx_model(path, data)
     graph = model.graph
-    for node in graph.node:
-        if node.op_type not in ONNX_OPS:
-            raise UnsupportedOperatorError(path, node.op_type, node.name or node.output[0], ONNX_OPS)
-    if any(node.op_type == "ReduceMean" for node in graph.node):
-        _check_onnx_means(path, model)
+    findings = _onnx_findings(path, model)
+    if findings:
+        raise UnsupportedOperatorError.of(path, findings, ONNX_OPS)
     initializers = {t.name for t in graph.initializer}
     elem = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
 

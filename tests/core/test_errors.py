@@ -332,3 +332,66 @@ def test_export_succeeds_after_failure(small_int8, tmp_path, monkeypatch):
     out = small_int8.export(tmp_path / "out")
     assert json.loads((out / "report.json").read_text())["macs"] == small_int8.program.macs
     assert _leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------- every unsupported operator at once
+
+def _chain_tflite(ops):
+    """A float TFLite chain x -> op -> ... of single-input element-wise builtins."""
+    mb = T._ModelBuilder("adaptc test: several unsupported ops")
+    t = mb.input((1, 8), np.float32, "input")
+    for i, op in enumerate(ops):
+        y = mb.output((1, 8), np.float32, f"out{i}") if i == len(ops) - 1 else mb.tensor((1, 8), np.float32,
+                                                                                          f"t{i}")
+        mb.op(op, 1, [t], [y])
+        t = y
+    return mb.finish()
+
+
+def test_every_unsupported_tflite_operator_in_one_error(tmp_path):
+    """Two unsupported kinds (one twice) among supported ones: one error lists each operator with
+    its count and nodes, before any compile work; ``adaptc info`` shows the same list."""
+    from click.testing import CliRunner
+
+    from adaptc.cli import main
+    from adaptc.loader import unsupported
+
+    path = tmp_path / "many.tflite"
+    path.write_bytes(_chain_tflite([T._OP.RELU, T._OP.REVERSE_V2, T._OP.RELU, T._OP.ZEROS_LIKE, T._OP.REVERSE_V2]))
+    with pytest.raises(UnsupportedOperatorError) as exc:
+        load(path)
+    err, msg = exc.value, str(exc.value)
+    assert [(op, node) for op, node, _ in err.findings] == [
+        ("REVERSE_V2", "operator #1 -> t1"), ("ZEROS_LIKE", "operator #3 -> t3"), ("REVERSE_V2", "operator #4 -> out4")]
+    assert "3 unsupported operators: REVERSE_V2 x2 at 'operator #1 -> t1', 'operator #4 -> out4'; " \
+           "ZEROS_LIKE x1 at 'operator #3 -> t3'" in msg
+    assert (err.op, err.node) == ("REVERSE_V2", "operator #1 -> t1")
+    assert unsupported(path) == err.findings
+    res = CliRunner().invoke(main, ["info", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "5 operators" in res.output and "RELU x2, REVERSE_V2 x2, ZEROS_LIKE x1" in res.output
+    assert "unsupported: 3 operator(s)" in res.output and "REVERSE_V2 x2" in res.output
+    assert "operator #4 -> out4" in res.output
+
+
+def test_every_unsupported_onnx_operator_in_one_error(tmp_path):
+    """Unsupported ONNX op types and an operator variant (a mean over channels) together."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Erf", ["a"], ["b"], name="erf_1"),
+             helper.make_node("Erf", ["b"], ["c"], name="erf_2"),
+             helper.make_node("ReduceMean", ["c"], ["y"], name="channel_mean", axes=[1], keepdims=1)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "many.onnx"
+    onnx.save(model, path)
+    with pytest.raises(UnsupportedOperatorError) as exc:
+        load(path)
+    msg = str(exc.value)
+    assert "3 unsupported operators: Erf x2 at 'erf_1', 'erf_2'; ReduceMean x1 at 'channel_mean' (ReduceMean " \
+           "over axes [1] of a 4-D tensor" in msg
+    assert [f[0] for f in exc.value.findings] == ["Erf", "Erf", "ReduceMean"]

@@ -85,8 +85,14 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
         attrs = tvm_compat.attrs_dict(callee)
         w = tvm_compat.constant_value(call.args[1]).astype(np.float64)
         bias = tvm_compat.constant_value(call.args[2]).astype(np.float64) if len(call.args) > 2 else None
-        row = {"layer": li, "kind": str(attrs["Composite"])[7:-4], "weights": int(w.size), "formats": {}}
+        depthwise = int(attrs.get("groups", 1)) > 1       # stays int8 whatever is chosen (QuantizeWeights)
+        row = {"layer": li, "kind": "depthwise_conv2d" if depthwise else str(attrs["Composite"])[7:-4],
+               "weights": int(w.size), "formats": {}}
         for name in CANDIDATES:
+            if depthwise and name != "int8":
+                row["formats"][name] = None                  # the int8 figures, filled in below
+                bar.update()
+                continue
             wq, bq = _fake_quant(w, bias, attrs, inputs[_input_index(fused, bindings[bi])], F.get(name))
             args = {1: tvm_compat.const(wq.astype(np.float32))}
             if bias is not None:
@@ -95,6 +101,8 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
             cost = _cost(_outputs(tvm_compat.build_llvm(mod), samples), reference, labels) - base
             row["formats"][name] = {"bytes": sizes[li][name], "cost": max(float(cost), 0.0)}
             bar.update()
+        if depthwise:
+            row["formats"] = {name: dict(row["formats"]["int8"]) for name in CANDIDATES}
         table.append(row)
     bar.close()
 
@@ -119,7 +127,7 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
                          f"{target.name} is about {smallest:,} bytes (one format in every layer; ternary is the "
                          "smallest)")
     for row, name in zip(table, best[2]):
-        row["chosen"] = name
+        row["chosen"] = "int8" if row["kind"] == "depthwise_conv2d" else name
     config = PoT(bits=4, layers={r["layer"]: r["chosen"] for r in table})
     return Choice(config, table, budget, fixed, best[1])
 

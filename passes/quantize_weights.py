@@ -70,19 +70,22 @@ class CodedWeights(WeightScheme):
             X = ptq.im2col(inputs, k_h, k_w, attrs["strides"], attrs["dilation"], attrs["padding"])
             Q, s, facts = ptq.quantize_matrix(W, fmt, _subsample(X, rng), pot_scale=pot_scale, method=self.method)
             w_q, bias = Q.reshape(out_c, k_h, k_w, -1).transpose(1, 2, 3, 0), self._bias(W, Q, s, X, bias)
-        else:                                       # HWOI [k_h, k_w, C, 1]: one row per channel
-            k_h, k_w, c, _ = w.shape
+        else:           # HWOI [k_h, k_w, C*m, 1] or HWIO [k_h, k_w, 1, C*m]: one row per output channel
+            k_h, k_w = w.shape[:2]
+            taps = w.reshape(k_h, k_w, -1)                            # [k_h, k_w, out channels]
+            out_c, in_c = taps.shape[2], inputs.shape[-1]
+            mult = out_c // in_c                                      # output o reads input o // mult
             patches = ptq.im2col(inputs, k_h, k_w, attrs["strides"], attrs["dilation"], attrs["padding"])
-            patches = patches.reshape(len(patches), k_h * k_w, c)
-            Q, s, b, errors = np.zeros((c, k_h * k_w)), np.zeros(c), np.zeros(c), []
-            for ch in range(c):
-                Wc, Xc = w[:, :, ch, 0].reshape(1, -1), patches[:, :, ch]
+            patches = patches.reshape(len(patches), k_h * k_w, in_c)
+            Q, s, b, errors = np.zeros((out_c, k_h * k_w)), np.zeros(out_c), np.zeros(out_c), []
+            for ch in range(out_c):
+                Wc, Xc = taps[:, :, ch].reshape(1, -1), patches[:, :, ch // mult]
                 Qc, sc, fc = ptq.quantize_matrix(Wc, fmt, _subsample(Xc, rng), pot_scale=pot_scale, method=self.method)
                 Q[ch], s[ch] = Qc[0], sc[0]
                 b[ch] = self._bias(Wc, Qc, sc, Xc, None if bias is None else bias[ch:ch + 1])[0]
                 errors.append(fc)
             facts = {k: float(np.mean([e[k] for e in errors])) for k in errors[0]}
-            w_q = Q.T.reshape(k_h, k_w, c, 1)
+            w_q = Q.T.reshape(w.shape)
             bias = b if bias is not None or self.bias_correction else None
         dtype = np.int8 if fmt.max_value <= 127 else np.int16
         self.report.append({"layer": index, "kind": "depthwise_conv2d" if depthwise else kind[7:-4],

@@ -219,3 +219,52 @@ def test_cli_quantize_and_budget(tmp_path):
     assert res.exit_code != 0 and "--weight-budget" in res.output
     if shutil.which("make") and ARM:
         assert subprocess.run(["make", "-C", str(out)], capture_output=True).returncode == 0
+
+
+# ---------------------------------------------------------------- depthwise layers, every format
+
+def _depthwise_net(path, mult: int):
+    """conv 3x3 -> depthwise 3x3 (depth multiplier ``mult``) -> pointwise -> GAP -> dense, ONNX."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(mult)
+    c = 8
+    weights = {"w1": rng.normal(0, .3, (c, 3, 3, 3)), "wdw": rng.normal(0, .3, (c * mult, 1, 3, 3)),
+               "bdw": rng.normal(0, .1, (c * mult,)), "wpw": rng.normal(0, .3, (16, c * mult, 1, 1)),
+               "wfc": rng.normal(0, .3, (16, 10))}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "wdw", "bdw"], ["c"], pads=[1, 1, 1, 1], group=c),
+             helper.make_node("Relu", ["c"], ["d"]), helper.make_node("Conv", ["d", "wpw"], ["e"]),
+             helper.make_node("Relu", ["e"], ["f"]), helper.make_node("GlobalAveragePool", ["f"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["h"]), helper.make_node("MatMul", ["h", "wfc"], ["y"])]
+    graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+                              [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+@pytest.mark.parametrize("quantize", ["pot4", "int4", "pot2", "mixed"])
+def test_every_weight_format_on_a_network_with_depthwise_layers(quantize, mult, tmp_path):
+    """Power-of-two, int4 and mixed precision compile a network with a depthwise convolution (any
+    depth multiplier): the depthwise layer keeps int8 weights (its kernels take no packed
+    format), the others take the format; the C equals the Relax module bit for bit."""
+    path = _depthwise_net(tmp_path / "dw.onnx", mult)
+    cal = np.random.default_rng(3).normal(0, 1, (48, 1, 3, 12, 12)).astype(np.float32)
+    budget = int(0.7 * adaptc.compile(path, calibration=cal).report["weight_bytes"])
+    kw = {"weight_budget": budget} if quantize == "mixed" else {"quantize": quantize}
+    m = adaptc.compile(path, calibration=cal, **kw)
+    kinds = [r["kind"] for r in m.quantization["layers"]]
+    fmts = [r["format"] for r in m.quantization["layers"]]
+    assert kinds == ["conv2d", "depthwise_conv2d", "conv2d", "dense"]
+    assert fmts[1] == "int8" and (quantize == "mixed" or fmts[0] == fmts[2] == fmts[3] == quantize)
+    if quantize == "mixed":
+        chosen = [r["chosen"] for r in m.quantization["search"]]
+        assert chosen[1] == "int8" and set(chosen) != {"int8"}       # the budget needs low-bit layers
+        assert m.report["weight_bytes"] <= budget
+    for x in m.quantize_input(cal[:6]):
+        np.testing.assert_array_equal(m.run(x), m.reference(x))

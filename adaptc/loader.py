@@ -17,8 +17,8 @@ TFLITE_OPS = frozenset({
     "MEAN", "PAD", "RELU", "RELU6", "RESHAPE", "SOFTMAX",
 })
 ONNX_OPS = frozenset({
-    "Add", "AveragePool", "Constant", "Conv", "Flatten", "Gemm", "GlobalAveragePool",
-    "MatMul", "MaxPool", "Pad", "ReduceMean", "Relu", "Reshape", "Softmax",
+    "Add", "AveragePool", "Clip", "Constant", "Conv", "Dropout", "Flatten", "Gemm", "GlobalAveragePool",
+    "Identity", "MatMul", "MaxPool", "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Squeeze", "Unsqueeze",
 })
 # MEAN / ReduceMean: only over the spatial axes of a 4-D tensor (global average pooling).
 TFLITE_MEAN_AXES = ((1, 2),)                 # NHWC

@@ -127,9 +127,61 @@ def tflite_softmax_beta(op) -> float:
 
 
 def from_onnx(model, shape_dict=None):
-    from tvm.relax.frontend.onnx import from_onnx as _from_onnx
+    """TVM's ONNX importer, with converters of our own where 0.27's do not fit (``_onnx_overrides``)."""
+    from tvm.relax.frontend.onnx import onnx_frontend as fe
 
-    return _from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
+    original = fe._get_convert_map
+
+    def convert_map():
+        return {**original(), **_onnx_overrides(fe)}
+
+    fe._get_convert_map = convert_map            # the importer looks the map up per node
+    try:
+        return fe.from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
+    finally:
+        fe._get_convert_map = original
+
+
+def _onnx_overrides(fe) -> dict:
+    """Converters replacing 0.27's:
+
+    - Clip: 0.27 emits ``maximum`` / ``minimum`` TIR calls (and NaN tests of the bounds) for every
+      form; with constant bounds (attributes before opset 11, constant inputs since) it is one
+      ``relax.op.clip`` -- a ReLU6 the passes fuse into the layer before it. Other bounds: 0.27's.
+    - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
+      identity (a node that also asks for the mask output is refused by the importer)."""
+
+    def bound(e, default: float):
+        if e is None:
+            return default
+        if not is_constant(e):
+            return None
+        v = float(constant_value(e))
+        return default if np.isnan(v) else v
+
+    class Clip(fe.Clip):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            return relax.op.clip(inputs[0], float(attr.get("min", -np.inf)), float(attr.get("max", np.inf)))
+
+        @classmethod
+        def _impl_v13(cls, bb, inputs, attr, params):
+            lo = bound(inputs[1] if len(inputs) > 1 else None, -np.inf)
+            hi = bound(inputs[2] if len(inputs) > 2 else None, np.inf)
+            if lo is None or hi is None:
+                return super()._impl_v13(bb, inputs, attr, params)
+            return relax.op.clip(inputs[0], lo, hi)
+
+    class Dropout(fe.Dropout):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            return inputs[0]
+
+        @classmethod
+        def _impl_v12(cls, bb, inputs, attr, params):
+            return inputs[0]
+
+    return {"Clip": Clip, "Dropout": Dropout}
 
 
 def to_tensor(x: np.ndarray, device=None):

@@ -5,14 +5,16 @@ Requires: a float module (ONNX import) whose convolutions may be NCHW/OIHW.
 Ensures: every ``nn.conv2d`` is NHWC with an HWIO filter (TVM's ConvertLayout, which also
 carries NHWC through pooling, ``mean`` and elementwise ops and inserts ``permute_dims`` where a
 layout meets a layout-dependent op such as ``reshape``); a ``permute_dims`` that only moves
-size-1 axes does not change the bytes and becomes a ``reshape``. Modules already in NHWC are
+size-1 axes does not change the bytes and becomes a ``reshape``. ``clip`` (ReLU6: ONNX Clip)
+is carried through as well: 0.27's ConvertLayout stops at it, so it crosses as
+``minimum(maximum(x, lo), hi)`` and is a ``clip`` again afterwards. Modules already in NHWC are
 unchanged. Numerics are unchanged (checked on llvm in tests/passes/test_to_nhwc.py).
 """
 from __future__ import annotations
 
 import numpy as np
 from tvm import relax
-from tvm.relax.dpl import is_op, rewrite_call, wildcard
+from tvm.relax.dpl import is_const, is_op, rewrite_call, wildcard
 
 from adaptc import tvm_compat
 
@@ -28,7 +30,9 @@ def ToNHWC():
 
     @tvm_compat.module_pass("adaptc.ToNHWC")
     def _pass(mod):
+        mod = tvm_compat.replace_function(mod, "main", _clips_as_min_max(mod["main"]))
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
+        mod = tvm_compat.replace_function(mod, "main", _min_max_as_clips(mod["main"]))
         x = wildcard()
         pattern = is_op("relax.permute_dims")(x)
 
@@ -44,3 +48,29 @@ def ToNHWC():
         return tvm_compat.replace_function(mod, "main", main)
 
     return _pass
+
+
+def _clips_as_min_max(main):
+    """``clip(x, lo, hi)`` -> ``minimum(maximum(x, lo), hi)`` with scalar constants (ops whose
+    layout ConvertLayout infers)."""
+    x = wildcard()
+
+    def rewrite(call, matches):
+        dtype = tvm_compat.dtype_of(call.ty)
+        lo, hi = (float(a.value) for a in call.args[1:3])
+        return relax.op.minimum(relax.op.maximum(matches[x], relax.const(lo, dtype)), relax.const(hi, dtype))
+
+    return rewrite_call(is_op("relax.clip")(x, wildcard(), wildcard()), rewrite, main)
+
+
+def _min_max_as_clips(main):
+    """``minimum(maximum(x, lo), hi)`` with scalar constants -> ``clip(x, lo, hi)``."""
+    x, lo, hi = wildcard(), is_const(), is_const()
+
+    def rewrite(call, matches):
+        bounds = [tvm_compat.constant_value(matches[c]) for c in (lo, hi)]
+        if any(b.shape != () for b in bounds):
+            return call
+        return relax.op.clip(matches[x], float(bounds[0]), float(bounds[1]))
+
+    return rewrite_call(is_op("relax.minimum")(is_op("relax.maximum")(x, lo), hi), rewrite, main)

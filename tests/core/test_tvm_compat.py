@@ -114,3 +114,40 @@ def test_softmax_beta_reaches_the_module(beta):
     (y,) = tvm_compat.run_vm(tvm_compat.build_llvm(tvm_compat.from_tflite(buf)), x)
     e = np.exp(beta * (x.astype(np.float64) - x.max()))
     np.testing.assert_allclose(y, e / e.sum(), rtol=1e-6)
+
+
+def _onnx_ops(mod) -> list[str]:
+    from tvm import relax
+
+    ops = []
+    relax.analysis.post_order_visit(mod["main"], lambda e: ops.append(tvm_compat.op_name(e)) if
+                                    tvm_compat.op_name(e) else None)
+    return ops
+
+
+def test_onnx_clip_and_dropout_converters():
+    """The glue's ONNX converters: Clip with constant bounds is one relax.clip (0.27: maximum /
+    minimum calls); with a bound computed at run time, 0.27's; Dropout is the identity."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def model(bound_is_input: bool):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+        inputs, inits = [x], [numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+        if bound_is_input:
+            inputs.append(helper.make_tensor_value_info("lo", TensorProto.FLOAT, []))
+        else:
+            inits.append(numpy_helper.from_array(np.array(-1.0, np.float32), "lo"))
+        nodes = [helper.make_node("Clip", ["x", "lo", "hi"], ["c"]), helper.make_node("Dropout", ["c"], ["y"])]
+        g = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    const = tvm_compat.from_onnx(model(False), {"x": [1, 4]})
+    assert _onnx_ops(const) == ["relax.clip"]
+    (y,) = tvm_compat.run_vm(tvm_compat.build_llvm(const), np.array([[-3, 0.5, 4, 9]], np.float32))
+    np.testing.assert_array_equal(y, [[-1, 0.5, 4, 6]])
+    computed = tvm_compat.from_onnx(model(True), {"x": [1, 4], "lo": []})
+    assert "relax.clip" not in _onnx_ops(computed) and "relax.nn.dropout" not in _onnx_ops(computed)
+    (y,) = tvm_compat.run_vm(tvm_compat.build_llvm(computed), np.array([[-3, 0.5, 4, 9]], np.float32),
+                             np.array(0.0, np.float32))
+    np.testing.assert_array_equal(y, [[0, 0.5, 4, 6]])

@@ -66,3 +66,59 @@ def test_post_training_int8(model):
         prob = (y.astype(np.float64) + 128) / 256                    # scale 1/256, zero point -128
         worst = max(worst, np.abs(prob - sess.run(None, {"x": x})[0]).max())
     assert worst < 0.03, worst                                      # int8 vs float, 5-class softmax
+
+
+# --------------------------------------------- Identity, Dropout, Clip, Squeeze, Unsqueeze (torch exports)
+
+def _torch_style(path, opset: int, nan_bound: bool = False):
+    """Identity -> Conv -> Clip(0, 6) (ReLU6: attributes before opset 11, constant inputs since)
+    -> Dropout -> GlobalAveragePool -> Squeeze -> MatMul -> Unsqueeze -> Squeeze."""
+    rng = np.random.default_rng(opset)
+    inits = [numpy_helper.from_array((rng.normal(0, .6, (8, 3, 3, 3))).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.normal(0, .3, (8, 10)).astype(np.float32), "wfc")]
+    nodes = [helper.make_node("Identity", ["x"], ["x1"]), helper.make_node("Conv", ["x1", "w1"], ["a"], pads=[1] * 4)]
+    if opset < 11:
+        nodes.append(helper.make_node("Clip", ["a"], ["b"], min=0.0, max=6.0))
+    else:
+        lo = np.array(np.nan if nan_bound else 0.0, np.float32)          # NaN: unbounded (ONNX)
+        inits += [numpy_helper.from_array(lo, "lo"), numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+        nodes.append(helper.make_node("Clip", ["a", "lo", "hi"], ["b"]))
+    nodes += [helper.make_node("Dropout", ["b"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["d"])]
+    axes = {"axes": [2, 3]}
+    if opset >= 13:
+        inits += [numpy_helper.from_array(np.array([2, 3], np.int64), "hw"),
+                  numpy_helper.from_array(np.array([1], np.int64), "ax1")]
+    nodes += [helper.make_node("Squeeze", ["d", "hw"] if opset >= 13 else ["d"], ["e"],
+                               **({} if opset >= 13 else axes)),
+              helper.make_node("MatMul", ["e", "wfc"], ["f"]),
+              helper.make_node("Unsqueeze", ["f", "ax1"] if opset >= 13 else ["f"], ["g"],
+                               **({} if opset >= 13 else {"axes": [1]})),
+              helper.make_node("Squeeze", ["g", "ax1"] if opset >= 13 else ["g"], ["y"],
+                               **({} if opset >= 13 else {"axes": [1]}))]
+    g = helper.make_graph(nodes, "torch_style", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    return path
+
+
+@pytest.mark.parametrize("opset,nan_bound", [(7, False), (11, False), (13, False), (13, True)])
+def test_identity_dropout_clip_squeeze_unsqueeze(opset, nan_bound, tmp_path):
+    """Each form compiles to conv + ReLU6 fused (the clip is the conv's activation), pooling and
+    dense; the float C within 1e-4 of onnxruntime; int8 by post-training quantization bit-exact
+    with the Relax module."""
+    path = _torch_style(tmp_path / f"m{opset}.onnx", opset, nan_bound)
+    rng = np.random.default_rng(9)
+    xs = rng.normal(0, 1, (8, 1, 3, 8, 8)).astype(np.float32)
+    m = api.compile(path)
+    assert [s.kernel for s in m.scheduled.steps] == ["transpose_f32", "conv2d_f32", "avg_pool_f32",
+                                                     "fully_connected_f32"]
+    conv = m.program.steps[1]
+    assert (conv.attrs["act_min"], conv.attrs["act_max"]) == ((-np.inf if nan_bound else 0.0), 6.0)
+    sess = ort.InferenceSession(str(path))
+    for x in xs:
+        np.testing.assert_allclose(m.run(x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
+    q = api.compile(path, calibration=xs)
+    for x in q.quantize_input(xs):
+        np.testing.assert_array_equal(q.run(x), q.reference(x))

@@ -130,3 +130,45 @@ def test_nhwc_module_is_unchanged():
     ref = np.maximum(np.stack([np.einsum("ochw,chw->o", W2.astype(np.float64), x[0, :, i:i + 2, j:j + 2])
                                for i in range(2) for j in range(2)]), 0)
     np.testing.assert_allclose(got.reshape(4, 2), ref, rtol=1e-5, atol=1e-6)
+
+
+@I.ir_module
+class ClipBefore:      # a PyTorch ReLU6 (ONNX Clip) between the conv and the global pooling
+    @R.function
+    def main(x: R.Tensor((1, 2, 3, 3), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            c = R.nn.conv2d(x, R.const(W2))
+            r = R.clip(c, 0.0, 6.0)
+            m = R.mean(r, axis=[2, 3], keepdims=False)
+            R.output(m)
+        return m
+
+
+@I.ir_module
+class ClipExpected:
+    @R.function
+    def main(x: R.Tensor((1, 2, 3, 3), "float32")) -> R.Tensor((1, 2), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            lv = R.permute_dims(x, axes=[0, 2, 3, 1])
+            lv1 = R.permute_dims(R.const(W2), axes=[2, 3, 1, 0])
+            c = R.nn.conv2d(lv, lv1, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC")
+            # NHWC carried through the clip (0.27's ConvertLayout alone stops at it) to the mean
+            r = R.clip(c, 0.0, 6.0)
+            m = R.mean(r, axis=[1, 2], keepdims=False)
+            R.output(m)
+        return m
+
+
+def test_clip_carries_the_layout_before_expected():
+    after = tvm_compat.apply(ToNHWC(), ClipBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, ClipExpected)
+    x = 4 * np.random.default_rng(4).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    k, out = W2.shape[2], 2
+    conv = np.array([[[np.einsum("chw,chw->", W2[o].astype(np.float64), x[0, :, i:i + k, j:j + k].astype(np.float64))
+                       for j in range(out)] for i in range(out)] for o in range(2)])
+    assert conv.max() > 6 or conv.min() < 0                 # the clip bites
+    got = tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0]
+    np.testing.assert_allclose(got[0], np.clip(conv, 0, 6).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)

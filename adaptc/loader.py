@@ -270,13 +270,9 @@ def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
     """The ReduceMeans that do not reduce the spatial axes of a 4-D tensor (axes from the
     attribute, or from a constant second input since opset 18)."""
     import onnx
-    from onnx import numpy_helper
 
     graph = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    consts = _onnx_constants(graph)
     try:
         inferred = onnx.shape_inference.infer_shapes(model).graph
         ranks = {vi.name: len(vi.type.tensor_type.shape.dim)
@@ -314,10 +310,39 @@ def _onnx_model(path: Path, data: bytes):
     return model
 
 
+def _onnx_constants(graph) -> dict:
+    """Values of the graph's initializers and Constant nodes, by name."""
+    from onnx import numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return consts
+
+
+def _onnx_dropout_problems(model) -> list[tuple[str, str, str]]:
+    """Dropout is compiled as the identity: refused in training mode (or a mode computed at run time)."""
+    consts = _onnx_constants(model.graph)
+    problems = []
+    for node in model.graph.node:
+        if node.op_type != "Dropout" or len(node.input) < 3 or not node.input[2]:
+            continue
+        mode = consts.get(node.input[2])
+        if mode is None:
+            problems.append(("Dropout", node.name or node.output[0], "training_mode computed at run time"))
+        elif bool(mode):
+            problems.append(("Dropout", node.name or node.output[0], "training_mode=1: a training op"))
+    return problems
+
+
 def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
     findings = [(n.op_type, n.name or n.output[0], "") for n in model.graph.node if n.op_type not in ONNX_OPS]
-    if any(node.op_type == "ReduceMean" for node in model.graph.node):
+    ops = {node.op_type for node in model.graph.node}
+    if "ReduceMean" in ops:
         findings += _onnx_mean_problems(model)
+    if "Dropout" in ops:
+        findings += _onnx_dropout_problems(model)
     return findings
 
 

@@ -110,6 +110,8 @@ class _Fuser:
             w = const_eval(g, value.args[1])
             if w is None:
                 g.fail(name.replace("relax.", ""), var.name, "weights must be constant")
+            if not out_shape:
+                g.fail(name.replace("relax.", ""), var.name, "a product of two vectors (a 0-d result)")
             out_c = out_shape[-1]
             last, bias, (lo, hi) = self.epilogue(var, True, out_c)
             consts, names = [w.astype(np.float32)], ["weights"]

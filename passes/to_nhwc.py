@@ -7,8 +7,10 @@ carries NHWC through pooling, ``mean`` and elementwise ops and inserts ``permute
 layout meets a layout-dependent op such as ``reshape``); a ``permute_dims`` that only moves
 size-1 axes does not change the bytes and becomes a ``reshape``. ``clip`` (ReLU6: ONNX Clip)
 is carried through as well: 0.27's ConvertLayout stops at it, so it crosses as
-``minimum(maximum(x, lo), hi)`` and is a ``clip`` again afterwards. Modules already in NHWC are
-unchanged. Numerics are unchanged (checked on llvm in tests/passes/test_to_nhwc.py).
+``minimum(maximum(x, lo), hi)`` and is a ``clip`` again afterwards; negative axes of
+``squeeze`` / ``expand_dims`` are made positive first (0.27's ConvertLayout fails on them).
+Modules already in NHWC are unchanged. Numerics are unchanged (checked on llvm in
+tests/passes/test_to_nhwc.py).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def ToNHWC():
 
     @tvm_compat.module_pass("adaptc.ToNHWC")
     def _pass(mod):
-        mod = tvm_compat.replace_function(mod, "main", _clips_as_min_max(mod["main"]))
+        mod = tvm_compat.replace_function(mod, "main", _clips_as_min_max(_positive_axes(mod["main"])))
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
         mod = tvm_compat.replace_function(mod, "main", _min_max_as_clips(mod["main"]))
         x = wildcard()
@@ -74,3 +76,25 @@ def _min_max_as_clips(main):
         return relax.op.clip(matches[x], float(bounds[0]), float(bounds[1]))
 
     return rewrite_call(is_op("relax.minimum")(is_op("relax.maximum")(x, lo), hi), rewrite, main)
+
+
+def _positive_axes(main):
+    """``squeeze`` / ``expand_dims`` with negative axes -> the same with positive ones."""
+    x = wildcard()
+
+    def squeeze(call, matches):
+        axes = call.attrs.axis
+        rank = len(tvm_compat.shape_of(matches[x].ty))
+        if axes is None or all(int(a) >= 0 for a in axes):
+            return call
+        return relax.op.squeeze(matches[x], [int(a) % rank for a in axes])
+
+    def expand_dims(call, matches):
+        axes = [int(a) for a in call.attrs.axis]
+        rank = len(tvm_compat.shape_of(call.ty))
+        if all(a >= 0 for a in axes):
+            return call
+        return relax.op.expand_dims(matches[x], [a % rank for a in axes])
+
+    main = rewrite_call(is_op("relax.squeeze")(x), squeeze, main)
+    return rewrite_call(is_op("relax.expand_dims")(x), expand_dims, main)

@@ -95,6 +95,35 @@ class _Fuser:
     def emit(self, anchor_var, call: CompositeCall, last_var):
         self.calls.append((last_var, call))
 
+    def visit_pool(self, var, value, name, out_shape):
+        """Pooling as the kernels compute it (floor mode, padding excluded from an average): ceil
+        mode becomes the bottom / right padding that gives its output size in floor mode; an
+        average that counts the padding becomes a zero pad and an average over whole windows."""
+        g, a = self.g, value.attrs
+        op = name.replace("relax.nn.", "")
+        if str(a.layout) != "NHWC" or any(int(d) != 1 for d in a.dilation):
+            g.fail(op, var.name, f"{op} must be NHWC without dilation (layout {a.layout}, dilation "
+                   f"{[int(d) for d in a.dilation]})")
+        x = value.args[0]
+        n, in_h, in_w, c = tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty)
+        k, st = [int(v) for v in a.pool_size], [int(v) for v in a.strides]
+        top, left, bottom, right = (int(v) for v in a.padding)
+        if bool(a.ceil_mode):
+            bottom += max((out_shape[1] - 1) * st[0] + k[0] - (in_h + top + bottom), 0)
+            right += max((out_shape[2] - 1) * st[1] + k[1] - (in_w + left + right), 0)
+        if op == "avg_pool2d" and bool(a.count_include_pad) and top + left + bottom + right:
+            padded = relax.Var(f"{var.name}_padded", relax.TensorType([n, in_h + top + bottom, in_w + left + right, c],
+                                                                      "float32"))
+            self.emit(padded, CompositeCall("adaptc.pad_f32", [x], [], {
+                "pad_width": [0, 0, top, bottom, left, right, 0, 0], "pad_value": 0.0},
+                tvm_compat.shape_of(padded.ty), "float32", "avg_pool2d padding (count_include_pad)"), padded)
+            x, top, left, bottom, right = padded, 0, 0, 0, 0
+        last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
+        kind = "adaptc.avg_pool2d_f32" if op == "avg_pool2d" else "adaptc.max_pool2d_f32"
+        self.emit(var, CompositeCall(kind, [x], [], {
+            "pool_size": k, "strides": st, "padding": [top, left, bottom, right], "act_min": lo, "act_max": hi},
+            out_shape, "float32", op), last)
+
     def visit(self, var, value):
         g = self.g
         name = tvm_compat.op_name(value)
@@ -143,17 +172,7 @@ class _Fuser:
             self.emit(var, CompositeCall("adaptc.add_f32", list(value.args), [], {"act_min": lo, "act_max": hi},
                                          out_shape, "float32", "add"), last)
         elif name in ("relax.nn.avg_pool2d", "relax.nn.max_pool2d"):
-            a = value.attrs
-            if str(a.layout) != "NHWC" or bool(a.ceil_mode) or any(int(d) != 1 for d in a.dilation):
-                g.fail(name.replace("relax.", ""), var.name, "pooling must be NHWC, floor mode, no dilation")
-            if name == "relax.nn.avg_pool2d" and bool(a.count_include_pad) and any(int(p) for p in a.padding):
-                g.fail("avg_pool2d", var.name, "count_include_pad with padding")
-            last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
-            kind = "adaptc.avg_pool2d_f32" if "avg" in name else "adaptc.max_pool2d_f32"
-            self.emit(var, CompositeCall(kind, [value.args[0]], [], {
-                "pool_size": [int(v) for v in a.pool_size], "strides": [int(v) for v in a.strides],
-                "padding": [int(v) for v in a.padding], "act_min": lo, "act_max": hi},
-                out_shape, "float32", name.split(".")[-1]), last)
+            self.visit_pool(var, value, name, out_shape)
         elif name == "relax.multiply" and self.softmax_beta(var, value) is not None:
             beta, user = self.softmax_beta(var, value)
             self.consumed.add(user.var)

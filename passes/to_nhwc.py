@@ -8,7 +8,8 @@ layout meets a layout-dependent op such as ``reshape``); a ``permute_dims`` that
 size-1 axes does not change the bytes and becomes a ``reshape``. ``clip`` (ReLU6: ONNX Clip)
 is carried through as well: 0.27's ConvertLayout stops at it, so it crosses as
 ``minimum(maximum(x, lo), hi)`` and is a ``clip`` again afterwards; negative axes of
-``squeeze`` / ``expand_dims`` are made positive first (0.27's ConvertLayout fails on them).
+``squeeze`` / ``expand_dims`` are made positive first (0.27's ConvertLayout fails on them). A 2-D
+pooling still NCHW after that (no convolution before it) runs NHWC between two transposes.
 Modules already in NHWC are unchanged. Numerics are unchanged (checked on llvm in
 tests/passes/test_to_nhwc.py).
 """
@@ -34,7 +35,7 @@ def ToNHWC():
     def _pass(mod):
         mod = tvm_compat.replace_function(mod, "main", _clips_as_min_max(_positive_axes(mod["main"])))
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
-        mod = tvm_compat.replace_function(mod, "main", _min_max_as_clips(mod["main"]))
+        mod = tvm_compat.replace_function(mod, "main", _pools_to_nhwc(_min_max_as_clips(mod["main"])))
         x = wildcard()
         pattern = is_op("relax.permute_dims")(x)
 
@@ -98,3 +99,25 @@ def _positive_axes(main):
 
     main = rewrite_call(is_op("relax.squeeze")(x), squeeze, main)
     return rewrite_call(is_op("relax.expand_dims")(x), expand_dims, main)
+
+
+def _pools_to_nhwc(main):
+    """``max_pool2d`` / ``avg_pool2d`` still NCHW -> the same pooling NHWC between transposes
+    (0.27's ConvertLayout takes no desired layout for pooling)."""
+    x = wildcard()
+
+    def rewrite(call, matches):
+        a = call.attrs
+        if str(a.layout) != "NCHW":
+            return call
+        kw = {"pool_size": a.pool_size, "strides": a.strides, "padding": a.padding, "dilation": a.dilation,
+              "ceil_mode": bool(a.ceil_mode), "layout": "NHWC"}
+        nhwc = relax.op.permute_dims(matches[x], [0, 2, 3, 1])
+        if tvm_compat.op_name(call) == "relax.nn.avg_pool2d":
+            pooled = relax.op.nn.avg_pool2d(nhwc, count_include_pad=bool(a.count_include_pad), **kw)
+        else:
+            pooled = relax.op.nn.max_pool2d(nhwc, **kw)
+        return relax.op.permute_dims(pooled, [0, 3, 1, 2])
+
+    main = rewrite_call(is_op("relax.nn.max_pool2d")(x), rewrite, main)
+    return rewrite_call(is_op("relax.nn.avg_pool2d")(x), rewrite, main)

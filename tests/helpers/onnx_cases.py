@@ -317,11 +317,24 @@ def check(p: Prepared, workdir: str | os.PathLike, target: str = TARGET) -> Resu
         else:
             worst = max(worst, float(np.abs(y.astype(np.int64) - expected.astype(np.int64)).max(initial=0)))
             ok = y.dtype == expected.dtype and np.array_equal(y, expected)
-        if not ok:
+        if not ok and not _stored_output_is_rounded(path, x, y, expected):
             return result("wrong", f"data set {i}: max |difference| {worst:.3g} "
                           f"(rtol {RTOL:g}, atol {ATOL:g}); expected magnitude {np.abs(expected).max():.3g}",
                           kind="mismatch", max_abs_diff=worst)
     return result("pass", max_abs_diff=worst)
+
+
+def _stored_output_is_rounded(path: Path, x, y, expected) -> bool:
+    """A few node tests store outputs written by hand to 4 decimals (e.g. AveragePool's
+    ``ceil_last_window_starts_on_pad``): when onnxruntime itself differs from the stored output
+    as much as adaptc does, and adaptc equals onnxruntime within the tolerance, the stored
+    output is what is imprecise."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path))
+    ref = np.asarray(sess.run(None, {sess.get_inputs()[0].name: x})[0])
+    return (np.issubdtype(expected.dtype, np.floating) and not np.allclose(ref, expected, rtol=RTOL, atol=ATOL)
+            and np.allclose(ref, expected, atol=1e-3) and np.allclose(y, ref, rtol=RTOL, atol=ATOL))
 
 
 def names_operator(message: str, ops) -> bool:

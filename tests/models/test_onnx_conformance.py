@@ -39,8 +39,8 @@ UNCLEAR_REFUSALS = {
 }
 
 # The share of applicable cases that pass, measured on 2026-12-06 (onnx 1.23.2, ONNX_OPS with Clip,
-# Dropout, Identity, Squeeze and Unsqueeze: 61 of 149). It only goes up: raise it as it rises.
-MIN_PASS_RATE = 61 / 149
+# Dropout, Identity, Squeeze and Unsqueeze; NCHW and ceil-mode pooling: 83 of 149). It only goes up.
+MIN_PASS_RATE = 83 / 149
 # Applicable cases of the 14 operators adaptc had before those five (114): fewer means cases were lost
 # on the way (an onnx upgrade, the collector), not that the compiler changed.
 MIN_APPLICABLE = 114

@@ -7,6 +7,7 @@ that calls them in order.
 """
 from __future__ import annotations
 
+import numpy as np
 from tvm import relax
 
 from . import tvm_compat
@@ -43,12 +44,23 @@ class Graph:
         raise UnsupportedOperatorError(self.path, what, str(node), supported or self.supported, detail)
 
 
+_CONST_ARITHMETIC = {"relax.add": np.add, "relax.subtract": np.subtract, "relax.multiply": np.multiply,
+                     "relax.divide": np.divide}
+
+
 def const_eval(g: Graph, expr):
-    """NumPy value of an expression built from constants by reshape/permute_dims, else None."""
+    """NumPy value of an expression built from constants by reshape / permute_dims and
+    element-wise add / subtract / multiply / divide (in the constants' own type, as the module
+    computes it), else None."""
     expr = g.resolve(expr)
     if tvm_compat.is_constant(expr):
         return tvm_compat.constant_value(expr)
     name = tvm_compat.op_name(expr)
+    if name in _CONST_ARITHMETIC:
+        a, b = (const_eval(g, arg) for arg in expr.args)
+        if a is None or b is None:
+            return None
+        return _CONST_ARITHMETIC[name](a, b).astype(tvm_compat.dtype_of(expr.ty))
     if name in ("relax.reshape", "relax.permute_dims"):
         inner = const_eval(g, expr.args[0])
         if inner is None:

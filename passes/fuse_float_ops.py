@@ -49,6 +49,7 @@ class _Fuser:
             for v in relax.analysis.free_vars(b.value):
                 self.users.setdefault(v, []).append(b)
         self.calls, self.alias, self.consumed = [], {}, set()
+        self.scale: dict = {}           # var = x * s folded into its user's weights: var -> s
 
     def single_user(self, var):
         users = self.users.get(var, [])
@@ -71,6 +72,20 @@ class _Fuser:
             self.consumed.add(user.var)
             var = user.var
         return var, bias, (lo, hi)
+
+    def input_scale(self, var, value):
+        """(x, s) when ``var = x * s`` for a scalar constant ``s`` feeds only a conv2d / matmul with
+        constant weights (Gemm's alpha as TVM imports it), else None."""
+        user = self.single_user(var)
+        if user is None or tvm_compat.op_name(user.value) not in ("relax.nn.conv2d", "relax.matmul"):
+            return None
+        if not user.value.args[0].same_as(var) or const_eval(self.g, user.value.args[1]) is None:
+            return None
+        for x, c in (value.args, value.args[::-1]):
+            s = const_eval(self.g, c)
+            if s is not None and s.size == 1 and const_eval(self.g, x) is None:
+                return x, s.reshape(()).astype(np.float32)
+        return None
 
     def softmax_beta(self, var, value):
         """(beta, softmax binding) when ``var = x * scalar`` feeds only a last-axis softmax."""
@@ -135,10 +150,15 @@ class _Fuser:
         if tvm_compat.dtype_of(var.ty) != "float32":
             g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
         out_shape = tvm_compat.shape_of(var.ty)
+        if name == "relax.multiply" and (scale := self.input_scale(var, value)) is not None:
+            self.alias[var], self.scale[var] = scale          # folded into the weights of its user
+            return
         if name in ("relax.nn.conv2d", "relax.matmul"):
             w = const_eval(g, value.args[1])
             if w is None:
                 g.fail(name.replace("relax.", ""), var.name, "weights must be constant")
+            if value.args[0] in self.scale:                   # (x * s) @ W = x @ (s * W)
+                w = w * self.scale[value.args[0]]
             if not out_shape:
                 g.fail(name.replace("relax.", ""), var.name, "a product of two vectors (a 0-d result)")
             out_c = out_shape[-1]
@@ -164,8 +184,11 @@ class _Fuser:
             self.emit(var, CompositeCall(kind, [value.args[0]], consts, attrs, out_shape, "float32",
                                          source, names), last)
         elif name == "relax.add":
-            if any(const_eval(g, a) is not None for a in value.args):
-                g.fail("add", var.name, "add of a constant outside a conv/dense bias")
+            for x, c in (value.args, value.args[::-1]):
+                if const_eval(g, c) is not None:
+                    shape = list(const_eval(g, c).shape)
+                    g.fail("add", var.name, f"add of a constant {shape} to the result of {g.op(x) or 'the input'} "
+                           "(a per-channel bias of a conv / matmul is folded into it; this one is not)")
             if any(tvm_compat.shape_of(g.resolve(a).ty if a in g.value else a.ty) != out_shape for a in value.args):
                 g.fail("add", var.name, "broadcasting add")
             last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])

@@ -1,0 +1,70 @@
+"""The zoo of public architectures (tests/data/zoo) on an emulated Cortex-M: per model, MACs,
+instructions per MAC with the reference kernels and with the core's optimized ones, arena, flash
+(measured on the cross-built firmware) -- int8 TFLite as it is, float ONNX by post-training int8
+quantization -- and for the float ONNX models the int8 output SNR against onnxruntime; the
+models that do not compile yet with the operators they lack.
+
+    .venv/bin/python benchmarks/zoo.py [--target cortex-m4] [--only NAME]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import adaptc
+from adaptc.loader import unsupported
+
+ZOO = Path(__file__).resolve().parents[1] / "tests" / "data" / "zoo"
+
+
+def snr_db(m, path: Path, xs) -> float:
+    sess = ort.InferenceSession(str(path))
+    scale, zp = m.output_quantization
+    ref = np.stack([sess.run(None, {sess.get_inputs()[0].name: x})[0] for x in xs])
+    out = np.stack([(m.run(m.quantize_input(x)).astype(np.float64) - zp) * scale for x in xs])
+    return float(10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", default="cortex-m4")
+    ap.add_argument("--only")
+    args = ap.parse_args()
+    models = json.loads((ZOO / "models.json").read_text())["models"]
+    rng = np.random.default_rng(0)
+    print(f"{'model':<24} {'MACs':>11} {'insn/MAC ref':>12} {'insn/MAC opt':>12} {'arena B':>9} {'flash B':>9} "
+          f"{'SNR dB':>7}")
+    for name, info in models.items():
+        if args.only and name != args.only:
+            continue
+        path = ZOO / info["file"]
+        missing = unsupported(path)
+        if missing:
+            ops = sorted({op for op, _, _ in missing})
+            print(f"{name:<24} not yet: {', '.join(ops)}")
+            continue
+        onnx = info["format"] == "onnx"
+        shape = tuple(info["inputs"][0]["shape"])
+        cal = rng.normal(0, 1, (16, *shape)).astype(np.float32) if onnx else None
+        row = {}
+        for kernels in ("ref", None):
+            m = adaptc.compile(path, target=args.target, calibration=cal, kernels=kernels)
+            x = m.quantize_input(cal[0]) if onnx else rng.integers(-128, 128, shape, dtype=np.int8)
+            r = m.run_on_target(x)
+            row[kernels] = (m, r)
+        m, r = row[None]
+        mem = m.report()["memory"]["model"]
+        snr = f"{snr_db(m, path, cal[:8]):7.1f}" if onnx else f"{'-':>7}"
+        print(f"{name:<24} {m.program.macs:>11,} {row['ref'][1].instructions_per_mac:>12.2f} "
+              f"{r.instructions_per_mac:>12.2f} {m.report['arena_bytes']:>9,} {mem['flash_bytes']:>9,} {snr}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,7 +63,7 @@ def round_away_f32(x: float) -> int:
     x = np.float32(x)
     if not np.isfinite(x):
         return int(np.sign(x)) << 40  # beyond any int8/int32 range; callers clamp
-    return int(np.sign(x) * np.floor(np.abs(x) + np.float32(0.5)))
+    return int(np.sign(x) * np.floor(np.abs(np.float64(x)) + 0.5))   # exact: float32 + 0.5 fits a double
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +183,130 @@ def softmax_s8(x: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
     scale, nbits = softmax_reciprocal(rdbpot(e, SOFTMAX_ACCUMULATION_INTEGER_BITS).sum(axis=-1, keepdims=True))
     out = rdbpot(srdhm(scale, e), nbits + 31 - 8) - 128
     return np.clip(out, -128, 127).astype(np.int8)
+
+
+# gemmlowp's logistic and tanh on FixedPoint<int32, k> (fixedpoint/fixedpoint.h), and the int16
+# pieces of TFLite's reference HARD_SWISH (kernels/internal/reference/hard_swish.h).
+
+
+def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp ``exp_on_negative_values`` for a Q``integer_bits`` input (raw int32 values,
+    a <= 0), result in Q0.31. For ``integer_bits == 5`` this is :func:`exp_on_negative_values_q5`."""
+    a = _i64(a)
+    frac_bits = 31 - integer_bits
+    one_quarter = 1 << (frac_bits - 2)
+    a_mod_quarter_minus_one_quarter = (a & (one_quarter - 1)) - one_quarter
+    rescaled = a_mod_quarter_minus_one_quarter  # Rescale<0>: saturating multiply by 2^integer_bits
+    if integer_bits > 0:
+        rescaled = saturating_lshift(rescaled, integer_bits)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(rescaled)
+    remainder = wrap32(a_mod_quarter_minus_one_quarter - a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            bit = (remainder & (1 << (frac_bits + exponent))) != 0
+            result = np.where(bit, srdhm(result, multiplier), result)
+    if integer_bits > 5:
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def _newton_reciprocal_of_half_denominator(a: np.ndarray) -> np.ndarray:
+    """The Newton-Raphson loop shared by gemmlowp's ``one_over_one_plus_x_for_x_in_0_1`` and
+    ``one_minus_x_over_one_plus_x_for_x_in_0_1``: x ~ 1 / ((1 + a) / 2) in Q2.29 for a Q0.31."""
+    half_denominator = (_i64(a) + INT32_MAX + 1) >> 1  # RoundingHalfSum(a, One), a >= 0
+    x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))  # 48/17 - 32/17 * d
+    for _ in range(3):
+        one_minus_half_denominator_times_x = wrap32((1 << 29) - srdhm(half_denominator, x))
+        x = wrap32(x + saturating_lshift(srdhm(x, one_minus_half_denominator_times_x), 2))
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp ``one_over_one_plus_x_for_x_in_0_1``: 1 / (1 + a), Q0.31 in and out."""
+    # Rescale<0>(ExactMulByPot<-1>(x)): the Q2.29 raw read as Q1.30, then Q1.30 -> Q0.31.
+    return saturating_lshift(_newton_reciprocal_of_half_denominator(a), 1)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp ``one_minus_x_over_one_plus_x_for_x_in_0_1``: (1 - a) / (1 + a), Q0.31."""
+    x = _newton_reciprocal_of_half_denominator(a)
+    return saturating_lshift(wrap32(x - (1 << 29)), 2)  # Rescale<0>(x - F2::One())
+
+
+def logistic_fixed(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp ``logistic`` of a FixedPoint<int32, integer_bits> (raw values), result in Q0.31."""
+    a = _i64(a)
+    positive = a > 0
+    abs_input = np.where(positive, a, wrap32(-a))
+    result_if_positive = one_over_one_plus_x_for_x_in_0_1(
+        exp_on_negative_values(wrap32(-abs_input), integer_bits))
+    result_if_negative = wrap32(INT32_MAX - result_if_positive)  # ResultF::One() - r
+    return np.where(a == 0, 1 << 30, np.where(positive, result_if_positive, result_if_negative))
+
+
+def tanh_fixed(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp ``tanh`` of a FixedPoint<int32, integer_bits> (raw values), result in Q0.31."""
+    a = _i64(a)
+    negative = a < 0
+    n = np.where(negative, a, wrap32(-a))
+    # neg_tanh_on_negative_values: ExactMulByPot<1> reads the raw value as Q(integer_bits + 1).
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
+    return np.where(a == 0, 0, np.where(negative, wrap32(-t), t))
+
+
+def calculate_input_radius(integer_bits: int, left_shift: int, total_signed_bits: int = 31) -> int:
+    """TFLite ``CalculateInputRadius`` (floating-point build): the largest input magnitude,
+    in input units, that a Q``integer_bits`` fixed-point function distinguishes from saturation."""
+    max_input_rescaled = (1.0 * ((1 << integer_bits) - 1) * (1 << (total_signed_bits - integer_bits))
+                          / 2.0 ** left_shift)
+    return int(math.floor(max_input_rescaled))
+
+
+INT16_MIN = -(1 << 15)
+INT16_MAX = (1 << 15) - 1
+
+
+def wrap16(x) -> np.ndarray:
+    """Convert to int16 as two's complement hardware does (C's implementation-defined narrowing)."""
+    return ((_i64(x) + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+def srdhm16(a, b) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int16."""
+    a, b = _i64(a), _i64(b)
+    ab = a * b
+    v = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = wrap16(np.where(v >= 0, v >> 15, -((-v) >> 15)))
+    return np.where((a == b) & (a == INT16_MIN), INT16_MAX, q)
+
+
+def sdhm16(a, b) -> np.ndarray:
+    """TFLite ``SaturatingDoublingHighMul`` on int16 (hard_swish.h): like SQDMULH, the doubled
+    high half truncated toward zero instead of rounded."""
+    a, b = _i64(a), _i64(b)
+    ab = a * b
+    q = wrap16(np.where(ab >= 0, ab >> 15, -((-ab) >> 15)))
+    return np.where((a == b) & (a == INT16_MIN), INT16_MAX, q)
+
+
+def rdbpot16(x, exponent: int) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT`` on int16 (exponent in 0..31; int16 mask and sums)."""
+    x = _i64(x)
+    mask = int(wrap16((1 << exponent) - 1))
+    threshold = wrap16((mask >> 1) + (x < 0))
+    return wrap16((x >> exponent) + ((x & mask) > threshold))
+
+
+def saturating_lshift16(x, amount: int) -> np.ndarray:
+    """TFLite ``SaturatingLeftShift`` on int16 (hard_swish.h): x * 2^amount clamped to int16."""
+    return np.clip(_i64(x) * (1 << amount), INT16_MIN, INT16_MAX)
+
+
+def downscale_multiplier_to_int16(multiplier: int) -> int:
+    """TFLite ``DownScaleInt32ToInt16Multiplier``: a Q0.31 multiplier rounded to Q0.15."""
+    if multiplier >= INT32_MAX - (1 << 15):
+        return INT16_MAX
+    return (multiplier + (1 << 15)) >> 16
 
 
 # ---------------------------------------------------------------------------------------------

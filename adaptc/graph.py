@@ -7,10 +7,12 @@ that calls them in order.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import relax
 
-from . import tvm_compat
+from . import tvm_compat, unary
 from .errors import UnsupportedOperatorError
 from .qops import CompositeCall, build_function
 
@@ -74,7 +76,8 @@ def const_eval(g: Graph, expr):
 
 def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
     """A module with one composite function per CompositeCall in ``calls`` (a list of
-    (replaced var, CompositeCall | reshape-like Call)) and a ``main`` that calls them in order.
+    (replaced var, CompositeCall | reshape-like Call or concat)) and a ``main`` that calls them
+    in order.
     ``alias`` maps vars that equal another var; ``attrs`` are added to main's attributes."""
     func = mod["main"]
     bb = relax.BlockBuilder()
@@ -91,6 +94,13 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
             g.fail(str(g.op(v)).replace("relax.", ""), v.name, "its value is not produced by a supported pattern")
         return new_of[v]
 
+    def remap(arg):
+        if isinstance(arg, relax.Var):
+            return lookup(arg)
+        if isinstance(arg, relax.Tuple) and all(isinstance(f, relax.Var) for f in arg.fields):   # concat's
+            return relax.Tuple([lookup(f) for f in arg.fields])
+        return arg
+
     fns = {}
     for i, (_var, call) in enumerate(calls):
         if isinstance(call, CompositeCall):
@@ -104,9 +114,9 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
                     gv = fns[i]
                     args = [lookup(x) for x in call.inputs] + [relax.const(c) for c in call.consts]
                     new_of[var] = bb.emit(relax.Call(gv, args), name_hint=var.name)
-                else:  # reshape-like: same op on the new input
-                    new_of[var] = bb.emit(relax.Call(call.op, [lookup(call.args[0])] + list(call.args[1:]),
-                                                     call.attrs), name_hint=var.name)
+                else:  # reshape-like (or concat): the same op on the new inputs
+                    new_of[var] = bb.emit(relax.Call(call.op, [remap(a) for a in call.args], call.attrs),
+                                          name_hint=var.name)
             if len(g.results) > 1:
                 ret = bb.emit_output(relax.Tuple([lookup(f) for f in g.results]))
             else:
@@ -115,13 +125,109 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
     return bb.get()
 
 
-def spatial_mean_axes(g: Graph, call, node) -> tuple[list[int], bool]:
-    """(axes, keep_dims) of a ``mean`` over H and W of a 4-D NHWC tensor; UnsupportedOperatorError
-    naming the axes for any other mean (LegalizeQDQ, FuseFloatOps)."""
+def mean_axes(g: Graph, call, node) -> tuple[list[int], bool]:
+    """(axes, keep_dims) of a ``mean`` over a contiguous range of axes (global average pooling
+    of any rank: [1, 2] of NHWC, [1] of [N, T, C]); UnsupportedOperatorError naming the axes for
+    any other mean (LegalizeQDQ, FuseFloatOps)."""
     x = call.args[0]
     rank = len(tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty))
-    axes = None if call.attrs.axis is None else sorted({int(v) % rank for v in call.attrs.axis})
-    if rank != 4 or axes != [1, 2]:
-        g.fail("mean", node, f"mean over axes {'all' if axes is None else axes} of a {rank}-D tensor; "
-               "only the spatial axes [1, 2] of an NHWC tensor (global average pooling)")
+    axes = list(range(rank)) if call.attrs.axis is None else sorted({int(v) % rank for v in call.attrs.axis})
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        g.fail("mean", node, f"mean over axes {axes} of a {rank}-D tensor; only over neighbouring axes "
+               "(e.g. [1, 2] of NHWC: global average pooling)")
     return axes, bool(call.attrs.keepdims)
+
+
+@dataclass(frozen=True)
+class UnaryMatch:
+    """An element-wise unary function found in main: ``function`` (adaptc.unary) applied to
+    ``x`` with ``params``; ``inner`` are the vars of its intermediate values (excluding the
+    root)."""
+
+    x: object
+    function: unary.Function
+    params: dict
+    inner: tuple
+
+
+def match_unary(g: Graph, expr) -> UnaryMatch | None:
+    """The adaptc.unary function whose canonical expression (its ``pattern``) ``expr`` is, if
+    any. Intermediate values must have no other use."""
+    for f in unary.FUNCTIONS.values():
+        env: dict = {"inner": []}
+        if _match(g, f.pattern, expr, env, root=True):
+            if all(g.uses.get(v, 0) == 1 for v in env["inner"]):
+                params = {k: env[k] for k in f.params}
+                return UnaryMatch(env[unary.X], f, params, tuple(env["inner"]))
+    return None
+
+
+_COMMUTATIVE = ("add", "multiply")
+
+
+def _scalar_of(g: Graph, expr) -> float | None:
+    if tvm_compat.is_prim_imm(expr):             # clip's bounds
+        return float(expr.value)
+    value = const_eval(g, expr)
+    return None if value is None or value.size != 1 else float(value.reshape(()))
+
+
+def _match(g: Graph, pat, expr, env: dict, root: bool = False) -> bool:
+    """``expr`` against pattern ``pat``: unary.X (the input, the same var wherever it appears),
+    a number (a scalar constant equal to it), ``"$name"`` (a scalar constant, bound to
+    env[name]) or ``(op, *args[, {attr: pattern}])`` (a call of relax.<op>; add and multiply in
+    either argument order)."""
+    if pat == unary.X:
+        if const_eval(g, expr) is not None:
+            return False
+        if unary.X in env:
+            return env[unary.X].same_as(expr)
+        env[unary.X] = expr
+        return True
+    if isinstance(pat, (int, float)) or isinstance(pat, str):
+        value = _scalar_of(g, expr)
+        if value is None:
+            return False
+        if isinstance(pat, str):
+            env[pat[1:]] = value
+            return True
+        return bool(np.isclose(value, pat, rtol=1e-6, atol=0.0))
+    call = g.resolve(expr)
+    op, *args = pat
+    attrs = args.pop() if args and isinstance(args[-1], dict) else {}
+    if tvm_compat.op_name(call) != f"relax.{op}" or len(call.args) != len(args):
+        return False
+    orders = [list(call.args)] + ([list(call.args)[::-1]] if op in _COMMUTATIVE else [])
+    for order in orders:
+        trial = {**env, "inner": list(env["inner"])}
+        if all(_match(g, p, e, trial) for p, e in zip(args, order)):
+            if all(_match_attr(getattr(call.attrs, k), p, trial) for k, p in attrs.items()):
+                if not root and isinstance(expr, relax.Var):
+                    trial["inner"].append(expr)
+                env.clear()
+                env.update(trial)
+                return True
+    return False
+
+
+def _match_attr(value, pat, env: dict) -> bool:
+    value = float(value.value if hasattr(value, "value") else value)
+    if isinstance(pat, str):
+        env[pat[1:]] = value
+        return True
+    return bool(np.isclose(value, pat, rtol=1e-6, atol=0.0))
+
+
+def split_part(g: Graph, value):
+    """The ``strided_slice`` that equals ``value`` when it is one part of a ``split``
+    (``TupleGetItem(split(x), i)``), else None: the passes keep splits as slices."""
+    if not isinstance(value, relax.TupleGetItem):
+        return None
+    tup = value.tuple_value
+    split = g.resolve(tup)
+    if tvm_compat.op_name(split) != "relax.split":
+        return None
+    axis = int(split.attrs.axis) % len(tvm_compat.shape_of(split.args[0].ty))
+    sizes = [tvm_compat.shape_of(t)[axis] for t in tup.ty.fields]
+    begin = sum(sizes[:int(value.index)])
+    return relax.op.strided_slice(split.args[0], axes=[axis], begin=[begin], end=[begin + sizes[int(value.index)]])

@@ -13,16 +13,18 @@ from .errors import DynamicShapeError, InputError, ModelLoadError, UnsupportedOp
 
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
-    "ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
-    "MEAN", "PAD", "RELU", "RELU6", "RESHAPE", "SOFTMAX",
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "ELU", "EXPAND_DIMS",
+    "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "RELU",
+    "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V", "SQUEEZE",
+    "STRIDED_SLICE", "TANH",
 })
 ONNX_OPS = frozenset({
-    "Add", "AveragePool", "Clip", "Constant", "Conv", "Dropout", "Flatten", "Gemm", "GlobalAveragePool",
-    "Identity", "MatMul", "MaxPool", "Pad", "ReduceMean", "Relu", "Reshape", "Softmax", "Squeeze", "Unsqueeze",
+    "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "Dropout", "Elu", "Flatten", "Gemm",
+    "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
+    "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Tanh", "Transpose",
+    "Unsqueeze",
 })
-# MEAN / ReduceMean: only over the spatial axes of a 4-D tensor (global average pooling).
-TFLITE_MEAN_AXES = ((1, 2),)                 # NHWC
-ONNX_MEAN_AXES = ((2, 3), (1, 2))            # NCHW, or NHWC where a model is laid out so
+# MEAN / ReduceMean: over a contiguous range of axes (global average pooling of any rank).
 
 
 @dataclass(frozen=True)
@@ -145,18 +147,19 @@ def _read(path: Path) -> bytes:
         raise ModelLoadError(path, e.strerror or str(e)) from None
 
 
-def _mean_axes_problem(op: str, axes, rank, allowed) -> str | None:
+def _mean_axes_problem(op: str, axes, rank) -> str | None:
     """Why a mean over ``axes`` (None: all) of a rank-``rank`` tensor (None: unknown, then only
-    the axes are checked) is not compiled, or None when its axes are one of ``allowed``."""
-    if rank is None and axes is not None and min(int(a) for a in axes) < 0:
-        return None                 # negative axes of an unknown rank: the passes check them
-    resolved = None if axes is None else sorted({int(a) % rank if rank else int(a) for a in axes})
-    if rank in (4, None) and resolved is not None and tuple(resolved) in allowed:
+    the axes are checked) is not compiled, or None when its axes are a contiguous range."""
+    if axes is None:
         return None
-    shown = "all axes" if axes is None else f"axes {[int(a) for a in axes]}"
+    if rank is None and min(int(a) for a in axes) < 0:
+        return None                 # negative axes of an unknown rank: the passes check them
+    resolved = sorted({int(a) % rank if rank else int(a) for a in axes})
+    if resolved == list(range(resolved[0], resolved[-1] + 1)):
+        return None
     tensor = f"a {rank}-D tensor" if rank is not None else "a tensor of unknown rank"
-    return (f"{op} over {shown} of {tensor}; only the spatial axes "
-            f"{' or '.join(str(list(a)) for a in allowed)} of a 4-D tensor (global average pooling)")
+    return (f"{op} over axes {[int(a) for a in axes]} of {tensor}; only over neighbouring axes "
+            "(e.g. [1, 2] of NHWC: global average pooling)")
 
 
 # ------------------------------------------------------------------------------------- TFLite
@@ -209,7 +212,7 @@ def _tflite_mean_problem(model, sub, op) -> str | None:
     if isinstance(data, int) or not len(data):     # flatbuffers gives 0 for an absent vector
         return "MEAN with a computed axis tensor"
     axes = np.frombuffer(data.tobytes(), "<i4")
-    return _mean_axes_problem("MEAN", axes, x.ShapeLength(), TFLITE_MEAN_AXES)
+    return _mean_axes_problem("MEAN", axes, x.ShapeLength())
 
 
 def _tflite_operators(path, model, sub) -> list[tuple[str, str, object]]:
@@ -267,8 +270,8 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
 
 
 def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
-    """The ReduceMeans that do not reduce the spatial axes of a 4-D tensor (axes from the
-    attribute, or from a constant second input since opset 18)."""
+    """The ReduceMeans that do not reduce a contiguous range of axes (axes from the attribute, or
+    from a constant second input since opset 18)."""
     import onnx
 
     graph = model.graph
@@ -294,7 +297,7 @@ def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
             axes = consts[node.input[1]].reshape(-1).tolist()
         if not axes and attrs.get("noop_with_empty_axes", 0):
             problems.append(("ReduceMean", name, "ReduceMean with no axes (identity)"))
-        elif problem := _mean_axes_problem("ReduceMean", axes or None, ranks.get(node.input[0]), ONNX_MEAN_AXES):
+        elif problem := _mean_axes_problem("ReduceMean", axes or None, ranks.get(node.input[0])):
             problems.append(("ReduceMean", name, problem))
     return problems
 
@@ -336,6 +339,29 @@ def _onnx_dropout_problems(model) -> list[tuple[str, str, str]]:
     return problems
 
 
+def _onnx_resize_problems(model) -> list[tuple[str, str, str]]:
+    """Resize is compiled in mode nearest (a gather per axis), any coordinate rule but
+    tf_crop_and_resize, from opset 11 on."""
+    import onnx
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    problems = []
+    for node in model.graph.node:
+        if node.op_type != "Resize":
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs.get("mode", b"nearest").decode()
+        coord = attrs.get("coordinate_transformation_mode", b"half_pixel").decode()
+        name = node.name or node.output[0]
+        if opset < 11:
+            problems.append(("Resize", name, f"Resize of opset {opset} (scales as the second input)"))
+        elif mode != "nearest":
+            problems.append(("Resize", name, f"mode {mode}: only nearest"))
+        elif coord == "tf_crop_and_resize":
+            problems.append(("Resize", name, "coordinate_transformation_mode tf_crop_and_resize"))
+    return problems
+
+
 def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
     findings = [(n.op_type, n.name or n.output[0], "") for n in model.graph.node if n.op_type not in ONNX_OPS]
     ops = {node.op_type for node in model.graph.node}
@@ -343,6 +369,8 @@ def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
         findings += _onnx_mean_problems(model)
     if "Dropout" in ops:
         findings += _onnx_dropout_problems(model)
+    if "Resize" in ops:
+        findings += _onnx_resize_problems(model)
     return findings
 
 

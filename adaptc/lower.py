@@ -1,7 +1,10 @@
 """Relax -> Program: ``lower(mod, name)`` reads an integer (or float) composite module.
 
 ``main`` is a sequence of calls to ``adaptc.*`` composite functions and reshapes; each call
-becomes a ``Step`` (adaptc.program), each reshape an alias of its input's storage. A gated
+becomes a ``Step`` (adaptc.program), each reshape an alias of its input's storage, a
+``permute_dims`` an ``adaptc.transpose`` step, a ``strided_slice`` an ``adaptc.slice`` step, a
+``take`` of constant indices an ``adaptc.gather`` step and a ``concat`` ``adaptc.concat`` steps. A
+gated
 module (passes/insert_gates.py: ``main(x, level)`` with nested If) lowers to its exit segments in
 order, each ended by its gate step.
 """
@@ -12,7 +15,7 @@ from tvm import relax
 from . import tvm_compat
 from .errors import UnsupportedOperatorError
 from .exits import Controller
-from .program import GATE_OPS, Exit, Program, Step, Tensor, step_macs
+from .program import CONCAT_INPUTS, DTYPE_BYTES, GATE_OPS, Exit, Program, Step, Tensor, step_macs
 from .qops import composite_name
 
 
@@ -67,6 +70,28 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
                                   [storage[src]], out_id, {"axes": axes}, {},
                                   in_shapes=[shape], out_shape=tensors[out_id].shape))
                 return
+            if opn == "relax.strided_slice" and value.args[0] in storage:
+                src = value.args[0]
+                begin, strides = tvm_compat.strided_slice_view(value)
+                out_id = new_tensor(b.var)
+                steps.append(Step(len(steps), "adaptc.slice", f"strided_slice ({b.var.name})", [storage[src]], out_id,
+                                  {"begin": begin, "strides": strides,
+                                   "item_bytes": DTYPE_BYTES[tvm_compat.dtype_of(src.ty)]}, {},
+                                  in_shapes=[tvm_compat.shape_of(src.ty)], out_shape=tensors[out_id].shape))
+                return
+            if opn == "relax.take" and value.args[0] in storage and tvm_compat.is_constant(value.args[1]):
+                src = value.args[0]
+                shape = tvm_compat.shape_of(src.ty)
+                out_id = new_tensor(b.var)
+                steps.append(Step(len(steps), "adaptc.gather", f"take ({b.var.name})", [storage[src]], out_id,
+                                  {"axis": int(value.attrs.axis) % len(shape),
+                                   "item_bytes": DTYPE_BYTES[tvm_compat.dtype_of(src.ty)]},
+                                  {"indices": tvm_compat.constant_value(value.args[1])},
+                                  in_shapes=[shape], out_shape=tensors[out_id].shape))
+                return
+            if opn == "relax.concat" and all(f in storage for f in value.args[0].fields):
+                lower_concat(b.var, list(value.args[0].fields), int(value.attrs.axis))
+                return
             raise UnsupportedOperatorError(path, str(opn or type(value).__name__), b.var.name,
                                            ["adaptc composites", "reshape"],
                                            "run the integer passes (adaptc.compile) before lowering")
@@ -82,6 +107,28 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
         steps.append(Step(len(steps), op, f"{attrs.pop('source', op)} ({b.var.name})", in_ids, out_id,
                           attrs, consts, step_macs(op, attrs, in_shapes, out_shape, consts),
                           in_shapes=in_shapes, out_shape=out_shape))
+
+    def lower_concat(var, parts, axis):
+        """``adaptc.concat`` steps of at most CONCAT_INPUTS inputs each, chained for more."""
+        rank = len(tvm_compat.shape_of(var.ty))
+        axis %= rank
+        item = DTYPE_BYTES[tvm_compat.dtype_of(var.ty)]
+        ids, shapes = [storage[p] for p in parts], [tvm_compat.shape_of(p.ty) for p in parts]
+        while ids:
+            batch_ids, batch_shapes = ids[:CONCAT_INPUTS], shapes[:CONCAT_INPUTS]
+            ids, shapes = ids[CONCAT_INPUTS:], shapes[CONCAT_INPUTS:]
+            out_shape = list(batch_shapes[0])
+            out_shape[axis] = sum(s[axis] for s in batch_shapes)
+            if ids:                                       # a partial result, the next step's first input
+                tid = len(tensors)
+                tensors.append(Tensor(tid, f"{var.name}_part{len(steps)}", tuple(out_shape),
+                                      tvm_compat.dtype_of(var.ty)))
+                ids, shapes = [tid] + ids, [tuple(out_shape)] + shapes
+            else:
+                tid = new_tensor(var)
+            steps.append(Step(len(steps), "adaptc.concat", f"concat ({var.name})", batch_ids, tid,
+                              {"axis": axis, "item_bytes": item}, {}, in_shapes=batch_shapes,
+                              out_shape=tuple(out_shape)))
 
     def walk(seq):
         for blk in seq.blocks:

@@ -20,6 +20,7 @@ import numpy as np
 DTYPE_BYTES = {"int8": 1, "int32": 4, "float32": 4}
 
 GATE_OPS = ("adaptc.qgate", "adaptc.gate_f32")
+CONCAT_INPUTS = 4                    # inputs of one adaptc.concat step (the lowering chains steps for more)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from . import gates, tvm_compat
+from . import gates, tvm_compat, unary
 from .fixedpoint import RelaxFixedPoint
 
 COMPOSITES: dict[str, Callable] = {}
@@ -123,6 +123,13 @@ def _qadd(F, p, a):
         scaled.append(F.mbqm(v, np.int32(a[f"input{i}_multiplier"]), np.int32(a[f"input{i}_shift"])))
     raw = F.emit(relax.op.add(*scaled))
     return _requantize_output(F, raw, a)
+
+
+@composite("adaptc.qmul")
+def _qmul(F, p, a):
+    """TFLite MUL int8 (broadcasting): (x1 - zp1) * (x2 - zp2) requantized by one multiplier."""
+    product = F.emit(relax.op.multiply(_offset(F, p[0], int(a["input1_zp"])), _offset(F, p[1], int(a["input2_zp"]))))
+    return _requantize_output(F, product, a)
 
 
 @composite("adaptc.qavg_pool2d")
@@ -267,6 +274,11 @@ def _add_f32(F, p, a):
     return _act_f32(F.emit(relax.op.add(p[0], p[1])), a)
 
 
+@composite("adaptc.mul_f32")
+def _mul_f32(F, p, a):
+    return _act_f32(F.emit(relax.op.multiply(p[0], p[1])), a)
+
+
 @composite("adaptc.avg_pool2d_f32")
 def _avg_pool2d_f32(F, p, a):
     y = F.emit(relax.op.nn.avg_pool2d(p[0], pool_size=a["pool_size"], strides=a["strides"],
@@ -298,6 +310,12 @@ def _softmax_f32(F, p, a):
 @composite("adaptc.clamp_f32")
 def _clamp_f32(F, p, a):
     return _act_f32(p[0], a)
+
+
+@composite("adaptc.unary_f32")
+def _unary_f32(F, p, a):
+    """An element-wise function of adaptc.unary (sigmoid, tanh, hard swish, ...), float32."""
+    return unary.build(str(a["function"]), p[0], **a)
 
 
 @composite("adaptc.pad_f32")

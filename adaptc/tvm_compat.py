@@ -51,6 +51,34 @@ def is_constant(expr) -> bool:
     return isinstance(expr, tvm.ir.Constant)
 
 
+def is_prim_imm(expr) -> bool:
+    """An integer or float immediate (0.27 writes clip's bounds so; they are also Constants)."""
+    return isinstance(expr, (tvm.tirx.IntImm, tvm.tirx.FloatImm))
+
+
+def int_tuple(expr) -> list[int]:
+    """A Relax tuple (or shape) of integer immediates as ints (strided_slice's axes, begin, ...)."""
+    values = expr.fields if isinstance(expr, relax.Tuple) else expr.values
+    return [int(v.value) for v in values]
+
+
+def strided_slice_view(call) -> tuple[list[int], list[int]]:
+    """(begin, step) per axis of a ``strided_slice`` call with constant arguments: where its
+    output's first element sits in the input, and the stride in elements of that axis; the
+    output's shape is the call's type."""
+    shape = shape_of(call.args[0].ty)
+    begin, steps = [0] * len(shape), [1] * len(shape)
+    axes, starts = int_tuple(call.args[1]), int_tuple(call.args[2])
+    strides = int_tuple(call.args[4]) if len(call.args) > 4 else [1] * len(axes)
+    for i, axis in enumerate(axes):
+        axis %= len(shape)
+        st = strides[i]
+        b = starts[i] + shape[axis] if starts[i] < 0 else starts[i]
+        b = min(max(b, 0), shape[axis] - 1) if st < 0 else min(max(b, 0), shape[axis])
+        begin[axis], steps[axis] = b, st
+    return begin, steps
+
+
 def constant_value(expr) -> np.ndarray:
     return expr.value.numpy()
 
@@ -88,15 +116,64 @@ def from_tflite(buf: bytes):
 
     Quirks, fixed by a converter subclass:
     - 0.27 refuses quantized PAD although its converter pads int8 with the input zero point
-      (TFLite's semantics); PAD joins the whitelist of quantized ops.
+      (TFLite's semantics); PAD joins the whitelist of quantized ops, with the other operators
+      that move int8 values without arithmetic (EXPAND_DIMS, SQUEEZE, SLICE, STRIDED_SLICE, SPLIT,
+      SPLIT_V, RESIZE_NEAREST_NEIGHBOR; TFLite requires equal parameters in and out) and ELU.
+    - HARD_SWISH, LEAKY_RELU and ELU are written in adaptc.unary's canonical form (0.27's ELU
+      ignores the quantization of an int8 one).
+    - EXPAND_DIMS (0.27 passes expand_dims a third argument) is the reshape to its output shape.
+    - RESIZE_NEAREST_NEIGHBOR is a gather (``take``) per spatial axis of the source indices
+      TFLite Micro computes (``tflite_nearest_indices``): int8 or float alike, no requantization.
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
     import tflite
     from tvm.relax.frontend.tflite import tflite_frontend as fe
 
+    from . import unary
+
     class Converter(fe.OperatorConverter):
-        _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {"PAD"}
+        _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
+            "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
+            "STRIDED_SLICE"}
+
+        def _unary(self, op, name: str, alpha: float = 1.0):
+            """dequantize? -> adaptc.unary's canonical expression -> quantize?"""
+            (x,), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            expr = self.get_expr(x.tensor_idx)
+            if x.qnn_params:
+                expr = self.dequantize(expr, x)
+            out = unary.build(name, expr, alpha=alpha)
+            return self.quantize(out, y) if y.qnn_params else out
+
+        def convert_resize_nearest_neighbor(self, op):
+            from tflite.ResizeNearestNeighborOptions import ResizeNearestNeighborOptions
+
+            (x, size), _ = self.get_input_tensors(op), self.get_output_tensors(op)
+            opts = ResizeNearestNeighborOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            in_hw = [int(d) for d in x.tensor.ShapeAsNumpy()[1:3]]
+            out_hw = [int(d) for d in self.get_tensor_value(size)]
+            maps = [tflite_nearest_indices(i, o, bool(opts.AlignCorners()), bool(opts.HalfPixelCenters()))
+                    for i, o in zip(in_hw, out_hw)]
+            return gather_axes(self.get_expr(x.tensor_idx), {1: maps[0], 2: maps[1]})
+
+        def convert_expand_dims(self, op):
+            (x, _axis), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            return relax.op.reshape(self.get_expr(x.tensor_idx), [int(d) for d in y.tensor.ShapeAsNumpy()])
+
+        def convert_hard_swish(self, op):
+            return self._unary(op, "hard_swish")
+
+        def convert_elu(self, op):
+            return self._unary(op, "elu")
+
+        def convert_leaky_relu(self, op):
+            from tflite.LeakyReluOptions import LeakyReluOptions
+
+            opts = LeakyReluOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            return self._unary(op, "leaky_relu", alpha=float(opts.Alpha()))
 
         def convert_softmax(self, op):
             beta = tflite_softmax_beta(op)
@@ -112,6 +189,62 @@ def from_tflite(buf: bytes):
             return self.quantize(relax.op.nn.softmax(xf, axis=-1), y)
 
     return fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
+
+
+def gather_axes(x, maps: dict):
+    """``x`` gathered along each axis of ``maps`` (axis -> source index per output position);
+    an axis whose map is the identity is left out."""
+    for axis, idx in sorted(maps.items()):
+        idx = np.asarray(idx, np.int32)
+        if not np.array_equal(idx, np.arange(len(idx))) or len(idx) != shape_of(x.ty)[axis]:
+            x = relax.op.take(x, relax.const(idx), axis=axis)
+    return x
+
+
+def tflite_nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
+    """Source index of each output position of TFLite's RESIZE_NEAREST_NEIGHBOR along one axis
+    (reference_ops::GetNearestNeighbor, in float32)."""
+    if align_corners and out_size > 1:
+        scale = np.float32(in_size - 1) / np.float32(out_size - 1)
+    else:
+        scale = np.float32(in_size) / np.float32(out_size)
+    pos = (np.arange(out_size, dtype=np.float32) + np.float32(0.5 if half_pixel_centers else 0.0)) * scale
+    pos = pos.astype(np.float32).astype(np.float64)
+    idx = np.sign(pos) * np.floor(np.abs(pos) + 0.5) if align_corners else np.floor(pos)
+    idx = np.minimum(idx.astype(np.int64), in_size - 1)
+    return np.maximum(idx, 0) if half_pixel_centers else idx
+
+
+def onnx_nearest_indices(in_size: int, out_size: int, scale: float, coordinate_mode: str,
+                         nearest_mode: str) -> np.ndarray:
+    """Source index of each output position of ONNX Resize (mode nearest) along one axis, as
+    onnxruntime computes it (float32 coordinates, then the nearest mode's rounding, clamped)."""
+    x = np.arange(out_size, dtype=np.float32)
+    s = np.float32(scale)
+    if coordinate_mode == "half_pixel":
+        pos = (x + np.float32(0.5)) / s - np.float32(0.5)
+    elif coordinate_mode == "pytorch_half_pixel":
+        pos = (x + np.float32(0.5)) / s - np.float32(0.5) if out_size > 1 else np.zeros_like(x)
+    elif coordinate_mode == "align_corners":
+        pos = x * np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.zeros_like(x)
+    elif coordinate_mode == "asymmetric":
+        pos = x / s
+    elif coordinate_mode == "tf_half_pixel_for_nn":
+        pos = (x + np.float32(0.5)) / s
+    else:
+        raise ValueError(f"coordinate_transformation_mode {coordinate_mode!r}")
+    pos = pos.astype(np.float32).astype(np.float64)
+    if nearest_mode == "floor":
+        idx = np.floor(pos)
+    elif nearest_mode == "ceil":
+        idx = np.ceil(pos)
+    elif nearest_mode == "round_prefer_ceil":
+        idx = np.floor(pos + 0.5)
+    elif nearest_mode == "round_prefer_floor":
+        idx = np.ceil(pos - 0.5)
+    else:
+        raise ValueError(f"nearest_mode {nearest_mode!r}")
+    return np.clip(idx, 0, in_size - 1).astype(np.int64)
 
 
 def tflite_softmax_beta(op) -> float:
@@ -149,7 +282,12 @@ def _onnx_overrides(fe) -> dict:
       form; with constant bounds (attributes before opset 11, constant inputs since) it is one
       ``relax.op.clip`` -- a ReLU6 the passes fuse into the layer before it. Other bounds: 0.27's.
     - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
-      identity (a node that also asks for the mask output is refused by the importer)."""
+      identity (a node that also asks for the mask output is refused by the importer).
+    - Elu, LeakyRelu: written in adaptc.unary's canonical form.
+    - Resize (mode nearest; the loader refuses the others) with constant scales or sizes: a gather
+      (``take``) per resized axis of the source indices onnxruntime computes
+      (``onnx_nearest_indices``), ``axes`` and ``keep_aspect_ratio_policy`` included."""
+    from . import unary
 
     def bound(e, default: float):
         if e is None:
@@ -181,7 +319,45 @@ def _onnx_overrides(fe) -> dict:
         def _impl_v12(cls, bb, inputs, attr, params):
             return inputs[0]
 
-    return {"Clip": Clip, "Dropout": Dropout}
+    class Elu(fe.Elu):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            return unary.build("elu", inputs[0], alpha=float(attr.get("alpha", 1.0)))
+
+    class LeakyRelu(fe.LeakyRelu):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            return unary.build("leaky_relu", inputs[0], alpha=float(attr.get("alpha", 0.01)))
+
+    class Resize(fe.Resize):
+        @classmethod
+        def _impl_v18(cls, bb, inputs, attr, params):
+            coord = attr.get("coordinate_transformation_mode", b"half_pixel").decode("ascii")
+            rounding = attr.get("nearest_mode", b"round_prefer_floor").decode("ascii")
+            policy = attr.get("keep_aspect_ratio_policy", b"stretch").decode("ascii")
+            x = inputs[0]
+            shape = shape_of(x.ty)
+            axes = [int(a) % len(shape) for a in attr.get("axes", range(len(shape)))]
+            scales = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+            sizes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else None
+            if scales is not None and is_constant(scales) and constant_value(scales).size:
+                sc = dict(zip(axes, constant_value(scales).astype(np.float32)))
+                out = {a: int(np.floor(np.float32(shape[a]) * sc[a])) for a in axes}
+            elif sizes is not None and is_constant(sizes):
+                out = dict(zip(axes, (int(v) for v in constant_value(sizes))))
+                sc = {a: np.float32(out[a] / shape[a]) for a in axes}
+                if policy != "stretch":            # one scale for every axis, the smaller / larger
+                    pick = min if policy == "not_larger" else max
+                    s = np.float32(pick(out[a] / shape[a] for a in axes))
+                    sc = {a: s for a in axes}
+                    out = {a: int(np.floor(np.float32(shape[a]) * s + np.float32(0.5))) for a in axes}
+            else:
+                return super()._impl_v18(bb, inputs, attr, params)
+            maps = {a: onnx_nearest_indices(shape[a], out[a], float(sc[a]), coord, rounding)
+                    for a in axes if (out[a], sc[a]) != (shape[a], 1.0)}
+            return gather_axes(x, maps)
+
+    return {"Clip": Clip, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Resize": Resize}
 
 
 def to_tensor(x: np.ndarray, device=None):

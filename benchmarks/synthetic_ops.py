@@ -52,7 +52,104 @@ def mean_f32(rng):
     return "adaptc.mean_f32", attrs, {}, [(n, h, w, c)], (n, 1, 1, c) if keep else (n, c)
 
 
+def unary_f32(rng):
+    """A float element-wise function of adaptc.unary over a feature map (adaptc.unary_f32)."""
+    from adaptc import unary
+
+    n, h, w, c = _spatial(rng)
+    function = str(rng.choice(sorted(unary.FUNCTIONS)))
+    attrs = {"function": function, "alpha": float(rng.uniform(0.01, 1.0)), "beta": 0.5}
+    return "adaptc.unary_f32", attrs, {}, [(n, h, w, c)], (n, h, w, c)
+
+
+def _broadcast_operands(rng):
+    """Two operand shapes of a broadcasting element-wise op and the output shape: same shape, a
+    per-channel gate [1, 1, 1, C] (squeeze-and-excitation), or a per-pixel one [1, H, W, 1]."""
+    n, h, w, c = _spatial(rng)
+    full = (n, h, w, c)
+    other = [full, (n, 1, 1, c), (n, h, w, 1), (1, 1, 1, 1)][int(rng.integers(0, 4))]
+    return [full, other] if rng.random() < 0.7 else [other, full], full
+
+
+def mul_s8(rng):
+    """TFLite int8 MUL, broadcasting (adaptc.qmul's attributes, as LegalizeQDQ computes them)."""
+    from adaptc import fixedpoint as fxp
+
+    shapes, out = _broadcast_operands(rng)
+    s1, s2, so = (float(rng.uniform(0.005, 0.1)) for _ in range(3))
+    mult, shift = fxp.quantize_multiplier(s1 * s2 / so)
+    attrs = {"input1_zp": int(rng.integers(-128, 128)), "input2_zp": int(rng.integers(-128, 128)),
+             "multiplier": [mult], "shift": [shift], "output_zp": int(rng.integers(-128, 128)), "output_scale": so,
+             "act_min": -128, "act_max": 127}
+    return "adaptc.qmul", attrs, {}, shapes, out
+
+
+def mul_f32(rng):
+    """ONNX Mul of two float maps, broadcasting (adaptc.mul_f32)."""
+    shapes, out = _broadcast_operands(rng)
+    return "adaptc.mul_f32", {"act_min": -np.inf, "act_max": np.inf}, {}, shapes, out
+
+
+def concat(rng):
+    """A Relax concat of two to four int8 maps along channels (a fire module, an inception
+    block) or rows (adaptc.concat; the kernel copies bytes, so int8 stands for every type)."""
+    n, h, w, c = _spatial(rng)
+    count = int(rng.integers(2, 5))
+    axis = 3 if rng.random() < 0.8 else 1
+    shapes = []
+    for _ in range(count):
+        shape = [n, h, w, c]
+        shape[axis] = max(1, int(rng.integers(1, shape[axis] + 1)) // (1 if axis == 3 else 2) or 1)
+        shapes.append(tuple(shape))
+    out = list(shapes[0])
+    out[axis] = sum(s[axis] for s in shapes)
+    return "adaptc.concat", {"axis": axis, "item_bytes": 1}, {}, shapes, tuple(out)
+
+
+def slice_(rng):
+    """A strided slice of an int8 map: half of the channels (a ShuffleNet split), a window of
+    rows and columns, or every other pixel (adaptc.slice; bytes again stand for every type)."""
+    n, h, w, c = _spatial(rng)
+    shape = (n, h, w, c)
+    begin, strides, out = [0, 0, 0, 0], [1, 1, 1, 1], list(shape)
+    kind = int(rng.integers(0, 3))
+    if kind == 0 and c > 1:
+        begin[3] = int(rng.integers(0, c // 2 + 1))
+        out[3] = c // 2 or 1
+    elif kind == 1:
+        for d in (1, 2):
+            begin[d] = int(rng.integers(0, shape[d]))
+            out[d] = int(rng.integers(1, shape[d] - begin[d] + 1))
+    else:
+        for d in (1, 2):
+            strides[d] = 2
+            out[d] = (shape[d] + 1) // 2
+    return "adaptc.slice", {"begin": begin, "strides": strides, "item_bytes": 1}, {}, [shape], tuple(out)
+
+
+def gather(rng):
+    """A gather of rows or columns of an int8 map by constant indices: one axis of a nearest
+    upsampling by 2 or 3, or of a downsampling (adaptc.gather; bytes stand for every type)."""
+    n, h, w, c = _spatial(rng)
+    axis = int(rng.choice([1, 2]))
+    size = (n, h, w, c)[axis]
+    factor = float(rng.choice([2.0, 3.0, 0.5]))
+    count = max(1, int(size * factor))
+    while n * h * w * c * count // size > ELEMENTS:
+        count //= 2
+    idx = np.minimum((np.arange(count) / factor).astype(np.int32), size - 1)
+    out = [n, h, w, c]
+    out[axis] = count
+    return "adaptc.gather", {"axis": axis, "item_bytes": 1}, {"indices": idx}, [(n, h, w, c)], tuple(out)
+
+
 OPS = {
     "adaptc.qmean": ("int8", mean_s8),
     "adaptc.mean_f32": ("float32", mean_f32),
+    "adaptc.unary_f32": ("float32", unary_f32),
+    "adaptc.qmul": ("int8", mul_s8),
+    "adaptc.mul_f32": ("float32", mul_f32),
+    "adaptc.concat": ("int8", concat),
+    "adaptc.slice": ("int8", slice_),
+    "adaptc.gather": ("int8", gather),
 }

@@ -6,15 +6,19 @@ weights as constants (possibly reshaped / transposed constants).
 Ensures: ``main`` holds calls to float composites and reshapes only:
 ``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
 ``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
-``adaptc.add_f32``; ``avg_pool2d``/``max_pool2d [+ act]``; ``[x * beta ->] softmax``; a lone
-``relu``/``clip`` -> ``adaptc.clamp_f32``; ``nn.pad``. A ``mean`` over H and W (axes [1, 2] of an
-NHWC tensor) ``[+ act]`` that keeps them as size 1 is a global average pool (ONNX
-GlobalAveragePool, ReduceMean keepdims=1) -> ``adaptc.avg_pool2d_f32`` with the whole plane as
-window; one that drops them (ReduceMean keepdims=0, PyTorch ``x.mean((2, 3))``, TFLite MEAN
-keep_dims=false) -> ``adaptc.mean_f32``; a mean over other axes raises UnsupportedOperatorError
-naming them. Layout ops (reshape, permute_dims) stay as they are. Anything else raises
-UnsupportedOperatorError naming the op and binding. Composite bodies are the original float
-ops, so the module computes the same values on llvm.
+``adaptc.add_f32``; ``multiply(x, y) [+ act]`` of two activations, broadcasting ->
+``adaptc.mul_f32``; an element-wise function of adaptc.unary in its canonical form (sigmoid, tanh,
+hard swish, hard sigmoid, leaky ReLU, ELU) -> ``adaptc.unary_f32``; ``avg_pool2d`` /
+``max_pool2d [+ act]``; ``[x * beta ->] softmax``; a lone ``relu``/``clip`` ->
+``adaptc.clamp_f32``; ``nn.pad``. A ``mean`` over H and W (axes [1, 2] of an NHWC tensor)
+``[+ act]`` that keeps them as size 1 is a global average pool (ONNX GlobalAveragePool,
+ReduceMean keepdims=1) -> ``adaptc.avg_pool2d_f32`` with the whole plane as window; any other
+mean over neighbouring axes (ReduceMean keepdims=0, PyTorch ``x.mean((2, 3))``, TFLite MEAN,
+a 1-D global pooling) -> ``adaptc.mean_f32``; a mean over axes that are not neighbours raises
+UnsupportedOperatorError naming them. Layout ops (reshape, permute_dims), concat, strided_slice
+and take (a gather: nearest resizing) stay as they are; each part of a split becomes a
+strided_slice. Anything else raises UnsupportedOperatorError naming the op and binding.
+Composite bodies are the original float ops, so the module computes the same values on llvm.
 
 Parameters: ``path`` -- the model file, for error messages.
 """
@@ -23,13 +27,14 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import tvm_compat
-from adaptc.graph import Graph, const_eval, rebuild_main, spatial_mean_axes
+from adaptc import tvm_compat, unary
+from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "mean", "nn.pad", "relu",
-             "reshape", "softmax", "multiply (softmax beta)")
-LAYOUT_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten", "relax.permute_dims")
+SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "mean", "multiply", "nn.pad",
+             "relu", "reshape", "softmax", "split", "strided_slice", "take", *unary.FUNCTIONS)
+LAYOUT_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten", "relax.permute_dims",
+              "relax.concat", "relax.strided_slice", "relax.take")
 
 
 def _act_bounds(call) -> tuple[float, float] | None:
@@ -50,6 +55,11 @@ class _Fuser:
                 self.users.setdefault(v, []).append(b)
         self.calls, self.alias, self.consumed = [], {}, set()
         self.scale: dict = {}           # var = x * s folded into its user's weights: var -> s
+        self.unary: dict = {}           # var -> graph.UnaryMatch whose value it is
+        for b in reversed(self.g.bindings):          # the outermost match wins
+            if b.var not in self.consumed and (m := match_unary(self.g, b.value)) is not None:
+                self.unary[b.var] = m
+                self.consumed.update(m.inner)
 
     def single_user(self, var):
         users = self.users.get(var, [])
@@ -110,6 +120,20 @@ class _Fuser:
     def emit(self, anchor_var, call: CompositeCall, last_var):
         self.calls.append((last_var, call))
 
+    def visit_mul(self, var, value, out_shape):
+        """``multiply(x, y)`` of two activations, or of one and a constant (flash, "input2"),
+        broadcasting; a scalar multiply that feeds a conv / matmul was folded into its weights."""
+        last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
+        attrs = {"act_min": lo, "act_max": hi}
+        consts = [const_eval(self.g, a) for a in value.args]
+        if all(c is None for c in consts):
+            self.emit(var, CompositeCall("adaptc.mul_f32", list(value.args), [], attrs, out_shape, "float32", "mul"),
+                      last)
+            return
+        x, c = (value.args[1], consts[0]) if consts[1] is None else (value.args[0], consts[1])
+        self.emit(var, CompositeCall("adaptc.mul_f32", [x], [np.asarray(c, np.float32)], attrs, out_shape, "float32",
+                                     "mul", ["input2"]), last)
+
     def visit_pool(self, var, value, name, out_shape):
         """Pooling as the kernels compute it (floor mode, padding excluded from an average): ceil
         mode becomes the bottom / right padding that gives its output size in floor mode; an
@@ -145,11 +169,21 @@ class _Fuser:
         if isinstance(value, relax.Var):
             self.alias[var] = value
             return
+        if name == "relax.split":             # its parts become slices (split_part)
+            return
+        if (part := split_part(g, value)) is not None:
+            self.calls.append((var, part))
+            return
         if const_eval(g, value) is not None:
             return
         if tvm_compat.dtype_of(var.ty) != "float32":
             g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
         out_shape = tvm_compat.shape_of(var.ty)
+        if var in self.unary:
+            m = self.unary[var]
+            self.emit(var, CompositeCall("adaptc.unary_f32", [m.x], [], {"function": m.function.name, **m.params},
+                                         out_shape, "float32", m.function.name), var)
+            return
         if name == "relax.multiply" and (scale := self.input_scale(var, value)) is not None:
             self.alias[var], self.scale[var] = scale          # folded into the weights of its user
             return
@@ -194,13 +228,15 @@ class _Fuser:
             last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
             self.emit(var, CompositeCall("adaptc.add_f32", list(value.args), [], {"act_min": lo, "act_max": hi},
                                          out_shape, "float32", "add"), last)
-        elif name in ("relax.nn.avg_pool2d", "relax.nn.max_pool2d"):
-            self.visit_pool(var, value, name, out_shape)
         elif name == "relax.multiply" and self.softmax_beta(var, value) is not None:
             beta, user = self.softmax_beta(var, value)
             self.consumed.add(user.var)
             self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {"beta": beta}, out_shape,
                                          "float32", "softmax"), user.var)
+        elif name == "relax.multiply":
+            self.visit_mul(var, value, out_shape)
+        elif name in ("relax.nn.avg_pool2d", "relax.nn.max_pool2d"):
+            self.visit_pool(var, value, name, out_shape)
         elif name == "relax.nn.softmax":
             if int(value.attrs.axis) not in (-1, len(out_shape) - 1):
                 g.fail("softmax", var.name, "softmax over an axis other than the last")
@@ -218,17 +254,17 @@ class _Fuser:
                 "pad_width": [int(v) for v in a.pad_width], "pad_value": float(a.pad_value)},
                 out_shape, "float32", "pad"), var)
         elif name == "relax.mean":
-            axes, keep_dims = spatial_mean_axes(g, value, var.name)
+            axes, keep_dims = mean_axes(g, value, var.name)
             in_shape = tvm_compat.shape_of(g.resolve(value.args[0]).ty if value.args[0] in g.value
                                            else value.args[0].ty)
             last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
-            if keep_dims:   # a global average pool (ONNX GlobalAveragePool imports this way)
+            if keep_dims and len(in_shape) == 4 and axes == [1, 2]:   # a global average pool (ONNX's)
                 call = CompositeCall("adaptc.avg_pool2d_f32", [value.args[0]], [], {
                     "pool_size": [in_shape[1], in_shape[2]], "strides": [1, 1], "padding": [0, 0, 0, 0],
                     "act_min": lo, "act_max": hi}, out_shape, "float32", "mean")
             else:
                 call = CompositeCall("adaptc.mean_f32", [value.args[0]], [], {
-                    "axes": axes, "keep_dims": False, "count": in_shape[1] * in_shape[2],
+                    "axes": axes, "keep_dims": keep_dims, "count": int(np.prod([in_shape[a] for a in axes])),
                     "act_min": lo, "act_max": hi}, out_shape, "float32", "mean")
             self.emit(var, call, last)
         elif name in LAYOUT_OPS:

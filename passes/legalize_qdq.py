@@ -5,13 +5,17 @@ networks: one dataflow block; every quantized layer is ``quantize(act?(op(dequan
 with int8 activations, per-channel int8 weights and int32 bias as dequantized constants; fused
 activations as ``clip`` on the int8 result or ``relu``/``clip`` before ``quantize``; quantized
 average pooling as ``astype(avg_pool2d(astype(x, int32)), int8)``; quantized MEAN as
-``quantize(mean(dequantize(x)))`` over the spatial axes [1, 2] of an NHWC tensor; max pooling,
+``quantize(mean(dequantize(x)))`` over neighbouring axes ([1, 2] of NHWC); element-wise
+functions of adaptc.unary as ``quantize(f(dequantize(x)))`` (becoming tables); concat as
+``quantize(concat(dequantize(x1), ...))`` (an int8 concat, inputs requantized where their
+parameters differ from the output's); max pooling,
 padding and reshapes directly on int8 tensors.
 
 Ensures: ``main`` holds only int8 values: calls to private composite functions
-(``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qavg_pool2d``,
+(``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qmul``, ``adaptc.qavg_pool2d``,
 ``adaptc.qmax_pool2d``, ``adaptc.qmean``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``)
-and layout ops (reshape, permute_dims).
+and layout ops (reshape, permute_dims, strided_slice: a split's parts become slices; take: a
+gather) and concat.
 Each composite's body is the exact TFLite integer arithmetic (TFLite's double-rounding
 requantization; average pooling rounds half away from zero, fixing the importer's floor; MEAN
 folds 1/count into its multiplier as TFLite Micro does), so the module on llvm is bit-exact with
@@ -27,12 +31,12 @@ import tvm
 from tvm import relax
 
 from adaptc import fixedpoint as fxp
-from adaptc import formats, tvm_compat
-from adaptc.graph import Graph, const_eval, rebuild_main, spatial_mean_axes
+from adaptc import formats, luts, tvm_compat, unary
+from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "conv2d", "matmul", "max_pool2d", "mean", "nn.pad", "relu",
-             "reshape", "softmax")
+SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "mean", "multiply", "nn.pad",
+             "relu", "reshape", "softmax", "split", "strided_slice", "take", *unary.FUNCTIONS)
 
 
 def _scalar(expr) -> float:
@@ -163,6 +167,30 @@ def _match_add(g, core, out_scale, out_zp, act_min, act_max, node):
     return CompositeCall("adaptc.qadd", [a[0], b[0]], [], attrs, shape, "int8", "add")
 
 
+def _match_mul(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(multiply(dequantize(a), dequantize(b))), broadcasting, b possibly a constant:
+    TFLite Micro's int8 MUL (the multiplier of s_a * s_b / s_out, in doubles of the float32
+    scales)."""
+    if g.op(core) != "relax.multiply":
+        return None
+    call = g.resolve(core)
+    a, b = (_dequantized(g, e) for e in call.args)
+    if a is None or b is None:
+        return None
+    if isinstance(a[0], np.ndarray):
+        a, b = b, a                                   # the constant second (it lives in flash)
+    if isinstance(a[0], np.ndarray) or len(a[1]) != 1 or len(b[1]) != 1:
+        g.fail("multiply", node, "int8 multiply of two constants or by a per-channel quantized tensor")
+    real = float(np.float32(a[1][0])) * float(np.float32(b[1][0])) / float(np.float32(out_scale))
+    mult, shift = fxp.quantize_multiplier(real)
+    attrs = {"input1_zp": int(a[2][0]), "input2_zp": int(b[2][0]), "multiplier": [mult], "shift": [shift],
+             **_out_range(out_scale, out_zp, act_min, act_max)}
+    if isinstance(b[0], np.ndarray):
+        return CompositeCall("adaptc.qmul", [a[0]], [b[0].astype(np.int8)], attrs, tvm_compat.shape_of(call.ty),
+                             "int8", "mul", ["input2"])
+    return CompositeCall("adaptc.qmul", [a[0], b[0]], [], attrs, tvm_compat.shape_of(call.ty), "int8", "mul")
+
+
 def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
     if g.op(core) != "relax.nn.softmax":
         return None
@@ -180,21 +208,29 @@ def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
 
 
 def _match_mean(g, core, out_scale, out_zp, act_min, act_max, node):
-    """quantize(mean(dequantize(x), axes [1, 2])): TFLite int8 MEAN (see adaptc.qops._qmean)."""
+    """quantize(mean(dequantize(x), neighbouring axes)): TFLite int8 MEAN (adaptc.qops._qmean)."""
     if g.op(core) != "relax.mean":
         return None
     call = g.resolve(core)
     x = _dequantized(g, call.args[0])
     if x is None or isinstance(x[0], np.ndarray):
         return None
-    axes, keep_dims = spatial_mean_axes(g, call, node)
+    axes, keep_dims = mean_axes(g, call, node)
     in_shape = tvm_compat.shape_of(g.resolve(x[0]).ty if x[0] in g.value else x[0].ty)
-    count = in_shape[1] * in_shape[2]
+    count = int(np.prod([in_shape[a] for a in axes]))
     in_scale, in_zp = float(x[1][0]), int(x[2][0])
     mult, shift = fxp.mean_multiplier(in_scale, float(out_scale), count)
     attrs = {"axes": axes, "keep_dims": keep_dims, "count": count, "input_zp": in_zp, "input_scale": in_scale,
              "multiplier": [mult], "shift": [shift], **_out_range(out_scale, out_zp, act_min, act_max)}
     return CompositeCall("adaptc.qmean", [x[0]], [], attrs, tvm_compat.shape_of(call.ty), "int8", "mean")
+
+
+def _requantize_call(x, in_scale: float, in_zp: int, out_scale, out_zp, act_min, act_max, shape, source):
+    """x (int8, in_scale / in_zp) -> out_scale / out_zp, clamped: TFLite's int8 requantization
+    (QUANTIZE, RELU) as a 256-entry table."""
+    table = np.clip(luts.requantize(in_scale, in_zp, float(out_scale), int(out_zp)), act_min, act_max)
+    return CompositeCall("adaptc.qlut", [x], [table.astype(np.int8)], {"input_scale": in_scale, "input_zp": in_zp,
+                         **_out_range(out_scale, out_zp, act_min, act_max)}, shape, "int8", source, ["table"])
 
 
 def _match_unary_lut(g, core, out_scale, out_zp, act_min, act_max, node):
@@ -203,16 +239,30 @@ def _match_unary_lut(g, core, out_scale, out_zp, act_min, act_max, node):
     x = _dequantized(g, core)
     if x is None or isinstance(x[0], np.ndarray):
         return None
+    return _requantize_call(x[0], float(x[1][0]), int(x[2][0]), out_scale, out_zp, act_min, act_max,
+                            tvm_compat.shape_of(g.resolve(core).ty), "relu/requantize")
+
+
+def _match_unary_function(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(f(dequantize(x))) for a function f of adaptc.unary: its 256-entry table (TFLite
+    Micro's int8 arithmetic for the operators TFLite has), clamped to the activation range."""
+    m = match_unary(g, core)
+    x = None if m is None else _dequantized(g, m.x)
+    if x is None or isinstance(x[0], np.ndarray):
+        return None
     in_scale, in_zp = float(x[1][0]), int(x[2][0])
-    mult, shift = fxp.quantize_multiplier(in_scale / float(out_scale))
-    values = np.arange(-128, 128)
-    table = np.clip(out_zp + fxp.mbqm(values - in_zp, mult, shift), act_min, act_max).astype(np.int8)
+    try:
+        table = m.function.table(in_scale, in_zp, float(out_scale), int(out_zp), m.params)
+    except ValueError as e:
+        g.fail(m.function.name, node, str(e))
+    table = np.clip(table, act_min, act_max).astype(np.int8)
     return CompositeCall("adaptc.qlut", [x[0]], [table], {"input_scale": in_scale, "input_zp": in_zp,
                          **_out_range(out_scale, out_zp, act_min, act_max)},
-                         tvm_compat.shape_of(g.resolve(core).ty), "int8", "relu/requantize", ["table"])
+                         tvm_compat.shape_of(g.resolve(core).ty), "int8", m.function.name, ["table"])
 
 
-QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_softmax, _match_mean, _match_unary_lut)
+QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_mul, _match_softmax, _match_mean, _match_unary_function,
+                     _match_unary_lut)
 
 
 def _pool_padding(attrs):
@@ -262,6 +312,10 @@ class _Legalizer:
         dtype = tvm_compat.dtype_of(var.ty)
         if isinstance(value, relax.Var):
             self.alias[var] = value
+        elif name == "relax.split":            # its parts become slices (split_part)
+            return
+        elif (part := split_part(g, value)) is not None:
+            self.calls.append((var, part))
         elif const_eval(g, value) is not None:
             return  # constant subexpression (weights being reshaped): read by the matchers
         elif name == "relax.quantize":
@@ -270,8 +324,13 @@ class _Legalizer:
             if dtype != "int8":
                 g.fail(f"quantize to {dtype}", var.name, "only int8 activations")
             act_min, act_max = self.act.get(var, (-128, 127))
-            core, lo, hi = _activation_range(g, value.args[0], out_scale, out_zp)
+            core, lo, hi = value.args[0], -128, 127
+            if match_unary(g, core) is None:          # (a hard sigmoid ends with its own clip)
+                core, lo, hi = _activation_range(g, core, out_scale, out_zp)
             act_min, act_max = max(act_min, lo), min(act_max, hi)
+            if g.op(core) == "relax.concat":
+                self.visit_concat(var, g.resolve(core), out_scale, out_zp, act_min, act_max)
+                return
             for matcher in QUANTIZE_MATCHERS:
                 call = matcher(g, core, out_scale, out_zp, act_min, act_max, var.name)
                 if call is not None and self.weight_formats and (
@@ -298,11 +357,33 @@ class _Legalizer:
                 "adaptc.qpad", [value.args[0]], [],
                 {"pad_width": [int(v) for v in a.pad_width], "pad_value": int(float(a.pad_value))},
                 tvm_compat.shape_of(var.ty), "int8", "pad")))
-        elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.permute_dims") and dtype == "int8":
+        elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.permute_dims",
+                      "relax.strided_slice", "relax.take") and dtype == "int8":
             self.calls.append((var, value))
         elif dtype == "int8" or name == "relax.clip" and dtype == "int8":
             g.fail(str(name).replace("relax.", ""), var.name, "int8 operator outside a quantize pattern")
         # float and int32 bindings are consumed by the patterns above; leftovers are checked later
+
+    def visit_concat(self, var, call, out_scale, out_zp, act_min, act_max):
+        """quantize(concat(dequantize(x1), ...)): the int8 concat of the inputs, each first
+        requantized to the output's parameters (a table) where its own differ or a clamp applies
+        (TFLite Micro requires equal parameters; post-training quantization may not have them)."""
+        g, parts = self.g, []
+        for i, field in enumerate(call.args[0].fields):
+            x = _dequantized(g, field)
+            if x is None or isinstance(x[0], np.ndarray):
+                g.fail("concat", var.name, "int8 concat of a constant or of a value that is not int8")
+            in_scale, in_zp = float(x[1][0]), int(x[2][0])
+            if (np.float32(in_scale) == np.float32(out_scale) and in_zp == int(out_zp)
+                    and (act_min, act_max) == (-128, 127)):
+                parts.append(x[0])
+                continue
+            shape = tvm_compat.shape_of(g.resolve(field).ty)
+            requantized = relax.Var(f"{var.name}_in{i}", tvm_compat.tensor_type(shape, "int8"))
+            self.calls.append((requantized, _requantize_call(x[0], in_scale, in_zp, out_scale, out_zp, act_min,
+                                                             act_max, shape, "concat input requantize")))
+            parts.append(requantized)
+        self.calls.append((var, relax.op.concat(parts, axis=int(call.attrs.axis))))
 
     def visit_avg_pool(self, var, value):
         g = self.g

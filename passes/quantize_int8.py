@@ -9,8 +9,10 @@ Ensures: ``main`` is rewritten into the QDQ form the TFLite importer produces --
 reshapes on int8 -- ready for LegalizeQDQ. Scheme: per-tensor asymmetric int8 activations from
 the calibration min/max (range widened to include 0), per-output-channel symmetric int8 weights
 (max |w| / 127), int32 bias at scale ``s_in * s_w[c]``, softmax output at 1/256 with zero point
--128, pooling and padding keep their input's parameters, a spatial mean (``adaptc.mean_f32``)
-gets its own from calibration, like TFLite's MEAN. main gains the attributes
+-128, an element-wise function (adaptc.unary) TFLite's output parameters where TFLite fixes them
+(LOGISTIC, TANH), pooling and padding keep their input's parameters, a spatial mean (``adaptc.mean_f32``)
+gets its own from calibration, like TFLite's MEAN, and so does a concat (over all of its inputs'
+values). main gains the attributes
 ``adaptc.input_scale``/``adaptc.input_zero_point`` (and the same for the output) so callers
 can quantize inputs and dequantize outputs.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import tvm_compat
+from adaptc import tvm_compat, unary
 from adaptc.errors import InputError
 from adaptc.qops import composite_name
 
@@ -137,6 +139,11 @@ class Quantizer:
             self.q[b.var] = self.q[value]
             return
         kind = composite_name(self.mod, value)
+        if tvm_compat.op_name(value) == "relax.concat":   # its own parameters; LegalizeQDQ requantizes inputs
+            parts = [self.dq(bb, f) for f in value.args[0].fields]
+            y = bb.emit(relax.op.concat(parts, axis=int(value.attrs.axis)))
+            self.quant(bb, y, b.var, *self.scheme.activation(*rng))
+            return
         if kind is None:  # reshape-like on the int8 value
             x, s, zp = self.q[value.args[0]]
             out = bb.emit(relax.Call(value.op, [x] + list(value.args[1:]), value.attrs), name_hint=b.var.name)
@@ -180,8 +187,16 @@ class Quantizer:
                                                   relax.const(np.int32(0)), axis=0))
                 y = bb.emit(relax.op.add(y, b_f))
             self.quant(bb, act(y), b.var, s_out, zp_out)
-        elif kind == "adaptc.add_f32":
-            y = bb.emit(relax.op.add(self.dq(bb, acts[0]), self.dq(bb, acts[1])))
+        elif kind in ("adaptc.add_f32", "adaptc.mul_f32"):
+            op = relax.op.add if kind == "adaptc.add_f32" else relax.op.multiply
+            if consts:                          # a constant operand: int8, per tensor, symmetric
+                c = consts[0].astype(np.float64)
+                c_scale = np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0)
+                c_q = np.clip(np.round(c / np.float64(c_scale)), -127, 127).astype(np.int8)
+                other = bb.emit(relax.op.dequantize(relax.const(c_q), relax.const(c_scale), relax.const(np.int32(0))))
+            else:
+                other = self.dq(bb, acts[1])
+            y = bb.emit(op(self.dq(bb, acts[0]), other))
             self.quant(bb, act(y), b.var, s_out, zp_out)
         elif kind == "adaptc.softmax_f32":   # beta folds into the input scale, as in TFLite
             x, s, zp = self.q[acts[0]]
@@ -189,6 +204,11 @@ class Quantizer:
             x_f = bb.emit(relax.op.dequantize(x, relax.const(s_beta), relax.const(np.int32(zp)), axis=0))
             y = bb.emit(relax.op.nn.softmax(x_f, axis=-1))
             self.quant(bb, y, b.var, np.float32(1 / 256), -128)
+        elif kind == "adaptc.unary_f32":   # the output parameters TFLite requires, else calibrated
+            f = unary.FUNCTIONS[str(a["function"])]
+            s, zp = f.int8_output or (s_out, zp_out)
+            y = bb.emit(unary.build(f.name, self.dq(bb, acts[0]), **a))
+            self.quant(bb, y, b.var, np.float32(s), zp)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
         elif kind == "adaptc.mean_f32":     # TFLite MEAN: its own output parameters

@@ -100,7 +100,7 @@ def test_unknown_extension(tmp_path, name):
 
 # --------------------------------------------------------------------- unsupported operators
 
-def _single_op_tflite(builtin, version=1, dtype=np.float32, q=None, n_inputs=1, output_name="tanh_out"):
+def _single_op_tflite(builtin, version=1, dtype=np.float32, q=None, n_inputs=1, output_name="sin_out"):
     mb = T._ModelBuilder("adaptc test: unsupported op")
     ins = [mb.input((1, 4, 4, 2), dtype, f"input{i}", q) for i in range(n_inputs)]
     y = mb.output((1, 4, 4, 2), dtype, output_name, q)
@@ -109,9 +109,10 @@ def _single_op_tflite(builtin, version=1, dtype=np.float32, q=None, n_inputs=1, 
 
 
 @pytest.mark.parametrize("op,builtin,kw", [
-    ("TANH", T._OP.TANH, dict(output_name="tanh_out")),
-    ("LOGISTIC", T._OP.LOGISTIC, dict(output_name="sigmoid/out:0")),
-    ("MUL", T._OP.MUL, dict(dtype=np.int8, q=T.QParams(0.1, 0), version=2, n_inputs=2, output_name="mul_out")),
+    ("SIN", T._OP.SIN, dict(output_name="sin_out")),
+    ("COS", T._OP.COS, dict(output_name="cosine/out:0")),
+    ("FLOOR_MOD", T._OP.FLOOR_MOD, dict(dtype=np.int8, q=T.QParams(0.1, 0), version=2, n_inputs=2,
+                                        output_name="mod_out")),
 ])
 def test_unsupported_tflite_operator(tmp_path, op, builtin, kw):
     path = tmp_path / "unsupported.tflite"
@@ -131,17 +132,17 @@ def test_unsupported_tflite_operator(tmp_path, op, builtin, kw):
 
 def test_unsupported_operator_after_supported_ones(tmp_path):
     """The second operator of a graph is unsupported: the node index and tensor name are reported."""
-    mb = T._ModelBuilder("adaptc test: relu then tanh")
+    mb = T._ModelBuilder("adaptc test: relu then sin")
     x = mb.input((1, 8), np.float32, "input")
     mid = mb.tensor((1, 8), np.float32, "relu_out")
-    y = mb.output((1, 8), np.float32, "final/tanh")
+    y = mb.output((1, 8), np.float32, "final/sin")
     mb.op(T._OP.RELU, 1, [x], [mid])
-    mb.op(T._OP.TANH, 1, [mid], [y])
+    mb.op(T._OP.SIN, 1, [mid], [y])
     path = tmp_path / "two.tflite"
     path.write_bytes(mb.finish())
-    with pytest.raises(UnsupportedOperatorError, match="TANH") as exc:
+    with pytest.raises(UnsupportedOperatorError, match="SIN") as exc:
         load(path)
-    assert exc.value.node == "operator #1 -> final/tanh"
+    assert exc.value.node == "operator #1 -> final/sin"
 
 
 # ------------------------------------------------------------------------------------ ONNX
@@ -161,13 +162,13 @@ def _onnx_model(op_type="Relu", input_dims=(1, 3, 4, 4), extra_nodes=()):
 
 
 def test_onnx_unsupported_operator(tmp_path):
-    path = tmp_path / "tanh.onnx"
-    path.write_bytes(_onnx_model("Tanh").SerializeToString())
+    path = tmp_path / "sin.onnx"
+    path.write_bytes(_onnx_model("Sin").SerializeToString())
     with pytest.raises(UnsupportedOperatorError) as exc:
         load(path)
     err, msg = exc.value, str(exc.value)
-    assert err.op == "Tanh" and err.node == "the_node"
-    assert str(path) in msg and "Tanh" in msg and "the_node" in msg
+    assert err.op == "Sin" and err.node == "the_node"
+    assert str(path) in msg and "Sin" in msg and "the_node" in msg
     assert err.supported == sorted(ONNX_OPS)
     for supported in ONNX_OPS:
         assert supported in msg
@@ -375,16 +376,17 @@ def test_every_unsupported_tflite_operator_in_one_error(tmp_path):
 
 
 def test_every_unsupported_onnx_operator_in_one_error(tmp_path):
-    """Unsupported ONNX op types and an operator variant (a mean over channels) together."""
+    """Unsupported ONNX op types and an operator variant (a mean over axes that are not
+    neighbours) together."""
     import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 1])
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
              helper.make_node("Erf", ["a"], ["b"], name="erf_1"),
              helper.make_node("Erf", ["b"], ["c"], name="erf_2"),
-             helper.make_node("ReduceMean", ["c"], ["y"], name="channel_mean", axes=[1], keepdims=1)]
+             helper.make_node("ReduceMean", ["c"], ["y"], name="channel_mean", axes=[1, 3], keepdims=1)]
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     path = tmp_path / "many.onnx"
@@ -393,5 +395,5 @@ def test_every_unsupported_onnx_operator_in_one_error(tmp_path):
         load(path)
     msg = str(exc.value)
     assert "3 unsupported operators: Erf x2 at 'erf_1', 'erf_2'; ReduceMean x1 at 'channel_mean' (ReduceMean " \
-           "over axes [1] of a 4-D tensor" in msg
+           "over axes [1, 3] of a 4-D tensor" in msg
     assert [f[0] for f in exc.value.findings] == ["Erf", "Erf", "ReduceMean"]

@@ -56,6 +56,17 @@ __all__ = [
     "pad_model_f32",
     "reshape_model_f32",
     "mean_model_f32",
+    "logistic_model",
+    "tanh_model",
+    "hard_swish_model",
+    "leaky_relu_model",
+    "elu_model",
+    "quantize_model",
+    "logistic_model_f32",
+    "tanh_model_f32",
+    "hard_swish_model_f32",
+    "leaky_relu_model_f32",
+    "elu_model_f32",
     "run_tflm",
     "run_litert",
     "conv_output_size",
@@ -822,6 +833,81 @@ def mean_model_f32(in_shape, axes, keep_dims) -> bytes:
 
 
 # --------------------------------------------------------------------------
+# unary activations with a lookup-table int8 form (int8 and float32)
+# --------------------------------------------------------------------------
+def _leaky_relu_opts(alpha):
+    def fn(b):
+        tflite.LeakyReluOptionsStart(b)
+        tflite.LeakyReluOptionsAddAlpha(b, float(alpha))
+        return tflite.LeakyReluOptionsEnd(b)
+    return fn
+
+
+def _leaky_relu_model(dtype, version, shape, in_q, out_q, alpha):
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} LEAKY_RELU {tuple(shape)} alpha={alpha}")
+    x = m.input(shape, dtype, "input", in_q)
+    y = m.output(shape, dtype, "output", out_q)
+    m.op(_OP.LEAKY_RELU, version, [x], [y], _OPT.LeakyReluOptions, _leaky_relu_opts(alpha))
+    return m.finish()
+
+
+def logistic_model(shape, in_q, out_q=QParams(1 / 256, -128)) -> bytes:
+    """int8 LOGISTIC (version 2). TFLM refuses an output zero point other than -128 and
+    assumes (without checking) an output scale of 1/256."""
+    return _unary_model("LOGISTIC", _OP.LOGISTIC, 2, np.int8, shape, _as_q(in_q), _as_q(out_q))
+
+
+def tanh_model(shape, in_q, out_q=QParams(1 / 128, 0)) -> bytes:
+    """int8 TANH (version 2). TFLM assumes (without checking) output (1/128, 0)."""
+    return _unary_model("TANH", _OP.TANH, 2, np.int8, shape, _as_q(in_q), _as_q(out_q))
+
+
+def hard_swish_model(shape, in_q, out_q) -> bytes:
+    """int8 HARD_SWISH (version 1). TFLM refuses in_scale / out_scale >= 128."""
+    return _unary_model("HARD_SWISH", _OP.HARD_SWISH, 1, np.int8, shape, _as_q(in_q), _as_q(out_q))
+
+
+def leaky_relu_model(shape, in_q, out_q, alpha=0.2) -> bytes:
+    """int8 LEAKY_RELU (version 2) with LeakyReluOptions ``alpha`` (any sign)."""
+    return _leaky_relu_model(np.int8, 2, shape, _as_q(in_q), _as_q(out_q), alpha)
+
+
+def elu_model(shape, in_q, out_q) -> bytes:
+    """int8 ELU (version 2); TFLM evaluates it through a table computed in float32."""
+    return _unary_model("ELU", _OP.ELU, 2, np.int8, shape, _as_q(in_q), _as_q(out_q))
+
+
+def quantize_model(shape, in_q, out_q) -> bytes:
+    """int8 -> int8 QUANTIZE (version 2): a requantization from ``in_q`` to ``out_q``."""
+    return _unary_model("QUANTIZE", _OP.QUANTIZE, 2, np.int8, shape, _as_q(in_q), _as_q(out_q))
+
+
+def logistic_model_f32(shape) -> bytes:
+    """float32 LOGISTIC (version 1)."""
+    return _unary_model("LOGISTIC", _OP.LOGISTIC, 1, np.float32, shape, None, None)
+
+
+def tanh_model_f32(shape) -> bytes:
+    """float32 TANH (version 1)."""
+    return _unary_model("TANH", _OP.TANH, 1, np.float32, shape, None, None)
+
+
+def hard_swish_model_f32(shape) -> bytes:
+    """float32 HARD_SWISH (version 1)."""
+    return _unary_model("HARD_SWISH", _OP.HARD_SWISH, 1, np.float32, shape, None, None)
+
+
+def leaky_relu_model_f32(shape, alpha=0.2) -> bytes:
+    """float32 LEAKY_RELU (version 1) with LeakyReluOptions ``alpha``."""
+    return _leaky_relu_model(np.float32, 1, shape, None, None, alpha)
+
+
+def elu_model_f32(shape) -> bytes:
+    """float32 ELU (version 1)."""
+    return _unary_model("ELU", _OP.ELU, 1, np.float32, shape, None, None)
+
+
+# --------------------------------------------------------------------------
 # runners
 # --------------------------------------------------------------------------
 def run_tflm(model: bytes, *inputs: np.ndarray, arena_size: int | None = None) -> np.ndarray:
@@ -853,3 +939,120 @@ def run_litert(model: bytes, *inputs: np.ndarray) -> np.ndarray:
     interp.invoke()
     out = interp.get_output_details()[0]
     return np.array(interp.get_tensor(out["index"]), copy=True)
+
+
+# --------------------------------------------------------------------------
+# MUL with broadcasting (int8 and float32)
+# --------------------------------------------------------------------------
+def _mul_opts(activation):
+    def fn(b):
+        tflite.MulOptionsStart(b)
+        tflite.MulOptionsAddFusedActivationFunction(b, _act(activation))
+        return tflite.MulOptionsEnd(b)
+    return fn
+
+
+def _mul_model(dtype, version, shape1, shape2, in1_q, in2_q, out_q, activation, const2):
+    out_shape = tuple(int(d) for d in np.broadcast_shapes(tuple(shape1), tuple(shape2)))
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} MUL {tuple(shape1)} x {tuple(shape2)}"
+                      f"{' (constant)' if const2 is not None else ''} {activation}")
+    a = m.input(shape1, dtype, "input1", in1_q)
+    if const2 is None:
+        c = m.input(shape2, dtype, "input2", in2_q)
+    else:
+        data = np.asarray(const2, dtype)
+        if data.shape != tuple(shape2):
+            raise ValueError(f"const2 shape {data.shape} != shape2 {tuple(shape2)}")
+        c = m.tensor(shape2, dtype, "input2", in2_q, data)
+    y = m.output(out_shape, dtype, "output", out_q)
+    m.op(_OP.MUL, version, [a, c], [y], _OPT.MulOptions, _mul_opts(activation))
+    return m.finish()
+
+
+def mul_model(shape1, shape2, in1_q, in2_q, out_q, activation="NONE", const2=None) -> bytes:
+    """int8 MUL (version 2), broadcasting ``shape1`` against ``shape2`` (NumPy's rule, as
+    TFLM's BroadcastMul6DSlow); ``const2`` (int8, ``shape2``) makes the second input a constant
+    tensor, else the model has two inputs."""
+    return _mul_model(np.int8, 2, shape1, shape2, _as_q(in1_q), _as_q(in2_q), _as_q(out_q), activation,
+                      None if const2 is None else _i8(const2))
+
+
+def mul_model_f32(shape1, shape2, activation="NONE", const2=None) -> bytes:
+    """float32 MUL (version 1), broadcasting; ``const2`` (float32, ``shape2``) as in ``mul_model``."""
+    return _mul_model(np.float32, 1, shape1, shape2, None, None, None, activation,
+                      None if const2 is None else _f32(const2))
+
+
+# --------------------------------------------------------------------------
+# small int8 graphs (one input): element-wise chains and MUL of two activations
+# --------------------------------------------------------------------------
+_UNARY_OPS = {  # name -> (builtin, int8 version, options type, options builder of alpha or None)
+    "LOGISTIC": (_OP.LOGISTIC, 2, _OPT.NONE, None),
+    "TANH": (_OP.TANH, 2, _OPT.NONE, None),
+    "HARD_SWISH": (_OP.HARD_SWISH, 1, _OPT.NONE, None),
+    "LEAKY_RELU": (_OP.LEAKY_RELU, 2, _OPT.LeakyReluOptions, _leaky_relu_opts),
+    "ELU": (_OP.ELU, 2, _OPT.NONE, None),
+    "RELU": (_OP.RELU, 2, _OPT.NONE, None),
+}
+
+
+def unary_chain_model(shape, ops, qs) -> bytes:
+    """int8 chain of element-wise operators: ``ops`` names from LOGISTIC, TANH, HARD_SWISH,
+    LEAKY_RELU, ELU, RELU, or (name, alpha) for LEAKY_RELU; ``qs`` the quantization of the
+    input and of each operator's output (len(ops) + 1 entries)."""
+    if len(qs) != len(ops) + 1:
+        raise ValueError(f"{len(ops)} operators need {len(ops) + 1} quantizations, got {len(qs)}")
+    names = [op if isinstance(op, str) else op[0] for op in ops]
+    m = _ModelBuilder(f"adaptc test: int8 {' -> '.join(names)} {tuple(shape)}")
+    t = m.input(shape, np.int8, "input", _as_q(qs[0]))
+    for k, (op, q) in enumerate(zip(ops, qs[1:])):
+        name, alpha = (op, 0.2) if isinstance(op, str) else op
+        builtin, version, opt_type, opts = _UNARY_OPS[name]
+        y = m.output(shape, np.int8, "output", _as_q(q)) if k == len(ops) - 1 else \
+            m.tensor(shape, np.int8, f"{name.lower()}_{k}", _as_q(q))
+        m.op(builtin, version, [t], [y], opt_type, opts(alpha) if opts else None)
+        t = y
+    return m.finish()
+
+
+def mul_branch_model(shape, in_q, out_q, branch="self", branch_q=None, weights=None, swap=False,
+                     activation="NONE", dtype=np.int8) -> bytes:
+    """MUL of the input by a second activation computed from it (one model input):
+
+    * ``branch="self"``: MUL(x, x), the same tensor twice;
+    * ``"mean"``: MEAN over H, W (keep_dims) -> [1, 1, 1, C], a squeeze-excitation gate;
+    * ``"conv"``: a 1x1 CONV_2D to one channel (``weights``: int8 (1, 1, 1, C) for int8, float
+      for float32) -> [1, H, W, 1], a spatial gate.
+
+    ``swap`` puts the branch first (broadcasting the first operand). int8: ``branch_q`` is the
+    branch's quantization (the conv's filter is per-tensor 1/64); float32: no quantization."""
+    int8 = np.dtype(dtype) == np.int8
+
+    def q(v):
+        return _as_q(v) if int8 else None
+
+    n, h, w, c = (int(d) for d in shape)
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} MUL(x, {branch}(x)) {tuple(shape)} {activation}")
+    x = m.input(shape, dtype, "input", q(in_q))
+    if branch == "self":
+        b = x
+    elif branch == "mean":
+        b = m.tensor((n, 1, 1, c), dtype, "mean", q(branch_q))
+        axes = m.const(np.asarray([1, 2], np.int32), "axes")
+        m.op(_OP.MEAN, 2 if int8 else 1, [x, axes], [b], _OPT.ReducerOptions, _reducer_opts(True))
+    elif branch == "conv":
+        b = m.tensor((n, h, w, 1), dtype, "gate", q(branch_q))
+        if int8:
+            w_q = QParams(np.full(1, 1 / 64, np.float32), np.zeros(1, np.int64), 0)
+            wt = m.const(_i8(weights).reshape(1, 1, 1, c), "filter", w_q)
+            bt = m.const(np.zeros(1, np.int32), "bias", _bias_q(_as_q(in_q), w_q))
+        else:
+            wt = m.const(_f32(weights).reshape(1, 1, 1, c), "filter")
+            bt = m.const(np.zeros(1, np.float32), "bias")
+        m.op(_OP.CONV_2D, 3 if int8 else 1, [x, wt, bt], [b], _OPT.Conv2DOptions,
+             _conv_opts(1, 1, "SAME", "NONE"))
+    else:
+        raise ValueError(f"unknown branch {branch!r}")
+    y = m.output(shape, dtype, "output", q(out_q))
+    m.op(_OP.MUL, 2 if int8 else 1, [b, x] if swap else [x, b], [y], _OPT.MulOptions, _mul_opts(activation))
+    return m.finish()

@@ -357,9 +357,8 @@ def test_gap_exits_post_training_int8(quantizer):
 # ------------------------------------------------------------------------------- refused axes
 
 
-@pytest.mark.parametrize("axes,shown", [([3], "axes [3]"), ([1], "axes [1]"), ([0, 1, 2], "axes [0, 1, 2]"),
-                                        ([-1], "axes [-1]")])
-def test_tflite_mean_other_axes_refused_by_loader(axes, shown, tmp_path):
+@pytest.mark.parametrize("axes,shown", [([1, 3], "axes [1, 3]"), ([0, 2], "axes [0, 2]"), ([-1, 1], "axes [-1, 1]")])
+def test_tflite_mean_over_axes_that_are_not_neighbours_refused_by_loader(axes, shown, tmp_path):
     path = _save(tmp_path, "m.tflite", T.mean_model((1, 4, 4, 3), axes, True, (0.05, 0), (0.05, 0)))
     with pytest.raises(UnsupportedOperatorError,
                        match=rf"unsupported operator MEAN .*MEAN over {re.escape(shown)} ") as e:
@@ -367,14 +366,28 @@ def test_tflite_mean_other_axes_refused_by_loader(axes, shown, tmp_path):
     assert e.value.op == "MEAN" and "MEAN" in e.value.supported
 
 
-@pytest.mark.parametrize("axes,shown", [([1], "axes [1]"), ([1, 2, 3], "axes [1, 2, 3]"), (None, "all axes")])
-def test_onnx_reduce_mean_other_axes_refused_by_loader(axes, shown, tmp_path):
+@pytest.mark.parametrize("keep_dims", [True, False])
+@pytest.mark.parametrize("shape,axes", [((1, 4, 4, 3), [3]), ((1, 4, 4, 3), [1]), ((2, 4, 4, 3), [0, 1, 2]),
+                                        ((1, 4, 4, 3), [-1]), ((1, 5, 4, 3), [1, 2, 3]), ((1, 12, 8), [1]),
+                                        ((2, 10), [1])])
+def test_tflite_mean_over_any_neighbouring_axes(shape, axes, keep_dims, tmp_path):
+    """MEAN over neighbouring axes of any rank (a channel mean, a 1-D global pooling) bit-exact
+    with TFLite Micro."""
+    path = _save(tmp_path, "m.tflite", T.mean_model(shape, axes, keep_dims, (0.05, 3), (0.02, -7)))
+    m = adaptc.compile(path)
+    assert [s.op for s in m.program.steps] == ["adaptc.qmean"]
+    rng = np.random.default_rng(zlib.crc32(str((shape, axes)).encode()))
+    for x in [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(3)] + [np.full(shape, 127, np.int8)]:
+        np.testing.assert_array_equal(m.run(x), T.run_tflm(path.read_bytes(), x))
+
+
+@pytest.mark.parametrize("axes,shown", [([1, 3], "axes [1, 3]"), ([0, 2], "axes [0, 2]")])
+def test_onnx_reduce_mean_over_axes_that_are_not_neighbours_refused_by_loader(axes, shown, tmp_path):
     model = _reduce_mean_model(13, 1)
     node = next(n for n in model.graph.node if n.op_type == "ReduceMean")
     del node.attribute[:]
     node.attribute.append(helper.make_attribute("keepdims", 1))
-    if axes is not None:
-        node.attribute.append(helper.make_attribute("axes", axes))
+    node.attribute.append(helper.make_attribute("axes", axes))
     path = tmp_path / "bad.onnx"
     onnx.save(model, path)
     with pytest.raises(UnsupportedOperatorError, match=rf"unsupported operator ReduceMean at node 'm' "
@@ -382,27 +395,41 @@ def test_onnx_reduce_mean_other_axes_refused_by_loader(axes, shown, tmp_path):
         adaptc.load(path)
 
 
+@pytest.mark.parametrize("axes", [(1,), (1, 2, 3)])
+def test_onnx_reduce_mean_over_channels(axes, tmp_path):
+    """A mean over the channels (after ToNHWC: the last axis) or over everything but the batch:
+    adaptc.mean_f32, within 1e-5 of onnxruntime."""
+    path = tmp_path / "cmean.onnx"
+    onnx.save(_reduce_mean_model(13, 0, axes=axes), path)
+    m = adaptc.compile(path)
+    assert "adaptc.mean_f32" in [s.op for s in m.program.steps]
+    sess = ort.InferenceSession(str(path))
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal((1, 3, 6, 6)).astype(np.float32)
+        np.testing.assert_allclose(m.run(x), sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
 def test_legalize_qdq_refuses_other_axes():
     """Past the loader (TVM's importer called directly), the pass refuses the mean itself."""
-    buf = T.mean_model((1, 4, 4, 3), [2, 3], False, (0.05, 0), (0.05, 0))
+    buf = T.mean_model((1, 4, 4, 3), [1, 3], False, (0.05, 0), (0.05, 0))
     mod = tvm_compat.from_tflite(buf)
-    with pytest.raises(UnsupportedOperatorError, match=r"mean at node '.*' \(mean over axes \[2, 3\] of a 4-D"):
+    with pytest.raises(UnsupportedOperatorError, match=r"mean at node '.*' \(mean over axes \[1, 3\] of a 4-D"):
         tvm_compat.apply(LegalizeQDQ("m.tflite"), mod)
 
 
 @I.ir_module
 class ChannelMean:
     @R.function
-    def main(x: R.Tensor((1, 4, 4, 6), "float32")) -> R.Tensor((1, 4, 4, 1), "float32"):
+    def main(x: R.Tensor((1, 4, 4, 6), "float32")) -> R.Tensor((1, 1, 4, 1), "float32"):
         R.func_attr({"num_input": 1})
         with R.dataflow():
-            y = R.mean(x, axis=[3], keepdims=True)
+            y = R.mean(x, axis=[1, 3], keepdims=True)
             R.output(y)
         return y
 
 
 def test_fuse_float_ops_refuses_other_axes():
-    with pytest.raises(UnsupportedOperatorError, match=r"mean at node 'y' \(mean over axes \[3\] of a 4-D"):
+    with pytest.raises(UnsupportedOperatorError, match=r"mean at node 'y' \(mean over axes \[1, 3\] of a 4-D"):
         tvm_compat.apply(FuseFloatOps("net.onnx"), ChannelMean)
 
 

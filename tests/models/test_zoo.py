@@ -28,20 +28,14 @@ EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
 # The operators each model still needs (the loader's list; MEAN of conv1d_sensor: over a 3-D tensor).
 MISSING = {
-    "mobilenet_v3_small": {"HARD_SWISH", "MUL"},
-    "conv1d_sensor": {"EXPAND_DIMS", "MEAN"},
-    "se_hardswish_upsample": {"CONCATENATION", "HARD_SWISH", "MUL", "RESIZE_NEAREST_NEIGHBOR"},
-    "lstm_kws": {"STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM"},
-    "tv_mobilenet_v3_small": {"HardSigmoid", "Mul"},
-    "tv_shufflenet_v2": {"Concat", "Slice", "Transpose"},
-    "tv_squeezenet": {"Concat"},
+    "lstm_kws": {"UNIDIRECTIONAL_SEQUENCE_LSTM"},
 }
 COMPILED = [n for n in MODELS if n not in MISSING]
 # int8 post-training quantization of the float ONNX models: output SNR against onnxruntime (dB),
 # measured 2026-12-06 with 16 calibration inputs drawn like the model's (N(0, 1)); the issue's
 # goal is 15 dB -- random-weight networks of 50 layers lose more with per-tensor activation ranges
 # from min / max (see the issue note). It only goes up.
-MIN_SNR_DB = {"tv_mnasnet": 8.0}
+MIN_SNR_DB = {"tv_mnasnet": 8.0, "tv_mobilenet_v3_small": 8.5, "tv_squeezenet": 30.0, "tv_shufflenet_v2": 9.5}
 
 
 def path_of(name: str):

@@ -2,7 +2,24 @@
 them, one module each. Importing this package registers every kernel."""
 from __future__ import annotations
 
-from . import activation, add, conv2d, depthwise_conv2d, fully_connected, gate, mean, pad, pool, softmax, transpose  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    add,
+    concat,
+    conv2d,
+    depthwise_conv2d,
+    fully_connected,
+    gate,
+    gather,
+    mean,
+    mul,
+    pad,
+    pool,
+    slice,
+    softmax,
+    transpose,
+    unary,
+)
 from .registry import KERNELS, PORTABLE_VARIANTS, SCRATCH, Kernel, KernelCall, kernel, select
 
 __all__ = ["KERNELS", "PORTABLE_VARIANTS", "SCRATCH", "Kernel", "KernelCall", "kernel", "select"]

@@ -130,3 +130,30 @@ def packed_call(step: Step, params: dict, rows: np.ndarray, n_out: int, depth: i
               ("mult", None if pot_requant else np.ascontiguousarray(mult)),
               ("shift", np.ascontiguousarray(shift.astype(np.int8)))]
     return KernelCall(params, arrays, scratch_bytes=depth)
+
+
+def broadcast_loops(in_shapes, out_shape) -> dict:
+    """The four loops of a broadcasting element-wise kernel: ``dims`` (outermost first) and, per
+    input, the element stride of each loop (0 along a broadcast axis). Shapes are right-aligned
+    (NumPy's rule); neighbouring axes that broadcast the same way are merged, so a same-shape
+    operation is one loop and [1, H, W, C] x [1, 1, 1, C] two. TargetError past four loops."""
+    rank = len(out_shape)
+    shapes = [(1,) * (rank - len(s)) + tuple(s) for s in in_shapes]
+    axes = []                                        # [extent, [stride per input]] innermost first
+    strides = [1] * len(shapes)
+    for d in reversed(range(rank)):
+        extent = int(out_shape[d])
+        if extent == 1:
+            continue
+        step = [strides[i] if s[d] != 1 else 0 for i, s in enumerate(shapes)]
+        if axes and all((a == 0) == (b == 0) and (b == 0 or b == a * axes[-1][0])
+                        for a, b in zip(axes[-1][1], step)):
+            axes[-1][0] *= extent                     # the same pattern, contiguous: one loop
+        else:
+            axes.append([extent, step])
+        strides = [st * int(s[d]) for st, s in zip(strides, shapes)]
+    if len(axes) > 4:
+        raise TargetError(f"broadcast of {[list(s) for s in in_shapes]} to {list(out_shape)} needs "
+                          f"{len(axes)} loops; the element-wise kernels have 4")
+    axes = [[1, [0] * len(shapes)]] * (4 - len(axes)) + axes[::-1]
+    return {"dims": [a[0] for a in axes], **{f"strides{i + 1}": [a[1][i] for a in axes] for i in range(len(shapes))}}

@@ -1,18 +1,23 @@
-"""MEAN over the spatial axes (global average pooling as PyTorch exports it): ``adaptc.qmean``
+"""MEAN over neighbouring axes (global average pooling as PyTorch and Keras export it, of 2-D
+and 1-D maps): ``adaptc.qmean``
 (TFLite Micro's int8 MEAN: the sum less input_zp * count, requantized by a multiplier that folds
 in 1 / count) and ``adaptc.mean_f32``. One pass over the input per channel; no optimized variant:
 a network's one global pooling costs a few thousand additions next to millions of MACs."""
 from __future__ import annotations
 
+import numpy as np
+
 from adaptc.program import Program, Step
 
-from .common import act_f32, nhwc
+from .common import act_f32
 from .registry import KernelCall, kernel
 
 
 def _geometry(step: Step) -> dict:
-    n, h, w, c = nhwc(step.in_shapes[0])
-    return {"batches": n, "count": h * w, "channels": c}
+    """[batches][count][channels]: the axes before, over and after the (neighbouring) mean axes."""
+    shape, axes = step.in_shapes[0], [int(a) for a in step.attrs["axes"]]
+    return {"batches": int(np.prod(shape[:axes[0]])), "count": int(np.prod(shape[axes[0]:axes[-1] + 1])),
+            "channels": int(np.prod(shape[axes[-1] + 1:]))}
 
 
 def mean_loops(step: Step) -> dict[str, float]:

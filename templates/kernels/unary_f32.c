@@ -1,0 +1,55 @@
+/*
+ * Element-wise functions, float32: sigmoid (TFLite LOGISTIC, ONNX Sigmoid), tanh, hard swish,
+ * hard sigmoid, leaky ReLU, ELU. Mirrors TFLite's float reference kernels
+ * (tensorflow/lite/kernels/internal/reference/{logistic,tanh,hard_swish,leaky_relu}.h, elu in
+ * micro/kernels/elu.cc) and the ONNX operator definitions; the compiler's definitions are in
+ * adaptc/unary.py, whose codes ``function`` takes.
+ *
+ * Layout: input, output: flat [size] float.
+ * Arithmetic, per element x:
+ *   0 sigmoid       1 / (1 + exp(-x))
+ *   1 tanh          tanh(x)
+ *   2 hard swish    x * min(max(x + 3, 0), 6) / 6
+ *   3 hard sigmoid  min(max(alpha * x + beta, 0), 1)
+ *   4 leaky ReLU    x >= 0 ? x : alpha * x
+ *   5 ELU           x > 0 ? x : alpha * expm1(x)
+ * Needs libm (link with -lm).
+ */
+#include <math.h>
+
+typedef struct {
+    int32_t size;
+    int32_t function;
+    float alpha;
+    float beta;
+} unary_f32_params;
+
+static float unary_f32_one(const unary_f32_params *p, float x)
+{
+    float t;
+    switch (p->function) {
+    case 0:
+        return 1.0f / (1.0f + expf(-x));
+    case 1:
+        return tanhf(x);
+    case 2:
+        t = x + 3.0f;
+        t = t < 0.0f ? 0.0f : (t > 6.0f ? 6.0f : t);
+        return x * (t / 6.0f);
+    case 3:
+        t = p->alpha * x + p->beta;
+        return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+    case 4:
+        return x >= 0.0f ? x : p->alpha * x;
+    default:
+        return x > 0.0f ? x : p->alpha * expm1f(x);
+    }
+}
+
+static void unary_f32(const unary_f32_params *p, const float *input, float *output)
+{
+    int32_t i;
+    for (i = 0; i < p->size; ++i) {
+        output[i] = unary_f32_one(p, input[i]);
+    }
+}

@@ -16,7 +16,7 @@ TFLITE_OPS = frozenset({
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "ELU", "EXPAND_DIMS",
     "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "RELU",
     "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V", "SQUEEZE",
-    "STRIDED_SLICE", "TANH",
+    "STRIDED_SLICE", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM",
 })
 ONNX_OPS = frozenset({
     "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "Dropout", "Elu", "Flatten", "Gemm",
@@ -238,11 +238,15 @@ def _tflite_operators(path, model, sub) -> list[tuple[str, str, object]]:
 
 
 def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
+    from . import lstm
+
     findings = []
     for name, node, op in _tflite_operators(path, model, sub):
         if name not in TFLITE_OPS:
             findings.append((name, node, ""))
         elif name == "MEAN" and (problem := _tflite_mean_problem(model, sub, op)):
+            findings.append((name, node, problem))
+        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and (problem := lstm.tflite_problem(sub, op)):
             findings.append((name, node, problem))
     return findings
 

@@ -21,7 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from . import gates, tvm_compat, unary
+from . import gates, lstm, tvm_compat, unary
 from .fixedpoint import RelaxFixedPoint
 
 COMPOSITES: dict[str, Callable] = {}
@@ -342,6 +342,27 @@ def gate_confidence_f32(F, x, a):
     if a["criterion"] == "max_prob":
         return F.emit(relax.op.exp(relax.op.max(logp, axis=-1, keepdims=True)))
     return F.emit(relax.op.sum(relax.op.multiply(relax.op.exp(logp), logp), axis=-1, keepdims=True))
+
+
+@composite("adaptc.qlstm")
+def _qlstm(F, p, a):
+    """TFLite UNIDIRECTIONAL_SEQUENCE_LSTM int8 with an int16 cell state (adaptc.lstm)."""
+    return lstm.body(F, p, a)
+
+
+def imported_composite(mod, call) -> CompositeCall | None:
+    """The CompositeCall of a composite call the importer emitted itself (adaptc.qlstm), else None."""
+    name = composite_name(mod, call)
+    if name is None:
+        return None
+    func = mod[call.op]
+    attrs = {k: v for k, v in tvm_compat.plain_attrs(func).items() if k not in ("Composite", "source")}
+    consts = [(p.name, tvm_compat.constant_value(a)) for p, a in zip(func.params, call.args)
+              if tvm_compat.is_constant(a)]
+    inputs = [a for a in call.args if not tvm_compat.is_constant(a)]
+    return CompositeCall(name, inputs, [c for _, c in consts], attrs, tvm_compat.shape_of(call.ty),
+                         tvm_compat.dtype_of(call.ty), str(func.attrs["source"]) if "source" in func.attrs else "",
+                         [n for n, _ in consts])
 
 
 def is_composite(func) -> bool:

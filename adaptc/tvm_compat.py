@@ -124,6 +124,8 @@ def from_tflite(buf: bytes):
     - EXPAND_DIMS (0.27 passes expand_dims a third argument) is the reshape to its output shape.
     - RESIZE_NEAREST_NEIGHBOR is a gather (``take``) per spatial axis of the source indices
       TFLite Micro computes (``tflite_nearest_indices``): int8 or float alike, no requantization.
+    - int8 UNIDIRECTIONAL_SEQUENCE_LSTM (0.27 refuses it) is one ``adaptc.qlstm`` composite call,
+      its parameters computed as TFLite Micro's prepare does (adaptc.lstm).
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
@@ -135,7 +137,7 @@ def from_tflite(buf: bytes):
     class Converter(fe.OperatorConverter):
         _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
-            "STRIDED_SLICE"}
+            "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM"}
 
         def _unary(self, op, name: str, alpha: float = 1.0):
             """dequantize? -> adaptc.unary's canonical expression -> quantize?"""
@@ -164,6 +166,17 @@ def from_tflite(buf: bytes):
 
         def convert_hard_swish(self, op):
             return self._unary(op, "hard_swish")
+
+        def convert_unidirectional_sequence_lstm(self, op):
+            """int8 (int16 cell state): one adaptc.qlstm composite call (adaptc.lstm); 0.27
+            refuses the quantized operator."""
+            from . import lstm, qops
+
+            x = self.get_input_tensors(op)[0]
+            call = lstm.tflite_call(self, op)
+            expr = self.get_expr(x.tensor_idx)
+            gv = self.bb.add_func(qops.build_function(call, [self.bb.normalize(expr).ty]), "qlstm")
+            return relax.Call(gv, [expr] + [relax.const(c) for c in call.consts])
 
         def convert_elu(self, op):
             return self._unary(op, "elu")

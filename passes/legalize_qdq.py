@@ -33,7 +33,7 @@ from tvm import relax
 from adaptc import fixedpoint as fxp
 from adaptc import formats, luts, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
-from adaptc.qops import CompositeCall
+from adaptc.qops import CompositeCall, imported_composite
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "mean", "multiply", "nn.pad",
              "relu", "reshape", "softmax", "split", "strided_slice", "take", *unary.FUNCTIONS)
@@ -316,6 +316,8 @@ class _Legalizer:
             return
         elif (part := split_part(g, value)) is not None:
             self.calls.append((var, part))
+        elif (imported := imported_composite(self.mod, value)) is not None:
+            self.calls.append((var, imported))   # emitted by the importer (adaptc.qlstm)
         elif const_eval(g, value) is not None:
             return  # constant subexpression (weights being reshaped): read by the matchers
         elif name == "relax.quantize":

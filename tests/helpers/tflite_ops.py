@@ -1056,3 +1056,111 @@ def mul_branch_model(shape, in_q, out_q, branch="self", branch_q=None, weights=N
     y = m.output(shape, dtype, "output", q(out_q))
     m.op(_OP.MUL, 2 if int8 else 1, [b, x] if swap else [x, b], [y], _OPT.MulOptions, _mul_opts(activation))
     return m.finish()
+
+# --------------------------------------------------------------------------
+# UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations, int16 cell state; float32)
+# --------------------------------------------------------------------------
+class _VariableTensorsBuilder(_ModelBuilder):
+    """A _ModelBuilder whose tensors in ``variables`` are marked ``is_variable`` (an LSTM's
+    hidden and cell states, which TFLite Micro resets to their zero points)."""
+
+    def __init__(self, description: str):
+        super().__init__(description)
+        self.variables: set[int] = set()
+
+    def finish(self) -> bytes:
+        original = tflite.TensorAddType
+        order = iter(range(len(self.tensors)))
+
+        def add_type(b, ttype):
+            original(b, ttype)
+            if next(order) in self.variables:
+                tflite.TensorAddIsVariable(b, True)
+
+        tflite.TensorAddType = add_type
+        try:
+            return super().finish()
+        finally:
+            tflite.TensorAddType = original
+
+
+def _lstm_opts(activation, cell_clip, time_major):
+    def fn(b):
+        tflite.UnidirectionalSequenceLSTMOptionsStart(b)
+        tflite.UnidirectionalSequenceLSTMOptionsAddFusedActivationFunction(
+            b, {"TANH": tflite.ActivationFunctionType.TANH, "RELU": tflite.ActivationFunctionType.RELU}[activation])
+        tflite.UnidirectionalSequenceLSTMOptionsAddCellClip(b, float(cell_clip))
+        tflite.UnidirectionalSequenceLSTMOptionsAddProjClip(b, 0.0)
+        tflite.UnidirectionalSequenceLSTMOptionsAddTimeMajor(b, bool(time_major))
+        return tflite.UnidirectionalSequenceLSTMOptionsEnd(b)
+    return fn
+
+
+def lstm_model(input_shape, units, in_q, hidden_q, seed=0, cell_scale=2.0 ** -12, cell_clip=10.0,
+               activation="TANH", time_major=False, variant=None, dtype=np.int8, weight_std=0.4) -> bytes:
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM (version 1) as the TFLite converter writes a Keras LSTM
+    (``return_sequences=True``): input [batch, time, features] (``time_major``: [time, batch,
+    features]), gates input / forget / cell / output with their weights drawn N(0, weight_std) and
+    biases N(0, 0.1) (forget + 1) from ``seed``, output [.., units] = the hidden state.
+
+    int8 (``dtype``): weights per-tensor symmetric (max |w| / 127), biases int32 at scale
+    in_scale * w_scale, the hidden state (and output) at ``hidden_q``, the cell state int16 at
+    ``cell_scale`` (the converter picks a power of two), both states variable tensors.
+    float32: the same float weights, no quantization. ``variant`` adds what a Keras LSTM has
+    not: "peephole" (cell_to_gate weights), "projection" (projection weights), "layer_norm"
+    (layer-norm coefficients) or "cifg" (no input gate)."""
+    rng = np.random.default_rng(seed)
+    int8 = np.dtype(dtype) == np.int8
+    shape = tuple(int(d) for d in input_shape)
+    batch = shape[1] if time_major else shape[0]
+    features = shape[2]
+    m = _VariableTensorsBuilder(f"adaptc test: {np.dtype(dtype).name} UNIDIRECTIONAL_SEQUENCE_LSTM {shape} "
+                                f"units {units} {variant or ''}")
+    in_q = _as_q(in_q) if int8 else None
+    x = m.input(shape, dtype, "input", in_q)
+
+    def weights(rows, cols, name):
+        w = rng.normal(0, weight_std, (rows, cols)).astype(np.float32)
+        if not int8:
+            return m.const(w, name), None
+        s = float(np.float32(np.abs(w).max() / 127))
+        q = QParams(s, 0)
+        return m.const(np.clip(np.round(w / s), -127, 127).astype(np.int8), name, q), q
+
+    gates = ("input", "forget", "cell", "output")
+    w_in, w_rec, biases = {}, {}, {}
+    for g in gates:
+        w_in[g], wq = weights(units, features, f"input_to_{g}_weights")
+        w_rec[g], _ = weights(units, units, f"recurrent_to_{g}_weights")
+        b = rng.normal(1.0 if g == "forget" else 0.0, 0.1, units).astype(np.float32)
+        if int8:
+            bq = _bias_q(in_q, wq)
+            biases[g] = m.const(np.round(b / bq.scales()[0]).astype(np.int32), f"{g}_gate_bias", bq)
+        else:
+            biases[g] = m.const(b, f"{g}_gate_bias")
+    state_shape = (batch, units)
+    h = m.tensor(state_shape, dtype, "output_state", _as_q(hidden_q) if int8 else None)
+    c = m.tensor(state_shape, np.int16 if int8 else dtype, "cell_state", QParams(cell_scale, 0) if int8 else None)
+    m.variables |= {h, c}
+    ins = [x, w_in["input"], w_in["forget"], w_in["cell"], w_in["output"],
+           w_rec["input"], w_rec["forget"], w_rec["cell"], w_rec["output"], -1, -1, -1,
+           biases["input"], biases["forget"], biases["cell"], biases["output"], -1, -1, h, c, -1, -1, -1, -1]
+    if variant == "peephole":
+        for i in (9, 10, 11):
+            ins[i] = m.const(np.ones(units, np.int16 if int8 else np.float32), f"peephole_{i}",
+                             QParams(2.0 ** -10, 0) if int8 else None)
+    elif variant == "projection":
+        ins[16], _ = weights(units, units, "projection_weights")
+    elif variant == "layer_norm":
+        for i in (20, 21, 22, 23):
+            ins[i] = m.const(np.ones(units, np.int16 if int8 else np.float32), f"layer_norm_{i}",
+                             QParams(2.0 ** -10, 0) if int8 else None)
+    elif variant == "cifg":
+        ins[1] = ins[5] = ins[12] = -1
+    elif variant is not None:
+        raise ValueError(f"unknown LSTM variant {variant!r}")
+    out_shape = (shape[0], shape[1], units)
+    y = m.output(out_shape, dtype, "output", _as_q(hidden_q) if int8 else None)
+    m.op(_OP.UNIDIRECTIONAL_SEQUENCE_LSTM, 1, ins, [y], _OPT.UnidirectionalSequenceLSTMOptions,
+         _lstm_opts(activation, cell_clip, time_major))
+    return m.finish()

@@ -143,6 +143,23 @@ def gather(rng):
     return "adaptc.gather", {"axis": axis, "item_bytes": 1}, {"indices": idx}, [(n, h, w, c)], tuple(out)
 
 
+def lstm_s8(rng):
+    """TFLite int8 UNIDIRECTIONAL_SEQUENCE_LSTM, int16 cell state (adaptc.qlstm's attributes, as
+    adaptc.lstm computes them from random scales)."""
+    from adaptc import lstm
+
+    t, n_in, units = int(rng.integers(2, 17)), int(rng.integers(1, 17)), int(rng.integers(4, 33))
+    in_s, h_s = float(rng.uniform(0.005, 0.05)), float(rng.uniform(0.004, 0.02))
+    attrs = lstm.params(in_s, int(rng.integers(-128, 128)), h_s, int(rng.integers(-128, 128)),
+                        2.0 ** -int(rng.integers(10, 14)), 10.0, rng.uniform(0.002, 0.01, 4),
+                        rng.uniform(0.002, 0.01, 4))
+    attrs.update(time_steps=t, units=units)
+    consts = {"input_weights": rng.integers(-127, 128, (n_in, 4 * units), dtype=np.int8),
+              "recurrent_weights": rng.integers(-127, 128, (units, 4 * units), dtype=np.int8),
+              "bias": rng.integers(-5000, 5000, 4 * units).astype(np.int32)}
+    return "adaptc.qlstm", attrs, consts, [(1, t, n_in)], (1, t, units)
+
+
 OPS = {
     "adaptc.qmean": ("int8", mean_s8),
     "adaptc.mean_f32": ("float32", mean_f32),
@@ -152,4 +169,5 @@ OPS = {
     "adaptc.concat": ("int8", concat),
     "adaptc.slice": ("int8", slice_),
     "adaptc.gather": ("int8", gather),
+    "adaptc.qlstm": ("int8", lstm_s8),
 }

@@ -160,3 +160,30 @@ def test_unsupported_lstm_forms_are_refused(kw, detail, tmp_path):
     assert op == "UNIDIRECTIONAL_SEQUENCE_LSTM" and detail in found
     with pytest.raises(UnsupportedOperatorError, match="UNIDIRECTIONAL_SEQUENCE_LSTM"):
         adaptc.load(path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_int8_lstm_c_bit_exact_with_tflm(case, tmp_path):
+    """The generated C (lstm_s8: flash weights as rows [4][units][in], the int16 cell state and
+    gate values as arena scratch) on the host: TFLM's output bit for bit."""
+    buf = _model(case)
+    m = adaptc.compile(_save(tmp_path, f"{case[0]}.tflite", buf), target="cortex-m4")
+    [step] = m.program.steps
+    assert (step.op, m.scheduled.steps[0].kernel) == ("adaptc.qlstm", "lstm_s8")
+    assert m.scheduled.steps[0].scratch_bytes == 10 * case[2]
+    rng = np.random.default_rng(zlib.crc32(case[0].encode()) + 1)
+    for x in _int8(rng, case[1]):
+        np.testing.assert_array_equal(m.run(x), T.run_tflm(buf, x))
+
+
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_int8_lstm_on_emulated_cortex_m4_bit_exact_with_tflm(tmp_path):
+    """Cross-built for the Cortex-M4 and run on the emulated core: TFLM's outputs."""
+    case = CASES[0]
+    buf = _model(case)
+    m = adaptc.compile(_save(tmp_path, "m4.tflite", buf), target="cortex-m4")
+    rng = np.random.default_rng(7)
+    xs = np.stack(_int8(rng, case[1], n=2))
+    r = m.run_batch_on_target(xs)
+    for k, x in enumerate(xs):
+        np.testing.assert_array_equal(r.outputs[0, k].reshape(m.output.shape), T.run_tflm(buf, x))

@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     fully_connected,
     gate,
     gather,
+    lstm,
     mean,
     mul,
     pad,

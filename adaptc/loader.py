@@ -252,7 +252,7 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
 
 
 def _load_tflite(path: Path, data: bytes) -> LoadedModel:
-    from . import tvm_compat
+    from . import lstm_import, tvm_compat
 
     model, sub = _tflite_model(path, data)
     findings = _tflite_findings(path, model, sub)
@@ -264,7 +264,7 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
         if not t.shape or any(d <= 0 for d in t.shape):
             raise DynamicShapeError(path, t.name, t.shape)
     try:
-        mod = tvm_compat.from_tflite(data)
+        mod = tvm_compat.from_tflite(data, {"convert_unidirectional_sequence_lstm": lstm_import.convert})
     except Exception as e:
         raise ModelLoadError(path, f"TVM's TFLite frontend failed: {type(e).__name__}: {e}") from None
     return LoadedModel(mod, ModelInfo(str(path), "tflite", path.stem, inputs, outputs))

@@ -127,7 +127,7 @@ def _scales(t) -> np.ndarray:
         np.zeros(0, np.float32)
 
 
-def _options(op):
+def options(op):
     from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
 
     opts = UnidirectionalSequenceLSTMOptions()
@@ -141,7 +141,7 @@ def tflite_problem(sub, op) -> str | None:
 
     ins = [int(i) for i in op.InputsAsNumpy()]
     ins += [-1] * (24 - len(ins))
-    opts = _options(op)
+    opts = options(op)
     x = sub.Tensors(ins[0])
     if x.Type() != tflite.TensorType.INT8:
         return "only int8 activations with an int16 cell state (full-integer quantization); float or int16 LSTMs " \
@@ -168,36 +168,6 @@ def tflite_problem(sub, op) -> str | None:
     if int(opts.FusedActivationFunction()) != ACT_TANH:
         return f"fused_activation_function={int(opts.FusedActivationFunction())}; only TANH (4)"
     return None
-
-
-def tflite_call(converter, op):
-    """The ``adaptc.qlstm`` CompositeCall of a (checked) TFLite operator, read through TVM's TFLite
-    converter (its tensor wrappers and constant values)."""
-    from .qops import CompositeCall
-
-    ins = converter.get_input_tensors(op)
-    x = ins[0]
-
-    def q(t):
-        qp = t.tensor.Quantization()
-        return float(qp.Scale(0)), int(qp.ZeroPoint(0)) if qp.ZeroPointLength() else 0
-
-    in_scale, in_zp = q(x)
-    h_scale, h_zp = q(ins[HIDDEN_STATE])
-    cell_scale, _ = q(ins[CELL_STATE])
-    opts = _options(op)
-    w_in = [converter.get_tensor_value(ins[i]).astype(np.int8) for i in INPUT_WEIGHTS]
-    w_rec = [converter.get_tensor_value(ins[i]).astype(np.int8) for i in RECURRENT_WEIGHTS]
-    bias = [converter.get_tensor_value(ins[i]).astype(np.int32) for i in BIASES]
-    attrs = params(in_scale, in_zp, h_scale, h_zp, cell_scale, opts.CellClip(),
-                   [q(ins[i])[0] for i in INPUT_WEIGHTS], [q(ins[i])[0] for i in RECURRENT_WEIGHTS])
-    _, steps, _ = (int(d) for d in x.tensor.ShapeAsNumpy())
-    units = int(w_in[0].shape[0])
-    attrs.update(time_steps=steps, units=units)
-    consts = [np.ascontiguousarray(np.concatenate(w_in, 0).T), np.ascontiguousarray(np.concatenate(w_rec, 0).T),
-              np.concatenate(bias)]
-    return CompositeCall("adaptc.qlstm", [], consts, attrs, (1, steps, units), "int8",
-                         "unidirectional_sequence_lstm", ["input_weights", "recurrent_weights", "bias"])
 
 
 # ------------------------------------------------------------------------------- Relax body

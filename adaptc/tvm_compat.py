@@ -111,7 +111,7 @@ def _plain(value):
         return str(value)
 
 
-def from_tflite(buf: bytes):
+def from_tflite(buf: bytes, converters: dict | None = None):
     """TVM's TFLite importer (0.27 returns only the IRModule, not (mod, params)).
 
     Quirks, fixed by a converter subclass:
@@ -124,8 +124,9 @@ def from_tflite(buf: bytes):
     - EXPAND_DIMS (0.27 passes expand_dims a third argument) is the reshape to its output shape.
     - RESIZE_NEAREST_NEIGHBOR is a gather (``take``) per spatial axis of the source indices
       TFLite Micro computes (``tflite_nearest_indices``): int8 or float alike, no requantization.
-    - int8 UNIDIRECTIONAL_SEQUENCE_LSTM (0.27 refuses it) is one ``adaptc.qlstm`` composite call,
-      its parameters computed as TFLite Micro's prepare does (adaptc.lstm).
+    - int8 UNIDIRECTIONAL_SEQUENCE_LSTM (0.27 refuses it) passes the whitelist; ``converters``
+      (converter method name -> function(converter, op)) adds methods, e.g. the loader's
+      adaptc.lstm_import.convert (one ``adaptc.qlstm`` composite call).
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
@@ -167,17 +168,6 @@ def from_tflite(buf: bytes):
         def convert_hard_swish(self, op):
             return self._unary(op, "hard_swish")
 
-        def convert_unidirectional_sequence_lstm(self, op):
-            """int8 (int16 cell state): one adaptc.qlstm composite call (adaptc.lstm); 0.27
-            refuses the quantized operator."""
-            from . import lstm, qops
-
-            x = self.get_input_tensors(op)[0]
-            call = lstm.tflite_call(self, op)
-            expr = self.get_expr(x.tensor_idx)
-            gv = self.bb.add_func(qops.build_function(call, [self.bb.normalize(expr).ty]), "qlstm")
-            return relax.Call(gv, [expr] + [relax.const(c) for c in call.consts])
-
         def convert_elu(self, op):
             return self._unary(op, "elu")
 
@@ -201,6 +191,8 @@ def from_tflite(buf: bytes):
                                      zero_point=x.qnn_params["zero_point"], axis=x.qnn_params["axis"])
             return self.quantize(relax.op.nn.softmax(xf, axis=-1), y)
 
+    for name, method in (converters or {}).items():
+        setattr(Converter, name, method)
     return fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
 
 

@@ -132,6 +132,44 @@ def _qmul(F, p, a):
     return _requantize_output(F, product, a)
 
 
+def _scaled_operands(F, p, a):
+    """TFLite's ArithmeticParams rescaling of ADD / SUB / SQUARED_DIFFERENCE: per input
+    MBQM((x - zp) << left_shift, input_multiplier, input_shift)."""
+    out = []
+    for i, x in enumerate(p[:2], start=1):
+        v = F.emit(relax.op.left_shift(_offset(F, x, int(a[f"input{i}_zp"])), F.const(int(a["left_shift"]))))
+        out.append(F.mbqm(v, np.int32(a[f"input{i}_multiplier"]), np.int32(a[f"input{i}_shift"])))
+    return out
+
+
+@composite("adaptc.qaddsub")
+def _qaddsub(F, p, a):
+    """TFLite ADD / SUB int8 with broadcasting (BroadcastAdd6DSlow, BroadcastQuantSubSlow): the
+    rescaled inputs combined as input1_sign * s1 + input2_sign * s2 (ADD 1, 1; SUB 1, -1; a SUB
+    whose constant first operand is stored second -1, 1), requantized."""
+    scaled = [s if int(a[f"input{i}_sign"]) > 0 else F.emit(relax.op.negative(s))
+              for i, s in enumerate(_scaled_operands(F, p, a), start=1)]
+    return _requantize_output(F, F.emit(relax.op.add(*scaled)), a)
+
+
+@composite("adaptc.qsquared_difference")
+def _qsquared_difference(F, p, a):
+    """TFLite SQUARED_DIFFERENCE int8 (broadcasting): (s1 - s2)^2 of the inputs rescaled with
+    left_shift 7, requantized by the output multiplier (which may exceed 1)."""
+    s1, s2 = _scaled_operands(F, p, a)
+    diff = F.emit(relax.op.subtract(s1, s2))
+    return _requantize_output(F, F.emit(relax.op.multiply(diff, diff)), a)
+
+
+@composite("adaptc.qmaxmin")
+def _qmaxmin(F, p, a):
+    """TFLite MAXIMUM / MINIMUM int8 (broadcasting): the larger / smaller raw int8 value, as
+    TFLite Micro compares them (right only where inputs and output share scale and zero point,
+    which LegalizeQDQ requires), clamped to the activation range."""
+    op = relax.op.maximum if str(a["function"]) == "maximum" else relax.op.minimum
+    return _clamp_s8(F, F.emit(op(p[0], p[1])), a)
+
+
 @composite("adaptc.qavg_pool2d")
 def _qavg_pool2d(F, p, a):
     """TFLite AVERAGE_POOL_2D int8: window sum / in-bounds count, rounded half away from zero."""
@@ -277,6 +315,30 @@ def _add_f32(F, p, a):
 @composite("adaptc.mul_f32")
 def _mul_f32(F, p, a):
     return _act_f32(F.emit(relax.op.multiply(p[0], p[1])), a)
+
+
+BINARY_F32 = {   # adaptc.binary_f32's functions: (C op code, Relax body of input1, input2)
+    "add": (0, relax.op.add),
+    "subtract": (1, relax.op.subtract),
+    "reverse_subtract": (2, lambda x, c: relax.op.subtract(c, x)),
+    "divide": (3, relax.op.divide),
+    "reverse_divide": (4, lambda x, c: relax.op.divide(c, x)),
+    "maximum": (5, relax.op.maximum),
+    "minimum": (6, relax.op.minimum),
+    "squared_difference": (7, None),
+}
+
+
+@composite("adaptc.binary_f32")
+def _binary_f32(F, p, a):
+    """Element-wise float binary operators with broadcasting (TFLite ADD, SUB, DIV, MAXIMUM,
+    MINIMUM, SQUARED_DIFFERENCE; ONNX Add, Sub, Div, Max, Min). ``function`` names the operator;
+    the ``reverse_`` forms compute input2 op input1 (a constant first operand, stored second)."""
+    function = str(a["function"])
+    if function == "squared_difference":
+        d = F.emit(relax.op.subtract(p[0], p[1]))
+        return _act_f32(F.emit(relax.op.multiply(d, d)), a)
+    return _act_f32(F.emit(BINARY_F32[function][1](p[0], p[1])), a)
 
 
 @composite("adaptc.avg_pool2d_f32")

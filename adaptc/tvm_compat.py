@@ -291,7 +291,10 @@ def _onnx_overrides(fe) -> dict:
     - Elu, LeakyRelu: written in adaptc.unary's canonical form.
     - Resize (mode nearest; the loader refuses the others) with constant scales or sizes: a gather
       (``take``) per resized axis of the source indices onnxruntime computes
-      (``onnx_nearest_indices``), ``axes`` and ``keep_aspect_ratio_policy`` included."""
+      (``onnx_nearest_indices``), ``axes`` and ``keep_aspect_ratio_policy`` included.
+    - Max, Min: 0.27 broadcasts every input to the output shape, stacks them and reduces over the
+      new axis (a 5-D tensor ConvertLayout refuses); here the pairwise ``maximum`` / ``minimum``
+      of the inputs, which broadcast by themselves (0.27's own form for unknown shapes)."""
     from . import unary
 
     def bound(e, default: float):
@@ -362,7 +365,22 @@ def _onnx_overrides(fe) -> dict:
                     for a in axes if (out[a], sc[a]) != (shape[a], 1.0)}
             return gather_axes(x, maps)
 
-    return {"Clip": Clip, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Resize": Resize}
+    class Max(fe.Max):      # pairwise maximum (0.27: broadcast_to, stack, max over the new axis)
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            if all(is_constant(i) for i in inputs):
+                return super()._impl_v1(bb, inputs, attr, params)
+            return cls._impl_dynamic(bb, inputs)
+
+    class Min(fe.Min):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            if all(is_constant(i) for i in inputs):
+                return super()._impl_v1(bb, inputs, attr, params)
+            return cls._impl_dynamic(bb, inputs)
+
+    return {"Clip": Clip, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max, "Min": Min,
+            "Resize": Resize}
 
 
 def to_tensor(x: np.ndarray, device=None):

@@ -90,6 +90,63 @@ def mul_f32(rng):
     return "adaptc.mul_f32", {"act_min": -np.inf, "act_max": np.inf}, {}, shapes, out
 
 
+def _rescaled(rng, left_shift: int) -> dict:
+    """The per-input rescaling TFLite's ADD / SUB (left_shift 20) and SQUARED_DIFFERENCE (7)
+    compute, for random scales; the output multiplier is the caller's."""
+    from adaptc import fixedpoint as fxp
+
+    s1, s2 = (float(rng.uniform(0.005, 0.1)) for _ in range(2))
+    m1, sh1 = fxp.quantize_multiplier(s1 / (2 * max(s1, s2)))
+    m2, sh2 = fxp.quantize_multiplier(s2 / (2 * max(s1, s2)))
+    return {"left_shift": left_shift, "input1_multiplier": m1, "input1_shift": sh1, "input2_multiplier": m2,
+            "input2_shift": sh2, "input1_zp": int(rng.integers(-128, 128)), "input2_zp": int(rng.integers(-128, 128)),
+            "output_zp": int(rng.integers(-128, 128)), "act_min": -128, "act_max": 127, "twice_max": 2 * max(s1, s2)}
+
+
+def addsub_s8(rng):
+    """TFLite int8 ADD with broadcasting / SUB (adaptc.qaddsub, as LegalizeQDQ computes it)."""
+    from adaptc import fixedpoint as fxp
+
+    shapes, out = _broadcast_operands(rng)
+    attrs = _rescaled(rng, 20)
+    so = float(rng.uniform(0.005, 0.2))
+    mult, shift = fxp.quantize_multiplier(attrs.pop("twice_max") / ((1 << 20) * so))
+    sign = 1 if rng.random() < 0.5 else -1
+    attrs.update(multiplier=[mult], shift=[shift], output_scale=so, input1_sign=1, input2_sign=sign)
+    return "adaptc.qaddsub", attrs, {}, shapes, out
+
+
+def squared_difference_s8(rng):
+    """TFLite int8 SQUARED_DIFFERENCE, broadcasting (adaptc.qsquared_difference)."""
+    from adaptc import fixedpoint as fxp
+
+    shapes, out = _broadcast_operands(rng)
+    attrs = _rescaled(rng, 7)
+    so = float(rng.uniform(0.005, 0.2))
+    twice_max = attrs.pop("twice_max")
+    mult, shift = fxp.quantize_multiplier(twice_max * twice_max / ((1 << 14) * so))
+    attrs.update(multiplier=[mult], shift=[shift], output_scale=so)
+    return "adaptc.qsquared_difference", attrs, {}, shapes, out
+
+
+def maxmin_s8(rng):
+    """TFLite int8 MAXIMUM / MINIMUM, broadcasting (adaptc.qmaxmin)."""
+    shapes, out = _broadcast_operands(rng)
+    attrs = {"function": str(rng.choice(["maximum", "minimum"])), "output_zp": 0, "output_scale": 0.05,
+             "act_min": -128, "act_max": 127}
+    return "adaptc.qmaxmin", attrs, {}, shapes, out
+
+
+def binary_f32(rng):
+    """Float ADD (broadcasting) / SUB / DIV / MAXIMUM / MINIMUM / SQUARED_DIFFERENCE
+    (adaptc.binary_f32), a third of them divisions (the kernel's slow case)."""
+    from adaptc.qops import BINARY_F32
+
+    shapes, out = _broadcast_operands(rng)
+    function = "divide" if rng.random() < 0.33 else str(rng.choice(sorted(BINARY_F32)))
+    return "adaptc.binary_f32", {"function": function, "act_min": -np.inf, "act_max": np.inf}, {}, shapes, out
+
+
 def concat(rng):
     """A Relax concat of two to four int8 maps along channels (a fire module, an inception
     block) or rows (adaptc.concat; the kernel copies bytes, so int8 stands for every type)."""
@@ -166,6 +223,10 @@ OPS = {
     "adaptc.unary_f32": ("float32", unary_f32),
     "adaptc.qmul": ("int8", mul_s8),
     "adaptc.mul_f32": ("float32", mul_f32),
+    "adaptc.qaddsub": ("int8", addsub_s8),
+    "adaptc.qsquared_difference": ("int8", squared_difference_s8),
+    "adaptc.qmaxmin": ("int8", maxmin_s8),
+    "adaptc.binary_f32": ("float32", binary_f32),
     "adaptc.concat": ("int8", concat),
     "adaptc.slice": ("int8", slice_),
     "adaptc.gather": ("int8", gather),

@@ -7,7 +7,10 @@ Ensures: ``main`` holds calls to float composites and reshapes only:
 ``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
 ``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
 ``adaptc.add_f32``; ``multiply(x, y) [+ act]`` of two activations, broadcasting ->
-``adaptc.mul_f32``; an element-wise function of adaptc.unary in its canonical form (sigmoid, tanh,
+``adaptc.mul_f32``; ``add`` with broadcasting or a constant operand (not a bias the layer before
+absorbed), ``subtract``, ``divide``, ``maximum``, ``minimum`` and ``power(subtract(x, y), 2)``
+(TFLite SQUARED_DIFFERENCE) ``[+ act]``, broadcasting, one operand possibly a constant ->
+``adaptc.binary_f32``; an element-wise function of adaptc.unary in its canonical form (sigmoid, tanh,
 hard swish, hard sigmoid, leaky ReLU, ELU) -> ``adaptc.unary_f32``; ``avg_pool2d`` /
 ``max_pool2d [+ act]``; ``[x * beta ->] softmax``; a lone ``relu``/``clip`` ->
 ``adaptc.clamp_f32``; ``nn.pad``. A ``mean`` over H and W (axes [1, 2] of an NHWC tensor)
@@ -31,8 +34,12 @@ from adaptc import tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "mean", "multiply", "nn.pad",
-             "relu", "reshape", "softmax", "split", "strided_slice", "take", *unary.FUNCTIONS)
+SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "divide", "matmul", "max_pool2d", "maximum", "mean",
+             "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
+             "subtract", "take", *unary.FUNCTIONS)
+BINARY = {"relax.add": "add", "relax.subtract": "subtract", "relax.divide": "divide", "relax.maximum": "maximum",
+          "relax.minimum": "minimum"}
+REVERSED = {"subtract": "reverse_subtract", "divide": "reverse_divide"}   # c op x, the constant stored second
 LAYOUT_OPS = ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.flatten", "relax.permute_dims",
               "relax.concat", "relax.strided_slice", "relax.take")
 
@@ -56,6 +63,14 @@ class _Fuser:
         self.calls, self.alias, self.consumed = [], {}, set()
         self.scale: dict = {}           # var = x * s folded into its user's weights: var -> s
         self.unary: dict = {}           # var -> graph.UnaryMatch whose value it is
+        self.squared: dict = {}         # var = power(d, 2), d = subtract(x, y) used only there -> d's call
+        for b in self.g.bindings:
+            if tvm_compat.op_name(b.value) == "relax.power" and self.single_user(b.value.args[0]) is not None:
+                e, d = const_eval(self.g, b.value.args[1]), b.value.args[0]
+                if e is not None and e.size == 1 and float(e.reshape(())) == 2.0 and \
+                        self.g.op(d) == "relax.subtract" and d in self.g.value:
+                    self.squared[b.var] = self.g.resolve(d)
+                    self.consumed.add(d)
         for b in reversed(self.g.bindings):          # the outermost match wins
             if b.var not in self.consumed and (m := match_unary(self.g, b.value)) is not None:
                 self.unary[b.var] = m
@@ -133,6 +148,22 @@ class _Fuser:
         x, c = (value.args[1], consts[0]) if consts[1] is None else (value.args[0], consts[1])
         self.emit(var, CompositeCall("adaptc.mul_f32", [x], [np.asarray(c, np.float32)], attrs, out_shape, "float32",
                                      "mul", ["input2"]), last)
+
+    def visit_binary(self, var, args, function, out_shape):
+        """An element-wise binary operator of two activations, or of one and a constant (flash,
+        "input2"; a constant first operand of subtract / divide reverses the function),
+        broadcasting, [+ act] -> adaptc.binary_f32."""
+        last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1] if out_shape else 1)
+        attrs = {"function": function, "act_min": lo, "act_max": hi}
+        consts = [const_eval(self.g, a) for a in args]
+        if all(c is None for c in consts):
+            self.emit(var, CompositeCall("adaptc.binary_f32", list(args), [], attrs, out_shape, "float32", function),
+                      last)
+            return
+        if consts[1] is None:
+            args, consts, attrs["function"] = args[::-1], consts[::-1], REVERSED.get(function, function)
+        self.emit(var, CompositeCall("adaptc.binary_f32", [args[0]], [np.asarray(consts[1], np.float32)], attrs,
+                                     out_shape, "float32", function, ["input2"]), last)
 
     def visit_pool(self, var, value, name, out_shape):
         """Pooling as the kernels compute it (floor mode, padding excluded from an average): ceil
@@ -217,14 +248,14 @@ class _Fuser:
             source += "+bias" * (bias is not None) + "+act" * bool(np.isfinite([lo, hi]).any())
             self.emit(var, CompositeCall(kind, [value.args[0]], consts, attrs, out_shape, "float32",
                                          source, names), last)
+        elif var in self.squared:
+            self.visit_binary(var, list(self.squared[var].args), "squared_difference", out_shape)
+        elif name == "relax.add" and (any(const_eval(g, a) is not None for a in value.args) or any(
+                tvm_compat.shape_of(g.resolve(a).ty if a in g.value else a.ty) != out_shape for a in value.args)):
+            self.visit_binary(var, list(value.args), "add", out_shape)
+        elif name in BINARY and name != "relax.add":
+            self.visit_binary(var, list(value.args), BINARY[name], out_shape)
         elif name == "relax.add":
-            for x, c in (value.args, value.args[::-1]):
-                if const_eval(g, c) is not None:
-                    shape = list(const_eval(g, c).shape)
-                    g.fail("add", var.name, f"add of a constant {shape} to the result of {g.op(x) or 'the input'} "
-                           "(a per-channel bias of a conv / matmul is folded into it; this one is not)")
-            if any(tvm_compat.shape_of(g.resolve(a).ty if a in g.value else a.ty) != out_shape for a in value.args):
-                g.fail("add", var.name, "broadcasting add")
             last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
             self.emit(var, CompositeCall("adaptc.add_f32", list(value.args), [], {"act_min": lo, "act_max": hi},
                                          out_shape, "float32", "add"), last)

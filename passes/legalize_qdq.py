@@ -12,7 +12,9 @@ parameters differ from the output's); max pooling,
 padding and reshapes directly on int8 tensors.
 
 Ensures: ``main`` holds only int8 values: calls to private composite functions
-(``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qmul``, ``adaptc.qavg_pool2d``,
+(``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qaddsub`` (ADD with broadcasting or a
+constant, SUB), ``adaptc.qsquared_difference``, ``adaptc.qmaxmin`` (inputs and output of equal
+parameters), ``adaptc.qmul``, ``adaptc.qavg_pool2d``,
 ``adaptc.qmax_pool2d``, ``adaptc.qmean``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``)
 and layout ops (reshape, permute_dims, strided_slice: a split's parts become slices; take: a
 gather) and concat.
@@ -35,8 +37,9 @@ from adaptc import formats, luts, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall, imported_composite
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "mean", "multiply", "nn.pad",
-             "relu", "reshape", "softmax", "split", "strided_slice", "take", *unary.FUNCTIONS)
+SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "maximum", "mean", "minimum",
+             "multiply", "nn.pad", "relu", "reshape", "softmax", "split", "squared_difference", "strided_slice",
+             "subtract", "take", *unary.FUNCTIONS)
 
 
 def _scalar(expr) -> float:
@@ -152,9 +155,8 @@ def _match_add(g, core, out_scale, out_zp, act_min, act_max, node):
     if a is None or b is None or isinstance(a[0], np.ndarray) or isinstance(b[0], np.ndarray):
         return None
     shape = tvm_compat.shape_of(call.ty)
-    for e in call.args:
-        if tvm_compat.shape_of(g.resolve(e).ty) != shape:
-            g.fail("add", node, "int8 add with broadcasting")
+    if any(tvm_compat.shape_of(g.resolve(e).ty) != shape for e in call.args):
+        return None                                   # broadcasting: _match_addsub
     left_shift = 20
     s1, s2 = float(a[1][0]), float(b[1][0])
     twice_max = 2 * max(s1, s2)
@@ -165,6 +167,120 @@ def _match_add(g, core, out_scale, out_zp, act_min, act_max, node):
              "input1_multiplier": m1, "input1_shift": sh1, "input2_multiplier": m2, "input2_shift": sh2,
              "multiplier": [mo], "shift": [sho], **_out_range(out_scale, out_zp, act_min, act_max)}
     return CompositeCall("adaptc.qadd", [a[0], b[0]], [], attrs, shape, "int8", "add")
+
+
+def _binary_operands(g, call, what, node):
+    """(a, b, swapped) of a binary op's dequantized operands, the activation first (a constant
+    lives in flash as the kernels' second operand); None if either is not dequantized.
+    UnsupportedOperatorError for two constants or a per-channel quantized operand."""
+    a, b = (_dequantized(g, e) for e in call.args)
+    if a is None or b is None:
+        return None
+    swapped = isinstance(a[0], np.ndarray)
+    if swapped:
+        a, b = b, a
+    if isinstance(a[0], np.ndarray) or len(a[1]) != 1 or len(b[1]) != 1:
+        g.fail(what, node, f"int8 {what} of two constants or of a per-channel quantized tensor")
+    if isinstance(b[0], np.ndarray) and b[0].dtype != np.int8:
+        g.fail(what, node, f"int8 {what} with a {b[0].dtype} constant operand")
+    return a, b, swapped
+
+
+def _binary_call(name, a, b, attrs, call, source):
+    """The composite call of a binary op: two activations, or an activation and a constant
+    (flash, "input2")."""
+    shape = tvm_compat.shape_of(call.ty)
+    if isinstance(b[0], np.ndarray):
+        return CompositeCall(name, [a[0]], [b[0].astype(np.int8)], attrs, shape, "int8", source, ["input2"])
+    return CompositeCall(name, [a[0], b[0]], [], attrs, shape, "int8", source)
+
+
+def _rescaling(s1: float, s2: float, left_shift: int) -> dict:
+    """TFLite's per-input rescaling of ADD / SQUARED_DIFFERENCE: input_i scale / (2 max scale),
+    in doubles of the float32 scales."""
+    twice_max = 2 * max(s1, s2)
+    m1, sh1 = fxp.quantize_multiplier(s1 / twice_max)
+    m2, sh2 = fxp.quantize_multiplier(s2 / twice_max)
+    return {"left_shift": left_shift, "input1_multiplier": m1, "input1_shift": sh1, "input2_multiplier": m2,
+            "input2_shift": sh2}
+
+
+def _match_addsub(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(add|subtract(dequantize(a), dequantize(b))) with broadcasting or a constant
+    operand (the same-shape add of two activations is _match_add): TFLite Micro's int8 ADD or
+    SUB, left_shift 20, the multipliers in doubles of the float32 scales (as the tflite_micro
+    wheel the tests run; newer sub_common.cc divides in float32, which moves a multiplier by a
+    few units in the last place)."""
+    name = g.op(core)
+    if name not in ("relax.add", "relax.subtract"):
+        return None
+    call = g.resolve(core)
+    what = name.replace("relax.", "")
+    operands = _binary_operands(g, call, what, node)
+    if operands is None:
+        return None
+    a, b, swapped = operands
+    s1, s2 = float(a[1][0]), float(b[1][0])
+    attrs = _rescaling(s1, s2, 20)
+    mo, sho = fxp.quantize_multiplier(2 * max(s1, s2) / ((1 << 20) * float(out_scale)))
+    signs = (1, 1) if name == "relax.add" else (-1, 1) if swapped else (1, -1)
+    attrs.update({"input1_zp": int(a[2][0]), "input2_zp": int(b[2][0]), "input1_sign": signs[0],
+                  "input2_sign": signs[1], "multiplier": [mo], "shift": [sho],
+                  **_out_range(out_scale, out_zp, act_min, act_max)})
+    return _binary_call("adaptc.qaddsub", a, b, attrs, call, "add" if name == "relax.add" else "sub")
+
+
+def _match_squared_difference(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(multiply(d, d)), d = subtract(dequantize(a), dequantize(b)) (TVM's import of
+    SQUARED_DIFFERENCE): TFLite Micro's int8 SQUARED_DIFFERENCE, left_shift 7, the output
+    multiplier (2 max scale)^2 / (2^14 s_out) in doubles; no activation."""
+    if g.op(core) != "relax.multiply":
+        return None
+    call = g.resolve(core)
+    if not call.args[0].same_as(call.args[1]) or g.op(call.args[0]) != "relax.subtract":
+        return None
+    operands = _binary_operands(g, g.resolve(call.args[0]), "squared_difference", node)
+    if operands is None:
+        return None
+    a, b, _ = operands                     # (a - b)^2 = (b - a)^2
+    s1, s2 = float(a[1][0]), float(b[1][0])
+    twice_max = 2 * max(s1, s2)
+    mo, sho = fxp.quantize_multiplier(twice_max * twice_max / ((1 << 14) * float(out_scale)))
+    attrs = {**_rescaling(s1, s2, 7), "input1_zp": int(a[2][0]), "input2_zp": int(b[2][0]),
+             "multiplier": [mo], "shift": [sho], **_out_range(out_scale, out_zp, act_min, act_max)}
+    return _binary_call("adaptc.qsquared_difference", a, b, attrs, call, "squared_difference")
+
+
+def _match_maxmin(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(maximum|minimum(dequantize(a), dequantize(b))): TFLite Micro's int8 MAXIMUM /
+    MINIMUM compare the raw int8 values without checking their parameters, which gives the
+    maximum only where both inputs have the output's scale and zero point: required here
+    (post-training quantization requantizes the inputs to the output's parameters)."""
+    name = g.op(core)
+    if name not in ("relax.maximum", "relax.minimum"):
+        return None
+    call = g.resolve(core)
+    what = name.replace("relax.", "")
+    operands = _binary_operands(g, call, what, node)
+    if operands is None:
+        return None
+    a, b, _ = operands
+    params = {(float(np.float32(x[1][0])), int(x[2][0])) for x in (a, b)}
+    if params != {(float(np.float32(out_scale)), int(out_zp))}:
+        g.fail(what, node, f"int8 {what} with inputs quantized (scale, zero point) "
+               f"{[(float(x[1][0]), int(x[2][0])) for x in (a, b)]} and output ({float(out_scale)}, {int(out_zp)}): "
+               "TFLite Micro compares raw int8 values, so all three must be equal")
+    attrs = {"function": what, **_out_range(out_scale, out_zp, act_min, act_max)}
+    return _binary_call("adaptc.qmaxmin", a, b, attrs, call, what)
+
+
+def _match_divide(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(divide(...)): refused (the C target has float DIV only; post-training
+    quantization turns a division by a constant into a multiplication first)."""
+    if g.op(core) == "relax.divide":
+        g.fail("divide", node, "int8 division (DIV / Div) is not supported: only float32 DIV, and an int8 "
+               "division by a constant as a multiplication by its reciprocal")
+    return None
 
 
 def _match_mul(g, core, out_scale, out_zp, act_min, act_max, node):
@@ -261,8 +377,8 @@ def _match_unary_function(g, core, out_scale, out_zp, act_min, act_max, node):
                          tvm_compat.shape_of(g.resolve(core).ty), "int8", m.function.name, ["table"])
 
 
-QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_mul, _match_softmax, _match_mean, _match_unary_function,
-                     _match_unary_lut)
+QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_addsub, _match_squared_difference, _match_maxmin, _match_divide,
+                     _match_mul, _match_softmax, _match_mean, _match_unary_function, _match_unary_lut)
 
 
 def _pool_padding(attrs):

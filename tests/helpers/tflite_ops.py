@@ -1057,6 +1057,74 @@ def mul_branch_model(shape, in_q, out_q, branch="self", branch_q=None, weights=N
     m.op(_OP.MUL, 2 if int8 else 1, [b, x] if swap else [x, b], [y], _OPT.MulOptions, _mul_opts(activation))
     return m.finish()
 
+
+# --------------------------------------------------------------------------
+# element-wise binary operators with broadcasting (int8 and float32)
+# --------------------------------------------------------------------------
+def _fused_opts(prefix):
+    def make(activation):
+        def fn(b):
+            getattr(tflite, f"{prefix}OptionsStart")(b)
+            getattr(tflite, f"{prefix}OptionsAddFusedActivationFunction")(b, _act(activation))
+            return getattr(tflite, f"{prefix}OptionsEnd")(b)
+        return fn
+    return make
+
+
+def _empty_opts(prefix):
+    def make(activation):
+        if activation != "NONE":
+            raise ValueError(f"{prefix} has no fused activation")
+
+        def fn(b):
+            getattr(tflite, f"{prefix}OptionsStart")(b)
+            return getattr(tflite, f"{prefix}OptionsEnd")(b)
+        return fn
+    return make
+
+
+# name -> (builtin, int8 version, float version, options type, options builder of the activation)
+_BINARY_OPS = {
+    "ADD": (_OP.ADD, 2, 1, _OPT.AddOptions, _fused_opts("Add")),
+    "SUB": (_OP.SUB, 2, 1, _OPT.SubOptions, _fused_opts("Sub")),
+    "MUL": (_OP.MUL, 2, 1, _OPT.MulOptions, _fused_opts("Mul")),
+    "DIV": (_OP.DIV, 2, 1, _OPT.DivOptions, _fused_opts("Div")),
+    "MAXIMUM": (_OP.MAXIMUM, 2, 1, _OPT.MaximumMinimumOptions, _empty_opts("MaximumMinimum")),
+    "MINIMUM": (_OP.MINIMUM, 2, 1, _OPT.MaximumMinimumOptions, _empty_opts("MaximumMinimum")),
+    "SQUARED_DIFFERENCE": (_OP.SQUARED_DIFFERENCE, 2, 1, _OPT.SquaredDifferenceOptions,
+                           _empty_opts("SquaredDifference")),
+}
+
+
+def binary_model(op, shape1, shape2, in1_q=None, in2_q=None, out_q=None, activation="NONE", const1=None,
+                 const2=None, dtype=np.int8) -> bytes:
+    """One element-wise binary operator (ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE),
+    broadcasting ``shape1`` against ``shape2`` (NumPy's rule). ``const1`` / ``const2`` (of
+    ``dtype``, the operand's shape) make that operand a constant tensor, else it is a model input.
+    int8: ``in1_q``, ``in2_q``, ``out_q`` the per-tensor quantizations; float32: none."""
+    builtin, v8, vf, opt_type, opts = _BINARY_OPS[op]
+    int8 = np.dtype(dtype) == np.int8
+    cast = _i8 if int8 else _f32
+
+    def q(v):
+        return _as_q(v) if int8 else None
+
+    out_shape = tuple(int(d) for d in np.broadcast_shapes(tuple(shape1), tuple(shape2)))
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} {op} {tuple(shape1)} x {tuple(shape2)} {activation}")
+    operands = []
+    for k, (shape, qk, const) in enumerate(((shape1, in1_q, const1), (shape2, in2_q, const2)), start=1):
+        if const is None:
+            operands.append(m.input(shape, dtype, f"input{k}", q(qk)))
+            continue
+        data = cast(const)
+        if data.shape != tuple(shape):
+            raise ValueError(f"const{k} shape {data.shape} != shape{k} {tuple(shape)}")
+        operands.append(m.tensor(shape, dtype, f"input{k}", q(qk), data))
+    y = m.output(out_shape, dtype, "output", q(out_q))
+    m.op(builtin, v8 if int8 else vf, operands, [y], opt_type, opts(activation))
+    return m.finish()
+
+
 # --------------------------------------------------------------------------
 # UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations, int16 cell state; float32)
 # --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import (  # noqa: F401
     activation,
     add,
+    binary,
     concat,
     conv2d,
     depthwise_conv2d,

@@ -14,6 +14,8 @@ from .errors import DynamicShapeError, InputError, ModelLoadError, UnsupportedOp
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DIV", "ELU", "EXPAND_DIMS",
+    "ARG_MAX", "DEPTH_TO_SPACE", "DEQUANTIZE", "MIRROR_PAD", "PACK", "PADV2", "QUANTIZE", "RESIZE_BILINEAR",
+    "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK",
     "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL",
     "PAD", "RELU", "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V",
     "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM",

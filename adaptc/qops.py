@@ -412,6 +412,85 @@ def _qlstm(F, p, a):
     return lstm.body(F, p, a)
 
 
+# ------------------------------------------------------------- data movement and quantization
+
+
+@composite("adaptc.quantize")
+def _quantize(F, p, a):
+    """TFLite QUANTIZE float32 -> int8 (reference_ops::AffineQuantize): zp + round(x / scale),
+    the quotient in float32, rounded half away from zero (in float64, exact for a float32), clamped."""
+    v = F.cast(F.emit(relax.op.divide(p[0], relax.const(np.float32(a["output_scale"])))), "float64")
+    half = relax.const(0.5, "float64")
+    r = F.emit(relax.op.multiply(relax.op.sign(v), relax.op.floor(relax.op.add(relax.op.abs(v), half))))
+    r = F.cast(F.emit(relax.op.clip(r, -512.0, 512.0)), "int32")
+    return _clamp_s8(F, F.emit(relax.op.add(r, F.const(int(a["output_zp"])))), a)
+
+
+@composite("adaptc.dequantize")
+def _dequantize(F, p, a):
+    """TFLite DEQUANTIZE int8 -> float32: scale * (x - zp) (the product of two exact floats,
+    rounded once, as reference_ops::Dequantize's double product cast to float)."""
+    d = F.cast(_offset(F, p[0], int(a["input_zp"])), "float32")
+    return relax.op.multiply(d, relax.const(np.float32(a["input_scale"])))
+
+
+def _corners(F, x, y_lo, y_hi, x_lo, x_hi):
+    """The four source values of each output position: x[:, y_lo|y_hi, x_lo|x_hi, :]."""
+    rows = [F.emit(relax.op.take(x, y, axis=1)) for y in (y_lo, y_hi)]
+    return [[F.emit(relax.op.take(r, c, axis=2)) for c in (x_lo, x_hi)] for r in rows]
+
+
+@composite("adaptc.qresize_bilinear")
+def _qresize_bilinear(F, p, a):
+    """TFLite RESIZE_BILINEAR int8 (reference_ops::ResizeBilinearInteger), NHWC: per output row
+    and column the lower / upper source index and the 10-bit fraction (tables computed at compile
+    time, adaptc.resize); sum of the four corners times (1024 - f | f) products, divided by 2^20
+    rounding half away from zero. Output parameters are the input's."""
+    x, y_lo, y_hi, y_frac, x_lo, x_hi, x_frac = p
+    (v00, v01), (v10, v11) = _corners(F, F.cast(x, "int32"), y_lo, y_hi, x_lo, x_hi)
+    oh, ow = int(a["out_h"]), int(a["out_w"])
+    fy = F.emit(relax.op.reshape(y_frac, (1, oh, 1, 1)))
+    fx = F.emit(relax.op.reshape(x_frac, (1, 1, ow, 1)))
+    gy = F.emit(relax.op.subtract(F.const(1024), fy))
+    gx = F.emit(relax.op.subtract(F.const(1024), fx))
+    mul = relax.op.multiply
+    acc = F.emit(relax.op.add(relax.op.add(mul(mul(v00, gy), gx), mul(mul(v10, fy), gx)),
+                              relax.op.add(mul(mul(v01, gy), fx), mul(mul(v11, fy), fx))))
+    pos = F.emit(relax.op.right_shift(relax.op.add(acc, F.const(1 << 19)), F.const(20)))
+    neg = F.emit(relax.op.negative(relax.op.right_shift(relax.op.subtract(F.const(1 << 19), acc), F.const(20))))
+    return _clamp_s8(F, F.where(F.emit(relax.op.greater(acc, F.const(0))), pos, neg), {"act_min": -128, "act_max": 127})
+
+
+@composite("adaptc.resize_bilinear_f32")
+def _resize_bilinear_f32(F, p, a):
+    """Bilinear resize of NHWC float32 (TFLite RESIZE_BILINEAR's reference_ops::ResizeBilinear,
+    ONNX Resize linear): the four corners weighted (1 - f | f) per axis, from compile-time tables."""
+    x, y_lo, y_hi, y_frac, x_lo, x_hi, x_frac = p
+    (v00, v01), (v10, v11) = _corners(F, x, y_lo, y_hi, x_lo, x_hi)
+    oh, ow = int(a["out_h"]), int(a["out_w"])
+    one = relax.const(np.float32(1.0))
+    fy = F.emit(relax.op.reshape(y_frac, (1, oh, 1, 1)))
+    fx = F.emit(relax.op.reshape(x_frac, (1, 1, ow, 1)))
+    gy, gx = F.emit(relax.op.subtract(one, fy)), F.emit(relax.op.subtract(one, fx))
+    return relax.op.add(
+        relax.op.add(relax.op.add(relax.op.multiply(relax.op.multiply(v00, gy), gx),
+                                  relax.op.multiply(relax.op.multiply(v10, fy), gx)),
+                     relax.op.multiply(relax.op.multiply(v01, gy), fx)),
+        relax.op.multiply(relax.op.multiply(v11, fy), fx))
+
+
+@composite("adaptc.qargmax")
+def _qargmax(F, p, a):
+    """TFLite ARG_MAX of int8 (raw values compared; the first of equal maxima) -> int32 indices."""
+    return relax.op.astype(relax.op.argmax(p[0], axis=int(a["axis"]), keepdims=False), "int32")
+
+
+@composite("adaptc.argmax_f32")
+def _argmax_f32(F, p, a):
+    """TFLite ARG_MAX / ONNX ArgMax of float32 (the first of equal maxima) -> int32 indices."""
+    return relax.op.astype(relax.op.argmax(p[0], axis=int(a["axis"]), keepdims=False), "int32")
+
+
 def imported_composite(mod, call) -> CompositeCall | None:
     """The CompositeCall of a composite call the importer emitted itself (adaptc.qlstm), else None."""
     name = composite_name(mod, call)

@@ -124,6 +124,9 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     - EXPAND_DIMS (0.27 passes expand_dims a third argument) is the reshape to its output shape.
     - RESIZE_NEAREST_NEIGHBOR is a gather (``take``) per spatial axis of the source indices
       TFLite Micro computes (``tflite_nearest_indices``): int8 or float alike, no requantization.
+    - MIRROR_PAD (REFLECT / SYMMETRIC) is a gather per padded axis (adaptc.resize.reflect_indices);
+      TRANSPOSE, PACK, UNPACK, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PADV2 and ARG_MAX join the
+      whitelist (they move int8 values, or compare them, without arithmetic).
     - int8 UNIDIRECTIONAL_SEQUENCE_LSTM (0.27 refuses it) passes the whitelist; ``converters``
       (converter method name -> function(converter, op)) adds methods, e.g. the loader's
       adaptc.lstm_import.convert (one ``adaptc.qlstm`` composite call).
@@ -138,7 +141,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     class Converter(fe.OperatorConverter):
         _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
-            "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM"}
+            "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            "ARG_MAX", "DEPTH_TO_SPACE", "MIRROR_PAD", "PACK", "PADV2", "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK"}
 
         def _unary(self, op, name: str, alpha: float = 1.0):
             """dequantize? -> adaptc.unary's canonical expression -> quantize?"""
@@ -164,6 +168,21 @@ def from_tflite(buf: bytes, converters: dict | None = None):
         def convert_expand_dims(self, op):
             (x, _axis), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
             return relax.op.reshape(self.get_expr(x.tensor_idx), [int(d) for d in y.tensor.ShapeAsNumpy()])
+
+        def convert_mirror_pad(self, op):
+            from tflite.MirrorPadOptions import MirrorPadOptions
+
+            from .resize import reflect_indices
+
+            (x, pads), _ = self.get_input_tensors(op), self.get_output_tensors(op)
+            opts = MirrorPadOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            mode = "symmetric" if opts.Mode() == 1 else "reflect"
+            shape = [int(d) for d in x.tensor.ShapeAsNumpy()]
+            widths = np.asarray(self.get_tensor_value(pads)).reshape(len(shape), 2)
+            return gather_axes(self.get_expr(x.tensor_idx),
+                               {i: reflect_indices(d, int(b), int(e), mode) for i, (d, (b, e)) in enumerate(
+                                   zip(shape, widths)) if b or e})
 
         def convert_hard_swish(self, op):
             return self._unary(op, "hard_swish")

@@ -232,3 +232,75 @@ OPS = {
     "adaptc.gather": ("int8", gather),
     "adaptc.qlstm": ("int8", lstm_s8),
 }
+
+
+def quantize_f32_s8(rng):
+    """A float model input quantized to int8 (adaptc.quantize, TFLite QUANTIZE at the input)."""
+    n, h, w, c = _spatial(rng)
+    attrs = {"output_scale": float(rng.uniform(0.005, 0.1)), "output_zp": int(rng.integers(-128, 128)),
+             "act_min": -128, "act_max": 127}
+    return "adaptc.quantize", attrs, {}, [(n, h, w, c)], (n, h, w, c)
+
+
+def dequantize_s8_f32(rng):
+    """An int8 output dequantized to float (adaptc.dequantize, TFLite DEQUANTIZE at the output)."""
+    n, h, w, c = _spatial(rng)
+    attrs = {"input_scale": float(rng.uniform(0.005, 0.1)), "input_zp": int(rng.integers(-128, 128))}
+    return "adaptc.dequantize", attrs, {}, [(n, h, w, c)], (n, h, w, c)
+
+
+def _resize_layer(rng, integer: bool):
+    from adaptc import resize
+
+    while True:
+        n, h, w, c = _spatial(rng)
+        oh, ow = (int(d * float(rng.choice([2.0, 2.0, 1.5, 3.0, 0.5]))) or 1 for d in (h, w))
+        if n * oh * ow * c <= ELEMENTS:
+            break
+    align, half = [(False, False), (True, False), (False, True)][int(rng.integers(3))]
+    table = resize.tflite_integer if integer else resize.tflite_float
+    ys, xs = table(h, oh, align, half), table(w, ow, align, half)
+    consts = dict(zip(("y_lo", "y_hi", "y_frac", "x_lo", "x_hi", "x_frac"), (*ys, *xs)))
+    attrs = {"out_h": oh, "out_w": ow, "align_corners": align, "half_pixel_centers": half}
+    return ("adaptc.qresize_bilinear" if integer else "adaptc.resize_bilinear_f32"), attrs, consts, \
+        [(n, h, w, c)], (n, oh, ow, c)
+
+
+def resize_bilinear_s8(rng):
+    """TFLite int8 RESIZE_BILINEAR (adaptc.qresize_bilinear) by 2, 1.5, 3 or 0.5."""
+    return _resize_layer(rng, True)
+
+
+def resize_bilinear_f32(rng):
+    """Float bilinear resizing (adaptc.resize_bilinear_f32) by 2, 1.5, 3 or 0.5."""
+    return _resize_layer(rng, False)
+
+
+def _argmax_layer(rng, op: str, int_bytes: int):
+    """ARG_MAX over the last axis of logits or of a segmentation map's channels. The output is
+    int32: for the int8 program (whose buffers are int8) its shape counts its bytes."""
+    if rng.random() < 0.5:
+        shape = (1, int(rng.choice([2, 3, 10, 12, 35, 100, 1000])))
+    else:
+        n, h, w, c = _spatial(rng)
+        shape = (n, h, w, c)
+    out = (*shape[:-2], shape[-2] * int_bytes)
+    return op, {"axis": len(shape) - 1}, {}, [shape], out
+
+
+def argmax_s8(rng):
+    return _argmax_layer(rng, "adaptc.qargmax", 4)
+
+
+def argmax_f32(rng):
+    return _argmax_layer(rng, "adaptc.argmax_f32", 1)
+
+
+OPS.update({   # data movement and quantization (issue 16); the program's dtype is its input's
+    "adaptc.quantize": ("float32", quantize_f32_s8),   # int8 written into a float-sized output
+    "adaptc.dequantize": ("float32", dequantize_s8_f32),   # int8 read from a float-sized input
+    "adaptc.qresize_bilinear": ("int8", resize_bilinear_s8),
+    "adaptc.resize_bilinear_f32": ("float32", resize_bilinear_f32),
+    "adaptc.qargmax": ("int8", argmax_s8),
+    "adaptc.argmax_f32": ("float32", argmax_f32),
+})

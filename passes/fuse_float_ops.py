@@ -21,6 +21,8 @@ a 1-D global pooling) -> ``adaptc.mean_f32``; a mean over axes that are not neig
 UnsupportedOperatorError naming them. Layout ops (reshape, permute_dims), concat, strided_slice
 and take (a gather: nearest resizing) stay as they are; each part of a split becomes a
 strided_slice. Anything else raises UnsupportedOperatorError naming the op and binding.
+``resize2d`` mode linear -> ``adaptc.resize_bilinear_f32`` (index and fraction tables of
+adaptc.resize); ``argmax`` -> ``adaptc.argmax_f32`` (int32 indices, TFLite ARG_MAX's type).
 Composite bodies are the original float ops, so the module computes the same values on llvm.
 
 Parameters: ``path`` -- the model file, for error messages.
@@ -30,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import tvm_compat, unary
+from adaptc import resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
@@ -207,6 +209,16 @@ class _Fuser:
             return
         if const_eval(g, value) is not None:
             return
+        if name == "relax.argmax" and tvm_compat.dtype_of(value.args[0].ty) == "float32":
+            rank = len(tvm_compat.shape_of(value.args[0].ty))
+            if bool(value.attrs.keepdims) or value.attrs.axis is None:
+                g.fail("argmax", var.name, "argmax keeping the reduced axis, or over all axes")
+            self.calls.append((var, CompositeCall("adaptc.argmax_f32", [value.args[0]], [], {
+                "axis": int(value.attrs.axis) % rank}, tvm_compat.shape_of(var.ty), "int32", "arg_max")))
+            return
+        if name == "relax.image.resize2d":
+            self.visit_resize(var, value)
+            return
         if tvm_compat.dtype_of(var.ty) != "float32":
             g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
         out_shape = tvm_compat.shape_of(var.ty)
@@ -302,6 +314,29 @@ class _Fuser:
             self.calls.append((var, value))
         else:
             g.fail(str(name or type(value).__name__).replace("relax.", ""), var.name)
+
+
+    def visit_resize(self, var, value):
+        """resize2d mode linear, NHWC -> adaptc.resize_bilinear_f32 with its index and fraction
+        tables (adaptc.resize: TFLite's float arithmetic; pytorch_half_pixel as onnxruntime)."""
+        a = value.attrs
+        mode = str(a.coordinate_transformation_mode)
+        if str(a.method) != "linear" or str(a.layout) != "NHWC" or mode not in (
+                "asymmetric", "align_corners", "half_pixel", "pytorch_half_pixel"):
+            self.g.fail("resize2d", var.name, f"resize {a.method} {a.layout} {mode}: only linear (bilinear) NHWC, "
+                        "coordinates asymmetric | align_corners | half_pixel | pytorch_half_pixel")
+        x = value.args[0]
+        in_shape = tvm_compat.shape_of(self.g.resolve(x).ty if x in self.g.value else x.ty)
+        out_shape = tvm_compat.shape_of(var.ty)
+        tables = []
+        for i, o in ((in_shape[1], out_shape[1]), (in_shape[2], out_shape[2])):
+            if mode == "pytorch_half_pixel":
+                tables += resize.onnx_linear(i, o, o / i, mode)
+            else:
+                tables += resize.tflite_float(i, o, mode == "align_corners", mode == "half_pixel")
+        self.emit(var, CompositeCall("adaptc.resize_bilinear_f32", [x], tables, {
+            "out_h": out_shape[1], "out_w": out_shape[2], "coordinates": mode}, out_shape, "float32",
+            "resize_bilinear", ["y_lo", "y_hi", "y_frac", "x_lo", "x_hi", "x_frac"]), var)
 
 
 def FuseFloatOps(path: str = "<module>"):

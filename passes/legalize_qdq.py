@@ -24,6 +24,12 @@ folds 1/count into its multiplier as TFLite Micro does), so the module on llvm i
 TFLite Micro's reference kernels. An op outside these patterns raises UnsupportedOperatorError
 naming the op and the binding (for a mean: its axes).
 
+Data movement and the edges (issue 16): ``quantize`` of a float model input ->
+``adaptc.quantize`` (the model takes float input); a ``dequantize`` that is the output ->
+``adaptc.dequantize``; ``quantize(resize2d(dequantize(x)))`` bilinear -> ``adaptc.qresize_bilinear``
+(TFLite's integer ResizeBilinear; output parameters must equal the input's); an int8 ``argmax`` ->
+``adaptc.qargmax`` (int32 indices); an int8 ``concat`` (PACK) stays a concat.
+
 Parameters: ``path`` -- the model file, for error messages.
 """
 from __future__ import annotations
@@ -33,7 +39,7 @@ import tvm
 from tvm import relax
 
 from adaptc import fixedpoint as fxp
-from adaptc import formats, luts, tvm_compat, unary
+from adaptc import formats, luts, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall, imported_composite
 
@@ -377,8 +383,50 @@ def _match_unary_function(g, core, out_scale, out_zp, act_min, act_max, node):
                          tvm_compat.shape_of(g.resolve(core).ty), "int8", m.function.name, ["table"])
 
 
+def _match_input_quantize(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(x) of a float model input (TFLite QUANTIZE float32 -> int8 as a model's first
+    operator): the compiled model takes the float input and quantizes it as TFLite does."""
+    x = g.resolve(core)
+    if not isinstance(x, relax.Var) or x in g.value or tvm_compat.dtype_of(x.ty) != "float32":
+        return None
+    return CompositeCall("adaptc.quantize", [x], [], _out_range(out_scale, out_zp, act_min, act_max),
+                         tvm_compat.shape_of(x.ty), "int8", "quantize")
+
+
+RESIZE_MODES = {"asymmetric": (False, False), "align_corners": (True, False), "half_pixel": (False, True)}
+
+
+def _match_resize(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(resize2d(dequantize(x)), mode linear, NHWC): TFLite's int8 RESIZE_BILINEAR
+    (ResizeBilinearInteger; no requantization, so the output parameters must be the input's)."""
+    if g.op(core) != "relax.image.resize2d":
+        return None
+    call = g.resolve(core)
+    x = _dequantized(g, call.args[0])
+    if x is None or isinstance(x[0], np.ndarray):
+        return None
+    a = call.attrs
+    mode = str(a.coordinate_transformation_mode)
+    if str(a.method) != "linear" or str(a.layout) != "NHWC" or mode not in RESIZE_MODES:
+        g.fail("resize2d", node, f"int8 resize {a.method} {a.layout} {mode}: only bilinear NHWC, "
+               "coordinates asymmetric | align_corners | half_pixel")
+    if np.float32(x[1][0]) != np.float32(out_scale) or int(x[2][0]) != int(out_zp) or (act_min, act_max) != (-128, 127):
+        g.fail("resize2d", node, "int8 bilinear resize with output quantization other than the input's "
+               "(TFLite Micro does not requantize)")
+    in_shape = tvm_compat.shape_of(g.resolve(x[0]).ty if x[0] in g.value else x[0].ty)
+    out_shape = tvm_compat.shape_of(call.ty)
+    align, half = RESIZE_MODES[mode]
+    ys = resize.tflite_integer(in_shape[1], out_shape[1], align, half)
+    xs = resize.tflite_integer(in_shape[2], out_shape[2], align, half)
+    return CompositeCall("adaptc.qresize_bilinear", [x[0]], [*ys, *xs],
+                         {"out_h": out_shape[1], "out_w": out_shape[2], "align_corners": align,
+                          "half_pixel_centers": half}, out_shape, "int8", "resize_bilinear",
+                         ["y_lo", "y_hi", "y_frac", "x_lo", "x_hi", "x_frac"])
+
+
 QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_addsub, _match_squared_difference, _match_maxmin, _match_divide,
                      _match_mul, _match_softmax, _match_mean, _match_unary_function, _match_unary_lut)
+QUANTIZE_MATCHERS += (_match_input_quantize, _match_resize)    # data movement (issue 16)
 
 
 def _pool_padding(attrs):
@@ -425,7 +473,7 @@ class _Legalizer:
     def visit(self, var, value):
         g = self.g
         name = tvm_compat.op_name(value)
-        dtype = tvm_compat.dtype_of(var.ty)
+        dtype = None if name == "relax.split" else tvm_compat.dtype_of(var.ty)   # (a split: a tuple)
         if isinstance(value, relax.Var):
             self.alias[var] = value
         elif name == "relax.split":            # its parts become slices (split_part)
@@ -476,8 +524,18 @@ class _Legalizer:
                 {"pad_width": [int(v) for v in a.pad_width], "pad_value": int(float(a.pad_value))},
                 tvm_compat.shape_of(var.ty), "int8", "pad")))
         elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.permute_dims",
-                      "relax.strided_slice", "relax.take") and dtype == "int8":
-            self.calls.append((var, value))
+                      "relax.strided_slice", "relax.take", "relax.concat") and dtype == "int8":
+            self.calls.append((var, value))     # (an int8 concat: TFLite PACK, no requantization)
+        elif name == "relax.argmax" and tvm_compat.dtype_of(value.args[0].ty) == "int8":
+            self.calls.append((var, CompositeCall(
+                "adaptc.qargmax", [value.args[0]], [], {"axis": int(value.attrs.axis) % len(value.args[0].ty.shape)},
+                tvm_compat.shape_of(var.ty), "int32", "arg_max")))
+        elif name == "relax.dequantize" and any(var.same_as(r) for r in g.results) \
+                and not tvm_compat.is_constant(value.args[0]):
+            x = _dequantized(g, var)
+            self.calls.append((var, CompositeCall(
+                "adaptc.dequantize", [x[0]], [], {"input_scale": float(x[1][0]), "input_zp": int(x[2][0])},
+                tvm_compat.shape_of(var.ty), "float32", "dequantize")))
         elif dtype == "int8" or name == "relax.clip" and dtype == "int8":
             g.fail(str(name).replace("relax.", ""), var.name, "int8 operator outside a quantize pattern")
         # float and int32 bindings are consumed by the patterns above; leftovers are checked later

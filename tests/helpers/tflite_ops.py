@@ -1232,3 +1232,152 @@ def lstm_model(input_shape, units, in_q, hidden_q, seed=0, cell_scale=2.0 ** -12
     m.op(_OP.UNIDIRECTIONAL_SEQUENCE_LSTM, 1, ins, [y], _OPT.UnidirectionalSequenceLSTMOptions,
          _lstm_opts(activation, cell_clip, time_major))
     return m.finish()
+
+
+# --------------------------------------------------------------------------
+# data movement and quantization: chains of single-input operators
+# --------------------------------------------------------------------------
+def _options(name, **fields):
+    """An options-table builder: tflite.<name>Start, one Add<Field> per keyword, End."""
+    def fn(b):
+        getattr(tflite, f"{name}Start")(b)
+        for field, value in fields.items():
+            getattr(tflite, f"{name}Add{field}")(b, value)
+        return getattr(tflite, f"{name}End")(b)
+    return fn
+
+
+def _pads(shape, paddings):
+    return np.asarray(paddings, np.int32).reshape(len(shape), 2)
+
+
+def _mirror_out(shape, p):
+    return tuple(int(d) + int(a) + int(b) for d, (a, b) in zip(shape, _pads(shape, p["paddings"])))
+
+
+def _d2s_out(shape, p):
+    n, h, w, c = shape
+    k = int(p["block"])
+    return (n, h * k, w * k, c // (k * k))
+
+
+def _s2d_out(shape, p):
+    n, h, w, c = shape
+    k = int(p["block"])
+    return (n, h // k, w // k, c * k * k)
+
+
+def _pack_out(shape, p):
+    out = list(shape)
+    out.insert(int(p["axis"]) % (len(shape) + 1), int(p.get("count", 2)))
+    return tuple(out)
+
+
+def _unpack_out(shape, p):
+    return tuple(d for i, d in enumerate(shape) if i != int(p["axis"]) % len(shape))
+
+
+def _argmax_out(shape, p):
+    return tuple(d for i, d in enumerate(shape) if i != int(p["axis"]) % len(shape))
+
+
+_DATA_OPS = {  # name -> (builtin, version, out shape of (in shape, params), (options type, builder) of params)
+    "TRANSPOSE": (_OP.TRANSPOSE, 2, lambda s, p: tuple(s[i] for i in p["perm"]),
+                  lambda p: (_OPT.TransposeOptions, _options("TransposeOptions"))),
+    "PACK": (_OP.PACK, 2, _pack_out, lambda p: (_OPT.PackOptions, _options(
+        "PackOptions", ValuesCount=int(p.get("count", 2)), Axis=int(p["axis"])))),
+    "UNPACK": (_OP.UNPACK, 2, _unpack_out, lambda p: (_OPT.UnpackOptions, _options(
+        "UnpackOptions", Num=int(p["num"]), Axis=int(p["axis"])))),
+    "DEPTH_TO_SPACE": (_OP.DEPTH_TO_SPACE, 2, _d2s_out, lambda p: (_OPT.DepthToSpaceOptions, _options(
+        "DepthToSpaceOptions", BlockSize=int(p["block"])))),
+    "SPACE_TO_DEPTH": (_OP.SPACE_TO_DEPTH, 2, _s2d_out, lambda p: (_OPT.SpaceToDepthOptions, _options(
+        "SpaceToDepthOptions", BlockSize=int(p["block"])))),
+    "PADV2": (_OP.PADV2, 2, _mirror_out, lambda p: (_OPT.PadV2Options, _options("PadV2Options"))),
+    "MIRROR_PAD": (_OP.MIRROR_PAD, 2, _mirror_out, lambda p: (_OPT.MirrorPadOptions, _options(
+        "MirrorPadOptions", Mode={"REFLECT": 0, "SYMMETRIC": 1}[p["mode"]]))),
+    "QUANTIZE": (_OP.QUANTIZE, 2, lambda s, p: tuple(s), lambda p: (_OPT.NONE, None)),
+    "DEQUANTIZE": (_OP.DEQUANTIZE, 2, lambda s, p: tuple(s), lambda p: (_OPT.NONE, None)),
+    "RESIZE_BILINEAR": (_OP.RESIZE_BILINEAR, 3, lambda s, p: (s[0], *p["size"], s[3]),
+                        lambda p: (_OPT.ResizeBilinearOptions, _options(
+                            "ResizeBilinearOptions", AlignCorners=bool(p.get("align_corners", False)),
+                            HalfPixelCenters=bool(p.get("half_pixel_centers", False))))),
+    "ARG_MAX": (_OP.ARG_MAX, 2, _argmax_out, lambda p: (_OPT.ArgMaxOptions, _options(
+        "ArgMaxOptions", OutputType=_TT.INT32))),
+}
+
+
+def data_movement_model(shape, dtype, in_q, ops) -> bytes:
+    """A chain of single-input operators from one model input of ``shape`` / ``dtype`` / ``in_q``.
+
+    ``ops``: (name, out dtype, out quantization or None, params) per operator, names from
+    TRANSPOSE (perm), PACK (axis, count: a first PACK packs ``count`` model inputs, a later one
+    ``count`` times its input), UNPACK (axis, num: a last UNPACK's parts are all model outputs),
+    DEPTH_TO_SPACE / SPACE_TO_DEPTH (block), PADV2 (paddings, value: of the input's dtype, int8
+    raw), MIRROR_PAD (paddings, mode REFLECT | SYMMETRIC), QUANTIZE, DEQUANTIZE,
+    RESIZE_BILINEAR (size, align_corners, half_pixel_centers), ARG_MAX (axis; int32 output)."""
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} {' -> '.join(o[0] for o in ops)} {tuple(shape)}")
+    q = _as_q(in_q) if in_q is not None else None
+    t = m.input(shape, dtype, "input", q)
+    shape = tuple(int(d) for d in shape)
+    for k, (name, out_dtype, out_q, params) in enumerate(ops):
+        builtin, version, out_of, opts = _DATA_OPS[name]
+        last = k == len(ops) - 1
+        out_shape = out_of(shape, params)
+        oq = _as_q(out_q) if out_q is not None else None
+        ins = [t]
+        if name == "PACK":
+            count = int(params.get("count", 2))
+            ins = [t] + [m.input(shape, dtype, f"input{i}", q) if k == 0 else t for i in range(1, count)]
+        elif name == "TRANSPOSE":
+            ins.append(m.const(np.asarray(params["perm"], np.int32), f"perm_{k}"))
+        elif name in ("PADV2", "MIRROR_PAD"):
+            ins.append(m.const(_pads(shape, params["paddings"]), f"paddings_{k}"))
+            if name == "PADV2":
+                ins.append(m.const(np.asarray([params["value"]], dtype), f"value_{k}", q))
+        elif name == "RESIZE_BILINEAR":
+            ins.append(m.const(np.asarray(params["size"], np.int32), f"size_{k}"))
+        elif name == "ARG_MAX":
+            ins.append(m.const(np.asarray([params["axis"]], np.int32), f"axis_{k}"))
+        if name == "UNPACK":
+            outs = [m.output(out_shape, out_dtype, f"output{i}", oq) if last else
+                    m.tensor(out_shape, out_dtype, f"part{k}_{i}", oq) for i in range(int(params["num"]))]
+        else:
+            outs = [m.output(out_shape, out_dtype, "output", oq) if last else
+                    m.tensor(out_shape, out_dtype, f"{name.lower()}_{k}", oq)]
+        m.op(builtin, version, ins, outs, *opts(params))
+        t, shape, dtype, q = outs[0], out_shape, out_dtype, oq
+    return m.finish()
+
+
+def run_tflm_all(model: bytes, *inputs: np.ndarray) -> list[np.ndarray]:
+    """Run the model in the TFLite Micro Python interpreter; return every output."""
+    from tflite_micro import runtime as tflm
+
+    interp = tflm.Interpreter.from_bytes(bytes(model), arena_size=max(1 << 20, 16 * len(model)))
+    for i, x in enumerate(inputs):
+        interp.set_input(np.ascontiguousarray(x), i)
+    interp.invoke()
+    outs, i = [], 0
+    while True:
+        try:
+            outs.append(np.array(interp.get_output(i), copy=True))
+        except Exception:   # past the last output
+            return outs
+        i += 1
+
+
+# --------------------------------------------------------------------------
+# reductions (SUM, REDUCE_MAX, MEAN), LOG_SOFTMAX, BATCH_MATMUL (int8 and float32)
+# --------------------------------------------------------------------------
+def reduce_model(op, in_shape, axes, keep_dims, in_q=None, out_q=None) -> bytes:
+    """``op`` ("SUM", "REDUCE_MAX", "MEAN") over ``axes`` (an int32 constant side input) with
+    ``keep_dims``: int8 (version 2) when ``in_q`` is given, else float32 (version 1)."""
+    dtype = np.int8 if in_q is not None else np.float32
+    out_shape = _mean_out_shape(in_shape, axes, keep_dims)
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} {op} {tuple(in_shape)} axes={list(axes)} "
+                      f"keep_dims={bool(keep_dims)}")
+    x = m.input(in_shape, dtype, "input", _as_q(in_q) if in_q is not None else None)
+    a = m.const(np.asarray(axes, np.int32).reshape(-1), "axes")
+    y = m.output(out_shape, dtype, "output", _as_q(out_q) if out_q is not None else None)
+    m.op(getattr(_OP, op), 2 if in_q is not None else 1, [x, a], [y], _OPT.ReducerOptions, _reducer_opts(keep_dims))
+    return m.finish()

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     binary,
     concat,
     conv2d,
+    data_movement,
     depthwise_conv2d,
     fully_connected,
     gate,

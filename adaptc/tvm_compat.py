@@ -122,6 +122,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     - HARD_SWISH, LEAKY_RELU and ELU are written in adaptc.unary's canonical form (0.27's ELU
       ignores the quantization of an int8 one).
     - EXPAND_DIMS (0.27 passes expand_dims a third argument) is the reshape to its output shape.
+    - FULLY_CONNECTED on an N-d input: flattened to rows of the filter's depth, as TFLite Micro
+      does, the result reshaped to the declared output shape (keep_num_dims).
     - RESIZE_NEAREST_NEIGHBOR is a gather (``take``) per spatial axis of the source indices
       TFLite Micro computes (``tflite_nearest_indices``): int8 or float alike, no requantization.
     - MIRROR_PAD (REFLECT / SYMMETRIC) is a gather per padded axis (adaptc.resize.reflect_indices);
@@ -183,6 +185,25 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             return gather_axes(self.get_expr(x.tensor_idx),
                                {i: reflect_indices(d, int(b), int(e), mode) for i, (d, (b, e)) in enumerate(
                                    zip(shape, widths)) if b or e})
+
+        def convert_fully_connected(self, op):
+            """TFLite Micro's FULLY_CONNECTED on an input of any rank: rows of the filter's depth
+            (all but the last axis flattened when that axis is the depth), the output reshaped to
+            its declared shape (keep_num_dims or not). 0.27 multiplies the raw input."""
+            (x, w, *_), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            in_shape = [int(d) for d in x.tensor.ShapeAsNumpy()]
+            depth = int(w.tensor.ShapeAsNumpy()[1])
+            out_shape = [int(d) for d in y.tensor.ShapeAsNumpy()]
+            if len(in_shape) == 2 and in_shape[1] == depth:
+                return super().convert_fully_connected(op)
+            original = self.get_tensor_expr
+            flat = relax.op.reshape(original(x), [int(np.prod(in_shape)) // depth, depth])
+            self.get_tensor_expr = lambda t, *a, **k: flat if t.tensor_idx == x.tensor_idx else original(t, *a, **k)
+            try:
+                out = super().convert_fully_connected(op)
+            finally:
+                del self.get_tensor_expr
+            return relax.op.reshape(out, out_shape)
 
         def convert_hard_swish(self, op):
             return self._unary(op, "hard_swish")
@@ -305,6 +326,8 @@ def _onnx_overrides(fe) -> dict:
     - Clip: 0.27 emits ``maximum`` / ``minimum`` TIR calls (and NaN tests of the bounds) for every
       form; with constant bounds (attributes before opset 11, constant inputs since) it is one
       ``relax.op.clip`` -- a ReLU6 the passes fuse into the layer before it. Other bounds: 0.27's.
+    - Conv: ``auto_pad`` SAME_UPPER / SAME_LOWER as explicit pads (0.27 pads with a TIR call);
+      a 1-D Conv (3-D input) as a 2-D one of height 1 between reshapes (0.27: ``nn.conv1d``).
     - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
       identity (a node that also asks for the mask output is refused by the importer).
     - Elu, LeakyRelu: written in adaptc.unary's canonical form.
@@ -398,8 +421,52 @@ def _onnx_overrides(fe) -> dict:
                 return super()._impl_v1(bb, inputs, attr, params)
             return cls._impl_dynamic(bb, inputs)
 
-    return {"Clip": Clip, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max, "Min": Min,
-            "Resize": Resize}
+    class Conv(fe.Conv):
+        @classmethod
+        def _impl_v11(cls, bb, inputs, attr, params):
+            x, w = inputs[0], inputs[1]
+            in_shape, k = shape_of(x.ty), shape_of(w.ty)[2:]
+            if len(in_shape) not in (3, 4):
+                return super()._impl_v11(bb, inputs, attr, params)
+            attr = dict(attr)
+            attr["pads"] = onnx_conv_pads(in_shape[2:], k, attr)
+            attr.pop("auto_pad", None)
+            if len(in_shape) == 4:
+                return super()._impl_v11(bb, inputs, attr, params)
+            # Conv1d: a 2-D convolution of height 1
+            n, c, length = in_shape
+            attr.update(kernel_shape=[1, k[0]], strides=[1, *attr.get("strides", [1])],
+                        dilations=[1, *attr.get("dilations", [1])], pads=[0, attr["pads"][0], 0, attr["pads"][1]])
+            x4 = bb.normalize(relax.op.reshape(x, [n, c, 1, length]))
+            w4 = bb.normalize(relax.op.reshape(w, [*shape_of(w.ty)[:2], 1, k[0]]))
+            y = bb.normalize(super()._impl_v11(bb, [x4, w4, *inputs[2:]], attr, params))
+            o, out_len = shape_of(y.ty)[1], shape_of(y.ty)[3]
+            return relax.op.reshape(y, [n, o, out_len])
+
+    return {"Clip": Clip, "Conv": Conv, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max,
+            "Min": Min, "Resize": Resize}
+
+
+def onnx_conv_pads(in_size, kernel, attr) -> list[int]:
+    """A Conv's explicit pads [begin..., end...] (ONNX's order) from its ``auto_pad``: SAME_UPPER /
+    SAME_LOWER pad so that out = ceil(in / stride), the odd element at the end / the beginning, as
+    onnxruntime does; VALID none; NOTSET the ``pads`` attribute."""
+    n = len(in_size)
+    mode = attr.get("auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    strides = list(attr.get("strides", [1] * n))
+    dilations = list(attr.get("dilations", [1] * n))
+    if mode == "VALID":
+        return [0] * (2 * n)
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        return [int(v) for v in attr.get("pads", [0] * (2 * n))]
+    begin, end = [], []
+    for size, k, s, d in zip(in_size, kernel, strides, dilations):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small = total // 2
+        begin.append(small if mode == "SAME_UPPER" else total - small)
+        end.append(total - begin[-1])
+    return begin + end
 
 
 def to_tensor(x: np.ndarray, device=None):

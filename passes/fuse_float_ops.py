@@ -4,7 +4,9 @@ Requires: ``main`` of a float model with one dataflow block, NHWC activations (T
 weights as constants (possibly reshaped / transposed constants).
 
 Ensures: ``main`` holds calls to float composites and reshapes only:
-``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels);
+``conv2d [+ bias] [+ relu|clip]`` -> ``adaptc.conv2d_f32`` (depthwise when groups == channels; a
+grouped one, 1 < groups < channels, as one per group between a channel slice of the input each
+and a concat);
 ``matmul [+ bias] [+ act]`` -> ``adaptc.dense_f32``; ``add(x, y) [+ act]`` of two activations ->
 ``adaptc.add_f32``; ``multiply(x, y) [+ act]`` of two activations, broadcasting ->
 ``adaptc.mul_f32``; ``add`` with broadcasting or a constant operand (not a bias the layer before
@@ -137,6 +139,32 @@ class _Fuser:
     def emit(self, anchor_var, call: CompositeCall, last_var):
         self.calls.append((last_var, call))
 
+    def ty(self, expr):
+        return self.g.resolve(expr).ty if expr in self.g.value else expr.ty
+
+    def emit_grouped(self, var, call: CompositeCall, last_var):
+        """A grouped convolution (1 < groups < channels: ResNeXt, ShuffleNet) as one convolution
+        per group: its channels sliced off the input, its filters (HWIO: the groups' outputs
+        side by side on O), bias and act, the results concatenated on the channel axis."""
+        a, (x,) = call.attrs, call.inputs
+        if a["kernel_layout"] != "HWIO":
+            self.g.fail("conv2d", var.name, f"grouped convolution with filter layout {a['kernel_layout']}")
+        groups, in_shape = a["groups"], tvm_compat.shape_of(self.ty(x))
+        per_in, per_out = in_shape[-1] // groups, call.out_shape[-1] // groups
+        parts = []
+        for i in range(groups):
+            part_in = relax.Var(f"{var.name}_in{i}", relax.TensorType([*in_shape[:-1], per_in], "float32"))
+            self.calls.append((part_in, relax.op.strided_slice(x, axes=[3], begin=[i * per_in],
+                                                               end=[(i + 1) * per_in])))
+            out_shape = (*call.out_shape[:-1], per_out)
+            part = relax.Var(f"{var.name}_g{i}", relax.TensorType(list(out_shape), "float32"))
+            consts = [c[..., i * per_out:(i + 1) * per_out] for c in call.consts]
+            self.emit(part, CompositeCall(call.name, [part_in], [np.ascontiguousarray(c) for c in consts],
+                                          {**a, "groups": 1}, out_shape, "float32",
+                                          f"{call.source} group {i}/{groups}", call.const_names), part)
+            parts.append(part)
+        self.calls.append((last_var, relax.op.concat(parts, axis=3)))
+
     def visit_mul(self, var, value, out_shape):
         """``multiply(x, y)`` of two activations, or of one and a constant (flash, "input2"),
         broadcasting; a scalar multiply that feeds a conv / matmul was folded into its weights."""
@@ -258,8 +286,11 @@ class _Fuser:
                     g.fail("matmul", var.name, "batched matmul")
                 kind, source = "adaptc.dense_f32", "dense"
             source += "+bias" * (bias is not None) + "+act" * bool(np.isfinite([lo, hi]).any())
-            self.emit(var, CompositeCall(kind, [value.args[0]], consts, attrs, out_shape, "float32",
-                                         source, names), last)
+            call = CompositeCall(kind, [value.args[0]], consts, attrs, out_shape, "float32", source, names)
+            if kind == "adaptc.conv2d_f32" and 1 < attrs["groups"] < tvm_compat.shape_of(self.ty(value.args[0]))[-1]:
+                self.emit_grouped(var, call, last)
+            else:
+                self.emit(var, call, last)
         elif var in self.squared:
             self.visit_binary(var, list(self.squared[var].args), "squared_difference", out_shape)
         elif name == "relax.add" and (any(const_eval(g, a) is not None for a in value.args) or any(

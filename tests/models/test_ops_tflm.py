@@ -147,10 +147,6 @@ def xfail(reason):
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
-XFAIL_FC_4D = xfail("TVM's relax TFLite frontend: int8 FULLY_CONNECTED on a 4-D input is imported as a matmul "
-                    "without flattening (reduction 4 vs 16) -> ModelLoadError; TFLite Micro flattens the input")
-
-
 SM_OUT = (1 / 256, -128)
 
 INT8_CASES = [
@@ -183,7 +179,7 @@ INT8_CASES = [
     # FULLY_CONNECTED
     Case("fc_batch1", fc((1, 16), 8), (1, 16)),
     Case("fc_batch2_relu", fc((2, 24), 5, activation="RELU"), (2, 24)),
-    Case("fc_4d_input", fc((1, 2, 2, 4), 6), (1, 2, 2, 4), marks=XFAIL_FC_4D),
+    Case("fc_4d_input", fc((1, 2, 2, 4), 6), (1, 2, 2, 4)),
     Case("fc_zp_extremes_saturating", fc((1, 32), 10, in_q=(0.05, -128), out_zp=127, shrink=30.0),
          (1, 32), saturates=True, min_distinct=2),
     # ADD (residual, see module docstring)

@@ -27,7 +27,6 @@ APPLICABLE = [name for name, p in PREPARED.items() if isinstance(p, Prepared)]
 WRONG: dict[str, str] = {}
 # Refused, but the message names no operator of the case: the user cannot tell what to change.
 UNCLEAR_REFUSALS = {
-    "test_conv_with_autopad_same": "'unsupported operator call_tir' -- auto_pad=SAME_LOWER becomes a TIR pad",
     "test_constant_pad": "'unsupported operator call_tir' -- TVM's frontend lowers Pad(pads input) to a TIR pad",
     "test_constant_pad_axes": "'unsupported operator call_tir' -- Pad with axes, lowered to a TIR pad",
     "test_constant_pad_negative_axes": "'unsupported operator call_tir' -- Pad with negative axes, a TIR pad",

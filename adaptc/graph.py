@@ -125,15 +125,15 @@ def rebuild_main(mod, g: Graph, calls, alias, attrs: dict | None = None):
     return bb.get()
 
 
-def mean_axes(g: Graph, call, node) -> tuple[list[int], bool]:
-    """(axes, keep_dims) of a ``mean`` over a contiguous range of axes (global average pooling
-    of any rank: [1, 2] of NHWC, [1] of [N, T, C]); UnsupportedOperatorError naming the axes for
-    any other mean (LegalizeQDQ, FuseFloatOps)."""
+def mean_axes(g: Graph, call, node, op: str = "mean") -> tuple[list[int], bool]:
+    """(axes, keep_dims) of a ``mean`` (or ``op``: ``sum``, ``max``) over a contiguous range of
+    axes (global average pooling of any rank: [1, 2] of NHWC, [1] of [N, T, C]);
+    UnsupportedOperatorError naming the axes for any other reduction (LegalizeQDQ, FuseFloatOps)."""
     x = call.args[0]
     rank = len(tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty))
     axes = list(range(rank)) if call.attrs.axis is None else sorted({int(v) % rank for v in call.attrs.axis})
     if axes != list(range(axes[0], axes[-1] + 1)):
-        g.fail("mean", node, f"mean over axes {axes} of a {rank}-D tensor; only over neighbouring axes "
+        g.fail(op, node, f"{op} over axes {axes} of a {rank}-D tensor; only over neighbouring axes "
                "(e.g. [1, 2] of NHWC: global average pooling)")
     return axes, bool(call.attrs.keepdims)
 

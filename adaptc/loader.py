@@ -19,14 +19,17 @@ TFLITE_OPS = frozenset({
     "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL",
     "PAD", "RELU", "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V",
     "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "BATCH_MATMUL", "REDUCE_MAX", "SUM",
 })
 ONNX_OPS = frozenset({
     "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Flatten", "Gemm",
     "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min",
-    "Mul", "Pad", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Squeeze", "Sub",
-    "Tanh", "Transpose", "Unsqueeze",
+    "Mul", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax",
+    "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
 })
-# MEAN / ReduceMean: over a contiguous range of axes (global average pooling of any rank).
+# MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
+# (global average pooling of any rank).
+REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "ReduceMean", "ReduceSum", "ReduceMax"}
 
 
 @dataclass(frozen=True)
@@ -206,15 +209,15 @@ def _tflite_tensor_info(t) -> TensorInfo:
     return TensorInfo(t.Name().decode(errors="replace"), shape, types.get(t.Type(), "unknown"), scale, zp)
 
 
-def _tflite_mean_problem(model, sub, op) -> str | None:
+def _tflite_mean_problem(model, sub, op, name: str = "MEAN") -> str | None:
     import numpy as np
 
     x, axis = (sub.Tensors(int(t)) for t in op.InputsAsNumpy()[:2])
     data = model.Buffers(axis.Buffer()).DataAsNumpy()
     if isinstance(data, int) or not len(data):     # flatbuffers gives 0 for an absent vector
-        return "MEAN with a computed axis tensor"
+        return f"{name} with a computed axis tensor"
     axes = np.frombuffer(data.tobytes(), "<i4")
-    return _mean_axes_problem("MEAN", axes, x.ShapeLength())
+    return _mean_axes_problem(name, axes, x.ShapeLength())
 
 
 def _tflite_operators(path, model, sub) -> list[tuple[str, str, object]]:
@@ -246,7 +249,7 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
     for name, node, op in _tflite_operators(path, model, sub):
         if name not in TFLITE_OPS:
             findings.append((name, node, ""))
-        elif name == "MEAN" and (problem := _tflite_mean_problem(model, sub, op)):
+        elif name in REDUCTIONS and (problem := _tflite_mean_problem(model, sub, op, name)):
             findings.append((name, node, problem))
         elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and (problem := lstm.tflite_problem(sub, op)):
             findings.append((name, node, problem))
@@ -276,8 +279,9 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
 
 
 def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
-    """The ReduceMeans that do not reduce a contiguous range of axes (axes from the attribute, or
-    from a constant second input since opset 18)."""
+    """The ReduceMeans, ReduceSums and ReduceMaxes that do not reduce a contiguous range of axes
+    (axes from the attribute, or from a constant second input: ReduceSum since opset 13, the
+    others since opset 18)."""
     import onnx
 
     graph = model.graph
@@ -291,20 +295,21 @@ def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
         ranks = {}
     problems = []
     for node in graph.node:
-        if node.op_type != "ReduceMean":
+        if node.op_type not in REDUCTIONS:
             continue
         name = node.name or node.output[0]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        op = node.op_type
         axes = attrs.get("axes")
         if len(node.input) > 1 and node.input[1]:
             if node.input[1] not in consts:
-                problems.append(("ReduceMean", name, "ReduceMean with computed axes"))
+                problems.append((op, name, f"{op} with computed axes"))
                 continue
             axes = consts[node.input[1]].reshape(-1).tolist()
         if not axes and attrs.get("noop_with_empty_axes", 0):
-            problems.append(("ReduceMean", name, "ReduceMean with no axes (identity)"))
-        elif problem := _mean_axes_problem("ReduceMean", axes or None, ranks.get(node.input[0])):
-            problems.append(("ReduceMean", name, problem))
+            problems.append((op, name, f"{op} with no axes (identity)"))
+        elif problem := _mean_axes_problem(op, axes or None, ranks.get(node.input[0])):
+            problems.append((op, name, problem))
     return problems
 
 
@@ -371,7 +376,7 @@ def _onnx_resize_problems(model) -> list[tuple[str, str, str]]:
 def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
     findings = [(n.op_type, n.name or n.output[0], "") for n in model.graph.node if n.op_type not in ONNX_OPS]
     ops = {node.op_type for node in model.graph.node}
-    if "ReduceMean" in ops:
+    if ops & REDUCTIONS:
         findings += _onnx_mean_problems(model)
     if "Dropout" in ops:
         findings += _onnx_dropout_problems(model)

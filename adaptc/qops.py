@@ -188,15 +188,37 @@ def _qavg_pool2d(F, p, a):
     return _clamp_s8(F, avg, a)
 
 
-@composite("adaptc.qmean")
-def _qmean(F, p, a):
-    """TFLite MEAN int8 over the spatial axes of NHWC [N, H, W, C] -> [N, 1, 1, C] | [N, C]
-    (TFLM reference_ops::QuantizedMeanOrSum): acc = sum_{h,w} x - input_zp * count, then
-    MultiplyByQuantizedMultiplier by the multiplier/shift that already fold in 1/count."""
-    total = F.emit(relax.op.sum(F.cast(p[0], "int32"), axis=[int(v) for v in a["axes"]],
-                                keepdims=bool(a["keep_dims"])))
+REDUCTIONS = ("mean", "sum", "max")     # the ``reduce`` attribute of adaptc.qreduce / adaptc.reduce_f32
+
+
+@composite("adaptc.qreduce")
+def _qreduce(F, p, a):
+    """TFLite MEAN, SUM and REDUCE_MAX int8 over neighbouring axes (``reduce`` mean | sum | max).
+    mean, sum (TFLM reference_ops::QuantizedMeanOrSum): acc = sum of x - input_zp * count, then
+    MultiplyByQuantizedMultiplier by the multiplier/shift (for a mean they already fold in
+    1/count). max (TFLM ReduceGeneric; input and output parameters equal): the largest x."""
+    axes, keep = [int(v) for v in a["axes"]], bool(a["keep_dims"])
+    if str(a["reduce"]) == "max":
+        return _clamp_s8(F, F.cast(F.emit(relax.op.max(p[0], axis=axes, keepdims=keep)), "int32"), a)
+    total = F.emit(relax.op.sum(F.cast(p[0], "int32"), axis=axes, keepdims=keep))
     offset = int(a["input_zp"]) * int(a["count"])
     acc = F.emit(relax.op.subtract(total, F.const(offset))) if offset else total
+    return _requantize_output(F, acc, a)
+
+
+def _matmul_operands(p, a):
+    """(lhs, rhs) of a batched matmul: the activation first unless ``swap`` (a constant lhs,
+    stored after the activation)."""
+    return (p[1], p[0]) if bool(a.get("swap", False)) else (p[0], p[1])
+
+
+@composite("adaptc.qbatch_matmul")
+def _qbatch_matmul(F, p, a):
+    """TFLite BATCH_MATMUL int8 (TFLM reference_ops::BatchMatMul): batch dims broadcast,
+    acc = sum_k (lhs - lhs_zp)(rhs - rhs_zp), requantized by in1 * in2 / out scale."""
+    lhs, rhs = _matmul_operands(p, a)
+    acc = F.emit(relax.op.matmul(_offset(F, lhs, int(a["lhs_zp"])), _offset(F, rhs, int(a["rhs_zp"])),
+                                 out_dtype="int32"))
     return _requantize_output(F, acc, a)
 
 
@@ -348,10 +370,12 @@ def _avg_pool2d_f32(F, p, a):
     return _act_f32(y, a)
 
 
-@composite("adaptc.mean_f32")
-def _mean_f32(F, p, a):
-    """Spatial mean of NHWC [N, H, W, C] -> [N, 1, 1, C] | [N, C] (ONNX ReduceMean, TFLite MEAN)."""
-    y = F.emit(relax.op.mean(p[0], axis=[int(v) for v in a["axes"]], keepdims=bool(a["keep_dims"])))
+@composite("adaptc.reduce_f32")
+def _reduce_f32(F, p, a):
+    """Mean, sum or max over neighbouring axes (ONNX ReduceMean / ReduceSum / ReduceMax, TFLite
+    MEAN / SUM / REDUCE_MAX), e.g. the spatial mean of NHWC [N, H, W, C] -> [N, 1, 1, C] | [N, C]."""
+    reduce = {"mean": relax.op.mean, "sum": relax.op.sum, "max": relax.op.max}[str(a["reduce"])]
+    y = F.emit(reduce(p[0], axis=[int(v) for v in a["axes"]], keepdims=bool(a["keep_dims"])))
     return _act_f32(y, a)
 
 
@@ -372,6 +396,13 @@ def _softmax_f32(F, p, a):
 @composite("adaptc.clamp_f32")
 def _clamp_f32(F, p, a):
     return _act_f32(p[0], a)
+
+@composite("adaptc.batch_matmul_f32")
+def _batch_matmul_f32(F, p, a):
+    """Batched matmul with broadcasting over the batch dims (TFLite BATCH_MATMUL, ONNX MatMul)."""
+    lhs, rhs = _matmul_operands(p, a)
+    return _act_f32(F.emit(relax.op.matmul(lhs, rhs)), a)
+
 
 
 @composite("adaptc.unary_f32")

@@ -132,6 +132,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     - int8 UNIDIRECTIONAL_SEQUENCE_LSTM (0.27 refuses it) passes the whitelist; ``converters``
       (converter method name -> function(converter, op)) adds methods, e.g. the loader's
       adaptc.lstm_import.convert (one ``adaptc.qlstm`` composite call).
+    - BATCH_MATMUL: int8 too (0.27 refuses it), batch dims broadcast by ``matmul`` itself (0.27
+      reshapes a broadcast result to the first operand's batch dims).
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
@@ -144,7 +146,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
         _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
             "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-            "ARG_MAX", "DEPTH_TO_SPACE", "MIRROR_PAD", "PACK", "PADV2", "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK"}
+            "ARG_MAX", "DEPTH_TO_SPACE", "MIRROR_PAD", "PACK", "PADV2", "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK"} | {
+            "BATCH_MATMUL"}
 
         def _unary(self, op, name: str, alpha: float = 1.0):
             """dequantize? -> adaptc.unary's canonical expression -> quantize?"""
@@ -217,6 +220,25 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             opts = LeakyReluOptions()
             opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
             return self._unary(op, "leaky_relu", alpha=float(opts.Alpha()))
+
+        def convert_batch_matmul(self, op):
+            """dequantize? -> matmul (numpy broadcasting of the batch dims; adj_x / adj_y as a
+            transpose of the last two axes) -> quantize?. 0.27 refuses int8 and reshapes a
+            broadcast result to the first operand's batch dims."""
+            from tflite.BatchMatMulOptions import BatchMatMulOptions
+
+            (a, b), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            opts = BatchMatMulOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            operands = []
+            for t, adj in ((a, opts.AdjX()), (b, opts.AdjY())):
+                expr = self.get_tensor_expr(t)
+                if adj:         # (on the int8 values: the dequantize stays next to the matmul)
+                    rank = len(t.tensor.ShapeAsNumpy())
+                    expr = relax.op.permute_dims(expr, [*range(rank - 2), rank - 1, rank - 2])
+                operands.append(self.dequantize(expr, t) if t.qnn_params else expr)
+            out = relax.op.matmul(*operands)
+            return self.quantize(out, y) if y.qnn_params else out
 
         def convert_softmax(self, op):
             beta = tflite_softmax_beta(op)

@@ -27,29 +27,72 @@ def _spatial(rng) -> tuple[int, int, int, int]:
             return batch, h, w, c
 
 
-def mean_s8(rng):
-    """TFLite int8 MEAN over H, W (adaptc.qmean's attributes, as LegalizeQDQ computes them)."""
+def reduce_s8(rng):
+    """TFLite int8 MEAN, SUM or REDUCE_MAX over H, W (adaptc.qreduce's attributes, as
+    LegalizeQDQ computes them)."""
     from adaptc import fixedpoint as fxp
 
     n, h, w, c = _spatial(rng)
+    reduce = str(rng.choice(["mean", "mean", "sum", "max"]))
     in_scale, out_scale = float(rng.uniform(0.01, 0.2)), float(rng.uniform(0.005, 0.2))
-    mult, shift = fxp.mean_multiplier(in_scale, out_scale, h * w)
+    in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    if reduce == "mean":
+        mult, shift = fxp.mean_multiplier(in_scale, out_scale, h * w)
+    elif reduce == "sum":
+        mult, shift = fxp.quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+    else:
+        out_scale, out_zp, mult, shift = in_scale, in_zp, 0, 0
     keep = bool(rng.random() < 0.5)
     narrow = rng.random() < 0.2
-    attrs = {"axes": [1, 2], "keep_dims": keep, "count": h * w, "input_zp": int(rng.integers(-128, 128)),
-             "input_scale": in_scale, "multiplier": [mult], "shift": [shift], "output_zp": int(rng.integers(-128, 128)),
+    attrs = {"reduce": reduce, "axes": [1, 2], "keep_dims": keep, "count": h * w, "input_zp": in_zp,
+             "input_scale": in_scale, "multiplier": [mult], "shift": [shift], "output_zp": out_zp,
              "output_scale": out_scale, "act_min": -128 if not narrow else -10, "act_max": 127 if not narrow else 90}
-    return "adaptc.qmean", attrs, {}, [(n, h, w, c)], (n, 1, 1, c) if keep else (n, c)
+    return "adaptc.qreduce", attrs, {}, [(n, h, w, c)], (n, 1, 1, c) if keep else (n, c)
 
 
-def mean_f32(rng):
-    """ONNX ReduceMean over H, W of an NHWC float map (adaptc.mean_f32)."""
+def reduce_f32(rng):
+    """ONNX ReduceMean, ReduceSum or ReduceMax over H, W of an NHWC float map (adaptc.reduce_f32)."""
     n, h, w, c = _spatial(rng)
     keep = bool(rng.random() < 0.5)
-    attrs = {"axes": [1, 2], "keep_dims": keep, "count": h * w, "act_min": -np.inf, "act_max": np.inf}
+    attrs = {"reduce": str(rng.choice(["mean", "sum", "max"])), "axes": [1, 2], "keep_dims": keep, "count": h * w,
+             "act_min": -np.inf, "act_max": np.inf}
     if rng.random() < 0.3:
         attrs.update(act_min=0.0, act_max=6.0)
-    return "adaptc.mean_f32", attrs, {}, [(n, h, w, c)], (n, 1, 1, c) if keep else (n, c)
+    return "adaptc.reduce_f32", attrs, {}, [(n, h, w, c)], (n, 1, 1, c) if keep else (n, c)
+
+
+def _batch_matmul(rng, dtype):
+    """Operand shapes of an attention-like batched matmul: [B, M, K] x [B|1, K, N], sometimes
+    with a constant lhs (swap)."""
+    b, m, k, n = (int(rng.integers(1, 5)), int(rng.integers(1, 17)), int(rng.integers(1, 33)),
+                  int(rng.integers(1, 17)))
+    rhs_b = b if rng.random() < 0.7 else 1
+    swap = bool(rng.random() < 0.2)
+    lhs, rhs = (b, m, k), (rhs_b, k, n)
+    if swap:
+        lhs = (m, k)
+        const = {"lhs": (rng.integers(-127, 128, lhs, dtype=np.int8) if dtype == "int8"
+                         else rng.standard_normal(lhs).astype(np.float32))}
+        return swap, const, [rhs], (rhs_b, m, n)
+    return swap, {}, [lhs, rhs], (b, m, n)
+
+
+def batch_matmul_s8(rng):
+    """TFLite int8 BATCH_MATMUL (adaptc.qbatch_matmul's attributes, as LegalizeQDQ computes them)."""
+    from adaptc import fixedpoint as fxp
+
+    swap, consts, shapes, out = _batch_matmul(rng, "int8")
+    mult, shift = fxp.quantize_multiplier(float(rng.uniform(1e-4, 0.02)))
+    attrs = {"lhs_zp": int(rng.integers(-128, 128)), "rhs_zp": int(rng.integers(-128, 128)), "multiplier": [mult],
+             "shift": [shift], "swap": swap, "output_zp": int(rng.integers(-128, 128)), "output_scale": 0.1,
+             "act_min": -128, "act_max": 127}
+    return "adaptc.qbatch_matmul", attrs, consts, shapes, out
+
+
+def batch_matmul_f32(rng):
+    """ONNX MatMul of two activations (or a constant lhs) with batch dims (adaptc.batch_matmul_f32)."""
+    swap, consts, shapes, out = _batch_matmul(rng, "float32")
+    return "adaptc.batch_matmul_f32", {"swap": swap, "act_min": -np.inf, "act_max": np.inf}, consts, shapes, out
 
 
 def unary_f32(rng):
@@ -218,8 +261,10 @@ def lstm_s8(rng):
 
 
 OPS = {
-    "adaptc.qmean": ("int8", mean_s8),
-    "adaptc.mean_f32": ("float32", mean_f32),
+    "adaptc.qreduce": ("int8", reduce_s8),
+    "adaptc.reduce_f32": ("float32", reduce_f32),
+    "adaptc.qbatch_matmul": ("int8", batch_matmul_s8),
+    "adaptc.batch_matmul_f32": ("float32", batch_matmul_f32),
     "adaptc.unary_f32": ("float32", unary_f32),
     "adaptc.qmul": ("int8", mul_s8),
     "adaptc.mul_f32": ("float32", mul_f32),

@@ -19,8 +19,9 @@ hard swish, hard sigmoid, leaky ReLU, ELU) -> ``adaptc.unary_f32``; ``avg_pool2d
 ``[+ act]`` that keeps them as size 1 is a global average pool (ONNX GlobalAveragePool,
 ReduceMean keepdims=1) -> ``adaptc.avg_pool2d_f32`` with the whole plane as window; any other
 mean over neighbouring axes (ReduceMean keepdims=0, PyTorch ``x.mean((2, 3))``, TFLite MEAN,
-a 1-D global pooling) -> ``adaptc.mean_f32``; a mean over axes that are not neighbours raises
-UnsupportedOperatorError naming them. Layout ops (reshape, permute_dims), concat, strided_slice
+a 1-D global pooling), and a ``sum`` or ``max`` over neighbouring axes (ReduceSum, ReduceMax,
+TFLite SUM, REDUCE_MAX) -> ``adaptc.reduce_f32``; a reduction over axes that are not neighbours
+raises UnsupportedOperatorError naming them. Layout ops (reshape, permute_dims), concat, strided_slice
 and take (a gather: nearest resizing) stay as they are; each part of a split becomes a
 strided_slice. Anything else raises UnsupportedOperatorError naming the op and binding.
 ``resize2d`` mode linear -> ``adaptc.resize_bilinear_f32`` (index and fraction tables of
@@ -38,9 +39,9 @@ from adaptc import resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "divide", "matmul", "max_pool2d", "maximum", "mean",
-             "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
-             "subtract", "take", *unary.FUNCTIONS)
+SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "divide", "matmul", "max", "max_pool2d", "maximum",
+             "mean", "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
+             "subtract", "sum", "take", *unary.FUNCTIONS)
 BINARY = {"relax.add": "add", "relax.subtract": "subtract", "relax.divide": "divide", "relax.maximum": "maximum",
           "relax.minimum": "minimum"}
 REVERSED = {"subtract": "reverse_subtract", "divide": "reverse_divide"}   # c op x, the constant stored second
@@ -138,6 +139,26 @@ class _Fuser:
 
     def emit(self, anchor_var, call: CompositeCall, last_var):
         self.calls.append((last_var, call))
+
+    def batched_matmul(self, var, value, out_shape) -> bool:
+        """A matmul that is no dense layer (both operands activations, a constant lhs, a constant
+        rhs of rank other than 2) -> ``adaptc.batch_matmul_f32`` [+ act]; True if it was one."""
+        lhs, rhs = (const_eval(self.g, arg) for arg in value.args)
+        if lhs is None and rhs is not None and rhs.ndim == 2 or value.args[0] in self.scale:
+            return False
+        if lhs is not None and rhs is not None:
+            return False
+        last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1] if out_shape else 1)
+        attrs = {"swap": lhs is not None, "act_min": lo, "act_max": hi}
+        if lhs is None and rhs is None:
+            call = CompositeCall("adaptc.batch_matmul_f32", list(value.args), [], attrs, out_shape, "float32",
+                                 "batch_matmul")
+        else:
+            act, const, role = (value.args[1], lhs, "lhs") if lhs is not None else (value.args[0], rhs, "rhs")
+            call = CompositeCall("adaptc.batch_matmul_f32", [act], [const.astype(np.float32)], attrs, out_shape,
+                                 "float32", "batch_matmul", [role])
+        self.emit(var, call, last)
+        return True
 
     def ty(self, expr):
         return self.g.resolve(expr).ty if expr in self.g.value else expr.ty
@@ -327,19 +348,21 @@ class _Fuser:
             self.emit(var, CompositeCall("adaptc.pad_f32", [value.args[0]], [], {
                 "pad_width": [int(v) for v in a.pad_width], "pad_value": float(a.pad_value)},
                 out_shape, "float32", "pad"), var)
-        elif name == "relax.mean":
-            axes, keep_dims = mean_axes(g, value, var.name)
+        elif name in ("relax.mean", "relax.sum", "relax.max"):
+            reduce = name.split(".")[-1]
+            axes, keep_dims = mean_axes(g, value, var.name, reduce)
             in_shape = tvm_compat.shape_of(g.resolve(value.args[0]).ty if value.args[0] in g.value
                                            else value.args[0].ty)
             last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1])
-            if keep_dims and len(in_shape) == 4 and axes == [1, 2]:   # a global average pool (ONNX's)
+            if reduce == "mean" and keep_dims and len(in_shape) == 4 and axes == [1, 2]:   # global average pool
                 call = CompositeCall("adaptc.avg_pool2d_f32", [value.args[0]], [], {
                     "pool_size": [in_shape[1], in_shape[2]], "strides": [1, 1], "padding": [0, 0, 0, 0],
                     "act_min": lo, "act_max": hi}, out_shape, "float32", "mean")
             else:
-                call = CompositeCall("adaptc.mean_f32", [value.args[0]], [], {
-                    "axes": axes, "keep_dims": keep_dims, "count": int(np.prod([in_shape[a] for a in axes])),
-                    "act_min": lo, "act_max": hi}, out_shape, "float32", "mean")
+                call = CompositeCall("adaptc.reduce_f32", [value.args[0]], [], {
+                    "reduce": reduce, "axes": axes, "keep_dims": keep_dims,
+                    "count": int(np.prod([in_shape[a] for a in axes])), "act_min": lo, "act_max": hi},
+                    out_shape, "float32", reduce)
             self.emit(var, call, last)
         elif name in LAYOUT_OPS:
             self.calls.append((var, value))
@@ -378,3 +401,5 @@ def FuseFloatOps(path: str = "<module>"):
         return _Fuser(mod, path).run()
 
     return _pass
+        if name == "relax.matmul" and self.batched_matmul(var, value, out_shape):
+            return

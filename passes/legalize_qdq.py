@@ -15,7 +15,8 @@ Ensures: ``main`` holds only int8 values: calls to private composite functions
 (``adaptc.qconv2d``, ``adaptc.qdense``, ``adaptc.qadd``, ``adaptc.qaddsub`` (ADD with broadcasting or a
 constant, SUB), ``adaptc.qsquared_difference``, ``adaptc.qmaxmin`` (inputs and output of equal
 parameters), ``adaptc.qmul``, ``adaptc.qavg_pool2d``,
-``adaptc.qmax_pool2d``, ``adaptc.qmean``, ``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``)
+``adaptc.qmax_pool2d``, ``adaptc.qreduce`` (MEAN, SUM, REDUCE_MAX), ``adaptc.qbatch_matmul``,
+``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``)
 and layout ops (reshape, permute_dims, strided_slice: a split's parts become slices; take: a
 gather) and concat.
 Each composite's body is the exact TFLite integer arithmetic (TFLite's double-rounding
@@ -43,9 +44,9 @@ from adaptc import formats, luts, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall, imported_composite
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max_pool2d", "maximum", "mean", "minimum",
-             "multiply", "nn.pad", "relu", "reshape", "softmax", "split", "squared_difference", "strided_slice",
-             "subtract", "take", *unary.FUNCTIONS)
+SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max", "max_pool2d", "maximum", "mean",
+             "minimum", "multiply", "nn.pad", "relu", "reshape", "softmax", "split", "squared_difference",
+             "strided_slice", "subtract", "sum", "take", *unary.FUNCTIONS)
 
 
 def _scalar(expr) -> float:
@@ -330,21 +331,61 @@ def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
 
 
 def _match_mean(g, core, out_scale, out_zp, act_min, act_max, node):
-    """quantize(mean(dequantize(x), neighbouring axes)): TFLite int8 MEAN (adaptc.qops._qmean)."""
-    if g.op(core) != "relax.mean":
+    """quantize(mean|sum|max(dequantize(x), neighbouring axes)): TFLite int8 MEAN, SUM and
+    REDUCE_MAX (adaptc.qops._qreduce). A max keeps its input's parameters, as TFLite Micro requires."""
+    reduce = {"relax.mean": "mean", "relax.sum": "sum", "relax.max": "max"}.get(g.op(core))
+    if reduce is None:
         return None
     call = g.resolve(core)
     x = _dequantized(g, call.args[0])
     if x is None or isinstance(x[0], np.ndarray):
         return None
-    axes, keep_dims = mean_axes(g, call, node)
+    axes, keep_dims = mean_axes(g, call, node, reduce)
     in_shape = tvm_compat.shape_of(g.resolve(x[0]).ty if x[0] in g.value else x[0].ty)
     count = int(np.prod([in_shape[a] for a in axes]))
     in_scale, in_zp = float(x[1][0]), int(x[2][0])
-    mult, shift = fxp.mean_multiplier(in_scale, float(out_scale), count)
-    attrs = {"axes": axes, "keep_dims": keep_dims, "count": count, "input_zp": in_zp, "input_scale": in_scale,
-             "multiplier": [mult], "shift": [shift], **_out_range(out_scale, out_zp, act_min, act_max)}
-    return CompositeCall("adaptc.qmean", [x[0]], [], attrs, tvm_compat.shape_of(call.ty), "int8", "mean")
+    attrs = {"reduce": reduce, "axes": axes, "keep_dims": keep_dims, "count": count, "input_zp": in_zp,
+             "input_scale": in_scale}
+    if reduce == "max":
+        if np.float32(in_scale) != np.float32(out_scale) or in_zp != int(out_zp):
+            g.fail("max", node, "int8 REDUCE_MAX with output quantization other than the input's "
+                   "(TFLite Micro requires equal scales and zero points)")
+    elif reduce == "mean":
+        mult, shift = fxp.mean_multiplier(in_scale, float(out_scale), count)
+        attrs.update(multiplier=[mult], shift=[shift])
+    else:
+        mult, shift = fxp.quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+        attrs.update(multiplier=[mult], shift=[shift])
+    attrs.update(_out_range(out_scale, out_zp, act_min, act_max))
+    return CompositeCall("adaptc.qreduce", [x[0]], [], attrs, tvm_compat.shape_of(call.ty), "int8", reduce)
+
+
+def _match_batch_matmul(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(matmul(dequantize(a), dequantize(b))) with both operands activations, a constant
+    lhs, or a constant rhs of rank other than 2 (a 2-D constant rhs is FULLY_CONNECTED's, see
+    _match_conv): TFLite int8 BATCH_MATMUL (adaptc.qops._qbatch_matmul), per-tensor parameters."""
+    if g.op(core) != "relax.matmul":
+        return None
+    call = g.resolve(core)
+    a, b = (_dequantized(g, arg) for arg in call.args)
+    if a is None or b is None:
+        return None
+    a_const, b_const = isinstance(a[0], np.ndarray), isinstance(b[0], np.ndarray)
+    if a_const and b_const or (b_const and b[0].ndim == 2):
+        return None
+    if a[1].size != 1 or b[1].size != 1:
+        g.fail("matmul", node, "int8 batched matmul with per-channel quantization (TFLite Micro's "
+               "BATCH_MATMUL takes one scale per operand)")
+    real = float(np.float32(a[1][0])) * float(np.float32(b[1][0])) / float(np.float32(out_scale))
+    mult, shift = fxp.quantize_multiplier(real)
+    attrs = {"lhs_zp": int(a[2][0]), "rhs_zp": int(b[2][0]), "multiplier": [mult], "shift": [shift],
+             "swap": a_const, **_out_range(out_scale, out_zp, act_min, act_max)}
+    shape = tvm_compat.shape_of(call.ty)
+    if a_const or b_const:
+        const, act = (a, b) if a_const else (b, a)
+        return CompositeCall("adaptc.qbatch_matmul", [act[0]], [const[0].astype(np.int8)], attrs, shape, "int8",
+                             "batch_matmul", ["lhs" if a_const else "rhs"])
+    return CompositeCall("adaptc.qbatch_matmul", [a[0], b[0]], [], attrs, shape, "int8", "batch_matmul")
 
 
 def _requantize_call(x, in_scale: float, in_zp: int, out_scale, out_zp, act_min, act_max, shape, source):
@@ -427,6 +468,7 @@ def _match_resize(g, core, out_scale, out_zp, act_min, act_max, node):
 QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_addsub, _match_squared_difference, _match_maxmin, _match_divide,
                      _match_mul, _match_softmax, _match_mean, _match_unary_function, _match_unary_lut)
 QUANTIZE_MATCHERS += (_match_input_quantize, _match_resize)    # data movement (issue 16)
+QUANTIZE_MATCHERS = (_match_batch_matmul, *QUANTIZE_MATCHERS)    # before _match_conv's dense (issue 16)
 
 
 def _pool_padding(attrs):

@@ -10,8 +10,9 @@ reshapes on int8 -- ready for LegalizeQDQ. Scheme: per-tensor asymmetric int8 ac
 the calibration min/max (range widened to include 0), per-output-channel symmetric int8 weights
 (max |w| / 127), int32 bias at scale ``s_in * s_w[c]``, softmax output at 1/256 with zero point
 -128, an element-wise function (adaptc.unary) TFLite's output parameters where TFLite fixes them
-(LOGISTIC, TANH), pooling and padding keep their input's parameters, a spatial mean (``adaptc.mean_f32``)
-gets its own from calibration, like TFLite's MEAN, and so does a concat (over all of its inputs'
+(LOGISTIC, TANH), pooling, padding and a max reduction keep their input's parameters, a mean or
+sum (``adaptc.reduce_f32``) gets its own from calibration, like TFLite's MEAN and SUM, and so
+does a concat (over all of its inputs'
 values). main gains the attributes
 ``adaptc.input_scale``/``adaptc.input_zero_point`` (and the same for the output) so callers
 can quantize inputs and dequantize outputs.
@@ -211,10 +212,22 @@ class Quantizer:
             self.quant(bb, y, b.var, np.float32(s), zp)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
-        elif kind == "adaptc.mean_f32":     # TFLite MEAN: its own output parameters
-            y = bb.emit(relax.op.mean(self.dq(bb, acts[0]), axis=[int(v) for v in a["axes"]],
-                                      keepdims=bool(a["keep_dims"])))
-            self.quant(bb, act(y), b.var, s_out, zp_out)
+        elif kind == "adaptc.batch_matmul_f32":   # TFLite BATCH_MATMUL: one scale per operand
+            ops = [self.dq(bb, x) for x in acts]
+            if consts:                          # a constant operand: int8, per tensor, symmetric
+                c = consts[0].astype(np.float64)
+                c_scale = np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0)
+                c_q = np.clip(np.round(c / np.float64(c_scale)), -127, 127).astype(np.int8)
+                ops.append(bb.emit(relax.op.dequantize(relax.const(c_q), relax.const(c_scale),
+                                                       relax.const(np.int32(0)))))
+            lhs, rhs = ops[::-1] if bool(a.get("swap", False)) else ops
+            self.quant(bb, act(bb.emit(relax.op.matmul(lhs, rhs))), b.var, s_out, zp_out)
+        elif kind == "adaptc.reduce_f32":   # TFLite MEAN, SUM: their own output parameters;
+            reduce = str(a["reduce"])       # REDUCE_MAX: its input's, as TFLite Micro requires
+            y = bb.emit(getattr(relax.op, reduce)(self.dq(bb, acts[0]), axis=[int(v) for v in a["axes"]],
+                                                  keepdims=bool(a["keep_dims"])))
+            s, zp = self.q[acts[0]][1:] if reduce == "max" else (s_out, zp_out)
+            self.quant(bb, act(y), b.var, s, zp)
         elif kind in ("adaptc.avg_pool2d_f32", "adaptc.max_pool2d_f32", "adaptc.pad_f32"):
             x, s, zp = self.q[acts[0]]          # same parameters in and out, as TFLite requires
             if kind == "adaptc.pad_f32":

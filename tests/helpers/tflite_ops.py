@@ -1381,3 +1381,34 @@ def reduce_model(op, in_shape, axes, keep_dims, in_q=None, out_q=None) -> bytes:
     y = m.output(out_shape, dtype, "output", _as_q(out_q) if out_q is not None else None)
     m.op(getattr(_OP, op), 2 if in_q is not None else 1, [x, a], [y], _OPT.ReducerOptions, _reducer_opts(keep_dims))
     return m.finish()
+
+
+def batch_matmul_model(shape_a, shape_b, a_q=None, b_q=None, out_q=None, adj_x=False, adj_y=False,
+                       const_a=None, const_b=None, b_is_a=False) -> bytes:
+    """BATCH_MATMUL (int8, version 2, when ``a_q`` is given; else float32, version 1) with the
+    batch dims broadcast; ``const_a`` / ``const_b``: an operand as a constant tensor; ``b_is_a``:
+    both operands the one input (x @ x^T with ``adj_y``: a model with one input)."""
+    dtype = np.int8 if a_q is not None else np.float32
+    a_shape = list(shape_a)
+    b_shape = list(shape_b)
+    rows = a_shape[-1] if adj_x else a_shape[-2]
+    cols = b_shape[-2] if adj_y else b_shape[-1]
+    batch = np.broadcast_shapes(tuple(a_shape[:-2]), tuple(b_shape[:-2]))
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} BATCH_MATMUL {tuple(shape_a)} x {tuple(shape_b)} "
+                      f"adj {adj_x} {adj_y}")
+    qa = _as_q(a_q) if a_q is not None else None
+    qb = _as_q(b_q) if b_q is not None else None
+    a = m.const(np.asarray(const_a, dtype), "a", qa) if const_a is not None else m.input(a_shape, dtype, "a", qa)
+    if b_is_a:
+        b = a
+    else:
+        b = m.const(np.asarray(const_b, dtype), "b", qb) if const_b is not None else m.input(b_shape, dtype, "b", qb)
+    y = m.output((*batch, rows, cols), dtype, "output", _as_q(out_q) if out_q is not None else None)
+
+    def opts(builder):
+        tflite.BatchMatMulOptionsStart(builder)
+        tflite.BatchMatMulOptionsAddAdjX(builder, bool(adj_x))
+        tflite.BatchMatMulOptionsAddAdjY(builder, bool(adj_y))
+        return tflite.BatchMatMulOptionsEnd(builder)
+    m.op(_OP.BATCH_MATMUL, 2 if a_q is not None else 1, [a, b], [y], _OPT.BatchMatMulOptions, opts)
+    return m.finish()

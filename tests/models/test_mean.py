@@ -1,9 +1,9 @@
 """MEAN over the spatial axes (global average pooling) at the Relax level.
 
-int8: a TFLite MEAN through LegalizeQDQ becomes ``adaptc.qmean``, bit-exact with TFLite Micro.
+int8: a TFLite MEAN through LegalizeQDQ becomes ``adaptc.qreduce``, bit-exact with TFLite Micro.
 float: ONNX ReduceMean (opset 13 axes attribute, opset 18 axes input) through ToNHWC and
-FuseFloatOps becomes ``adaptc.mean_f32`` (keepdims 0) and matches onnxruntime; post-training
-quantization (QuantizeInt8 / QuantizeWeights, then LegalizeQDQ) gives ``adaptc.qmean`` again,
+FuseFloatOps becomes ``adaptc.reduce_f32`` (keepdims 0) and matches onnxruntime; post-training
+quantization (QuantizeInt8 / QuantizeWeights, then LegalizeQDQ) gives ``adaptc.qreduce`` again,
 each bit-exact with TFLite Micro's MEAN of the same parameters. A mean over other axes is
 refused with UnsupportedOperatorError naming the op and the axes.
 """
@@ -95,10 +95,10 @@ def _composite_alone(func):
 
 
 def _check_qmean_against_tflm(func, rng):
-    """Run a ``adaptc.qmean`` composite alone and TFLite Micro's MEAN built from its attributes
+    """Run a ``adaptc.qreduce`` composite alone and TFLite Micro's MEAN built from its attributes
     on the same inputs: equal bit for bit. Returns the outputs (to check they vary)."""
     a = tvm_compat.plain_attrs(func)
-    assert a["Composite"] == "adaptc.qmean"
+    assert a["Composite"] == "adaptc.qreduce"
     in_shape = tvm_compat.shape_of(func.params[0].ty)
     assert a["count"] == in_shape[1] * in_shape[2]
     assert [a["multiplier"][0], a["shift"][0]] == list(
@@ -148,7 +148,7 @@ def test_tflite_int8_mean_bit_exact_with_tflm(case, tmp_path):
     mod = tvm_compat.apply(LegalizeQDQ(str(path)), adaptc.load(path).mod)
     assert tvm_compat.well_formed(mod)
     [(name, func)] = _composites(mod)
-    assert name == "adaptc.qmean"
+    assert name == "adaptc.qreduce"
     a = tvm_compat.plain_attrs(func)
     assert a["axes"] == [1, 2] and a["keep_dims"] == case.keep_dims
     assert (a["input_zp"], a["output_zp"]) == (case.in_q[1], case.out_q[1])
@@ -192,7 +192,7 @@ def test_tflite_float_mean(keep_dims, tmp_path):
     path = _save(tmp_path, "m.tflite", buf)
     mod = tvm_compat.apply(FuseFloatOps(str(path)), adaptc.load(path).mod)
     [(name, func)] = _composites(mod)
-    assert name == ("adaptc.avg_pool2d_f32" if keep_dims else "adaptc.mean_f32")
+    assert name == ("adaptc.avg_pool2d_f32" if keep_dims else "adaptc.reduce_f32")
     if not keep_dims:
         a = tvm_compat.plain_attrs(func)
         assert a["axes"] == [1, 2] and a["keep_dims"] is False and a["count"] == 30
@@ -245,9 +245,9 @@ def test_gap_exits_float_matches_onnxruntime(opset, gap_opset18):
     mod = _float_path(path)
     assert tvm_compat.well_formed(mod)
     names = _names(mod)
-    assert names.count("adaptc.mean_f32") == 3 and "relax.mean" not in names
+    assert names.count("adaptc.reduce_f32") == 3 and "relax.mean" not in names
     for name, func in _composites(mod):
-        if name == "adaptc.mean_f32":
+        if name == "adaptc.reduce_f32":
             a = tvm_compat.plain_attrs(func)
             assert a["axes"] == [1, 2] and a["keep_dims"] is False
             assert tvm_compat.shape_of(func.params[0].ty)[1:3] in ((8, 8), (4, 4))
@@ -299,7 +299,7 @@ def test_reduce_mean_spellings(opset, keepdims, tmp_path):
     onnx.save(_reduce_mean_model(opset, keepdims), path)
     mod = _float_path(path)
     assert tvm_compat.well_formed(mod)
-    pool = ["adaptc.avg_pool2d_f32", "relax.reshape"] if keepdims else ["adaptc.mean_f32"]
+    pool = ["adaptc.avg_pool2d_f32", "relax.reshape"] if keepdims else ["adaptc.reduce_f32"]
     assert _names(mod) == ["relax.permute_dims", "adaptc.conv2d_f32", *pool, "relax.reshape", "adaptc.dense_f32"]
     func = _composites(mod)[2][1]
     a = tvm_compat.plain_attrs(func)
@@ -333,7 +333,7 @@ def test_gap_exits_post_training_int8(quantizer):
                               LegalizeQDQ(str(GAP_EXITS), weight_formats=True)], mod)
     assert tvm_compat.well_formed(q)
     calls = _composites(q)
-    means = [f for n, f in calls if n == "adaptc.qmean"]
+    means = [f for n, f in calls if n == "adaptc.qreduce"]
     assert len(means) == 3 and not any(n in ("relax.mean", "adaptc.qavg_pool2d") for n, _ in calls)
     rng = np.random.default_rng(11)
     for func in means:
@@ -375,7 +375,7 @@ def test_tflite_mean_over_any_neighbouring_axes(shape, axes, keep_dims, tmp_path
     with TFLite Micro."""
     path = _save(tmp_path, "m.tflite", T.mean_model(shape, axes, keep_dims, (0.05, 3), (0.02, -7)))
     m = adaptc.compile(path)
-    assert [s.op for s in m.program.steps] == ["adaptc.qmean"]
+    assert [s.op for s in m.program.steps] == ["adaptc.qreduce"]
     rng = np.random.default_rng(zlib.crc32(str((shape, axes)).encode()))
     for x in [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(3)] + [np.full(shape, 127, np.int8)]:
         np.testing.assert_array_equal(m.run(x), T.run_tflm(path.read_bytes(), x))
@@ -402,7 +402,7 @@ def test_onnx_reduce_mean_over_channels(axes, tmp_path):
     path = tmp_path / "cmean.onnx"
     onnx.save(_reduce_mean_model(13, 0, axes=axes), path)
     m = adaptc.compile(path)
-    assert "adaptc.mean_f32" in [s.op for s in m.program.steps]
+    assert "adaptc.reduce_f32" in [s.op for s in m.program.steps]
     sess = ort.InferenceSession(str(path))
     for seed in range(3):
         x = np.random.default_rng(seed).standard_normal((1, 3, 6, 6)).astype(np.float32)
@@ -449,7 +449,8 @@ def test_mean_f32_composite_alone(keep_dims):
     [N, C]), against NumPy."""
     shape = (2, 3, 5, 4)
     out_shape = (2, 1, 1, 4) if keep_dims else (2, 4)
-    call = CompositeCall("adaptc.mean_f32", [None], [], {"axes": [1, 2], "keep_dims": keep_dims, "count": 15,
+    call = CompositeCall("adaptc.reduce_f32", [None], [], {"reduce": "mean", "axes": [1, 2], "keep_dims": keep_dims,
+                                                         "count": 15,
                                                          "act_min": -np.inf, "act_max": np.inf},
                          out_shape, "float32", "mean")
     func = build_function(call, [relax.TensorType(shape, "float32")])
@@ -467,7 +468,7 @@ def test_tflite_int8_mean_c_bit_exact_with_tflm(case, tmp_path):
     """The generated C (mean_s8) of a one-MEAN TFLite model equals TFLite Micro bit for bit."""
     buf = T.mean_model(case.shape, list(case.axes), case.keep_dims, case.in_q, case.out_q)
     m = adaptc.compile(_save(tmp_path, f"{case.id}.tflite", buf), target="cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["mean_s8"]
+    assert [s.kernel for s in m.scheduled.steps] == ["reduce_s8"]
     rng = np.random.default_rng(zlib.crc32(case.id.encode()) + 1)
     for x in _int8_inputs(rng, case.shape, around=(case.in_q[1], case.spread)):
         np.testing.assert_array_equal(m.run(x), T.run_tflm(buf, x))
@@ -493,7 +494,7 @@ def test_gap_classifier_float_c_matches_onnxruntime():
     sess = ort.InferenceSession(str(GAP_EXITS))
     want = [sess.run(None, {"image": x[None]}) for x in x_test]
     m = adaptc.compile(GAP_EXITS, target="cortex-m4")
-    assert m.format == "float32" and "mean_f32" in [s.kernel for s in m.scheduled.steps]
+    assert m.format == "float32" and "reduce_f32" in [s.kernel for s in m.scheduled.steps]
     for x, w in zip(x_test, want):
         np.testing.assert_allclose(m.run(x[None]), w[-1], rtol=1e-5, atol=1e-5)
     e = adaptc.compile(GAP_EXITS, target="cortex-m4", exits=True, thresholds=[0.9, 0.9])
@@ -519,7 +520,7 @@ def test_gap_classifier_quantized_with_exits(gap_quantized):
     model's final head."""
     m = gap_quantized
     _, _, x_test, y_test = digits()
-    assert m.levels == 3 and [s.kernel for s in m.scheduled.steps].count("mean_s8") == 3
+    assert m.levels == 3 and [s.kernel for s in m.scheduled.steps].count("reduce_s8") == 3
     xs = m.quantize_input(x_test)
     for level in range(3):
         exits = []

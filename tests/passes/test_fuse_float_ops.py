@@ -171,9 +171,9 @@ class MeanBefore:      # PyTorch's x.mean((2, 3)) after ToNHWC, then a ReLU
 @I.ir_module
 class MeanExpected:
     @R.function(private=True)
-    def mean_f32_0(x0: R.Tensor((1, 4, 4, 8), "float32")) -> R.Tensor((1, 8), "float32"):
-        R.func_attr({"Composite": "adaptc.mean_f32", "act_max": float("inf"), "act_min": 0.0, "axes": [1, 2],
-                     "count": 16, "keep_dims": False, "source": "mean"})
+    def reduce_f32_0(x0: R.Tensor((1, 4, 4, 8), "float32")) -> R.Tensor((1, 8), "float32"):
+        R.func_attr({"Composite": "adaptc.reduce_f32", "act_max": float("inf"), "act_min": 0.0, "axes": [1, 2],
+                     "count": 16, "keep_dims": False, "reduce": "mean", "source": "mean"})
         with R.dataflow():
             lv = R.mean(x0, axis=[1, 2], keepdims=False)
             gv = R.clip(lv, 0.0, float("inf"))
@@ -185,14 +185,14 @@ class MeanExpected:
         R.func_attr({"num_input": 1})
         cls = MeanExpected
         with R.dataflow():
-            r = cls.mean_f32_0(x)
+            r = cls.reduce_f32_0(x)
             gv = r
             R.output(gv)
         return gv
 
 
-def test_mean_without_kept_dims_becomes_mean_f32_before_expected():
-    """A spatial mean that drops H and W (PyTorch's global pooling) is adaptc.mean_f32 with the
+def test_mean_without_kept_dims_becomes_reduce_f32_before_expected():
+    """A spatial mean that drops H and W (PyTorch's global pooling) is adaptc.reduce_f32 with the
     activation folded in; one that keeps them is average pooling (see LayersExpected)."""
     after = tvm_compat.apply(FuseFloatOps("t.onnx"), MeanBefore)
     assert tvm_compat.well_formed(after)

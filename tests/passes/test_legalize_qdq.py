@@ -408,11 +408,11 @@ M_MEAN, SHIFT_MEAN = (1 << 35) // 35, -3
 @I.ir_module
 class MeanExpected:
     @R.function(private=True)
-    def qmean_0(x0: R.Tensor((1, 5, 7, 3), "int8")) -> R.Tensor((1, 3), "int8"):
-        R.func_attr({"Composite": "adaptc.qmean", "act_max": 127, "act_min": -128, "axes": [1, 2], "count": 35,
+    def qreduce_0(x0: R.Tensor((1, 5, 7, 3), "int8")) -> R.Tensor((1, 3), "int8"):
+        R.func_attr({"Composite": "adaptc.qreduce", "act_max": 127, "act_min": -128, "axes": [1, 2], "count": 35,
                      "input_scale": 0.05000000074505806, "input_zp": -3, "keep_dims": False,
                      "multiplier": [M_MEAN], "output_scale": 0.02500000037252903, "output_zp": 4,
-                     "shift": [SHIFT_MEAN], "source": "mean"})
+                     "reduce": "mean", "shift": [SHIFT_MEAN], "source": "mean"})
         with R.dataflow():
             # acc = sum over H, W - input_zp * count
             lv = R.astype(x0, "int32")
@@ -453,7 +453,7 @@ class MeanExpected:
         R.func_attr({"num_input": 1})
         cls = MeanExpected
         with R.dataflow():
-            q = cls.qmean_0(x)
+            q = cls.qreduce_0(x)
             gv = q
             R.output(gv)
         return gv

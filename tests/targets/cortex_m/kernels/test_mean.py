@@ -1,4 +1,4 @@
-"""MEAN over the spatial axes: mean_s8 (TFLite Micro's int8 MEAN arithmetic) and mean_f32, as
+"""MEAN over the spatial axes: reduce_s8 (TFLite Micro's int8 MEAN arithmetic) and reduce_f32, as
 one-step programs through the Cortex-M target -- on the host and on emulated cores -- against
 numpy references written from TFLM's reduce.h (QuantizedMeanOrSum) and ONNX's ReduceMean."""
 from __future__ import annotations
@@ -18,12 +18,12 @@ from adaptc.targets.cortex_m.kernels import KERNELS
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
 
-def program(op: str, attrs: dict, shape: tuple, keep_dims: bool, dtype: str) -> Program:
+def program(op: str, attrs: dict, shape: tuple, keep_dims: bool, dtype: str, reduce: str = "mean") -> Program:
     n, c = shape[0], shape[-1]
     out_shape = (n, 1, 1, c) if keep_dims else (n, c)
     x = Tensor(0, "x", tuple(shape), dtype, "input")
     y = Tensor(1, "y", out_shape, dtype, "output")
-    step = Step(0, op, "test case", [0], 1, {**attrs, "axes": [1, 2], "keep_dims": keep_dims, "count":
+    step = Step(0, op, "test case", [0], 1, {**attrs, "reduce": reduce, "axes": [1, 2], "keep_dims": keep_dims, "count":
                                                shape[1] * shape[2]}, {}, in_shapes=[tuple(shape)],
                 out_shape=out_shape)
     return Program("mean_case", [x, y], [step], [0], [1])
@@ -65,7 +65,7 @@ def _case(case, keep_dims: bool):
     mult, shift = mean_multiplier(s_in, s_out, shape[1] * shape[2])
     attrs = {"input_zp": zp_in, "multiplier": [mult], "shift": [shift], "output_zp": zp_out, "act_min": lo,
              "act_max": hi}
-    prog = program("adaptc.qmean", attrs, shape, keep_dims, "int8")
+    prog = program("adaptc.qreduce", attrs, shape, keep_dims, "int8")
     want = [mean_s8_ref(x, zp_in, mult, shift, zp_out, lo, hi) for x in _inputs(cid, shape)]
     return prog, _inputs(cid, shape), want
 
@@ -83,7 +83,7 @@ def test_the_cases_reach_the_corners():
 def test_mean_s8_host(case, keep_dims):
     prog, xs, want = _case(case, keep_dims)
     m = api.compile_program(prog, "cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["mean_s8"]
+    assert [s.kernel for s in m.scheduled.steps] == ["reduce_s8"]
     for x, w in zip(xs, want):
         got = m.run(x)
         assert got.shape == prog.tensors[1].shape
@@ -109,9 +109,9 @@ F_CASES = [("8x8x16", (1, 8, 8, 16), None), ("4x4x64_relu6", (1, 4, 4, 64), (0.0
 def test_mean_f32_host(case, keep_dims):
     cid, shape, act = case
     attrs = {} if act is None else {"act_min": act[0], "act_max": act[1]}
-    prog = program("adaptc.mean_f32", attrs, shape, keep_dims, "float32")
+    prog = program("adaptc.reduce_f32", attrs, shape, keep_dims, "float32")
     m = api.compile_program(prog, "cortex-m4", format="float32")
-    assert [s.kernel for s in m.scheduled.steps] == ["mean_f32"]
+    assert [s.kernel for s in m.scheduled.steps] == ["reduce_f32"]
     rng = np.random.default_rng(zlib.crc32(cid.encode()))
     for _ in range(3):
         x = rng.normal(1.0, 3.0, size=shape).astype(np.float32)
@@ -126,5 +126,5 @@ def test_mean_f32_host(case, keep_dims):
 
 def test_mean_has_one_record_per_kernel_and_no_variant():
     """MEAN runs once per network (global pooling): the reference kernels everywhere."""
-    records = {k.name: (k.op, k.variant) for k in KERNELS.values() if k.op in ("adaptc.qmean", "adaptc.mean_f32")}
-    assert records == {"mean_s8": ("adaptc.qmean", "ref"), "mean_f32": ("adaptc.mean_f32", "ref")}
+    records = {k.name: (k.op, k.variant) for k in KERNELS.values() if k.op in ("adaptc.qreduce", "adaptc.reduce_f32")}
+    assert records == {"reduce_s8": ("adaptc.qreduce", "ref"), "reduce_f32": ("adaptc.reduce_f32", "ref")}

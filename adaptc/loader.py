@@ -351,8 +351,8 @@ def _onnx_dropout_problems(model) -> list[tuple[str, str, str]]:
 
 
 def _onnx_resize_problems(model) -> list[tuple[str, str, str]]:
-    """Resize is compiled in mode nearest (a gather per axis), any coordinate rule but
-    tf_crop_and_resize, from opset 11 on."""
+    """Resize is compiled from opset 11 on: mode nearest (a gather per axis) with any coordinate
+    rule but tf_crop_and_resize, modes linear and cubic (a weighted gather per axis) with any."""
     import onnx
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -366,10 +366,9 @@ def _onnx_resize_problems(model) -> list[tuple[str, str, str]]:
         name = node.name or node.output[0]
         if opset < 11:
             problems.append(("Resize", name, f"Resize of opset {opset} (scales as the second input)"))
-        elif mode != "nearest":
-            problems.append(("Resize", name, f"mode {mode}: only nearest"))
-        elif coord == "tf_crop_and_resize":
-            problems.append(("Resize", name, "coordinate_transformation_mode tf_crop_and_resize"))
+        elif mode == "nearest" and coord == "tf_crop_and_resize":
+            problems.append(("Resize", name, "mode nearest with coordinate_transformation_mode tf_crop_and_resize "
+                             "(linear and cubic take it)"))
     return problems
 
 

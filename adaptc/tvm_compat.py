@@ -353,9 +353,13 @@ def _onnx_overrides(fe) -> dict:
     - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
       identity (a node that also asks for the mask output is refused by the importer).
     - Elu, LeakyRelu: written in adaptc.unary's canonical form.
-    - Resize (mode nearest; the loader refuses the others) with constant scales or sizes: a gather
-      (``take``) per resized axis of the source indices onnxruntime computes
-      (``onnx_nearest_indices``), ``axes`` and ``keep_aspect_ratio_policy`` included.
+    - Resize with constant scales or sizes, ``axes`` and ``keep_aspect_ratio_policy`` included:
+      mode nearest a gather (``take``) per resized axis of the source indices onnxruntime
+      computes (``onnx_nearest_indices``); modes linear and cubic a weighted gather per resized
+      axis (``onnx_resize_taps``).
+    - AveragePool, MaxPool of a 3-D input (1-D pooling) as a 2-D one of height 1 between reshapes.
+    - Pad with constant pads (and axes): mode constant ``nn.pad``, reflect / edge / wrap a gather
+      per padded axis (``onnx_pad_indices``); 0.27 emits a TIR call for every mode.
     - Max, Min: 0.27 broadcasts every input to the output shape, stacks them and reduces over the
       new axis (a 5-D tensor ConvertLayout refuses); here the pairwise ``maximum`` / ``minimum``
       of the inputs, which broadcast by themselves (0.27's own form for unknown shapes)."""
@@ -425,9 +429,40 @@ def _onnx_overrides(fe) -> dict:
                     out = {a: int(np.floor(np.float32(shape[a]) * s + np.float32(0.5))) for a in axes}
             else:
                 return super()._impl_v18(bb, inputs, attr, params)
+            mode = attr.get("mode", b"nearest").decode("ascii")
+            if mode != "nearest":
+                return onnx_resize_taps(bb, x, axes, out, sc, mode, coord, attr, inputs[1] if len(inputs) > 1 else None)
             maps = {a: onnx_nearest_indices(shape[a], out[a], float(sc[a]), coord, rounding)
                     for a in axes if (out[a], sc[a]) != (shape[a], 1.0)}
             return gather_axes(x, maps)
+
+    class Pad(fe.Pad):      # 0.27: a TIR call (emit_te) for every mode
+        @classmethod
+        def _relax(cls, bb, x, before, after, value, mode, fallback):
+            if any(int(v) < 0 for v in (*before, *after)) or mode not in ("constant", "reflect", "edge", "wrap"):
+                return fallback()
+            if mode == "constant":
+                return relax.op.nn.pad(x, [int(v) for pair in zip(before, after) for v in pair], pad_value=float(value))
+            return gather_axes(x, {a: onnx_pad_indices(d, int(b), int(e), mode)
+                                   for a, (d, b, e) in enumerate(zip(shape_of(x.ty), before, after)) if b or e})
+
+        @classmethod
+        def _impl_v2(cls, bb, inputs, attr, params):
+            before, after = np.split(np.asarray(attr.get("pads"), np.int64), 2)
+            return cls._relax(bb, inputs[0], before, after, attr.get("value", 0.0),
+                              attr.get("mode", b"constant").decode(), lambda: super(Pad, cls)._impl_v2(
+                                  bb, inputs, attr, params))
+
+        @classmethod
+        def _impl_v11(cls, bb, inputs, attr, params):
+            if not is_constant(inputs[1]) or (len(inputs) > 3 and inputs[3] is not None and not is_constant(inputs[3])):
+                return super()._impl_v19(bb, inputs, attr, params)
+            before, after, value = cls._parse_pads_and_axes(inputs, params)
+            return cls._relax(bb, inputs[0], before, after, value, attr.get("mode", b"constant").decode(),
+                              lambda: super(Pad, cls)._impl_v19(bb, inputs, attr, params))
+
+        _impl_v18 = _impl_v11
+        _impl_v19 = _impl_v11
 
     class Max(fe.Max):      # pairwise maximum (0.27: broadcast_to, stack, max over the new axis)
         @classmethod
@@ -465,8 +500,58 @@ def _onnx_overrides(fe) -> dict:
             o, out_len = shape_of(y.ty)[1], shape_of(y.ty)[3]
             return relax.op.reshape(y, [n, o, out_len])
 
+    def pool1d(base):
+        class Pool(base):    # 1-D (3-D input): a 2-D pooling of height 1 between reshapes (0.27: nn.*_pool1d)
+            @classmethod
+            def _impl_v1(cls, bb, inputs, attr, params):
+                x = inputs[0]
+                if len(shape_of(x.ty)) != 3:
+                    return super()._impl_v1(bb, inputs, attr, params)
+                n, c, length = shape_of(x.ty)
+                attr = dict(attr)
+                pads = attr.get("pads", [0, 0])
+                attr.update(kernel_shape=[1, *attr["kernel_shape"]], strides=[1, *attr.get("strides", [1])],
+                            dilations=[1, *attr.get("dilations", [1])], pads=[0, pads[0], 0, pads[1]])
+                y = bb.normalize(super()._impl_v1(bb, [bb.normalize(relax.op.reshape(x, [n, c, 1, length]))],
+                                                  attr, params))
+                return relax.op.reshape(y, [n, c, shape_of(y.ty)[3]])
+        return Pool
+
     return {"Clip": Clip, "Conv": Conv, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max,
-            "Min": Min, "Resize": Resize}
+            "Min": Min, "Pad": Pad, "Resize": Resize, "AveragePool": pool1d(fe.AveragePool),
+            "MaxPool": pool1d(fe.MaxPool)}
+
+
+def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
+    """Source index of each position of an axis ONNX Pad pads by ``mode`` reflect, edge or wrap."""
+    if mode == "wrap":
+        return np.mod(np.arange(-before, size + after), size)
+    from .resize import reflect_indices
+
+    return reflect_indices(size, before, after, mode)
+
+
+def onnx_resize_taps(bb, x, axes, out: dict, scales: dict, mode: str, coord: str, attr, roi):
+    """ONNX Resize mode linear / cubic (antialias, cubic_coeff_a, exclude_outside,
+    tf_crop_and_resize with its roi and extrapolation_value) as one weighted gather per resized
+    axis (adaptc.interpolate: taps computed as the ONNX specification does)."""
+    from . import interpolate
+
+    shape = shape_of(x.ty)
+    rank = len(shape)
+    box = {a: (0.0, 1.0) for a in range(rank)}
+    if coord == "tf_crop_and_resize":
+        r = constant_value(roi).astype(np.float64).reshape(-1)
+        listed = axes if len(r) == 2 * len(axes) else list(range(rank))
+        box.update({a: (float(r[i]), float(r[len(listed) + i])) for i, a in enumerate(listed)})
+    for a in axes:
+        if (out[a], float(scales[a])) == (shape[a], 1.0) and box[a] == (0.0, 1.0):
+            continue
+        idx, w, extra = interpolate.onnx_taps(
+            shape[a], out[a], float(scales[a]), mode, coord, float(attr.get("cubic_coeff_a", -0.75)),
+            bool(attr.get("exclude_outside", 0)), bool(attr.get("antialias", 0)), box[a])
+        x = interpolate.taps_expr(bb, x, a, idx, w, extra, float(attr.get("extrapolation_value", 0.0)))
+    return x
 
 
 def onnx_conv_pads(in_size, kernel, attr) -> list[int]:

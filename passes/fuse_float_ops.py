@@ -25,7 +25,9 @@ raises UnsupportedOperatorError naming them. Layout ops (reshape, permute_dims),
 and take (a gather: nearest resizing) stay as they are; each part of a split becomes a
 strided_slice. Anything else raises UnsupportedOperatorError naming the op and binding.
 ``resize2d`` mode linear -> ``adaptc.resize_bilinear_f32`` (index and fraction tables of
-adaptc.resize); ``argmax`` -> ``adaptc.argmax_f32`` (int32 indices, TFLite ARG_MAX's type).
+adaptc.resize); one axis of a resize as the importer writes it (adaptc.interpolate.taps_expr:
+``sum(multiply(reshape(take(x, indices)), weights))``, ONNX Resize linear / cubic) ->
+``adaptc.resize_axis_f32``; ``argmax`` -> ``adaptc.argmax_f32`` (int32 indices, TFLite ARG_MAX's type).
 Composite bodies are the original float ops, so the module computes the same values on llvm.
 
 Parameters: ``path`` -- the model file, for error messages.
@@ -35,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import resize, tvm_compat, unary
+from adaptc import interpolate, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
@@ -80,6 +82,13 @@ class _Fuser:
             if b.var not in self.consumed and (m := match_unary(self.g, b.value)) is not None:
                 self.unary[b.var] = m
                 self.consumed.update(m.inner)
+
+        self.taps: dict = {}            # var = one axis of a resize (interpolate.taps_expr) -> its tables
+        for b in self.g.bindings:
+            if (m := interpolate.match_taps(self.g, b.var, b.value)) is not None and \
+                    all(self.g.uses.get(v, 0) == 1 for v in m[4]):
+                self.taps[b.var] = m[:4]
+                self.consumed.update(m[4])
 
     def single_user(self, var):
         users = self.users.get(var, [])
@@ -222,13 +231,18 @@ class _Fuser:
         average that counts the padding becomes a zero pad and an average over whole windows."""
         g, a = self.g, value.attrs
         op = name.replace("relax.nn.", "")
-        if str(a.layout) != "NHWC" or any(int(d) != 1 for d in a.dilation):
-            g.fail(op, var.name, f"{op} must be NHWC without dilation (layout {a.layout}, dilation "
-                   f"{[int(d) for d in a.dilation]})")
+        dilation = [int(d) for d in a.dilation]
+        if str(a.layout) != "NHWC":
+            g.fail(op, var.name, f"{op} must be NHWC (layout {a.layout})")
         x = value.args[0]
         n, in_h, in_w, c = tvm_compat.shape_of(g.resolve(x).ty if x in g.value else x.ty)
         k, st = [int(v) for v in a.pool_size], [int(v) for v in a.strides]
         top, left, bottom, right = (int(v) for v in a.padding)
+        if dilation != [1, 1]:
+            if top + left + bottom + right:
+                g.fail(op, var.name, f"{op} with dilation {dilation} and padding {[top, left, bottom, right]}")
+            x, st = self.dilated_windows(var, x, k, st, dilation, out_shape), k
+            n, in_h, in_w, c = tvm_compat.shape_of(self.ty(x))
         if bool(a.ceil_mode):
             bottom += max((out_shape[1] - 1) * st[0] + k[0] - (in_h + top + bottom), 0)
             right += max((out_shape[2] - 1) * st[1] + k[1] - (in_w + left + right), 0)
@@ -244,6 +258,22 @@ class _Fuser:
         self.emit(var, CompositeCall(kind, [x], [], {
             "pool_size": k, "strides": st, "padding": [top, left, bottom, right], "act_min": lo, "act_max": hi},
             out_shape, "float32", op), last)
+
+    def dilated_windows(self, var, x, k, st, dilation, out_shape):
+        """A dilated pooling's windows side by side (a gather per spatial axis: output position i
+        takes the sources i * stride + j * dilation, j < k), so that a pooling of stride k
+        without dilation computes it."""
+        for axis in (1, 2):
+            size = out_shape[axis]
+            idx = (np.arange(size)[:, None] * st[axis - 1] + np.arange(k[axis - 1])[None, :] * dilation[axis - 1])
+            shape = list(tvm_compat.shape_of(self.ty(x)))
+            if idx.max() >= shape[axis]:
+                self.g.fail("pool", var.name, "dilated pooling whose last window (ceil_mode) passes the input's end")
+            shape[axis] = idx.size
+            part = relax.Var(f"{var.name}_windows{axis}", relax.TensorType(shape, "float32"))
+            self.calls.append((part, relax.op.take(x, relax.const(idx.reshape(-1).astype(np.int32)), axis=axis)))
+            x = part
+        return x
 
     def visit(self, var, value):
         g = self.g
@@ -275,6 +305,13 @@ class _Fuser:
             m = self.unary[var]
             self.emit(var, CompositeCall("adaptc.unary_f32", [m.x], [], {"function": m.function.name, **m.params},
                                          out_shape, "float32", m.function.name), var)
+            return
+        if var in self.taps:
+            x, axis, indices, weights = self.taps[var]
+            in_shape = tvm_compat.shape_of(self.ty(x))
+            self.emit(var, CompositeCall("adaptc.resize_axis_f32", [x], [indices, weights], {
+                **interpolate.axis_geometry(in_shape, axis, indices.shape[0]), "taps": indices.shape[1],
+                "out_shape": list(out_shape)}, out_shape, "float32", "resize", ["indices", "weights"]), var)
             return
         if name == "relax.multiply" and (scale := self.input_scale(var, value)) is not None:
             self.alias[var], self.scale[var] = scale          # folded into the weights of its user

@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import tvm_compat, unary
+from adaptc import interpolate, tvm_compat, unary
 from adaptc.errors import InputError
-from adaptc.qops import composite_name
+from adaptc.qops import build_function, composite_name
 
 
 def _qparams(lo: float, hi: float) -> tuple[np.float32, int]:
@@ -228,6 +228,15 @@ class Quantizer:
                                                   keepdims=bool(a["keep_dims"])))
             s, zp = self.q[acts[0]][1:] if reduce == "max" else (s_out, zp_out)
             self.quant(bb, act(y), b.var, s, zp)
+        elif kind == "adaptc.resize_axis_f32":   # weights >= 0 (linear): its input's parameters, as TFLite's
+            x, s, zp = self.q[acts[0]]           # bilinear; cubic may overshoot its input: calibrated
+            if (consts[1] >= 0).all():
+                s_out, zp_out = s, zp
+            call = interpolate.qresize_axis(a, consts[0], consts[1], s, zp, s_out, zp_out,
+                                            tvm_compat.shape_of(b.var.ty))
+            gv = bb.add_func(build_function(call, [x.ty]), "qresize_axis")
+            y = bb.emit(relax.Call(gv, [x, *(relax.const(c) for c in call.consts)]), name_hint=b.var.name)
+            self.q[b.var] = (y, s_out, zp_out)
         elif kind in ("adaptc.avg_pool2d_f32", "adaptc.max_pool2d_f32", "adaptc.pad_f32"):
             x, s, zp = self.q[acts[0]]          # same parameters in and out, as TFLite requires
             if kind == "adaptc.pad_f32":

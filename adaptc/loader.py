@@ -20,12 +20,14 @@ TFLITE_OPS = frozenset({
     "PAD", "RELU", "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V",
     "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM",
     "BATCH_MATMUL", "REDUCE_MAX", "SUM",
+    "PRELU", "RSQRT",
 })
 ONNX_OPS = frozenset({
     "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Flatten", "Gemm",
     "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min",
     "Mul", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax",
     "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "PRelu", "Sqrt", "Reciprocal",
 })
 # MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
 # (global average pooling of any rank).

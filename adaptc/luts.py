@@ -183,3 +183,60 @@ def requantize(in_scale, in_zp, out_scale, out_zp) -> np.ndarray:
     effective_scale = float(_f32(in_scale)) / float(_f32(out_scale))
     multiplier, shift = fxp.quantize_multiplier(effective_scale)
     return _saturate_int8(fxp.mbqm(INPUTS - int(in_zp), multiplier, shift) + int(out_zp))
+
+
+def inv_sqrt_multiplier_exp(value: int) -> tuple[int, int]:
+    """TFLite ``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift = -1)``
+    (kernels/internal/common.h) for one int32 ``value`` >= 0: (multiplier, shift) with
+    1 / sqrt(value) ~ multiplier * 2^(shift - 31), by five Newton-Raphson steps in gemmlowp's
+    Q3.28 fixed point (values <= 1 give INT32_MAX, 0)."""
+    value = int(value)
+    if value <= 1:
+        return fxp.INT32_MAX, 0
+    shift = 11
+    while value >= (1 << 29):
+        value //= 4
+        shift += 1
+    left_shift_bit_pairs = ((32 - value.bit_length()) - 1) // 2 - 1     # CountLeadingZeros(value) - 1, in pairs
+    shift -= left_shift_bit_pairs
+    value <<= 2 * left_shift_bit_pairs
+
+    def mul(a, b):                    # a FixedPoint product: SaturatingRoundingDoublingHighMul of the raws
+        return int(fxp.srdhm(a, b))
+
+    def rescale_up(raw, bits):        # Rescale to fewer integer bits: SaturatingRoundingMultiplyByPOT<bits>
+        return int(fxp.saturating_lshift(raw, bits))
+
+    fixed_input = value >> 1                                   # F3
+    half_input = int(fxp.rdbpot(fixed_input, 1))               # SaturatingRoundingMultiplyByPOT<-1>
+    half_three = (1 << 28) + (1 << 27)                         # 1.5 in F3
+    x = 1 << 28                                                # F3::One()
+    for _ in range(5):
+        x3 = rescale_up(mul(mul(x, x), x), 6)                  # F9 -> F3
+        x = rescale_up(int(fxp.wrap32(mul(half_three, x) - mul(half_input, x3))), 3)   # F6 -> F3
+    x = mul(x, 1518500250)                                     # * sqrt(2) / 2 (F0)
+    if shift < 0:
+        x = int(fxp.wrap32(x << -shift))
+        shift = 0
+    return x, -shift
+
+
+def rsqrt(in_scale, in_zp, out_scale, out_zp) -> np.ndarray:
+    """TFLM RSQRT int8 (micro/kernels/elementwise.cc ``RsqrtEvalQuantized``): per input the
+    integer inverse square root of q - zp (``inv_sqrt_multiplier_exp``) applied to 1 with 20
+    extra bits, then the multiplier of 1 / (sqrt(in_scale) * out_scale) (a float32 sqrt and
+    product, the quotient in double), 20 bits back, plus the output zero point. q == zp gives
+    127 ("any value close to 0 represents the max output value"). TFLM fails the inference on
+    an input below the zero point (rsqrt of a negative number); those entries hold 127 too."""
+    _check_scales("RSQRT", in_scale, out_scale)
+    product = np.sqrt(_f32(in_scale)) * _f32(out_scale)        # float32, as the C computes it
+    multiplier, shift = fxp.quantize_multiplier(1.0 / float(product))
+    k_shift = 20
+    out = np.full(256, 127, np.int64)
+    for i, value in enumerate(INPUTS - int(in_zp)):
+        if value <= 0:
+            continue
+        inv_multiplier, inv_shift = inv_sqrt_multiplier_exp(int(value))
+        data = fxp.mbqm(1, inv_multiplier, inv_shift + k_shift)
+        out[i] = fxp.mbqm(data, multiplier, shift - k_shift) + int(out_zp)
+    return _saturate_int8(out)

@@ -548,3 +548,26 @@ def composite_name(mod, call) -> str | None:
         if is_composite(func):
             return str(func.attrs["Composite"])
     return None
+
+
+# ------------------------------------------------------------------------------- PReLU (issue 16)
+
+
+@composite("adaptc.qprelu")
+def _qprelu(F, p, a):
+    """TFLite PRELU int8 (reference_ops::BroadcastPrelu4DSlow; adaptc.prelu): x - zp >= 0
+    requantized by the identity multiplier, else (x - zp) * (alpha - zp_alpha) by the alpha
+    multiplier; alpha a constant broadcasting to x."""
+    x = _offset(F, p[0], int(a["input_zp"]))
+    alpha = _offset(F, p[1], int(a["alpha_zp"]))
+    pos = F.mbqm(x, np.int32(a["identity_multiplier"]), np.int32(a["identity_shift"]))
+    neg = F.mbqm(F.emit(relax.op.multiply(x, alpha)), np.int32(a["alpha_multiplier"]), np.int32(a["alpha_shift"]))
+    y = F.where(F.emit(relax.op.greater_equal(x, F.const(0))), pos, neg)
+    return _clamp_s8(F, F.emit(relax.op.add(y, F.const(int(a["output_zp"])))), a)
+
+
+@composite("adaptc.prelu_f32")
+def _prelu_f32(F, p, a):
+    """PReLU float32 (TFLite PRELU, ONNX PRelu): x >= 0 ? x : x * alpha, alpha broadcasting to x."""
+    zero = relax.const(np.float32(0.0))
+    return relax.op.where(relax.op.greater_equal(p[0], zero), p[0], relax.op.multiply(p[0], p[1]))

@@ -120,7 +120,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
       that move int8 values without arithmetic (EXPAND_DIMS, SQUEEZE, SLICE, STRIDED_SLICE, SPLIT,
       SPLIT_V, RESIZE_NEAREST_NEIGHBOR; TFLite requires equal parameters in and out) and ELU.
     - HARD_SWISH, LEAKY_RELU and ELU are written in adaptc.unary's canonical form (0.27's ELU
-      ignores the quantization of an int8 one).
+      ignores the quantization of an int8 one); so is RSQRT, int8 too (0.27 refuses it).
+    - PRELU: adaptc.prelu's form with alpha at the input's rank (0.27 flattens the input).
     - EXPAND_DIMS (0.27 passes expand_dims a third argument) is the reshape to its output shape.
     - FULLY_CONNECTED on an N-d input: flattened to rows of the filter's depth, as TFLite Micro
       does, the result reshaped to the declared output shape (keep_num_dims).
@@ -147,7 +148,7 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
             "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
             "ARG_MAX", "DEPTH_TO_SPACE", "MIRROR_PAD", "PACK", "PADV2", "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK"} | {
-            "BATCH_MATMUL"}
+            "BATCH_MATMUL"} | {"RSQRT", "PRELU"}
 
         def _unary(self, op, name: str, alpha: float = 1.0):
             """dequantize? -> adaptc.unary's canonical expression -> quantize?"""
@@ -213,6 +214,26 @@ def from_tflite(buf: bytes, converters: dict | None = None):
 
         def convert_elu(self, op):
             return self._unary(op, "elu")
+
+        def convert_rsqrt(self, op):
+            return self._unary(op, "rsqrt")
+
+        def convert_prelu(self, op):
+            """adaptc.prelu's form, alpha (a constant) at the input's rank; dequantize and
+            quantize around it when int8 (0.27 flattens the input and refuses int8)."""
+            from . import prelu
+
+            (x, alpha), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            rank = len(x.tensor.ShapeAsNumpy())
+            value = prelu.full_rank(self.get_tensor_value(alpha), rank)
+            a = relax.const(value)
+            expr = self.get_expr(x.tensor_idx)
+            if x.qnn_params:
+                expr = self.dequantize(expr, x)
+                a = relax.op.dequantize(a, scale=alpha.qnn_params["scale"], zero_point=alpha.qnn_params["zero_point"],
+                                        axis=-1)
+            out = prelu.build(expr, a)
+            return self.quantize(out, y) if y.qnn_params else out
 
         def convert_leaky_relu(self, op):
             from tflite.LeakyReluOptions import LeakyReluOptions
@@ -352,7 +373,8 @@ def _onnx_overrides(fe) -> dict:
       a 1-D Conv (3-D input) as a 2-D one of height 1 between reshapes (0.27: ``nn.conv1d``).
     - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
       identity (a node that also asks for the mask output is refused by the importer).
-    - Elu, LeakyRelu: written in adaptc.unary's canonical form.
+    - Elu, LeakyRelu: written in adaptc.unary's canonical form; PRelu with a constant slope in
+      adaptc.prelu's (0.27: ``nn.prelu``, or a ``where`` for a slope of several axes).
     - Resize with constant scales or sizes, ``axes`` and ``keep_aspect_ratio_policy`` included:
       mode nearest a gather (``take``) per resized axis of the source indices onnxruntime
       computes (``onnx_nearest_indices``); modes linear and cubic a weighted gather per resized
@@ -404,6 +426,17 @@ def _onnx_overrides(fe) -> dict:
         @classmethod
         def _impl_v1(cls, bb, inputs, attr, params):
             return unary.build("leaky_relu", inputs[0], alpha=float(attr.get("alpha", 0.01)))
+
+    class PRelu(fe.PRelu):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            from . import prelu
+
+            x, slope = inputs
+            if not is_constant(slope):
+                return super()._impl_v1(bb, inputs, attr, params)
+            rank = len(shape_of(x.ty))
+            return prelu.build(x, relax.const(prelu.full_rank(constant_value(slope).astype(np.float32), rank)))
 
     class Resize(fe.Resize):
         @classmethod
@@ -519,7 +552,7 @@ def _onnx_overrides(fe) -> dict:
 
     return {"Clip": Clip, "Conv": Conv, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max,
             "Min": Min, "Pad": Pad, "Resize": Resize, "AveragePool": pool1d(fe.AveragePool),
-            "MaxPool": pool1d(fe.MaxPool)}
+            "MaxPool": pool1d(fe.MaxPool), "PRelu": PRelu}
 
 
 def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:

@@ -76,6 +76,16 @@ def _elu(x, alpha):
     return np.where(x > 0, x, np.float32(alpha) * np.expm1(np.minimum(x, 0)))
 
 
+def _rsqrt(x):                         # TFLM's float RSQRT: 1.f / std::sqrt(f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float32(1.0) / np.sqrt(x)
+
+
+def _reciprocal(x):                    # ONNX Reciprocal
+    with np.errstate(divide="ignore"):
+        return np.float32(1.0) / x
+
+
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     Function("sigmoid", 0, (), lambda x: relax.op.sigmoid(x), ("sigmoid", X), _f32(_sigmoid),
              "logistic", (1.0 / 256, -128)),
@@ -96,6 +106,9 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
                  relax.op.subtract(relax.op.exp(relax.op.minimum(x, _c(0.0))), _c(1.0)), _c(alpha))),
              ("add", ("nn.relu", X), ("multiply", ("subtract", ("exp", ("minimum", X, 0.0)), 1.0), "$alpha")),
              _f32(_elu), "elu"),
+    Function("rsqrt", 7, (), lambda x: relax.op.rsqrt(x), ("rsqrt", X), _f32(_rsqrt), "rsqrt"),
+    Function("sqrt", 8, (), lambda x: relax.op.sqrt(x), ("sqrt", X), _f32(np.sqrt)),
+    Function("reciprocal", 9, (), lambda x: relax.op.divide(_c(1.0), x), ("divide", 1.0, X), _f32(_reciprocal)),
 )}
 
 

@@ -13,7 +13,8 @@ and a concat);
 absorbed), ``subtract``, ``divide``, ``maximum``, ``minimum`` and ``power(subtract(x, y), 2)``
 (TFLite SQUARED_DIFFERENCE) ``[+ act]``, broadcasting, one operand possibly a constant ->
 ``adaptc.binary_f32``; an element-wise function of adaptc.unary in its canonical form (sigmoid, tanh,
-hard swish, hard sigmoid, leaky ReLU, ELU) -> ``adaptc.unary_f32``; ``avg_pool2d`` /
+hard swish, hard sigmoid, leaky ReLU, ELU, rsqrt, sqrt, reciprocal) -> ``adaptc.unary_f32``; adaptc.prelu's
+form with an alpha of several values -> ``adaptc.prelu_f32`` (alpha in flash); ``avg_pool2d`` /
 ``max_pool2d [+ act]``; ``[x * beta ->] softmax``; a lone ``relu``/``clip`` ->
 ``adaptc.clamp_f32``; ``nn.pad``. A ``mean`` over H and W (axes [1, 2] of an NHWC tensor)
 ``[+ act]`` that keeps them as size 1 is a global average pool (ONNX GlobalAveragePool,
@@ -37,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import interpolate, resize, tvm_compat, unary
+from adaptc import interpolate, prelu, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall
 
@@ -78,8 +79,15 @@ class _Fuser:
                         self.g.op(d) == "relax.subtract" and d in self.g.value:
                     self.squared[b.var] = self.g.resolve(d)
                     self.consumed.add(d)
+        self.prelu: dict = {}           # var = adaptc.prelu's form -> (x, alpha values)
+        for b in reversed(self.g.bindings):
+            if b.var not in self.consumed and (m := prelu.match(self.g, b.value)) is not None and \
+                    const_eval(self.g, m[1]).size > 1:      # (one value: leaky_relu, the same float function)
+                self.prelu[b.var] = (m[0], const_eval(self.g, m[1]).astype(np.float32))
+                self.consumed.update(m[2])
         for b in reversed(self.g.bindings):          # the outermost match wins
-            if b.var not in self.consumed and (m := match_unary(self.g, b.value)) is not None:
+            if b.var not in self.consumed and b.var not in self.prelu and \
+                    (m := match_unary(self.g, b.value)) is not None:
                 self.unary[b.var] = m
                 self.consumed.update(m.inner)
 
@@ -301,6 +309,11 @@ class _Fuser:
         if tvm_compat.dtype_of(var.ty) != "float32":
             g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
         out_shape = tvm_compat.shape_of(var.ty)
+        if var in self.prelu:
+            x, alpha = self.prelu[var]
+            self.emit(var, CompositeCall("adaptc.prelu_f32", [x], [alpha], {}, out_shape, "float32", "prelu",
+                                         ["alpha"]), var)
+            return
         if var in self.unary:
             m = self.unary[var]
             self.emit(var, CompositeCall("adaptc.unary_f32", [m.x], [], {"function": m.function.name, **m.params},

@@ -30,6 +30,8 @@ Data movement and the edges (issue 16): ``quantize`` of a float model input ->
 ``adaptc.dequantize``; ``quantize(resize2d(dequantize(x)))`` bilinear -> ``adaptc.qresize_bilinear``
 (TFLite's integer ResizeBilinear; output parameters must equal the input's); an int8 ``argmax`` ->
 ``adaptc.qargmax`` (int32 indices); an int8 ``concat`` (PACK) stays a concat.
+``quantize(relu(x) + minimum(x, 0) * alpha)`` (adaptc.prelu's form, x and alpha dequantized) ->
+``adaptc.qprelu`` (TFLite PRELU).
 
 Parameters: ``path`` -- the model file, for error messages.
 """
@@ -40,7 +42,7 @@ import tvm
 from tvm import relax
 
 from adaptc import fixedpoint as fxp
-from adaptc import formats, luts, resize, tvm_compat, unary
+from adaptc import formats, luts, prelu, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall, imported_composite
 
@@ -283,8 +285,9 @@ def _match_maxmin(g, core, out_scale, out_zp, act_min, act_max, node):
 
 def _match_divide(g, core, out_scale, out_zp, act_min, act_max, node):
     """quantize(divide(...)): refused (the C target has float DIV only; post-training
-    quantization turns a division by a constant into a multiplication first)."""
-    if g.op(core) == "relax.divide":
+    quantization turns a division by a constant into a multiplication first). 1 / x is
+    adaptc.unary's reciprocal (a table)."""
+    if g.op(core) == "relax.divide" and match_unary(g, core) is None:
         g.fail("divide", node, "int8 division (DIV / Div) is not supported: only float32 DIV, and an int8 "
                "division by a constant as a multiplication by its reciprocal")
     return None
@@ -424,6 +427,24 @@ def _match_unary_function(g, core, out_scale, out_zp, act_min, act_max, node):
                          tvm_compat.shape_of(g.resolve(core).ty), "int8", m.function.name, ["table"])
 
 
+def _match_prelu(g, core, out_scale, out_zp, act_min, act_max, node):
+    """quantize(adaptc.prelu's form of dequantize(x) and a dequantized constant alpha): TFLite
+    Micro's int8 PRELU (BroadcastPrelu4DSlow; alpha int8, per tensor). Before the unary
+    functions: a one-value alpha is PReLU's arithmetic, not LEAKY_RELU's."""
+    m = prelu.match(g, core)
+    if m is None:
+        return None
+    x, alpha = _dequantized(g, m[0]), _dequantized(g, m[1])
+    if x is None or alpha is None or isinstance(x[0], np.ndarray) or not isinstance(alpha[0], np.ndarray):
+        return None
+    if len(alpha[1]) != 1 or alpha[0].dtype != np.int8:
+        g.fail("prelu", node, "int8 PReLU with an alpha quantized per channel or not int8")
+    attrs = {"input_zp": int(x[2][0]), "alpha_zp": int(alpha[2][0]),
+             **prelu.multipliers(x[1][0], alpha[1][0], out_scale), **_out_range(out_scale, out_zp, act_min, act_max)}
+    return CompositeCall("adaptc.qprelu", [x[0]], [alpha[0]], attrs, tvm_compat.shape_of(g.resolve(core).ty),
+                         "int8", "prelu", ["alpha"])
+
+
 def _match_input_quantize(g, core, out_scale, out_zp, act_min, act_max, node):
     """quantize(x) of a float model input (TFLite QUANTIZE float32 -> int8 as a model's first
     operator): the compiled model takes the float input and quantizes it as TFLite does."""
@@ -469,6 +490,7 @@ QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_addsub, _match_squared_diff
                      _match_mul, _match_softmax, _match_mean, _match_unary_function, _match_unary_lut)
 QUANTIZE_MATCHERS += (_match_input_quantize, _match_resize)    # data movement (issue 16)
 QUANTIZE_MATCHERS = (_match_batch_matmul, *QUANTIZE_MATCHERS)    # before _match_conv's dense (issue 16)
+QUANTIZE_MATCHERS = (_match_prelu, *QUANTIZE_MATCHERS)    # before the unary functions' leaky_relu (issue 16)
 
 
 def _pool_padding(attrs):

@@ -212,6 +212,15 @@ class Quantizer:
             self.quant(bb, y, b.var, np.float32(s), zp)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
+        elif kind == "adaptc.prelu_f32":   # TFLite PRELU: alpha int8, per tensor, symmetric; output calibrated
+            c = consts[0].astype(np.float64)
+            c_scale = np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0)
+            c_q = np.clip(np.round(c / np.float64(c_scale)), -127, 127).astype(np.int8)
+            alpha = bb.emit(relax.op.dequantize(relax.const(c_q), relax.const(c_scale), relax.const(np.int32(0))))
+            x = self.dq(bb, acts[0])
+            y = bb.emit(relax.op.add(bb.emit(relax.op.nn.relu(x)), bb.emit(relax.op.multiply(
+                bb.emit(relax.op.minimum(x, relax.const(np.float32(0.0)))), alpha))))
+            self.quant(bb, y, b.var, s_out, zp_out)
         elif kind == "adaptc.batch_matmul_f32":   # TFLite BATCH_MATMUL: one scale per operand
             ops = [self.dq(bb, x) for x in acts]
             if consts:                          # a constant operand: int8, per tensor, symmetric

@@ -13,6 +13,9 @@
  *   3 hard sigmoid  min(max(alpha * x + beta, 0), 1)
  *   4 leaky ReLU    x >= 0 ? x : alpha * x
  *   5 ELU           x > 0 ? x : alpha * expm1(x)
+ *   7 rsqrt         1 / sqrt(x)   (TFLite RSQRT: 1.f / std::sqrt(f))
+ *   8 sqrt          sqrt(x)       (ONNX Sqrt)
+ *   9 reciprocal    1 / x         (ONNX Reciprocal)
  * Needs libm (link with -lm).
  */
 #include <math.h>
@@ -41,6 +44,12 @@ static float unary_f32_one(const unary_f32_params *p, float x)
         return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
     case 4:
         return x >= 0.0f ? x : p->alpha * x;
+    case 7:
+        return 1.0f / sqrtf(x);
+    case 8:
+        return sqrtf(x);
+    case 9:
+        return 1.0f / x;
     default:
         return x > 0.0f ? x : p->alpha * expm1f(x);
     }

@@ -231,3 +231,29 @@ def test_float_builders_match_their_formula(name, model, reference):
     y = run_tflm(model, x)
     assert y.dtype == np.float32 and y.shape == SHAPE, name
     np.testing.assert_allclose(y, reference(x.astype(np.float64)), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+# ------------------------------------------------------------------------------- RSQRT (issue 16)
+
+@pytest.mark.parametrize("q", [((0.05, -128), (0.02, -128)), ((0.01, 0), (0.1, -100)), ((0.5, -20), (0.01, 0)),
+                               ((0.002, -128), (0.5, -128)), ((0.3, 10), (0.05, 5))])
+def test_rsqrt_table_is_tflm(q):
+    """luts.rsqrt equals TFLM's int8 RSQRT on every input TFLM accepts (q >= zero point); q == zp
+    and the inputs below (TFLM fails there) hold 127."""
+    import tflite_ops as T
+
+    (s_in, zp_in), (s_out, zp_out) = q
+    valid = np.arange(zp_in, 128, dtype=np.int8)
+    x = np.resize(valid, 256).reshape(1, 256)
+    got = T.run_tflm(T.rsqrt_model((1, 256), (s_in, zp_in), (s_out, zp_out)), x).reshape(-1)
+    table = luts.rsqrt(s_in, zp_in, s_out, zp_out)
+    np.testing.assert_array_equal(table[x.reshape(-1).astype(int) + 128], got)
+    assert np.all(table[:zp_in + 129] == 127)
+
+
+def test_inv_sqrt_multiplier_exp():
+    """GetInvSqrtQuantizedMultiplierExp: multiplier * 2^(shift - 31) ~ 1 / sqrt(value)."""
+    assert luts.inv_sqrt_multiplier_exp(0) == luts.inv_sqrt_multiplier_exp(1) == ((1 << 31) - 1, 0)
+    for v in (2, 3, 4, 255, 65025, 1 << 20, (1 << 31) - 1):
+        m, s = luts.inv_sqrt_multiplier_exp(v)
+        assert abs(m * 2.0 ** (s - 31) * np.sqrt(v) - 1) < 1e-4

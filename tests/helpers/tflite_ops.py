@@ -1412,3 +1412,94 @@ def batch_matmul_model(shape_a, shape_b, a_q=None, b_q=None, out_q=None, adj_x=F
         return tflite.BatchMatMulOptionsEnd(builder)
     m.op(_OP.BATCH_MATMUL, 2 if a_q is not None else 1, [a, b], [y], _OPT.BatchMatMulOptions, opts)
     return m.finish()
+
+
+# --------------------------------------------------------------------------
+# PRELU, RSQRT, L2_NORMALIZATION (issue 16)
+# --------------------------------------------------------------------------
+def prelu_model(shape, alpha, in_q=None, alpha_q=None, out_q=None) -> bytes:
+    """PRELU with the constant ``alpha`` (any shape broadcasting to ``shape``): int8 (version 1,
+    ``alpha`` given as int8 values with ``alpha_q``) when ``in_q`` is given, else float32."""
+    dtype = np.int8 if in_q is not None else np.float32
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} PRELU {tuple(shape)} alpha {np.shape(alpha)}")
+    x = m.input(shape, dtype, "input", _as_q(in_q) if in_q is not None else None)
+    a = m.const(np.asarray(alpha, dtype), "alpha", _as_q(alpha_q) if alpha_q is not None else None)
+    y = m.output(shape, dtype, "output", _as_q(out_q) if out_q is not None else None)
+    m.op(_OP.PRELU, 1, [x, a], [y])
+    return m.finish()
+
+
+def rsqrt_model(shape, in_q=None, out_q=None) -> bytes:
+    """RSQRT: int8 (version 2) when ``in_q`` is given, else float32 (version 1)."""
+    if in_q is None:
+        return _unary_model("RSQRT", _OP.RSQRT, 1, np.float32, shape, None, None)
+    return _unary_model("RSQRT", _OP.RSQRT, 2, np.int8, shape, _as_q(in_q), _as_q(out_q))
+
+
+def l2_normalization_model(shape, in_q=None, out_q=QParams(1 / 128, 0)) -> bytes:
+    """L2_NORMALIZATION over the last axis: int8 (version 2) when ``in_q`` is given, else float32."""
+    dtype = np.int8 if in_q is not None else np.float32
+    m = _ModelBuilder(f"adaptc test: {np.dtype(dtype).name} L2_NORMALIZATION {tuple(shape)}")
+    x = m.input(shape, dtype, "input", _as_q(in_q) if in_q is not None else None)
+    y = m.output(shape, dtype, "output", _as_q(out_q) if in_q is not None else None)
+
+    def opts(b):
+        tflite.L2NormOptionsStart(b)
+        tflite.L2NormOptionsAddFusedActivationFunction(b, 0)
+        return tflite.L2NormOptionsEnd(b)
+    m.op(_OP.L2_NORMALIZATION, 2 if in_q is not None else 1, [x], [y], _OPT.L2NormOptions, opts)
+    return m.finish()
+
+
+# --------------------------------------------------------------------------
+# TRANSPOSE_CONV (issue 16)
+# --------------------------------------------------------------------------
+def transpose_conv_output_size(in_size: int, k: int, stride: int, padding: str) -> int:
+    """The output size TFLite's converter gives a TRANSPOSE_CONV: in * stride (SAME), or
+    (in - 1) * stride + k (VALID)."""
+    return in_size * stride if padding.upper() == "SAME" else (in_size - 1) * stride + k
+
+
+def transpose_conv_model(input_shape, filter_ohwi, bias=None, in_q=None, filter_q=None, out_q=None,
+                         stride=(1, 1), padding="SAME", output_hw=None, activation="NONE") -> bytes:
+    """TRANSPOSE_CONV: inputs output_shape (int32 constant), weights OHWI, input, bias (optional).
+    int8 (per-channel ``filter_q`` on axis 0, int32 bias) when ``in_q`` is given, else float32.
+    ``output_hw``: the output's height and width (default transpose_conv_output_size)."""
+    sh, sw = _pair(stride)
+    o, kh, kw, ci = np.asarray(filter_ohwi).shape
+    if ci != input_shape[3]:
+        raise ValueError("filter input channels != input channels")
+    n, ih, iw, _ = input_shape
+    oh, ow = output_hw or (transpose_conv_output_size(ih, kh, sh, padding),
+                           transpose_conv_output_size(iw, kw, sw, padding))
+    quantized = in_q is not None
+    m = _ModelBuilder(f"adaptc test: {'int8' if quantized else 'f32'} TRANSPOSE_CONV {tuple(input_shape)} "
+                      f"k{kh}x{kw} s{(sh, sw)} {padding} -> {oh}x{ow}")
+    shape_t = m.const(np.asarray([n, oh, ow, o], np.int32), "output_shape")
+    if quantized:
+        in_q, filter_q, out_q = _as_q(in_q), _as_q(filter_q), _as_q(out_q)
+        filter_q = QParams(filter_q.scales() if filter_q.per_channel else np.full(o, filter_q.scales()[0], np.float32),
+                           np.zeros(o, np.int64), 0)
+        wt = m.const(_i8(filter_ohwi), "filter", filter_q)
+        x = m.input(input_shape, np.int8, "input", in_q)
+        ins = [shape_t, wt, x]
+        if bias is not None:
+            ins.append(m.const(_zeros_bias(bias, o, np.int32), "bias", _bias_q(in_q, filter_q)))
+        y = m.output((n, oh, ow, o), np.int8, "output", out_q)
+    else:
+        wt = m.const(_f32(filter_ohwi), "filter")
+        x = m.input(input_shape, np.float32, "input")
+        ins = [shape_t, wt, x]
+        if bias is not None:
+            ins.append(m.const(_zeros_bias(bias, o, np.float32), "bias"))
+        y = m.output((n, oh, ow, o), np.float32, "output")
+
+    def opts(b):
+        tflite.TransposeConvOptionsStart(b)
+        tflite.TransposeConvOptionsAddPadding(b, _padding(padding))
+        tflite.TransposeConvOptionsAddStrideH(b, sh)
+        tflite.TransposeConvOptionsAddStrideW(b, sw)
+        tflite.TransposeConvOptionsAddFusedActivationFunction(b, _act(activation))
+        return tflite.TransposeConvOptionsEnd(b)
+    m.op(_OP.TRANSPOSE_CONV, 3 if quantized else 1, ins, [y], _OPT.TransposeConvOptions, opts)
+    return m.finish()

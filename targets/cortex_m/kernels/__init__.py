@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     mul,
     pad,
     pool,
+    prelu,
     reduce,
     resize_axis,
     slice,

@@ -327,17 +327,19 @@ def clamp_step(rng):
 # ------------------------------------------------------------------------------ programs
 
 
-def program(name: str, layers: list, dtype: str):
+def program(name: str, layers: list, dtype):
     """A Program whose steps each read the input (seen with the step's shape) and write a
-    buffer of their own; the last one writes the output."""
+    buffer of their own; the last one writes the output. ``dtype``: every tensor's, or (the
+    input's, the outputs') for a kernel that converts (quantize_f32_s8, argmax_s8, ...)."""
     from adaptc.program import DTYPE_BYTES, Program, Step, Tensor, step_macs
 
+    dtype, out_dtype = (dtype, dtype) if isinstance(dtype, str) else dtype
     size = max(int(np.prod(s)) for *_, in_shapes, _ in layers for s in in_shapes)
     tensors = [Tensor(0, "x", (size,), dtype, "input")]
     steps = []
     for i, (op, attrs, consts, in_shapes, out_shape) in enumerate(layers):
         last = i == len(layers) - 1
-        tensors.append(Tensor(len(tensors), f"t{i}", tuple(out_shape), dtype, "output" if last else "arena"))
+        tensors.append(Tensor(len(tensors), f"t{i}", tuple(out_shape), out_dtype, "output" if last else "arena"))
         in_shapes = [tuple(s) for s in in_shapes]
         steps.append(Step(i, op, f"synthetic {op}", [0] * len(in_shapes), len(tensors) - 1, attrs, consts,
                           step_macs(op, attrs, in_shapes, tuple(out_shape), consts), in_shapes=in_shapes,
@@ -495,7 +497,7 @@ def run_job(job) -> list[dict]:
         layers = _within_budget([layer(rng) for _ in range(8 if kind == "op" else 1)])
         prog = program(f"{op.split('.')[-1]}_{kind}_{seed}", layers, dtype)
         size = prog.tensors[0].shape
-        x = (rng.normal(0, 1, size=size).astype(np.float32) if dtype == "float32"
+        x = (rng.normal(0, 1, size=size).astype(np.float32) if prog.tensors[0].dtype == "float32"
              else rng.integers(-128, 128, size=size).astype(np.int8))
     elif group.startswith("gates"):
         float32 = group.endswith("float32")

@@ -216,8 +216,8 @@ SPECIMENS = {
     "softmax_s8": softmax, "lut_s8": lut, "pad_s8": pad, "transpose_s8": transpose,
     **{f"gate_{c}_s8": (lambda c: lambda i: gate(i, c))(c) for c in gates.CRITERIA},
     # the operators added since, from their synthetic layers (fixed seeds)
-    **{op: (lambda op, dt, layer: lambda i: (*layer(_rng(op, i)), dt, dt))(op, dt, layer)
-       for op, (dt, layer) in SYNTHETIC.items()},
+    **{op: (lambda op, dt, layer: lambda i: (*layer(_rng(op, i)), *((dt, dt) if isinstance(dt, str) else dt)))(
+        op, dt, layer) for op, (dt, layer) in SYNTHETIC.items()},
     "conv2d_f32": lambda i: conv(i, f32=True), "depthwise_conv2d_f32": lambda i: conv(i, f32=True, depthwise=True),
     "fully_connected_f32": lambda i: dense(i, f32=True), "add_f32": lambda i: add(i, f32=True),
     "avg_pool_f32": lambda i: pool(i, "avg", True), "max_pool_f32": lambda i: pool(i, "max", True),

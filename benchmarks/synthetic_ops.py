@@ -321,33 +321,98 @@ def resize_bilinear_f32(rng):
     return _resize_layer(rng, False)
 
 
-def _argmax_layer(rng, op: str, int_bytes: int):
-    """ARG_MAX over the last axis of logits or of a segmentation map's channels. The output is
-    int32: for the int8 program (whose buffers are int8) its shape counts its bytes."""
+def _argmax_layer(rng, op: str):
+    """ARG_MAX over the last axis of logits or of a segmentation map's channels (int32 output)."""
     if rng.random() < 0.5:
         shape = (1, int(rng.choice([2, 3, 10, 12, 35, 100, 1000])))
     else:
         n, h, w, c = _spatial(rng)
         shape = (n, h, w, c)
-    out = (*shape[:-2], shape[-2] * int_bytes)
-    return op, {"axis": len(shape) - 1}, {}, [shape], out
+    return op, {"axis": len(shape) - 1}, {}, [shape], shape[:-1]
 
 
 def argmax_s8(rng):
-    return _argmax_layer(rng, "adaptc.qargmax", 4)
+    return _argmax_layer(rng, "adaptc.qargmax")
 
 
 def argmax_f32(rng):
-    return _argmax_layer(rng, "adaptc.argmax_f32", 1)
+    return _argmax_layer(rng, "adaptc.argmax_f32")
 
 
-OPS.update({   # data movement and quantization (issue 16); the program's dtype is its input's
-    "adaptc.quantize": ("float32", quantize_f32_s8),   # int8 written into a float-sized output
-    "adaptc.dequantize": ("float32", dequantize_s8_f32),   # int8 read from a float-sized input
+OPS.update({   # data movement and quantization (issue 16); (input dtype, output dtype) where they differ
+    "adaptc.quantize": (("float32", "int8"), quantize_f32_s8),
+    "adaptc.dequantize": (("int8", "float32"), dequantize_s8_f32),
     "adaptc.qresize_bilinear": ("int8", resize_bilinear_s8),
     "adaptc.resize_bilinear_f32": ("float32", resize_bilinear_f32),
-    "adaptc.qargmax": ("int8", argmax_s8),
-    "adaptc.argmax_f32": ("float32", argmax_f32),
+    "adaptc.qargmax": (("int8", "int32"), argmax_s8),
+    "adaptc.argmax_f32": (("float32", "int32"), argmax_f32),
+})
+
+
+def _prelu_layer(rng, integer: bool):
+    """PReLU over a feature map, alpha per channel [1, 1, 1, C], per element or one value
+    (adaptc.qprelu's attributes as LegalizeQDQ computes them; adaptc.prelu_f32)."""
+    from adaptc import prelu
+
+    n, h, w, c = _spatial(rng)
+    shape = [(1, 1, 1, c), (1, h, w, c), (1, 1, 1, 1)][int(rng.integers(0, 3))]
+    if not integer:
+        return "adaptc.prelu_f32", {}, {"alpha": rng.normal(0, 0.3, shape).astype(np.float32)}, [(n, h, w, c)], \
+            (n, h, w, c)
+    s_in, s_a, s_out = (float(rng.uniform(0.005, 0.1)) for _ in range(3))
+    attrs = {"input_zp": int(rng.integers(-128, 128)), "alpha_zp": int(rng.integers(-20, 20)),
+             **prelu.multipliers(s_in, s_a, s_out), "output_zp": int(rng.integers(-128, 128)), "output_scale": s_out,
+             "act_min": -128, "act_max": 127}
+    return "adaptc.qprelu", attrs, {"alpha": rng.integers(-128, 128, shape, dtype=np.int8)}, [(n, h, w, c)], \
+        (n, h, w, c)
+
+
+def prelu_s8(rng):
+    return _prelu_layer(rng, True)
+
+
+def prelu_f32(rng):
+    return _prelu_layer(rng, False)
+
+
+OPS.update({   # TFLite PRELU, ONNX PRelu (issue 16)
+    "adaptc.qprelu": ("int8", prelu_s8),
+    "adaptc.prelu_f32": ("float32", prelu_f32),
+})
+
+
+def _resize_axis_layer(rng, integer: bool):
+    """One axis of an ONNX Resize (adaptc.interpolate): linear or cubic, antialiased when
+    downsampling, along H of NCHW-like [outer, in, inner] or W of NHWC-like maps."""
+    from adaptc import interpolate
+
+    while True:
+        n, h, w, c = _spatial(rng)
+        scale = float(rng.choice([2.0, 2.0, 1.5, 3.0, 0.5]))
+        out = max(int(h * scale), 1)
+        if n * out * w * c <= ELEMENTS:
+            break
+    mode = str(rng.choice(["linear", "cubic"]))
+    idx, wts, _ = interpolate.onnx_taps(h, out, scale, mode, antialias=scale < 1)
+    attrs = {**interpolate.axis_geometry((n, h, w, c), 1, out), "taps": idx.shape[1], "out_shape": [n, out, w, c]}
+    if not integer:
+        return "adaptc.resize_axis_f32", attrs, {"indices": idx, "weights": wts}, [(n, h, w, c)], (n, out, w, c)
+    call = interpolate.qresize_axis(attrs, idx, wts, float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128)),
+                                    float(rng.uniform(0.01, 0.1)), int(rng.integers(-128, 128)), (n, out, w, c))
+    return "adaptc.qresize_axis", call.attrs, dict(zip(call.const_names, call.consts)), [(n, h, w, c)], (n, out, w, c)
+
+
+def resize_axis_s8(rng):
+    return _resize_axis_layer(rng, True)
+
+
+def resize_axis_f32(rng):
+    return _resize_axis_layer(rng, False)
+
+
+OPS.update({   # ONNX Resize linear / cubic, one axis
+    "adaptc.qresize_axis": ("int8", resize_axis_s8),
+    "adaptc.resize_axis_f32": ("float32", resize_axis_f32),
 })
 
 

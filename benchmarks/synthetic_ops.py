@@ -414,35 +414,3 @@ OPS.update({   # ONNX Resize linear / cubic, one axis
     "adaptc.qresize_axis": ("int8", resize_axis_s8),
     "adaptc.resize_axis_f32": ("float32", resize_axis_f32),
 })
-
-
-def _prelu_layer(rng, integer: bool):
-    """PReLU over a feature map, alpha per channel [1, 1, 1, C], per element or one value
-    (adaptc.qprelu's attributes as LegalizeQDQ computes them; adaptc.prelu_f32)."""
-    from adaptc import prelu
-
-    n, h, w, c = _spatial(rng)
-    shape = [(1, 1, 1, c), (1, h, w, c), (1, 1, 1, 1)][int(rng.integers(0, 3))]
-    if not integer:
-        return "adaptc.prelu_f32", {}, {"alpha": rng.normal(0, 0.3, shape).astype(np.float32)}, [(n, h, w, c)], \
-            (n, h, w, c)
-    s_in, s_a, s_out = (float(rng.uniform(0.005, 0.1)) for _ in range(3))
-    attrs = {"input_zp": int(rng.integers(-128, 128)), "alpha_zp": int(rng.integers(-20, 20)),
-             **prelu.multipliers(s_in, s_a, s_out), "output_zp": int(rng.integers(-128, 128)), "output_scale": s_out,
-             "act_min": -128, "act_max": 127}
-    return "adaptc.qprelu", attrs, {"alpha": rng.integers(-128, 128, shape, dtype=np.int8)}, [(n, h, w, c)], \
-        (n, h, w, c)
-
-
-def prelu_s8(rng):
-    return _prelu_layer(rng, True)
-
-
-def prelu_f32(rng):
-    return _prelu_layer(rng, False)
-
-
-OPS.update({   # TFLite PRELU, ONNX PRelu (issue 16)
-    "adaptc.qprelu": ("int8", prelu_s8),
-    "adaptc.prelu_f32": ("float32", prelu_f32),
-})

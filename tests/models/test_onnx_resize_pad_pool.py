@@ -92,7 +92,8 @@ def test_taps_equal_onnx_reference(case):
     else:
         inputs["sizes"] = np.asarray([2, n_out, 3], np.int64)
     names = ["x", "roi", "scales"] if scale is not None else ["x", "roi", "", "sizes"]
-    node = helper.make_node("Resize", names, ["y"], mode=mode, coordinate_transformation_mode=coord, extrapolation_value=value, **attrs)
+    node = helper.make_node("Resize", names, ["y"], mode=mode, coordinate_transformation_mode=coord,
+                            extrapolation_value=value, **attrs)
     want = ReferenceEvaluator(node).run(None, inputs)[0]
     np.testing.assert_allclose(_apply_taps(x, 1, idx, w, extra, value), want, rtol=1e-6, atol=1e-6)
 

@@ -19,7 +19,7 @@ TFLITE_OPS = frozenset({
     "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL",
     "PAD", "RELU", "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V",
     "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-    "BATCH_MATMUL", "REDUCE_MAX", "SUM",
+    "BATCH_MATMUL", "REDUCE_MAX", "SUM", "TRANSPOSE_CONV",
     "PRELU", "RSQRT",
 })
 ONNX_OPS = frozenset({
@@ -27,6 +27,7 @@ ONNX_OPS = frozenset({
     "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min",
     "Mul", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax",
     "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
+    "ConvTranspose",
     "PRelu", "Sqrt", "Reciprocal",
 })
 # MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
@@ -245,7 +246,7 @@ def _tflite_operators(path, model, sub) -> list[tuple[str, str, object]]:
 
 
 def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
-    from . import lstm
+    from . import lstm, transpose_conv
 
     findings = []
     for name, node, op in _tflite_operators(path, model, sub):
@@ -254,6 +255,8 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
         elif name in REDUCTIONS and (problem := _tflite_mean_problem(model, sub, op, name)):
             findings.append((name, node, problem))
         elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and (problem := lstm.tflite_problem(sub, op)):
+            findings.append((name, node, problem))
+        elif name == "TRANSPOSE_CONV" and (problem := transpose_conv.tflite_problem(model, sub, op)):
             findings.append((name, node, problem))
     return findings
 
@@ -383,6 +386,10 @@ def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
         findings += _onnx_dropout_problems(model)
     if "Resize" in ops:
         findings += _onnx_resize_problems(model)
+    if "ConvTranspose" in ops:
+        from . import transpose_conv
+
+        findings += transpose_conv.onnx_problems(model, _onnx_constants(model.graph))
     return findings
 
 

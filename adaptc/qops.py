@@ -103,6 +103,27 @@ def _qconv2d(F, p, a):
     return _requantize_output(F, acc, a)
 
 
+def _transpose_conv2d(F, x, w, a, out_dtype):
+    """relax conv2d_transpose of an NHWC input and an IOHW filter (legalized by TVM for NCHW only:
+    between transposes)."""
+    y = F.emit(relax.op.nn.conv2d_transpose(
+        F.emit(relax.op.permute_dims(x, [0, 3, 1, 2])), w, strides=a["strides"], padding=a["padding"],
+        output_padding=a["output_padding"], dilation=a["dilation"], groups=int(a["groups"]), data_layout="NCHW",
+        kernel_layout="IOHW", out_dtype=out_dtype))
+    return F.emit(relax.op.permute_dims(y, [0, 2, 3, 1]))
+
+
+@composite("adaptc.qtranspose_conv2d")
+def _qtranspose_conv2d(F, p, a):
+    """TFLite TRANSPOSE_CONV int8 (reference_integer_ops::TransposeConv): the scatter of
+    (input - zp) x filter into int32, + bias, requantized per output channel. NHWC input, IOHW
+    filter (groups 1 or depthwise)."""
+    acc = _transpose_conv2d(F, _offset(F, p[0], int(a["input_zp"])), F.cast(p[1], "int32"), a, "int32")
+    if len(p) > 2:
+        acc = F.emit(relax.op.add(acc, p[2]))
+    return _requantize_output(F, acc, a)
+
+
 @composite("adaptc.qdense")
 def _qdense(F, p, a):
     """TFLite FULLY_CONNECTED int8: x [N, IN] @ w [IN, OUT] (+ bias)."""
@@ -316,6 +337,15 @@ def _conv2d_f32(F, p, a):
     y = F.emit(relax.op.nn.conv2d(p[0], p[1], strides=a["strides"], padding=a["padding"],
                                   dilation=a["dilation"], groups=int(a["groups"]), data_layout="NHWC",
                                   kernel_layout=str(a["kernel_layout"])))
+    if len(p) > 2:
+        y = F.emit(relax.op.add(y, p[2]))
+    return _act_f32(y, a)
+
+
+@composite("adaptc.transpose_conv2d_f32")
+def _transpose_conv2d_f32(F, p, a):
+    """TFLite TRANSPOSE_CONV / ONNX ConvTranspose float32: NHWC input, IOHW filter, + bias, clamp."""
+    y = _transpose_conv2d(F, p[0], p[1], a, "float32")
     if len(p) > 2:
         y = F.emit(relax.op.add(y, p[2]))
     return _act_f32(y, a)

@@ -135,6 +135,10 @@ def from_tflite(buf: bytes, converters: dict | None = None):
       adaptc.lstm_import.convert (one ``adaptc.qlstm`` composite call).
     - BATCH_MATMUL: int8 too (0.27 refuses it), batch dims broadcast by ``matmul`` itself (0.27
       reshapes a broadcast result to the first operand's batch dims).
+    - TRANSPOSE_CONV: ``conv2d_transpose`` NHWC / IOHW with the pads TFLite Micro computes and the
+      output size of the output tensor (``transpose_conv_pads``; 0.27 assumes the output size
+      fits SAME / VALID exactly), a per-channel int8 filter dequantized along O and an int32 bias
+      as a constant dequantize (scale input scale x filter scale; 0.27 emits a multiply).
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
@@ -261,6 +265,39 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             out = relax.op.matmul(*operands)
             return self.quantize(out, y) if y.qnn_params else out
 
+        def convert_transpose_conv(self, op):
+            from tflite.TransposeConvOptions import TransposeConvOptions
+
+            (_shape, w, x, *bias), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
+            opts = TransposeConvOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            strides = (int(opts.StrideH()), int(opts.StrideW()))
+            w_ohwi = self.get_tensor_value(w)
+            in_hw = [int(d) for d in x.tensor.ShapeAsNumpy()[1:3]]
+            out_hw = [int(d) for d in y.tensor.ShapeAsNumpy()[1:3]]
+            padding, output_padding = transpose_conv_pads(in_hw, w_ohwi.shape[1:3], strides, out_hw,
+                                                          opts.Padding() == 0)
+            w_iohw = relax.const(np.ascontiguousarray(w_ohwi.transpose(3, 0, 1, 2)))
+            expr = self.get_expr(x.tensor_idx)
+            if x.qnn_params:
+                expr = self.dequantize(expr, x)
+                w_scale = np.asarray(w.tensor.Quantization().ScaleAsNumpy(), np.float32)
+                w_iohw = relax.op.dequantize(w_iohw, relax.const(w_scale), relax.const(np.int32(0)), axis=1)
+            out = relax.op.nn.conv2d_transpose(expr, w_iohw, strides=strides, padding=padding,
+                                               output_padding=output_padding, data_layout="NHWC",
+                                               kernel_layout="IOHW", out_dtype="float32")
+            if bias and bias[0].tensor_idx >= 0:
+                b = self.get_tensor_value(bias[0])
+                if x.qnn_params:
+                    in_scale = np.float64(x.tensor.Quantization().ScaleAsNumpy()[0])
+                    b_scale = (in_scale * w_scale.astype(np.float64)).astype(np.float32)
+                    b_expr = relax.op.dequantize(relax.const(b.astype(np.int32)), relax.const(b_scale),
+                                                 relax.const(np.int32(0)), axis=0)
+                else:
+                    b_expr = relax.const(b.astype(np.float32))
+                out = relax.op.add(out, b_expr)
+            return self.quantize(out, y) if y.qnn_params else out
+
         def convert_softmax(self, op):
             beta = tflite_softmax_beta(op)
             (x,), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
@@ -335,6 +372,30 @@ def onnx_nearest_indices(in_size: int, out_size: int, scale: float, coordinate_m
     return np.clip(idx, 0, in_size - 1).astype(np.int64)
 
 
+def transpose_conv_pads(in_hw, k_hw, strides, out_hw, same: bool, dilation=(1, 1), pad_begin=None):
+    """(padding [top, left, bottom, right], output_padding) of a ``conv2d_transpose`` whose output
+    is ``out_hw``: the top / left pads TFLite Micro computes (SAME: half the total of
+    ComputePaddingWithOffset, rounded down; VALID: none) unless ``pad_begin`` gives them, the
+    bottom / right ones what is left of the full scatter ((in - 1) * stride + dilated kernel), and
+    an output padding where the output is larger than that. ValueError from ``stride`` rows of
+    output padding on (conv2d_transpose takes fewer)."""
+    padding, extra = [0, 0, 0, 0], [0, 0]
+    for i in range(2):
+        full = (in_hw[i] - 1) * strides[i] + (k_hw[i] - 1) * dilation[i] + 1
+        if pad_begin is not None:
+            top = pad_begin[i]
+        elif same:
+            top = max((-(-out_hw[i] // strides[i]) - 1) * strides[i] + k_hw[i] - out_hw[i], 0) // 2
+        else:
+            top = 0
+        end = full - top - out_hw[i]
+        if end < 0 and -end >= strides[i]:
+            raise ValueError(f"transposed convolution output size {out_hw[i]} exceeds the scatter of its input "
+                             f"({full} - {top} padding) by {-end}, at least the stride {strides[i]}")
+        padding[i], padding[i + 2], extra[i] = top, max(end, 0), max(-end, 0)
+    return padding, extra
+
+
 def tflite_softmax_beta(op) -> float:
     """``beta`` of a TFLite SOFTMAX operator (1.0 when the options table is absent)."""
     from tflite.SoftmaxOptions import SoftmaxOptions
@@ -371,6 +432,9 @@ def _onnx_overrides(fe) -> dict:
       ``relax.op.clip`` -- a ReLU6 the passes fuse into the layer before it. Other bounds: 0.27's.
     - Conv: ``auto_pad`` SAME_UPPER / SAME_LOWER as explicit pads (0.27 pads with a TIR call);
       a 1-D Conv (3-D input) as a 2-D one of height 1 between reshapes (0.27: ``nn.conv1d``).
+    - ConvTranspose (2-D): pads from ``output_shape`` when given (0.27 ignores it), from
+      ``auto_pad`` as the specification computes them, or ``pads``; end pads past the scatter
+      become an output padding (``onnx_conv_transpose_pads``).
     - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
       identity (a node that also asks for the mask output is refused by the importer).
     - Elu, LeakyRelu: written in adaptc.unary's canonical form; PRelu with a constant slope in
@@ -550,7 +614,22 @@ def _onnx_overrides(fe) -> dict:
                 return relax.op.reshape(y, [n, c, shape_of(y.ty)[3]])
         return Pool
 
+    class ConvTranspose(fe.ConvTranspose):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            x, w, *bias = inputs
+            in_hw = shape_of(x.ty)[2:]
+            padding, output_padding, strides, dilations = onnx_conv_transpose_pads(in_hw, shape_of(w.ty)[2:], attr)
+            y = relax.op.nn.conv2d_transpose(x, w, strides=strides, padding=padding, output_padding=output_padding,
+                                             dilation=dilations, groups=int(attr.get("group", 1)))
+            if bias and bias[0] is not None:   # (a constant of the right rank: ConvertLayout carries it)
+                b = bias[0]
+                y = relax.op.add(y, relax.const(constant_value(b).reshape(1, -1, 1, 1)) if is_constant(b)
+                                 else relax.op.reshape(b, [1, -1, 1, 1]))
+            return y
+
     return {"Clip": Clip, "Conv": Conv, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max,
+            "ConvTranspose": ConvTranspose,
             "Min": Min, "Pad": Pad, "Resize": Resize, "AveragePool": pool1d(fe.AveragePool),
             "MaxPool": pool1d(fe.MaxPool), "PRelu": PRelu}
 
@@ -607,6 +686,35 @@ def onnx_conv_pads(in_size, kernel, attr) -> list[int]:
         begin.append(small if mode == "SAME_UPPER" else total - small)
         end.append(total - begin[-1])
     return begin + end
+
+
+def onnx_conv_transpose_pads(in_hw, k_hw, attr):
+    """(padding, output_padding, strides, dilations) of a 2-D ConvTranspose for
+    ``conv2d_transpose`` (transpose_conv_pads): the begin pads of the ONNX specification --
+    ``output_shape`` given: total = stride * (in - 1) + output_padding + dilated kernel - output
+    shape, the larger half at the end for SAME_UPPER, at the beginning otherwise (onnxruntime's
+    rule); ``auto_pad`` SAME_* alone: the same with output shape in * stride; VALID: none;
+    else ``pads``."""
+    mode = attr.get("auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    strides = [int(v) for v in attr.get("strides", [1, 1])]
+    dilations = [int(v) for v in attr.get("dilations", [1, 1])]
+    extra = [int(v) for v in attr.get("output_padding", [0, 0])]
+    full = [(i - 1) * s + (k - 1) * d + 1 + e for i, k, s, d, e in zip(in_hw, k_hw, strides, dilations, extra)]
+    out_shape = attr.get("output_shape")
+    if out_shape is not None or mode in ("SAME_UPPER", "SAME_LOWER"):
+        out = [int(v) for v in out_shape[-2:]] if out_shape is not None else [i * s for i, s in zip(in_hw, strides)]
+        totals = [f - o for f, o in zip(full, out)]
+        begin = [t // 2 if mode == "SAME_UPPER" else t - t // 2 for t in totals]
+        end = [t - b for t, b in zip(totals, begin)]
+    elif mode == "VALID":
+        begin, end = [0, 0], [0, 0]
+    else:
+        pads = [int(v) for v in attr.get("pads", [0, 0, 0, 0])]
+        begin, end = pads[:2], pads[2:]
+    out_hw = [f - b - e for f, b, e in zip(full, begin, end)]
+    padding, output_padding = transpose_conv_pads(in_hw, k_hw, strides, out_hw, False, dilations, begin)
+    return padding, output_padding, strides, dilations
 
 
 def to_tensor(x: np.ndarray, device=None):

@@ -414,3 +414,54 @@ OPS.update({   # ONNX Resize linear / cubic, one axis
     "adaptc.qresize_axis": ("int8", resize_axis_s8),
     "adaptc.resize_axis_f32": ("float32", resize_axis_f32),
 })
+
+
+def _transpose_conv_layer(rng, integer: bool):
+    """A transposed convolution (decoder / upsampling layer): stride 1 or 2, kernel 2..4, SAME-like
+    top / left pads, now and then dilated or depthwise (adaptc.qtranspose_conv2d's attributes as
+    LegalizeQDQ computes them; adaptc.transpose_conv2d_f32). IOHW filter."""
+    from adaptc import fixedpoint as fxp
+
+    while True:
+        h, w = int(rng.integers(2, 9)), int(rng.integers(2, 9))
+        in_c = int(rng.choice([1, 3, 4, 8, 16]))
+        depthwise = rng.random() < 0.2
+        out_c = in_c if depthwise else int(rng.choice([1, 2, 4, 8, 16]))
+        k = int(rng.integers(2, 5))
+        s = int(rng.choice([1, 2, 2]))
+        d = 2 if rng.random() < 0.15 else 1
+        pad = (k - 1) * d // 2 if rng.random() < 0.7 else 0
+        out_h, out_w = (h - 1) * s + (k - 1) * d + 1 - 2 * pad, (w - 1) * s + (k - 1) * d + 1 - 2 * pad
+        if out_h > 0 and out_w > 0 and out_h * out_w * out_c <= ELEMENTS // 2:
+            break
+    attrs = {"strides": [s, s], "padding": [pad, pad, pad, pad], "output_padding": [0, 0], "dilation": [d, d],
+             "groups": in_c if depthwise else 1, "kernel_layout": "IOHW"}
+    w_shape = (in_c, 1 if depthwise else out_c, k, k)
+    shapes = [(1, h, w, in_c)], (1, out_h, out_w, out_c)
+    if not integer:
+        attrs.update(act_min=-np.inf, act_max=np.inf)
+        consts = {"weights": rng.normal(0, 0.3, w_shape).astype(np.float32),
+                  "bias": rng.normal(0, 0.3, out_c).astype(np.float32)}
+        return "adaptc.transpose_conv2d_f32", attrs, consts, *shapes
+    s_in, s_out = float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.02, 0.2))
+    mult, shift = fxp.quantize_multipliers([s_in * float(rng.uniform(0.002, 0.02)) / s_out for _ in range(out_c)])
+    attrs.update(input_zp=int(rng.integers(-128, 128)), input_scale=s_in, output_zp=int(rng.integers(-128, 128)),
+                 output_scale=s_out, act_min=-128, act_max=127, multiplier=[int(v) for v in mult],
+                 shift=[int(v) for v in shift])
+    consts = {"weights": rng.integers(-127, 128, w_shape, dtype=np.int8),
+              "bias": rng.integers(-3000, 3000, out_c).astype(np.int32)}
+    return "adaptc.qtranspose_conv2d", attrs, consts, *shapes
+
+
+def transpose_conv_s8(rng):
+    return _transpose_conv_layer(rng, True)
+
+
+def transpose_conv_f32(rng):
+    return _transpose_conv_layer(rng, False)
+
+
+OPS.update({   # TFLite TRANSPOSE_CONV, ONNX ConvTranspose (issue 16)
+    "adaptc.qtranspose_conv2d": ("int8", transpose_conv_s8),
+    "adaptc.transpose_conv2d_f32": ("float32", transpose_conv_f32),
+})

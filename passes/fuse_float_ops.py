@@ -44,7 +44,7 @@ from adaptc.qops import CompositeCall
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "divide", "matmul", "max", "max_pool2d", "maximum",
              "mean", "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
-             "subtract", "sum", "take", *unary.FUNCTIONS)
+             "subtract", "sum", "take", "conv2d_transpose", *unary.FUNCTIONS)
 BINARY = {"relax.add": "add", "relax.subtract": "subtract", "relax.divide": "divide", "relax.maximum": "maximum",
           "relax.minimum": "minimum"}
 REVERSED = {"subtract": "reverse_subtract", "divide": "reverse_divide"}   # c op x, the constant stored second
@@ -119,6 +119,26 @@ class _Fuser:
             self.consumed.add(user.var)
             var = user.var
         return var, bias, (lo, hi)
+
+    def visit_transpose_conv(self, var, value, out_shape):
+        """conv2d_transpose [+ bias] [+ relu|clip] (NHWC, IOHW filter) -> adaptc.transpose_conv2d_f32."""
+        w, a = const_eval(self.g, value.args[1]), value.attrs
+        if w is None:
+            self.g.fail("conv2d_transpose", var.name, "weights must be constant")
+        if str(a.data_layout) != "NHWC" or str(a.out_layout) != "NHWC" or str(a.kernel_layout) != "IOHW":
+            self.g.fail("conv2d_transpose", var.name, f"layouts {a.data_layout} / {a.kernel_layout}: the C target "
+                        "needs NHWC / IOHW")
+        last, bias, (lo, hi) = self.epilogue(var, True, out_shape[-1])
+        consts, names = [w.astype(np.float32)], ["weights"]
+        if bias is not None:
+            consts.append(bias)
+            names.append("bias")
+        attrs = {"act_min": lo, "act_max": hi, "strides": [int(v) for v in a.strides],
+                 "padding": [int(v) for v in a.padding], "output_padding": [int(v) for v in a.output_padding],
+                 "dilation": [int(v) for v in a.dilation], "groups": int(a.groups), "kernel_layout": "IOHW"}
+        source = "transpose_conv" + "+bias" * (bias is not None) + "+act" * bool(np.isfinite([lo, hi]).any())
+        self.emit(var, CompositeCall("adaptc.transpose_conv2d_f32", [value.args[0]], consts, attrs, out_shape,
+                                     "float32", source, names), last)
 
     def input_scale(self, var, value):
         """(x, s) when ``var = x * s`` for a scalar constant ``s`` feeds only a conv2d / matmul with
@@ -328,6 +348,9 @@ class _Fuser:
             return
         if name == "relax.multiply" and (scale := self.input_scale(var, value)) is not None:
             self.alias[var], self.scale[var] = scale          # folded into the weights of its user
+            return
+        if name == "relax.nn.conv2d_transpose":
+            self.visit_transpose_conv(var, value, out_shape)
             return
         if name in ("relax.nn.conv2d", "relax.matmul"):
             w = const_eval(g, value.args[1])

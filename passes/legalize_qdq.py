@@ -48,7 +48,7 @@ from adaptc.qops import CompositeCall, imported_composite
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max", "max_pool2d", "maximum", "mean",
              "minimum", "multiply", "nn.pad", "relu", "reshape", "softmax", "split", "squared_difference",
-             "strided_slice", "subtract", "sum", "take", *unary.FUNCTIONS)
+             "strided_slice", "subtract", "sum", "take", "conv2d_transpose", *unary.FUNCTIONS)
 
 
 def _scalar(expr) -> float:
@@ -154,6 +154,47 @@ def _match_conv(g, core, out_scale, out_zp, act_min, act_max, node):
     attrs["filter_offset"] = -int(w_zp[0])
     return CompositeCall("adaptc.qdense", [x_var], consts, attrs, out_shape, "int8",
                          "fully_connected", names)
+
+
+def _match_transpose_conv(g, core, out_scale, out_zp, act_min, act_max, node):
+    """add(conv2d_transpose(dq(x), dq(W)), dq(b)) or conv2d_transpose(dq(x), dq(W)): NHWC, IOHW
+    filter, symmetric per-output-channel int8 weights (TFLite TRANSPOSE_CONV, or QuantizeInt8)."""
+    bias = None
+    if g.op(core) == "relax.add":
+        args = g.resolve(core).args
+        if g.op(args[0]) != "relax.nn.conv2d_transpose":
+            args = args[::-1]
+        if g.op(args[0]) != "relax.nn.conv2d_transpose" or (bias := _bias(g, args[1])) is None:
+            return None
+        core = args[0]
+    if g.op(core) != "relax.nn.conv2d_transpose":
+        return None
+    call = g.resolve(core)
+    x, w = _dequantized(g, call.args[0]), _dequantized(g, call.args[1])
+    if x is None or w is None or isinstance(x[0], np.ndarray) or not isinstance(w[0], np.ndarray):
+        return None
+    (x_var, in_scale, in_zp), (w_q, w_scale, w_zp) = x, w
+    a = call.attrs
+    if np.any(w_zp != 0):
+        g.fail("conv2d_transpose", node, "int8 filters must be symmetric (zero point 0)")
+    if str(a.data_layout) != "NHWC" or str(a.kernel_layout) != "IOHW":
+        g.fail("conv2d_transpose", node, f"layouts {a.data_layout} / {a.kernel_layout}; expected NHWC / IOHW")
+    out_shape = tvm_compat.shape_of(call.ty)
+    out_c = out_shape[-1]
+    w_scale = np.broadcast_to(w_scale, (out_c,)).astype(np.float32)
+    mult, shift = fxp.quantize_multipliers([float(in_scale[0]) * float(s) / float(out_scale) for s in w_scale])
+    attrs = {"input_zp": int(in_zp[0]), "input_scale": float(in_scale[0]),
+             **_out_range(out_scale, out_zp, act_min, act_max),
+             "multiplier": [int(m) for m in mult], "shift": [int(s) for s in shift],
+             "strides": [int(v) for v in a.strides], "padding": [int(v) for v in a.padding],
+             "output_padding": [int(v) for v in a.output_padding], "dilation": [int(v) for v in a.dilation],
+             "groups": int(a.groups), "kernel_layout": "IOHW"}
+    consts, names = [w_q.astype(np.int8)], ["weights"]
+    if bias is not None:
+        consts.append(np.broadcast_to(bias, (out_c,)).astype(np.int32))
+        names.append("bias")
+    return CompositeCall("adaptc.qtranspose_conv2d", [x_var], consts, attrs, out_shape, "int8",
+                         "transpose_conv" + "+bias" * (bias is not None), names)
 
 
 def _match_add(g, core, out_scale, out_zp, act_min, act_max, node):
@@ -490,6 +531,7 @@ QUANTIZE_MATCHERS = (_match_conv, _match_add, _match_addsub, _match_squared_diff
                      _match_mul, _match_softmax, _match_mean, _match_unary_function, _match_unary_lut)
 QUANTIZE_MATCHERS += (_match_input_quantize, _match_resize)    # data movement (issue 16)
 QUANTIZE_MATCHERS = (_match_batch_matmul, *QUANTIZE_MATCHERS)    # before _match_conv's dense (issue 16)
+QUANTIZE_MATCHERS = (_match_transpose_conv, *QUANTIZE_MATCHERS)  # before _match_add: its bias is an add
 QUANTIZE_MATCHERS = (_match_prelu, *QUANTIZE_MATCHERS)    # before the unary functions' leaky_relu (issue 16)
 
 

@@ -134,6 +134,27 @@ class Quantizer:
                                         axis=0, out_dtype="int8"), name_hint=var.name)
         self.q[var] = (out, s, zp)
 
+    def visit_transpose_conv(self, bb, b, x, consts, a, act, s_out, zp_out):
+        """A transposed convolution: int8 weights per output channel (axis O of IOHW; axis I when
+        depthwise), whatever the scheme -- like the depthwise kernels, the transposed ones take
+        int8 weights only, so a low-bit build keeps them int8 (and does not count the layer)."""
+        w = consts[0].astype(np.float64)
+        axis = 0 if int(a["groups"]) > 1 else 1
+        w_q, w_scale, bias = WeightScheme.weights(self.scheme, -1, "adaptc.transpose_conv2d_f32", w, axis, a, None,
+                                                  consts[1].astype(np.float64) if len(consts) > 1 else None)
+        _, s_in, _ = self.q[x]
+        w_f = bb.emit(relax.op.dequantize(relax.const(w_q), relax.const(w_scale), relax.const(np.int32(0)), axis=axis))
+        y = bb.emit(relax.op.nn.conv2d_transpose(
+            self.dq(bb, x), w_f, strides=a["strides"], padding=a["padding"], output_padding=a["output_padding"],
+            dilation=a["dilation"], groups=int(a["groups"]), data_layout="NHWC", kernel_layout="IOHW"))
+        if bias is not None:
+            b_scale = np.float64(s_in) * w_scale.astype(np.float64)
+            b_q = relax.const(np.round(bias / b_scale).astype(np.int32))
+            b_f = bb.emit(relax.op.dequantize(b_q, relax.const(b_scale.astype(np.float32)), relax.const(np.int32(0)),
+                                              axis=0))
+            y = bb.emit(relax.op.add(y, b_f))
+        self.quant(bb, act(y), b.var, s_out, zp_out)
+
     def visit(self, bb, b, rng):
         value = b.value
         if isinstance(value, relax.Var):
@@ -164,7 +185,9 @@ class Quantizer:
                 return bb.emit(relax.op.clip(y, max(lo, -3.0e38), min(hi, 3.0e38)))
             return y
 
-        if kind in ("adaptc.conv2d_f32", "adaptc.dense_f32"):
+        if kind == "adaptc.transpose_conv2d_f32":
+            self.visit_transpose_conv(bb, b, acts[0], consts, a, act, s_out, zp_out)
+        elif kind in ("adaptc.conv2d_f32", "adaptc.dense_f32"):
             w = consts[0].astype(np.float64)
             axis = w.ndim - 1 if kind == "adaptc.dense_f32" or a.get("kernel_layout") == "HWIO" else 2
             inputs = self.inputs.get(self.index[acts[0]])

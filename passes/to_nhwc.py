@@ -2,7 +2,8 @@
 
 Requires: a float module (ONNX import) whose convolutions may be NCHW/OIHW.
 
-Ensures: every ``nn.conv2d`` is NHWC with an HWIO filter (TVM's ConvertLayout, which also
+Ensures: every ``nn.conv2d`` is NHWC with an HWIO filter, every ``nn.conv2d_transpose`` NHWC with
+its IOHW filter (TVM's ConvertLayout, which also
 carries NHWC through pooling, ``mean`` and elementwise ops and inserts ``permute_dims`` where a
 layout meets a layout-dependent op such as ``reshape``); a ``permute_dims`` that only moves
 size-1 axes does not change the bytes and becomes a ``reshape``. ``clip`` (ReLU6: ONNX Clip)
@@ -34,7 +35,8 @@ def ToNHWC():
     @tvm_compat.module_pass("adaptc.ToNHWC")
     def _pass(mod):
         mod = tvm_compat.replace_function(mod, "main", _clips_as_min_max(_positive_axes(mod["main"])))
-        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
+        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"],
+                                             "relax.nn.conv2d_transpose": ["NHWC", "IOHW"]})(mod)
         mod = tvm_compat.replace_function(mod, "main", _pools_to_nhwc(_min_max_as_clips(mod["main"])))
         x = wildcard()
         pattern = is_op("relax.permute_dims")(x)

@@ -24,6 +24,7 @@ from . import (  # noqa: F401
     slice,
     softmax,
     transpose,
+    transpose_conv,
     unary,
 )
 from .registry import KERNELS, PORTABLE_VARIANTS, SCRATCH, Kernel, KernelCall, kernel, select

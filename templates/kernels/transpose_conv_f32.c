@@ -1,0 +1,83 @@
+/*
+ * TRANSPOSE_CONV (ONNX ConvTranspose), float32.
+ * Mirrors TFLite reference_ops::TransposeConv (float)
+ * (tensorflow/lite/kernels/internal/reference/transpose_conv.h), with ONNX's dilation and
+ * depthwise grouping added to the scatter.
+ *
+ * Layout: input  NHWC [batches][in_h][in_w][in_c]               float
+ *         filter [in_c][k_h][k_w][out_group]                    float (the IOHW filter with the
+ *                output channels of its group innermost)
+ *         bias   [out_c]                                        float, may be NULL
+ *         output NHWC [batches][out_h][out_w][out_c]            float, the accumulator
+ * Arithmetic: the output is zeroed; every input element, in (batch, in_y, in_x, in_channel)
+ *   order -- TFLite's order, so the sums round as TFLite Micro's do -- adds input * filter to
+ *   the outputs it reaches (out_y = in_y * stride_h - pad_top + filter_y * dil_h, out_x
+ *   likewise, out-of-bounds ones dropped) for the out_group output channels of its group;
+ *   then output = clamp(output + bias[oc], act_min, act_max).
+ */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t in_group;       /* input channels per group (in_c when groups == 1) */
+    int32_t out_group;      /* output channels per group (out_c when groups == 1) */
+    float act_min;
+    float act_max;
+} transpose_conv_f32_params;
+
+static void transpose_conv_f32(const transpose_conv_f32_params *p, const float *input,
+                               const float *filter, const float *bias, float *output)
+{
+    const int32_t count = p->batches * p->out_h * p->out_w * p->out_c;
+    int32_t i, batch, in_y, in_x, in_channel, filter_y, filter_x, k;
+    for (i = 0; i < count; ++i) {
+        output[i] = 0.0f;
+    }
+    for (batch = 0; batch < p->batches; ++batch) {
+        for (in_y = 0; in_y < p->in_h; ++in_y) {
+            for (in_x = 0; in_x < p->in_w; ++in_x) {
+                const float *in_ptr = input + ((batch * p->in_h + in_y) * p->in_w + in_x) * p->in_c;
+                for (in_channel = 0; in_channel < p->in_c; ++in_channel) {
+                    const float value = in_ptr[in_channel];
+                    const int32_t first = (in_channel / p->in_group) * p->out_group;
+                    for (filter_y = 0; filter_y < p->k_h; ++filter_y) {
+                        const int32_t out_y = in_y * p->stride_h - p->pad_top + filter_y * p->dil_h;
+                        if (out_y < 0 || out_y >= p->out_h) {
+                            continue;
+                        }
+                        for (filter_x = 0; filter_x < p->k_w; ++filter_x) {
+                            const int32_t out_x = in_x * p->stride_w - p->pad_left + filter_x * p->dil_w;
+                            const float *filter_ptr;
+                            float *out_ptr;
+                            if (out_x < 0 || out_x >= p->out_w) {
+                                continue;
+                            }
+                            filter_ptr = filter + ((in_channel * p->k_h + filter_y) * p->k_w + filter_x) * p->out_group;
+                            out_ptr = output + ((batch * p->out_h + out_y) * p->out_w + out_x) * p->out_c + first;
+                            for (k = 0; k < p->out_group; ++k) {
+                                out_ptr[k] += value * filter_ptr[k];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (i = 0; i < count; ++i) {
+        float v = output[i] + (bias != NULL ? bias[i % p->out_c] : 0.0f);
+        v = v < p->act_min ? p->act_min : v;
+        output[i] = v > p->act_max ? p->act_max : v;
+    }
+}

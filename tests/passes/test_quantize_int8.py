@@ -10,7 +10,7 @@ from adaptc import tvm_compat
 from adaptc.errors import InputError
 from adaptc.passes.fuse_float_ops import FuseFloatOps
 from adaptc.passes.legalize_qdq import LegalizeQDQ
-from adaptc.passes.quantize_int8 import QuantizeInt8, _qparams
+from adaptc.passes.quantize_int8 import HISTOGRAM_BINS, Histogram, QuantizeInt8, _qparams, mse_range
 from adaptc.qops import composite_name
 
 rng = np.random.default_rng(2)
@@ -163,3 +163,76 @@ def test_layers_before_expected():
     vm = tvm_compat.build_llvm(after)
     for xq in np.random.default_rng(10).integers(-128, 128, size=(16, 1, 2, 2, 1), dtype=np.int8):
         np.testing.assert_array_equal(tvm_compat.run_vm(vm, xq)[0], _qdq_reference(xq))
+
+
+# ------------------------------------------------------------------ MSE-optimal activation ranges
+
+
+def _fake_quant_sse(v, scale, zp):
+    """Sum of squared errors of int8 quantize -> dequantize, in float64 (the reference)."""
+    q = np.clip(np.round(v / np.float64(scale)) + zp, -128, 127)
+    return float(np.sum(((q - zp) * np.float64(scale) - v) ** 2))
+
+
+def _with_outliers(seed=3):
+    r = np.random.default_rng(seed)
+    v = r.standard_normal(200_000)
+    v[:8] = [40.0, -35.0, 30.0, 25.0, -20.0, 18.0, 22.0, -28.0]       # a few outliers blow up min/max
+    return v
+
+
+def test_histogram_squared_error_is_the_quantization_error():
+    v = _with_outliers()
+    hist = Histogram(v.min(), v.max(), HISTOGRAM_BINS)
+    hist.add(np.concatenate([v, np.zeros(1000)]))                        # exact zeros: never an error
+    assert hist.zeros == 1000
+    for lo, hi in [(v.min(), v.max()), (-4.0, 4.0), (-2.0, 3.0), (-0.5, 0.5)]:
+        s, zp = _qparams(lo, hi)
+        np.testing.assert_allclose(hist.squared_error([(s, zp)])[0], _fake_quant_sse(v, s, zp), rtol=0.05)
+
+
+def test_mse_range_beats_min_max_on_outliers():
+    v = _with_outliers()
+    hist = Histogram(v.min(), v.max(), HISTOGRAM_BINS)
+    hist.add(v)
+    lo, hi = mse_range(hist, _qparams)
+    chosen = _fake_quant_sse(v, *_qparams(lo, hi))
+    assert chosen < _fake_quant_sse(v, *_qparams(v.min(), v.max())) / 1.3
+    # against a brute-force search of symmetric clipping ranges, computed by numpy alone
+    best = min(_fake_quant_sse(v, *_qparams(-c, c)) for c in np.linspace(1, 40, 391))
+    assert chosen < best * 1.05
+    assert -35 < lo < hi < 40
+
+
+def test_mse_range_keeps_min_max_when_nothing_clips_better():
+    v = np.repeat(np.linspace(0, 1, 256), 10)                  # uniform on the grid's own span
+    hist = Histogram(v.min(), v.max(), HISTOGRAM_BINS)
+    hist.add(v)
+    assert mse_range(hist, _qparams) == (0.0, 1.0)
+
+
+def test_quantize_int8_mse_ranges():
+    """ranges="mse": the input's parameters are mse_range's over the calibration values (a
+    heavy-tailed input, so that they differ from min/max's), and the int8 module still works."""
+    fused = tvm_compat.apply(FuseFloatOps(), Before)
+    cal = np.random.default_rng(2).standard_t(2, (64, 1, 6, 6, 2)).astype(np.float32)
+    qdq = tvm_compat.apply(QuantizeInt8(cal, ranges="mse"), fused)
+    main = qdq["main"]
+    s_in, zp_in = float(main.attrs["adaptc.input_scale"]), int(main.attrs["adaptc.input_zero_point"])
+    hist = Histogram(cal.min(), cal.max(), HISTOGRAM_BINS)
+    hist.add(cal)
+    expected = _qparams(*mse_range(hist, _qparams))
+    assert (np.float32(s_in), zp_in) == expected and expected != _qparams(cal.min(), cal.max())
+    minmax = tvm_compat.apply(QuantizeInt8(cal), fused)["main"]
+    assert np.isclose(float(minmax.attrs["adaptc.input_scale"]), (cal.max() - min(cal.min(), 0)) / 255, rtol=1e-6)
+    v = cal.astype(np.float64).ravel()
+    assert _fake_quant_sse(v, s_in, zp_in) < _fake_quant_sse(v, *_qparams(cal.min(), cal.max()))
+    integer = tvm_compat.apply(LegalizeQDQ(), qdq)
+    vm_i = tvm_compat.build_llvm(integer)
+    ref = tvm_compat.build_llvm(Before)
+    for x in np.random.default_rng(3).standard_t(2, (4, 1, 6, 6, 2)).astype(np.float32):   # drawn like cal
+        xq = np.clip(np.round(x / s_in) + zp_in, -128, 127).astype(np.int8)
+        y = tvm_compat.run_vm(vm_i, xq)[0]
+        assert np.abs((y.astype(np.float32) + 128) / 256 - tvm_compat.run_vm(ref, x)[0]).max() < 0.1
+    with pytest.raises(InputError, match="activation ranges"):
+        QuantizeInt8(cal, ranges="kl")

@@ -154,9 +154,9 @@ def match_unary(g: Graph, expr) -> UnaryMatch | None:
     """The adaptc.unary function whose canonical expression (its ``pattern``) ``expr`` is, if
     any. Intermediate values must have no other use."""
     for f in unary.FUNCTIONS.values():
-        env: dict = {"inner": []}
-        if _match(g, f.pattern, expr, env, root=True):
-            if all(g.uses.get(v, 0) == 1 for v in env["inner"]):
+        for pattern in (f.pattern, *f.also):
+            env: dict = {"inner": []}
+            if _match(g, pattern, expr, env, root=True) and all(g.uses.get(v, 0) == 1 for v in env["inner"]):
                 params = {k: env[k] for k in f.params}
                 return UnaryMatch(env[unary.X], f, params, tuple(env["inner"]))
     return None

@@ -13,22 +13,20 @@ from .errors import DynamicShapeError, InputError, ModelLoadError, UnsupportedOp
 
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DIV", "ELU", "EXPAND_DIMS",
-    "ARG_MAX", "DEPTH_TO_SPACE", "DEQUANTIZE", "MIRROR_PAD", "PACK", "PADV2", "QUANTIZE", "RESIZE_BILINEAR",
-    "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK",
-    "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MUL",
-    "PAD", "RELU", "RELU6", "RESHAPE", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V",
-    "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-    "BATCH_MATMUL", "REDUCE_MAX", "SUM", "TRANSPOSE_CONV",
-    "PRELU", "RSQRT",
+    "ADD", "ARG_MAX", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
+    "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV", "ELU", "EXP", "EXPAND_DIMS", "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU",
+    "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "PACK", "PAD", "PADV2", "PRELU",
+    "QUANTIZE", "REDUCE_MAX", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT",
+    "SLICE", "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB",
+    "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNPACK",
 })
 ONNX_OPS = frozenset({
-    "Add", "AveragePool", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Flatten", "Gemm",
-    "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "MatMul", "Max", "MaxPool", "Min",
-    "Mul", "Pad", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax",
-    "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze",
-    "ConvTranspose",
-    "PRelu", "Sqrt", "Reciprocal",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Clip", "Concat", "Constant", "Conv",
+    "ConvTranspose", "Div", "Dropout", "Elu", "Equal", "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool",
+    "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Less", "LessOrEqual", "MatMul",
+    "Max", "MaxPool", "Min", "Mul", "PRelu", "Pad", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceSum", "Relu",
+    "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tanh",
+    "Transpose", "Unsqueeze", "Where",
 })
 # MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
 # (global average pooling of any rank).
@@ -302,9 +300,9 @@ def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
     for node in graph.node:
         if node.op_type not in REDUCTIONS:
             continue
+        op = node.op_type
         name = node.name or node.output[0]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        op = node.op_type
         axes = attrs.get("axes")
         if len(node.input) > 1 and node.input[1]:
             if node.input[1] not in consts:
@@ -396,7 +394,7 @@ def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
 def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
     import onnx
 
-    from . import tvm_compat
+    from . import onnx_rewrite, tvm_compat
 
     model = _onnx_model(path, data)
     graph = model.graph
@@ -423,7 +421,7 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
         inputs.append(t)
     outputs = tuple(info(vi) for vi in graph.output)
     try:
-        mod = tvm_compat.from_onnx(model, {t.name: list(t.shape) for t in inputs})
+        mod = tvm_compat.from_onnx(onnx_rewrite.fold_batch_norms(model), {t.name: list(t.shape) for t in inputs})
     except Exception as e:
         raise ModelLoadError(path, f"TVM's ONNX frontend failed: {type(e).__name__}: {e}") from None
     stem = os.path.splitext(path.name)[0]

@@ -75,7 +75,16 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
     bindings = tvm_compat.bindings(fused["main"])
     keep = {_input_index(fused, bindings[i]) for i in layers}
     _, inputs = calibrate_ranges(fused, samples, keep)
-    reference = _outputs(tvm_compat.build_llvm(fused), samples)
+    # every layer's weights and bias lifted to parameters of main: one build runs every trial
+    slots = [(bi, k) for bi in layers for k in range(1, len(bindings[bi].value.args))]
+    lifted, floats = tvm_compat.lift_call_args(fused, slots)
+    vm = tvm_compat.build_llvm(lifted)
+
+    def outputs(changed: dict) -> np.ndarray:
+        args = [changed.get(slot, v) for slot, v in zip(slots, floats)]
+        return np.stack([tvm_compat.run_vm(vm, x, *args)[0].reshape(-1) for x in samples])
+
+    reference = outputs({})
     base = _cost(reference, reference, labels)
     table = []
     bar = tqdm(total=len(layers) * len(CANDIDATES), desc="layer sensitivity", unit="run", disable=not progress)
@@ -94,11 +103,10 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
                 bar.update()
                 continue
             wq, bq = _fake_quant(w, bias, attrs, inputs[_input_index(fused, bindings[bi])], F.get(name))
-            args = {1: tvm_compat.const(wq.astype(np.float32))}
+            changed = {(bi, 1): wq.astype(np.float32)}
             if bias is not None:
-                args[2] = tvm_compat.const(bq.astype(np.float32))
-            mod = tvm_compat.replace_call_args(fused, bi, args)
-            cost = _cost(_outputs(tvm_compat.build_llvm(mod), samples), reference, labels) - base
+                changed[(bi, 2)] = bq.astype(np.float32)
+            cost = _cost(outputs(changed), reference, labels) - base
             row["formats"][name] = {"bytes": sizes[li][name], "cost": max(float(cost), 0.0)}
             bar.update()
         if depthwise:
@@ -170,10 +178,6 @@ def _fake_quant(w, bias, attrs, inputs, fmt):
     shape = [1] * w.ndim
     shape[axis] = -1
     return w_q.astype(np.float64) * scale.astype(np.float64).reshape(shape), b
-
-
-def _outputs(vm, samples) -> np.ndarray:
-    return np.stack([tvm_compat.run_vm(vm, x)[0].reshape(-1) for x in samples])
 
 
 def _cost(out, ref, labels) -> float:

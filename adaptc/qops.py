@@ -393,6 +393,24 @@ def _binary_f32(F, p, a):
     return _act_f32(F.emit(BINARY_F32[function][1](p[0], p[1])), a)
 
 
+COMPARISONS = {   # adaptc.where_f32's comparisons: (C code, Relax op)
+    "less": (0, relax.op.less),
+    "less_equal": (1, relax.op.less_equal),
+    "greater": (2, relax.op.greater),
+    "greater_equal": (3, relax.op.greater_equal),
+    "equal": (4, relax.op.equal),
+}
+
+
+@composite("adaptc.where_f32")
+def _where_f32(F, p, a):
+    """``where(a <comparison> b, t, f)``, float, broadcasting (ONNX Where of a Less / Greater /
+    ... ; TFLite SELECT_V2 of a LESS / ...). ``slots``: the operand (index into the inputs, then
+    the constants) of a, b, t and f."""
+    a_, b_, t_, f_ = (p[int(k)] for k in a["slots"])
+    return F.emit(relax.op.where(F.emit(COMPARISONS[str(a["comparison"])][1](a_, b_)), t_, f_))
+
+
 @composite("adaptc.avg_pool2d_f32")
 def _avg_pool2d_f32(F, p, a):
     y = F.emit(relax.op.nn.avg_pool2d(p[0], pool_size=a["pool_size"], strides=a["strides"],
@@ -407,6 +425,13 @@ def _reduce_f32(F, p, a):
     reduce = {"mean": relax.op.mean, "sum": relax.op.sum, "max": relax.op.max}[str(a["reduce"])]
     y = F.emit(reduce(p[0], axis=[int(v) for v in a["axes"]], keepdims=bool(a["keep_dims"])))
     return _act_f32(y, a)
+
+
+@composite("adaptc.batch_matmul_f32")
+def _batch_matmul_f32(F, p, a):
+    """Batched matmul with broadcasting over the batch dims (TFLite BATCH_MATMUL, ONNX MatMul)."""
+    lhs, rhs = _matmul_operands(p, a)
+    return _act_f32(F.emit(relax.op.matmul(lhs, rhs)), a)
 
 
 @composite("adaptc.max_pool2d_f32")
@@ -426,13 +451,6 @@ def _softmax_f32(F, p, a):
 @composite("adaptc.clamp_f32")
 def _clamp_f32(F, p, a):
     return _act_f32(p[0], a)
-
-@composite("adaptc.batch_matmul_f32")
-def _batch_matmul_f32(F, p, a):
-    """Batched matmul with broadcasting over the batch dims (TFLite BATCH_MATMUL, ONNX MatMul)."""
-    lhs, rhs = _matmul_operands(p, a)
-    return _act_f32(F.emit(relax.op.matmul(lhs, rhs)), a)
-
 
 
 @composite("adaptc.unary_f32")

@@ -437,6 +437,9 @@ def _onnx_overrides(fe) -> dict:
       become an output padding (``onnx_conv_transpose_pads``).
     - Dropout: 0.27 emits ``nn.dropout`` (a training op returning a tuple); at inference it is the
       identity (a node that also asks for the mask output is refused by the importer).
+    - Constant: also the ``value_float(s)`` / ``value_int(s)`` forms (0.27 reads ``value`` only).
+    - Gather of a tensor by constant indices: negative indices made positive here (0.27 does it
+      at run time, from the tensor's shape).
     - Elu, LeakyRelu: written in adaptc.unary's canonical form; PRelu with a constant slope in
       adaptc.prelu's (0.27: ``nn.prelu``, or a ``where`` for a slope of several axes).
     - Resize with constant scales or sizes, ``axes`` and ``keep_aspect_ratio_policy`` included:
@@ -628,10 +631,31 @@ def _onnx_overrides(fe) -> dict:
                                  else relax.op.reshape(b, [1, -1, 1, 1]))
             return y
 
-    return {"Clip": Clip, "Conv": Conv, "Dropout": Dropout, "Elu": Elu, "LeakyRelu": LeakyRelu, "Max": Max,
-            "ConvTranspose": ConvTranspose,
-            "Min": Min, "Pad": Pad, "Resize": Resize, "AveragePool": pool1d(fe.AveragePool),
-            "MaxPool": pool1d(fe.MaxPool), "PRelu": PRelu}
+    class Gather(fe.Gather):
+        @classmethod
+        def _impl_v13(cls, bb, inputs, attr, params):
+            data, indices = inputs[:2]
+            ty = getattr(data, "ty", None)
+            if is_constant(indices) and not is_constant(data) and isinstance(ty, relax.TensorType) \
+                    and ty.shape is not None:
+                axis = int(attr.get("axis", 0)) % len(shape_of(ty))
+                idx = constant_value(indices).astype(np.int64)
+                idx = np.where(idx < 0, idx + shape_of(ty)[axis], idx)
+                return relax.op.take(data, relax.const(idx.astype(np.int64)), axis)
+            return super()._impl_v13(bb, inputs, attr, params)
+
+    class Constant(fe.Constant):
+        @classmethod
+        def _impl_v13(cls, bb, inputs, attr, params):
+            for key, dtype in (("value_float", "float32"), ("value_floats", "float32"), ("value_int", "int64"),
+                               ("value_ints", "int64")):
+                if key in attr:
+                    return relax.const(np.asarray(attr[key], dtype), dtype)
+            return super()._impl_v13(bb, inputs, attr, params)
+
+    return {"AveragePool": pool1d(fe.AveragePool), "Clip": Clip, "Constant": Constant, "Conv": Conv,
+            "ConvTranspose": ConvTranspose, "Dropout": Dropout, "Elu": Elu, "Gather": Gather, "LeakyRelu": LeakyRelu,
+            "Max": Max, "MaxPool": pool1d(fe.MaxPool), "Min": Min, "PRelu": PRelu, "Pad": Pad, "Resize": Resize}
 
 
 def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
@@ -856,6 +880,35 @@ def replace_call_args(mod, binding: int, args: dict):
                       else relax.BindingBlock(bindings))
     new = relax.Function(func.params, relax.SeqExpr(blocks, func.body.body), ret_ty=func.ret_ty, attrs=func.attrs)
     return replace_function(mod, "main", new)
+
+
+def lift_call_args(mod, slots: list[tuple[int, int]]):
+    """``main`` with the constant arguments at ``slots`` ((binding index, argument position))
+    made extra parameters of main, after its own, in the order given; and their values. One build
+    then runs the model with any values there (the mixed-precision search tries a layer's weights
+    in every format without rebuilding). ``mod`` itself is not changed."""
+    func = mod["main"]
+    calls = [b.value for block in func.body.blocks for b in block.bindings]
+    values, params, by_binding = [], [], {}
+    for k, (bi, pos) in enumerate(slots):
+        value = constant_value(calls[bi].args[pos])
+        var = relax.Var(f"lifted{k}", tensor_type(value.shape, str(value.dtype)))
+        values.append(value)
+        params.append(var)
+        by_binding.setdefault(bi, {})[pos] = var
+    out = mod
+    for bi, args in by_binding.items():
+        out = replace_call_args(out, bi, args)
+    main = out["main"]
+    lifted = relax.Function(list(func.params) + params, main.body, ret_ty=main.ret_ty, attrs=main.attrs)
+    return replace_function(out, "main", lifted), values
+
+
+def structural_equal(a, b) -> bool:
+    """TVM's structural equality (0.27: in tvm_ffi; ``tvm.ir`` keeps only the assert)."""
+    import tvm_ffi
+
+    return bool(tvm_ffi.structural_equal(a, b))
 
 
 def const(value: np.ndarray):

@@ -5,7 +5,9 @@ A ``Function`` holds everything the compiler needs of one of them, so adding one
 * ``build`` -- its float Relax expression in one canonical form. The importers write every model's
   operator that way (``tvm_compat``: TFLite HARD_SWISH / LEAKY_RELU / ELU, ONNX LeakyRelu / Elu;
   TVM's own converters already write sigmoid, tanh, ONNX HardSwish and HardSigmoid so)
-  and the passes find it again by ``pattern`` (``adaptc.graph.match_unary``).
+  and the passes find it again by ``pattern`` (``adaptc.graph.match_unary``), or by one of
+  ``also``: the same function as other exporters write it (ONNX's function bodies: LeakyRelu and
+  Elu as a ``where`` of ``x < 0``, HardSigmoid as max(min(...)).
 * ``numpy`` -- the float definition (float32 in, float32 out), what onnxruntime and TFLite
   compute; the float C kernel (``unary_f32.c``, function ``code``) computes the same.
 * ``table`` -- the int8 operator as a 256-entry table (``adaptc.qlut``): TFLite Micro's integer
@@ -37,6 +39,7 @@ class Function:
     numpy: Callable                            # (x float32 array, **params) -> float32 array
     tflm: str | None = None                    # adaptc.luts' table of the TFLite operator, if there is one
     int8_output: tuple[float, int] | None = None
+    also: tuple = ()                           # other expressions of the same function (ONNX's function bodies)
 
     def table(self, in_scale: float, in_zp: int, out_scale: float, out_zp: int, params: dict) -> np.ndarray:
         """The int8 operator's 256 outputs, for inputs -128..127."""
@@ -96,16 +99,20 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
              "hard_swish"),
     Function("hard_sigmoid", 3, ("alpha", "beta"),
              lambda x, alpha, beta: relax.op.clip(relax.op.add(relax.op.multiply(_c(alpha), x), _c(beta)), 0, 1),
-             ("clip", ("add", ("multiply", "$alpha", X), "$beta"), 0.0, 1.0), _f32(_hard_sigmoid)),
+             ("clip", ("add", ("multiply", "$alpha", X), "$beta"), 0.0, 1.0), _f32(_hard_sigmoid),
+             also=(("maximum", ("minimum", ("add", ("multiply", "$alpha", X), "$beta"), 1.0), 0.0),)),
     Function("leaky_relu", 4, ("alpha",),      # (not nn.leakyrelu: ConvertLayout carries these ops)
              lambda x, alpha: relax.op.add(relax.op.nn.relu(x), relax.op.multiply(relax.op.minimum(x, _c(0.0)),
                                                                                    _c(alpha))),
-             ("add", ("nn.relu", X), ("multiply", ("minimum", X, 0.0), "$alpha")), _f32(_leaky_relu), "leaky_relu"),
+             ("add", ("nn.relu", X), ("multiply", ("minimum", X, 0.0), "$alpha")), _f32(_leaky_relu), "leaky_relu",
+             also=(("where", ("less", X, 0.0), ("multiply", "$alpha", X), X),)),
     Function("elu", 5, ("alpha",),
              lambda x, alpha: relax.op.add(relax.op.nn.relu(x), relax.op.multiply(
                  relax.op.subtract(relax.op.exp(relax.op.minimum(x, _c(0.0))), _c(1.0)), _c(alpha))),
              ("add", ("nn.relu", X), ("multiply", ("subtract", ("exp", ("minimum", X, 0.0)), 1.0), "$alpha")),
-             _f32(_elu), "elu"),
+             _f32(_elu), "elu",
+             also=(("where", ("less", X, 0.0), ("multiply", "$alpha", ("subtract", ("exp", X), 1.0)), X),)),
+    Function("exp", 6, (), lambda x: relax.op.exp(x), ("exp", X), _f32(np.exp)),
     Function("rsqrt", 7, (), lambda x: relax.op.rsqrt(x), ("rsqrt", X), _f32(_rsqrt), "rsqrt"),
     Function("sqrt", 8, (), lambda x: relax.op.sqrt(x), ("sqrt", X), _f32(np.sqrt)),
     Function("reciprocal", 9, (), lambda x: relax.op.divide(_c(1.0), x), ("divide", 1.0, X), _f32(_reciprocal)),

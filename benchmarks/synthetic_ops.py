@@ -190,6 +190,18 @@ def binary_f32(rng):
     return "adaptc.binary_f32", {"function": function, "act_min": -np.inf, "act_max": np.inf}, {}, shapes, out
 
 
+def where_f32(rng):
+    """ONNX Where of a comparison, float (adaptc.where_f32): two activations (one broadcast) and
+    two constants (a scalar bound, a per-channel value), any comparison."""
+    from adaptc.qops import COMPARISONS
+
+    shapes, out = _broadcast_operands(rng)
+    consts = {"operand2": np.float32(rng.normal()), "operand3": rng.normal(size=(out[-1],)).astype(np.float32)}
+    slots = [[0, 2, 3, 1], [1, 2, 0, 3], [0, 1, 3, 0]][int(rng.integers(0, 3))]
+    attrs = {"comparison": str(rng.choice(sorted(COMPARISONS))), "slots": slots}
+    return "adaptc.where_f32", attrs, consts, shapes, out
+
+
 def concat(rng):
     """A Relax concat of two to four int8 maps along channels (a fire module, an inception
     block) or rows (adaptc.concat; the kernel copies bytes, so int8 stands for every type)."""
@@ -272,6 +284,7 @@ OPS = {
     "adaptc.qsquared_difference": ("int8", squared_difference_s8),
     "adaptc.qmaxmin": ("int8", maxmin_s8),
     "adaptc.binary_f32": ("float32", binary_f32),
+    "adaptc.where_f32": ("float32", where_f32),
     "adaptc.concat": ("int8", concat),
     "adaptc.slice": ("int8", slice_),
     "adaptc.gather": ("int8", gather),
@@ -349,38 +362,6 @@ OPS.update({   # data movement and quantization (issue 16); (input dtype, output
 })
 
 
-def _prelu_layer(rng, integer: bool):
-    """PReLU over a feature map, alpha per channel [1, 1, 1, C], per element or one value
-    (adaptc.qprelu's attributes as LegalizeQDQ computes them; adaptc.prelu_f32)."""
-    from adaptc import prelu
-
-    n, h, w, c = _spatial(rng)
-    shape = [(1, 1, 1, c), (1, h, w, c), (1, 1, 1, 1)][int(rng.integers(0, 3))]
-    if not integer:
-        return "adaptc.prelu_f32", {}, {"alpha": rng.normal(0, 0.3, shape).astype(np.float32)}, [(n, h, w, c)], \
-            (n, h, w, c)
-    s_in, s_a, s_out = (float(rng.uniform(0.005, 0.1)) for _ in range(3))
-    attrs = {"input_zp": int(rng.integers(-128, 128)), "alpha_zp": int(rng.integers(-20, 20)),
-             **prelu.multipliers(s_in, s_a, s_out), "output_zp": int(rng.integers(-128, 128)), "output_scale": s_out,
-             "act_min": -128, "act_max": 127}
-    return "adaptc.qprelu", attrs, {"alpha": rng.integers(-128, 128, shape, dtype=np.int8)}, [(n, h, w, c)], \
-        (n, h, w, c)
-
-
-def prelu_s8(rng):
-    return _prelu_layer(rng, True)
-
-
-def prelu_f32(rng):
-    return _prelu_layer(rng, False)
-
-
-OPS.update({   # TFLite PRELU, ONNX PRelu (issue 16)
-    "adaptc.qprelu": ("int8", prelu_s8),
-    "adaptc.prelu_f32": ("float32", prelu_f32),
-})
-
-
 def _resize_axis_layer(rng, integer: bool):
     """One axis of an ONNX Resize (adaptc.interpolate): linear or cubic, antialiased when
     downsampling, along H of NCHW-like [outer, in, inner] or W of NHWC-like maps."""
@@ -413,6 +394,38 @@ def resize_axis_f32(rng):
 OPS.update({   # ONNX Resize linear / cubic, one axis
     "adaptc.qresize_axis": ("int8", resize_axis_s8),
     "adaptc.resize_axis_f32": ("float32", resize_axis_f32),
+})
+
+
+def _prelu_layer(rng, integer: bool):
+    """PReLU over a feature map, alpha per channel [1, 1, 1, C], per element or one value
+    (adaptc.qprelu's attributes as LegalizeQDQ computes them; adaptc.prelu_f32)."""
+    from adaptc import prelu
+
+    n, h, w, c = _spatial(rng)
+    shape = [(1, 1, 1, c), (1, h, w, c), (1, 1, 1, 1)][int(rng.integers(0, 3))]
+    if not integer:
+        return "adaptc.prelu_f32", {}, {"alpha": rng.normal(0, 0.3, shape).astype(np.float32)}, [(n, h, w, c)], \
+            (n, h, w, c)
+    s_in, s_a, s_out = (float(rng.uniform(0.005, 0.1)) for _ in range(3))
+    attrs = {"input_zp": int(rng.integers(-128, 128)), "alpha_zp": int(rng.integers(-20, 20)),
+             **prelu.multipliers(s_in, s_a, s_out), "output_zp": int(rng.integers(-128, 128)), "output_scale": s_out,
+             "act_min": -128, "act_max": 127}
+    return "adaptc.qprelu", attrs, {"alpha": rng.integers(-128, 128, shape, dtype=np.int8)}, [(n, h, w, c)], \
+        (n, h, w, c)
+
+
+def prelu_s8(rng):
+    return _prelu_layer(rng, True)
+
+
+def prelu_f32(rng):
+    return _prelu_layer(rng, False)
+
+
+OPS.update({   # TFLite PRELU, ONNX PRelu (issue 16)
+    "adaptc.qprelu": ("int8", prelu_s8),
+    "adaptc.prelu_f32": ("float32", prelu_f32),
 })
 
 

@@ -40,11 +40,12 @@ from tvm import relax
 
 from adaptc import interpolate, prelu, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
-from adaptc.qops import CompositeCall
+from adaptc.qops import COMPARISONS, CompositeCall
 
-SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "divide", "matmul", "max", "max_pool2d", "maximum",
-             "mean", "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
-             "subtract", "sum", "take", "conv2d_transpose", *unary.FUNCTIONS)
+SUPPORTED = ("add", "astype", "avg_pool2d", "clip", "concat", "conv2d", "conv2d_transpose", "divide", "equal",
+             "greater", "greater_equal", "less", "less_equal", "matmul", "max", "max_pool2d", "maximum", "mean",
+             "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
+             "subtract", "sum", "take", "where", *unary.FUNCTIONS)
 BINARY = {"relax.add": "add", "relax.subtract": "subtract", "relax.divide": "divide", "relax.maximum": "maximum",
           "relax.minimum": "minimum"}
 REVERSED = {"subtract": "reverse_subtract", "divide": "reverse_divide"}   # c op x, the constant stored second
@@ -90,7 +91,20 @@ class _Fuser:
                     (m := match_unary(self.g, b.value)) is not None:
                 self.unary[b.var] = m
                 self.consumed.update(m.inner)
-
+        self.select: dict = {}          # var = where(a < b, b, a) or the like -> ("maximum" | "minimum", [a, b])
+        self.where: dict = {}           # var = where(a <cmp> b, t, f), the comparison used there only
+        for b in self.g.bindings:
+            if b.var in self.consumed or b.var in self.unary:
+                continue
+            if m := self.where_extremum(b.value):
+                self.select[b.var] = m[:2]
+                self.consumed.add(m[2])
+            elif tvm_compat.op_name(b.value) == "relax.where" and self.single_user(b.value.args[0]) is not None \
+                    and str(self.g.op(b.value.args[0])).replace("relax.", "") in COMPARISONS:
+                cond = b.value.args[0]
+                self.where[b.var] = (self.g.op(cond).replace("relax.", ""), [*self.g.resolve(cond).args,
+                                                                             *b.value.args[1:]])
+                self.consumed.add(cond)
         self.taps: dict = {}            # var = one axis of a resize (interpolate.taps_expr) -> its tables
         for b in self.g.bindings:
             if (m := interpolate.match_taps(self.g, b.var, b.value)) is not None and \
@@ -154,6 +168,26 @@ class _Fuser:
                 return x, s.reshape(()).astype(np.float32)
         return None
 
+    def batched_matmul(self, var, value, out_shape) -> bool:
+        """A matmul that is no dense layer (both operands activations, a constant lhs, a constant
+        rhs of rank other than 2) -> ``adaptc.batch_matmul_f32`` [+ act]; True if it was one."""
+        lhs, rhs = (const_eval(self.g, arg) for arg in value.args)
+        if lhs is None and rhs is not None and rhs.ndim == 2 or value.args[0] in self.scale:
+            return False
+        if lhs is not None and rhs is not None:
+            return False
+        last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1] if out_shape else 1)
+        attrs = {"swap": lhs is not None, "act_min": lo, "act_max": hi}
+        if lhs is None and rhs is None:
+            call = CompositeCall("adaptc.batch_matmul_f32", list(value.args), [], attrs, out_shape, "float32",
+                                 "batch_matmul")
+        else:
+            act, const, role = (value.args[1], lhs, "lhs") if lhs is not None else (value.args[0], rhs, "rhs")
+            call = CompositeCall("adaptc.batch_matmul_f32", [act], [const.astype(np.float32)], attrs, out_shape,
+                                 "float32", "batch_matmul", [role])
+        self.emit(var, call, last)
+        return True
+
     def softmax_beta(self, var, value):
         """(beta, softmax binding) when ``var = x * scalar`` feeds only a last-axis softmax."""
         user = self.single_user(var)
@@ -176,26 +210,6 @@ class _Fuser:
 
     def emit(self, anchor_var, call: CompositeCall, last_var):
         self.calls.append((last_var, call))
-
-    def batched_matmul(self, var, value, out_shape) -> bool:
-        """A matmul that is no dense layer (both operands activations, a constant lhs, a constant
-        rhs of rank other than 2) -> ``adaptc.batch_matmul_f32`` [+ act]; True if it was one."""
-        lhs, rhs = (const_eval(self.g, arg) for arg in value.args)
-        if lhs is None and rhs is not None and rhs.ndim == 2 or value.args[0] in self.scale:
-            return False
-        if lhs is not None and rhs is not None:
-            return False
-        last, _, (lo, hi) = self.epilogue(var, False, out_shape[-1] if out_shape else 1)
-        attrs = {"swap": lhs is not None, "act_min": lo, "act_max": hi}
-        if lhs is None and rhs is None:
-            call = CompositeCall("adaptc.batch_matmul_f32", list(value.args), [], attrs, out_shape, "float32",
-                                 "batch_matmul")
-        else:
-            act, const, role = (value.args[1], lhs, "lhs") if lhs is not None else (value.args[0], rhs, "rhs")
-            call = CompositeCall("adaptc.batch_matmul_f32", [act], [const.astype(np.float32)], attrs, out_shape,
-                                 "float32", "batch_matmul", [role])
-        self.emit(var, call, last)
-        return True
 
     def ty(self, expr):
         return self.g.resolve(expr).ty if expr in self.g.value else expr.ty
@@ -236,6 +250,70 @@ class _Fuser:
         x, c = (value.args[1], consts[0]) if consts[1] is None else (value.args[0], consts[1])
         self.emit(var, CompositeCall("adaptc.mul_f32", [x], [np.asarray(c, np.float32)], attrs, out_shape, "float32",
                                      "mul", ["input2"]), last)
+
+    def visit_softmax(self, var, value, out_shape):
+        """Softmax over the last axis -> adaptc.softmax_f32; over another axis, between two
+        transposes that move that axis last and back."""
+        rank, axis = len(out_shape), int(value.attrs.axis) % len(out_shape)
+        x = value.args[0]
+        if axis == rank - 1:
+            self.emit(var, CompositeCall("adaptc.softmax_f32", [x], [], {"beta": 1.0}, out_shape, "float32",
+                                         "softmax"), var)
+            return
+        perm = [d for d in range(rank) if d != axis] + [axis]
+        moved_shape = [out_shape[d] for d in perm]
+        moved = relax.Var(f"{var.name}_last", relax.TensorType(moved_shape, "float32"))
+        done = relax.Var(f"{var.name}_softmax", relax.TensorType(moved_shape, "float32"))
+        self.calls.append((moved, relax.op.permute_dims(x, perm)))
+        self.emit(done, CompositeCall("adaptc.softmax_f32", [moved], [], {"beta": 1.0}, moved_shape, "float32",
+                                      "softmax"), done)
+        self.calls.append((var, relax.op.permute_dims(done, [int(d) for d in np.argsort(perm)])))
+
+    def visit_where(self, var, comparison, operands, out_shape):
+        """``where(a <comparison> b, t, f)`` -> adaptc.where_f32: each distinct activation once,
+        then each constant (flash); ``slots`` says which of them a, b, t and f are."""
+        acts, consts, slots = [], [], []
+        for x in operands:
+            c = const_eval(self.g, x)
+            if c is None:
+                k = next((i for i, y in enumerate(acts) if y.same_as(x)), None)
+                if k is None:
+                    acts.append(x)
+                    k = len(acts) - 1
+                slots.append(("act", k))
+            else:
+                consts.append(np.asarray(c, np.float32))
+                slots.append(("const", len(consts) - 1))
+        slots = [k if kind == "act" else len(acts) + k for kind, k in slots]
+        self.emit(var, CompositeCall("adaptc.where_f32", acts, consts, {"comparison": comparison, "slots": slots},
+                                     out_shape, "float32", "where", [f"operand{len(acts) + i}" for i in
+                                                                     range(len(consts))]), var)
+
+    def where_extremum(self, value):
+        """(function, [a, b], the comparison's var) when ``value`` is ``where(a < b, b, a)``
+        (maximum), ``where(a < b, a, b)`` (minimum) or the same with >, <=, >= -- as ONNX's Clip
+        function body writes its bounds -- and the comparison has no other use."""
+        g = self.g
+        if tvm_compat.op_name(value) != "relax.where" or self.single_user(value.args[0]) is None:
+            return None
+        cond = value.args[0]
+        op = g.op(cond)
+        if op not in ("relax.less", "relax.less_equal", "relax.greater", "relax.greater_equal"):
+            return None
+        a, b = g.resolve(cond).args
+        t, f = value.args[1:]
+
+        def same(x, y):
+            cx, cy = const_eval(g, x), const_eval(g, y)
+            return x.same_as(y) or (cx is not None and cy is not None and cx.shape == cy.shape and
+                                    bool(np.array_equal(cx, cy)))
+
+        smaller_first = op in ("relax.less", "relax.less_equal")       # cond: a is the smaller
+        if same(t, b) and same(f, a):
+            return ("maximum" if smaller_first else "minimum"), [a, b], cond
+        if same(t, a) and same(f, b):
+            return ("minimum" if smaller_first else "maximum"), [a, b], cond
+        return None
 
     def visit_binary(self, var, args, function, out_shape):
         """An element-wise binary operator of two activations, or of one and a constant (flash,
@@ -309,6 +387,9 @@ class _Fuser:
         if isinstance(value, relax.Var):
             self.alias[var] = value
             return
+        if name == "relax.astype" and tvm_compat.dtype_of(value.args[0].ty) == tvm_compat.dtype_of(var.ty):
+            self.alias[var] = value.args[0]           # a cast to the type it has (ONNX CastLike, Cast)
+            return
         if name == "relax.split":             # its parts become slices (split_part)
             return
         if (part := split_part(g, value)) is not None:
@@ -329,15 +410,18 @@ class _Fuser:
         if tvm_compat.dtype_of(var.ty) != "float32":
             g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
         out_shape = tvm_compat.shape_of(var.ty)
+        if var in self.unary:
+            m = self.unary[var]
+            self.emit(var, CompositeCall("adaptc.unary_f32", [m.x], [], {"function": m.function.name, **m.params},
+                                         out_shape, "float32", m.function.name), var)
+            return
         if var in self.prelu:
             x, alpha = self.prelu[var]
             self.emit(var, CompositeCall("adaptc.prelu_f32", [x], [alpha], {}, out_shape, "float32", "prelu",
                                          ["alpha"]), var)
             return
-        if var in self.unary:
-            m = self.unary[var]
-            self.emit(var, CompositeCall("adaptc.unary_f32", [m.x], [], {"function": m.function.name, **m.params},
-                                         out_shape, "float32", m.function.name), var)
+        if var in self.select:
+            self.visit_binary(var, *self.select[var][::-1], out_shape)
             return
         if var in self.taps:
             x, axis, indices, weights = self.taps[var]
@@ -346,8 +430,13 @@ class _Fuser:
                 **interpolate.axis_geometry(in_shape, axis, indices.shape[0]), "taps": indices.shape[1],
                 "out_shape": list(out_shape)}, out_shape, "float32", "resize", ["indices", "weights"]), var)
             return
+        if var in self.where:
+            self.visit_where(var, *self.where[var], out_shape)
+            return
         if name == "relax.multiply" and (scale := self.input_scale(var, value)) is not None:
             self.alias[var], self.scale[var] = scale          # folded into the weights of its user
+            return
+        if name == "relax.matmul" and self.batched_matmul(var, value, out_shape):
             return
         if name == "relax.nn.conv2d_transpose":
             self.visit_transpose_conv(var, value, out_shape)
@@ -406,10 +495,7 @@ class _Fuser:
         elif name in ("relax.nn.avg_pool2d", "relax.nn.max_pool2d"):
             self.visit_pool(var, value, name, out_shape)
         elif name == "relax.nn.softmax":
-            if int(value.attrs.axis) not in (-1, len(out_shape) - 1):
-                g.fail("softmax", var.name, "softmax over an axis other than the last")
-            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {"beta": 1.0}, out_shape,
-                                         "float32", "softmax"), var)
+            self.visit_softmax(var, value, out_shape)
         elif _act_bounds(value) is not None:
             lo, hi = _act_bounds(value)
             self.emit(var, CompositeCall("adaptc.clamp_f32", [value.args[0]], [], {"act_min": lo, "act_max": hi},
@@ -474,5 +560,3 @@ def FuseFloatOps(path: str = "<module>"):
         return _Fuser(mod, path).run()
 
     return _pass
-        if name == "relax.matmul" and self.batched_matmul(var, value, out_shape):
-            return

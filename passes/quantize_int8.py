@@ -300,6 +300,44 @@ class Quantizer:
                 other = self.dq(bb, acts[1])
             y = bb.emit(op(self.dq(bb, acts[0]), other))
             self.quant(bb, act(y), b.var, s_out, zp_out)
+        elif kind == "adaptc.binary_f32":   # TFLite's int8 ADD / SUB / SQUARED_DIFFERENCE / MAXIMUM / MINIMUM
+            function = str(a["function"])
+            c = consts[0].astype(np.float64) if consts else None
+            if function == "divide" and c is not None and np.all(c != 0):
+                function, c = "multiply", 1.0 / c        # x / c = x * (1 / c): an int8 MUL by a constant
+            if function.endswith("divide"):
+                raise InputError(f"post-training quantization of {b.var.name}: int8 division (Div / DIV) is not "
+                                 "supported, only a division by a nonzero constant (a multiplication by its "
+                                 "reciprocal)")
+            same = function in ("maximum", "minimum")   # TFLM compares raw int8: inputs at the output's parameters
+
+            def operand(var):
+                x = self.dq(bb, var)
+                if same and (float(np.float32(self.q[var][1])), int(self.q[var][2])) != (float(np.float32(s_out)),
+                                                                                         int(zp_out)):
+                    x = bb.emit(relax.op.dequantize(bb.emit(relax.op.quantize(
+                        x, relax.const(np.float32(s_out)), relax.const(np.int32(zp_out)), axis=0, out_dtype="int8")),
+                        relax.const(np.float32(s_out)), relax.const(np.int32(zp_out)), axis=0))
+                return x
+
+            if c is None:
+                other = operand(acts[1])
+            else:                                  # a constant: the output's parameters, else int8 symmetric
+                c_scale, c_zp = (np.float32(s_out), int(zp_out)) if same else \
+                    (np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0), 0)
+                lo_q = -128 if same else -127
+                c_q = np.clip(np.round(c / np.float64(c_scale)) + c_zp, lo_q, 127).astype(np.int8)
+                other = bb.emit(relax.op.dequantize(relax.const(c_q), relax.const(c_scale),
+                                                    relax.const(np.int32(c_zp))))
+            x = operand(acts[0])
+            if function == "squared_difference":
+                d = bb.emit(relax.op.subtract(x, other))
+                y = bb.emit(relax.op.multiply(d, d))
+            elif function == "reverse_subtract":
+                y = bb.emit(relax.op.subtract(other, x))
+            else:
+                y = bb.emit(getattr(relax.op, function)(x, other))
+            self.quant(bb, act(y), b.var, s_out, zp_out)
         elif kind == "adaptc.softmax_f32":   # beta folds into the input scale, as in TFLite
             x, s, zp = self.q[acts[0]]
             s_beta = np.float32(np.float64(s) * float(a.get("beta", 1.0)))
@@ -392,44 +430,6 @@ def samples_of_shape(calibration, shape, path: str) -> np.ndarray:
     samples = np.asarray(calibration, np.float32)
     if samples.shape[1:] == shape[1:] and shape[0] == 1 and samples.ndim == len(shape):
         samples = samples[:, None]
-        elif kind == "adaptc.binary_f32":   # TFLite's int8 ADD / SUB / SQUARED_DIFFERENCE / MAXIMUM / MINIMUM
-            function = str(a["function"])
-            c = consts[0].astype(np.float64) if consts else None
-            if function == "divide" and c is not None and np.all(c != 0):
-                function, c = "multiply", 1.0 / c        # x / c = x * (1 / c): an int8 MUL by a constant
-            if function.endswith("divide"):
-                raise InputError(f"post-training quantization of {b.var.name}: int8 division (Div / DIV) is not "
-                                 "supported, only a division by a nonzero constant (a multiplication by its "
-                                 "reciprocal)")
-            same = function in ("maximum", "minimum")   # TFLM compares raw int8: inputs at the output's parameters
-
-            def operand(var):
-                x = self.dq(bb, var)
-                if same and (float(np.float32(self.q[var][1])), int(self.q[var][2])) != (float(np.float32(s_out)),
-                                                                                         int(zp_out)):
-                    x = bb.emit(relax.op.dequantize(bb.emit(relax.op.quantize(
-                        x, relax.const(np.float32(s_out)), relax.const(np.int32(zp_out)), axis=0, out_dtype="int8")),
-                        relax.const(np.float32(s_out)), relax.const(np.int32(zp_out)), axis=0))
-                return x
-
-            if c is None:
-                other = operand(acts[1])
-            else:                                  # a constant: the output's parameters, else int8 symmetric
-                c_scale, c_zp = (np.float32(s_out), int(zp_out)) if same else \
-                    (np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0), 0)
-                lo_q = -128 if same else -127
-                c_q = np.clip(np.round(c / np.float64(c_scale)) + c_zp, lo_q, 127).astype(np.int8)
-                other = bb.emit(relax.op.dequantize(relax.const(c_q), relax.const(c_scale),
-                                                    relax.const(np.int32(c_zp))))
-            x = operand(acts[0])
-            if function == "squared_difference":
-                d = bb.emit(relax.op.subtract(x, other))
-                y = bb.emit(relax.op.multiply(d, d))
-            elif function == "reverse_subtract":
-                y = bb.emit(relax.op.subtract(other, x))
-            else:
-                y = bb.emit(getattr(relax.op, function)(x, other))
-            self.quant(bb, act(y), b.var, s_out, zp_out)
     if samples.ndim != len(shape) + 1 or samples.shape[1:] != shape or len(samples) == 0:
         raise InputError(f"{path}: calibration data must have shape (N, {', '.join(map(str, shape))}) "
                          f"or (N, {', '.join(map(str, shape[1:]))}); got {list(np.shape(calibration))}")

@@ -37,7 +37,8 @@ def ToNHWC():
         mod = tvm_compat.replace_function(mod, "main", _clips_as_min_max(_positive_axes(mod["main"])))
         mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"],
                                              "relax.nn.conv2d_transpose": ["NHWC", "IOHW"]})(mod)
-        mod = tvm_compat.replace_function(mod, "main", _pools_to_nhwc(_min_max_as_clips(mod["main"])))
+        mod = tvm_compat.replace_function(mod, "main", _pools_to_nhwc(_min_max_as_clips(
+            _transposes_after_elementwise(mod["main"]))))
         x = wildcard()
         pattern = is_op("relax.permute_dims")(x)
 
@@ -123,3 +124,63 @@ def _pools_to_nhwc(main):
 
     main = rewrite_call(is_op("relax.nn.max_pool2d")(x), rewrite, main)
     return rewrite_call(is_op("relax.nn.avg_pool2d")(x), rewrite, main)
+
+
+# element-wise operators ConvertLayout may leave between transposes (it infers no layout for where,
+# so a where and everything after it runs NCHW)
+ELEMENTWISE = ("relax.where", "relax.less", "relax.less_equal", "relax.greater", "relax.greater_equal",
+               "relax.equal", "relax.not_equal", "relax.add", "relax.subtract", "relax.multiply", "relax.divide",
+               "relax.maximum", "relax.minimum", "relax.power", "relax.exp", "relax.sigmoid", "relax.tanh",
+               "relax.nn.relu", "relax.clip", "relax.astype")
+
+def _transposes_after_elementwise(main):
+    """An element-wise op whose tensor operands are ``permute(_, p)`` (the same p), constants or
+    -- no more of them than of the permuted ones -- other activations of the same rank ->
+    ``permute(op(...), p)``, the constants and other activations permuted into the inner frame
+    (scalars kept): the ops run in the layout before the transposes, which meet each other (or
+    a reshape) further on. One walk in order carries a transpose through a chain of them. Only in
+    a function with a ``where`` (what ConvertLayout leaves behind); others are returned as they are."""
+
+    @relax.expr_functor.mutator
+    class Sink(relax.PyExprMutator):
+        def permuted(self, arg):
+            value = self.lookup_binding(arg) if isinstance(arg, relax.Var) else None
+            if value is not None and tvm_compat.op_name(value) == "relax.permute_dims" and value.attrs.axes is not None:
+                return value.args[0], [int(a) for a in value.attrs.axes]
+            return None
+
+        def visit_call_(self, op):
+            call = super().visit_call_(op)
+            if tvm_compat.op_name(call) not in ELEMENTWISE:
+                return call
+            tensors = [a for a in call.args if isinstance(a.ty, relax.TensorType)]
+            inner = [self.permuted(a) for a in tensors]
+            perms = {tuple(p[1]) for p in inner if p is not None}
+            consts = sum(tvm_compat.is_constant(a) for a in tensors)
+            plain = sum(p is None and not tvm_compat.is_constant(a) for a, p in zip(tensors, inner))
+            if len(perms) != 1 or plain > len(tensors) - plain - consts:
+                return call             # more transposes than it saves
+            perm = list(perms.pop())
+            inverse = [int(d) for d in np.argsort(perm)]
+            args = []
+            for a in call.args:
+                p = self.permuted(a) if isinstance(a.ty, relax.TensorType) else None
+                if p is not None:
+                    args.append(p[0])
+                elif not isinstance(a.ty, relax.TensorType) or (tvm_compat.is_constant(a) and
+                                                               tvm_compat.constant_value(a).ndim == 0):
+                    args.append(a)
+                elif tvm_compat.is_constant(a):
+                    c = tvm_compat.constant_value(a)
+                    c = c.reshape((1,) * (len(perm) - c.ndim) + c.shape)
+                    args.append(relax.const(np.ascontiguousarray(np.transpose(c, inverse))))
+                elif len(tvm_compat.shape_of(a.ty)) == len(perm):
+                    args.append(self.builder_.emit(relax.op.permute_dims(a, inverse)))
+                else:
+                    return call
+            inner_value = self.builder_.emit(relax.Call(call.op, args, call.attrs, call.ty_args))
+            return relax.op.permute_dims(inner_value, perm)
+
+    if not any(tvm_compat.op_name(b.value) == "relax.where" for b in tvm_compat.bindings(main)):
+        return main             # ConvertLayout carried everything else
+    return relax.analysis.remove_all_unused(Sink().visit_expr(main))

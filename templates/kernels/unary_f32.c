@@ -1,6 +1,6 @@
 /*
  * Element-wise functions, float32: sigmoid (TFLite LOGISTIC, ONNX Sigmoid), tanh, hard swish,
- * hard sigmoid, leaky ReLU, ELU. Mirrors TFLite's float reference kernels
+ * hard sigmoid, leaky ReLU, ELU, exp. Mirrors TFLite's float reference kernels
  * (tensorflow/lite/kernels/internal/reference/{logistic,tanh,hard_swish,leaky_relu}.h, elu in
  * micro/kernels/elu.cc) and the ONNX operator definitions; the compiler's definitions are in
  * adaptc/unary.py, whose codes ``function`` takes.
@@ -13,6 +13,7 @@
  *   3 hard sigmoid  min(max(alpha * x + beta, 0), 1)
  *   4 leaky ReLU    x >= 0 ? x : alpha * x
  *   5 ELU           x > 0 ? x : alpha * expm1(x)
+ *   6 exp           exp(x)
  *   7 rsqrt         1 / sqrt(x)   (TFLite RSQRT: 1.f / std::sqrt(f))
  *   8 sqrt          sqrt(x)       (ONNX Sqrt)
  *   9 reciprocal    1 / x         (ONNX Reciprocal)
@@ -44,6 +45,8 @@ static float unary_f32_one(const unary_f32_params *p, float x)
         return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
     case 4:
         return x >= 0.0f ? x : p->alpha * x;
+    case 5:
+        return x > 0.0f ? x : p->alpha * expm1f(x);
     case 7:
         return 1.0f / sqrtf(x);
     case 8:
@@ -51,7 +54,7 @@ static float unary_f32_one(const unary_f32_params *p, float x)
     case 9:
         return 1.0f / x;
     default:
-        return x > 0.0f ? x : p->alpha * expm1f(x);
+        return expf(x);
     }
 }
 

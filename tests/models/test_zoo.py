@@ -136,6 +136,19 @@ def test_power_of_two_weights(name):
         np.testing.assert_array_equal(p.run(xq), p.reference(xq))
 
 
+@pytest.mark.parametrize("name", ONNX)
+def test_mixed_precision_at_half_of_int8s_weight_bytes(name):
+    """A weight budget of half the int8 build's weight bytes: the search picks a width per layer,
+    the build meets the budget, and its C equals its Relax module."""
+    budget = compiled(name, calibration=calibration(name)).report["weight_bytes"] // 2
+    m = adaptc.compile(path_of(name), target="cortex-m7", calibration=calibration(name), weight_budget=budget)
+    assert m.report["weight_bytes"] <= budget
+    assert {row["chosen"] for row in m.quantization["search"]} - {"int8"}
+    for x in inputs(name, 1)[-2:]:
+        xq = m.quantize_input(x)
+        np.testing.assert_array_equal(m.run(xq), m.reference(xq))
+
+
 @pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7"])
 @pytest.mark.parametrize("name", COMPILED)

@@ -172,3 +172,45 @@ def test_clip_carries_the_layout_before_expected():
     assert conv.max() > 6 or conv.min() < 0                 # the clip bites
     got = tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0]
     np.testing.assert_allclose(got[0], np.clip(conv, 0, 6).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+
+
+LIMIT = np.array([0.5, -0.25], "float32").reshape(2, 1, 1)       # per channel, NCHW
+
+
+@I.ir_module
+class WhereBefore:         # ConvertLayout infers no layout for where: it and its operands went NCHW
+    @R.function
+    def main(x: R.Tensor((1, 2, 2, 2), "float32")) -> R.Tensor((1, 2, 1, 1), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            c = R.nn.conv2d(x, R.const(W2))
+            m = R.greater(c, R.const(LIMIT))
+            y = R.where(m, R.const(0.0, "float32"), c)
+            R.output(y)
+        return y
+
+
+@I.ir_module
+class WhereExpected:
+    @R.function
+    def main(x: R.Tensor((1, 2, 2, 2), "float32")) -> R.Tensor((1, 2, 1, 1), "float32"):
+        R.func_attr({"num_input": 1})
+        with R.dataflow():
+            lv = R.permute_dims(x, axes=[0, 2, 3, 1])
+            lv1 = R.permute_dims(R.const(W2), axes=[2, 3, 1, 0])
+            c = R.nn.conv2d(lv, lv1, data_layout="NHWC", kernel_layout="HWIO", out_layout="NHWC")
+            m = R.greater(c, R.const(LIMIT.reshape(1, 1, 1, 2)))     # the constant carried to NHWC
+            y = R.where(m, R.const(0.0, "float32"), c)                # NHWC too: one transpose, at the end
+            lv2 = R.reshape(y, R.shape([1, 2, 1, 1]))
+            R.output(lv2)
+        return lv2
+
+
+def test_where_runs_nhwc_before_expected():
+    after = tvm_compat.apply(ToNHWC(), WhereBefore)
+    assert tvm_compat.well_formed(after)
+    tvm.ir.assert_structural_equal(after, WhereExpected)
+    x = np.random.default_rng(3).standard_normal((1, 2, 2, 2)).astype(np.float32)
+    c = np.einsum("ochw,chw->o", W2.astype(np.float64), x[0].astype(np.float64)).reshape(1, 2, 1, 1)
+    want = np.where(c > LIMIT, 0.0, c)
+    np.testing.assert_allclose(tvm_compat.run_vm(tvm_compat.build_llvm(after), x)[0], want, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     transpose,
     transpose_conv,
     unary,
+    where,
 )
 from .registry import KERNELS, PORTABLE_VARIANTS, SCRATCH, Kernel, KernelCall, kernel, select
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 from adaptc.program import Program, Step
 from adaptc.qops import BINARY_F32
 
-from .common import act_f32, elements
-from .mul import _loops, _operand
+from .common import act_f32, elements, flash_operands, operand_loops
 from .registry import KernelCall, kernel
 
 
 def binary_loops(step: Step) -> dict[str, float]:
     """binary kernels: per output element one operation; the three outer loops set up two
     pointers (as mul_*.c)."""
-    dims = _loops(step)["dims"]
+    dims = operand_loops(step)["dims"]
     return {"call": 1, "rows": dims[0] * dims[1] * dims[2], "elements": elements(step)}
 
 
@@ -41,23 +40,23 @@ def _rescaled(step: Step) -> dict:
 @kernel("addsub_s8", "adaptc.qaddsub", features=binary_loops)
 def addsub_s8(step: Step, prog: Program) -> KernelCall | None:
     a = step.attrs
-    return KernelCall({**_loops(step), **_rescaled(step), "input1_sign": a["input1_sign"],
-                       "input2_sign": a["input2_sign"]}, _operand(step))
+    return KernelCall({**operand_loops(step), **_rescaled(step), "input1_sign": a["input1_sign"],
+                       "input2_sign": a["input2_sign"]}, flash_operands(step))
 
 
 @kernel("squared_difference_s8", "adaptc.qsquared_difference", features=binary_loops)
 def squared_difference_s8(step: Step, prog: Program) -> KernelCall | None:
-    return KernelCall({**_loops(step), **_rescaled(step)}, _operand(step))
+    return KernelCall({**operand_loops(step), **_rescaled(step)}, flash_operands(step))
 
 
 @kernel("maxmin_s8", "adaptc.qmaxmin", features=binary_loops)
 def maxmin_s8(step: Step, prog: Program) -> KernelCall | None:
     a = step.attrs
-    return KernelCall({**_loops(step), "minimum": int(str(a["function"]) == "minimum"), "act_min": a["act_min"],
-                       "act_max": a["act_max"]}, _operand(step))
+    return KernelCall({**operand_loops(step), "minimum": int(str(a["function"]) == "minimum"), "act_min": a["act_min"],
+                       "act_max": a["act_max"]}, flash_operands(step))
 
 
 @kernel("binary_f32", "adaptc.binary_f32", features=binary_f32_loops)
 def binary_f32(step: Step, prog: Program) -> KernelCall | None:
     op = BINARY_F32[str(step.attrs["function"])][0]
-    return KernelCall({**_loops(step), "op": op, **act_f32(step.attrs)}, _operand(step))
+    return KernelCall({**operand_loops(step), "op": op, **act_f32(step.attrs)}, flash_operands(step))

@@ -157,3 +157,18 @@ def broadcast_loops(in_shapes, out_shape) -> dict:
                           f"{len(axes)} loops; the element-wise kernels have 4")
     axes = [[1, [0] * len(shapes)]] * (4 - len(axes)) + axes[::-1]
     return {"dims": [a[0] for a in axes], **{f"strides{i + 1}": [a[1][i] for a in axes] for i in range(len(shapes))}}
+
+
+def operand_loops(step: Step, operands: int = 0) -> dict:
+    """broadcast_loops over a step's operands: its activations, then its constants (flash); the
+    strides of unused operands (up to ``operands``) zero."""
+    shapes = list(step.in_shapes) + [c.shape for c in step.consts.values()]
+    loops = broadcast_loops(shapes, step.out_shape)
+    for k in range(len(shapes), operands):
+        loops[f"strides{k + 1}"] = [0, 0, 0, 0]
+    return loops
+
+
+def flash_operands(step: Step) -> list:
+    """A step's constant operands, (role, data) in argument order after its activations."""
+    return list(step.consts.items())

@@ -5,35 +5,25 @@ from __future__ import annotations
 
 from adaptc.program import Program, Step
 
-from .common import act_f32, broadcast_loops, elements
+from .common import act_f32, elements, flash_operands, operand_loops
 from .registry import KernelCall, kernel
-
-
-def _loops(step: Step) -> dict:
-    """The broadcast loops over the two operands: two activations, or one and a constant (flash)."""
-    shapes = list(step.in_shapes) + [c.shape for c in step.consts.values()]
-    return broadcast_loops(shapes, step.out_shape)
-
-
-def _operand(step: Step) -> list:
-    return [("input2", step.consts["input2"])] if "input2" in step.consts else []
 
 
 def mul_loops(step: Step) -> dict[str, float]:
     """mul_*.c: per output element one product; the three outer loops set up two pointers."""
-    dims = _loops(step)["dims"]
+    dims = operand_loops(step)["dims"]
     return {"call": 1, "rows": dims[0] * dims[1] * dims[2], "elements": elements(step)}
 
 
 @kernel("mul_s8", "adaptc.qmul", features=mul_loops)
 def mul_s8(step: Step, prog: Program) -> KernelCall | None:
     a = step.attrs
-    return KernelCall({**_loops(step), "input1_offset": -a["input1_zp"],
+    return KernelCall({**operand_loops(step), "input1_offset": -a["input1_zp"],
                        "input2_offset": -a["input2_zp"], "output_offset": a["output_zp"],
                        "output_multiplier": a["multiplier"][0], "output_shift": a["shift"][0],
-                       "act_min": a["act_min"], "act_max": a["act_max"]}, _operand(step))
+                       "act_min": a["act_min"], "act_max": a["act_max"]}, flash_operands(step))
 
 
 @kernel("mul_f32", "adaptc.mul_f32", features=mul_loops)
 def mul_f32(step: Step, prog: Program) -> KernelCall | None:
-    return KernelCall({**_loops(step), **act_f32(step.attrs)}, _operand(step))
+    return KernelCall({**operand_loops(step), **act_f32(step.attrs)}, flash_operands(step))

@@ -162,6 +162,38 @@ def match_unary(g: Graph, expr) -> UnaryMatch | None:
     return None
 
 
+def match_prelu(g: Graph, expr):
+    """(x, alpha expr, inner vars) if ``expr`` is adaptc.prelu.build's expression, else None. The
+    intermediate values must have no other use; alpha is returned as written (a constant, or a
+    dequantize of one)."""
+    call = g.resolve(expr)
+    if tvm_compat.op_name(call) != "relax.add":
+        return None
+    for r, m in (call.args, call.args[::-1]):
+        if g.op(r) != "relax.nn.relu" or g.op(m) != "relax.multiply":
+            continue
+        x = g.resolve(r).args[0]
+        mul = g.resolve(m)
+        for mn, alpha in (mul.args, mul.args[::-1]):
+            if g.op(mn) != "relax.minimum":
+                continue
+            lhs, zero = g.resolve(mn).args
+            z = const_eval(g, zero)
+            if not lhs.same_as(x) or z is None or z.size != 1 or float(z.reshape(())) != 0.0:
+                continue
+            inner = [v for v in (r, m, mn) if isinstance(v, relax.Var)]
+            if all(g.uses.get(v, 0) == 1 for v in inner) and _constant_or_dequantized(g, alpha):
+                return x, alpha, tuple(inner)
+    return None
+
+
+def _constant_or_dequantized(g: Graph, expr) -> bool:
+    """A constant, or a dequantize of one (int8 alpha)."""
+    if g.op(expr) == "relax.dequantize":
+        expr = g.resolve(expr).args[0]
+    return const_eval(g, expr) is not None
+
+
 _COMMUTATIVE = ("add", "multiply")
 
 

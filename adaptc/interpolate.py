@@ -1,11 +1,12 @@
 """Resizing as a fixed linear map per axis: ONNX Resize (modes linear and cubic, antialias,
 every coordinate_transformation_mode) is separable, and along each resized axis every output
 element is a weighted sum of K input elements, the same K source indices and weights for every
-position of the other axes. ``onnx_taps`` computes them at compile time, following the ONNX
-specification (onnx.reference's Resize, per axis); the importer emits the per-axis map as plain
-Relax (``taps_expr``: a gather of the K sources, a product with the weights, a sum over the
-taps), FuseFloatOps turns it into ``adaptc.resize_axis_f32`` and post-training quantization into
-``adaptc.qresize_axis`` -- one C kernel each, index and weight tables in flash.
+position of the other axes. ``adaptc.resize.onnx_taps`` computes them at compile time, following
+the ONNX specification (onnx.reference's Resize, per axis); the importer emits the per-axis map as
+plain Relax (``tvm_compat.taps_expr``: a gather of the K sources, a product with the weights, a sum
+over the taps), ``match_taps`` finds it again, FuseFloatOps turns it into
+``adaptc.resize_axis_f32`` and post-training quantization into ``adaptc.qresize_axis`` -- one C
+kernel each, index and weight tables in flash.
 """
 from __future__ import annotations
 
@@ -16,106 +17,6 @@ from . import tvm_compat
 from .qops import CompositeCall, composite
 
 WEIGHT_BITS = 16          # the int8 kernel's weights: round(w * 2^16), int32
-
-
-def _source_coordinates(out_size: int, in_size: int, scale: float, coord: str, roi) -> np.ndarray:
-    """x_original of each output position (float64), as the ONNX specification defines it."""
-    y = np.arange(out_size, dtype=np.float64)
-    length = scale * in_size
-    if coord == "align_corners":
-        return np.zeros(out_size) if length == 1 else y * (in_size - 1) / (length - 1)
-    if coord == "asymmetric":
-        return y / scale
-    if coord == "tf_crop_and_resize":
-        start, end = roi
-        if length == 1:
-            return np.full(out_size, (end - start) * (in_size - 1) / 2 + start * (in_size - 1))
-        return y * (end - start) * (in_size - 1) / (length - 1) + start * (in_size - 1)
-    if coord == "pytorch_half_pixel":
-        return np.full(out_size, -0.5) if length == 1 else (y + 0.5) / scale - 0.5
-    if coord == "half_pixel":
-        return (y + 0.5) / scale - 0.5
-    if coord == "half_pixel_symmetric":
-        offset = in_size / 2 * (1 - out_size / length)
-        return offset + (y + 0.5) / scale - 0.5
-    raise ValueError(f"coordinate_transformation_mode {coord!r}")
-
-
-def _cubic(x: np.ndarray, a: float) -> np.ndarray:
-    """Keys' cubic convolution kernel with coefficient ``a``."""
-    x = np.abs(x)
-    near = ((a + 2) * x - (a + 3)) * x * x + 1
-    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
-
-
-def _coefficients(ratio: np.ndarray, scale: float, mode: str, cubic_a: float, antialias: bool) -> np.ndarray:
-    """[out, K] weights of the K neighbours of each position (ratio in (0, 1]: the distance of the
-    source coordinate from the neighbour just left of it)."""
-    r = ratio[:, None]
-    if mode == "linear" and not antialias:
-        return np.concatenate([1 - r, r], axis=1)
-    if mode == "cubic" and not antialias:
-        return _cubic(np.concatenate([r + 1, r, 1 - r, 2 - r], axis=1), cubic_a)
-    s = min(scale, 1.0)                  # antialias: the kernel stretched by 1 / scale when downsampling
-    if mode == "linear":
-        start = int(np.floor(-1 / s) + 1)
-        offsets = np.arange(start, 2 - start)
-        c = np.clip(1 - np.abs((offsets[None, :] - r) * s), 0, 1)
-    else:
-        start = int(np.floor(-2 / s) + 1)
-        c = _cubic(s * (np.arange(start, 2 - start)[None, :] - r), cubic_a)
-    return c / c.sum(axis=1, keepdims=True)
-
-
-def onnx_taps(in_size: int, out_size: int, scale: float, mode: str, coord: str = "half_pixel",
-              cubic_a: float = -0.75, exclude_outside: bool = False, antialias: bool = False,
-              roi=(0.0, 1.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ONNX Resize (mode linear or cubic) along one axis: (source indices int32 [out, K],
-    weights float32 [out, K], extrapolated bool [out] -- tf_crop_and_resize positions outside
-    the input, whose value is the extrapolation value; their weights are 0). ``scale`` is the
-    axis's scale factor (the ``scales`` input, or out / in for ``sizes``)."""
-    x = _source_coordinates(out_size, in_size, float(scale), coord, roi)
-    floor = np.floor(x)
-    ratio = np.where(x == floor, 1.0, x - floor)
-    w = _coefficients(ratio, float(scale), mode, float(cubic_a), antialias)
-    k = w.shape[1]
-    pad = -(-k // 2)                     # the K nearest neighbours, ties to the smaller index
-    padded = x + pad
-    p = np.floor(padded).astype(np.int64)
-    frac = padded - p
-    if k % 2 == 0:
-        first = np.where(frac == 0, -(k // 2), -(k // 2) + 1)
-    else:
-        first = np.where(frac <= 0.5, -((k - 1) // 2), -((k - 1) // 2) + 1)
-    idx = (p + first)[:, None] + np.arange(k)[None, :] - pad
-    if exclude_outside:
-        w = np.where((idx < 0) | (idx >= in_size), 0.0, w)
-        total = w.sum(axis=1, keepdims=True)
-        w = w / np.where(total == 0, 1.0, total)
-    extrapolated = np.zeros(out_size, bool)
-    if coord == "tf_crop_and_resize":
-        extrapolated = (x < 0) | (x > in_size - 1)
-        w = np.where(extrapolated[:, None], 0.0, w)
-    return np.clip(idx, 0, in_size - 1).astype(np.int32), w.astype(np.float32), extrapolated
-
-
-def taps_expr(bb, x, axis: int, indices: np.ndarray, weights: np.ndarray, extrapolated=None,
-              extrapolation_value: float = 0.0):
-    """Relax for one axis of a resize (the form FuseFloatOps recognizes):
-    ``sum(multiply(reshape(take(x, indices, axis), [.., out, K, ..]), weights), axis + 1)``, plus
-    the extrapolation value where ``extrapolated``."""
-    shape = list(tvm_compat.shape_of(x.ty))
-    out, k = indices.shape
-    rank = len(shape)
-    g = bb.normalize(relax.op.take(x, relax.const(indices.reshape(-1).astype(np.int32)), axis=axis))
-    g = bb.normalize(relax.op.reshape(g, [*shape[:axis], out, k, *shape[axis + 1:]]))
-    w = weights.astype(np.float32).reshape([out, k] + [1] * (rank - axis - 1))
-    y = bb.normalize(relax.op.sum(bb.normalize(relax.op.multiply(g, relax.const(w))), axis=[axis + 1]))
-    if extrapolated is not None and np.any(extrapolated):
-        bias = np.where(extrapolated, np.float32(extrapolation_value), np.float32(0)).astype(np.float32)
-        y = bb.normalize(relax.op.add(y, relax.const(bias.reshape([out] + [1] * (rank - axis - 1)))))
-    return y
 
 
 def match_taps(g, var, value):

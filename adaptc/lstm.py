@@ -184,17 +184,14 @@ def activation_constants(units: int) -> list[np.ndarray]:
     return [np.repeat(np.asarray([r[j] for r in rows], np.int64), units) for j in range(5)]
 
 
-def body(F, p, a):
+def body(F, p, a, n_in: int):
     """The composite body (module docstring): p = (x int8 [1, T, IN], input_weights int8
-    [IN, 4U], recurrent_weights int8 [U, 4U], bias int32 [4U])."""
+    [IN, 4U], recurrent_weights int8 [U, 4U], bias int32 [4U]); ``n_in`` = IN."""
     from tvm import relax
-
-    from . import tvm_compat
 
     op = relax.op
     x, w_in, w_rec, bias = p
     steps, units = int(a["time_steps"]), int(a["units"])
-    n_in = tvm_compat.shape_of(w_in.ty)[0]
     table = F.const(SIGMOID_TABLE_UINT16.astype(np.int32))
 
     def clamp16(v):

@@ -4,7 +4,7 @@ arithmetic.
 alpha is a tensor (per channel, per element or one value) broadcasting to the input, so PReLU
 is not an adaptc.unary function. The importers write it as ``build`` does --
 ``relu(x) + minimum(x, 0) * alpha``, alpha reshaped to the input's rank (ConvertLayout then
-carries it to NHWC with the rest) -- and the passes find it again by ``match``: FuseFloatOps
+carries it to NHWC with the rest) -- and the passes find it again by ``adaptc.graph.match_prelu``: FuseFloatOps
 makes ``adaptc.prelu_f32`` of it, LegalizeQDQ ``adaptc.qprelu`` of
 ``quantize(build(dequantize(x), dequantize(alpha)))``.
 
@@ -19,7 +19,6 @@ import numpy as np
 from tvm import relax
 
 from . import fixedpoint as fxp
-from . import tvm_compat
 
 
 def full_rank(alpha: np.ndarray, rank: int) -> np.ndarray:
@@ -33,44 +32,6 @@ def build(x, alpha):
     x < 0: 0 + x * alpha -- TFLite's ``x >= 0 ? x : x * alpha`` exactly)."""
     zero = relax.const(np.float32(0.0))
     return relax.op.add(relax.op.nn.relu(x), relax.op.multiply(relax.op.minimum(x, zero), alpha))
-
-
-def match(g, expr):
-    """(x, alpha expr, inner vars) if ``expr`` is ``build``'s expression, else None. The
-    intermediate values must have no other use; alpha is returned as written (a constant, or a
-    dequantize of one)."""
-    call = g.resolve(expr)
-    if tvm_compat.op_name(call) != "relax.add":
-        return None
-    for r, m in (call.args, call.args[::-1]):
-        if g.op(r) != "relax.nn.relu" or g.op(m) != "relax.multiply":
-            continue
-        x = g.resolve(r).args[0]
-        mul = g.resolve(m)
-        for mn, alpha in (mul.args, mul.args[::-1]):
-            if g.op(mn) != "relax.minimum":
-                continue
-            lhs, zero = g.resolve(mn).args
-            z = _const(g, zero)
-            if not lhs.same_as(x) or z is None or z.size != 1 or float(z.reshape(())) != 0.0:
-                continue
-            inner = [v for v in (r, m, mn) if isinstance(v, relax.Var)]
-            if all(g.uses.get(v, 0) == 1 for v in inner) and _constant(g, alpha):
-                return x, alpha, tuple(inner)
-    return None
-
-
-def _const(g, expr):
-    from .graph import const_eval
-
-    return const_eval(g, expr)
-
-
-def _constant(g, expr) -> bool:
-    """A constant, or a dequantize of one (int8 alpha)."""
-    if g.op(expr) == "relax.dequantize":
-        expr = g.resolve(expr).args[0]
-    return _const(g, expr) is not None
 
 
 def multipliers(in_scale, alpha_scale, out_scale) -> dict:

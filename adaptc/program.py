@@ -92,4 +92,7 @@ def step_macs(op: str, attrs: dict, in_shapes, out_shape, consts) -> int:
         return out * kh * kw * in_c
     if op in ("adaptc.qdense", "adaptc.dense_f32"):
         return out * in_shapes[0][-1]
+    if op == "adaptc.qlstm":            # per time step the four gates' input and recurrent products
+        gates = consts["input_weights"].shape[1]
+        return int(out_shape[-2]) * gates * (consts["input_weights"].shape[0] + consts["recurrent_weights"].shape[0])
     return 0

@@ -488,7 +488,7 @@ def gate_confidence_f32(F, x, a):
 @composite("adaptc.qlstm")
 def _qlstm(F, p, a):
     """TFLite UNIDIRECTIONAL_SEQUENCE_LSTM int8 with an int16 cell state (adaptc.lstm)."""
-    return lstm.body(F, p, a)
+    return lstm.body(F, p, a, tvm_compat.shape_of(p[1].ty)[0])
 
 
 # ------------------------------------------------------------- data movement and quantization

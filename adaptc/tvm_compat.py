@@ -10,6 +10,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from . import resize
 from .errors import AdaptcError
 
 TVM_SERIES = "0.27"
@@ -126,7 +127,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     - FULLY_CONNECTED on an N-d input: flattened to rows of the filter's depth, as TFLite Micro
       does, the result reshaped to the declared output shape (keep_num_dims).
     - RESIZE_NEAREST_NEIGHBOR is a gather (``take``) per spatial axis of the source indices
-      TFLite Micro computes (``tflite_nearest_indices``): int8 or float alike, no requantization.
+      TFLite Micro computes (``adaptc.resize.tflite_nearest_indices``): int8 or float alike, no
+      requantization.
     - MIRROR_PAD (REFLECT / SYMMETRIC) is a gather per padded axis (adaptc.resize.reflect_indices);
       TRANSPOSE, PACK, UNPACK, DEPTH_TO_SPACE, SPACE_TO_DEPTH, PADV2 and ARG_MAX join the
       whitelist (they move int8 values, or compare them, without arithmetic).
@@ -171,7 +173,7 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
             in_hw = [int(d) for d in x.tensor.ShapeAsNumpy()[1:3]]
             out_hw = [int(d) for d in self.get_tensor_value(size)]
-            maps = [tflite_nearest_indices(i, o, bool(opts.AlignCorners()), bool(opts.HalfPixelCenters()))
+            maps = [resize.tflite_nearest_indices(i, o, bool(opts.AlignCorners()), bool(opts.HalfPixelCenters()))
                     for i, o in zip(in_hw, out_hw)]
             return gather_axes(self.get_expr(x.tensor_idx), {1: maps[0], 2: maps[1]})
 
@@ -182,7 +184,6 @@ def from_tflite(buf: bytes, converters: dict | None = None):
         def convert_mirror_pad(self, op):
             from tflite.MirrorPadOptions import MirrorPadOptions
 
-            from .resize import reflect_indices
 
             (x, pads), _ = self.get_input_tensors(op), self.get_output_tensors(op)
             opts = MirrorPadOptions()
@@ -191,7 +192,7 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             shape = [int(d) for d in x.tensor.ShapeAsNumpy()]
             widths = np.asarray(self.get_tensor_value(pads)).reshape(len(shape), 2)
             return gather_axes(self.get_expr(x.tensor_idx),
-                               {i: reflect_indices(d, int(b), int(e), mode) for i, (d, (b, e)) in enumerate(
+                               {i: resize.reflect_indices(d, int(b), int(e), mode) for i, (d, (b, e)) in enumerate(
                                    zip(shape, widths)) if b or e})
 
         def convert_fully_connected(self, op):
@@ -326,52 +327,6 @@ def gather_axes(x, maps: dict):
     return x
 
 
-def tflite_nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
-    """Source index of each output position of TFLite's RESIZE_NEAREST_NEIGHBOR along one axis
-    (reference_ops::GetNearestNeighbor, in float32)."""
-    if align_corners and out_size > 1:
-        scale = np.float32(in_size - 1) / np.float32(out_size - 1)
-    else:
-        scale = np.float32(in_size) / np.float32(out_size)
-    pos = (np.arange(out_size, dtype=np.float32) + np.float32(0.5 if half_pixel_centers else 0.0)) * scale
-    pos = pos.astype(np.float32).astype(np.float64)
-    idx = np.sign(pos) * np.floor(np.abs(pos) + 0.5) if align_corners else np.floor(pos)
-    idx = np.minimum(idx.astype(np.int64), in_size - 1)
-    return np.maximum(idx, 0) if half_pixel_centers else idx
-
-
-def onnx_nearest_indices(in_size: int, out_size: int, scale: float, coordinate_mode: str,
-                         nearest_mode: str) -> np.ndarray:
-    """Source index of each output position of ONNX Resize (mode nearest) along one axis, as
-    onnxruntime computes it (float32 coordinates, then the nearest mode's rounding, clamped)."""
-    x = np.arange(out_size, dtype=np.float32)
-    s = np.float32(scale)
-    if coordinate_mode == "half_pixel":
-        pos = (x + np.float32(0.5)) / s - np.float32(0.5)
-    elif coordinate_mode == "pytorch_half_pixel":
-        pos = (x + np.float32(0.5)) / s - np.float32(0.5) if out_size > 1 else np.zeros_like(x)
-    elif coordinate_mode == "align_corners":
-        pos = x * np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.zeros_like(x)
-    elif coordinate_mode == "asymmetric":
-        pos = x / s
-    elif coordinate_mode == "tf_half_pixel_for_nn":
-        pos = (x + np.float32(0.5)) / s
-    else:
-        raise ValueError(f"coordinate_transformation_mode {coordinate_mode!r}")
-    pos = pos.astype(np.float32).astype(np.float64)
-    if nearest_mode == "floor":
-        idx = np.floor(pos)
-    elif nearest_mode == "ceil":
-        idx = np.ceil(pos)
-    elif nearest_mode == "round_prefer_ceil":
-        idx = np.floor(pos + 0.5)
-    elif nearest_mode == "round_prefer_floor":
-        idx = np.ceil(pos - 0.5)
-    else:
-        raise ValueError(f"nearest_mode {nearest_mode!r}")
-    return np.clip(idx, 0, in_size - 1).astype(np.int64)
-
-
 def transpose_conv_pads(in_hw, k_hw, strides, out_hw, same: bool, dilation=(1, 1), pad_begin=None):
     """(padding [top, left, bottom, right], output_padding) of a ``conv2d_transpose`` whose output
     is ``out_hw``: the top / left pads TFLite Micro computes (SAME: half the total of
@@ -444,8 +399,8 @@ def _onnx_overrides(fe) -> dict:
       adaptc.prelu's (0.27: ``nn.prelu``, or a ``where`` for a slope of several axes).
     - Resize with constant scales or sizes, ``axes`` and ``keep_aspect_ratio_policy`` included:
       mode nearest a gather (``take``) per resized axis of the source indices onnxruntime
-      computes (``onnx_nearest_indices``); modes linear and cubic a weighted gather per resized
-      axis (``onnx_resize_taps``).
+      computes (``adaptc.resize.onnx_nearest_indices``); modes linear and cubic a weighted gather per
+      resized axis (``onnx_resize_taps``).
     - AveragePool, MaxPool of a 3-D input (1-D pooling) as a 2-D one of height 1 between reshapes.
     - Pad with constant pads (and axes): mode constant ``nn.pad``, reflect / edge / wrap a gather
       per padded axis (``onnx_pad_indices``); 0.27 emits a TIR call for every mode.
@@ -532,7 +487,7 @@ def _onnx_overrides(fe) -> dict:
             mode = attr.get("mode", b"nearest").decode("ascii")
             if mode != "nearest":
                 return onnx_resize_taps(bb, x, axes, out, sc, mode, coord, attr, inputs[1] if len(inputs) > 1 else None)
-            maps = {a: onnx_nearest_indices(shape[a], out[a], float(sc[a]), coord, rounding)
+            maps = {a: resize.onnx_nearest_indices(shape[a], out[a], float(sc[a]), coord, rounding)
                     for a in axes if (out[a], sc[a]) != (shape[a], 1.0)}
             return gather_axes(x, maps)
 
@@ -662,17 +617,14 @@ def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarra
     """Source index of each position of an axis ONNX Pad pads by ``mode`` reflect, edge or wrap."""
     if mode == "wrap":
         return np.mod(np.arange(-before, size + after), size)
-    from .resize import reflect_indices
 
-    return reflect_indices(size, before, after, mode)
+    return resize.reflect_indices(size, before, after, mode)
 
 
 def onnx_resize_taps(bb, x, axes, out: dict, scales: dict, mode: str, coord: str, attr, roi):
     """ONNX Resize mode linear / cubic (antialias, cubic_coeff_a, exclude_outside,
     tf_crop_and_resize with its roi and extrapolation_value) as one weighted gather per resized
-    axis (adaptc.interpolate: taps computed as the ONNX specification does)."""
-    from . import interpolate
-
+    axis (adaptc.resize.onnx_taps: taps computed as the ONNX specification does)."""
     shape = shape_of(x.ty)
     rank = len(shape)
     box = {a: (0.0, 1.0) for a in range(rank)}
@@ -683,11 +635,29 @@ def onnx_resize_taps(bb, x, axes, out: dict, scales: dict, mode: str, coord: str
     for a in axes:
         if (out[a], float(scales[a])) == (shape[a], 1.0) and box[a] == (0.0, 1.0):
             continue
-        idx, w, extra = interpolate.onnx_taps(
+        idx, w, extra = resize.onnx_taps(
             shape[a], out[a], float(scales[a]), mode, coord, float(attr.get("cubic_coeff_a", -0.75)),
             bool(attr.get("exclude_outside", 0)), bool(attr.get("antialias", 0)), box[a])
-        x = interpolate.taps_expr(bb, x, a, idx, w, extra, float(attr.get("extrapolation_value", 0.0)))
+        x = taps_expr(bb, x, a, idx, w, extra, float(attr.get("extrapolation_value", 0.0)))
     return x
+
+
+def taps_expr(bb, x, axis: int, indices: np.ndarray, weights: np.ndarray, extrapolated=None,
+              extrapolation_value: float = 0.0):
+    """Relax for one axis of a resize (the form FuseFloatOps recognizes):
+    ``sum(multiply(reshape(take(x, indices, axis), [.., out, K, ..]), weights), axis + 1)``, plus
+    the extrapolation value where ``extrapolated``."""
+    shape = list(shape_of(x.ty))
+    out, k = indices.shape
+    rank = len(shape)
+    g = bb.normalize(relax.op.take(x, relax.const(indices.reshape(-1).astype(np.int32)), axis=axis))
+    g = bb.normalize(relax.op.reshape(g, [*shape[:axis], out, k, *shape[axis + 1:]]))
+    w = weights.astype(np.float32).reshape([out, k] + [1] * (rank - axis - 1))
+    y = bb.normalize(relax.op.sum(bb.normalize(relax.op.multiply(g, relax.const(w))), axis=[axis + 1]))
+    if extrapolated is not None and np.any(extrapolated):
+        bias = np.where(extrapolated, np.float32(extrapolation_value), np.float32(0)).astype(np.float32)
+        y = bb.normalize(relax.op.add(y, relax.const(bias.reshape([out] + [1] * (rank - axis - 1)))))
+    return y
 
 
 def onnx_conv_pads(in_size, kernel, attr) -> list[int]:

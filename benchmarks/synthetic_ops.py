@@ -365,7 +365,7 @@ OPS.update({   # data movement and quantization (issue 16); (input dtype, output
 def _resize_axis_layer(rng, integer: bool):
     """One axis of an ONNX Resize (adaptc.interpolate): linear or cubic, antialiased when
     downsampling, along H of NCHW-like [outer, in, inner] or W of NHWC-like maps."""
-    from adaptc import interpolate
+    from adaptc import interpolate, resize
 
     while True:
         n, h, w, c = _spatial(rng)
@@ -374,7 +374,7 @@ def _resize_axis_layer(rng, integer: bool):
         if n * out * w * c <= ELEMENTS:
             break
     mode = str(rng.choice(["linear", "cubic"]))
-    idx, wts, _ = interpolate.onnx_taps(h, out, scale, mode, antialias=scale < 1)
+    idx, wts, _ = resize.onnx_taps(h, out, scale, mode, antialias=scale < 1)
     attrs = {**interpolate.axis_geometry((n, h, w, c), 1, out), "taps": idx.shape[1], "out_shape": [n, out, w, c]}
     if not integer:
         return "adaptc.resize_axis_f32", attrs, {"indices": idx, "weights": wts}, [(n, h, w, c)], (n, out, w, c)

@@ -26,7 +26,7 @@ raises UnsupportedOperatorError naming them. Layout ops (reshape, permute_dims),
 and take (a gather: nearest resizing) stay as they are; each part of a split becomes a
 strided_slice. Anything else raises UnsupportedOperatorError naming the op and binding.
 ``resize2d`` mode linear -> ``adaptc.resize_bilinear_f32`` (index and fraction tables of
-adaptc.resize); one axis of a resize as the importer writes it (adaptc.interpolate.taps_expr:
+adaptc.resize); one axis of a resize as the importer writes it (adaptc.tvm_compat.taps_expr:
 ``sum(multiply(reshape(take(x, indices)), weights))``, ONNX Resize linear / cubic) ->
 ``adaptc.resize_axis_f32``; ``argmax`` -> ``adaptc.argmax_f32`` (int32 indices, TFLite ARG_MAX's type).
 Composite bodies are the original float ops, so the module computes the same values on llvm.
@@ -38,8 +38,8 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import interpolate, prelu, resize, tvm_compat, unary
-from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
+from adaptc import interpolate, resize, tvm_compat, unary
+from adaptc.graph import Graph, const_eval, match_prelu, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import COMPARISONS, CompositeCall
 
 SUPPORTED = ("add", "astype", "avg_pool2d", "clip", "concat", "conv2d", "conv2d_transpose", "divide", "equal",
@@ -82,7 +82,7 @@ class _Fuser:
                     self.consumed.add(d)
         self.prelu: dict = {}           # var = adaptc.prelu's form -> (x, alpha values)
         for b in reversed(self.g.bindings):
-            if b.var not in self.consumed and (m := prelu.match(self.g, b.value)) is not None and \
+            if b.var not in self.consumed and (m := match_prelu(self.g, b.value)) is not None and \
                     const_eval(self.g, m[1]).size > 1:      # (one value: leaky_relu, the same float function)
                 self.prelu[b.var] = (m[0], const_eval(self.g, m[1]).astype(np.float32))
                 self.consumed.update(m[2])
@@ -105,7 +105,7 @@ class _Fuser:
                 self.where[b.var] = (self.g.op(cond).replace("relax.", ""), [*self.g.resolve(cond).args,
                                                                              *b.value.args[1:]])
                 self.consumed.add(cond)
-        self.taps: dict = {}            # var = one axis of a resize (interpolate.taps_expr) -> its tables
+        self.taps: dict = {}            # var = one axis of a resize (tvm_compat.taps_expr) -> its tables
         for b in self.g.bindings:
             if (m := interpolate.match_taps(self.g, b.var, b.value)) is not None and \
                     all(self.g.uses.get(v, 0) == 1 for v in m[4]):
@@ -530,23 +530,21 @@ class _Fuser:
 
 
     def visit_resize(self, var, value):
-        """resize2d mode linear, NHWC -> adaptc.resize_bilinear_f32 with its index and fraction
-        tables (adaptc.resize: TFLite's float arithmetic; pytorch_half_pixel as onnxruntime)."""
+        """resize2d mode linear, NHWC (TFLite RESIZE_BILINEAR; ONNX Resize arrives as per-axis taps)
+        -> adaptc.resize_bilinear_f32 with its index and fraction tables (adaptc.resize: TFLite's
+        float arithmetic)."""
         a = value.attrs
         mode = str(a.coordinate_transformation_mode)
         if str(a.method) != "linear" or str(a.layout) != "NHWC" or mode not in (
-                "asymmetric", "align_corners", "half_pixel", "pytorch_half_pixel"):
+                "asymmetric", "align_corners", "half_pixel"):
             self.g.fail("resize2d", var.name, f"resize {a.method} {a.layout} {mode}: only linear (bilinear) NHWC, "
-                        "coordinates asymmetric | align_corners | half_pixel | pytorch_half_pixel")
+                        "coordinates asymmetric | align_corners | half_pixel")
         x = value.args[0]
         in_shape = tvm_compat.shape_of(self.g.resolve(x).ty if x in self.g.value else x.ty)
         out_shape = tvm_compat.shape_of(var.ty)
         tables = []
         for i, o in ((in_shape[1], out_shape[1]), (in_shape[2], out_shape[2])):
-            if mode == "pytorch_half_pixel":
-                tables += resize.onnx_linear(i, o, o / i, mode)
-            else:
-                tables += resize.tflite_float(i, o, mode == "align_corners", mode == "half_pixel")
+            tables += resize.tflite_float(i, o, mode == "align_corners", mode == "half_pixel")
         self.emit(var, CompositeCall("adaptc.resize_bilinear_f32", [x], tables, {
             "out_h": out_shape[1], "out_w": out_shape[2], "coordinates": mode}, out_shape, "float32",
             "resize_bilinear", ["y_lo", "y_hi", "y_frac", "x_lo", "x_hi", "x_frac"]), var)

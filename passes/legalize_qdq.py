@@ -43,7 +43,7 @@ from tvm import relax
 
 from adaptc import fixedpoint as fxp
 from adaptc import formats, luts, prelu, resize, tvm_compat, unary
-from adaptc.graph import Graph, const_eval, match_unary, mean_axes, rebuild_main, split_part
+from adaptc.graph import Graph, const_eval, match_prelu, match_unary, mean_axes, rebuild_main, split_part
 from adaptc.qops import CompositeCall, imported_composite
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max", "max_pool2d", "maximum", "mean",
@@ -472,7 +472,7 @@ def _match_prelu(g, core, out_scale, out_zp, act_min, act_max, node):
     """quantize(adaptc.prelu's form of dequantize(x) and a dequantized constant alpha): TFLite
     Micro's int8 PRELU (BroadcastPrelu4DSlow; alpha int8, per tensor). Before the unary
     functions: a one-value alpha is PReLU's arithmetic, not LEAKY_RELU's."""
-    m = prelu.match(g, core)
+    m = match_prelu(g, core)
     if m is None:
         return None
     x, alpha = _dequantized(g, m[0]), _dequantized(g, m[1])

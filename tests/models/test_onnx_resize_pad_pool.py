@@ -1,6 +1,6 @@
 """ONNX Resize (modes linear and cubic), Pad (modes and axes) and 1-D / dilated pooling end to end.
 
-Resize: the per-axis tap tables (adaptc.interpolate.onnx_taps) applied in numpy equal
+Resize: the per-axis tap tables (adaptc.resize.onnx_taps) applied in numpy equal
 onnx.reference's Resize; float models compiled to C within rtol 1e-4 / atol 1e-5 of onnxruntime
 (host, and one on the emulated Cortex-M4); post-training int8 C bit-exact with the Relax
 module, a linear resize keeping its input's quantization (TFLite's bilinear rule), a cubic one
@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import adaptc
-from adaptc import interpolate
+from adaptc import resize
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
@@ -84,7 +84,7 @@ def test_taps_equal_onnx_reference(case):
     value = attrs.pop("extrapolation_value", 0.0)
     x = np.random.default_rng(n_in * 31 + n_out).standard_normal((2, n_in, 3)).astype(np.float32)
     s = scale if scale is not None else n_out / n_in
-    idx, w, extra = interpolate.onnx_taps(n_in, n_out, s, mode, coord, attrs.get("cubic_coeff_a", -0.75),
+    idx, w, extra = resize.onnx_taps(n_in, n_out, s, mode, coord, attrs.get("cubic_coeff_a", -0.75),
                                           bool(attrs.get("exclude_outside")), bool(attrs.get("antialias")), roi)
     inputs = {"x": x, "roi": np.asarray([0, roi[0], 0, 1, roi[1], 1], np.float32)}
     if scale is not None:

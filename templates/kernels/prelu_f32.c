@@ -1,9 +1,10 @@
 /*
  * PReLU, float32 (TFLite PRELU, ONNX PRelu). Mirrors TFLite Micro's BroadcastPrelu4DSlowFloat
- * (micro/kernels/prelu_common.cc): x >= 0 ? x : x * alpha.
+ * (micro/kernels/prelu_common.cc).
  *
  * Layout: input and output flat over four loops dims[0..3] (outermost first); alpha (flash)
  * broadcast to them by its strides (0 along a broadcast axis), the input's strides in strides1.
+ * Arithmetic: out = x >= 0 ? x : x * alpha.
  */
 typedef struct {
     int32_t dims[4];

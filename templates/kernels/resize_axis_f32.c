@@ -2,7 +2,9 @@
  * One axis of a resize, float32 (ONNX Resize modes linear and cubic, antialias, every
  * coordinate_transformation_mode): resizing is separable, and along the resized axis every
  * output element is a fixed weighted sum of `taps` input elements. The source indices and the
- * weights are tables the compiler computes from the ONNX specification (adaptc/interpolate.py).
+ * weights are tables the compiler computes from the ONNX specification (adaptc/resize.py).
+ * Definition: ONNX Resize, one resized axis at a time (onnx.reference's Resize computes the same
+ * per-axis interpolation).
  *
  * Layout: input [outer][in_size][inner], output [outer][out_size][inner];
  *         indices, weights [out_size][taps] (int32, float32).

@@ -1,7 +1,7 @@
 /*
  * One axis of a resize, int8 (post-training quantization of adaptc.resize_axis_f32): the
  * weighted sum of `taps` input elements per output element, in integers. The source indices
- * and the weights (round(w * 2^16)) are tables the compiler computes (adaptc/interpolate.py).
+ * and the weights (round(w * 2^16)) are tables the compiler computes (adaptc/resize.py, adaptc/interpolate.py).
  *
  * Layout: input [outer][in_size][inner], output [outer][out_size][inner];
  *         indices, weights [out_size][taps] (int32).

@@ -1,6 +1,9 @@
 """The float element-wise functions (unary_f32: sigmoid, tanh, hard swish, hard sigmoid, leaky
-ReLU, ELU) as one-step programs through the Cortex-M target -- on the host and on emulated cores
--- against float64 numpy written from the ONNX operator definitions."""
+ReLU, ELU, exp, rsqrt, sqrt, reciprocal) as one-step programs through the Cortex-M target -- on
+the host and on emulated cores -- against float64 numpy written from the ONNX operator
+definitions. Where a definition gives NaN (sqrt, rsqrt of a negative) or an infinity (rsqrt,
+reciprocal of +-0), the C (IEEE expf, sqrtf, 1.0f / ...) gives the same: the comparisons require
+NaN where the reference has NaN and the infinity of the same sign."""
 from __future__ import annotations
 
 import shutil
@@ -15,6 +18,12 @@ from adaptc.program import Program, Step, Tensor
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
+def _ieee(f):
+    """f() with IEEE's special values and without numpy's warnings: sqrt(-1) = NaN, 1 / +-0 = +-inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return f()
+
+
 # the ONNX definitions, in float64
 REFERENCE = {
     "sigmoid": lambda x, **p: 1.0 / (1.0 + np.exp(-x)),
@@ -23,6 +32,10 @@ REFERENCE = {
     "hard_sigmoid": lambda x, alpha, beta: np.maximum(0.0, np.minimum(1.0, alpha * x + beta)),
     "leaky_relu": lambda x, alpha: np.where(x < 0, alpha * x, x),
     "elu": lambda x, alpha: np.where(x < 0, alpha * (np.exp(x) - 1.0), x),
+    "exp": lambda x, **p: np.exp(x),
+    "rsqrt": lambda x, **p: _ieee(lambda: 1.0 / np.sqrt(x)),
+    "sqrt": lambda x, **p: _ieee(lambda: np.sqrt(x)),
+    "reciprocal": lambda x, **p: _ieee(lambda: 1.0 / x),
 }
 PARAMS = {"hard_sigmoid": {"alpha": 0.2, "beta": 0.5}, "leaky_relu": {"alpha": 0.1}, "elu": {"alpha": 0.7}}
 
@@ -36,10 +49,11 @@ def program(function: str, shape: tuple) -> Program:
 
 
 def inputs(function: str, shape: tuple) -> np.ndarray:
-    """Values across the functions' corners (+-3 of hard swish, large magnitudes, zero)."""
+    """Values across the functions' corners (+-3 of hard swish, large magnitudes, +-0, negatives
+under the square roots)."""
     rng = np.random.default_rng(zlib.crc32(function.encode()))
     x = rng.normal(0.0, 4.0, size=shape).astype(np.float32)
-    x.flat[:7] = [0.0, -3.0, 3.0, -40.0, 40.0, -1e-7, 1e-7]
+    x.flat[:8] = [0.0, -3.0, 3.0, -40.0, 40.0, -1e-7, 1e-7, -0.0]
     return x
 
 
@@ -49,7 +63,18 @@ def test_references_are_the_onnx_functions_not_ours():
     x = inputs("all", (1, 200))
     for name, f in unary.FUNCTIONS.items():
         want = REFERENCE[name](x.astype(np.float64), **PARAMS.get(name, {}))
-        np.testing.assert_allclose(f.numpy(x, **PARAMS.get(name, {})), want, rtol=1e-5, atol=1e-6)
+        got = _ieee(lambda: f.numpy(x, **PARAMS.get(name, {})))     # (np.sqrt of a negative warns)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_the_inputs_reach_the_special_values():
+    """NaN (a square root of a negative) and both infinities (1 / +-0) are among the expected
+    outputs, so the comparisons check that the C gives them where the definitions do."""
+    x = inputs("all", (1, 200)).astype(np.float64)
+    assert np.isnan(REFERENCE["sqrt"](x)).any() and np.isnan(REFERENCE["rsqrt"](x)).any()
+    for name in ("rsqrt", "reciprocal"):
+        y = REFERENCE[name](x)
+        assert np.isposinf(y).any() and np.isneginf(y).any(), name
 
 
 @pytest.mark.parametrize("function", sorted(unary.FUNCTIONS))

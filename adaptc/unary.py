@@ -54,7 +54,7 @@ def _c(v: float):
 
 def _f32(fn):
     def run(x, **params):
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return np.asarray(fn(np.asarray(x, np.float32), **params), np.float32)
     return run
 

@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/adaptc demo
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 lint: $(BIN)/adaptc
 	$(BIN)/ruff check .

@@ -519,19 +519,16 @@ def _onnx_overrides(fe) -> dict:
         _impl_v18 = _impl_v11
         _impl_v19 = _impl_v11
 
-    class Max(fe.Max):      # pairwise maximum (0.27: broadcast_to, stack, max over the new axis)
-        @classmethod
-        def _impl_v1(cls, bb, inputs, attr, params):
-            if all(is_constant(i) for i in inputs):
-                return super()._impl_v1(bb, inputs, attr, params)
-            return cls._impl_dynamic(bb, inputs)
+    def pairwise(base):     # Max / Min: pairwise (0.27: broadcast_to, stack, reduce over the new axis)
+        class Pairwise(base):
+            @classmethod
+            def _impl_v1(cls, bb, inputs, attr, params):
+                if all(is_constant(i) for i in inputs):
+                    return super()._impl_v1(bb, inputs, attr, params)
+                return cls._impl_dynamic(bb, inputs)
+        return Pairwise
 
-    class Min(fe.Min):
-        @classmethod
-        def _impl_v1(cls, bb, inputs, attr, params):
-            if all(is_constant(i) for i in inputs):
-                return super()._impl_v1(bb, inputs, attr, params)
-            return cls._impl_dynamic(bb, inputs)
+    Max, Min = pairwise(fe.Max), pairwise(fe.Min)
 
     class Conv(fe.Conv):
         @classmethod

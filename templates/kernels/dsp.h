@@ -894,4 +894,43 @@ static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t ro
     adaptc_dw_quads(window, x_step, row_step, w, 3 * rows, 3, rows, 3, quads, offset2, rec, output_offset, out);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Element-wise int8: four outputs a word                                   */
+/* ------------------------------------------------------------------------ */
+
+/* a.lo * b.lo (SMULBB) */
+static inline int32_t adaptc_smulbb(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));   /* gcc 12's ACLE has no __smulbb */
+    return r;
+#else
+    return adaptc_lo16(a) * adaptc_lo16(b);
+#endif
+}
+
+/* a.hi * b.hi (SMULTT) */
+static inline int32_t adaptc_smultt(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));   /* gcc 12's ACLE has no __smultt */
+    return r;
+#else
+    return adaptc_hi16(a) * adaptc_hi16(b);
+#endif
+}
+
+/* mul_s8_dsp: out[k] = saturate(adaptc_rq_apply(x_k * y_k, q) + output_offset) for the four
+ * int16 pairs x02 = (x0, x2), x13 = (x1, x3) and y02, y13 likewise (one SMULBB / SMULTT each). */
+static ADAPTC_INLINE void adaptc_mul_x4(int32_t x02, int32_t x13, int32_t y02, int32_t y13,
+                                        adaptc_rq_params q, int32_t output_offset, int8_t *out)
+{
+    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smulbb(x02, y02), q) + output_offset);
+    out[1] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smulbb(x13, y13), q) + output_offset);
+    out[2] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smultt(x02, y02), q) + output_offset);
+    out[3] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smultt(x13, y13), q) + output_offset);
+}
+
 #endif /* ADAPTC_KERNELS_DSP_H */

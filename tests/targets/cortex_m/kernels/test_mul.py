@@ -1,6 +1,8 @@
-"""MUL with broadcasting: mul_s8 (TFLite Micro's int8 MUL arithmetic) and mul_f32, as one-step
-programs through the Cortex-M target -- on the host and on emulated cores -- against NumPy
-references written from TFLM's reference_integer_ops::Mul / BroadcastMul6DSlow and ONNX Mul.
+"""MUL with broadcasting: mul_s8 (TFLite Micro's int8 MUL arithmetic), its DSP drop-in mul_s8_dsp
+and mul_f32, as one-step programs through the Cortex-M target -- on the host and on emulated
+cores -- against NumPy references written from TFLM's reference_integer_ops::Mul /
+BroadcastMul6DSlow and ONNX Mul. Every int8 case runs through each variant (the reference kernel
+alone, and the DSP kernel where its builder accepts the step, which ``dsp_accepts`` states).
 
 A program has one input, so each case multiplies the input by itself (same shape) or by a
 constant second operand (``step.consts["input2"]``, flash) of any broadcastable shape; the
@@ -94,7 +96,32 @@ CASES = [
          [1, 1, 4, 6], [0, 0, 6, 1], [0, 0, 0, 1]),
     Case("shift_minus_31", (1, 2, 3, 4), (1, 1, 1, 4), (0, 0, 5), ("raw", INT32_MAX, -31),
          [1, 1, 6, 4], [0, 0, 4, 1], [0, 0, 0, 1]),
+    Case("first_broadcast_inner_odd", (1, 4, 5, 1), (1, 4, 5, 7), (-128, 127, 9), (0.04, 0.03, 0.02),
+         [1, 1, 20, 7], [0, 0, 1, 0], [0, 0, 7, 1]),
+    Case("dsp_widest_exact_shift_14", (1, 3, 5, 9), (1, 1, 1, 9), (127, -128, -3), ("raw", 5000, 14),
+         [1, 1, 15, 9], [0, 0, 9, 1], [0, 0, 0, 1]),
+    Case("dsp_declines_shift_15", (1, 3, 5, 9), (1, 1, 1, 9), (127, -128, -3), ("raw", 2500, 15),
+         [1, 1, 15, 9], [0, 0, 9, 1], [0, 0, 0, 1]),
+    Case("dsp_declines_shift_16_zp_0", (1, 4, 4), None, (0, 0, 1), ("raw", 1200, 16),
+         [1, 1, 1, 16], [0, 0, 0, 1], [0, 0, 0, 1]),
 ]
+
+
+def dsp_accepts(case: Case) -> bool:
+    """mul_s8_dsp's requantization (dsp.h adaptc_rq_apply) equals MultiplyByQuantizedMultiplier
+    while |product << max(shift, 0)| < 2^30: its builder takes a step when that holds for the
+    largest product of two int8 inputs with their zero points."""
+    mult, shift = case.multiplier()
+    z1, z2, _ = case.zp
+    largest = max(128 + z1, 127 - z1) * max(128 + z2, 127 - z2)
+    return 0 <= mult <= INT32_MAX and largest << max(shift, 0) < 2**30
+
+
+VARIANTS = [pytest.param(("ref",), id="ref"), pytest.param(("dsp", "ref"), id="dsp")]
+
+
+def expected_kernel(case: Case, variants: tuple) -> str:
+    return "mul_s8_dsp" if variants[0] == "dsp" and dsp_accepts(case) else "mul_s8"
 
 
 def _seed(text: str) -> int:
@@ -147,7 +174,8 @@ def test_the_cases_reach_the_corners():
     """Both saturations and both clamps are met, a positive and the most negative shift, outputs
     that are neither, and double-rounding ties (SRDHM by 2^30 then RDBPOT)."""
     shifts = [c.multiplier()[1] for c in CASES]
-    assert max(shifts) == 3 and min(shifts) == -31
+    assert max(shifts) == 16 and min(shifts) == -31
+    assert {c.id for c in CASES if not dsp_accepts(c)} == {"dsp_declines_shift_15", "dsp_declines_shift_16_zp_0"}
     outs = {c.id: np.concatenate([w.ravel() for w in _case(c)[2]]) for c in CASES}
     everything = np.concatenate(list(outs.values()))
     assert everything.min() == -128 and everything.max() == 127
@@ -179,12 +207,13 @@ def test_reference_is_tflite_micro():
             np.testing.assert_array_equal(T.run_tflm(buf, x), want)
 
 
+@pytest.mark.parametrize("variants", VARIANTS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_mul_s8_host(case):
+def test_mul_s8_host(case, variants):
     prog, xs, want = _case(case)
-    m = api.compile_program(prog, "cortex-m4")
+    m = api.compile_program(prog, "cortex-m4", kernels=",".join(variants))
     [step] = m.scheduled.steps
-    assert step.kernel == "mul_s8"
+    assert step.kernel == expected_kernel(case, variants)
     p = step.call.params
     assert (p["dims"], p["strides1"], p["strides2"]) == (case.dims, case.strides1, case.strides2)
     if case.shape2 is not None:
@@ -205,11 +234,18 @@ def test_cost_features_are_the_loop_counts(case):
 
 
 def test_cost_features_by_hand():
-    """[1, 4, 5, 6] x [1, 1, 1, 6]: 20 rows of 6; the same shape: one row of 120."""
-    channel, same = (_case(next(c for c in CASES if c.id == k))[0].steps[0]
-                     for k in ("channel_broadcast", "same_shape_one_loop"))
+    """[1, 4, 5, 6] x [1, 1, 1, 6]: 20 rows of 6; the same shape: one row of 120. mul_s8_dsp: per
+    row whole words of four outputs and the rest one at a time; a narrow clamp passes over all."""
+    channel, same, pixel, clamp = (_case(next(c for c in CASES if c.id == k))[0].steps[0]
+                                   for k in ("channel_broadcast", "same_shape_one_loop", "first_broadcast_inner_odd",
+                                             "scalar_narrow_clamp"))
     assert KERNELS["mul_s8"].features(channel) == {"call": 1, "rows": 20, "elements": 120}
     assert KERNELS["mul_s8"].features(same) == {"call": 1, "rows": 1, "elements": 120}
+    dsp = KERNELS["mul_s8_dsp"].features
+    assert dsp(channel) == {"call": 1, "rows": 20, "quads": 20, "singles": 40, "clamped": 0}
+    assert dsp(same) == {"call": 1, "rows": 1, "quads": 30, "singles": 0, "clamped": 0}
+    assert dsp(pixel) == {"call": 1, "rows": 20, "quads": 20, "singles": 60, "clamped": 0}
+    assert dsp(clamp) == {"call": 1, "rows": 1, "quads": 30, "singles": 0, "clamped": 120}
 
 
 def test_five_loops_are_refused():
@@ -222,17 +258,37 @@ def test_five_loops_are_refused():
 
 
 EMULATED_CASES = ["same_shape_one_loop", "broadcast_first_zp_extremes", "spatial_broadcast_relu",
-                  "four_loops_left_shift", "shift_minus_31"]
+                  "scalar_narrow_clamp", "four_loops_left_shift", "shift_minus_31", "first_broadcast_inner_odd",
+                  "dsp_widest_exact_shift_14", "dsp_declines_shift_15"]
 
 
 @pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
 @pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m4", "cortex-m55"])
 def test_mul_s8_emulated(target):
+    """Each core's own variants (Cortex-M4 and M55: the DSP kernel where it accepts the step)."""
     for case in (c for c in CASES if c.id in EMULATED_CASES):
         prog, xs, want = _case(case)
         m = api.compile_program(prog, target)
+        variants = ("dsp", "ref") if target != "cortex-m0plus" else ("ref",)
+        assert m.scheduled.steps[0].kernel == expected_kernel(case, variants), case.id
         r = m.run_batch_on_target(np.stack(xs))
         np.testing.assert_array_equal(r.outputs[0].reshape(np.stack(want).shape), np.stack(want), err_msg=case.id)
+
+
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_mul_s8_dsp_fewer_instructions():
+    """On the Cortex-M4 the DSP kernel runs a [1, 16, 16, 32] x [1, 1, 1, 32] MUL in under half
+    the reference kernel's instructions (measured: about 32 per element against 12)."""
+    rng = np.random.default_rng(5)
+    c = rng.integers(-128, 128, size=(1, 1, 1, 32), dtype=np.int8)
+    attrs = {"input1_zp": 3, "input2_zp": -5, "multiplier": [1518500250], "shift": [-8], "output_zp": 2,
+             "act_min": -128, "act_max": 127}
+    prog = program("adaptc.qmul", (1, 16, 16, 32), c, attrs, "int8")
+    x = rng.integers(-128, 128, size=(1, 16, 16, 32), dtype=np.int8)
+    runs = {k: api.compile_program(prog, "cortex-m4", kernels=k).run_on_target(x) for k in ("ref", "dsp,ref")}
+    np.testing.assert_array_equal(runs["dsp,ref"].outputs, runs["ref"].outputs)
+    insns = {k: r.steps[0]["instructions"] / x.size for k, r in runs.items()}
+    assert insns["dsp,ref"] < 0.5 * insns["ref"], insns
 
 
 # ------------------------------------------------------------------------------- float32
@@ -282,6 +338,7 @@ def test_mul_f32_emulated(target):
         np.testing.assert_array_equal(r.outputs[0].reshape(np.stack(want).shape), np.stack(want), err_msg=case[0])
 
 
-def test_mul_has_one_record_per_kernel_and_no_variant():
+def test_mul_records():
     records = {k.name: (k.op, k.variant) for k in KERNELS.values() if k.op in ("adaptc.qmul", "adaptc.mul_f32")}
-    assert records == {"mul_s8": ("adaptc.qmul", "ref"), "mul_f32": ("adaptc.mul_f32", "ref")}
+    assert records == {"mul_s8": ("adaptc.qmul", "ref"), "mul_s8_dsp": ("adaptc.qmul", "dsp"),
+                       "mul_f32": ("adaptc.mul_f32", "ref")}

@@ -933,4 +933,58 @@ static ADAPTC_INLINE void adaptc_mul_x4(int32_t x02, int32_t x13, int32_t y02, i
     out[3] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smultt(x13, y13), q) + output_offset);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Sums of int8: four values a word in int16 lanes                          */
+/* ------------------------------------------------------------------------ */
+
+/* The sum of n int8 values at src (contiguous; any alignment): four a word into two int16
+ * lanes (SXTAB16, SXTAB16 ROR #8: |lane| <= 2 * 128 a word), folded into the int32 total by one
+ * SMLAD with (1, 1) every 127 words at most (|lane| <= 32512), then the last n % 4 one by one. */
+static inline int32_t adaptc_sum_s8(const int8_t *src, int32_t n)
+{
+    int32_t total = 0, words = n / 4, k;
+    while (words > 0) {
+        const int32_t block = words < 127 ? words : 127;
+        int32_t lanes = 0;
+        for (k = 0; k < block; ++k) {
+            const int32_t x = adaptc_read_s8x4(src);
+            lanes = adaptc_sxtab16_ror8(adaptc_sxtab16(lanes, x), x);
+            src += 4;
+        }
+        total = adaptc_smlad(lanes, 0x00010001, total);
+        words -= block;
+    }
+    for (k = 0; k < n % 4; ++k) {
+        total += src[k];
+    }
+    return total;
+}
+
+/* sums[c] = the sum of the n int8 values src[c + i * stride] (i < n) of four neighbouring
+ * channels c < 4: a word a row, its bytes into int16 lanes (c0, c2) and (c1, c3) (SXTAB16,
+ * SXTAB16 ROR #8: |lane| <= 128 a row), added to the int32 sums every 255 rows at most. */
+static inline void adaptc_sum_s8_x4(const int8_t *src, int32_t stride, int32_t n, int32_t *sums)
+{
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, k;
+    while (n > 0) {
+        const int32_t block = n < 255 ? n : 255;
+        int32_t lanes02 = 0, lanes13 = 0;
+        for (k = 0; k < block; ++k) {
+            const int32_t x = adaptc_read_s8x4(src);
+            lanes02 = adaptc_sxtab16(lanes02, x);
+            lanes13 = adaptc_sxtab16_ror8(lanes13, x);
+            src += stride;
+        }
+        s0 += (int32_t)((uint32_t)lanes02 << 16) >> 16;
+        s1 += (int32_t)((uint32_t)lanes13 << 16) >> 16;
+        s2 += lanes02 >> 16;
+        s3 += lanes13 >> 16;
+        n -= block;
+    }
+    sums[0] = s0;
+    sums[1] = s1;
+    sums[2] = s2;
+    sums[3] = s3;
+}
+
 #endif /* ADAPTC_KERNELS_DSP_H */

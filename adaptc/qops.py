@@ -443,9 +443,10 @@ def _max_pool2d_f32(F, p, a):
 
 @composite("adaptc.softmax_f32")
 def _softmax_f32(F, p, a):
+    """Softmax over the last axis, of x * beta; its logarithm where ``log`` (LogSoftmax)."""
     beta = float(a.get("beta", 1.0))
     x = p[0] if beta == 1.0 else relax.op.multiply(p[0], relax.const(np.float32(beta)))
-    return relax.op.nn.softmax(x, axis=-1)
+    return relax.op.nn.log_softmax(x, axis=-1) if int(a.get("log", 0)) else relax.op.nn.softmax(x, axis=-1)
 
 
 @composite("adaptc.clamp_f32")

@@ -327,6 +327,17 @@ def gather_axes(x, maps: dict):
     return x
 
 
+def broadcast_gather(x, shape):
+    """``x`` broadcast (numpy's rules, both ways: ONNX Expand) to ``shape`` as a reshape to the
+    output's rank and a gather of index 0 along each axis of size 1 that grows."""
+    have = list(shape_of(x.ty))
+    out = list(np.broadcast_shapes(tuple(have), tuple(shape)))
+    ones = [1] * (len(out) - len(have)) + have
+    if ones != have:
+        x = relax.op.reshape(x, ones)
+    return gather_axes(x, {a: np.zeros(n, np.int32) for a, (d, n) in enumerate(zip(ones, out)) if d != n})
+
+
 def transpose_conv_pads(in_hw, k_hw, strides, out_hw, same: bool, dilation=(1, 1), pad_begin=None):
     """(padding [top, left, bottom, right], output_padding) of a ``conv2d_transpose`` whose output
     is ``out_hw``: the top / left pads TFLite Micro computes (SAME: half the total of
@@ -401,6 +412,13 @@ def _onnx_overrides(fe) -> dict:
       mode nearest a gather (``take``) per resized axis of the source indices onnxruntime
       computes (``adaptc.resize.onnx_nearest_indices``); modes linear and cubic a weighted gather per
       resized axis (``onnx_resize_taps``).
+    - Expand to a constant shape: of a constant, a constant; of a tensor, a gather of index 0 along each broadcast axis
+      (``broadcast_gather``; 0.27: ``broadcast_to``, which no kernel takes).
+    - ConstantOfShape of a static shape (a Shape's output): a constant (0.27: ``broadcast_to``).
+    - Range whose bounds are static dimensions of a shape (``Shape`` then ``Gather``): a constant
+      (0.27: a tensor of symbolic length).
+    - Upsample (opsets 7 and 9; 0.27 reads opset 7's scales attribute only): the Resize of the
+      same scales with asymmetric coordinates, nearest rounding down (the ONNX definition).
     - AveragePool, MaxPool of a 3-D input (1-D pooling) as a 2-D one of height 1 between reshapes.
     - Pad with constant pads (and axes): mode constant ``nn.pad``, reflect / edge / wrap a gather
       per padded axis (``onnx_pad_indices``); 0.27 emits a TIR call for every mode.
@@ -491,6 +509,19 @@ def _onnx_overrides(fe) -> dict:
                     for a in axes if (out[a], sc[a]) != (shape[a], 1.0)}
             return gather_axes(x, maps)
 
+    class Upsample(fe.Upsample):    # 0.27: the scales attribute only, 4-D, nearest with TVM's rounding
+        @classmethod
+        def _impl_v7(cls, bb, inputs, attr, params):
+            scales = attr.get("scales") if len(inputs) < 2 else inputs[1]
+            if scales is None or (len(inputs) > 1 and not is_constant(scales)):
+                raise ValueError("Upsample with scales computed at run time")
+            scales = np.asarray(constant_value(scales) if len(inputs) > 1 else scales, np.float32)
+            mode = attr.get("mode", b"nearest")     # Resize: asymmetric coordinates, nearest rounds down
+            resized = {"mode": mode, "coordinate_transformation_mode": b"asymmetric", "nearest_mode": b"floor"}
+            return Resize._impl_v18(bb, [inputs[0], None, relax.const(scales), None], resized, params)
+
+        _impl_v9 = _impl_v7
+
     class Pad(fe.Pad):      # 0.27: a TIR call (emit_te) for every mode
         @classmethod
         def _relax(cls, bb, x, before, after, value, mode, fallback):
@@ -518,6 +549,37 @@ def _onnx_overrides(fe) -> dict:
 
         _impl_v18 = _impl_v11
         _impl_v19 = _impl_v11
+
+    class Range(fe.Range):
+        @classmethod
+        def _impl_v12(cls, bb, inputs, attr, params):    # a shape's dimension: a constant (0.27: symbolic)
+            def static(x):
+                return relax.const(x.value, "int64") if isinstance(x, tvm.tirx.IntImm) else x
+            return super()._impl_v12(bb, [static(x) for x in inputs], attr, params)
+
+    class ConstantOfShape(fe.ConstantOfShape):
+        @classmethod
+        def _impl_v9(cls, bb, inputs, attr, params):     # of a static shape: a constant (0.27: broadcast_to)
+            shape = inputs[0]
+            if isinstance(shape, relax.ShapeExpr) and all(isinstance(d, tvm.tirx.IntImm) for d in shape.values):
+                value = attr.get("value")
+                value = fe.get_numpy(value) if value is not None else np.zeros(1, np.float32)
+                return relax.const(np.full([int(d) for d in shape.values], value.reshape(-1)[0], value.dtype))
+            return super()._impl_v9(bb, inputs, attr, params)
+
+    class Expand(fe.Expand):
+        @classmethod
+        def _impl_v13(cls, bb, inputs, attr, params):
+            x, shape = inputs
+            if not is_constant(shape):
+                return super()._impl_v13(bb, inputs, attr, params)
+            shape = [int(d) for d in constant_value(shape)]
+            if is_constant(x):
+                v = constant_value(x)
+                return relax.const(np.ascontiguousarray(v * np.ones(shape, v.dtype)))
+            return broadcast_gather(x, shape)
+
+        _impl_v8 = _impl_v13
 
     def pairwise(base):     # Max / Min: pairwise (0.27: broadcast_to, stack, reduce over the new axis)
         class Pairwise(base):
@@ -606,8 +668,10 @@ def _onnx_overrides(fe) -> dict:
             return super()._impl_v13(bb, inputs, attr, params)
 
     return {"AveragePool": pool1d(fe.AveragePool), "Clip": Clip, "Constant": Constant, "Conv": Conv,
-            "ConvTranspose": ConvTranspose, "Dropout": Dropout, "Elu": Elu, "Gather": Gather, "LeakyRelu": LeakyRelu,
-            "Max": Max, "MaxPool": pool1d(fe.MaxPool), "Min": Min, "PRelu": PRelu, "Pad": Pad, "Resize": Resize}
+            "ConvTranspose": ConvTranspose, "Dropout": Dropout, "Elu": Elu, "ConstantOfShape": ConstantOfShape,
+            "Expand": Expand, "Range": Range, "Gather": Gather, "LeakyRelu": LeakyRelu,
+            "Max": Max, "MaxPool": pool1d(fe.MaxPool), "Min": Min, "PRelu": PRelu, "Pad": Pad, "Resize": Resize,
+            "Upsample": Upsample}
 
 
 def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:

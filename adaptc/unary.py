@@ -116,6 +116,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     Function("rsqrt", 7, (), lambda x: relax.op.rsqrt(x), ("rsqrt", X), _f32(_rsqrt), "rsqrt"),
     Function("sqrt", 8, (), lambda x: relax.op.sqrt(x), ("sqrt", X), _f32(np.sqrt)),
     Function("reciprocal", 9, (), lambda x: relax.op.divide(_c(1.0), x), ("divide", 1.0, X), _f32(_reciprocal)),
+    Function("log", 10, (), lambda x: relax.op.log(x), ("log", X), _f32(np.log)),
 )}
 
 

@@ -15,7 +15,7 @@ absorbed), ``subtract``, ``divide``, ``maximum``, ``minimum`` and ``power(subtra
 ``adaptc.binary_f32``; an element-wise function of adaptc.unary in its canonical form (sigmoid, tanh,
 hard swish, hard sigmoid, leaky ReLU, ELU, rsqrt, sqrt, reciprocal) -> ``adaptc.unary_f32``; adaptc.prelu's
 form with an alpha of several values -> ``adaptc.prelu_f32`` (alpha in flash); ``avg_pool2d`` /
-``max_pool2d [+ act]``; ``[x * beta ->] softmax``; a lone ``relu``/``clip`` ->
+``max_pool2d [+ act]``; ``[x * beta ->] softmax``, ``log_softmax``; a lone ``relu``/``clip`` ->
 ``adaptc.clamp_f32``; ``nn.pad``. A ``mean`` over H and W (axes [1, 2] of an NHWC tensor)
 ``[+ act]`` that keeps them as size 1 is a global average pool (ONNX GlobalAveragePool,
 ReduceMean keepdims=1) -> ``adaptc.avg_pool2d_f32`` with the whole plane as window; any other
@@ -44,8 +44,8 @@ from adaptc.qops import COMPARISONS, CompositeCall
 
 SUPPORTED = ("add", "astype", "avg_pool2d", "clip", "concat", "conv2d", "conv2d_transpose", "divide", "equal",
              "greater", "greater_equal", "less", "less_equal", "matmul", "max", "max_pool2d", "maximum", "mean",
-             "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split", "strided_slice",
-             "subtract", "sum", "take", "where", *unary.FUNCTIONS)
+             "log_softmax", "minimum", "multiply", "nn.pad", "power", "relu", "reshape", "softmax", "split",
+             "strided_slice", "subtract", "sum", "take", "where", *unary.FUNCTIONS)
 BINARY = {"relax.add": "add", "relax.subtract": "subtract", "relax.divide": "divide", "relax.maximum": "maximum",
           "relax.minimum": "minimum"}
 REVERSED = {"subtract": "reverse_subtract", "divide": "reverse_divide"}   # c op x, the constant stored second
@@ -251,22 +251,22 @@ class _Fuser:
         self.emit(var, CompositeCall("adaptc.mul_f32", [x], [np.asarray(c, np.float32)], attrs, out_shape, "float32",
                                      "mul", ["input2"]), last)
 
-    def visit_softmax(self, var, value, out_shape):
-        """Softmax over the last axis -> adaptc.softmax_f32; over another axis, between two
-        transposes that move that axis last and back."""
+    def visit_softmax(self, var, value, out_shape, log: bool):
+        """Softmax / log-softmax over the last axis -> adaptc.softmax_f32; over another axis,
+        between two transposes that move that axis last and back."""
         rank, axis = len(out_shape), int(value.attrs.axis) % len(out_shape)
         x = value.args[0]
+        attrs = {"beta": 1.0, "log": int(log)}
         if axis == rank - 1:
-            self.emit(var, CompositeCall("adaptc.softmax_f32", [x], [], {"beta": 1.0}, out_shape, "float32",
-                                         "softmax"), var)
+            self.emit(var, CompositeCall("adaptc.softmax_f32", [x], [], attrs, out_shape, "float32", "softmax"), var)
             return
         perm = [d for d in range(rank) if d != axis] + [axis]
         moved_shape = [out_shape[d] for d in perm]
         moved = relax.Var(f"{var.name}_last", relax.TensorType(moved_shape, "float32"))
         done = relax.Var(f"{var.name}_softmax", relax.TensorType(moved_shape, "float32"))
         self.calls.append((moved, relax.op.permute_dims(x, perm)))
-        self.emit(done, CompositeCall("adaptc.softmax_f32", [moved], [], {"beta": 1.0}, moved_shape, "float32",
-                                      "softmax"), done)
+        self.emit(done, CompositeCall("adaptc.softmax_f32", [moved], [], attrs, moved_shape, "float32", "softmax"),
+                  done)
         self.calls.append((var, relax.op.permute_dims(done, [int(d) for d in np.argsort(perm)])))
 
     def visit_where(self, var, comparison, operands, out_shape):
@@ -488,14 +488,14 @@ class _Fuser:
         elif name == "relax.multiply" and self.softmax_beta(var, value) is not None:
             beta, user = self.softmax_beta(var, value)
             self.consumed.add(user.var)
-            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {"beta": beta}, out_shape,
-                                         "float32", "softmax"), user.var)
+            self.emit(var, CompositeCall("adaptc.softmax_f32", [value.args[0]], [], {"beta": beta, "log": 0},
+                                         out_shape, "float32", "softmax"), user.var)
         elif name == "relax.multiply":
             self.visit_mul(var, value, out_shape)
         elif name in ("relax.nn.avg_pool2d", "relax.nn.max_pool2d"):
             self.visit_pool(var, value, name, out_shape)
-        elif name == "relax.nn.softmax":
-            self.visit_softmax(var, value, out_shape)
+        elif name in ("relax.nn.softmax", "relax.nn.log_softmax"):
+            self.visit_softmax(var, value, out_shape, log=name == "relax.nn.log_softmax")
         elif _act_bounds(value) is not None:
             lo, hi = _act_bounds(value)
             self.emit(var, CompositeCall("adaptc.clamp_f32", [value.args[0]], [], {"act_min": lo, "act_max": hi},

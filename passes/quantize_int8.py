@@ -339,6 +339,9 @@ class Quantizer:
                 y = bb.emit(getattr(relax.op, function)(x, other))
             self.quant(bb, act(y), b.var, s_out, zp_out)
         elif kind == "adaptc.softmax_f32":   # beta folds into the input scale, as in TFLite
+            if int(a.get("log", 0)):
+                raise InputError(f"post-training quantization of {b.var.name}: int8 LogSoftmax (LOG_SOFTMAX) is not "
+                                 "supported; compile the model in float32, or end it with Softmax")
             x, s, zp = self.q[acts[0]]
             s_beta = np.float32(np.float64(s) * float(a.get("beta", 1.0)))
             x_f = bb.emit(relax.op.dequantize(x, relax.const(s_beta), relax.const(np.int32(zp)), axis=0))
@@ -351,6 +354,9 @@ class Quantizer:
             self.quant(bb, y, b.var, np.float32(s), zp)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
+        elif kind == "adaptc.argmax_f32":   # TFLite ARG_MAX of the int8 values: int32 indices (scale 1)
+            y = bb.emit(relax.op.argmax(self.q[acts[0]][0], axis=int(a["axis"]), keepdims=False))
+            self.q[b.var] = (y, 1.0, 0)
         elif kind == "adaptc.prelu_f32":   # TFLite PRELU: alpha int8, per tensor, symmetric; output calibrated
             c = consts[0].astype(np.float64)
             c_scale = np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0)

@@ -486,6 +486,7 @@ typedef struct {
     int32_t rows;
     int32_t depth;
     float beta;             /* TFLite SoftmaxOptions.beta; 1.0f by default */
+    int32_t log;            /* 1: the logarithm of the softmax (LOG_SOFTMAX, ONNX LogSoftmax) */
 } softmax_f32_params;
 
 /* gate_*_f32: confidence of a float exit head [classes]; leave when confidence >= threshold. */

@@ -1,12 +1,12 @@
 /*
- * SOFTMAX, float32.
- * Mirrors TFLite reference_ops::Softmax (float)
- * (tensorflow/lite/kernels/internal/reference/softmax.h).
+ * SOFTMAX and LOG_SOFTMAX, float32.
+ * Mirrors TFLite reference_ops::Softmax and reference_ops::LogSoftmax (float)
+ * (tensorflow/lite/kernels/internal/reference/softmax.h, log_softmax.h).
  *
  * Layout: input, output [rows][depth] float (softmax over the last axis).
  * Arithmetic: per row, max = max(input);
  *   e[c] = expf((input[c] - max) * beta); sum = sum e[c];
- *   output[c] = e[c] / sum.
+ *   output[c] = e[c] / sum, or with p->log: (input[c] - max) * beta - logf(sum).
  * Needs libm (link with -lm).
  */
 #include <math.h>
@@ -30,8 +30,15 @@ static void softmax_f32(const softmax_f32_params *p, const float *input,
             out_row[c] = exp_c;
             sum += exp_c;
         }
-        for (c = 0; c < p->depth; ++c) {
-            out_row[c] = out_row[c] / sum;
+        if (p->log) {
+            const float log_sum = logf(sum);
+            for (c = 0; c < p->depth; ++c) {
+                out_row[c] = (in_row[c] - max) * p->beta - log_sum;
+            }
+        } else {
+            for (c = 0; c < p->depth; ++c) {
+                out_row[c] = out_row[c] / sum;
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 /*
  * Element-wise functions, float32: sigmoid (TFLite LOGISTIC, ONNX Sigmoid), tanh, hard swish,
- * hard sigmoid, leaky ReLU, ELU, exp. Mirrors TFLite's float reference kernels
+ * hard sigmoid, leaky ReLU, ELU, exp, rsqrt, sqrt, reciprocal, log. Mirrors TFLite's float reference kernels
  * (tensorflow/lite/kernels/internal/reference/{logistic,tanh,hard_swish,leaky_relu}.h, elu in
  * micro/kernels/elu.cc) and the ONNX operator definitions; the compiler's definitions are in
  * adaptc/unary.py, whose codes ``function`` takes.
@@ -17,6 +17,7 @@
  *   7 rsqrt         1 / sqrt(x)   (TFLite RSQRT: 1.f / std::sqrt(f))
  *   8 sqrt          sqrt(x)       (ONNX Sqrt)
  *   9 reciprocal    1 / x         (ONNX Reciprocal)
+ *  10 log           log(x)        (ONNX Log)
  * Needs libm (link with -lm).
  */
 #include <math.h>
@@ -53,6 +54,8 @@ static float unary_f32_one(const unary_f32_params *p, float x)
         return sqrtf(x);
     case 9:
         return 1.0f / x;
+    case 10:
+        return logf(x);
     default:
         return expf(x);
     }

@@ -79,7 +79,7 @@ STRUCTS = {
     + [("act_min", F32), ("act_max", F32)],
     "add_f32_params": [("size", I32), ("act_min", F32), ("act_max", F32)],
     "pool_f32_params": _ints(_POOL_GEOMETRY) + [("act_min", F32), ("act_max", F32)],
-    "softmax_f32_params": [("rows", I32), ("depth", I32), ("beta", F32)],
+    "softmax_f32_params": [("rows", I32), ("depth", I32), ("beta", F32), ("log", I32)],
     "pad_f32_params": _PAD + [("pad_value", F32)],
     "clamp_f32_params": [("size", I32), ("act_min", F32), ("act_max", F32)],
     "transpose_params": [_PAD[0], ("perm", _PAD[0][1])],

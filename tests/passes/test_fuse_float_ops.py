@@ -116,7 +116,7 @@ class LayersExpected:
 
     @R.function(private=True)
     def softmax_f32_3(x0: R.Tensor((1, 2), "float32")) -> R.Tensor((1, 2), "float32"):
-        R.func_attr({"Composite": "adaptc.softmax_f32", "beta": 2.0, "source": "softmax"})
+        R.func_attr({"Composite": "adaptc.softmax_f32", "beta": 2.0, "log": 0, "source": "softmax"})
         with R.dataflow():
             lv = R.multiply(x0, R.const(2.0, "float32"))
             gv = R.nn.softmax(lv, axis=-1)

@@ -1,5 +1,5 @@
 """SOFTMAX over the last axis: ``adaptc.qsoftmax`` (TFLite's int8 softmax through an exp table of
-the input differences) and ``adaptc.softmax_f32``."""
+the input differences) and ``adaptc.softmax_f32`` (also LOG_SOFTMAX, ``log``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,4 +24,5 @@ def softmax_s8(step: Step, prog: Program) -> KernelCall | None:
 
 @kernel("softmax_f32", "adaptc.softmax_f32", features=softmax_loops)
 def softmax_f32(step: Step, prog: Program) -> KernelCall | None:
-    return KernelCall({**rows_depth(step), "beta": float(step.attrs.get("beta", 1.0))}, [])
+    return KernelCall({**rows_depth(step), "beta": float(step.attrs.get("beta", 1.0)),
+                       "log": int(step.attrs.get("log", 0))}, [])

@@ -84,13 +84,21 @@ def test_softmax_params_known_values():
     assert ref.softmax_params(1000.0) == (2**31 - 1, 31, 0)
 
 
+@pytest.mark.parametrize("log", [0, 1], ids=["softmax", "log_softmax"])
 @pytest.mark.parametrize("rows,depth,beta,spread", [(3, 10, 1.0, 3.0), (2, 100, 1.0, 10.0),
-                                                    (4, 1, 1.0, 1.0), (2, 12, 0.5, 20.0)])
-def test_softmax_f32(lib, rows, depth, beta, spread):
+                                                    (4, 1, 1.0, 1.0), (2, 12, 0.5, 20.0), (2, 8, 1.0, 100.0)])
+def test_softmax_f32(lib, rows, depth, beta, spread, log):
+    """softmax_f32, and with ``log`` the log-softmax: (x - max) * beta - log(sum), exact where the
+    probabilities underflow (spread 100: log-probabilities of -700 and below)."""
     rng = np.random.default_rng(rows * depth)
     x = (rng.standard_normal((rows, depth)) * spread).astype(np.float32)
-    got = lib.run("softmax_f32", dict(rows=rows, depth=depth, beta=beta), (rows, depth), input=x)
-    np.testing.assert_allclose(got, ref.softmax_f32_ref(x, beta), rtol=F_RTOL, atol=1e-7)
+    got = lib.run("softmax_f32", dict(rows=rows, depth=depth, beta=beta, log=log), (rows, depth), input=x)
+    if log:
+        x64 = (x.astype(np.float64) - x.max(axis=-1, keepdims=True)) * beta
+        want = x64 - np.log(np.exp(x64).sum(axis=-1, keepdims=True))
+        np.testing.assert_allclose(got, want, rtol=F_RTOL, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got, ref.softmax_f32_ref(x, beta), rtol=F_RTOL, atol=1e-7)
 
 
 @needs_tflm

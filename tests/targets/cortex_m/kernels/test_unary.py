@@ -36,6 +36,7 @@ REFERENCE = {
     "rsqrt": lambda x, **p: _ieee(lambda: 1.0 / np.sqrt(x)),
     "sqrt": lambda x, **p: _ieee(lambda: np.sqrt(x)),
     "reciprocal": lambda x, **p: _ieee(lambda: 1.0 / x),
+    "log": lambda x, **p: _ieee(lambda: np.log(x)),
 }
 PARAMS = {"hard_sigmoid": {"alpha": 0.2, "beta": 0.5}, "leaky_relu": {"alpha": 0.1}, "elu": {"alpha": 0.7}}
 
@@ -72,6 +73,7 @@ def test_the_inputs_reach_the_special_values():
     outputs, so the comparisons check that the C gives them where the definitions do."""
     x = inputs("all", (1, 200)).astype(np.float64)
     assert np.isnan(REFERENCE["sqrt"](x)).any() and np.isnan(REFERENCE["rsqrt"](x)).any()
+    assert np.isnan(REFERENCE["log"](x)).any() and np.isneginf(REFERENCE["log"](x)).any()
     for name in ("rsqrt", "reciprocal"):
         y = REFERENCE[name](x)
         assert np.isposinf(y).any() and np.isneginf(y).any(), name

@@ -3,7 +3,7 @@
 ``search(loaded, calibration, labels, budget, target)``:
 
 1. Sizes. The model is quantized once with int8 weights everywhere (power-of-two scales),
-   lowered and scheduled for the target; for every conv2d / dense layer and every candidate
+   lowered and scheduled for the target; for every conv2d (depthwise too) / dense layer and every candidate
    format (CANDIDATES) the target says how many flash bytes the layer would take -- weights,
    bias, requantization data -- and which decode tables it shares with other layers of its
    format (``target.constants``), so the budget is the one ``m.report["weight_bytes"]`` is held
@@ -94,14 +94,10 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
         attrs = tvm_compat.attrs_dict(callee)
         w = tvm_compat.constant_value(call.args[1]).astype(np.float64)
         bias = tvm_compat.constant_value(call.args[2]).astype(np.float64) if len(call.args) > 2 else None
-        depthwise = int(attrs.get("groups", 1)) > 1       # stays int8 whatever is chosen (QuantizeWeights)
+        depthwise = int(attrs.get("groups", 1)) > 1
         row = {"layer": li, "kind": "depthwise_conv2d" if depthwise else str(attrs["Composite"])[7:-4],
                "weights": int(w.size), "formats": {}}
         for name in CANDIDATES:
-            if depthwise and name != "int8":
-                row["formats"][name] = None                  # the int8 figures, filled in below
-                bar.update()
-                continue
             wq, bq = _fake_quant(w, bias, attrs, inputs[_input_index(fused, bindings[bi])], F.get(name))
             changed = {(bi, 1): wq.astype(np.float32)}
             if bias is not None:
@@ -109,8 +105,6 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
             cost = _cost(outputs(changed), reference, labels) - base
             row["formats"][name] = {"bytes": sizes[li][name], "cost": max(float(cost), 0.0)}
             bar.update()
-        if depthwise:
-            row["formats"] = {name: dict(row["formats"]["int8"]) for name in CANDIDATES}
         table.append(row)
     bar.close()
 
@@ -135,7 +129,7 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
                          f"{target.name} is about {smallest:,} bytes (one format in every layer; ternary is the "
                          "smallest)")
     for row, name in zip(table, best[2]):
-        row["chosen"] = "int8" if row["kind"] == "depthwise_conv2d" else name
+        row["chosen"] = name
     config = PoT(bits=4, layers={r["layer"]: r["chosen"] for r in table})
     return Choice(config, table, budget, fixed, best[1])
 
@@ -201,22 +195,15 @@ def _sizes(prog, target, n_layers: int) -> tuple[list[dict], int, dict, dict]:
     copy of the layer whose weights span the format's grid), of all other steps, the shared
     tables each format's kernels use ({format: [key]}) and their bytes ({key: bytes})."""
     scheduled = target.schedule(prog)
-    weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense") and
-                not (s.op == "adaptc.qconv2d" and int(s.attrs["groups"]) > 1)]
-    depthwise = [s for s in prog.steps if s.op == "adaptc.qconv2d" and int(s.attrs["groups"]) > 1]
-    if len(weighted) + len(depthwise) != n_layers:
-        raise InputError(f"{n_layers} weighted layers in the float model, {len(weighted) + len(depthwise)} "
-                         "after quantization")
+    weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense")]
+    if len(weighted) != n_layers:
+        raise InputError(f"{n_layers} weighted layers in the float model, {len(weighted)} after quantization")
     sizes, fixed = [], sum(s.flash_bytes for s in scheduled.steps if s.step not in weighted)
     tables: dict = {name: set() for name in CANDIDATES}
     shared: dict = {}
-    order = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense")]
-    for step in order:
+    for step in weighted:
         row = {}
         for name in CANDIDATES:
-            if step in depthwise:                         # depthwise layers stay int8 (QuantizeWeights)
-                row[name] = 0
-                continue
             probe = copy.copy(step)
             probe.consts = dict(step.consts, weights=_spanning(step.consts["weights"], F.get(name)))
             probe.attrs = dict(step.attrs, weight_format=name)

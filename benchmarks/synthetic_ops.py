@@ -478,3 +478,68 @@ OPS.update({   # TFLite TRANSPOSE_CONV, ONNX ConvTranspose (issue 16)
     "adaptc.qtranspose_conv2d": ("int8", transpose_conv_s8),
     "adaptc.transpose_conv2d_f32": ("float32", transpose_conv_f32),
 })
+
+
+def _depthwise_packed_layer(rng):
+    """A depthwise convolution with packed low-bit weights (pot2 .. pot5, int4: what
+    QuantizeWeights gives a depthwise layer, LegalizeQDQ's weight_format), HWOI filter, depth
+    multiplier 1 or 2, strides 1 / 2, SAME-like or no padding, now and then dilated; half with
+    power-of-two requantization (every multiplier 2^30), half with TFLite's multipliers."""
+    from adaptc import fixedpoint as fxp
+    from adaptc import formats
+
+    while True:
+        n, h, w, c = _spatial(rng)
+        if c == 1:
+            continue                                         # one channel: groups 1, a plain conv2d
+        h, w = max(h, 3), max(w, 3)
+        mult = 1 if rng.random() < 0.85 else 2
+        k_h, k_w = [(3, 3), (3, 3), (3, 3), (5, 5), (3, 1), (1, 3)][rng.integers(6)]
+        s = int(rng.choice([1, 1, 2]))
+        d = 2 if rng.random() < 0.1 else 1
+        pad_h, pad_w = ((k_h - 1) * d // 2, (k_w - 1) * d // 2) if rng.random() < 0.7 else (0, 0)
+        out_h = (h + 2 * pad_h - (k_h - 1) * d - 1) // s + 1
+        out_w = (w + 2 * pad_w - (k_w - 1) * d - 1) // s + 1
+        if out_h > 0 and out_w > 0 and n * out_h * out_w * c * mult <= ELEMENTS:
+            break
+    out_c = c * mult
+    fmt = formats.get(str(rng.choice(["pot2", "pot3", "pot4", "pot5", "int4"])))
+    weights = rng.choice(fmt.grid, size=(k_h, k_w, out_c, 1)).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    if rng.random() < 0.5:                                   # power-of-two requantization: shifts that fit the sums
+        spread = np.log2(np.abs(weights.astype(np.float64)).reshape(-1, out_c).sum(axis=0) * 128 + 1)
+        multiplier = [1 << 30] * out_c
+        shift = [int(v) for v in (7 - np.ceil(spread)).astype(np.int64) + rng.integers(-1, 2, size=out_c)]
+    else:
+        scale = float(np.abs(weights).std() + 1) * 74.0 * np.sqrt(k_h * k_w)
+        multiplier, shift = fxp.quantize_multipliers([float(rng.uniform(0.5, 2.0)) * 40.0 / scale
+                                                      for _ in range(out_c)])
+    attrs = {"strides": [s, s], "padding": [pad_h, pad_w, pad_h, pad_w], "dilation": [d, d], "groups": c,
+             "kernel_layout": "HWOI", "input_zp": int(rng.integers(-128, 128)),
+             "output_zp": int(rng.integers(-128, 128)), "act_min": -128, "act_max": 127,
+             "multiplier": [int(v) for v in multiplier], "shift": [int(v) for v in shift],
+             "weight_format": fmt.name}
+    consts = {"weights": weights}
+    if rng.random() < 0.9:
+        consts["bias"] = rng.integers(-3000, 3000, out_c).astype(np.int32)
+    return "adaptc.qconv2d", attrs, consts, [(n, h, w, c)], (n, out_h, out_w, out_c)
+
+
+def depthwise_conv2d_s8_packed(rng):
+    return _depthwise_packed_layer(rng)
+
+
+OPS.update({   # low-bit depthwise layers; the adaptc.qconv2d entry fits depthwise_conv2d_s8_packed only
+    "adaptc.qconv2d": ("int8", depthwise_conv2d_s8_packed),
+})
+
+
+def lut_s8(rng):
+    """An int8 element-wise function of a feature map as its 256-entry table (adaptc.qlut: TFLite
+    LOGISTIC, TANH, HARD_SWISH, requantizing RELUs, ...); sizes of every remainder modulo 8."""
+    n, h, w, c = _spatial(rng)
+    return "adaptc.qlut", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}, [(n, h, w, c)], (n, h, w, c)
+
+
+OPS.update({   # table lookups (the reference lut_s8 is fitted on fit_cost_tables.py's own layers)
+    "adaptc.qlut": ("int8", lut_s8),
+})

@@ -605,8 +605,7 @@ class _Legalizer:
                 return
             for matcher in QUANTIZE_MATCHERS:
                 call = matcher(g, core, out_scale, out_zp, act_min, act_max, var.name)
-                if call is not None and self.weight_formats and (
-                        call.name == "adaptc.qdense" or call.name == "adaptc.qconv2d" and call.attrs["groups"] == 1):
+                if call is not None and self.weight_formats and call.name in ("adaptc.qdense", "adaptc.qconv2d"):
                     call.attrs["weight_format"] = formats.format_of(call.consts[0]).name
                 if call is not None:
                     self.calls.append((var, call))
@@ -693,7 +692,7 @@ class _Legalizer:
 
 def LegalizeQDQ(path: str = "<module>", weight_formats: bool = False) -> tvm.transform.Pass:
     """Rewrite QDQ chains into int8 composite functions (see module docstring). With
-    ``weight_formats`` (after QuantizeWeights), conv2d (not depthwise) and dense composites also
+    ``weight_formats`` (after QuantizeWeights), conv2d (depthwise too) and dense composites also
     carry ``weight_format``: the smallest adaptc.formats format of their weights, which the C
     target stores packed."""
 

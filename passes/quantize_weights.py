@@ -3,12 +3,12 @@
 Requires: the output of FuseFloatOps (``main`` = float ``adaptc.*_f32`` composites and reshapes)
 and a calibration array (as QuantizeInt8).
 
-Ensures: the QDQ form of QuantizeInt8 (ready for LegalizeQDQ), with every conv2d / dense layer's
-weights on its format's grid (adaptc.formats: pot2 .. pot5, int4, int8) and integer weights of
-that range (int8, int16 for pot5); by default (``pot_activations``) every activation scale and
-weight scale is a power of two, so that each layer's requantization multiplier is a power of two
--- LegalizeQDQ then gives it the multiplier 2^30, which the kernels apply as a shift. Depthwise
-convolutions keep int8 weights (on a power-of-two scale). Weights are rounded by
+Ensures: the QDQ form of QuantizeInt8 (ready for LegalizeQDQ), with every conv2d (depthwise
+too, per output channel) / dense layer's weights on its format's grid (adaptc.formats: pot2 ..
+pot5, int4, int8) and integer weights of that range (int8, int16 for pot5); by default
+(``pot_activations``) every activation scale and weight scale is a power of two, so that each
+layer's requantization multiplier is a power of two -- LegalizeQDQ then gives it the multiplier
+2^30, which the kernels apply as a shift. Weights are rounded by
 ``adaptc.ptq.quantize_matrix`` (error-correcting rounding against each layer's calibration
 inputs, per-channel scale search) and biases corrected for the mean output error. Per layer,
 ``scheme.report`` records the format, size and output error (also of plain nearest rounding).
@@ -56,8 +56,6 @@ class CodedWeights(WeightScheme):
     def weights(self, index, kind, w, axis, attrs, inputs, bias):
         fmt = self.format(index)
         depthwise = kind == "adaptc.conv2d_f32" and int(attrs["groups"]) > 1
-        if depthwise:
-            fmt = F.get("int8")                     # the depthwise kernels take int8 weights
         pot_scale = self.pot or fmt.kind == "pot"
         rng = np.random.default_rng(index)
         if kind == "adaptc.dense_f32":

@@ -251,8 +251,8 @@ def _depthwise_net(path, mult: int):
 @pytest.mark.parametrize("quantize", ["pot4", "int4", "pot2", "mixed"])
 def test_every_weight_format_on_a_network_with_depthwise_layers(quantize, mult, tmp_path):
     """Power-of-two, int4 and mixed precision compile a network with a depthwise convolution (any
-    depth multiplier): the depthwise layer keeps int8 weights (its kernels take no packed
-    format), the others take the format; the C equals the Relax module bit for bit."""
+    depth multiplier): every layer, the depthwise one too, takes the format (its packed kernel,
+    depthwise_conv2d_s8_packed); the C equals the Relax module bit for bit."""
     path = _depthwise_net(tmp_path / "dw.onnx", mult)
     cal = np.random.default_rng(3).normal(0, 1, (48, 1, 3, 12, 12)).astype(np.float32)
     budget = int(0.7 * adaptc.compile(path, calibration=cal).report["weight_bytes"])
@@ -261,10 +261,13 @@ def test_every_weight_format_on_a_network_with_depthwise_layers(quantize, mult, 
     kinds = [r["kind"] for r in m.quantization["layers"]]
     fmts = [r["format"] for r in m.quantization["layers"]]
     assert kinds == ["conv2d", "depthwise_conv2d", "conv2d", "dense"]
-    assert fmts[1] == "int8" and (quantize == "mixed" or fmts[0] == fmts[2] == fmts[3] == quantize)
+    assert quantize == "mixed" or fmts == [quantize] * 4
+    dw = next(s for s in m.scheduled.steps if s.op == "adaptc.qconv2d" and int(s.step.attrs["groups"]) > 1)
+    assert dw.step.attrs["weight_format"] == fmts[1]
+    assert (dw.kernel == "depthwise_conv2d_s8_packed") == F.get(fmts[1]).packed, (dw.kernel, fmts[1])
     if quantize == "mixed":
         chosen = [r["chosen"] for r in m.quantization["search"]]
-        assert chosen[1] == "int8" and set(chosen) != {"int8"}       # the budget needs low-bit layers
+        assert chosen == fmts and set(chosen) != {"int8"}              # the budget needs low-bit layers
         assert m.report["weight_bytes"] <= budget
     for x in m.quantize_input(cal[:6]):
         np.testing.assert_array_equal(m.run(x), m.reference(x))

@@ -2,10 +2,12 @@
 depthwise filter.
 
 Reference: depthwise_conv2d_s8 (TFLite's reference_integer_ops::DepthwiseConvPerChannel, any
-depth multiplier), depthwise_conv2d_f32. DSP: depthwise_conv2d_s8_dsp -- four channels a group
-with SMLABB / SMLATT, 3-wide filters over a copied window in assembly. MVE:
-depthwise_conv2d_s8_mve -- eight channels a chunk in int16 lanes. Both optimized kernels need a
-depth multiplier of 1 and int8 weights.
+depth multiplier), depthwise_conv2d_s8_packed (the same on low-bit weights -- pot2 .. pot5,
+int4 -- decoded a channel at a time; shift-and-add MACs for power-of-two weights),
+depthwise_conv2d_f32. DSP: depthwise_conv2d_s8_dsp -- four channels a group with SMLABB /
+SMLATT, 3-wide filters over a copied window in assembly. MVE: depthwise_conv2d_s8_mve -- eight
+channels a chunk in int16 lanes. Both optimized kernels need a depth multiplier of 1 and int8
+weights (packed layers take depthwise_conv2d_s8_packed on every core).
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ from .common import (
     conv_geometry,
     int8_output,
     is_depthwise,
+    packed_call,
     requant_arrays,
     weight_format,
 )
-from .loops import clamps, conv_loops, inside, shifts
+from .loops import clamps, conv_loops, inside, shifts, straddles
 from .registry import SCRATCH, KernelCall, kernel
 from .simd import channel_records, depthwise_quads, exact_requant
 
@@ -42,13 +45,54 @@ def depthwise_ref_loops(step: Step) -> dict[str, float]:
 
 @kernel("depthwise_conv2d_s8", "adaptc.qconv2d", features=depthwise_ref_loops)
 def depthwise_conv2d_s8(step: Step, prog: Program) -> KernelCall | None:
-    if not is_depthwise(step):
+    if not is_depthwise(step) or weight_format(step).packed:
         return None
     geo = conv_geometry(step, prog)
     _, w = conv_filter(step, geo)
     return KernelCall({**geo, **int8_output(step), "depth_multiplier": geo["out_c"] // geo["in_c"]},
                       [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
                        *requant_arrays(step, geo["out_c"])])
+
+
+def depthwise_packed_loops(step: Step) -> dict[str, float]:
+    """depthwise_conv2d_s8_packed.c: per output channel its k_h x k_w codes decoded, then
+    depthwise_conv2d_s8's loops with shift-and-add MACs for pot weights (adaptc_pot_mac: a zero
+    weight costs its test only); requantized without a multiply when every multiplier is 2^30."""
+    g = conv_loops(step)
+    fmt = weight_format(step)
+    taps = g.k_h * g.k_w
+    outputs = g.pixels * g.out_c
+    pot = fmt.kind == "pot"
+    zero = nonzero = 0.0
+    if pot:                              # each tap (ky, kx) of a channel once per pixel where it is in bounds
+        in_y = inside(np.arange(g.out_h) * g.s_h - g.p_t, g.k_h, g.d_h, g.in_h).sum(axis=0)
+        in_x = inside(np.arange(g.out_w) * g.s_w - g.p_l, g.k_w, g.d_w, g.in_w).sum(axis=0)
+        uses = g.b * in_y[:, None] * in_x[None, :]                                    # [k_h, k_w]
+        zeros = (np.asarray(step.consts["weights"]) == 0).reshape(g.k_h, g.k_w, -1).sum(axis=2)
+        zero = float((zeros * uses).sum())
+        nonzero = float(uses.sum() * g.out_c - zero)
+    pot_requant = bool(np.all(np.asarray(step.attrs["multiplier"]) == 1 << 30))
+    return {"call": 1, "out_rows": g.out_c, "decode": g.out_c * taps, "decode_pot": g.out_c * taps * pot,
+            "straddles": straddles(g.out_c * taps, fmt.bits), "rows": g.out_c * g.b * g.out_h,
+            "outputs": outputs, "filter_rows": outputs * g.k_h,
+            "filter_cols": g.out_c * g.b * g.out_w * g.k_w * int(g.ty.sum()),
+            "macs_int": 0 if pot else g.out_c * g.valid_taps, "macs_pot_zero": zero, "macs_pot": nonzero,
+            "requant_pot": outputs * pot_requant, "requant": outputs * (not pot_requant)}
+
+
+@kernel("depthwise_conv2d_s8_packed", "adaptc.qconv2d", features=depthwise_packed_loops)
+def depthwise_conv2d_s8_packed(step: Step, prog: Program) -> KernelCall | None:
+    if not is_depthwise(step) or not weight_format(step).packed:
+        return None
+    g = conv_geometry(step, prog)
+    _, w = conv_filter(step, g)
+    rows = np.ascontiguousarray(w.reshape(-1, g["out_c"]).T)           # [k_h][k_w][C*mult] -> [C*mult][taps]
+    row = g["in_w"] * g["in_c"]
+    strides = {"depth_multiplier": g["out_c"] // g["in_c"], "taps": rows.shape[1],
+               "image_bytes": g["in_h"] * row, "step_y": g["stride_h"] * row, "step_x": g["stride_w"] * g["in_c"],
+               "tap_y": g["dil_h"] * row, "tap_x": g["dil_w"] * g["in_c"],
+               "origin": -(g["pad_top"] * row + g["pad_left"] * g["in_c"])}
+    return packed_call(step, {**g, **int8_output(step), **strides}, rows, g["out_c"], rows.shape[1])
 
 
 @kernel("depthwise_conv2d_f32", "adaptc.conv2d_f32", features=depthwise_ref_loops)

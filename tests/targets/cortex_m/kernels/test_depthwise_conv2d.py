@@ -10,6 +10,8 @@ import pytest
 import kernel_harness as harness
 import kernel_programs as programs
 import kernel_ref as ref
+from adaptc import formats
+from adaptc.targets.cortex_m.kernels import select
 from kernel_cases import (
     CONV_REF_KEYS,
     F_ATOL,
@@ -133,4 +135,72 @@ def test_every_kernel_is_covered():
     an emulated core."""
     seen = harness.wrapped_kernels(FAMILY)
     seen |= programs.selected_kernels([programs.conv_program(c, True) for c in DW_CASES], HOST + EMULATED)
+    seen |= programs.selected_kernels([packed_program(*p.values[0]) for p in PACKED], HOST)
     harness.assert_covered(FAMILY, seen)
+
+
+# ------------------------------------------------------------------------------- packed weights
+
+# the cases that also run with packed low-bit weights (depthwise_conv2d_s8_packed): every depth
+# multiplier, padding, dilation, stride, batch, no bias, extreme zero points
+PACKED_CASES = ("dm1_3x3_valid", "dm2_same_stride2_even", "dm3_same", "dm1_k4_asymmetric_same", "dm2_explicit_pad",
+                "dm1_dilation2", "dm3_dilation2_stride2", "dm1_1x1", "dm1_batch2", "dm2_bias_null",
+                "dm1_zp_min_out_min", "dm2_act_narrow")
+PACKED = [pytest.param((c, fmt, pot), id=f"dw-{c['id']}-{fmt}-{'pot' if pot else 'mbqm'}")
+          for c in DW_CASES if c["id"] in PACKED_CASES for fmt in programs.PACKED_FORMATS for pot in (False, True)]
+PACKED_EMULATED = programs.packed_emulated_params()
+
+
+def packed_program(case: dict, fmt_name: str, pot_requant: bool):
+    """(Program, input, expected output, supported variants) of a depthwise case whose weights
+    are drawn from format ``fmt_name``'s grid, with TFLite-style multipliers or power-of-two
+    requantization (every multiplier 2^30, shifts that fit the values)."""
+    fmt = formats.get(fmt_name)
+    rng = np.random.default_rng(seed(case["id"] + fmt_name + str(pot_requant)))
+    p, x, f, bias, mult, shift, _ = conv_case(case, depthwise=True, seed=seed(case["id"]))
+    f = rng.choice(fmt.grid, size=f.shape).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    if pot_requant:
+        mult = np.full_like(mult, 1 << 30)
+        spread = np.log2(np.abs(f.astype(np.float64)).reshape(-1, len(mult)).sum(axis=0) * 128 + 1)
+        shift = (7 - np.ceil(spread)).astype(np.int32) + rng.integers(-1, 2, size=len(mult))
+    want = ref.depthwise_conv2d_s8_ref(x, f, bias, mult, shift, depth_multiplier=p["depth_multiplier"],
+                                       **ref_kwargs(p, CONV_REF_KEYS))
+    attrs = {"input_zp": -p["input_offset"], "output_zp": p["output_offset"], "act_min": p["act_min"],
+             "act_max": p["act_max"], "multiplier": [int(v) for v in mult], "shift": [int(v) for v in shift],
+             "strides": [p["stride_h"], p["stride_w"]], "padding": [p["pad_top"], p["pad_left"], 0, 0],
+             "dilation": [p["dil_h"], p["dil_w"]], "groups": p["in_c"], "kernel_layout": "HWOI",
+             "weight_format": fmt_name}
+    weights = np.ascontiguousarray(f.reshape(p["k_h"], p["k_w"], p["out_c"], 1))
+    prog = programs.one_step_program("adaptc.qconv2d", attrs, {"weights": weights, "bias": bias}, [x.shape],
+                                     want.shape)
+    return prog, x, want, {"ref"}                   # the optimized depthwise kernels take int8 weights
+
+
+@pytest.mark.parametrize("target,variants", HOST)
+@pytest.mark.parametrize("packed", PACKED)
+def test_packed_host(packed, target, variants):
+    programs.check_on_host(*programs.compiled_packed(packed_program(*packed), target, variants))
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", PACKED_EMULATED)
+@pytest.mark.parametrize("packed", PACKED)
+def test_packed_emulated(packed, target, variants):
+    """On the emulated cores as on the host; on the Cortex-M0+ a power-of-two layer with
+    power-of-two requantization executes no multiply instruction at all."""
+    _, fmt, pot = packed
+    r = programs.check_emulated(*programs.compiled_packed(packed_program(*packed), target, variants))
+    if target == "cortex-m0plus" and fmt.startswith("pot") and pot:
+        assert r.steps[0]["classes"]["mac"] == 0, r.steps[0]["classes"]
+
+
+def test_packed_weights_take_their_bits():
+    """The flash array of a packed depthwise layer is the format's bitstream: ceil(n * bits / 8)
+    bytes plus at most one of padding, against n bytes of int8."""
+    for fmt in programs.PACKED_FORMATS:
+        prog = packed_program(DW_CASES[0], fmt, True)[0]
+        call = select(prog.steps[0], prog, ("ref",))
+        codes, n = dict(call.arrays)["weights"], prog.steps[0].consts["weights"].size
+        bits = formats.get(fmt).bits
+        assert call.function == "depthwise_conv2d_s8_packed"
+        assert codes.dtype == np.uint8 and -(-n * bits // 8) <= codes.size <= -(-n * bits // 8) + 1, (fmt, codes.size)

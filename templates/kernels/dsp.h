@@ -987,4 +987,18 @@ static inline void adaptc_sum_s8_x4(const int8_t *src, int32_t stride, int32_t n
     sums[3] = s3;
 }
 
+/* Four bytes to memory as one word (any alignment; one STR on a Cortex-M). */
+static inline void adaptc_write_u8x4(int8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* lut_s8_dsp: the four bytes of the word u each looked up in the 256-byte table, indexed by the
+ * byte as unsigned, as one word (UXTB / UBFX / LSR, LDRB, and ORR a byte). */
+static inline uint32_t adaptc_lut_x4(const uint8_t *table, uint32_t u)
+{
+    return (uint32_t)table[u & 0xFFu] | (uint32_t)table[(u >> 8) & 0xFFu] << 8
+           | (uint32_t)table[(u >> 16) & 0xFFu] << 16 | (uint32_t)table[u >> 24] << 24;
+}
+
 #endif /* ADAPTC_KERNELS_DSP_H */

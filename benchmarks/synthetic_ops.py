@@ -543,15 +543,3 @@ def lut_s8(rng):
 OPS.update({   # table lookups (the reference lut_s8 is fitted on fit_cost_tables.py's own layers)
     "adaptc.qlut": ("int8", lut_s8),
 })
-
-
-def lut_s8(rng):
-    """An int8 element-wise function of a feature map as its 256-entry table (adaptc.qlut: TFLite
-    LOGISTIC, TANH, HARD_SWISH, requantizing RELUs, ...); sizes of every remainder modulo 8."""
-    n, h, w, c = _spatial(rng)
-    return "adaptc.qlut", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}, [(n, h, w, c)], (n, h, w, c)
-
-
-OPS.update({   # table lookups (the reference lut_s8 is fitted on fit_cost_tables.py's own layers)
-    "adaptc.qlut": ("int8", lut_s8),
-})

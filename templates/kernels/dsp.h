@@ -1001,4 +1001,69 @@ static inline uint32_t adaptc_lut_x4(const uint8_t *table, uint32_t u)
            | (uint32_t)table[(u >> 16) & 0xFFu] << 16 | (uint32_t)table[u >> 24] << 24;
 }
 
+/* ------------------------------------------------------------------------ */
+/* LSTM (lstm_s8_dsp): dot products and the int16 activations               */
+/* ------------------------------------------------------------------------ */
+
+/* acc + <row, column>: a row of int8 weights (`groups` words, dsp.h's row layout) and one
+ * column of int16 values (adaptc_col_from_s8 with stride 2), two SMLAD per four weights, eight
+ * weights an iteration; a function of its own, so that the loop has the registers. */
+static ADAPTC_NOINLINE int32_t adaptc_dot_row(const int32_t *w, const int32_t *col, int32_t groups, int32_t acc)
+{
+    const int32_t *const end = w + (groups & ~1);
+    while (w != end) {
+        const int32_t w0 = w[0], w1 = w[1];
+        acc = adaptc_smlad(adaptc_sxtb16(w0), col[0], acc);
+        acc = adaptc_smlad(adaptc_sxtb16_ror8(w0), col[1], acc);
+        acc = adaptc_smlad(adaptc_sxtb16(w1), col[2], acc);
+        acc = adaptc_smlad(adaptc_sxtb16_ror8(w1), col[3], acc);
+        w += 2;
+        col += 4;
+    }
+    if (groups & 1) {
+        acc = adaptc_smlad(adaptc_sxtb16(w[0]), col[0], acc);
+        acc = adaptc_smlad(adaptc_sxtb16_ror8(w[0]), col[1], acc);
+    }
+    return acc;
+}
+
+/* lstm_s8.c's lstm_s8_sigmoid: reference_integer_ops::Logistic (int16, input_multiplier 0:
+ * x * 3), Q3.12 -> Q0.15 */
+static inline int16_t adaptc_lstm_sigmoid(const uint16_t *table, int32_t x)
+{
+    const int32_t input = x * 3;
+    const uint32_t mag = (uint32_t)(input < 0 ? -input : input);
+    const uint32_t uh = mag >> 9;
+    uint32_t result;
+    if (uh >= 255u) {
+        result = 0x7FFFu << 10;
+    } else {
+        const uint32_t ua = table[uh];
+        const uint32_t ub = table[uh + 1u];
+        result = (ua << 9) + (mag & 0x1FFu) * (ub - ua);
+    }
+    result = input >= 0 ? result + (1u << 9) : (1u << 25) - result + (1u << 9) - 1u;
+    return (int16_t)(result >> 10);
+}
+
+/* lstm_s8.c's lstm_s8_tanh: reference_integer_ops::Tanh (int16): input = (x * mult + round) >>
+ * shift, output Q0.15 */
+static inline int16_t adaptc_lstm_tanh(const uint16_t *table, int32_t x, int32_t mult, int32_t shift)
+{
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    const int32_t input = (x * mult + round) >> shift;
+    const uint32_t mag = (uint32_t)(input < 0 ? -input : input);
+    const uint32_t uh = mag >> 8;
+    int32_t result;
+    if (uh >= 255u) {
+        result = (int32_t)(0xFFFFu << 8);
+    } else {
+        const uint32_t ua = table[uh];
+        const uint32_t ub = table[uh + 1u];
+        result = (int32_t)((ua << 8) + (mag & 0xFFu) * (ub - ua));
+    }
+    result = input >= 0 ? result - (1 << 23) + (1 << 7) : -result + (1 << 23) + (1 << 7) - 1;
+    return (int16_t)(result >> 8);
+}
+
 #endif /* ADAPTC_KERNELS_DSP_H */

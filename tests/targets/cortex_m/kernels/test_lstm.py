@@ -1,6 +1,7 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM, int8 with an int16 cell state: lstm_s8 (TFLite Micro's integer
-LSTM, lstm_eval.h), as one-step programs through the Cortex-M target -- on the host and on an
-emulated core.
+LSTM, lstm_eval.h) and its DSP drop-in lstm_s8_dsp (the gate dot products by SMLAD; it takes
+every step), as one-step programs through the Cortex-M target -- on the host and on an emulated
+core.
 
 The step's parameters are what TFLM's prepare computes: they are read off a single-op LSTM built
 the way the TFLite converter writes a Keras LSTM (``tflite_ops.lstm_model``) and imported by
@@ -28,7 +29,17 @@ CASES = [
     ("kws_like", (1, 6, 5), 8, (0.02, 3), (0.008, -5), 2.0 ** -12, 10.0, 0, 0.4),
     ("no_clip_cell_2e-11", (1, 4, 3), 4, (0.05, 0), (1 / 128, 0), 2.0 ** -11, 0.0, 1, 0.4),
     ("clip_3_saturating", (1, 3, 4), 5, (0.03, -2), (0.01, 2), 2.0 ** -8, 3.0, 4, 1.5),
+    ("whole_words_8_in_12_units", (1, 5, 8), 12, (0.04, -128), (0.01, 127), 2.0 ** -11, 0.0, 7, 0.8),
 ]
+
+VARIANTS = [pytest.param(("ref",), id="ref"), pytest.param(("dsp", "ref"), id="dsp")]
+
+
+def scratch_bytes(variants: tuple, n_in: int, units: int) -> int:
+    """lstm_s8: the int16 cell state and four gate values per unit; lstm_s8_dsp also the input and
+    hidden columns, two words per four values."""
+    columns = 8 * (-(-n_in // 4) + -(-units // 4)) if variants[0] == "dsp" else 0
+    return columns + 10 * units
 
 
 def _int8(case_id: str, shape) -> list[np.ndarray]:
@@ -59,12 +70,14 @@ def built(tmp_path_factory):
     return out
 
 
+@pytest.mark.parametrize("variants", VARIANTS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
-def test_lstm_s8_host_equals_tflite_micro_and_the_composite(case, built):
+def test_lstm_s8_host_equals_tflite_micro_and_the_composite(case, built, variants):
     buf, model, prog = built[case[0]]
-    m = api.compile_program(prog, "cortex-m4")
+    m = api.compile_program(prog, "cortex-m4", kernels=",".join(variants))
     [step] = m.scheduled.steps
-    assert step.kernel == "lstm_s8" and step.scratch_bytes == 10 * case[2]
+    assert step.kernel == {"ref": "lstm_s8", "dsp": "lstm_s8_dsp"}[variants[0]]
+    assert step.scratch_bytes == scratch_bytes(variants, case[1][2], case[2])
     outs = []
     for x in _int8(case[0], case[1]):
         got = m.run(x)
@@ -87,17 +100,124 @@ def test_cost_features_by_hand(built):
                                                  "macs_rec": 200, "elements": 15}
 
 
+def test_dsp_cost_features_by_hand(built):
+    """lstm_s8_dsp's: words of four weights instead of MACs, the columns' groups of four values."""
+    step = built["kws_like"][2].steps[0]
+    # 6 steps, 8 units, 5 features: input rows of 2 words, recurrent rows of 2 words;
+    # columns 6 * 2 + 5 * 2 groups
+    assert KERNELS["lstm_s8_dsp"].features(step) == {
+        "call": 1, "steps": 6, "rows": 0, "rows_rec": 0, "rows_rq": 192, "rows_rec_rq": 160, "col_groups": 22,
+        "groups_in": 384, "groups_rec": 320, "elements": 48}
+    step = built["clip_3_saturating"][2].steps[0]
+    # 3 steps, 5 units (20 rows), 4 features: 1 word an input row, 2 a recurrent one
+    assert KERNELS["lstm_s8_dsp"].features(step) == {
+        "call": 1, "steps": 3, "rows": 0, "rows_rec": 0, "rows_rq": 60, "rows_rec_rq": 40, "col_groups": 7,
+        "groups_in": 60, "groups_rec": 80, "elements": 15}
+    # the same with a shift that makes the cheaper requantization inexact: adaptc_mbqm's rows
+    assert KERNELS["lstm_s8_dsp"].features(_with_wide_shift(step)) == {
+        "call": 1, "steps": 3, "rows": 60, "rows_rec": 40, "rows_rq": 0, "rows_rec_rq": 0, "col_groups": 7,
+        "groups_in": 60, "groups_rec": 80, "elements": 15}
+
+
+def _with_wide_shift(step: Step) -> Step:
+    """The step with the forget gate's recurrent shift raised to 16: its sums (up to 128 * 255
+    * units) shifted left by 16 reach 2^30, where adaptc_rq is no longer exact (the outputs are
+    then mostly saturated gates, but any int32 sum must still give TFLite's)."""
+    attrs = dict(step.attrs)
+    attrs["recurrent_shift"] = [16 if g == 1 else s for g, s in enumerate(attrs["recurrent_shift"])]
+    return Step(step.index, step.op, step.source, step.inputs, step.output, attrs, step.consts,
+                in_shapes=step.in_shapes, out_shape=step.out_shape)
+
+
+def exact_rq(step: Step) -> bool:
+    """lstm_s8_dsp requantizes the gate rows by dsp.h's adaptc_rq where that equals
+    MultiplyByQuantizedMultiplier for every row's largest sum: |sum << max(shift, 0)| < 2^30."""
+    a, u = step.attrs, int(step.attrs["units"])
+    rows_in = step.consts["input_weights"].T.astype(np.int64)
+    rows_rec = step.consts["recurrent_weights"].T.astype(np.int64)
+    x_max, h_max = 128 + abs(int(a["input_zp"])), 128 + abs(int(a["hidden_zp"]))
+    ok = True
+    for g in range(4):
+        r = slice(g * u, (g + 1) * u)
+        in_sum = np.abs(rows_in[r]).sum(axis=1) * x_max + np.abs(np.asarray(step.consts["bias"], np.int64)[r])
+        rec_sum = np.abs(rows_rec[r]).sum(axis=1) * h_max
+        ok &= bool(np.all(in_sum << max(a["input_shift"][g], 0) < 2**30))
+        ok &= bool(np.all(rec_sum << max(a["recurrent_shift"][g], 0) < 2**30))
+    return ok
+
+
+def test_dsp_exact_requantization_flag(built):
+    """Every case's gate rows are exactly requantized by the cheaper form; the widened shift's are not."""
+    for case in CASES:
+        step = built[case[0]][2].steps[0]
+        assert exact_rq(step)
+        prog = built[case[0]][2]
+        assert KERNELS["lstm_s8_dsp"].build(step, prog).params["exact_rq"] == 1
+        wide = _with_wide_shift(step)
+        assert not exact_rq(wide)
+        assert KERNELS["lstm_s8_dsp"].build(wide, prog).params["exact_rq"] == 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_dsp_with_mbqm_rows_equals_the_reference(case, built):
+    """With exact_rq 0 (a shift adaptc_rq cannot take) lstm_s8_dsp still gives lstm_s8's outputs."""
+    prog = built[case[0]][2]
+    wide = Program("lstm_wide", prog.tensors, [_with_wide_shift(prog.steps[0])], prog.inputs, prog.outputs)
+    ms = {k: api.compile_program(wide, "cortex-m4", kernels=k) for k in ("ref", "dsp,ref")}
+    assert ms["dsp,ref"].scheduled.steps[0].call.params["exact_rq"] == 0
+    for x in _int8(case[0], case[1]):
+        np.testing.assert_array_equal(ms["dsp,ref"].run(x), ms["ref"].run(x))
+
+
+def test_dsp_weights_are_rows_of_words(built):
+    """lstm_s8_dsp's weight arrays: lstm_s8's rows [4 units][in], each zero-padded to whole words
+    of four int8, the first in the low byte."""
+    prog = built["clip_3_saturating"][2]
+    ref_arrays = dict(KERNELS["lstm_s8"].build(prog.steps[0], prog).arrays)
+    dsp_arrays = dict(KERNELS["lstm_s8_dsp"].build(prog.steps[0], prog).arrays)
+    for role, width in (("input_weights", 4), ("recurrent_weights", 8)):
+        rows = ref_arrays[role]
+        padded = np.zeros((rows.shape[0], width), np.int8)
+        padded[:, :rows.shape[1]] = rows
+        assert dsp_arrays[role].dtype == np.int32
+        np.testing.assert_array_equal(dsp_arrays[role].view(np.int8).reshape(padded.shape), padded)
+    np.testing.assert_array_equal(dsp_arrays["bias"], ref_arrays["bias"])
+
+
 @pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
-def test_lstm_s8_emulated(built):
+@pytest.mark.parametrize("variants", VARIANTS)
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[3]], ids=lambda c: c[0])
+def test_lstm_s8_emulated(built, case, variants):
     """Cross-built for the Cortex-M4, run on the emulated core: TFLite Micro's outputs."""
-    case = CASES[0]
     buf, _, prog = built[case[0]]
     xs = np.stack(_int8(case[0], case[1]))
-    r = api.compile_program(prog, "cortex-m4").run_batch_on_target(xs)
+    m = api.compile_program(prog, "cortex-m4", kernels=",".join(variants))
+    assert m.scheduled.steps[0].kernel == {"ref": "lstm_s8", "dsp": "lstm_s8_dsp"}[variants[0]]
+    r = m.run_batch_on_target(xs)
     for k, x in enumerate(xs):
         np.testing.assert_array_equal(r.outputs[0, k].reshape(1, *prog.tensors[1].shape[1:]), T.run_tflm(buf, x))
 
 
-def test_lstm_has_one_record_and_no_variant():
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_lstm_s8_dsp_fewer_instructions(tmp_path):
+    """On the Cortex-M4 the DSP kernel runs a 10-step LSTM of 40 features and 32 units in under
+    two thirds of the reference kernel's instructions (measured: 8.4 per MAC against 4.2)."""
+    shape, units = (1, 10, 40), 32
+    buf = T.lstm_model(shape, units, (0.02, 3), (0.008, -5), seed=3, cell_scale=2.0 ** -12, cell_clip=10.0,
+                       weight_std=0.4)
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(buf)
+    x = _int8("m4", shape)[0]
+    runs = {}
+    for kernels, kernel in (("ref", "lstm_s8"), ("dsp,ref", "lstm_s8_dsp")):
+        m = adaptc.compile(path, target="cortex-m4", kernels=kernels)
+        assert [s.kernel for s in m.scheduled.steps] == [kernel]
+        runs[kernels] = m.run_on_target(x)
+        np.testing.assert_array_equal(runs[kernels].outputs.reshape(-1), T.run_tflm(buf, x).reshape(-1))
+    insns = {k: sum(s["instructions"] for s in r.steps) for k, r in runs.items()}
+    assert insns["dsp,ref"] < 2 / 3 * insns["ref"], insns
+
+
+def test_lstm_records():
     records = {k.name: (k.op, k.variant) for k in KERNELS.values() if k.op == "adaptc.qlstm"}
-    assert records == {"lstm_s8": ("adaptc.qlstm", "ref")}
+    assert records == {"lstm_s8": ("adaptc.qlstm", "ref"), "lstm_s8_dsp": ("adaptc.qlstm", "dsp")}

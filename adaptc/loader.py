@@ -23,10 +23,11 @@ TFLITE_OPS = frozenset({
 ONNX_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Clip", "Concat", "Constant",
     "ConstantOfShape", "Conv", "ConvTranspose", "Div", "Dropout", "Elu", "Equal", "Exp", "Expand", "Flatten",
-    "Gather", "Gemm", "GlobalAveragePool", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish", "Identity",
-    "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Min", "Mul", "PRelu", "Pad",
-    "Range", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
-    "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Upsample", "Where",
+    "Gather", "Gemm", "GlobalAveragePool", "Greater", "GreaterOrEqual", "GRU", "HardSigmoid", "HardSwish", "Identity",
+    "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "LSTM", "MatMul", "Max", "MaxPool", "Min", "Mul", "Pad",
+    "PRelu", "Range", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Shape",
+    "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Upsample",
+    "Where",
 })
 # MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
 # (global average pooling of any rank).
@@ -388,6 +389,10 @@ def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
         from . import transpose_conv
 
         findings += transpose_conv.onnx_problems(model, _onnx_constants(model.graph))
+    if ops & {"LSTM", "GRU"}:
+        from . import recurrent
+
+        findings += recurrent.onnx_problems(model, _onnx_constants(model.graph))
     return findings
 
 

@@ -95,4 +95,7 @@ def step_macs(op: str, attrs: dict, in_shapes, out_shape, consts) -> int:
     if op == "adaptc.qlstm":            # per time step the four gates' input and recurrent products
         gates = consts["input_weights"].shape[1]
         return int(out_shape[-2]) * gates * (consts["input_weights"].shape[0] + consts["recurrent_weights"].shape[0])
+    if op == "adaptc.recurrent_f32":    # per sequence and step the gates' input and recurrent products
+        rows, n_in = consts["weights"].shape
+        return int(np.prod(out_shape[:-1])) * rows * (n_in + consts["recurrent_weights"].shape[1])
     return 0

@@ -21,7 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from . import gates, lstm, tvm_compat, unary
+from . import gates, lstm, recurrent, tvm_compat, unary
 from .fixedpoint import RelaxFixedPoint
 
 COMPOSITES: dict[str, Callable] = {}
@@ -484,6 +484,12 @@ def gate_confidence_f32(F, x, a):
     if a["criterion"] == "max_prob":
         return F.emit(relax.op.exp(relax.op.max(logp, axis=-1, keepdims=True)))
     return F.emit(relax.op.sum(relax.op.multiply(relax.op.exp(logp), logp), axis=-1, keepdims=True))
+
+
+@composite("adaptc.recurrent_f32")
+def _recurrent_f32(F, p, a):
+    """ONNX LSTM / GRU, float32 (adaptc.recurrent)."""
+    return recurrent.body(F, p, a)
 
 
 @composite("adaptc.qlstm")

@@ -417,6 +417,7 @@ def _onnx_overrides(fe) -> dict:
     - ConstantOfShape of a static shape (a Shape's output): a constant (0.27: ``broadcast_to``).
     - Range whose bounds are static dimensions of a shape (``Shape`` then ``Gather``): a constant
       (0.27: a tensor of symbolic length).
+    - LSTM, GRU (0.27: none): one ``adaptc.recurrent_f32`` composite call (adaptc.recurrent).
     - Upsample (opsets 7 and 9; 0.27 reads opset 7's scales attribute only): the Resize of the
       same scales with asymmetric coordinates, nearest rounding down (the ONNX definition).
     - AveragePool, MaxPool of a 3-D input (1-D pooling) as a 2-D one of height 1 between reshapes.
@@ -567,6 +568,41 @@ def _onnx_overrides(fe) -> dict:
                 return relax.const(np.full([int(d) for d in shape.values], value.reshape(-1)[0], value.dtype))
             return super()._impl_v9(bb, inputs, attr, params)
 
+    def recurrent(cell: str):     # ONNX LSTM / GRU: 0.27 has neither (adaptc.recurrent)
+        class Recurrent(fe.OnnxOpConverter):
+            @classmethod
+            def _impl_v7(cls, bb, inputs, attr, params):
+                from . import recurrent
+                from .qops import CompositeCall, build_function
+
+                x = inputs[0]
+                const = [None if v is None else constant_value(v) for v in list(inputs)[1:7]]
+                w, r, b, _, h0, c0 = const + [None] * (6 - len(const))
+                layout = int(attr.get("layout", 0))
+                if layout == 0:                 # [T, B, I] -> [B, T, I]
+                    x = bb.normalize(relax.op.permute_dims(x, [1, 0, 2]))
+                batch, steps, n_in = shape_of(x.ty)
+                units = int(attr["hidden_size"])
+                consts = recurrent.constants_of(cell, batch, units, n_in, w, r, b, h0, c0)
+                attrs = {"cell": recurrent.CELLS.index(cell), "batch": batch, "time_steps": steps, "units": units,
+                         "linear_before_reset": int(attr.get("linear_before_reset", 0))}
+                call = CompositeCall("adaptc.recurrent_f32", [], list(consts.values()), attrs,
+                                     (batch, steps, units), "float32", cell.lower(), list(consts))
+                gv = bb.add_func(build_function(call, [x.ty]), "recurrent_f32")
+                hs = bb.emit(relax.Call(gv, [x] + [relax.const(c) for c in call.consts]))   # [B, T, H]
+                last = relax.op.strided_slice(hs, axes=[1], begin=[steps - 1], end=[steps])  # [B, 1, H]
+                if layout == 0:                 # Y [T, 1, B, H], Y_h [1, B, H]
+                    y = bb.normalize(relax.op.expand_dims(relax.op.permute_dims(hs, [1, 0, 2]), 1))
+                    y_h = bb.normalize(relax.op.permute_dims(last, [1, 0, 2]))
+                else:                           # Y [B, T, 1, H], Y_h [B, 1, H]
+                    y, y_h = bb.normalize(relax.op.expand_dims(hs, 2)), bb.normalize(last)
+                n_out = int(attr["tvm_custom"]["num_outputs"])
+                # Y_c (LSTM's third output) is refused by the loader where it is used; unused, it is dropped
+                return relax.Tuple([y, y_h, y_h][:n_out]) if n_out > 1 else y
+
+            _impl_v14 = _impl_v7
+        return Recurrent
+
     class Expand(fe.Expand):
         @classmethod
         def _impl_v13(cls, bb, inputs, attr, params):
@@ -671,7 +707,7 @@ def _onnx_overrides(fe) -> dict:
             "ConvTranspose": ConvTranspose, "Dropout": Dropout, "Elu": Elu, "ConstantOfShape": ConstantOfShape,
             "Expand": Expand, "Range": Range, "Gather": Gather, "LeakyRelu": LeakyRelu,
             "Max": Max, "MaxPool": pool1d(fe.MaxPool), "Min": Min, "PRelu": PRelu, "Pad": Pad, "Resize": Resize,
-            "Upsample": Upsample}
+            "Upsample": Upsample, "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU")}
 
 
 def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:

@@ -40,7 +40,7 @@ from tvm import relax
 
 from adaptc import interpolate, resize, tvm_compat, unary
 from adaptc.graph import Graph, const_eval, match_prelu, match_unary, mean_axes, rebuild_main, split_part
-from adaptc.qops import COMPARISONS, CompositeCall
+from adaptc.qops import COMPARISONS, CompositeCall, imported_composite
 
 SUPPORTED = ("add", "astype", "avg_pool2d", "clip", "concat", "conv2d", "conv2d_transpose", "divide", "equal",
              "greater", "greater_equal", "less", "less_equal", "matmul", "max", "max_pool2d", "maximum", "mean",
@@ -397,12 +397,21 @@ class _Fuser:
             return
         if const_eval(g, value) is not None:
             return
+        if (imported := imported_composite(self.mod, value)) is not None:
+            self.calls.append((var, imported))   # emitted by the importer (adaptc.recurrent_f32)
+            return
         if name == "relax.argmax" and tvm_compat.dtype_of(value.args[0].ty) == "float32":
-            rank = len(tvm_compat.shape_of(value.args[0].ty))
-            if bool(value.attrs.keepdims) or value.attrs.axis is None:
-                g.fail("argmax", var.name, "argmax keeping the reduced axis, or over all axes")
-            self.calls.append((var, CompositeCall("adaptc.argmax_f32", [value.args[0]], [], {
-                "axis": int(value.attrs.axis) % rank}, tvm_compat.shape_of(var.ty), "int32", "arg_max")))
+            in_shape = tvm_compat.shape_of(value.args[0].ty)
+            if value.attrs.axis is None:
+                g.fail("argmax", var.name, "argmax over all axes")
+            axis = int(value.attrs.axis) % len(in_shape)
+            out = var
+            if bool(value.attrs.keepdims):      # (ONNX's default) the indices, then the axis of size 1
+                out = relax.Var(f"{var.name}_indices", relax.TensorType(in_shape[:axis] + in_shape[axis + 1:], "int32"))
+                self.calls.append((var, relax.op.expand_dims(out, axis)))
+            self.calls.insert(len(self.calls) - (out is not var), (out, CompositeCall(
+                "adaptc.argmax_f32", [value.args[0]], [], {"axis": axis}, tvm_compat.shape_of(out.ty), "int32",
+                "arg_max")))
             return
         if name == "relax.image.resize2d":
             self.visit_resize(var, value)

@@ -54,8 +54,9 @@ TARGET = "cortex-m4"
 PARAMETER_INPUTS = {
     "BatchNormalization": (1, 2, 3, 4), "Clip": (1, 2), "Conv": (1, 2), "ConvTranspose": (1, 2),
     "CumSum": (1,), "DequantizeLinear": (1, 2), "Dropout": (1, 2), "Expand": (1,), "Gemm": (1, 2),
-    "GroupNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2), "MatMul": (1,),
-    "OneHot": (1, 2), "PRelu": (1,), "Pad": (1, 2, 3), "QuantizeLinear": (1, 2), "ReduceL1": (1,),
+    "GroupNormalization": (1, 2), "GRU": (1, 2, 3, 4, 5), "InstanceNormalization": (1, 2),
+    "LayerNormalization": (1, 2), "LSTM": (1, 2, 3, 4, 5, 6, 7), "MatMul": (1,), "OneHot": (1, 2),
+    "PRelu": (1,), "Pad": (1, 2, 3), "QuantizeLinear": (1, 2), "ReduceL1": (1,),
     "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,), "ReduceMax": (1,), "ReduceMean": (1,),
     "ReduceMin": (1,), "ReduceProd": (1,), "ReduceSum": (1,), "ReduceSumSquare": (1,), "Reshape": (1,),
     "Resize": (1, 2, 3), "RMSNormalization": (1,), "Slice": (1, 2, 3, 4), "Split": (1,), "Squeeze": (1,),

@@ -34,7 +34,7 @@ def _head(kind: str):
     nodes = [conv, helper.make_node("Relu", ["c"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("MatMul", ["f", "wf"], ["l"])]
     if kind == "argmax":
-        return nodes + [helper.make_node("ArgMax", ["l"], ["y"], axis=1, keepdims=0)], inits, [1], TensorProto.INT64
+        return nodes + [helper.make_node("ArgMax", ["l"], ["y"], axis=1)], inits, [1, 1], TensorProto.INT64
     if kind == "log_softmax":
         return nodes + [helper.make_node("LogSoftmax", ["l"], ["y"], axis=-1)], inits, [1, 5], TensorProto.FLOAT
     # log of the probabilities, as a log-likelihood head writes it

@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     pad,
     pool,
     prelu,
+    recurrent,
     reduce,
     resize_axis,
     slice,

@@ -400,6 +400,48 @@ class RelaxFixedPoint:
         below = self.emit(op.less(op.expand_dims(self.cast(x, "int64"), -1), powers))
         return self.emit(op.sum(self.cast(below, "int32"), axis=-1))
 
+    def wrap32(self, x64):
+        """An int64 tensor wrapped to int32 (two's complement), as the C's int32 arithmetic."""
+        op = self.R.op
+        return self.cast(self.emit(op.subtract(op.bitwise_and(op.add(x64, self.const(1 << 31, "int64")),
+                                                              self.const(0xFFFFFFFF, "int64")),
+                                               self.const(1 << 31, "int64"))), "int32")
+
+    def inv_sqrt_multiplier_exp(self, value):
+        """TFLite GetInvSqrtQuantizedMultiplierExp(value, kReverseShift = -1) of an int32 tensor
+        of values >= 0 (adaptc.luts.inv_sqrt_multiplier_exp, one value): (multiplier, shift)
+        tensors, 1 / sqrt(value) ~ multiplier * 2^(shift - 31); values <= 1 give INT32_MAX, 0."""
+        op = self.R.op
+        big = self.cast(self.emit(op.greater_equal(value, self.const(1 << 29))), "int32")   # (once: < 2^31)
+        v = self.emit(op.right_shift(value, op.multiply(big, self.const(2))))
+        pairs = self.emit(op.subtract(op.floor_divide(op.subtract(self.clz_positive(v), self.const(1)),
+                                                      self.const(2)), self.const(1)))
+        shift = self.emit(op.subtract(op.add(self.const(11), big), pairs))
+        v = self.emit(op.left_shift(v, op.multiply(pairs, self.const(2))))
+        half_input = self.rdbpot(self.emit(op.right_shift(v, self.const(1))), 1)
+        x = self.const(np.full(1, 1 << 28, np.int32))
+        for _ in range(5):
+            x3 = self.saturating_lshift(self.srdhm(self.srdhm(x, x), x), 6)
+            d = self.emit(op.subtract(self.cast(self.srdhm(x, (1 << 28) + (1 << 27)), "int64"),
+                                      self.cast(self.srdhm(half_input, x3), "int64")))
+            x = self.saturating_lshift(self.wrap32(d), 3)
+        x = self.srdhm(x, 1518500250)                          # * sqrt(2) / 2
+        negative = self.emit(op.less(shift, self.const(0)))
+        wide = self.wrap32(self.emit(op.left_shift(self.cast(x, "int64"),
+                                                   self.cast(op.negative(op.minimum(shift, self.const(0))), "int64"))))
+        x = self.where(negative, wide, x)
+        shift = self.emit(op.maximum(shift, self.const(0)))
+        small = self.emit(op.less_equal(value, self.const(1)))
+        return self.where(small, self.const(INT32_MAX), x), self.where(small, self.const(0), op.negative(shift))
+
+    def mbqm_tensor(self, x, multiplier, shift):
+        """TFLite MultiplyByQuantizedMultiplier with int32 tensors (broadcasting) for the
+        multiplier and shift."""
+        op = self.R.op
+        zero = self.const(0)
+        x = self.emit(op.left_shift(x, op.maximum(shift, zero)))
+        return self.rdbpot(self.srdhm(x, multiplier), self.emit(op.maximum(op.negative(shift), zero)))
+
     def softmax_reciprocal(self, sum_of_exps):
         """TFLite GetReciprocal: returns (shifted_scale, num_bits_over_unit) tensors."""
         op = self.R.op

@@ -14,11 +14,12 @@ from .errors import DynamicShapeError, InputError, ModelLoadError, UnsupportedOp
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
     "ADD", "ARG_MAX", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
-    "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV", "ELU", "EXP", "EXPAND_DIMS", "FULLY_CONNECTED", "HARD_SWISH", "LEAKY_RELU",
-    "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "PACK", "PAD", "PADV2", "PRELU",
-    "QUANTIZE", "REDUCE_MAX", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT",
-    "SLICE", "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V", "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB",
-    "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNPACK",
+    "DEPTH_TO_SPACE", "DEQUANTIZE", "DIV", "ELU", "EXP", "EXPAND_DIMS", "FULLY_CONNECTED", "HARD_SWISH",
+    "L2_NORMALIZATION", "LEAKY_RELU", "LOGISTIC", "LOG_SOFTMAX", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM",
+    "MIRROR_PAD", "MUL", "PACK", "PAD", "PADV2", "PRELU", "QUANTIZE", "REDUCE_MAX", "RELU", "RELU6", "RESHAPE",
+    "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SLICE", "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SPLIT_V",
+    "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNPACK",
 })
 ONNX_OPS = frozenset({
     "Add", "ArgMax", "AveragePool", "BatchNormalization", "Cast", "CastLike", "Clip", "Concat", "Constant",
@@ -257,7 +258,34 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
             findings.append((name, node, problem))
         elif name == "TRANSPOSE_CONV" and (problem := transpose_conv.tflite_problem(model, sub, op)):
             findings.append((name, node, problem))
+        elif name in ("L2_NORMALIZATION", "LOG_SOFTMAX") and (problem := _tflite_int8_output_problem(sub, op, name)):
+            findings.append((name, node, problem))
     return findings
+
+
+def _tflite_int8_output_problem(sub, op, name: str) -> str | None:
+    """L2_NORMALIZATION: an int8 output must have scale 1/128 and zero point 0 (TFLite Micro's
+    Prepare); no fused activation. LOG_SOFTMAX: float only (adaptc has no int8 kernel yet)."""
+    import numpy as np
+    import tflite
+
+    y = sub.Tensors(int(op.OutputsAsNumpy()[0]))
+    if y.Type() != tflite.TensorType.INT8:
+        if name == "L2_NORMALIZATION" and y.Type() == tflite.TensorType.FLOAT32:
+            from tflite.L2NormOptions import L2NormOptions
+
+            opts = L2NormOptions()
+            opts.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            if opts.FusedActivationFunction():
+                return f"fused_activation_function={opts.FusedActivationFunction()}; only NONE"
+        return None
+    if name == "LOG_SOFTMAX":
+        return "int8 LOG_SOFTMAX is not compiled yet; only float32"
+    q = y.Quantization()
+    scale, zp = float(q.Scale(0)), int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
+    if (np.float32(scale), zp) != (np.float32(1 / 128), 0):
+        return f"int8 output scale {scale:g}, zero point {zp}; TFLite Micro requires 1/128 and 0"
+    return None
 
 
 def _load_tflite(path: Path, data: bytes) -> LoadedModel:

@@ -486,6 +486,20 @@ def gate_confidence_f32(F, x, a):
     return F.emit(relax.op.sum(relax.op.multiply(relax.op.exp(logp), logp), axis=-1, keepdims=True))
 
 
+@composite("adaptc.ql2norm")
+def _ql2norm(F, p, a):
+    """TFLite L2_NORMALIZATION int8 (reference_integer_ops::L2Normalization) over the last axis:
+    per row the sum of (x - zp)^2, its inverse square root as a multiplier and shift
+    (GetInvSqrtQuantizedMultiplierExp), each output MultiplyByQuantizedMultiplier(x - zp,
+    multiplier, shift + 7) clamped to int8 (output scale 1/128, zero point 0)."""
+    op = relax.op
+    x = F.emit(op.subtract(F.cast(p[0], "int32"), F.const(int(a["input_zp"]))))
+    total = F.emit(op.sum(op.multiply(x, x), axis=-1, keepdims=True))
+    multiplier, shift = F.inv_sqrt_multiplier_exp(total)
+    y = F.mbqm_tensor(x, multiplier, F.emit(op.add(shift, F.const(7))))
+    return op.astype(op.clip(y, -128, 127), "int8")
+
+
 @composite("adaptc.recurrent_f32")
 def _recurrent_f32(F, p, a):
     """ONNX LSTM / GRU, float32 (adaptc.recurrent)."""

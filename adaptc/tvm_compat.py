@@ -141,6 +141,8 @@ def from_tflite(buf: bytes, converters: dict | None = None):
       output size of the output tensor (``transpose_conv_pads``; 0.27 assumes the output size
       fits SAME / VALID exactly), a per-channel int8 filter dequantized along O and an int32 bias
       as a constant dequantize (scale input scale x filter scale; 0.27 emits a multiply).
+    - L2_NORMALIZATION: float with TFLite Micro's epsilon (max(norm, 1e-6)); int8 one
+      ``adaptc.ql2norm`` composite call (0.27 refuses it).
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
@@ -154,7 +156,7 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
             "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
             "ARG_MAX", "DEPTH_TO_SPACE", "MIRROR_PAD", "PACK", "PADV2", "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK"} | {
-            "BATCH_MATMUL"} | {"RSQRT", "PRELU"}
+            "BATCH_MATMUL"} | {"RSQRT", "PRELU", "L2_NORMALIZATION"}
 
         def _unary(self, op, name: str, alpha: float = 1.0):
             """dequantize? -> adaptc.unary's canonical expression -> quantize?"""
@@ -298,6 +300,23 @@ def from_tflite(buf: bytes, converters: dict | None = None):
                     b_expr = relax.const(b.astype(np.float32))
                 out = relax.op.add(out, b_expr)
             return self.quantize(out, y) if y.qnn_params else out
+
+        def convert_l2_normalization(self, op):
+            """Float: x / max(sqrt(sum(x^2)), 1e-6) over the last axis, TFLite Micro's epsilon
+            (0.27: x / sqrt(sum + 1e-12)); int8: one adaptc.ql2norm composite call (0.27: refused)."""
+            from .qops import CompositeCall, build_function
+
+            (x,) = self.get_input_tensors(op)
+            expr = self.get_expr(x.tensor_idx)
+            shape = [int(d) for d in x.tensor.ShapeAsNumpy()]
+            if x.qnn_params:
+                zp = int(constant_value(x.qnn_params["zero_point"]))
+                call = CompositeCall("adaptc.ql2norm", [], [], {"input_zp": zp}, tuple(shape), "int8",
+                                     "l2_normalization")
+                gv = self.bb.add_func(build_function(call, [self.bb.normalize(expr).ty]), "ql2norm")
+                return relax.Call(gv, [expr])
+            norm = relax.op.sqrt(relax.op.sum(relax.op.multiply(expr, expr), axis=[len(shape) - 1], keepdims=True))
+            return relax.op.divide(expr, relax.op.maximum(norm, relax.const(np.float32(1e-6))))
 
         def convert_softmax(self, op):
             beta = tflite_softmax_beta(op)

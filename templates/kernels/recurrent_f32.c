@@ -1,6 +1,6 @@
 /*
- * ONNX LSTM and GRU, float32: one layer, forward, the default activations (adaptc.recurrent; the
- * ONNX operator definitions, onnxruntime's deep_cpu_lstm / deep_cpu_gru).
+ * ONNX LSTM and GRU, float32: one layer, forward, the default activations (adaptc.recurrent).
+ * Definition: the ONNX LSTM and GRU operators (onnxruntime's deep_cpu_lstm / deep_cpu_gru).
  *
  * Layout: input             [batch][time_steps][input_size]
  *         weights           [G][units][input_size]  W, ONNX's gate order: LSTM i, o, f, c; GRU z, r, h
@@ -44,9 +44,9 @@ static float recurrent_f32_dot(const float *w, const float *v, int32_t n)
     return acc;
 }
 
-/* One sequence: input [time_steps][input_size] -> output [time_steps][units] from the state in h, c */
-static void recurrent_f32_sequence(const recurrent_f32_params *p, const float *input, const float *weights,
-                                   const float *recurrent_weights, const float *bias, float *output)
+static void recurrent_f32(const recurrent_f32_params *p, const float *input, const float *weights,
+                          const float *recurrent_weights, const float *bias, const float *initial_state,
+                          float *output)
 {
     const int32_t n = p->units, gates = p->cell == 0 ? 4 : 3, rows = gates * n;
     float *xg = (float *)p->scratch;     /* W x_t + Wb, per gate row */
@@ -54,62 +54,51 @@ static void recurrent_f32_sequence(const recurrent_f32_params *p, const float *i
     float *h = hg + rows;
     float *c = h + n;
     const float *wb = bias, *rb = bias + rows;
-    int32_t t, j;
-    for (t = 0; t < p->time_steps; ++t) {
-        const float *x = input + t * p->input_size;
-        float *out = output + t * n;
-        for (j = 0; j < rows; ++j) {
-            xg[j] = wb[j] + recurrent_f32_dot(weights + j * p->input_size, x, p->input_size);
-            hg[j] = rb[j] + recurrent_f32_dot(recurrent_weights + j * n, h, n);
-        }
-        if (p->cell == 0) {
-            for (j = 0; j < n; ++j) {
-                const float i_gate = recurrent_f32_sigmoid(xg[j] + hg[j]);
-                const float o_gate = recurrent_f32_sigmoid(xg[n + j] + hg[n + j]);
-                const float f_gate = recurrent_f32_sigmoid(xg[2 * n + j] + hg[2 * n + j]);
-                const float candidate = tanhf(xg[3 * n + j] + hg[3 * n + j]);
-                c[j] = f_gate * c[j] + i_gate * candidate;
-                out[j] = o_gate * tanhf(c[j]);
-            }
-        } else {
-            for (j = 0; j < n; ++j) {      /* z, r: the r gate kept in hg[n + j] */
-                hg[j] = recurrent_f32_sigmoid(xg[j] + hg[j]);
-                hg[n + j] = recurrent_f32_sigmoid(xg[n + j] + hg[n + j]);
-            }
-            if (!p->linear_before_reset) {  /* Rh (r * h) + Rbh: r * h in c */
-                for (j = 0; j < n; ++j) {
-                    c[j] = hg[n + j] * h[j];
-                }
-                for (j = 0; j < n; ++j) {
-                    hg[2 * n + j] = rb[2 * n + j] + recurrent_f32_dot(recurrent_weights + (2 * n + j) * n, c, n);
-                }
-            }
-            for (j = 0; j < n; ++j) {
-                const float reset = p->linear_before_reset ? hg[n + j] * hg[2 * n + j] : hg[2 * n + j];
-                const float candidate = tanhf(xg[2 * n + j] + reset);
-                out[j] = (1.0f - hg[j]) * candidate + hg[j] * h[j];
-            }
-        }
-        for (j = 0; j < n; ++j) {
-            h[j] = out[j];
-        }
-    }
-}
-
-static void recurrent_f32(const recurrent_f32_params *p, const float *input, const float *weights,
-                          const float *recurrent_weights, const float *bias, const float *initial_state,
-                          float *output)
-{
-    const int32_t n = p->units, rows = (p->cell == 0 ? 4 : 3) * n;
-    float *h = (float *)p->scratch + 2 * rows;
-    float *c = h + n;
-    int32_t b, j;
+    int32_t b, t, j;
     for (b = 0; b < p->batch; ++b) {
         for (j = 0; j < n; ++j) {
             h[j] = initial_state[b * n + j];
             c[j] = p->cell == 0 ? initial_state[(p->batch + b) * n + j] : 0.0f;
         }
-        recurrent_f32_sequence(p, input + b * p->time_steps * p->input_size, weights, recurrent_weights, bias,
-                               output + b * p->time_steps * n);
+        for (t = 0; t < p->time_steps; ++t) {
+            const float *x = input + (b * p->time_steps + t) * p->input_size;
+            float *out = output + (b * p->time_steps + t) * n;
+            for (j = 0; j < rows; ++j) {
+                xg[j] = wb[j] + recurrent_f32_dot(weights + j * p->input_size, x, p->input_size);
+                hg[j] = rb[j] + recurrent_f32_dot(recurrent_weights + j * n, h, n);
+            }
+            if (p->cell == 0) {
+                for (j = 0; j < n; ++j) {
+                    const float i_gate = recurrent_f32_sigmoid(xg[j] + hg[j]);
+                    const float o_gate = recurrent_f32_sigmoid(xg[n + j] + hg[n + j]);
+                    const float f_gate = recurrent_f32_sigmoid(xg[2 * n + j] + hg[2 * n + j]);
+                    const float candidate = tanhf(xg[3 * n + j] + hg[3 * n + j]);
+                    c[j] = f_gate * c[j] + i_gate * candidate;
+                    out[j] = o_gate * tanhf(c[j]);
+                }
+            } else {
+                for (j = 0; j < n; ++j) {      /* z, r: the r gate kept in hg[n + j] */
+                    hg[j] = recurrent_f32_sigmoid(xg[j] + hg[j]);
+                    hg[n + j] = recurrent_f32_sigmoid(xg[n + j] + hg[n + j]);
+                }
+                if (!p->linear_before_reset) {  /* Rh (r * h) + Rbh: r * h in c */
+                    for (j = 0; j < n; ++j) {
+                        c[j] = hg[n + j] * h[j];
+                    }
+                    for (j = 0; j < n; ++j) {
+                        hg[2 * n + j] = rb[2 * n + j] +
+                                        recurrent_f32_dot(recurrent_weights + (2 * n + j) * n, c, n);
+                    }
+                }
+                for (j = 0; j < n; ++j) {
+                    const float reset = p->linear_before_reset ? hg[n + j] * hg[2 * n + j] : hg[2 * n + j];
+                    const float candidate = tanhf(xg[2 * n + j] + reset);
+                    out[j] = (1.0f - hg[j]) * candidate + hg[j] * h[j];
+                }
+            }
+            for (j = 0; j < n; ++j) {
+                h[j] = out[j];
+            }
+        }
     }
 }

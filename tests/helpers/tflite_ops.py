@@ -1503,3 +1503,11 @@ def transpose_conv_model(input_shape, filter_ohwi, bias=None, in_q=None, filter_
         return tflite.TransposeConvOptionsEnd(b)
     m.op(_OP.TRANSPOSE_CONV, 3 if quantized else 1, ins, [y], _OPT.TransposeConvOptions, opts)
     return m.finish()
+
+
+def log_softmax_model(shape, in_q=None, out_q=QParams(16 / 256, 127)) -> bytes:
+    """LOG_SOFTMAX over the last axis: int8 (version 2; TFLite's output scale 16/256, zero point
+    127) when ``in_q`` is given, else float32."""
+    if in_q is None:
+        return _unary_model("LOG_SOFTMAX", _OP.LOG_SOFTMAX, 1, np.float32, shape, None, None)
+    return _unary_model("LOG_SOFTMAX", _OP.LOG_SOFTMAX, 2, np.int8, shape, _as_q(in_q), _as_q(out_q))

@@ -18,7 +18,7 @@ import pytest
 
 import adaptc.api as api
 import tflite_ops as T
-from adaptc.errors import TargetError
+from adaptc.errors import TargetError, UnsupportedOperatorError
 
 N_INPUTS = 4
 
@@ -351,6 +351,7 @@ F32_CASES = [
     Case("f32_maxpool_2x2", const(T.max_pool_model_f32, (1, 6, 6, 3)), (1, 6, 6, 3)),
     Case("f32_softmax", const(T.softmax_model_f32, (2, 10)), (2, 10)),
     Case("f32_softmax_beta2", const(T.softmax_model_f32, (1, 12), beta=2.0), (1, 12)),
+    Case("f32_log_softmax", const(T.log_softmax_model, (3, 10)), (3, 10)),
     Case("f32_relu", const(T.relu_model_f32, (1, 4, 4, 3)), (1, 4, 4, 3)),
     Case("f32_relu6", const(T.relu6_model_f32, (1, 30)), (1, 30)),
     Case("f32_reshape_4d_to_2d_fc", freshape_fc((1, 4, 4, 2), (1, -1), 6), (1, 4, 4, 2)),
@@ -376,3 +377,12 @@ def test_f32_op_matches_litert(case, tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{case.id}: C vs LiteRT, input #{i}")
         np.testing.assert_allclose(m.reference(x), want, rtol=1e-5, atol=1e-5,
                                    err_msg=f"{case.id}: reference vs LiteRT, input #{i}")
+
+
+def test_int8_log_softmax_refused(tmp_path):
+    """int8 LOG_SOFTMAX has no kernel yet: refused before any work, naming the operator (the float
+    one is f32_log_softmax above)."""
+    path = tmp_path / "ls.tflite"
+    path.write_bytes(T.log_softmax_model((1, 10), (0.1, 0)))
+    with pytest.raises(UnsupportedOperatorError, match="LOG_SOFTMAX .*int8 LOG_SOFTMAX is not compiled yet"):
+        api.load(path)

@@ -1,10 +1,13 @@
-"""PRELU, RSQRT (and ONNX PRelu, Sqrt, Reciprocal) end to end; L2_NORMALIZATION refused.
+"""PRELU, RSQRT, L2_NORMALIZATION (and ONNX PRelu, Sqrt, Reciprocal) end to end.
 
 int8 TFLite PRELU: one ``adaptc.qprelu`` step (prelu_s8) equal to TFLite Micro bit for bit, alpha
 per channel, per element or one value; int8 RSQRT: one table step (``adaptc.qlut``) equal to
 TFLM on every input it accepts (q >= zero point). float32 TFLite: within 1e-5 of TFLM. ONNX
 PRelu (constant slope), Sqrt, Reciprocal: float within 1e-5 of onnxruntime, post-training int8
-C == the Relax module. And int8 PRELU on the emulated Cortex-M4, as on the host.
+C == the Relax module. And int8 PRELU on the emulated Cortex-M4, as on the host. int8
+L2_NORMALIZATION: one ``adaptc.ql2norm`` step (l2norm_s8, TFLite's integer inverse square root)
+equal to TFLM bit for bit on the host and the emulated Cortex-M4; float within 1e-5 of TFLM
+(TFLM's epsilon: an all-zero row gives zeros); the forms TFLM rejects refused by name.
 """
 from __future__ import annotations
 
@@ -106,10 +109,60 @@ def test_rsqrt_float_within_1e5_of_tflm(tmp_path):
     np.testing.assert_allclose(m.run(x), T.run_tflm(buf, x), rtol=1e-5, atol=1e-5)
 
 
-def test_l2_normalization_is_refused(tmp_path):
-    """L2_NORMALIZATION is not compiled (yet): refused before any work, naming the operator."""
-    path = _save(tmp_path, "l2.tflite", T.l2_normalization_model(SHAPE))
-    with pytest.raises(UnsupportedOperatorError, match=r"unsupported operator L2_NORMALIZATION "):
+L2_CASES = [   # (id, shape, input scale, input zero point)
+    ("embedding", (1, 128), 0.05, 3), ("rows_nhwc", (1, 5, 5, 16), 0.02, -128), ("depth1", (2, 1), 0.1, 0),
+    ("zero_point_127", (3, 40), 0.01, 127), ("wide_4096", (1, 4096), 0.2, -7)]
+
+
+def _l2_inputs(cid, shape, zp):
+    xs = _int8(zlib.crc32(cid.encode()), shape=shape)
+    return xs + [np.full(shape, zp, np.int8)]         # an all-zero row: inverse square root of 0
+
+
+@pytest.mark.parametrize("case", L2_CASES, ids=lambda c: c[0])
+def test_l2_normalization_int8_bit_exact_with_tflm(case, tmp_path):
+    cid, shape, scale, zp = case
+    buf = T.l2_normalization_model(shape, (scale, zp))
+    m = adaptc.compile(_save(tmp_path, "l2.tflite", buf), target="cortex-m4")
+    assert [(s.op, s.kernel) for s in m.scheduled.steps] == [("adaptc.ql2norm", "l2norm_s8")]
+    outs = []
+    for x in _l2_inputs(cid, shape, zp):
+        want = T.run_tflm(buf, x)
+        np.testing.assert_array_equal(m.run(x), want)
+        np.testing.assert_array_equal(m.reference(x), want)
+        outs.append(want)
+    assert len(np.unique(np.concatenate([o.ravel() for o in outs]))) >= min(8, shape[-1] + 1)
+
+
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_l2_normalization_int8_emulated(tmp_path):
+    cid, shape, scale, zp = L2_CASES[1]
+    buf = T.l2_normalization_model(shape, (scale, zp))
+    m = adaptc.compile(_save(tmp_path, "l2.tflite", buf), target="cortex-m4")
+    xs = np.stack(_l2_inputs(cid, shape, zp))
+    r = m.run_batch_on_target(xs)
+    for k, x in enumerate(xs):
+        np.testing.assert_array_equal(r.outputs[0, k].reshape(shape), T.run_tflm(buf, x))
+
+
+def test_l2_normalization_float_within_1e5_of_tflm(tmp_path):
+    shape = (1, 5, 5, 16)
+    buf = T.l2_normalization_model(shape)
+    m = adaptc.compile(_save(tmp_path, "l2f.tflite", buf), target="cortex-m4")
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 3, shape).astype(np.float32)
+    x[0, 0, 0] = 0.0                                  # a zero row: 0 / max(0, 1e-6) = 0
+    x[0, 0, 1] = 1e-8                                 # below TFLM's epsilon: x / 1e-6
+    want = T.run_tflm(buf, x)
+    np.testing.assert_allclose(m.run(x), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.reference(x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_l2_normalization_output_parameters_refused(tmp_path):
+    """An int8 output other than scale 1/128, zero point 0 (TFLM's Prepare rejects it): refused
+    before any work, naming the operator and the values."""
+    path = _save(tmp_path, "l2.tflite", T.l2_normalization_model((1, 8), (0.05, 0), (1 / 64, 0)))
+    with pytest.raises(UnsupportedOperatorError, match=r"L2_NORMALIZATION .*scale 0.015625, zero point 0"):
         adaptc.load(path)
 
 

@@ -14,6 +14,7 @@ from . import (  # noqa: F401
     fully_connected,
     gate,
     gather,
+    l2norm,
     lstm,
     mul,
     pad,

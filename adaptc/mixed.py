@@ -31,7 +31,7 @@ from . import formats as F
 from . import tvm_compat
 from .errors import InputError
 from .lower import lower
-from .passes.quantize_int8 import calibrate_ranges, calibration_samples
+from .passes.quantize_int8 import WEIGHTED, calibrate_ranges, calibration_samples
 from .passes.quantize_weights import CodedWeights
 from .pipeline import pipeline
 from .qops import composite_name
@@ -63,7 +63,7 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
         labels = np.asarray(labels).reshape(-1)[np.sort(pick)]
     layers = _weighted_bindings(fused)
     if not layers:
-        raise InputError(f"{loaded.info.name} has no conv2d or dense layer to quantize")
+        raise InputError(f"{loaded.info.name} has no conv2d, transposed conv2d or dense layer to quantize")
 
     # 1. sizes, from the target's kernel builders on the int8 program
     int8 = PoT(bits=4, layers={i: "int8" for i in range(len(layers))})
@@ -142,10 +142,10 @@ def _subsets(keys: list) -> list[tuple]:
 
 
 def _weighted_bindings(mod) -> list[int]:
-    """Indices of main's bindings that call a conv2d / dense float composite (layer order)."""
+    """Indices of main's bindings that call a weighted float composite (conv2d, transposed
+    conv2d, dense; QuantizeInt8's WEIGHTED), in layer order."""
     bindings = tvm_compat.bindings(mod["main"])
-    return [i for i, b in enumerate(bindings)
-            if composite_name(mod, b.value) in ("adaptc.conv2d_f32", "adaptc.dense_f32")]
+    return [i for i, b in enumerate(bindings) if composite_name(mod, b.value) in WEIGHTED]
 
 
 def _input_index(mod, binding) -> int:
@@ -164,10 +164,13 @@ def _fake_quant(w, bias, attrs, inputs, fmt):
     scheme = CodedWeights(fmt.name)
     kind = str(attrs["Composite"])
     a = {k: (v.value if hasattr(v, "value") else v) for k, v in attrs.items()}
-    for key in ("strides", "dilation", "padding"):
+    for key in ("strides", "dilation", "padding", "output_padding"):
         if key in a:
             a[key] = [int(v) for v in a[key]]
-    axis = w.ndim - 1 if kind == "adaptc.dense_f32" or str(a.get("kernel_layout")) == "HWIO" else 2
+    if kind == "adaptc.transpose_conv2d_f32":                  # IOHW: O, or I when depthwise
+        axis = 0 if int(a["groups"]) > 1 else 1
+    else:
+        axis = w.ndim - 1 if kind == "adaptc.dense_f32" or str(a.get("kernel_layout")) == "HWIO" else 2
     w_q, scale, b = scheme.weights(0, kind, w, axis, a, inputs, None if bias is None else bias.copy())
     shape = [1] * w.ndim
     shape[axis] = -1
@@ -195,7 +198,7 @@ def _sizes(prog, target, n_layers: int) -> tuple[list[dict], int, dict, dict]:
     copy of the layer whose weights span the format's grid), of all other steps, the shared
     tables each format's kernels use ({format: [key]}) and their bytes ({key: bytes})."""
     scheduled = target.schedule(prog)
-    weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense")]
+    weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense", "adaptc.qtranspose_conv2d")]
     if len(weighted) != n_layers:
         raise InputError(f"{n_layers} weighted layers in the float model, {len(weighted)} after quantization")
     sizes, fixed = [], sum(s.flash_bytes for s in scheduled.steps if s.step not in weighted)

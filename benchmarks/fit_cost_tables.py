@@ -464,8 +464,8 @@ def jobs() -> list[tuple]:
 
 def kernel_jobs(kernels: list[str]) -> list[tuple]:
     """The programs that fit ``kernels`` alone: per core that runs the kernel's variant, with the
-    variants restricted to it and those after it, programs of its operator's synthetic layers --
-    several layers each (the kernel out of line) and one (inlined)."""
+    variants restricted to it and those after it, programs of its synthetic layers
+    (synthetic_ops.OPS[kernel], else OPS[op]) -- several layers each (the kernel out of line) and one (inlined)."""
     from adaptc.targets.cortex_m.kernels import KERNELS
 
     out = []
@@ -473,14 +473,15 @@ def kernel_jobs(kernels: list[str]) -> list[tuple]:
         if name not in KERNELS:
             raise SystemExit(f"unknown kernel {name!r}; kernels: {', '.join(sorted(KERNELS))}")
         k = KERNELS[name]
-        if k.op not in SYNTHETIC:
+        key = name if name in SYNTHETIC else k.op      # the kernel's own layers, else its operator's
+        if key not in SYNTHETIC:
             raise SystemExit(f"{name}: no synthetic layers for {k.op} in benchmarks/synthetic_ops.py")
         for core in CORES:
             variants = next((v for v in variant_sets(core) if v.startswith(k.variant)), None)
             if variants is None:
                 continue                               # the core does not run this variant
-            out += [(core, variants, f"op:{k.op}", seed) for seed in range(4)]
-            out += [(core, variants, f"once:{k.op}", seed) for seed in range(ONCE_PROGRAMS)]
+            out += [(core, variants, f"op:{key}", seed) for seed in range(4)]
+            out += [(core, variants, f"once:{key}", seed) for seed in range(ONCE_PROGRAMS)]
     return list(dict.fromkeys(out))
 
 

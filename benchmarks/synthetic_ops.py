@@ -528,8 +528,28 @@ def depthwise_conv2d_s8_packed(rng):
     return _depthwise_packed_layer(rng)
 
 
-OPS.update({   # low-bit depthwise layers; the adaptc.qconv2d entry fits depthwise_conv2d_s8_packed only
-    "adaptc.qconv2d": ("int8", depthwise_conv2d_s8_packed),
+def transpose_conv_s8_packed(rng):
+    """A transposed convolution with packed low-bit weights (pot2 .. pot5, int4; LegalizeQDQ's
+    weight_format), half with power-of-two requantization (every multiplier 2^30)."""
+    from adaptc import formats
+
+    op, attrs, consts, in_shapes, out_shape = _transpose_conv_layer(rng, True)
+    fmt = formats.get(str(rng.choice(["pot2", "pot3", "pot4", "pot5", "int4"])))
+    w = rng.choice(fmt.grid, size=consts["weights"].shape).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    out_c = out_shape[-1]
+    if rng.random() < 0.5:                                   # shifts that fit the sums
+        per_out = np.abs(w.astype(np.float64)).transpose(1, 0, 2, 3).reshape(w.shape[1], -1).sum(axis=1)
+        spread = np.log2(np.resize(per_out, out_c) * 128 + 1)
+        attrs.update(multiplier=[1 << 30] * out_c,
+                     shift=[int(v) for v in (7 - np.ceil(spread)).astype(np.int64) + rng.integers(-1, 2, out_c)])
+    attrs["weight_format"] = fmt.name
+    return op, attrs, {**consts, "weights": w}, in_shapes, out_shape
+
+
+# the packed kernels' own layers, keyed by kernel (fit_cost_tables.py --kernels: OPS[kernel] before OPS[op])
+OPS.update({
+    "depthwise_conv2d_s8_packed": ("int8", depthwise_conv2d_s8_packed),
+    "transpose_conv_s8_packed": ("int8", transpose_conv_s8_packed),
 })
 
 

@@ -533,6 +533,7 @@ QUANTIZE_MATCHERS += (_match_input_quantize, _match_resize)    # data movement (
 QUANTIZE_MATCHERS = (_match_batch_matmul, *QUANTIZE_MATCHERS)    # before _match_conv's dense (issue 16)
 QUANTIZE_MATCHERS = (_match_transpose_conv, *QUANTIZE_MATCHERS)  # before _match_add: its bias is an add
 QUANTIZE_MATCHERS = (_match_prelu, *QUANTIZE_MATCHERS)    # before the unary functions' leaky_relu (issue 16)
+WEIGHTED = ("adaptc.qconv2d", "adaptc.qdense", "adaptc.qtranspose_conv2d")   # marked with their weight_format
 
 
 def _pool_padding(attrs):
@@ -605,7 +606,7 @@ class _Legalizer:
                 return
             for matcher in QUANTIZE_MATCHERS:
                 call = matcher(g, core, out_scale, out_zp, act_min, act_max, var.name)
-                if call is not None and self.weight_formats and call.name in ("adaptc.qdense", "adaptc.qconv2d"):
+                if call is not None and self.weight_formats and call.name in WEIGHTED:
                     call.attrs["weight_format"] = formats.format_of(call.consts[0]).name
                 if call is not None:
                     self.calls.append((var, call))
@@ -692,7 +693,7 @@ class _Legalizer:
 
 def LegalizeQDQ(path: str = "<module>", weight_formats: bool = False) -> tvm.transform.Pass:
     """Rewrite QDQ chains into int8 composite functions (see module docstring). With
-    ``weight_formats`` (after QuantizeWeights), conv2d (depthwise too) and dense composites also
+    ``weight_formats`` (after QuantizeWeights), conv2d (depthwise too), transposed conv2d and dense composites also
     carry ``weight_format``: the smallest adaptc.formats format of their weights, which the C
     target stores packed."""
 

@@ -131,6 +131,9 @@ def mse_range(hist: Histogram, activation, steps: int = 48) -> tuple[float, floa
     return cands[int(np.argmin(err))]
 
 
+WEIGHTED = ("adaptc.conv2d_f32", "adaptc.dense_f32", "adaptc.transpose_conv2d_f32")   # layers with weights
+
+
 class WeightScheme:
     """How the quantizer codes weighted layers (conv2d, dense) and scales activations. The base
     is QuantizeInt8's TFLite scheme: per-tensor asymmetric activations from min/max,
@@ -169,9 +172,9 @@ class Quantizer:
         self.index = {b.var: i + 1 for i, b in enumerate(self.bindings)}        # calibration indices
         self.index[self.func.params[0]] = 0
         keep = ()
-        if self.scheme.needs_inputs:    # the input of every conv2d / dense layer
+        if self.scheme.needs_inputs:    # the input of every weighted layer
             keep = {self.index[b.value.args[0]] for b in self.bindings
-                    if composite_name(mod, b.value) in ("adaptc.conv2d_f32", "adaptc.dense_f32")}
+                    if composite_name(mod, b.value) in WEIGHTED}
         mse = self.scheme.ranges == "mse"
         self.ranges, self.inputs, hists = calibrate(mod, samples, keep, HISTOGRAM_BINS if mse else 0)
         for i, hist in hists.items():
@@ -213,13 +216,14 @@ class Quantizer:
         self.q[var] = (out, s, zp)
 
     def visit_transpose_conv(self, bb, b, x, consts, a, act, s_out, zp_out):
-        """A transposed convolution: int8 weights per output channel (axis O of IOHW; axis I when
-        depthwise), whatever the scheme -- like the depthwise kernels, the transposed ones take
-        int8 weights only, so a low-bit build keeps them int8 (and does not count the layer)."""
+        """A transposed convolution: the scheme's weights per output channel (axis O of IOHW; axis I
+        when depthwise), a weighted layer like conv2d and dense."""
         w = consts[0].astype(np.float64)
         axis = 0 if int(a["groups"]) > 1 else 1
-        w_q, w_scale, bias = WeightScheme.weights(self.scheme, -1, "adaptc.transpose_conv2d_f32", w, axis, a, None,
-                                                  consts[1].astype(np.float64) if len(consts) > 1 else None)
+        w_q, w_scale, bias = self.scheme.weights(self.layers, "adaptc.transpose_conv2d_f32", w, axis, a,
+                                                 self.inputs.get(self.index[x]),
+                                                 consts[1].astype(np.float64) if len(consts) > 1 else None)
+        self.layers += 1
         _, s_in, _ = self.q[x]
         w_f = bb.emit(relax.op.dequantize(relax.const(w_q), relax.const(w_scale), relax.const(np.int32(0)), axis=axis))
         y = bb.emit(relax.op.nn.conv2d_transpose(

@@ -62,6 +62,8 @@ class CodedWeights(WeightScheme):
             W, X = w.T, inputs.reshape(-1, w.shape[0])
             Q, s, facts = ptq.quantize_matrix(W, fmt, _subsample(X, rng), pot_scale=pot_scale, method=self.method)
             w_q, bias = Q.T, self._bias(W, Q, s, X, bias)
+        elif kind == "adaptc.transpose_conv2d_f32":
+            w_q, s, bias, facts = self._transposed(w, attrs, inputs, bias, fmt, pot_scale, rng)
         elif not depthwise:                         # HWIO -> OHWI rows
             k_h, k_w, _, out_c = w.shape
             W = w.transpose(3, 0, 1, 2).reshape(out_c, -1)
@@ -90,6 +92,38 @@ class CodedWeights(WeightScheme):
                             "format": fmt.name, "weights": int(w.size), "channels": int(s.size),
                             "weight_bytes": fmt.packed_bytes(int(w.size)), **facts})
         return w_q.astype(dtype), s.astype(np.float32), bias
+
+    def _transposed(self, w, attrs, inputs, bias, fmt, pot_scale, rng):
+        """A transposed convolution's IOHW weights, per group: each output channel's row of the
+        equivalent convolution (the filter flipped, over the input with stride - 1 zeros between
+        pixels) against that convolution's im2col rows of the group's input channels."""
+        in_c, out_group, k_h, k_w = w.shape
+        groups = int(attrs["groups"])
+        in_group = in_c // groups
+        (s_h, s_w), (d_h, d_w), pad = attrs["strides"], attrs["dilation"], attrs["padding"]
+        n, h, wd, _ = inputs.shape
+        spread = np.zeros((n, (h - 1) * s_h + 1, (wd - 1) * s_w + 1, in_c))
+        spread[:, ::s_h, ::s_w] = inputs
+        p_h, p_w = d_h * (k_h - 1), d_w * (k_w - 1)
+        cols = ptq.im2col(spread, k_h, k_w, (1, 1), (d_h, d_w), (p_h, p_w, p_h, p_w))
+        full_h, full_w = spread.shape[1] + p_h, spread.shape[2] + p_w
+        keep = np.zeros((n, full_h, full_w), bool)                  # the outputs past the pads
+        keep[:, pad[0]:full_h - pad[2], pad[1]:full_w - pad[3]] = True
+        cols = cols[keep.reshape(-1)].reshape(-1, k_h * k_w, in_c)
+        flipped = w[:, :, ::-1, ::-1]
+        w_q, s, b, errors = np.zeros(w.shape), np.zeros(groups * out_group), np.zeros(groups * out_group), []
+        for g in range(groups):
+            ins, outs = slice(g * in_group, (g + 1) * in_group), slice(g * out_group, (g + 1) * out_group)
+            W = flipped[ins].transpose(1, 2, 3, 0).reshape(out_group, -1)            # [o][ky][kx][i]
+            X = cols[:, :, ins].reshape(len(cols), -1)
+            Q, s[outs], facts = ptq.quantize_matrix(W, fmt, _subsample(X, rng), pot_scale=pot_scale,
+                                                    method=self.method)
+            b[outs] = self._bias(W, Q, s[outs], X, None if bias is None else bias[outs]) if (
+                bias is not None or self.bias_correction) else 0.0
+            w_q[ins] = Q.reshape(out_group, k_h, k_w, in_group).transpose(3, 0, 1, 2)[:, :, ::-1, ::-1]
+            errors.append(facts)
+        facts = {k: float(np.mean([e[k] for e in errors])) for k in errors[0]}
+        return w_q, s, b if bias is not None or self.bias_correction else None, facts
 
     def _bias(self, W, Q, s, X, bias):
         if not self.bias_correction:

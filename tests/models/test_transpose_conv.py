@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import adaptc
 import tflite_ops as T
+from adaptc import formats
 from adaptc.errors import UnsupportedOperatorError
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
@@ -163,15 +164,21 @@ def test_onnx_float_within_1e5_of_onnxruntime_and_int8(case, tmp_path):
         np.testing.assert_array_equal(q.run(xq), q.reference(xq))
 
 
-@pytest.mark.parametrize("quantize", ["int4", "pot4"])
-def test_onnx_low_bit_builds_keep_int8_transposed_weights(quantize, tmp_path):
-    """Like depthwise layers, a transposed convolution keeps int8 weights in a low-bit build."""
-    cid, shape, w_shape, attrs = ONNX_CASES[0]
+@pytest.mark.parametrize("quantize", ["int4", "pot4", "pot2", "pot5"])
+@pytest.mark.parametrize("case", [ONNX_CASES[0], ONNX_CASES[1], ONNX_CASES[7], ONNX_CASES[8]], ids=lambda c: c[0])
+def test_onnx_low_bit_builds_pack_transposed_weights(quantize, case, tmp_path):
+    """A low-bit build quantizes a transposed convolution (strided, dilated, asymmetric pads,
+    depthwise) to the format like any weighted layer: transpose_conv_s8_packed on its bitstream,
+    the C equal to the Relax module."""
+    cid, shape, w_shape, attrs = case
     path = _onnx_tconv(tmp_path / f"{cid}.onnx", shape, w_shape, **attrs)
     rng = _rng(cid + quantize)
     q = adaptc.compile(path, target="cortex-m4", calibration=rng.standard_normal((16, *shape)).astype(np.float32),
                        quantize=quantize)
-    assert "transpose_conv_s8" in [s.kernel for s in q.scheduled.steps]
+    assert [r["format"] for r in q.quantization["layers"]] == [quantize]
+    step = next(s for s in q.scheduled.steps if s.op == "adaptc.qtranspose_conv2d")
+    assert step.kernel == "transpose_conv_s8_packed"
+    assert formats.fits(step.step.consts["weights"], formats.get(quantize))
     for _ in range(2):
         xq = q.quantize_input(rng.standard_normal(shape).astype(np.float32))
         np.testing.assert_array_equal(q.run(xq), q.reference(xq))

@@ -137,3 +137,79 @@ def test_pot3_before_expected():
     vm = tvm_compat.build_llvm(after)
     for xq in np.random.default_rng(11).integers(-128, 128, size=(16, 1, 2, 2, 1), dtype=np.int8):
         np.testing.assert_array_equal(tvm_compat.run_vm(vm, xq)[0], _pot3_reference(xq))
+
+
+# ------------------------------------------------------------ transposed and depthwise layers
+
+
+def _transpose_conv(x, w, strides, dilation, pads, groups):
+    """conv_transpose, NHWC x IOHW, written as the scatter (independent of the pass's rows):
+    every input pixel times the filter into the outputs it reaches; [t, l, b, r] pads cropped."""
+    n, h, wd, in_c = x.shape
+    _, og, k_h, k_w = w.shape
+    ig = in_c // groups
+    full = np.zeros((n, (h - 1) * strides[0] + (k_h - 1) * dilation[0] + 1,
+                     (wd - 1) * strides[1] + (k_w - 1) * dilation[1] + 1, og * groups))
+    for g in range(groups):
+        ins, outs = slice(g * ig, (g + 1) * ig), slice(g * og, (g + 1) * og)
+        for ky in range(k_h):
+            for kx in range(k_w):
+                oy, ox = ky * dilation[0], kx * dilation[1]
+                full[:, oy:oy + (h - 1) * strides[0] + 1:strides[0], ox:ox + (wd - 1) * strides[1] + 1:strides[1],
+                     outs] += x[..., ins] @ w[ins, :, ky, kx]
+    return full[:, pads[0]:full.shape[1] - pads[2], pads[1]:full.shape[2] - pads[3]]
+
+
+@pytest.mark.parametrize("fmt", ["pot2", "pot4", "int4", "pot5"])
+@pytest.mark.parametrize("geometry", [((2, 2), (1, 1), [1, 1, 1, 1], 1), ((1, 2), (2, 1), [0, 1, 2, 0], 1),
+                                      ((2, 2), (1, 1), [1, 1, 1, 1], 4)], ids=["s2_pad1", "dilated_asym", "depthwise"])
+def test_transposed_weights_on_the_grid_and_bias_corrected(fmt, geometry):
+    """A transposed convolution's IOHW weights: every value on the format's grid, one
+    power-of-two scale per output channel, and the corrected bias cancels the quantization's
+    mean output error on the calibration inputs -- measured by the scatter above, so the rows
+    the pass builds (the filter flipped over the input with zeros between pixels) are the
+    transposed convolution's."""
+    strides, dilation, pads, groups = geometry
+    r = np.random.default_rng(len(fmt) + groups)
+    in_c = 4
+    w = r.normal(0, 0.3, (in_c, 1 if groups > 1 else 3, 3, 3))
+    x = np.maximum(r.normal(0.3, 1, (24, 5, 6, in_c)), 0)
+    bias = r.normal(0, 0.1, w.shape[1] * groups)
+    attrs = {"strides": strides, "dilation": dilation, "padding": pads, "output_padding": [0, 0], "groups": groups}
+    scheme = CodedWeights(fmt)
+    axis = 0 if groups > 1 else 1
+    w_q, s, b = scheme.weights(0, "adaptc.transpose_conv2d_f32", w, axis, attrs, x, bias.copy())
+    assert w_q.shape == w.shape and F.fits(w_q, F.get(fmt))
+    assert s.shape == (w.shape[1] * groups,) and np.all(np.log2(s) == np.round(np.log2(s)))
+    shape = [1] * 4
+    shape[axis] = -1
+    y_f = _transpose_conv(x, w, strides, dilation, pads, groups) + bias
+    y_q = _transpose_conv(x, w_q * s.astype(np.float64).reshape(shape), strides, dilation, pads, groups) + b
+    np.testing.assert_allclose((y_q - y_f).mean(axis=(0, 1, 2)), 0, atol=1e-9)
+    assert not np.allclose(b, bias)                                   # a correction was needed
+    assert scheme.report[0]["kind"] == "transpose_conv2d" and scheme.report[0]["format"] == fmt
+    assert scheme.report[0]["error"] <= scheme.report[0]["nearest_error"] + 1e-9
+
+
+@pytest.mark.parametrize("fmt", ["pot3", "int4"])
+def test_depthwise_weights_take_the_format(fmt):
+    """A depthwise convolution is quantized to the requested format (not kept int8), per output
+    channel, and LegalizeQDQ marks its weight_format as for conv2d."""
+    dw = np.random.default_rng(9).normal(0, 0.5, (3, 3, 2, 1)).astype(np.float32)
+
+    @I.ir_module
+    class DW:
+        @R.function
+        def main(x: R.Tensor((1, 6, 6, 2), "float32")) -> R.Tensor((1, 6, 6, 2), "float32"):
+            with R.dataflow():
+                y = R.nn.conv2d(x, R.const(dw), padding=[1, 1, 1, 1], groups=2, data_layout="NHWC",
+                                kernel_layout="HWOI")
+                R.output(y)
+            return y
+
+    fused = tvm_compat.apply(FuseFloatOps(), DW)
+    scheme = CodedWeights(fmt)
+    integer = tvm_compat.apply([QuantizeWeights(CAL, fmt, scheme=scheme), LegalizeQDQ(weight_formats=True)], fused)
+    assert [(r["kind"], r["format"], r["channels"]) for r in scheme.report] == [("depthwise_conv2d", fmt, 2)]
+    (f,) = _weighted(integer)
+    assert int(f.attrs["groups"]) == 2 and F.get(str(f.attrs["weight_format"])).bits <= F.get(fmt).bits

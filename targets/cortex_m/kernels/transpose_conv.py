@@ -2,8 +2,10 @@
 
 Reference: transpose_conv_s8 (TFLite's reference_integer_ops::TransposeConv: the scatter of every
 input element into an int32 arena scratch of the output's size, then bias and per-channel
-requantization) and transpose_conv_f32 (reference_ops::TransposeConv: the scatter into the output
-itself). Both take ONNX's dilation and depthwise grouping too. No optimized variant yet.
+requantization), transpose_conv_s8_packed (the same on low-bit weights -- pot2 .. pot5, int4 --
+decoded an input channel at a time; shift-and-add MACs for power-of-two weights) and
+transpose_conv_f32 (reference_ops::TransposeConv: the scatter into the output itself). All take
+ONNX's dilation and depthwise grouping too. No optimized variant yet.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import numpy as np
 from adaptc.errors import TargetError
 from adaptc.program import Program, Step
 
-from .common import act_f32, bias_array, int8_output, nhwc, requant_arrays
-from .loops import axis_taps
+from .common import act_f32, bias_array, int8_output, nhwc, packed_call, requant_arrays, weight_format
+from .loops import axis_taps, straddles
 from .registry import SCRATCH, KernelCall, kernel
 
 
@@ -57,11 +59,58 @@ def transpose_conv_loops(step: Step) -> dict[str, float]:
 
 @kernel("transpose_conv_s8", "adaptc.qtranspose_conv2d", features=transpose_conv_loops)
 def transpose_conv_s8(step: Step, prog: Program) -> KernelCall | None:
+    if weight_format(step).packed:
+        return None
     g = geometry(step)
     outputs = g["batches"] * g["out_h"] * g["out_w"] * g["out_c"]
     return KernelCall({**g, **int8_output(step), "scratch": SCRATCH},
                       [("weights", c_filter(step).astype(np.int8)), bias_array(step, g["out_c"], np.int32),
                        *requant_arrays(step, g["out_c"])], scratch_bytes=4 * outputs)
+
+
+def transpose_conv_packed_loops(step: Step) -> dict[str, float]:
+    """transpose_conv_s8_packed.c: transpose_conv_loops with, per input channel, its k_h x k_w x
+    out_group codes decoded, and shift-and-add MACs for pot weights (adaptc_pot_mac: a zero
+    weight costs its test only); requantized without a multiply when every multiplier is 2^30."""
+    loops = transpose_conv_loops(step)
+    g = geometry(step)
+    fmt = weight_format(step)
+    depth = g["k_h"] * g["k_w"] * g["out_group"]
+    pot = fmt.kind == "pot"
+    zero = nonzero = 0.0
+    if pot:              # weight (i, ky, kx, o) once per input pixel whose output (ky, kx) is in bounds
+        uses = _tap_uses(g["out_h"], g["in_h"], g["k_h"], g["stride_h"], g["dil_h"], g["pad_top"])[:, None] * \
+            _tap_uses(g["out_w"], g["in_w"], g["k_w"], g["stride_w"], g["dil_w"], g["pad_left"])[None, :]
+        zeros = (c_filter(step) == 0).sum(axis=(0, 3))                                   # [k_h, k_w]
+        zero = float(g["batches"] * (zeros * uses).sum())
+        nonzero = float(loops["macs"] - zero)
+    pot_requant = bool(np.all(np.asarray(step.attrs["multiplier"]) == 1 << 30))
+    macs = loops.pop("macs")
+    return {**loops, "decode": g["in_c"] * depth, "decode_pot": g["in_c"] * depth * pot,
+            "straddles": straddles(g["in_c"] * depth, fmt.bits), "macs_int": 0 if pot else macs,
+            "macs_pot_zero": zero, "macs_pot": nonzero, "requant_pot": loops["outputs"] * pot_requant,
+            "requant": loops["outputs"] * (not pot_requant)}
+
+
+def _tap_uses(out: int, size: int, k: int, stride: int, dil: int, pad: int) -> np.ndarray:
+    """Per filter tap along one axis: the input positions whose output at that tap is in bounds."""
+    pos = np.arange(size)[:, None] * stride - pad + np.arange(k)[None, :] * dil
+    return ((pos >= 0) & (pos < out)).sum(axis=0)
+
+
+@kernel("transpose_conv_s8_packed", "adaptc.qtranspose_conv2d", features=transpose_conv_packed_loops)
+def transpose_conv_s8_packed(step: Step, prog: Program) -> KernelCall | None:
+    if not weight_format(step).packed:
+        return None
+    g = geometry(step)
+    rows = c_filter(step).reshape(g["in_c"], -1)                     # [in_c][k_h][k_w][out_group]
+    row = g["out_w"] * g["out_c"]
+    outputs = g["batches"] * g["out_h"] * row
+    strides = {"depth": rows.shape[1], "outputs": outputs, "out_image": g["out_h"] * row,
+               "step_y": g["stride_h"] * row, "step_x": g["stride_w"] * g["out_c"], "tap_y": g["dil_h"] * row,
+               "tap_x": g["dil_w"] * g["out_c"], "origin_y": -g["pad_top"] * row,
+               "origin_x": -g["pad_left"] * g["out_c"], "filter_row": g["k_w"] * g["out_group"]}
+    return packed_call(step, {**g, **int8_output(step), **strides}, rows, g["out_c"], 4 * outputs + rows.shape[1])
 
 
 @kernel("transpose_conv_f32", "adaptc.transpose_conv2d_f32", features=transpose_conv_loops)

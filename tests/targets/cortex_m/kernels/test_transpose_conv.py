@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 
 import adaptc.api as api
+import kernel_programs as programs
 import kernel_ref as ref
+from adaptc import formats
 from adaptc.fixedpoint import quantize_multipliers
 from adaptc.program import Program, Step, Tensor
+from adaptc.targets.cortex_m.kernels import select
+from kernel_programs import needs_arm
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
@@ -119,3 +123,73 @@ def test_transpose_conv_f32_host(case):
         want = np.maximum(scatter(x.astype(np.float64), w.astype(np.float64), out_hw, strides, pads, dilation,
                                   groups) + bias, -1.5)
         np.testing.assert_allclose(m.run(x).reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------- packed weights
+
+PACKED = [pytest.param((c, fmt, pot), id=f"{c[0]}-{fmt}-{'pot' if pot else 'mbqm'}")
+          for c in CASES for fmt in programs.PACKED_FORMATS for pot in (False, True)]
+
+
+def _packed_case(case, fmt_name: str, pot_requant: bool):
+    """A case of _s8_case with weights drawn from format ``fmt_name``'s grid and that format
+    marked (LegalizeQDQ's weight_format), with TFLite multipliers or power-of-two requantization
+    (every multiplier 2^30, shifts that fit the sums)."""
+    cid, shape, w_shape, out_hw, strides, pads, dilation, groups = case
+    fmt = formats.get(fmt_name)
+    rng = np.random.default_rng(zlib.crc32(f"{cid}{fmt_name}{pot_requant}".encode()))
+    out_c = w_shape[1] * groups
+    w = rng.choice(fmt.grid, size=w_shape).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    bias = rng.integers(-3000, 3001, size=out_c).astype(np.int32)
+    per_out = np.abs(w.astype(np.float64)).transpose(1, 0, 2, 3).reshape(w_shape[1], -1).sum(axis=1)
+    spread = np.log2(np.tile(per_out, groups) * 128 + 1)          # bits of the largest possible sum
+    if pot_requant:
+        mult = np.full(out_c, 1 << 30)
+        shift = (7 - np.ceil(spread)).astype(np.int64) + rng.integers(-1, 2, size=out_c)
+    else:
+        ratios = 2.0 ** (8 - np.ceil(spread)) * rng.uniform(0.5, 1.5, size=out_c)
+        mult, shift = (np.asarray(v) for v in quantize_multipliers([float(r) for r in ratios]))
+    attrs = {**_attrs(case), "input_zp": 3, "output_zp": -5, "act_min": -128, "act_max": 127,
+             "multiplier": [int(m) for m in mult], "shift": [int(s) for s in shift], "weight_format": fmt_name}
+    prog = program("adaptc.qtranspose_conv2d", attrs, {"weights": w, "bias": bias}, shape,
+                   (shape[0], *out_hw, out_c), "int8")
+    x = rng.integers(-128, 128, size=shape, dtype=np.int8)
+    acc = scatter(x.astype(np.int64) - 3, w.astype(np.int64), out_hw, strides, pads, dilation, groups) + bias
+    want = np.clip(ref.mbqm(ref.wrap32(acc), mult, shift) - 5, -128, 127).astype(np.int8)
+    return prog, x, want
+
+
+@pytest.mark.parametrize("packed", PACKED)
+def test_transpose_conv_s8_packed_host(packed):
+    prog, x, want = _packed_case(*packed)
+    m = api.compile_program(prog, "cortex-m4")
+    assert [s.kernel for s in m.scheduled.steps] == ["transpose_conv_s8_packed"]
+    np.testing.assert_array_equal(m.run(x).reshape(want.shape), want)
+    assert len(np.unique(want)) > 5                  # not saturated to a constant
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", programs.packed_emulated_params())
+@pytest.mark.parametrize("packed", PACKED)
+def test_transpose_conv_s8_packed_emulated(packed, target, variants):
+    """On every emulated core as on the host; on the Cortex-M0+ a power-of-two layer with
+    power-of-two requantization executes no multiply instruction at all."""
+    _, fmt, pot = packed
+    prog, x, want = _packed_case(*packed)
+    m = api.compile_program(prog, target, kernels=",".join(variants))
+    assert m.scheduled.steps[0].kernel == "transpose_conv_s8_packed"
+    r = m.run_on_target(x)
+    np.testing.assert_array_equal(r.outputs.reshape(want.shape), want)
+    if target == "cortex-m0plus" and fmt.startswith("pot") and pot:
+        assert r.steps[0]["classes"]["mac"] == 0, r.steps[0]["classes"]
+
+
+def test_packed_weights_take_their_bits():
+    """The flash array of a packed transposed layer is the format's bitstream: ceil(n * bits / 8)
+    bytes plus at most one of padding, against n bytes of int8."""
+    for fmt in programs.PACKED_FORMATS:
+        prog = _packed_case(CASES[0], fmt, True)[0]
+        call = select(prog.steps[0], prog, ("ref",))
+        codes, n, bits = dict(call.arrays)["weights"], prog.steps[0].consts["weights"].size, formats.get(fmt).bits
+        assert call.function == "transpose_conv_s8_packed"
+        assert codes.dtype == np.uint8 and -(-n * bits // 8) <= codes.size <= -(-n * bits // 8) + 1, (fmt, codes.size)

@@ -97,11 +97,12 @@ def rdbpot(x, exponent) -> np.ndarray:
     return (x >> e) + ((x & mask) > threshold)
 
 
-def saturating_lshift(x, exponent: int) -> np.ndarray:
-    """gemmlowp ``SaturatingRoundingMultiplyByPOT<exponent>`` for exponent > 0."""
-    x = _i64(x)
-    threshold = (1 << (31 - exponent)) - 1
-    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << exponent))
+def saturating_lshift(x, exponent) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingMultiplyByPOT<exponent>`` (and TFLite's
+    ``SaturatingRoundingMultiplyByPOTParam``) for exponents >= 0, an int or an array."""
+    x, e = _i64(x), _i64(exponent)
+    threshold = (np.int64(1) << (31 - e)) - 1
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << e))
 
 
 def mbqm(x, multiplier, shift) -> np.ndarray:
@@ -252,6 +253,86 @@ def tanh_fixed(a, integer_bits: int) -> np.ndarray:
     # neg_tanh_on_negative_values: ExactMulByPot<1> reads the raw value as Q(integer_bits + 1).
     t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
     return np.where(a == 0, 0, np.where(negative, wrap32(-t), t))
+
+
+def clz32(x) -> np.ndarray:
+    """TFLite ``CountLeadingZeros`` of int32 values read as uint32 (32 for 0)."""
+    u = _i64(x) & 0xFFFFFFFF
+    return np.where(u == 0, 32, 31 - np.floor(np.log2(np.maximum(u, 1))).astype(np.int64))
+
+
+def saturating_add32(a, b) -> np.ndarray:
+    return np.clip(_i64(a) + _i64(b), INT32_MIN, INT32_MAX)
+
+
+# log_x_for_x_greater_than_or_equal_to_1's Q0.31 constants (TFLite kernels/internal/common.h)
+LOG_2, SQRT_SQRT_HALF, SQRT_HALF, ONE_QUARTER = 1488522236, 1805811301, 1518500250, 536870912
+LOG_ALPHA_N, LOG_ALPHA_D, LOG_ALPHA_I, LOG_ALPHA_F = 117049297, 127690142, 1057819769, 638450708
+
+
+def log_x_for_x_greater_than_or_equal_to_1(x, input_bits: int, output_bits: int) -> np.ndarray:
+    """TFLite ``log_x_for_x_greater_than_or_equal_to_1<output_bits>`` of FixedPoint<int32,
+    input_bits> raw values >= 1.0: ln(x) as FixedPoint<int32, output_bits> raw values."""
+    accum = output_bits + 1
+    shifted_quarter = rdbpot(ONE_QUARTER, accum)                     # Rescale<accum>(one_quarter)
+    z_a = _i64(x)
+    z_a_headroom_plus_1 = clz32(z_a)
+    r_a_tmp = saturating_lshift(z_a, z_a_headroom_plus_1 - 1)
+    r_a = saturating_lshift(srdhm(r_a_tmp, SQRT_HALF), 1)
+    z_a_pow_2_adj = saturating_add32(saturating_lshift(input_bits - z_a_headroom_plus_1, 31 - accum), shifted_quarter)
+    z_b = srdhm(z_a, SQRT_HALF)
+    z_b_headroom = clz32(z_b) - 1
+    r_b = saturating_lshift(z_a, z_b_headroom)
+    z_b_pow_2_adj = saturating_add32(saturating_lshift(input_bits - z_b_headroom, 31 - accum), -shifted_quarter)
+    r = np.minimum(r_a, r_b)
+    z_pow_2_adj = np.maximum(z_a_pow_2_adj, z_b_pow_2_adj)
+    s = r + SQRT_SQRT_HALF                                             # RoundingHalfSum(r, sqrt_sqrt_half):
+    p = np.where(s >= 0, (s + 1) >> 1, -((1 - s) >> 1))                # (s +- 1) / 2, truncating
+    q = wrap32(2 * wrap32(r - SQRT_SQRT_HALF))
+    common_sq = srdhm(q, q)
+    num = wrap32(srdhm(q, r) + srdhm(srdhm(q, common_sq), LOG_ALPHA_N))
+    denom_minus_one = wrap32(srdhm(p, wrap32(wrap32(LOG_ALPHA_I + q) + srdhm(LOG_ALPHA_D, common_sq)))
+                             + srdhm(LOG_ALPHA_F, q))
+    recip_denom = one_over_one_plus_x_for_x_in_0_1(denom_minus_one)
+    total = wrap32(srdhm(z_pow_2_adj, LOG_2) + srdhm(rdbpot(num, accum), recip_denom))
+    return saturating_lshift(total, accum - output_bits)
+
+
+LOG_SOFTMAX_OUTPUT = (16.0 / 256, 127)     # the int8 output parameters TFLite requires
+
+
+def log_softmax_params(input_scale: float) -> dict:
+    """TFLite Micro's int8 LOG_SOFTMAX prepare (``PreprocessLogSoftmaxScalingExp``, beta 1, Q5.26
+    differences): the tables of the row difference d = x - max for d = 0, -1, .., -255 --
+    ``diff_q5`` = MultiplyByQuantizedMultiplier(d, input multiplier, left shift) and ``exp_table``
+    = Rescale<12>(exp_on_negative_values(diff_q5)) (0 where d < diff_min) -- and the scalars
+    ``reverse_multiplier``, ``reverse_shift`` (<= 0) and ``diff_min``."""
+    bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    real = min(float(np.float32(input_scale)) * (1 << (31 - bits)), (1 << 31) - 1.0)
+    multiplier, left_shift = quantize_multiplier(real)
+    assert left_shift >= 1, "LOG_SOFTMAX input scale too small for TFLite's int8 LOG_SOFTMAX"
+    reverse_multiplier, reverse_shift = quantize_multiplier((1 << (31 - left_shift)) / float(multiplier))
+    assert reverse_shift <= 0
+    diff_min = -calculate_input_radius(bits, left_shift)
+    d = -np.arange(256, dtype=np.int64)
+    inside = d >= diff_min
+    diff_q5 = np.where(inside, mbqm(np.where(inside, d, 0), multiplier, left_shift), 0)
+    exp = rdbpot(exp_on_negative_values_q5(diff_q5), SOFTMAX_ACCUMULATION_INTEGER_BITS)
+    return {"diff_q5": diff_q5.astype(np.int32), "exp_table": np.where(inside, exp, 0).astype(np.int32),
+            "reverse_multiplier": reverse_multiplier, "reverse_shift": reverse_shift, "diff_min": diff_min}
+
+
+def log_softmax_s8(x: np.ndarray, params: dict) -> np.ndarray:
+    """TFLite's int8 LOG_SOFTMAX (reference_ops::LogSoftmaxQuantized) over the last axis."""
+    xi = _i64(x)
+    d = xi.max(axis=-1, keepdims=True) - xi                             # 0..255: the tables' index
+    total = _i64(params["exp_table"])[d].sum(axis=-1, keepdims=True)
+    log_sum = log_x_for_x_greater_than_or_equal_to_1(total, SOFTMAX_ACCUMULATION_INTEGER_BITS,
+                                                     SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+    adjusted = np.maximum(params["diff_min"] - 1,
+                          mbqm(log_sum + INT32_MIN, params["reverse_multiplier"], params["reverse_shift"]))
+    out = rdbpot(wrap32(_i64(params["diff_q5"])[d] - log_sum), 31 - SOFTMAX_SCALED_DIFF_INTEGER_BITS - 4) + 127
+    return np.where(-d > adjusted, np.clip(out, -128, 127), -128).astype(np.int8)
 
 
 def calculate_input_radius(integer_bits: int, left_shift: int, total_signed_bits: int = 31) -> int:
@@ -441,6 +522,75 @@ class RelaxFixedPoint:
         zero = self.const(0)
         x = self.emit(op.left_shift(x, op.maximum(shift, zero)))
         return self.rdbpot(self.srdhm(x, multiplier), self.emit(op.maximum(op.negative(shift), zero)))
+
+    def lshift_sat(self, x, exponent):
+        """SaturatingRoundingMultiplyByPOTParam: x * 2^exponent saturated, exponent an int32
+        tensor (or int) >= 0."""
+        op = self.R.op
+        e = exponent if isinstance(exponent, self.R.Expr) else self.const(exponent)
+        e64, x64 = self.cast(e, "int64"), self.cast(x, "int64")
+        threshold = self.emit(op.subtract(op.left_shift(self.const(1, "int64"), op.subtract(self.const(31, "int64"),
+                                                                                             e64)),
+                                          self.const(1, "int64")))
+        shifted = self.cast(self.emit(op.left_shift(x64, e64)), "int32")   # (in range where it is used)
+        low = self.where(self.emit(op.less(x64, op.negative(threshold))), self.const(INT32_MIN), shifted)
+        return self.where(self.emit(op.greater(x64, threshold)), self.const(INT32_MAX), low)
+
+    def add_wrap(self, *terms):
+        """The int32 sum of int32 tensors / ints with two's complement wraparound (gemmlowp's
+        FixedPoint + and -: a negative int is subtracted)."""
+        op = self.R.op
+        acc = None
+        for t in terms:
+            t64 = self.cast(t, "int64") if isinstance(t, self.R.Expr) else self.const(t, "int64")
+            acc = t64 if acc is None else self.emit(op.add(acc, t64))
+        return self.wrap32(acc)
+
+    def one_over_one_plus_x_for_x_in_0_1(self, a):
+        """gemmlowp one_over_one_plus_x_for_x_in_0_1 (adaptc.fixedpoint's NumPy one)."""
+        op = self.R.op
+        half = self.cast(self.emit(op.right_shift(op.add(self.cast(a, "int64"), self.const(INT32_MAX + 1, "int64")),
+                                                  self.const(1, "int64"))), "int32")
+        x = self.add_wrap(1515870810, self.srdhm(half, -1010580540))
+        for _ in range(3):
+            one_minus = self.add_wrap(1 << 29, self.emit(op.negative(self.cast(self.srdhm(half, x), "int64"))))
+            x = self.add_wrap(x, self.saturating_lshift(self.srdhm(x, one_minus), 2))
+        return self.saturating_lshift(x, 1)
+
+    def log_x_for_x_greater_than_or_equal_to_1(self, x, input_bits: int, output_bits: int):
+        """TFLite's log_x_for_x_greater_than_or_equal_to_1 (adaptc.fixedpoint's NumPy one) of an
+        int32 tensor of FixedPoint<input_bits> raw values >= 1.0."""
+        op = self.R.op
+        accum = output_bits + 1
+        quarter = int(rdbpot(ONE_QUARTER, accum))
+        za_h1 = self.clz_positive(x)
+        r_a = self.lshift_sat(self.srdhm(self.lshift_sat(x, self.emit(op.subtract(za_h1, self.const(1)))), SQRT_HALF),
+                              1)
+        za_adj = self.emit(op.clip(op.add(self.cast(self.lshift_sat(self.emit(op.subtract(self.const(input_bits),
+                                                                                            za_h1)), 31 - accum),
+                                                    "int64"), self.const(quarter, "int64")), INT32_MIN, INT32_MAX))
+        z_b = self.srdhm(x, SQRT_HALF)
+        zb_h = self.emit(op.subtract(self.clz_positive(z_b), self.const(1)))
+        r_b = self.lshift_sat(x, zb_h)
+        zb_adj = self.emit(op.clip(op.subtract(self.cast(self.lshift_sat(self.emit(op.subtract(self.const(input_bits),
+                                                                                               zb_h)), 31 - accum),
+                                                         "int64"), self.const(quarter, "int64")), INT32_MIN, INT32_MAX))
+        r = self.emit(op.minimum(r_a, r_b))
+        z_adj = self.cast(self.emit(op.maximum(za_adj, zb_adj)), "int32")
+        s = self.emit(op.add(self.cast(r, "int64"), self.const(SQRT_SQRT_HALF, "int64")))
+        p = self.cast(self.where(self.emit(op.greater_equal(s, self.const(0, "int64"))),
+                                 self.emit(op.right_shift(op.add(s, self.const(1, "int64")), self.const(1, "int64"))),
+                                 self.emit(op.negative(op.right_shift(op.subtract(self.const(1, "int64"), s),
+                                                                      self.const(1, "int64"))))), "int32")
+        q = self.add_wrap(r, -SQRT_SQRT_HALF)
+        q = self.add_wrap(q, q)
+        common_sq = self.srdhm(q, q)
+        num = self.add_wrap(self.srdhm(q, r), self.srdhm(self.srdhm(q, common_sq), LOG_ALPHA_N))
+        denom = self.add_wrap(self.srdhm(p, self.add_wrap(LOG_ALPHA_I, q, self.srdhm(common_sq, LOG_ALPHA_D))),
+                              self.srdhm(q, LOG_ALPHA_F))
+        recip = self.one_over_one_plus_x_for_x_in_0_1(denom)
+        total = self.add_wrap(self.srdhm(z_adj, LOG_2), self.srdhm(self.rdbpot(num, accum), recip))
+        return self.saturating_lshift(total, accum - output_bits)
 
     def softmax_reciprocal(self, sum_of_exps):
         """TFLite GetReciprocal: returns (shifted_scale, num_bits_over_unit) tensors."""

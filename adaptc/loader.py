@@ -264,8 +264,8 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
 
 
 def _tflite_int8_output_problem(sub, op, name: str) -> str | None:
-    """L2_NORMALIZATION: an int8 output must have scale 1/128 and zero point 0 (TFLite Micro's
-    Prepare); no fused activation. LOG_SOFTMAX: float only (adaptc has no int8 kernel yet)."""
+    """The int8 output parameters TFLite Micro's Prepare requires: L2_NORMALIZATION 1/128 and 0
+    (and no fused activation), LOG_SOFTMAX 16/256 and 127."""
     import numpy as np
     import tflite
 
@@ -279,12 +279,11 @@ def _tflite_int8_output_problem(sub, op, name: str) -> str | None:
             if opts.FusedActivationFunction():
                 return f"fused_activation_function={opts.FusedActivationFunction()}; only NONE"
         return None
-    if name == "LOG_SOFTMAX":
-        return "int8 LOG_SOFTMAX is not compiled yet; only float32"
     q = y.Quantization()
     scale, zp = float(q.Scale(0)), int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
-    if (np.float32(scale), zp) != (np.float32(1 / 128), 0):
-        return f"int8 output scale {scale:g}, zero point {zp}; TFLite Micro requires 1/128 and 0"
+    want, text = ((16 / 256, 127), "16/256 and 127") if name == "LOG_SOFTMAX" else ((1 / 128, 0), "1/128 and 0")
+    if (np.float32(scale), zp) != (np.float32(want[0]), want[1]):
+        return f"int8 output scale {scale:g}, zero point {zp}; TFLite Micro requires {text}"
     return None
 
 

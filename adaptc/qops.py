@@ -21,6 +21,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from . import fixedpoint as fxp
 from . import gates, lstm, recurrent, tvm_compat, unary
 from .fixedpoint import RelaxFixedPoint
 
@@ -263,6 +264,29 @@ def _qsoftmax(F, p, a):
     out = F.rdbpot(F.srdhm(e, scale), F.emit(relax.op.add(nbits, F.const(31 - 8))))
     out = F.emit(relax.op.subtract(out, F.const(128)))
     return _clamp_s8(F, out, {"act_min": -128, "act_max": 127})
+
+
+@composite("adaptc.qlog_softmax")
+def _qlog_softmax(F, p, a):
+    """TFLite LOG_SOFTMAX int8 -> int8 (output scale 16/256, zp 127), last axis
+    (reference_ops::LogSoftmaxQuantized; adaptc.fixedpoint.log_softmax_s8): per row the sum of
+    the exp table over d = x - max, its log (Q5.26), each output RoundingDivideByPOT(diff_q5[d] -
+    log, 22) + 127 where d > the adjusted diff_min, else -128."""
+    op = relax.op
+    x, exp_table, diff_q5 = p
+    xi = F.cast(x, "int32")
+    d = F.emit(op.subtract(op.max(xi, axis=-1, keepdims=True), xi))           # 0..255: the tables' index
+    total = F.emit(op.sum(op.take(exp_table, d, axis=0, mode="clip"), axis=-1, keepdims=True))
+    log_sum = F.log_x_for_x_greater_than_or_equal_to_1(total, fxp.SOFTMAX_ACCUMULATION_INTEGER_BITS,
+                                                       fxp.SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+    shifted = F.cast(F.emit(op.add(F.cast(log_sum, "int64"), F.const(fxp.INT32_MIN, "int64"))), "int32")
+    adjusted = F.emit(op.maximum(F.mbqm(shifted, np.int32(a["reverse_multiplier"]), np.int32(a["reverse_shift"])),
+                                 F.const(int(a["diff_min"]) - 1)))
+    out = F.rdbpot(F.add_wrap(F.emit(op.take(diff_q5, d, axis=0, mode="clip")), F.emit(op.negative(log_sum))),
+                   31 - fxp.SOFTMAX_SCALED_DIFF_INTEGER_BITS - 4)
+    out = F.emit(op.clip(op.add(out, F.const(127)), -128, 127))
+    keep = F.emit(op.greater(op.negative(d), adjusted))
+    return op.astype(op.where(keep, out, F.const(-128)), "int8")
 
 
 @composite("adaptc.qlut")

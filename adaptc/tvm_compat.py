@@ -156,7 +156,7 @@ def from_tflite(buf: bytes, converters: dict | None = None):
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
             "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
             "ARG_MAX", "DEPTH_TO_SPACE", "MIRROR_PAD", "PACK", "PADV2", "SPACE_TO_DEPTH", "TRANSPOSE", "UNPACK"} | {
-            "BATCH_MATMUL"} | {"RSQRT", "PRELU", "L2_NORMALIZATION"}
+            "BATCH_MATMUL"} | {"RSQRT", "PRELU", "L2_NORMALIZATION", "LOG_SOFTMAX"}
 
         def _unary(self, op, name: str, alpha: float = 1.0):
             """dequantize? -> adaptc.unary's canonical expression -> quantize?"""

@@ -16,7 +16,7 @@ Ensures: ``main`` holds only int8 values: calls to private composite functions
 constant, SUB), ``adaptc.qsquared_difference``, ``adaptc.qmaxmin`` (inputs and output of equal
 parameters), ``adaptc.qmul``, ``adaptc.qavg_pool2d``,
 ``adaptc.qmax_pool2d``, ``adaptc.qreduce`` (MEAN, SUM, REDUCE_MAX), ``adaptc.qbatch_matmul``,
-``adaptc.qsoftmax``, ``adaptc.qlut``, ``adaptc.qpad``)
+``adaptc.qsoftmax``, ``adaptc.qlog_softmax`` (LOG_SOFTMAX), ``adaptc.qlut``, ``adaptc.qpad``)
 and layout ops (reshape, permute_dims, strided_slice: a split's parts become slices; take: a
 gather) and concat.
 Each composite's body is the exact TFLite integer arithmetic (TFLite's double-rounding
@@ -31,7 +31,8 @@ Data movement and the edges (issue 16): ``quantize`` of a float model input ->
 (TFLite's integer ResizeBilinear; output parameters must equal the input's); an int8 ``argmax`` ->
 ``adaptc.qargmax`` (int32 indices); an int8 ``concat`` (PACK) stays a concat.
 ``quantize(relu(x) + minimum(x, 0) * alpha)`` (adaptc.prelu's form, x and alpha dequantized) ->
-``adaptc.qprelu`` (TFLite PRELU).
+``adaptc.qprelu`` (TFLite PRELU). Composite calls the importer emitted itself (``adaptc.qlstm``,
+``adaptc.ql2norm``) are kept.
 
 Parameters: ``path`` -- the model file, for error messages.
 """
@@ -47,8 +48,8 @@ from adaptc.graph import Graph, const_eval, match_prelu, match_unary, mean_axes,
 from adaptc.qops import CompositeCall, imported_composite
 
 SUPPORTED = ("add", "avg_pool2d", "clip", "concat", "conv2d", "matmul", "max", "max_pool2d", "maximum", "mean",
-             "minimum", "multiply", "nn.pad", "relu", "reshape", "softmax", "split", "squared_difference",
-             "strided_slice", "subtract", "sum", "take", "conv2d_transpose", *unary.FUNCTIONS)
+             "log_softmax", "minimum", "multiply", "nn.pad", "relu", "reshape", "softmax", "split",
+             "squared_difference", "strided_slice", "subtract", "sum", "take", "conv2d_transpose", *unary.FUNCTIONS)
 
 
 def _scalar(expr) -> float:
@@ -359,16 +360,27 @@ def _match_mul(g, core, out_scale, out_zp, act_min, act_max, node):
 
 
 def _match_softmax(g, core, out_scale, out_zp, act_min, act_max, node):
-    if g.op(core) != "relax.nn.softmax":
+    """quantize(softmax | log_softmax(dequantize(x))), last axis: TFLite int8 SOFTMAX (output
+    1/256, -128) and LOG_SOFTMAX (16/256, 127)."""
+    log = g.op(core) == "relax.nn.log_softmax"
+    if g.op(core) != "relax.nn.softmax" and not log:
         return None
+    name = "log_softmax" if log else "softmax"
     call = g.resolve(core)
     x = _dequantized(g, call.args[0])
     if x is None or isinstance(x[0], np.ndarray):
         return None
     if int(call.attrs.axis) not in (-1, len(tvm_compat.shape_of(call.ty)) - 1):
-        g.fail("softmax", node, "softmax over an axis other than the last")
-    if abs(float(out_scale) - 1 / 256) > 1e-9 or out_zp != -128:
-        g.fail("softmax", node, "int8 softmax output must have scale 1/256 and zero point -128")
+        g.fail(name, node, f"{name} over an axis other than the last")
+    want = fxp.LOG_SOFTMAX_OUTPUT if log else (1 / 256, -128)
+    if abs(float(out_scale) - want[0]) > 1e-9 or out_zp != want[1]:
+        g.fail(name, node, f"int8 {name} output must have scale {want[0]:g} and zero point {want[1]}")
+    if log:
+        p = fxp.log_softmax_params(float(x[1][0]))
+        attrs = {k: int(p[k]) for k in ("reverse_multiplier", "reverse_shift", "diff_min")}
+        return CompositeCall("adaptc.qlog_softmax", [x[0]], [p["exp_table"], p["diff_q5"]],
+                             {"input_scale": float(x[1][0]), **attrs}, tvm_compat.shape_of(call.ty), "int8",
+                             "log_softmax", ["exp_table", "diff_q5"])
     table = fxp.softmax_exp_table(float(x[1][0]))
     return CompositeCall("adaptc.qsoftmax", [x[0]], [table], {"input_scale": float(x[1][0])},
                          tvm_compat.shape_of(call.ty), "int8", "softmax", ["exp_table"])
@@ -630,8 +642,9 @@ class _Legalizer:
                 {"pad_width": [int(v) for v in a.pad_width], "pad_value": int(float(a.pad_value))},
                 tvm_compat.shape_of(var.ty), "int8", "pad")))
         elif name in ("relax.reshape", "relax.squeeze", "relax.expand_dims", "relax.permute_dims",
-                      "relax.strided_slice", "relax.take", "relax.concat") and dtype == "int8":
-            self.calls.append((var, value))     # (an int8 concat: TFLite PACK, no requantization)
+                      "relax.strided_slice", "relax.take", "relax.concat") and dtype == "int8" or \
+                name in ("relax.reshape", "relax.squeeze", "relax.expand_dims") and dtype in ("int32", "int64"):
+            self.calls.append((var, value))     # (an int8 concat: TFLite PACK, no requantization; int32: indices)
         elif name == "relax.argmax" and tvm_compat.dtype_of(value.args[0].ty) == "int8":
             self.calls.append((var, CompositeCall(
                 "adaptc.qargmax", [value.args[0]], [], {"axis": int(value.attrs.axis) % len(value.args[0].ty.shape)},

@@ -37,9 +37,10 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax
 
-from adaptc import interpolate, tvm_compat, unary
+from adaptc import fixedpoint as fxp
+from adaptc import interpolate, recurrent, tvm_compat, unary
 from adaptc.errors import InputError
-from adaptc.qops import build_function, composite_name
+from adaptc.qops import CompositeCall, build_function, composite_name
 
 HISTOGRAM_BINS = 2048
 
@@ -171,10 +172,9 @@ class Quantizer:
         self.bindings = tvm_compat.bindings(self.func)
         self.index = {b.var: i + 1 for i, b in enumerate(self.bindings)}        # calibration indices
         self.index[self.func.params[0]] = 0
-        keep = ()
-        if self.scheme.needs_inputs:    # the input of every weighted layer
-            keep = {self.index[b.value.args[0]] for b in self.bindings
-                    if composite_name(mod, b.value) in WEIGHTED}
+        kept = (*(WEIGHTED if self.scheme.needs_inputs else ()), "adaptc.recurrent_f32")
+        keep = {self.index[b.value.args[0]] for b in self.bindings     # the input of every weighted layer
+                if composite_name(mod, b.value) in kept}                # (an LSTM's: its cell state's range)
         mse = self.scheme.ranges == "mse"
         self.ranges, self.inputs, hists = calibrate(mod, samples, keep, HISTOGRAM_BINS if mse else 0)
         for i, hist in hists.items():
@@ -342,15 +342,16 @@ class Quantizer:
             else:
                 y = bb.emit(getattr(relax.op, function)(x, other))
             self.quant(bb, act(y), b.var, s_out, zp_out)
-        elif kind == "adaptc.softmax_f32":   # beta folds into the input scale, as in TFLite
-            if int(a.get("log", 0)):
-                raise InputError(f"post-training quantization of {b.var.name}: int8 LogSoftmax (LOG_SOFTMAX) is not "
-                                 "supported; compile the model in float32, or end it with Softmax")
-            x, s, zp = self.q[acts[0]]
+        elif kind == "adaptc.softmax_f32":   # beta folds into the input scale, as in TFLite; TFLite's
+            x, s, zp = self.q[acts[0]]       # output parameters (LOG_SOFTMAX: 16/256, 127)
             s_beta = np.float32(np.float64(s) * float(a.get("beta", 1.0)))
             x_f = bb.emit(relax.op.dequantize(x, relax.const(s_beta), relax.const(np.int32(zp)), axis=0))
-            y = bb.emit(relax.op.nn.softmax(x_f, axis=-1))
-            self.quant(bb, y, b.var, np.float32(1 / 256), -128)
+            if int(a.get("log", 0)):
+                y = bb.emit(relax.op.nn.log_softmax(x_f, axis=-1))
+                self.quant(bb, y, b.var, np.float32(fxp.LOG_SOFTMAX_OUTPUT[0]), fxp.LOG_SOFTMAX_OUTPUT[1])
+            else:
+                y = bb.emit(relax.op.nn.softmax(x_f, axis=-1))
+                self.quant(bb, y, b.var, np.float32(1 / 256), -128)
         elif kind == "adaptc.unary_f32":   # the output parameters TFLite requires, else calibrated
             f = unary.FUNCTIONS[str(a["function"])]
             s, zp = f.int8_output or (s_out, zp_out)
@@ -358,6 +359,19 @@ class Quantizer:
             self.quant(bb, y, b.var, np.float32(s), zp)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
+        elif kind == "adaptc.recurrent_f32":   # an LSTM: TFLite Micro's int8 LSTM; a GRU has no int8 form
+            if recurrent.CELLS[int(a["cell"])] != "LSTM":
+                raise InputError(f"post-training quantization of {b.var.name}: int8 GRU is not supported (TFLite "
+                                 "has no GRU operator); compile the model in float32")
+            x, s, zp = self.q[acts[0]]
+            names = ("weights", "recurrent_weights", "bias", "initial_state")
+            q_consts, q_attrs = recurrent.quantized_lstm(dict(zip(names, consts)), a, b.var.name, (s, zp),
+                                                         (s_out, zp_out), self.inputs[self.index[acts[0]]])
+            call = CompositeCall("adaptc.qlstm", [], list(q_consts.values()), q_attrs, tvm_compat.shape_of(b.var.ty),
+                                 "int8", "lstm", list(q_consts))
+            gv = bb.add_func(build_function(call, [x.ty]), "qlstm")
+            y = bb.emit(relax.Call(gv, [x, *(relax.const(c) for c in call.consts)]), name_hint=b.var.name)
+            self.q[b.var] = (y, s_out, zp_out)
         elif kind == "adaptc.argmax_f32":   # TFLite ARG_MAX of the int8 values: int32 indices (scale 1)
             y = bb.emit(relax.op.argmax(self.q[acts[0]][0], axis=int(a["axis"]), keepdims=False))
             self.q[b.var] = (y, 1.0, 0)

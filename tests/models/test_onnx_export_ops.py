@@ -8,7 +8,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import adaptc.api as api
-from adaptc.errors import InputError
 
 
 def _save(path, nodes, x_shape, y_shape, inits=(), opset=13, y_type=TensorProto.FLOAT):
@@ -77,11 +76,11 @@ def _check(path, x_shape, int8=True, tolerance=0.15):
 def test_classifier_heads(kind, tmp_path):
     nodes, inits, y_shape, y_type = _head(kind)
     path = _save(tmp_path / f"{kind}.onnx", nodes, (1, 3, 8, 8), y_shape, inits, y_type=y_type)
-    m, q = _check(path, (1, 3, 8, 8), int8=kind != "log_softmax")
+    m, q = _check(path, (1, 3, 8, 8))
     last = {"argmax": "adaptc.argmax_f32", "log_softmax": "adaptc.softmax_f32"}.get(kind, "adaptc.unary_f32")
     assert m.program.steps[-1].op == last
-    if kind == "argmax":
-        assert q.program.steps[-1].op == "adaptc.qargmax"
+    if kind != "softmax_log":
+        assert q.program.steps[-1].op == {"argmax": "adaptc.qargmax", "log_softmax": "adaptc.qlog_softmax"}[kind]
 
 
 @pytest.mark.parametrize("opset,mode", [(7, "nearest"), (9, "nearest"), (9, "linear")])
@@ -135,11 +134,3 @@ def test_expand_of_an_activation(tmp_path):
              helper.make_node("Mul", ["c", "e"], ["y"])]
     path = _save(tmp_path / "expand.onnx", nodes, (1, 3, 6, 6), (1, 4, 6, 6), inits)
     _check(path, (1, 3, 6, 6))
-
-
-def test_int8_log_softmax_is_refused(tmp_path):
-    """Post-training quantization of LogSoftmax is refused, naming it (no int8 kernel yet)."""
-    nodes, inits, y_shape, y_type = _head("log_softmax")
-    path = _save(tmp_path / "ls.onnx", nodes, (1, 3, 8, 8), y_shape, inits, y_type=y_type)
-    with pytest.raises(InputError, match="LogSoftmax"):
-        api.compile(path, calibration=np.zeros((8, 1, 3, 8, 8), np.float32))

@@ -208,6 +208,11 @@ INT8_CASES = [
     Case("softmax_scale_4.0_4d", const(T.softmax_model, (1, 2, 2, 8), (4.0, -128), SM_OUT), (1, 2, 2, 8),
          min_distinct=2),
     Case("softmax_scale_0.2_beta_0.5", const(T.softmax_model, (1, 10), (0.2, 0), SM_OUT, beta=0.5), (1, 10)),
+    Case("log_softmax_scale_0.1", const(T.log_softmax_model, (3, 10), (0.1, 0)), (3, 10)),
+    Case("log_softmax_scale_0.02_zp_-20", const(T.log_softmax_model, (2, 40), (0.02, -20)), (2, 40)),
+    Case("log_softmax_scale_0.5_4d", const(T.log_softmax_model, (1, 2, 3, 7), (0.5, 5)), (1, 2, 3, 7)),
+    Case("log_softmax_scale_2.0", const(T.log_softmax_model, (2, 12), (2.0, 0)), (2, 12), min_distinct=2),
+    Case("log_softmax_depth_300", const(T.log_softmax_model, (1, 300), (0.01, 3)), (1, 300)),
     # RELU / RELU6 (same qparams in and out)
     Case("relu", const(T.relu_model, (1, 4, 4, 3), (0.1, 5)), (1, 4, 4, 3)),
     Case("relu_zp_-128", const(T.relu_model, (1, 16), (0.05, -128)), (1, 16)),
@@ -379,10 +384,10 @@ def test_f32_op_matches_litert(case, tmp_path):
                                    err_msg=f"{case.id}: reference vs LiteRT, input #{i}")
 
 
-def test_int8_log_softmax_refused(tmp_path):
-    """int8 LOG_SOFTMAX has no kernel yet: refused before any work, naming the operator (the float
-    one is f32_log_softmax above)."""
+def test_int8_log_softmax_output_parameters_refused(tmp_path):
+    """An int8 LOG_SOFTMAX output other than scale 16/256, zero point 127 (TFLite Micro's Prepare
+    rejects it): refused before any work, naming the operator and the values."""
     path = tmp_path / "ls.tflite"
-    path.write_bytes(T.log_softmax_model((1, 10), (0.1, 0)))
-    with pytest.raises(UnsupportedOperatorError, match="LOG_SOFTMAX .*int8 LOG_SOFTMAX is not compiled yet"):
+    path.write_bytes(T.log_softmax_model((1, 10), (0.1, 0), (1 / 16, 0)))
+    with pytest.raises(UnsupportedOperatorError, match="LOG_SOFTMAX .*scale 0.0625, zero point 0; TFLite Micro"):
         api.load(path)

@@ -120,7 +120,7 @@ class SoftmaxBefore:
 class SoftmaxExpected:
     @R.function(private=True)
     def softmax_f32_1(x0: R.Tensor((2, 4, 3), "float32")) -> R.Tensor((2, 4, 3), "float32"):
-        R.func_attr({"Composite": "adaptc.softmax_f32", "beta": 1.0, "source": "softmax"})
+        R.func_attr({"Composite": "adaptc.softmax_f32", "beta": 1.0, "log": 0, "source": "softmax"})
         with R.dataflow():
             gv = R.nn.softmax(x0, axis=-1)
             R.output(gv)

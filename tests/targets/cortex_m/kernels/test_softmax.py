@@ -1,18 +1,26 @@
 """SOFTMAX (targets/cortex_m/kernels/softmax.py): softmax_s8 and softmax_f32 called directly
 against the NumPy references (int8 bit-exact, float32 to ~1e-5) and against TensorFlow Lite
-Micro; the exp table and parameters softmax_s8 takes."""
+Micro; the exp table and parameters softmax_s8 takes. LOG_SOFTMAX int8: log_softmax_s8 as
+one-step programs (host and emulated Cortex-M4) against adaptc.fixedpoint.log_softmax_s8, and
+that against TensorFlow Lite Micro."""
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
 
+import adaptc.api as api
 import kernel_harness as harness
 import kernel_ref as ref
+from adaptc import fixedpoint as fxp
+from adaptc.program import Program, Step, Tensor
 from kernel_cases import F_RTOL
 from kernel_harness import INT32_MAX, seed
 from tflm_harness import f32, needs_tflm, tfl, tflm_run
+
+EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
 pytestmark = harness.needs_cc
 
@@ -120,7 +128,63 @@ def test_softmax_matches_tflite_micro(lib, scale, beta, depth):
     np.testing.assert_array_equal(got, want)
 
 
+# ------------------------------------------------------------------ LOG_SOFTMAX int8
+
+LOG_CASES = [(0.1, 0, (3, 10)), (0.05, -20, (2, 40)), (0.5, 5, (4, 7)), (2.0, 0, (2, 12)), (0.01, 3, (1, 300)),
+             (1e-3, 0, (2, 9)), (8.0, -128, (3, 5))]
+
+
+def _log_softmax_program(scale, shape):
+    p = fxp.log_softmax_params(scale)
+    attrs = {k: int(p[k]) for k in ("reverse_multiplier", "reverse_shift", "diff_min")}
+    step = Step(0, "adaptc.qlog_softmax", "test case", [0], 1, {"input_scale": scale, **attrs},
+                {"exp_table": p["exp_table"], "diff_q5": p["diff_q5"]}, in_shapes=[shape], out_shape=shape)
+    return Program("log_softmax_case", [Tensor(0, "x", shape, "int8", "input"),
+                                        Tensor(1, "y", shape, "int8", "output")], [step], [0], [1]), p
+
+
+def _log_inputs(shape, seed):
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(-128, 128, size=shape).astype(np.int8) for _ in range(3)]
+    return np.stack(xs + [np.full(shape, -7, np.int8), np.where(np.arange(shape[-1]) % 2, 127, -128)
+                          .astype(np.int8) * np.ones(shape, np.int8)])
+
+
+@needs_tflm
+@pytest.mark.parametrize("scale,zp,shape", LOG_CASES)
+def test_log_softmax_reference_is_tflite_micros(scale, zp, shape):
+    """adaptc.fixedpoint.log_softmax_s8 (the tables, log_x_for_x_greater_than_or_equal_to_1)
+    equals TFLite Micro's LOG_SOFTMAX bit for bit."""
+    import tflite_ops as T
+
+    buf = T.log_softmax_model(shape, (scale, zp))
+    p = fxp.log_softmax_params(scale)
+    for x in _log_inputs(shape, shape[-1]):
+        np.testing.assert_array_equal(fxp.log_softmax_s8(x, p), T.run_tflm(buf, x))
+
+
+@pytest.mark.parametrize("scale,zp,shape", LOG_CASES)
+def test_log_softmax_s8_host(scale, zp, shape):
+    prog, p = _log_softmax_program(scale, shape)
+    m = api.compile_program(prog, "cortex-m4")
+    assert [s.kernel for s in m.scheduled.steps] == ["log_softmax_s8"]
+    outs = [m.run(x) for x in _log_inputs(shape, shape[-1])]
+    for x, got in zip(_log_inputs(shape, shape[-1]), outs):
+        np.testing.assert_array_equal(got, fxp.log_softmax_s8(x, p))
+    assert len(np.unique(np.concatenate([o.ravel() for o in outs]))) >= 2
+
+
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_log_softmax_s8_emulated():
+    scale, zp, shape = LOG_CASES[1]
+    prog, p = _log_softmax_program(scale, shape)
+    xs = _log_inputs(shape, 1)
+    r = api.compile_program(prog, "cortex-m4").run_batch_on_target(xs)
+    for k, x in enumerate(xs):
+        np.testing.assert_array_equal(r.outputs[0, k].reshape(shape), fxp.log_softmax_s8(x, p))
+
+
 def test_every_kernel_is_covered():
-    """Every kernel of the family is called directly (the family has reference kernels only: a
-    new variant needs cases that run it here)."""
-    harness.assert_covered(FAMILY, harness.wrapped_kernels(FAMILY))
+    """Every kernel of the family is exercised: called directly, or (log_softmax_s8) as one-step
+    programs above."""
+    harness.assert_covered(FAMILY, harness.wrapped_kernels(FAMILY) | {"log_softmax_s8"})

@@ -27,7 +27,8 @@ naming the op and the binding (for a mean: its axes).
 
 Data movement and the edges (issue 16): ``quantize`` of a float model input ->
 ``adaptc.quantize`` (the model takes float input); a ``dequantize`` that is the output ->
-``adaptc.dequantize``; ``quantize(resize2d(dequantize(x)))`` bilinear -> ``adaptc.qresize_bilinear``
+``adaptc.dequantize``; the same two around a float composite that has no int8 form (post-training
+quantization keeps a GRU float between them); ``quantize(resize2d(dequantize(x)))`` bilinear -> ``adaptc.qresize_bilinear``
 (TFLite's integer ResizeBilinear; output parameters must equal the input's); an int8 ``argmax`` ->
 ``adaptc.qargmax`` (int32 indices); an int8 ``concat`` (PACK) stays a concat.
 ``quantize(relu(x) + minimum(x, 0) * alpha)`` (adaptc.prelu's form, x and alpha dequantized) ->
@@ -500,12 +501,22 @@ def _match_prelu(g, core, out_scale, out_zp, act_min, act_max, node):
 
 def _match_input_quantize(g, core, out_scale, out_zp, act_min, act_max, node):
     """quantize(x) of a float model input (TFLite QUANTIZE float32 -> int8 as a model's first
-    operator): the compiled model takes the float input and quantizes it as TFLite does."""
-    x = g.resolve(core)
-    if not isinstance(x, relax.Var) or x in g.value or tvm_compat.dtype_of(x.ty) != "float32":
+    operator): the compiled model takes the float input and quantizes it as TFLite does; or of
+    a float composite's result (an operator with no int8 form, kept float by post-training
+    quantization between a dequantize and a quantize: a GRU)."""
+    x = core if isinstance(core, relax.Var) and _float_composite(g.value.get(core)) else g.resolve(core)
+    if not isinstance(x, relax.Var) or tvm_compat.dtype_of(x.ty) != "float32":
+        return None
+    if x in g.value and not _float_composite(g.value[x]):
         return None
     return CompositeCall("adaptc.quantize", [x], [], _out_range(out_scale, out_zp, act_min, act_max),
                          tvm_compat.shape_of(x.ty), "int8", "quantize")
+
+
+def _float_composite(value) -> bool:
+    """A call of a float composite function (main calls no other global)."""
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar) and \
+        tvm_compat.dtype_of(value.ty) == "float32"
 
 
 RESIZE_MODES = {"asymmetric": (False, False), "align_corners": (True, False), "half_pixel": (False, True)}
@@ -574,6 +585,8 @@ class _Legalizer:
 
     def run(self):
         g = self.g
+        # the inputs of float composites: their dequantizes become steps (adaptc.dequantize)
+        self.float_inputs = {a for b in g.bindings if _float_composite(b.value) for a in b.value.args}
         # Fold int8 clips into the single-use quantize (or composite) that produces them.
         for b in g.bindings:
             if tvm_compat.op_name(b.value) == "relax.clip" and tvm_compat.dtype_of(b.var.ty) == "int8":
@@ -649,8 +662,8 @@ class _Legalizer:
             self.calls.append((var, CompositeCall(
                 "adaptc.qargmax", [value.args[0]], [], {"axis": int(value.attrs.axis) % len(value.args[0].ty.shape)},
                 tvm_compat.shape_of(var.ty), "int32", "arg_max")))
-        elif name == "relax.dequantize" and any(var.same_as(r) for r in g.results) \
-                and not tvm_compat.is_constant(value.args[0]):
+        elif name == "relax.dequantize" and not tvm_compat.is_constant(value.args[0]) and (
+                any(var.same_as(r) for r in g.results) or var in self.float_inputs):
             x = _dequantized(g, var)
             self.calls.append((var, CompositeCall(
                 "adaptc.dequantize", [x[0]], [], {"input_scale": float(x[1][0]), "input_zp": int(x[2][0])},

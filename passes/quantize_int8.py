@@ -359,10 +359,13 @@ class Quantizer:
             self.quant(bb, y, b.var, np.float32(s), zp)
         elif kind == "adaptc.clamp_f32":
             self.quant(bb, act(self.dq(bb, acts[0])), b.var, s_out, zp_out)
-        elif kind == "adaptc.recurrent_f32":   # an LSTM: TFLite Micro's int8 LSTM; a GRU has no int8 form
-            if recurrent.CELLS[int(a["cell"])] != "LSTM":
-                raise InputError(f"post-training quantization of {b.var.name}: int8 GRU is not supported (TFLite "
-                                 "has no GRU operator); compile the model in float32")
+        elif kind == "adaptc.recurrent_f32" and recurrent.CELLS[int(a["cell"])] != "LSTM":
+            # a GRU has no int8 form (TFLite has none): it runs in float between a dequantize and a
+            # quantize at its calibrated output range
+            gv = bb.add_func(callee, "recurrent_f32")
+            y = bb.emit(relax.Call(gv, [self.dq(bb, acts[0]), *(relax.const(c) for c in consts)]))
+            self.quant(bb, y, b.var, s_out, zp_out)
+        elif kind == "adaptc.recurrent_f32":   # an LSTM: TFLite Micro's int8 LSTM
             x, s, zp = self.q[acts[0]]
             names = ("weights", "recurrent_weights", "bias", "initial_state")
             q_consts, q_attrs = recurrent.quantized_lstm(dict(zip(names, consts)), a, b.var.name, (s, zp),

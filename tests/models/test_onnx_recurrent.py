@@ -1,9 +1,12 @@
 """ONNX LSTM and GRU (adaptc.recurrent) end to end, in the forms torch.onnx.export writes
 ``nn.LSTM`` / ``nn.GRU`` (batch_first: Transpose -> LSTM -> Squeeze -> Transpose; the last hidden
 state Y_h as a second output; GRU with linear_before_reset=1): the float C within 1e-4 of
-onnxruntime (layout=1, which onnxruntime refuses: onnx's reference implementation); an LSTM by
-post-training quantization TFLite Micro's int8 LSTM, bit-exact with its Relax module and close to
-onnxruntime; the forms adaptc does not compile refused by name."""
+onnxruntime (layout=1, which onnxruntime refuses: onnx's reference implementation); by
+post-training quantization an LSTM TFLite Micro's int8 LSTM, a GRU a float island in the int8
+model, bit-exact with their Relax module and close to onnxruntime; the forms adaptc does not
+compile refused by name."""
+import shutil
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,6 +18,7 @@ import adaptc.api as api
 from adaptc.errors import InputError, UnsupportedOperatorError
 
 T, I, H, CLASSES = 7, 5, 9, 4
+EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 
 
 def _model(path, cell, *, layout=0, batch=1, lbr=1, initial=False, head="Y", direction="forward", y_c=False):
@@ -81,15 +85,18 @@ def test_float_matches_onnxruntime(form, tmp_path):
         np.testing.assert_allclose(m.run(x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("head", ["Y", "Y_h"])
-def test_lstm_post_training_int8(head, tmp_path):
-    """An LSTM by post-training quantization: TFLite Micro's int8 LSTM (adaptc.qlstm, int16 cell
-    state at the calibrated power-of-two scale); the C equals its Relax module bit for bit, and
+@pytest.mark.parametrize("cell,head", [("LSTM", "Y"), ("LSTM", "Y_h"), ("GRU", "Y")])
+def test_post_training_int8(cell, head, tmp_path):
+    """By post-training quantization an LSTM becomes TFLite Micro's int8 LSTM (adaptc.qlstm, the
+    int16 cell state at the calibrated power-of-two scale); a GRU, which has no int8 form, runs in
+    float between a dequantize and a quantize. The C equals its Relax module bit for bit, and
     the dequantized output is within 25 dB SNR of onnxruntime (inputs drawn like the calibration)."""
-    path = _model(tmp_path / "lstm.onnx", "LSTM", head=head)
+    path = _model(tmp_path / "rnn.onnx", cell, head=head)
     rng = np.random.default_rng(4)
     q = api.compile(path, calibration=rng.normal(0, 1, (64, 1, T, I)).astype(np.float32))
-    assert [s.op for s in q.program.steps][0] == "adaptc.qlstm"
+    ops = [s.op for s in q.program.steps]
+    want = ["adaptc.qlstm"] if cell == "LSTM" else ["adaptc.dequantize", "adaptc.recurrent_f32", "adaptc.quantize"]
+    assert ops[:len(want)] == want
     sess = ort.InferenceSession(str(path))
     scale, zp = q.output_quantization
     signal = noise = 0.0
@@ -104,8 +111,20 @@ def test_lstm_post_training_int8(head, tmp_path):
     assert 10 * np.log10(signal / noise) >= 25.0
 
 
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_gru_int8_float_island_emulated(tmp_path):
+    """The int8 model with its float GRU on the emulated Cortex-M4: the host build's outputs."""
+    path = _model(tmp_path / "gru.onnx", "GRU")
+    rng = np.random.default_rng(5)
+    q = api.compile(path, calibration=rng.normal(0, 1, (32, 1, T, I)).astype(np.float32))
+    xs = q.quantize_input(rng.normal(0, 1, (3, 1, T, I)).astype(np.float32))
+    r = q.run_batch_on_target(xs)
+    for k, x in enumerate(xs):
+        np.testing.assert_array_equal(r.outputs[0, k].reshape(q.run(x).shape), q.run(x))
+
+
 @pytest.mark.parametrize("form,match", [
-    (dict(cell="GRU"), "int8 GRU"), (dict(cell="LSTM", batch=2), "batch 2"),
+    (dict(cell="LSTM", batch=2), "batch 2"),
     (dict(cell="LSTM", initial=True), "initial states")])
 def test_int8_refusals(form, match, tmp_path):
     path = _model(tmp_path / "rnn.onnx", **form)

@@ -5,14 +5,16 @@ Reference: depthwise_conv2d_s8 (TFLite's reference_integer_ops::DepthwiseConvPer
 depth multiplier), depthwise_conv2d_s8_packed (the same on low-bit weights -- pot2 .. pot5,
 int4 -- decoded a channel at a time; shift-and-add MACs for power-of-two weights),
 depthwise_conv2d_f32. DSP: depthwise_conv2d_s8_dsp -- four channels a group with SMLABB /
-SMLATT, 3-wide filters over a copied window in assembly. MVE: depthwise_conv2d_s8_mve -- eight
-channels a chunk in int16 lanes. Both optimized kernels need a depth multiplier of 1 and int8
-weights (packed layers take depthwise_conv2d_s8_packed on every core).
+SMLATT, 3-wide filters over a copied window in assembly -- and depthwise_conv2d_s8_packed_dsp,
+the same on low-bit weights of int8 range (pot2 .. pot4, int4) decoded into the arena once per
+call. MVE: depthwise_conv2d_s8_mve -- eight channels a chunk in int16 lanes, int8 weights. The
+optimized kernels need a depth multiplier of 1.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from adaptc import formats
 from adaptc.program import Program, Step
 
 from .common import (
@@ -144,24 +146,53 @@ def depthwise_dsp_loops(step: Step) -> dict[str, float]:
     return out
 
 
-@kernel("depthwise_conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=depthwise_dsp_loops, headers=("dsp.h",))
-def depthwise_conv2d_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
-    if not is_depthwise(step):
-        return None
+def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
+    """depthwise_conv2d_s8_dsp (int8 weights) or depthwise_conv2d_s8_packed_dsp (codes of int8
+    range, decoded into the arena in the same layout), depth multiplier 1, when the layer's
+    requantization is provably exact (simd.requant_is_exact)."""
+    fmt = weight_format(step)
+    if not is_depthwise(step) or fmt.packed != packed or fmt.max_value > 127:
+        return None                                              # pot5: the reference packed kernel
     geo = conv_geometry(step, prog)
     _, w = conv_filter(step, geo)
-    if geo["out_c"] != geo["in_c"] or weight_format(step).packed:
-        return None                                              # depth_multiplier > 1, packed: reference
+    if geo["out_c"] != geo["in_c"]:
+        return None                                              # depth_multiplier > 1: reference
     out = int8_output(step)
     taps = np.ascontiguousarray(w.reshape(-1, geo["out_c"]).T)   # [k_h * k_w][C] -> [C][taps]
     if not exact_requant(step, taps, out["input_offset"]):
         return None
     params = {k: v for k, v in geo.items() if k != "out_c"}
     params["right_shifts"] = int(all(s < 0 for s in requant_arrays(step, geo["out_c"])[1][1].tolist()))
-    return KernelCall({**params, **out, "scratch": SCRATCH},
-                      [("weights", depthwise_quads(w.reshape(-1, geo["out_c"]))),
-                       ("channels", channel_records(step, geo["out_c"], rounding=True))],
-                      scratch_bytes=3 * geo["k_h"] * geo["in_c"] if geo["k_w"] == 3 else 0)
+    filt = depthwise_quads(w.reshape(-1, geo["out_c"]))
+    window = 3 * geo["k_h"] * geo["in_c"] if geo["k_w"] == 3 else 0
+    channels = ("channels", channel_records(step, geo["out_c"], rounding=True))
+    if not packed:
+        return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=window)
+    data = filt.astype("<i4").view(np.int8)                      # the layout's bytes, its zero padding too
+    code = {"bits": fmt.bits, "kind": int(fmt.kind == "pot"), "codes": data.size, "filter_bytes": data.size}
+    return KernelCall({**params, **out, **code, "scratch": SCRATCH}, [("weights", formats.pack(data, fmt)), channels],
+                      scratch_bytes=filt.nbytes + window)
+
+
+@kernel("depthwise_conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=depthwise_dsp_loops, headers=("dsp.h",))
+def depthwise_conv2d_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
+    return _dsp_call(step, prog, packed=False)
+
+
+def depthwise_packed_dsp_loops(step: Step) -> dict[str, float]:
+    """depthwise_conv2d_s8_packed_dsp.c: the filter's codes decoded (pot ones shifted into
+    values), then depthwise_conv2d_s8_dsp's loops."""
+    g = conv_loops(step)
+    fmt = weight_format(step)
+    n = g.k_h * g.k_w * g.in_c
+    return {**depthwise_dsp_loops(step), "decode": n, "decode_pot": n * (fmt.kind == "pot"),
+            "straddles": straddles(n, fmt.bits)}
+
+
+@kernel("depthwise_conv2d_s8_packed_dsp", "adaptc.qconv2d", "dsp", features=depthwise_packed_dsp_loops,
+        headers=("dsp.h", "depthwise_conv2d_s8_dsp"))
+def depthwise_conv2d_s8_packed_dsp(step: Step, prog: Program) -> KernelCall | None:
+    return _dsp_call(step, prog, packed=True)
 
 
 # ------------------------------------------------------------------------------------ MVE

@@ -173,7 +173,9 @@ def packed_program(case: dict, fmt_name: str, pot_requant: bool):
     weights = np.ascontiguousarray(f.reshape(p["k_h"], p["k_w"], p["out_c"], 1))
     prog = programs.one_step_program("adaptc.qconv2d", attrs, {"weights": weights, "bias": bias}, [x.shape],
                                      want.shape)
-    return prog, x, want, {"ref"}                   # the optimized depthwise kernels take int8 weights
+    # the DSP drop-in (depthwise_conv2d_s8_packed_dsp) takes depth multiplier 1 and int8-range formats
+    dsp = p["depth_multiplier"] == 1 and fmt.max_value <= 127
+    return prog, x, want, {"ref", "dsp"} if dsp else {"ref"}
 
 
 @pytest.mark.parametrize("target,variants", HOST)

@@ -28,9 +28,10 @@ naming the op and the binding (for a mean: its axes).
 Data movement and the edges (issue 16): ``quantize`` of a float model input ->
 ``adaptc.quantize`` (the model takes float input); a ``dequantize`` that is the output ->
 ``adaptc.dequantize``; the same two around a float composite that has no int8 form (post-training
-quantization keeps a GRU float between them); ``quantize(resize2d(dequantize(x)))`` bilinear -> ``adaptc.qresize_bilinear``
-(TFLite's integer ResizeBilinear; output parameters must equal the input's); an int8 ``argmax`` ->
-``adaptc.qargmax`` (int32 indices); an int8 ``concat`` (PACK) stays a concat.
+quantization keeps a GRU float between them); ``quantize(resize2d(dequantize(x)))`` bilinear ->
+``adaptc.qresize_bilinear`` (TFLite's integer ResizeBilinear; output parameters must equal the
+input's); an int8 ``argmax`` -> ``adaptc.qargmax`` (int32 indices); an int8 ``concat`` (PACK)
+stays a concat.
 ``quantize(relu(x) + minimum(x, 0) * alpha)`` (adaptc.prelu's form, x and alpha dequantized) ->
 ``adaptc.qprelu`` (TFLite PRELU). Composite calls the importer emitted itself (``adaptc.qlstm``,
 ``adaptc.ql2norm``) are kept.

@@ -52,7 +52,7 @@ CASES = [
                                                                        "mode": "REFLECT"})], ["gather"] * 2),
     ("mirror_symmetric_f32", (1, 4, 6, 3), F32, None, [("MIRROR_PAD", F32, None, {
         "paddings": [0, 0, 2, 1, 0, 3, 0, 0], "mode": "SYMMETRIC"})], ["gather"] * 2),
-    ("requantize_s8", (1, 4, 6, 3), I8, Q, [("QUANTIZE", I8, (0.03, -1), {})], ["lut_s8"]),
+    ("requantize_s8", (1, 4, 6, 3), I8, Q, [("QUANTIZE", I8, (0.03, -1), {})], ["lut_s8_dsp"]),
     ("quantize_input", (1, 4, 6, 3), F32, None, [("QUANTIZE", I8, Q, {})], ["quantize_f32_s8"]),
     ("dequantize_output", (1, 4, 6, 3), I8, Q, [("DEQUANTIZE", F32, None, {})], ["dequantize_s8_f32"]),
     ("float_io_int8_inside", (1, 4, 6, 3), F32, None, [

@@ -91,7 +91,7 @@ def test_rsqrt_int8_bit_exact_with_tflm(q, tmp_path):
     (s_in, zp_in), qo = q
     buf = T.rsqrt_model(SHAPE, (s_in, zp_in), qo)
     m = adaptc.compile(_save(tmp_path, "r.tflite", buf), target="cortex-m4")
-    assert [(s.op, s.kernel) for s in m.scheduled.steps] == [("adaptc.qlut", "lut_s8")]
+    assert [(s.op, s.kernel) for s in m.scheduled.steps] == [("adaptc.qlut", "lut_s8_dsp")]   # (M4: DSP)
     valid = np.arange(zp_in, 128, dtype=np.int8)     # TFLM fails the inference below the zero point
     table = m.program.steps[0].consts["table"]
     for x in (np.resize(valid, SHAPE), np.resize(valid[::-1], SHAPE)):      # every valid input
@@ -218,7 +218,7 @@ def test_onnx_post_training_int8_c_equals_relax(cid, tmp_path):
     path = _onnx(tmp_path / f"{cid}.onnx", cid)
     q = adaptc.compile(path, target="cortex-m4", calibration=np.stack(_inputs(cid + "cal", 16)))
     kernels = [s.kernel for s in q.scheduled.steps]
-    assert ("prelu_s8" in kernels or "lut_s8" in kernels), kernels
+    assert ("prelu_s8" in kernels or "lut_s8_dsp" in kernels), kernels
     for x in _inputs(cid, 4):
         xq = q.quantize_input(x)
         np.testing.assert_array_equal(q.run(xq), q.reference(xq))

@@ -74,7 +74,7 @@ INT8_CASES = [
 def test_int8_tflite_bit_exact_with_tflm(case, tmp_path):
     cid, buf = case
     m = adaptc.compile(_save(tmp_path, f"{cid}.tflite", buf), target="cortex-m4")
-    assert [(s.op, s.kernel) for s in m.scheduled.steps] == [("adaptc.qlut", "lut_s8")]
+    assert [(s.op, s.kernel) for s in m.scheduled.steps] == [("adaptc.qlut", "lut_s8_dsp")]   # (M4: DSP)
     # the step's table is TFLM's output for every input, in input order
     table = m.program.steps[0].consts["table"]
     np.testing.assert_array_equal(table, T.run_tflm(buf, ALL_VALUES.reshape(SHAPE)).reshape(-1))
@@ -273,7 +273,7 @@ def test_int8_chain_on_the_emulated_m4_equals_host_and_tflm(tmp_path):
     ops = [name if alpha is None else (name, alpha) for name, alpha in CHAIN]
     buf = T.unary_chain_model(SHAPE, ops, CHAIN_Q)
     m = adaptc.compile(_save(tmp_path, "chain.tflite", buf), target="cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["lut_s8"] * 5
+    assert [s.kernel for s in m.scheduled.steps] == ["lut_s8_dsp"] * 5
     assert [s.source.split()[0] for s in m.program.steps] == ["hard_swish", "leaky_relu", "elu", "tanh", "sigmoid"]
     xs = np.stack(_int8_inputs(11))
     r = m.run_batch_on_target(xs)

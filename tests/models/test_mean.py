@@ -468,7 +468,7 @@ def test_tflite_int8_mean_c_bit_exact_with_tflm(case, tmp_path):
     """The generated C (mean_s8) of a one-MEAN TFLite model equals TFLite Micro bit for bit."""
     buf = T.mean_model(case.shape, list(case.axes), case.keep_dims, case.in_q, case.out_q)
     m = adaptc.compile(_save(tmp_path, f"{case.id}.tflite", buf), target="cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["reduce_s8"]
+    assert [s.kernel for s in m.scheduled.steps] in (["reduce_s8"], ["reduce_s8_dsp"])
     rng = np.random.default_rng(zlib.crc32(case.id.encode()) + 1)
     for x in _int8_inputs(rng, case.shape, around=(case.in_q[1], case.spread)):
         np.testing.assert_array_equal(m.run(x), T.run_tflm(buf, x))
@@ -520,7 +520,7 @@ def test_gap_classifier_quantized_with_exits(gap_quantized):
     model's final head."""
     m = gap_quantized
     _, _, x_test, y_test = digits()
-    assert m.levels == 3 and [s.kernel for s in m.scheduled.steps].count("reduce_s8") == 3
+    assert m.levels == 3 and sum(s.kernel.startswith("reduce_s8") for s in m.scheduled.steps) == 3
     xs = m.quantize_input(x_test)
     for level in range(3):
         exits = []

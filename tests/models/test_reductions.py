@@ -87,7 +87,7 @@ def test_tflite_int8_reduction_c_bit_exact_with_tflm(case, tmp_path):
     op, axes, keep, in_q, out_q = case
     buf = T.reduce_model(op, SHAPE, list(axes), keep, in_q, out_q)
     m = adaptc.compile(_save(tmp_path, "r.tflite", buf), target="cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["reduce_s8"]
+    assert [s.kernel for s in m.scheduled.steps] in (["reduce_s8"], ["reduce_s8_dsp"])
     for x in _int8(7, SHAPE):
         np.testing.assert_array_equal(m.run(x).reshape(T.run_tflm(buf, x).shape), T.run_tflm(buf, x))
 

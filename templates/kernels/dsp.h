@@ -933,6 +933,22 @@ static ADAPTC_INLINE void adaptc_mul_x4(int32_t x02, int32_t x13, int32_t y02, i
     out[3] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smultt(x13, y13), q) + output_offset);
 }
 
+/* addsub_s8_dsp: an input's rescaling adaptc_mbqm((x + offset) << left_shift, mult, shift) as
+ * adaptc_rq_apply, the two left shifts as one (`shift` = left_shift + q.left_shift <= 31):
+ * exact while |(x + offset) << left_shift << max(shift, 0)| < 2^30. */
+static ADAPTC_INLINE int32_t adaptc_addsub_scale(int32_t x, int32_t offset, int32_t shift, adaptc_rq_params q)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)(x + offset) << shift), q.mult);
+    return (s + q.round + (q.negmask & (s >> 31))) >> q.right_shift;
+}
+
+/* addsub_s8_dsp: an output before its activation's clamp, adaptc_rq_apply(raw, q) + output_offset
+ * saturated to int8 (SSAT) */
+static ADAPTC_INLINE int8_t adaptc_addsub_out(int32_t raw, adaptc_rq_params q, int32_t output_offset)
+{
+    return (int8_t)adaptc_ssat8(adaptc_rq_apply(raw, q) + output_offset);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sums of int8: four values a word in int16 lanes                          */
 /* ------------------------------------------------------------------------ */

@@ -1,8 +1,10 @@
-"""The broadcasting binary kernels beside MUL -- addsub_s8, squared_difference_s8, maxmin_s8
-(TFLite Micro's int8 ADD / SUB, SQUARED_DIFFERENCE, MAXIMUM / MINIMUM arithmetic) and
-binary_f32 (every float operator, an op code) -- as one-step programs through the Cortex-M
-target, on the host and on emulated cores, against NumPy references written from TFLM's
-reference kernels (themselves checked against TFLM).
+"""The broadcasting binary kernels beside MUL -- addsub_s8 and its DSP drop-in addsub_s8_dsp,
+squared_difference_s8, maxmin_s8 (TFLite Micro's int8 ADD / SUB, SQUARED_DIFFERENCE, MAXIMUM /
+MINIMUM arithmetic) and binary_f32 (every float operator, an op code) -- as one-step programs
+through the Cortex-M target, on the host and on emulated cores, against NumPy references written
+from TFLM's reference kernels (themselves checked against TFLM). Every ADD / SUB case runs through
+each variant (the reference kernel alone, and the DSP kernel where its builder accepts the step,
+which ``dsp_accepts`` states).
 
 A program has one input: each case combines the input with itself (same shape) or with a
 constant second operand (flash) of a broadcastable shape."""
@@ -22,6 +24,7 @@ from adaptc.qops import BINARY_F32
 from adaptc.targets.cortex_m.kernels import KERNELS
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
+INT32_MAX = 2**31 - 1
 
 
 def _rescale(x, zp, left_shift, multiplier, shift):
@@ -115,7 +118,67 @@ CASES = [
      {"function": "maximum", "act_min": -128, "act_max": 127}),
     ("min_clamped", "adaptc.qmaxmin", (2, 3, 4, 5), (2, 1, 4, 1),
      {"function": "minimum", "act_min": -20, "act_max": 90}),
+    # ADD / SUB for both variants: the innermost strides 1 / 1, 1 / 0, 0 / 1, row lengths not a
+    # multiple of four, the int8 extremes of zero points and activation range, shifts at the
+    # edge of addsub_s8_dsp's exactness proof on either side of it
+    ("add_same_shape_zp_extremes", "adaptc.qaddsub", (1, 4, 5, 7), None,
+     _attrs("adaptc.qaddsub", (0.02, -128), (0.02, -128), (0.05, -128), sign2=1)),
+    ("sub_first_broadcast_inner_odd", "adaptc.qaddsub", (1, 4, 5, 1), (1, 4, 5, 7),
+     _attrs("adaptc.qaddsub", (0.04, 127), (0.03, -128), (0.02, 9), (-100, 100))),
+    ("add_channel_odd_zp_extremes", "adaptc.qaddsub", (2, 3, 5, 7), (1, 1, 1, 7),
+     _attrs("adaptc.qaddsub", (0.5, 127), (0.003, -128), (0.45, 127), sign2=1)),
+    ("sub_pixel_saturating", "adaptc.qaddsub", (1, 3, 3, 9), (1, 3, 3, 1),
+     _attrs("adaptc.qaddsub", (0.1, 0), (0.1, 0), (0.01, 0))),
+    ("sub_four_loops", "adaptc.qaddsub", (2, 3, 4, 5), (2, 1, 4, 1),
+     _attrs("adaptc.qaddsub", (0.05, 3), (0.02, -4), (0.06, -128))),
+    ("add_dsp_widest_exact_input_shift_2", "adaptc.qaddsub", (1, 3, 5, 9), (1, 1, 1, 9),
+     {**_attrs("adaptc.qaddsub", (0.05, 0), (0.05, 0), (0.5, 0), sign2=1), "input1_multiplier": 1 << 29,
+      "input1_shift": 2, "input2_multiplier": 1 << 30, "input2_shift": 0, "multiplier": [1 << 30], "shift": [-20]}),
+    ("add_dsp_declines_input_shift_3", "adaptc.qaddsub", (1, 3, 5, 9), (1, 1, 1, 9),
+     {**_attrs("adaptc.qaddsub", (0.05, 0), (0.05, 0), (0.5, 0), sign2=1), "input1_multiplier": 1 << 28,
+      "input1_shift": 3, "multiplier": [1 << 30], "shift": [-20]}),
+    ("sub_dsp_widest_exact_output_shift_1", "adaptc.qaddsub", (1, 4, 4), (1, 4, 4),
+     {**_attrs("adaptc.qaddsub", (0.05, -128), (0.05, 127), (0.5, 0)), "multiplier": [300], "shift": [1]}),
+    ("sub_dsp_declines_output_shift_2", "adaptc.qaddsub", (1, 4, 4), (1, 4, 4),
+     {**_attrs("adaptc.qaddsub", (0.05, -128), (0.05, 127), (0.5, 0)), "multiplier": [150], "shift": [2]}),
+    ("sub_rounding_ties", "adaptc.qaddsub", (1, 4, 5, 6), (1, 1, 5, 6),
+     {**_attrs("adaptc.qaddsub", (0.05, 3), (0.05, -4), (0.5, 1)), "input1_multiplier": 1 << 30,
+      "input1_shift": -21, "input2_multiplier": 1 << 30, "input2_shift": -20, "multiplier": [1 << 30], "shift": [-1]}),
+    ("add_dsp_declines_act_wider_than_int8", "adaptc.qaddsub", (1, 4, 5, 6), (1, 1, 1, 6),
+     _attrs("adaptc.qaddsub", (0.05, 3), (0.02, -4), (0.01, 1), (-140, 140), sign2=1)),
+    ("add_dsp_shift_minus_31", "adaptc.qaddsub", (1, 2, 3, 4), (1, 1, 1, 4),
+     {**_attrs("adaptc.qaddsub", (0.05, 0), (0.05, 0), (0.5, 5), sign2=1), "multiplier": [INT32_MAX],
+      "shift": [-31]}),
 ]
+
+ADDSUB_CASES = [c for c in CASES if c[1] == "adaptc.qaddsub"]
+VARIANTS = [pytest.param(("ref",), id="ref"), pytest.param(("dsp", "ref"), id="dsp")]
+
+
+def dsp_accepts(attrs: dict) -> bool:
+    """addsub_s8_dsp's requantizations (dsp.h adaptc_rq_apply) equal MultiplyByQuantizedMultiplier
+    while |value << max(shift, 0)| < 2^30 and 0 <= multiplier < 2^31: its builder takes a step
+    when that holds for each input's largest |(x - zp) << left_shift| and for the output's
+    largest |s1| + |s2| (each |s_k| at most |(x - zp) << left_shift| << max(shift_k, 0)), and
+    the activation range is within int8 (the kernel saturates to int8, then clamps)."""
+    if attrs["act_min"] < -128 or attrs["act_max"] > 127:
+        return False
+
+    def exact(value, mult, shift):
+        return 0 <= mult <= INT32_MAX and shift >= -31 and value << max(shift, 0) < 2**30
+    total = 0
+    for k in ("input1", "input2"):
+        largest = max(128 + attrs[f"{k}_zp"], 127 - attrs[f"{k}_zp"]) << attrs["left_shift"]
+        if not exact(largest, attrs[f"{k}_multiplier"], attrs[f"{k}_shift"]):
+            return False
+        total += largest << max(attrs[f"{k}_shift"], 0)
+    return exact(total, attrs["multiplier"][0], attrs["shift"][0])
+
+
+def expected_kernel(case, variants: tuple) -> str:
+    if case[1] == "adaptc.qaddsub" and variants[0] == "dsp" and dsp_accepts(case[4]):
+        return "addsub_s8_dsp"
+    return KERNEL[case[1]]
 
 
 def _seed(text: str) -> int:
@@ -158,14 +221,41 @@ def test_the_cases_reach_the_corners():
     assert (clamped.min(), clamped.max()) == (-20, 90)
 
 
+@pytest.mark.parametrize("variants", VARIANTS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
-def test_int8_host(case):
+def test_int8_host(case, variants):
     prog, xs, want = _case(case)
-    m = api.compile_program(prog, "cortex-m4")
+    m = api.compile_program(prog, "cortex-m4", kernels=",".join(variants))
     [step] = m.scheduled.steps
-    assert step.kernel == KERNEL[case[1]]
+    assert step.kernel == expected_kernel(case, variants)
     for x, w in zip(xs, want):
         np.testing.assert_array_equal(m.run(x), w)
+
+
+def test_the_addsub_cases_reach_the_dsp_corners():
+    """Both variants meet the three innermost stride patterns, rows of a length not a multiple
+    of four, a right shift of 0 and of 31, a positive input shift, both signs, rounding ties of
+    either sign, and steps the DSP kernel declines: input and output bounds just past its proof,
+    an activation range wider than int8 (the reference kernel's cast wraps)."""
+    loops = {c[0]: (KERNELS["addsub_s8"].build(_case(c)[0].steps[0], None).params, c[4]) for c in ADDSUB_CASES}
+    patterns = {(p["strides1"][3], p["strides2"][3]) for p, _ in loops.values()}
+    assert {(1, 1), (1, 0), (0, 1)} <= patterns
+    assert any(p["dims"][3] % 4 for p, _ in loops.values())
+    shifts = {a[k] for _, a in loops.values() for k in ("input1_shift", "input2_shift")}
+    assert {0, 2} <= shifts and any(a["shift"][0] == -31 for _, a in loops.values())
+    assert {(a["input1_sign"], a["input2_sign"]) for _, a in loops.values()} == {(1, 1), (1, -1), (-1, 1)}
+    ties = next(c for c in ADDSUB_CASES if c[0] == "sub_rounding_ties")
+    prog, xs, _ = _case(ties)
+    v1 = np.concatenate([x.ravel() for x in xs]).astype(np.int64) - 3
+    v2 = prog.steps[0].consts["input2"].astype(np.int64).ravel() + 4
+    assert np.any((v1 % 4 == 2) & (v1 > 0)) and np.any((v1 % 4 == 2) & (v1 < 0))   # s1 = v1 / 4: ties
+    assert np.any((v2 % 2 == 1) & (v2 < 0)) and np.any((v2 % 2 == 1) & (v2 > 0))
+    declined = {c[0] for c in ADDSUB_CASES if not dsp_accepts(c[4])}
+    assert declined == {"add_dsp_declines_input_shift_3", "sub_dsp_declines_output_shift_2",
+                        "add_dsp_declines_act_wider_than_int8"}
+    builder = KERNELS["addsub_s8_dsp"].build
+    for c in ADDSUB_CASES:
+        assert (builder(_case(c)[0].steps[0], None) is not None) == dsp_accepts(c[4]), c[0]
 
 
 def test_cost_features_by_hand():
@@ -179,14 +269,60 @@ def test_cost_features_by_hand():
                                                         "elements_div": div}
 
 
+def test_addsub_dsp_features_by_hand():
+    """addsub_s8_dsp: per row whole words of four outputs and the rest one at a time, apart where
+    an input is fixed along the row (_one) and where both move (_two); a narrow clamp passes
+    over all."""
+    f = KERNELS["addsub_s8_dsp"].features
+    steps = {c[0]: _case(c)[0].steps[0] for c in ADDSUB_CASES}
+    zero = {"quads_one": 0, "singles_one": 0, "quads_two": 0, "singles_two": 0, "clamped": 0}
+    # [1, 4, 5, 6] - [1, 1, 1, 6]: 20 rows of 6, both inputs move
+    assert f(steps["sub_channel"]) == {"call": 1, "rows": 20, **zero, "quads_two": 20, "singles_two": 40}
+    # [1, 4, 5, 6] + [1, 4, 5, 1]: 20 rows of 6, input2 fixed per row
+    assert f(steps["add_spatial_relu"]) == {"call": 1, "rows": 20, **zero, "quads_one": 20, "singles_one": 40,
+                                            "clamped": 120}
+    # [2, 3, 4, 5] x [1, 1, 1, 1]: one row of 120, input2 fixed
+    assert f(steps["reverse_sub_scalar"]) == {"call": 1, "rows": 1, **zero, "quads_one": 30}
+    # [1, 4, 5, 1] - [1, 4, 5, 7]: 20 rows of 7, input1 fixed; clamped to [-100, 100]
+    assert f(steps["sub_first_broadcast_inner_odd"]) == {"call": 1, "rows": 20, **zero, "quads_one": 20,
+                                                         "singles_one": 60, "clamped": 140}
+    # the same shape: one row of 140
+    assert f(steps["add_same_shape_zp_extremes"]) == {"call": 1, "rows": 1, **zero, "quads_two": 35}
+
+
 @pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
 @pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m4"])
 def test_int8_emulated(target):
-    for case in CASES[::2]:
+    """Each core's own variants (Cortex-M4: addsub_s8_dsp where it accepts the step)."""
+    variants = ("dsp", "ref") if target == "cortex-m4" else ("ref",)
+    for case in CASES[::2] + [c for c in ADDSUB_CASES[1:] if c not in CASES[::2]]:
         prog, xs, want = _case(case)
         m = api.compile_program(prog, target)
+        assert m.scheduled.steps[0].kernel == expected_kernel(case, variants), case[0]
         r = m.run_batch_on_target(np.stack(xs))
         np.testing.assert_array_equal(r.outputs[0].reshape(np.stack(want).shape), np.stack(want), err_msg=case[0])
+
+
+def _instructions_per_element(shape1, const2, attrs) -> dict[str, float]:
+    x = np.random.default_rng(7).integers(-128, 128, size=shape1, dtype=np.int8)
+    prog = program("adaptc.qaddsub", shape1, const2, attrs, "int8")
+    runs = {k: api.compile_program(prog, "cortex-m4", kernels=k).run_on_target(x) for k in ("ref", "dsp,ref")}
+    np.testing.assert_array_equal(runs["dsp,ref"].outputs, runs["ref"].outputs)
+    n = int(np.prod(np.broadcast_shapes(shape1, shape1 if const2 is None else const2.shape)))
+    return {k: r.steps[0]["instructions"] / n for k, r in runs.items()}
+
+
+@pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
+def test_addsub_s8_dsp_fewer_instructions():
+    """On the Cortex-M4 the DSP kernel runs a [1, 16, 16, 32] ADD of the same shape and a
+    [1, 16, 16, 32] - [1, 16, 16, 1] SUB (input2 fixed per row) in under half the reference
+    kernel's instructions."""
+    attrs = _attrs("adaptc.qaddsub", (0.05, 3), (0.02, -4), (0.06, 1))
+    same = _instructions_per_element((1, 16, 16, 32), None, {**attrs, "input2_sign": 1})
+    c = np.random.default_rng(8).integers(-128, 128, size=(1, 16, 16, 1), dtype=np.int8)
+    pixel = _instructions_per_element((1, 16, 16, 32), c, attrs)
+    for insns in (same, pixel):
+        assert insns["dsp,ref"] < 0.5 * insns["ref"], (same, pixel)
 
 
 def _f_case(function, shape=(1, 4, 5, 6), cshape=(1, 1, 1, 6), act=(-np.inf, np.inf)):
@@ -220,8 +356,9 @@ def test_binary_f32_emulated(target):
         np.testing.assert_array_equal(r.outputs[0].reshape(np.stack(want).shape), np.stack(want), err_msg=function)
 
 
-def test_one_record_per_kernel_and_no_variant():
+def test_one_record_per_kernel_and_variant():
     ops = ("adaptc.qaddsub", "adaptc.qsquared_difference", "adaptc.qmaxmin", "adaptc.binary_f32")
     records = {k.name: (k.op, k.variant) for k in KERNELS.values() if k.op in ops}
-    assert records == {"addsub_s8": ("adaptc.qaddsub", "ref"), "squared_difference_s8": ("adaptc.qsquared_difference",
-                       "ref"), "maxmin_s8": ("adaptc.qmaxmin", "ref"), "binary_f32": ("adaptc.binary_f32", "ref")}
+    assert records == {"addsub_s8": ("adaptc.qaddsub", "ref"), "addsub_s8_dsp": ("adaptc.qaddsub", "dsp"),
+                       "squared_difference_s8": ("adaptc.qsquared_difference", "ref"),
+                       "maxmin_s8": ("adaptc.qmaxmin", "ref"), "binary_f32": ("adaptc.binary_f32", "ref")}

@@ -288,7 +288,7 @@ def _tflite_int8_output_problem(sub, op, name: str) -> str | None:
 
 
 def _load_tflite(path: Path, data: bytes) -> LoadedModel:
-    from . import lstm_import, tvm_compat
+    from . import composite_import, tvm_compat
 
     model, sub = _tflite_model(path, data)
     findings = _tflite_findings(path, model, sub)
@@ -300,7 +300,7 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
         if not t.shape or any(d <= 0 for d in t.shape):
             raise DynamicShapeError(path, t.name, t.shape)
     try:
-        mod = tvm_compat.from_tflite(data, {"convert_unidirectional_sequence_lstm": lstm_import.convert})
+        mod = tvm_compat.from_tflite(data, composite_import.TFLITE)
     except Exception as e:
         raise ModelLoadError(path, f"TVM's TFLite frontend failed: {type(e).__name__}: {e}") from None
     return LoadedModel(mod, ModelInfo(str(path), "tflite", path.stem, inputs, outputs))
@@ -426,7 +426,7 @@ def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
 def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
     import onnx
 
-    from . import onnx_rewrite, tvm_compat
+    from . import composite_import, onnx_rewrite, tvm_compat
 
     model = _onnx_model(path, data)
     graph = model.graph
@@ -453,7 +453,8 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
         inputs.append(t)
     outputs = tuple(info(vi) for vi in graph.output)
     try:
-        mod = tvm_compat.from_onnx(onnx_rewrite.fold_batch_norms(model), {t.name: list(t.shape) for t in inputs})
+        mod = tvm_compat.from_onnx(onnx_rewrite.fold_batch_norms(model), {t.name: list(t.shape) for t in inputs},
+                                   composite_import.ONNX)
     except Exception as e:
         raise ModelLoadError(path, f"TVM's ONNX frontend failed: {type(e).__name__}: {e}") from None
     stem = os.path.splitext(path.name)[0]

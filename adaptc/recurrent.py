@@ -1,5 +1,7 @@
-"""ONNX LSTM and GRU (one layer, forward, as torch exports ``nn.LSTM`` / ``nn.GRU``) as one
-``adaptc.recurrent_f32`` composite: TVM 0.27's ONNX frontend has no converter for either.
+"""ONNX LSTM and GRU (one layer, as torch exports ``nn.LSTM`` / ``nn.GRU``) as one
+``adaptc.recurrent_f32`` composite per direction: TVM 0.27's ONNX frontend has no converter for
+either. (The importer runs the reverse direction of a bidirectional or reverse layer on the
+time-reversed sequence and reverses its outputs back: tvm_compat.)
 
 The composite takes the sequences x [B, T, I] and returns the hidden state of every step
 [B, T, H]. Its constants are the node's own, in ONNX's gate order: ``weights`` W [G * H, I],
@@ -14,11 +16,11 @@ Per sequence and step t (ONNX's definitions with the default activations):
           h~ = tanh(Wh x + Wbh + r * (Rh h + Rbh))     linear_before_reset = 1 (torch)
           h = (1 - z) * h~ + z * h
 
-``onnx_problems`` names what is not compiled (the attribute and its value): bidirectional or
-reverse, sequence_lens, clip, other activations, LSTM's input_forget and peepholes,
-initial states computed at run time, Y_c used. By post-training quantization an LSTM becomes
-TFLite Micro's int8 LSTM (``adaptc.qlstm``, adaptc.lstm; batch 1); a GRU has no int8 form
-(TFLite has no GRU operator) and is refused there.
+``onnx_problems`` names what is not compiled (the attribute and its value): sequence_lens, clip,
+other activations, LSTM's input_forget and peepholes, initial states computed at run time, Y_c
+used. By post-training quantization an LSTM becomes TFLite Micro's int8 LSTM (``adaptc.qlstm``,
+adaptc.lstm; batch 1); a GRU, which has no int8 form (TFLite has no GRU operator), stays a float
+step between a dequantize and a quantize.
 """
 from __future__ import annotations
 
@@ -41,9 +43,6 @@ def onnx_problems(model, constants: dict) -> list[tuple[str, str, str]]:
         name = node.name or node.output[0]
         ins = list(node.input) + [""] * (8 - len(node.input))
         why = []
-        direction = a.get("direction", b"forward").decode()
-        if direction != "forward":
-            why.append(f"direction={direction}; only forward")
         if a.get("clip") is not None:
             why.append(f"clip={a['clip']}")
         if a.get("activations") is not None:

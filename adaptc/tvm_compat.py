@@ -134,15 +134,13 @@ def from_tflite(buf: bytes, converters: dict | None = None):
       whitelist (they move int8 values, or compare them, without arithmetic).
     - int8 UNIDIRECTIONAL_SEQUENCE_LSTM (0.27 refuses it) passes the whitelist; ``converters``
       (converter method name -> function(converter, op)) adds methods, e.g. the loader's
-      adaptc.lstm_import.convert (one ``adaptc.qlstm`` composite call).
+      adaptc.composite_import's converters (one composite call each).
     - BATCH_MATMUL: int8 too (0.27 refuses it), batch dims broadcast by ``matmul`` itself (0.27
       reshapes a broadcast result to the first operand's batch dims).
     - TRANSPOSE_CONV: ``conv2d_transpose`` NHWC / IOHW with the pads TFLite Micro computes and the
       output size of the output tensor (``transpose_conv_pads``; 0.27 assumes the output size
       fits SAME / VALID exactly), a per-channel int8 filter dequantized along O and an int32 bias
       as a constant dequantize (scale input scale x filter scale; 0.27 emits a multiply).
-    - L2_NORMALIZATION: float with TFLite Micro's epsilon (max(norm, 1e-6)); int8 one
-      ``adaptc.ql2norm`` composite call (0.27 refuses it).
     - SOFTMAX drops ``beta``. For a quantized input softmax(beta * s * (q - zp)) is folded into
       the dequantize (scale ``s * beta``), which is how TFLite builds its exp table; a float
       one becomes softmax(x * beta)."""
@@ -301,23 +299,6 @@ def from_tflite(buf: bytes, converters: dict | None = None):
                 out = relax.op.add(out, b_expr)
             return self.quantize(out, y) if y.qnn_params else out
 
-        def convert_l2_normalization(self, op):
-            """Float: x / max(sqrt(sum(x^2)), 1e-6) over the last axis, TFLite Micro's epsilon
-            (0.27: x / sqrt(sum + 1e-12)); int8: one adaptc.ql2norm composite call (0.27: refused)."""
-            from .qops import CompositeCall, build_function
-
-            (x,) = self.get_input_tensors(op)
-            expr = self.get_expr(x.tensor_idx)
-            shape = [int(d) for d in x.tensor.ShapeAsNumpy()]
-            if x.qnn_params:
-                zp = int(constant_value(x.qnn_params["zero_point"]))
-                call = CompositeCall("adaptc.ql2norm", [], [], {"input_zp": zp}, tuple(shape), "int8",
-                                     "l2_normalization")
-                gv = self.bb.add_func(build_function(call, [self.bb.normalize(expr).ty]), "ql2norm")
-                return relax.Call(gv, [expr])
-            norm = relax.op.sqrt(relax.op.sum(relax.op.multiply(expr, expr), axis=[len(shape) - 1], keepdims=True))
-            return relax.op.divide(expr, relax.op.maximum(norm, relax.const(np.float32(1e-6))))
-
         def convert_softmax(self, op):
             beta = tflite_softmax_beta(op)
             (x,), (y,) = self.get_input_tensors(op), self.get_output_tensors(op)
@@ -393,14 +374,16 @@ def tflite_softmax_beta(op) -> float:
     return float(opts.Beta())
 
 
-def from_onnx(model, shape_dict=None):
-    """TVM's ONNX importer, with converters of our own where 0.27's do not fit (``_onnx_overrides``)."""
+def from_onnx(model, shape_dict=None, converters: dict | None = None):
+    """TVM's ONNX importer, with converters of our own where 0.27's do not fit (``_onnx_overrides``)
+    and ``converters``: operator -> a function of the frontend module returning its converter
+    class (adaptc.composite_import's, which emit composite calls)."""
     from tvm.relax.frontend.onnx import onnx_frontend as fe
 
     original = fe._get_convert_map
 
     def convert_map():
-        return {**original(), **_onnx_overrides(fe)}
+        return {**original(), **_onnx_overrides(fe), **{op: make(fe) for op, make in (converters or {}).items()}}
 
     fe._get_convert_map = convert_map            # the importer looks the map up per node
     try:
@@ -436,7 +419,6 @@ def _onnx_overrides(fe) -> dict:
     - ConstantOfShape of a static shape (a Shape's output): a constant (0.27: ``broadcast_to``).
     - Range whose bounds are static dimensions of a shape (``Shape`` then ``Gather``): a constant
       (0.27: a tensor of symbolic length).
-    - LSTM, GRU (0.27: none): one ``adaptc.recurrent_f32`` composite call (adaptc.recurrent).
     - Upsample (opsets 7 and 9; 0.27 reads opset 7's scales attribute only): the Resize of the
       same scales with asymmetric coordinates, nearest rounding down (the ONNX definition).
     - AveragePool, MaxPool of a 3-D input (1-D pooling) as a 2-D one of height 1 between reshapes.
@@ -587,41 +569,6 @@ def _onnx_overrides(fe) -> dict:
                 return relax.const(np.full([int(d) for d in shape.values], value.reshape(-1)[0], value.dtype))
             return super()._impl_v9(bb, inputs, attr, params)
 
-    def recurrent(cell: str):     # ONNX LSTM / GRU: 0.27 has neither (adaptc.recurrent)
-        class Recurrent(fe.OnnxOpConverter):
-            @classmethod
-            def _impl_v7(cls, bb, inputs, attr, params):
-                from . import recurrent
-                from .qops import CompositeCall, build_function
-
-                x = inputs[0]
-                const = [None if v is None else constant_value(v) for v in list(inputs)[1:7]]
-                w, r, b, _, h0, c0 = const + [None] * (6 - len(const))
-                layout = int(attr.get("layout", 0))
-                if layout == 0:                 # [T, B, I] -> [B, T, I]
-                    x = bb.normalize(relax.op.permute_dims(x, [1, 0, 2]))
-                batch, steps, n_in = shape_of(x.ty)
-                units = int(attr["hidden_size"])
-                consts = recurrent.constants_of(cell, batch, units, n_in, w, r, b, h0, c0)
-                attrs = {"cell": recurrent.CELLS.index(cell), "batch": batch, "time_steps": steps, "units": units,
-                         "linear_before_reset": int(attr.get("linear_before_reset", 0))}
-                call = CompositeCall("adaptc.recurrent_f32", [], list(consts.values()), attrs,
-                                     (batch, steps, units), "float32", cell.lower(), list(consts))
-                gv = bb.add_func(build_function(call, [x.ty]), "recurrent_f32")
-                hs = bb.emit(relax.Call(gv, [x] + [relax.const(c) for c in call.consts]))   # [B, T, H]
-                last = relax.op.strided_slice(hs, axes=[1], begin=[steps - 1], end=[steps])  # [B, 1, H]
-                if layout == 0:                 # Y [T, 1, B, H], Y_h [1, B, H]
-                    y = bb.normalize(relax.op.expand_dims(relax.op.permute_dims(hs, [1, 0, 2]), 1))
-                    y_h = bb.normalize(relax.op.permute_dims(last, [1, 0, 2]))
-                else:                           # Y [B, T, 1, H], Y_h [B, 1, H]
-                    y, y_h = bb.normalize(relax.op.expand_dims(hs, 2)), bb.normalize(last)
-                n_out = int(attr["tvm_custom"]["num_outputs"])
-                # Y_c (LSTM's third output) is refused by the loader where it is used; unused, it is dropped
-                return relax.Tuple([y, y_h, y_h][:n_out]) if n_out > 1 else y
-
-            _impl_v14 = _impl_v7
-        return Recurrent
-
     class Expand(fe.Expand):
         @classmethod
         def _impl_v13(cls, bb, inputs, attr, params):
@@ -726,7 +673,7 @@ def _onnx_overrides(fe) -> dict:
             "ConvTranspose": ConvTranspose, "Dropout": Dropout, "Elu": Elu, "ConstantOfShape": ConstantOfShape,
             "Expand": Expand, "Range": Range, "Gather": Gather, "LeakyRelu": LeakyRelu,
             "Max": Max, "MaxPool": pool1d(fe.MaxPool), "Min": Min, "PRelu": PRelu, "Pad": Pad, "Resize": Resize,
-            "Upsample": Upsample, "LSTM": recurrent("LSTM"), "GRU": recurrent("GRU")}
+            "Upsample": Upsample}
 
 
 def onnx_pad_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:

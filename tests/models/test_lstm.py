@@ -23,7 +23,7 @@ from tvm import relax
 import adaptc
 import kernel_ref as ref
 import tflite_ops as T
-from adaptc import lstm_import, tvm_compat
+from adaptc import composite_import, tvm_compat
 from adaptc.errors import UnsupportedOperatorError
 from adaptc.loader import unsupported
 from adaptc.passes.legalize_qdq import LegalizeQDQ
@@ -99,7 +99,7 @@ def test_int8_lstm_composite_bit_exact_with_tflm(case):
     cid, shape, units, in_q, h_q, cell_scale, clip = case[:7]
     buf = _model(case)
     mod = tvm_compat.apply(LegalizeQDQ("m.tflite"), tvm_compat.from_tflite(buf, {
-        "convert_unidirectional_sequence_lstm": lstm_import.convert}))
+        "convert_unidirectional_sequence_lstm": composite_import.convert_unidirectional_sequence_lstm}))
     assert tvm_compat.well_formed(mod)
     a = _qlstm(mod)
     w_in, w_rec = _weight_scales(buf)

@@ -580,3 +580,60 @@ def lut_s8(rng):
 OPS.update({   # table lookups (the reference lut_s8 is fitted on fit_cost_tables.py's own layers)
     "adaptc.qlut": ("int8", lut_s8),
 })
+
+
+def recurrent_f32(rng):
+    """An ONNX LSTM or GRU (adaptc.recurrent): a few sequences, random sizes, either GRU form."""
+    from adaptc import recurrent
+
+    cell = str(rng.choice(recurrent.CELLS))
+    batch, t, n_in, units = int(rng.integers(1, 3)), int(rng.integers(2, 13)), int(rng.integers(1, 17)), \
+        int(rng.integers(4, 25))
+    g = recurrent.GATES[cell]
+    consts = recurrent.constants_of(cell, batch, units, n_in, rng.normal(0, 0.4, (g * units, n_in)),
+                                    rng.normal(0, 0.4, (g * units, units)), rng.normal(0, 0.2, 2 * g * units))
+    attrs = {"cell": recurrent.CELLS.index(cell), "batch": batch, "time_steps": t, "units": units,
+             "linear_before_reset": int(rng.integers(0, 2))}
+    return "adaptc.recurrent_f32", attrs, consts, [(batch, t, n_in)], (batch, t, units)
+
+
+OPS.update({   # ONNX LSTM / GRU, float
+    "adaptc.recurrent_f32": ("float32", recurrent_f32),
+})
+
+
+def l2norm_s8(rng):
+    """TFLite int8 L2_NORMALIZATION over the last axis of a few rows."""
+    depth = int(rng.integers(1, 513))
+    rows = max(1, min(int(rng.integers(1, 17)), ELEMENTS // depth))
+    return "adaptc.ql2norm", {"input_zp": int(rng.integers(-128, 128))}, {}, [(rows, depth)], (rows, depth)
+
+
+OPS.update({   # L2_NORMALIZATION, int8
+    "adaptc.ql2norm": ("int8", l2norm_s8),
+})
+
+
+def softmax_f32(rng):
+    """SOFTMAX / LOG_SOFTMAX float over the last axis of a few rows."""
+    rows, depth = int(rng.integers(1, 9)), int(rng.choice([2, 4, 10, 12, 35, 64, 100, 256]))
+    attrs = {"beta": float(rng.choice([1.0, 1.0, 0.5])), "log": int(rng.integers(0, 2))}
+    return "adaptc.softmax_f32", attrs, {}, [(rows, depth)], (rows, depth)
+
+
+def log_softmax_s8(rng):
+    """TFLite int8 LOG_SOFTMAX (adaptc.fixedpoint.log_softmax_params of a random input scale)."""
+    from adaptc import fixedpoint
+
+    rows, depth = int(rng.integers(1, 9)), int(rng.choice([2, 4, 10, 12, 35, 64, 100, 256]))
+    scale = float(rng.uniform(0.01, 0.5))
+    p = fixedpoint.log_softmax_params(scale)
+    attrs = {"input_scale": scale, **{k: int(p[k]) for k in ("reverse_multiplier", "reverse_shift", "diff_min")}}
+    return "adaptc.qlog_softmax", attrs, {"exp_table": p["exp_table"], "diff_q5": p["diff_q5"]}, [(rows, depth)], \
+        (rows, depth)
+
+
+OPS.update({   # SOFTMAX / LOG_SOFTMAX
+    "adaptc.softmax_f32": ("float32", softmax_f32),
+    "adaptc.qlog_softmax": ("int8", log_softmax_s8),
+})

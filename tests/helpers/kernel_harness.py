@@ -209,10 +209,13 @@ def strip_comments(s: str) -> str:
 
 
 def translation_unit(kernels: list[str], extra: str = "") -> str:
-    """What the code generator emits: common.h, the headers the kernels need, each kernel file."""
-    headers = list(dict.fromkeys(h for k in kernels for h in kernel_headers(k)))
-    parts = [(KERNEL_DIR / name).read_text() for name in ["common.h", *headers]]
-    parts += [(KERNEL_DIR / f"{k}.c").read_text() for k in kernels]
+    """What the code generator emits (targets/cortex_m/emit.py): common.h, the files the kernels
+    need -- headers (``.h``), then kernels (a stem: ``<stem>.c``) in order -- and each kernel file,
+    every file once."""
+    files = list(dict.fromkeys([*(h for k in kernels for h in kernel_headers(k)), *kernels]))
+    files.sort(key=lambda f: not f.endswith(".h"))          # headers before kernels, as the emitter
+    parts = [(KERNEL_DIR / name).read_text() for name in ["common.h"]]
+    parts += [(KERNEL_DIR / (f if f.endswith(".h") else f"{f}.c")).read_text() for f in files]
     return "\n".join(parts) + "\n" + extra
 
 

@@ -359,6 +359,73 @@ static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
     return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
 }
 
+/* An int8 output of a record {bias, mult, shift, round}'s accumulator (adaptc_rq_record's
+ * records): adaptc_rq_record where exact is 1 (the builder proved |acc << max(shift, 0)| < 2^30
+ * for the channel), else adaptc_mbqm; + output_offset, saturated, clamped to [act_min, act_max]. */
+static inline int8_t adaptc_requant_s8(int32_t acc, const int32_t *record, int32_t exact, int32_t output_offset,
+                                       int32_t act_min, int32_t act_max)
+{
+    const int32_t v = exact ? adaptc_rq_record(acc, record) : adaptc_mbqm(acc, record[1], record[2]);
+    return (int8_t)adaptc_clamp_i32(adaptc_ssat8(v + output_offset), act_min, act_max);
+}
+
+/* One weight word of channel ACC's (assembly operands of adaptc_tconv_x4): ww = the word, wa
+ * its halves; two SMLAD against the column's x0 = (x0, x2), x1 = (x1, x3). */
+#define ADAPTC_TCONV_CHANNEL(ACC) \
+    "ldr    %[ww], [%[w]], #4\n\t" \
+    "sxtb16 %[wa], %[ww]\n\t" \
+    "smlad  %[" ACC "], %[wa], %[x0], %[" ACC "]\n\t" \
+    "sxtb16 %[wa], %[ww], ror #8\n\t" \
+    "smlad  %[" ACC "], %[wa], %[x1], %[" ACC "]\n\t"
+
+/* transpose_conv_s8_dsp: four output channels' sums over one output pixel's taps,
+ * acc[k] += <column, weights of channel k> for each of the n taps -- the column at word
+ * cols + taps[2 t], `groups` pairs of int16 words (dsp.h's column layout), the weights at word
+ * w + 4 taps[2 t + 1], per group one word for each of the four channels.  A DSP core runs a
+ * group in assembly: 21 instructions per 16 MACs (an LDRD of the column's two words, 4 LDR,
+ * 8 SXTB16, 8 SMLAD), and a compare and branch; a function of its own, so that the four sums
+ * stay in registers (inlined, gcc 12 spills them and spends twice as many). */
+static ADAPTC_NOINLINE void adaptc_tconv_x4(const int32_t *cols, const int32_t *taps, int32_t n, const int32_t *w,
+                                            int32_t groups, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int32_t *const taps_end = taps + 2 * n;
+    for (; taps != taps_end; taps += 2) {
+        const int32_t *x = cols + taps[0];
+        const int32_t *wt = w + 4 * taps[1];
+        const int32_t *const end = x + 2 * groups;
+#if ADAPTC_HAVE_DSP
+        int32_t x0, x1, ww, wa;
+        __asm__ volatile(
+                "1:\n\t"
+                "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+                ADAPTC_TCONV_CHANNEL("a0")
+                ADAPTC_TCONV_CHANNEL("a1")
+                ADAPTC_TCONV_CHANNEL("a2")
+                ADAPTC_TCONV_CHANNEL("a3")
+                "cmp    %[x], %[end]\n\t"
+                "bne    1b"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(wt),
+                  [x0] "=&r"(x0), [x1] "=&r"(x1), [ww] "=&r"(ww), [wa] "=&r"(wa)
+                : [end] "r"(end)
+                : "cc", "memory");
+#else
+        while (x != end) {
+            a0 = adaptc_smlad(adaptc_sxtb16_ror8(wt[0]), x[1], adaptc_smlad(adaptc_sxtb16(wt[0]), x[0], a0));
+            a1 = adaptc_smlad(adaptc_sxtb16_ror8(wt[1]), x[1], adaptc_smlad(adaptc_sxtb16(wt[1]), x[0], a1));
+            a2 = adaptc_smlad(adaptc_sxtb16_ror8(wt[2]), x[1], adaptc_smlad(adaptc_sxtb16(wt[2]), x[0], a2));
+            a3 = adaptc_smlad(adaptc_sxtb16_ror8(wt[3]), x[1], adaptc_smlad(adaptc_sxtb16(wt[3]), x[0], a3));
+            x += 2;
+            wt += 4;
+        }
+#endif
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* out[i] = clamp(out[i], act_min, act_max): nothing to do for [-128, 127] */
 static inline void adaptc_clamp_s8(int8_t *out, int32_t size, int32_t act_min, int32_t act_max)
 {

@@ -65,13 +65,17 @@ def test_tflite_int8_c_bit_exact_with_tflm(case, tmp_path):
     cid, shape, o, k, kw = case
     rng = _rng(cid)
     buf = _tconv(rng, shape, o, k, **kw)
-    m = adaptc.compile(_save(tmp_path, f"{cid}.tflite", buf), target="cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["transpose_conv_s8"]
+    path = _save(tmp_path, f"{cid}.tflite", buf)
+    m = adaptc.compile(path, target="cortex-m4")                    # the DSP drop-in
+    r = adaptc.compile(path, target="cortex-m4", kernels="ref")     # the reference kernel
+    assert [s.kernel for s in m.scheduled.steps] == ["transpose_conv_s8_dsp"]
+    assert [s.kernel for s in r.scheduled.steps] == ["transpose_conv_s8"]
     outs = []
     for x in _int8(rng, shape):
         want = T.run_tflm(buf, x)
         got = m.run(x)
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(r.run(x), want)
         np.testing.assert_array_equal(m.reference(x), want)
         outs.append(got)
     assert len(np.unique(outs)) >= 20
@@ -83,6 +87,7 @@ def test_tflite_int8_on_emulated_m4_equals_host_and_tflm(tmp_path):
     rng = _rng(cid)
     buf = _tconv(rng, shape, o, k, **kw)
     m = adaptc.compile(_save(tmp_path, f"{cid}.tflite", buf), target="cortex-m4")
+    assert [s.kernel for s in m.scheduled.steps] == ["transpose_conv_s8_dsp"]
     xs = np.stack(_int8(rng, shape, n=2))
     r = m.run_batch_on_target(xs)
     for j, x in enumerate(xs):
@@ -158,7 +163,7 @@ def test_onnx_float_within_1e5_of_onnxruntime_and_int8(case, tmp_path):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
     q = adaptc.compile(path, target="cortex-m4", calibration=rng.standard_normal((16, *shape)).astype(np.float32))
-    assert [s.kernel for s in q.scheduled.steps].count("transpose_conv_s8") == 1
+    assert [s.kernel for s in q.scheduled.steps].count("transpose_conv_s8_dsp") == 1
     for _ in range(3):
         xq = q.quantize_input(rng.standard_normal(shape).astype(np.float32))
         np.testing.assert_array_equal(q.run(xq), q.reference(xq))

@@ -5,7 +5,10 @@ input element into an int32 arena scratch of the output's size, then bias and pe
 requantization), transpose_conv_s8_packed (the same on low-bit weights -- pot2 .. pot5, int4 --
 decoded an input channel at a time; shift-and-add MACs for power-of-two weights) and
 transpose_conv_f32 (reference_ops::TransposeConv: the scatter into the output itself). All take
-ONNX's dilation and depthwise grouping too. No optimized variant yet.
+ONNX's dilation and depthwise grouping too.
+DSP: transpose_conv_s8_dsp -- the scatter as a gather over the taps that reach each output
+pixel, the input once as int16 columns, two SMLAD per four input channels and output channel,
+four output channels a pass over the taps; adaptc_rq where requant_is_exact proves it.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from adaptc.program import Program, Step
 from .common import act_f32, bias_array, int8_output, nhwc, packed_call, requant_arrays, weight_format
 from .loops import axis_taps, straddles
 from .registry import SCRATCH, KernelCall, kernel
+from .simd import acc_bound, channel_records, pack_words, requant_is_exact
 
 
 def geometry(step: Step) -> dict:
@@ -118,3 +122,82 @@ def transpose_conv_f32(step: Step, prog: Program) -> KernelCall | None:
     g = geometry(step)
     return KernelCall({**g, **act_f32(step.attrs)},
                       [("weights", c_filter(step).astype(np.float32)), bias_array(step, g["out_c"], np.float32)])
+
+
+# ------------------------------------------------------------------------------------ DSP
+
+
+def _gather_taps(out: int, size: int, k: int, stride: int, dil: int, pad: int) -> np.ndarray:
+    """Per output coordinate, the filter taps whose input coordinate (out + pad - tap * dil) /
+    stride is whole and inside [0, size)."""
+    t = np.arange(out)[:, None] + pad - np.arange(k)[None, :] * dil
+    return ((t >= 0) & (t % stride == 0) & (t // stride < size)).sum(axis=1)
+
+
+def transpose_conv_dsp_loops(step: Step) -> dict[str, float]:
+    """transpose_conv_s8_dsp.c: the input to int16 columns (a word of four channels at a time);
+    per output pixel its tap list (k_h rows tested, k_w columns in the rows that reach it); per
+    group of the convolution, quads of output channels and single ones over the pixel's taps,
+    `groups` words of four input channels per tap; per output the requantization."""
+    g = geometry(step)
+    groups = -(-g["in_group"] // 4)
+    convs = g["in_c"] // g["in_group"]
+    ty = _gather_taps(g["out_h"], g["in_h"], g["k_h"], g["stride_h"], g["dil_h"], g["pad_top"])
+    tx = _gather_taps(g["out_w"], g["in_w"], g["k_w"], g["stride_w"], g["dil_w"], g["pad_left"])
+    b = g["batches"]
+    pixels = b * g["out_h"] * g["out_w"]
+    taps = b * int(ty.sum()) * int(tx.sum())
+    quads, singles = g["out_group"] // 4, g["out_group"] % 4
+    in_pixels = b * g["in_h"] * g["in_w"]
+    return {"call": 1, "in_pixels": in_pixels, "convert_words": in_pixels * convs * groups,
+            "convert_convs": in_pixels * convs * (g["in_group"] % 4 != 0), "pixels": pixels,
+            "tap_rows": pixels * g["k_h"], "tap_cols": b * int(ty.sum()) * g["out_w"] * g["k_w"], "taps": taps,
+            "quads": pixels * convs * quads, "quad_taps": taps * convs * quads,
+            "quad_groups": taps * convs * quads * groups, "singles": pixels * convs * singles,
+            "single_taps": taps * convs * singles, "single_groups": taps * convs * singles * groups,
+            "outputs": pixels * g["out_c"]}
+
+
+def dsp_filter(step: Step) -> np.ndarray:
+    """IOHW -> transpose_conv_s8_dsp.c's words: per group of the convolution, its output channels
+    in quads ([k_h][k_w][groups][4] words) then singly ([k_h][k_w][groups]), each word four input
+    channels of the group, zero past in_group."""
+    g = geometry(step)
+    groups = -(-g["in_group"] // 4)
+    w = step.consts["weights"].astype(np.int8)                       # [in_c][out_group][k_h][k_w]
+    words = []
+    for c in range(g["in_c"] // g["in_group"]):
+        part = w[c * g["in_group"]:(c + 1) * g["in_group"]].transpose(1, 2, 3, 0)   # [og][k_h][k_w][in_group]
+        padded = np.zeros((*part.shape[:3], 4 * groups), np.int8)
+        padded[..., :g["in_group"]] = part
+        rows = pack_words(padded.reshape(-1)).reshape(g["out_group"], g["k_h"], g["k_w"], groups)
+        quads = g["out_group"] // 4
+        words.append(rows[:4 * quads].reshape(quads, 4, g["k_h"], g["k_w"], groups).transpose(0, 2, 3, 4, 1)
+                     .reshape(-1))
+        words.append(rows[4 * quads:].reshape(-1))
+    return np.ascontiguousarray(np.concatenate(words).astype(np.int32))
+
+
+@kernel("transpose_conv_s8_dsp", "adaptc.qtranspose_conv2d", "dsp", features=transpose_conv_dsp_loops,
+        headers=("dsp.h",))
+def transpose_conv_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
+    """transpose_conv_s8's results by transpose_conv_s8_dsp.c; declines packed low-bit weights
+    (transpose_conv_s8_packed). Requantizes by adaptc_rq where requant_is_exact proves it for
+    the largest sum each channel can reach (every weight of the channel at most once an output),
+    else by adaptc_mbqm."""
+    if weight_format(step).packed:
+        return None
+    g = geometry(step)
+    out = int8_output(step)
+    w = step.consts["weights"].astype(np.int64)                       # [in_c][out_group][k_h][k_w]
+    convs = g["in_c"] // g["in_group"]
+    rows = w.reshape(convs, g["in_group"], g["out_group"], -1).transpose(0, 2, 1, 3).reshape(g["out_c"], -1)
+    bias = bias_array(step, g["out_c"], np.int32)[1]
+    mult, shift = (a for _, a in requant_arrays(step, g["out_c"]))
+    exact = requant_is_exact(acc_bound(rows, bias, out["input_offset"]), mult, shift)
+    groups = -(-g["in_group"] // 4)
+    in_pixels = g["batches"] * g["in_h"] * g["in_w"]
+    scratch = 4 * (in_pixels * 2 * groups * convs + 2 * g["k_h"] * g["k_w"])
+    return KernelCall({**g, **out, "exact_rq": int(exact), "scratch": SCRATCH},
+                      [("weights", dsp_filter(step)), ("channels", channel_records(step, g["out_c"], rounding=True))],
+                      scratch_bytes=scratch)

@@ -1,7 +1,7 @@
-"""TRANSPOSE_CONV: transpose_conv_s8 (TFLite's reference_integer_ops::TransposeConv) and
-transpose_conv_f32, as one-step programs through the Cortex-M target -- on the host and on an
-emulated core -- against numpy references written from TFLite's scatter (with ONNX's dilation
-and depthwise grouping)."""
+"""TRANSPOSE_CONV: transpose_conv_s8 (TFLite's reference_integer_ops::TransposeConv), its DSP
+drop-in transpose_conv_s8_dsp and transpose_conv_f32, as one-step programs through the Cortex-M
+target -- on the host and on emulated cores -- against numpy references written from TFLite's
+scatter (with ONNX's dilation and depthwise grouping)."""
 from __future__ import annotations
 
 import shutil
@@ -14,9 +14,10 @@ import adaptc.api as api
 import kernel_programs as programs
 import kernel_ref as ref
 from adaptc import formats
+from adaptc.errors import TargetError
 from adaptc.fixedpoint import quantize_multipliers
 from adaptc.program import Program, Step, Tensor
-from adaptc.targets.cortex_m.kernels import select
+from adaptc.targets.cortex_m.kernels import KERNELS, select
 from kernel_programs import needs_arm
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
@@ -67,43 +68,107 @@ def _attrs(case):
             "dilation": list(dilation), "groups": groups, "kernel_layout": "IOHW"}
 
 
-def _s8_case(case):
+# int8 extremes and exactness: (id of a CASES geometry, new id, options of _s8_case)
+S8_EXTRA = [
+    ("s2_same_3x3", "zp_max_in_min_out_w_minmax", dict(input_zp=127, output_zp=-128, weights="extreme")),
+    ("s2_pad1", "zp_min_in_max_out", dict(input_zp=-128, output_zp=127)),
+    ("depthwise_s2", "act_narrow_no_bias", dict(act=(-40, 90), bias=False)),
+    ("s2_same_3x3", "mbqm_path_huge_bias", dict(huge_bias=True)),
+    ("batch2_s3_cropped", "batch2_act_relu_zp_min", dict(act=(-128, 127), input_zp=-128, output_zp=-128)),
+    ("s1_dilated", "mbqm_path_left_shift", dict(left_shift=True)),
+]
+GEOMETRY = {c[0]: c for c in CASES}
+S8_CASES = [(c, {}) for c in CASES] + [((new, *GEOMETRY[base][1:]), opts) for base, new, opts in S8_EXTRA]
+S8_IDS = [c[0] for c, _ in S8_CASES]
+
+
+def _s8_case(case, opts=None):
+    """(Program, inputs, expected outputs) of an int8 case: random inputs, then every input at
+    -128 and at 127. ``opts``: input_zp / output_zp, act (min, max), bias=False, weights="extreme"
+    (only -128 and 127), huge_bias (a channel's bias past what adaptc_rq takes: the exact
+    general requantization), left_shift (positive shifts with tiny multipliers: likewise)."""
+    opts = opts or {}
     cid, shape, w_shape, out_hw, strides, pads, dilation, groups = case
     rng = np.random.default_rng(zlib.crc32(cid.encode()))
     out_c = w_shape[1] * groups
+    in_zp, out_zp = opts.get("input_zp", 3), opts.get("output_zp", -5)
+    act_min, act_max = opts.get("act", (-128, 127))
     w = rng.integers(-127, 128, size=w_shape, dtype=np.int8)
+    if opts.get("weights") == "extreme":
+        w = rng.choice(np.array([-128, 127], np.int8), size=w_shape)
     bias = rng.integers(-3000, 3001, size=out_c).astype(np.int32)
+    if opts.get("huge_bias"):
+        bias[0] = (1 << 30) + 12345
+        bias[-1] = -(1 << 30) - 6789
     ws = rng.uniform(0.003, 0.03, size=out_c)
-    mult, shift = quantize_multipliers([0.05 * s / 0.2 for s in ws])
-    attrs = {**_attrs(case), "input_zp": 3, "output_zp": -5, "act_min": -128, "act_max": 127,
+    mult, shift = (np.asarray(v) for v in quantize_multipliers([0.05 * s / 0.2 for s in ws]))
+    if opts.get("left_shift"):                         # acc * 2^shift * mult / 2^31 with |acc << shift| >= 2^30
+        mult, shift = rng.integers(1 << 5, 1 << 7, size=out_c), rng.integers(15, 17, size=out_c)
+    attrs = {**_attrs(case), "input_zp": in_zp, "output_zp": out_zp, "act_min": act_min, "act_max": act_max,
              "multiplier": [int(m) for m in mult], "shift": [int(s) for s in shift]}
-    prog = program("adaptc.qtranspose_conv2d", attrs, {"weights": w, "bias": bias}, shape,
-                   (shape[0], *out_hw, out_c), "int8")
-    xs = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(3)] + [np.full(shape, 127, np.int8)]
+    consts = {"weights": w, "bias": bias} if opts.get("bias", True) else {"weights": w}
+    prog = program("adaptc.qtranspose_conv2d", attrs, consts, shape, (shape[0], *out_hw, out_c), "int8")
+    xs = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(3)] + \
+        [np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
     want = []
     for x in xs:
-        acc = scatter(x.astype(np.int64) - 3, w.astype(np.int64), out_hw, strides, pads, dilation, groups) + bias
-        want.append(np.clip(ref.mbqm(ref.wrap32(acc), mult, shift) - 5, -128, 127).astype(np.int8))
+        acc = scatter(x.astype(np.int64) - in_zp, w.astype(np.int64), out_hw, strides, pads, dilation, groups)
+        acc = acc + bias if opts.get("bias", True) else acc
+        want.append(np.clip(ref.mbqm(ref.wrap32(acc), mult, shift) + out_zp, act_min, act_max).astype(np.int8))
     return prog, xs, want
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_transpose_conv_s8_host(case):
-    prog, xs, want = _s8_case(case)
-    m = api.compile_program(prog, "cortex-m4")
-    assert [s.kernel for s in m.scheduled.steps] == ["transpose_conv_s8"]
+HOST = programs.host_params("transpose_conv")
+EMULATED = programs.emulated_params()
+
+
+def _compiled(case, opts, target, variants):
+    """The case compiled for ``target`` with ``variants``; the kernel that runs is
+    transpose_conv_s8_dsp where the list has "dsp" before "ref", else transpose_conv_s8."""
+    prog, xs, want = _s8_case(case, opts)
+    m = api.compile_program(prog, target, kernels=",".join(variants))
+    dsp = "dsp" in variants and ("ref" not in variants or variants.index("dsp") < variants.index("ref"))
+    assert [s.kernel for s in m.scheduled.steps] == ["transpose_conv_s8_dsp" if dsp else "transpose_conv_s8"]
+    return m, xs, want
+
+
+@pytest.mark.parametrize("target,variants", HOST)
+@pytest.mark.parametrize("case,opts", S8_CASES, ids=S8_IDS)
+def test_transpose_conv_s8_host(case, opts, target, variants):
+    m, xs, want = _compiled(case, opts, target, variants)
     for x, w in zip(xs, want):
         np.testing.assert_array_equal(m.run(x).reshape(w.shape), w)
-    assert len(np.unique(want)) > 30
+    assert len(np.unique(want)) > (20 if not opts else 5)                # not saturated to a constant
 
 
 @pytest.mark.skipif(not EMULATOR, reason="needs qemu-system-arm and gcc-arm-none-eabi")
-def test_transpose_conv_s8_on_emulated_m4():
-    prog, xs, want = _s8_case(CASES[3])
-    m = api.compile_program(prog, "cortex-m4")
+@pytest.mark.parametrize("target,variants", [*EMULATED, pytest.param("cortex-m4", ("ref",), id="ref")])
+@pytest.mark.parametrize("case,opts", S8_CASES, ids=S8_IDS)
+def test_transpose_conv_s8_emulated(case, opts, target, variants):
+    m, xs, want = _compiled(case, opts, target, variants)
     r = m.run_batch_on_target(np.stack(xs))
     for k, w in enumerate(want):
         np.testing.assert_array_equal(r.outputs[0, k].reshape(w.shape), w)
+
+
+def test_dsp_requantization_path():
+    """The DSP builder requantizes by adaptc_rq exactly where requant_is_exact proves it: the
+    plain cases, not a bias past 2^30 or left shifts of large sums."""
+    for (case, opts), cid in zip(S8_CASES, S8_IDS):
+        prog = _s8_case(case, opts)[0]
+        call = select(prog.steps[0], prog, ("dsp",))
+        assert call.function == "transpose_conv_s8_dsp"
+        assert call.params["exact_rq"] == (0 if opts.get("huge_bias") or opts.get("left_shift") else 1), cid
+
+
+def test_dsp_declines_packed_weights():
+    """Packed low-bit weights go to transpose_conv_s8_packed: the DSP builder declines them."""
+    for fmt in programs.PACKED_FORMATS:
+        prog = _packed_case(CASES[0], fmt, False)[0]
+        assert KERNELS["transpose_conv_s8_dsp"].build(prog.steps[0], prog) is None
+        with pytest.raises(TargetError):
+            select(prog.steps[0], prog, ("dsp",))
+        assert select(prog.steps[0], prog, ("dsp", "ref")).function == "transpose_conv_s8_packed"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

@@ -15,7 +15,7 @@ from tvm import relax
 from . import recurrent
 from .lstm import BIASES, CELL_STATE, HIDDEN_STATE, INPUT_WEIGHTS, RECURRENT_WEIGHTS, options, params
 from .qops import CompositeCall, build_function
-from .tvm_compat import constant_value, shape_of
+from .tvm_compat import constant_value, is_constant, shape_of
 
 
 def tflite_call(converter, op):
@@ -82,6 +82,11 @@ def recurrent_converter(cell: str):
             @classmethod
             def _impl_v7(cls, bb, inputs, attr, params):
                 x = inputs[0]
+                names = ("W", "R", "B", "sequence_lens", "initial_h", "initial_c")
+                for name, v in zip(names, list(inputs)[1:7]):
+                    if v is not None and not is_constant(v):
+                        raise ValueError(f"{cell}'s {name} is computed at run time; adaptc compiles constant "
+                                         "weights and initial states only")
                 const = [None if v is None else constant_value(v) for v in list(inputs)[1:7]]
                 w, r, b, _, h0, c0 = const + [None] * (6 - len(const))
                 layout = int(attr.get("layout", 0))

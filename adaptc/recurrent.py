@@ -18,7 +18,8 @@ Per sequence and step t (ONNX's definitions with the default activations):
 
 ``onnx_problems`` names what is not compiled (the attribute and its value): sequence_lens, clip,
 other activations, LSTM's input_forget and peepholes, initial states computed at run time, Y_c
-used. By post-training quantization an LSTM becomes TFLite Micro's int8 LSTM (``adaptc.qlstm``,
+used. (A value some other node computes must fold to a constant: the importer refuses it
+otherwise.) By post-training quantization an LSTM becomes TFLite Micro's int8 LSTM (``adaptc.qlstm``,
 adaptc.lstm; batch 1); a GRU, which has no int8 form (TFLite has no GRU operator), stays a float
 step between a dequantize and a quantize.
 """
@@ -35,6 +36,7 @@ def onnx_problems(model, constants: dict) -> list[tuple[str, str, str]]:
     import onnx
 
     used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
     problems = []
     for node in model.graph.node:
         if node.op_type not in CELLS:
@@ -52,8 +54,8 @@ def onnx_problems(model, constants: dict) -> list[tuple[str, str, str]]:
         if a.get("input_forget", 0):
             why.append("input_forget=1 (coupled input and forget gates)")
         for index, what in ((1, "W"), (2, "R"), (3, "B"), (5, "initial_h"), (6, "initial_c"), (7, "P")):
-            if ins[index] and ins[index] not in constants:
-                why.append(f"{what} computed at run time; only constant weights and initial states")
+            if ins[index] in inputs:         # (computed from shapes, as torch writes zero states, folds)
+                why.append(f"{what} is a model input; only constant weights and initial states")
         if ins[7]:
             why.append("peephole weights P")
         if ins[4]:

@@ -414,7 +414,8 @@ def _onnx_overrides(fe) -> dict:
       mode nearest a gather (``take``) per resized axis of the source indices onnxruntime
       computes (``adaptc.resize.onnx_nearest_indices``); modes linear and cubic a weighted gather per
       resized axis (``onnx_resize_taps``).
-    - Expand to a constant shape: of a constant, a constant; of a tensor, a gather of index 0 along each broadcast axis
+    - Expand to a constant or static shape (torch's zero initial states: Expand(Constant,
+      Concat(Shape(x), ..))): of a constant, a constant; of a tensor, a gather of index 0 along each broadcast axis
       (``broadcast_gather``; 0.27: ``broadcast_to``, which no kernel takes).
     - ConstantOfShape of a static shape (a Shape's output): a constant (0.27: ``broadcast_to``).
     - Range whose bounds are static dimensions of a shape (``Shape`` then ``Gather``): a constant
@@ -573,9 +574,12 @@ def _onnx_overrides(fe) -> dict:
         @classmethod
         def _impl_v13(cls, bb, inputs, attr, params):
             x, shape = inputs
-            if not is_constant(shape):
+            if isinstance(shape, relax.ShapeExpr) and all(isinstance(d, tvm.tirx.IntImm) for d in shape.values):
+                shape = [int(d) for d in shape.values]        # a static shape computed from Shape
+            elif is_constant(shape):
+                shape = [int(d) for d in constant_value(shape)]
+            else:
                 return super()._impl_v13(bb, inputs, attr, params)
-            shape = [int(d) for d in constant_value(shape)]
             if is_constant(x):
                 v = constant_value(x)
                 return relax.const(np.ascontiguousarray(v * np.ones(shape, v.dtype)))

@@ -134,3 +134,16 @@ def test_expand_of_an_activation(tmp_path):
              helper.make_node("Mul", ["c", "e"], ["y"])]
     path = _save(tmp_path / "expand.onnx", nodes, (1, 3, 6, 6), (1, 4, 6, 6), inits)
     _check(path, (1, 3, 6, 6))
+
+
+@pytest.mark.parametrize("index", [np.array(-1, np.int64), np.array([-1], np.int64), np.array(2, np.int64)],
+                         ids=["scalar_last", "list_last", "scalar_2"])
+def test_gather_of_one_time_step(index, tmp_path):
+    """``y[:, -1]`` as torch exports it -- Gather on axis 1 by a scalar index, which drops the axis
+    -- and by a one-element list, which keeps it."""
+    w = np.random.default_rng(8).normal(0, 0.5, (6, 5)).astype(np.float32)
+    keep = index.ndim == 1
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gather", ["r", "i"], ["y"], axis=1)]
+    path = _save(tmp_path / "gather.onnx", nodes, (1, 7, 6), (1, 1, 5) if keep else (1, 5), {"w": w, "i": index})
+    _check(path, (1, 7, 6))

@@ -6,6 +6,7 @@ post-training quantization an LSTM TFLite Micro's int8 LSTM, a GRU a float islan
 model, bit-exact with their Relax module and close to onnxruntime; the forms adaptc does not
 compile refused by name."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -154,3 +155,20 @@ def test_refused_forms_named(form, match, tmp_path):
     path = _model(tmp_path / "rnn.onnx", **form)
     with pytest.raises(UnsupportedOperatorError, match=match):
         api.compile(path)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_raw_torch_exports(cell):
+    """nn.LSTM / nn.GRU exported by torch.onnx.export and not folded (scripts/export_torch_rnn.py):
+    zero initial states computed by Expand(Constant, Concat(Shape(x), ..)), the last step taken
+    by a Gather of a scalar index. Float within 1e-4 of onnxruntime; int8 C == Relax."""
+    path = Path(__file__).resolve().parents[1] / "data" / "torch_rnn" / f"{cell}.onnx"
+    rng = np.random.default_rng(6)
+    xs = rng.normal(0, 1, (4, 1, 12, 10)).astype(np.float32)
+    m = api.compile(path)
+    sess = ort.InferenceSession(str(path))
+    for x in xs:
+        np.testing.assert_allclose(m.run(x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
+    q = api.compile(path, calibration=rng.normal(0, 1, (16, 1, 12, 10)).astype(np.float32))
+    for x in q.quantize_input(xs):
+        np.testing.assert_array_equal(q.run(x), q.reference(x))

@@ -12,7 +12,8 @@ from .registry import KernelCall, kernel
 
 def _geometry(step: Step) -> dict:
     shape, axis = step.in_shapes[0], int(step.attrs["axis"])
-    return {"outer": int(np.prod(shape[:axis])), "axis_size": shape[axis], "count": step.out_shape[axis],
+    return {"outer": int(np.prod(shape[:axis])), "axis_size": shape[axis],
+            "count": int(np.size(step.consts["indices"])),     # (a scalar index drops the axis)
             "inner": int(np.prod(shape[axis + 1:])) * int(step.attrs["item_bytes"])}
 
 

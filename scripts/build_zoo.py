@@ -14,7 +14,7 @@ virtual environment of its own, outside the repository. Three stages, each under
 
     # 1. Keras models -> full-integer int8 TFLite (+ .npz of inputs)
     /tmp/tfenv/bin/python scripts/build_zoo.py keras
-    # 2. torchvision models -> float32 ONNX, opset 13 (+ .npz of inputs)
+    # 2. torchvision models and torch.nn recurrent keyword spotters -> float32 ONNX, opset 13 (+ .npz)
     /tmp/torchenv/bin/python scripts/build_zoo.py torch
     # 3. run every model in TFLite Micro, LiteRT (ai-edge-litert) and onnxruntime, add reference
     #    outputs to each .npz, write models.json and README.md (operator lists, sizes, MACs)
@@ -27,7 +27,8 @@ Every seed is fixed (NumPy, TensorFlow/Keras, torch; one seed per model derived 
 deterministic ops): the same versions on the same machine give the same files. Inputs are
 synthetic, in the range of what adaptc's tests feed: Keras models see x in [-1, 1] (the int8
 input, scale ~1/127.5, then covers the whole int8 range: random int8 inputs are in range too),
-torchvision models see x ~ N(0, 1) (as ImageNet-normalized images). Each class adds a fixed random
+torch models see x ~ N(0, 1) (as ImageNet-normalized images, or normalized MFCC frames for the
+recurrent keyword spotters torch_lstm_kws / torch_gru_kws, 12 classes). Each class adds a fixed random
 template to the noise (`synthetic_task`), so that a classifier fitted briefly gives outputs that
 depend on the input -- a random network's softmax is nearly uniform and nearly constant.
 
@@ -72,7 +73,10 @@ MODELS = {
     "tv_shufflenet_v2": ("torch", 4),
     "tv_squeezenet": ("torch", 4),
     "tv_mnasnet": ("torch", 4),
+    "torch_lstm_kws": ("torch", 32),
+    "torch_gru_kws": ("torch", 32),
 }
+KWS_CLASSES = 12         # the recurrent keyword spotters: 10 words + silence + unknown, as Speech Commands
 
 
 def model_seed(name: str) -> int:
@@ -80,25 +84,29 @@ def model_seed(name: str) -> int:
 
 
 TASK_TEXT = {
-    "uniform": "x = (u + T[c]) / 2 with u ~ U(-1, 1) and T[c] one of 10 fixed class templates ~ U(-1, 1) "
+    "uniform": "x = (u + T[c]) / 2 with u ~ U(-1, 1) and T[c] one of {classes} fixed class templates ~ U(-1, 1) "
                "(so x lies in [-1, 1]); the label y is c",
-    "normal": "x = (n + T[c]) / sqrt(2) with n ~ N(0, 1) and T[c] one of 10 fixed class templates ~ N(0, 1) "
+    "normal": "x = (n + T[c]) / sqrt(2) with n ~ N(0, 1) and T[c] one of {classes} fixed class templates ~ N(0, 1) "
               "(so x ~ N(0, 1) over the classes); the label y is c",
 }
 
 
-def synthetic_task(rng: np.random.Generator, shape: tuple, kind: str):
-    """A learnable 10-class task on noise: each class adds its own fixed random template. Inputs
+def task_text(kind: str, classes: int = CLASSES) -> str:
+    return TASK_TEXT[kind].format(classes=classes)
+
+
+def synthetic_task(rng: np.random.Generator, shape: tuple, kind: str, classes: int = CLASSES):
+    """A learnable 10-class (or ``classes``-class) task on noise: each class adds its own fixed random template. Inputs
     keep the range of plain noise (what adaptc's tests feed: U(-1, 1) for the int8 models,
     N(0, 1) for the float ones), and a classifier fitted to it briefly gives outputs that depend
     on the input (a random network's softmax is nearly uniform and nearly input-independent)."""
     if kind == "uniform":
-        templates = rng.uniform(-1.0, 1.0, (CLASSES, *shape))
+        templates = rng.uniform(-1.0, 1.0, (classes, *shape))
     else:
-        templates = rng.standard_normal((CLASSES, *shape))
+        templates = rng.standard_normal((classes, *shape))
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
-        c = rng.integers(0, CLASSES, n)
+        c = rng.integers(0, classes, n)
         if kind == "uniform":
             x = 0.5 * (rng.uniform(-1.0, 1.0, (n, *shape)) + templates[c])
         else:
@@ -352,7 +360,7 @@ def keras_stage(names: list[str], out: Path) -> None:
                              if name == "conv1d_sensor" else "from_saved_model (Model.export, batch 1)")
                           + f", Optimize.DEFAULT, representative_dataset {CALIB_COUNT} inputs of the synthetic task, "
                             "supported_ops [TFLITE_BUILTINS_INT8], int8 input and output",
-            "inputs": f"{TASK_TEXT['uniform']}, rounded onto the int8 input grid; x_q its int8 form "
+            "inputs": f"{task_text('uniform')}, rounded onto the int8 input grid; x_q its int8 form "
                       f"({MODELS[name][1]} samples)",
         })
         print(f"{name}: {len(buf):,} bytes, {params:,} parameters", flush=True)
@@ -431,6 +439,23 @@ def torch_stage(names: list[str], out: Path) -> None:
                 torch.nn.init.constant_(mod.bias, 0)
         return m
 
+    class RecurrentKWS(torch.nn.Module):
+        """A recurrent keyword spotter over MFCC frames: one nn.LSTM / nn.GRU layer (batch_first),
+        the last time step's output, nn.Linear to the class logits."""
+
+        def __init__(self, cell):
+            super().__init__()
+            self.rnn = cell(10, 32, batch_first=True)
+            self.fc = torch.nn.Linear(32, KWS_CLASSES)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.fc(y[:, -1])
+
+    image = (3, 96, 96)
+    mfcc = (49, 10)
+    kws_how = ("nn.{cell}(10, 32, batch_first=True) over 49 MFCC frames x 10 features, the last time step's "
+               "output, nn.Linear(32, 12); input 1x49x10")
     specs = {
         "tv_mobilenet_v3_small": (
             lambda: mobilenetv3.mobilenet_v3_small(num_classes=CLASSES, width_mult=0.4),
@@ -449,14 +474,21 @@ def torch_stage(names: list[str], out: Path) -> None:
             lambda: mnasnet.MNASNet(alpha=0.25, num_classes=CLASSES),
             "torchvision.models.MNASNet(alpha=0.25) (the class behind mnasnet0_5, at a smaller depth multiplier)",
             "alpha=0.25, num_classes=10, input 1x3x96x96"),
+        "torch_lstm_kws": (
+            lambda: RecurrentKWS(torch.nn.LSTM), "torch.nn.LSTM + torch.nn.Linear (a recurrent keyword spotter)",
+            kws_how.format(cell="LSTM")),
+        "torch_gru_kws": (
+            lambda: RecurrentKWS(torch.nn.GRU), "torch.nn.GRU + torch.nn.Linear (a recurrent keyword spotter)",
+            kws_how.format(cell="GRU") + " (the exporter writes GRU with linear_before_reset=1)"),
     }
-    shape = (3, 96, 96)
     for name in names:
         build_fn, origin, how = specs[name]
+        recurrent = name.startswith("torch_")
+        shape, classes = (mfcc, KWS_CLASSES) if recurrent else (image, CLASSES)
         seed = model_seed(name)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        draw = synthetic_task(rng, shape, "normal")
+        draw = synthetic_task(rng, shape, "normal", classes)
         calib, _ = draw(CALIB_COUNT)
         tests, labels = draw(MODELS[name][1])
 
@@ -483,6 +515,11 @@ def torch_stage(names: list[str], out: Path) -> None:
                               dynamo=False)
         proto = fold_constants(onnx.load(str(path)))
         onnx.checker.check_model(proto, full_check=True)
+        if recurrent:     # one plain LSTM / GRU node, not a Loop / Scan
+            op_types = [n.op_type for n in proto.graph.node]
+            cell = "LSTM" if "lstm" in name else "GRU"
+            if op_types.count(cell) != 1 or {"Loop", "Scan"} & set(op_types):
+                sys.exit(f"{name}: the export is not one {cell} node: {op_types}")
         proto.producer_version = torch.__version__.split("+")[0]
         onnx.save(proto, str(path))
         save_npz(out / f"{name}.npz", x=tests, y=labels, y_float=y_float.astype(np.float32))
@@ -494,26 +531,30 @@ def torch_stage(names: list[str], out: Path) -> None:
             "architecture": how,
             "params": params,
             "seed": seed,
-            "weights": "random (torchvision's initialization), then fitted briefly to the synthetic task: "
+            "weights": f"random ({'torch.nn' if recurrent else 'torchvision'}'s initialization), "
+                       "then fitted briefly to the synthetic task: "
                        f"{FIT_EPOCHS} epochs of Adam({FIT_LR.get(name, 1e-3):g}), batch 32, on {FIT_COUNT} inputs"
                        + (f"; BatchNorm running statistics re-estimated on {CALIB_COUNT} inputs" if has_bn else ""),
             "float_accuracy_on_npz": float((y_float.argmax(-1) == labels).mean()),
             "conversion": "torch.onnx.export(opset_version=13, do_constant_folding=True, dynamo=False), "
-                          "eval mode (BatchNorm folded into Conv), static shape 1x3x96x96, float32; then "
-                          "fold_constants(): Shape of static tensors and subgraphs of constants -> "
+                          + ("eval mode (the TorchScript exporter: one ONNX " + ("LSTM" if "lstm" in name else "GRU")
+                             + " node, its zero initial states an Expand of a constant), static shape 1x49x10"
+                             if recurrent else "eval mode (BatchNorm folded into Conv), static shape 1x3x96x96")
+                          + ", float32; then fold_constants(): Shape of static tensors and subgraphs of constants -> "
                           "initializers, Constant nodes -> initializers (as onnx-simplifier does)",
-            "inputs": f"{TASK_TEXT['normal']} ({MODELS[name][1]} samples)",
+            "inputs": f"{task_text('normal', classes)} ({MODELS[name][1]} samples)",
         })
         print(f"{name}: {path.stat().st_size:,} bytes, {params:,} parameters", flush=True)
 
 
-FOLDABLE = {"Add", "Cast", "Concat", "ConstantOfShape", "Div", "Equal", "Gather", "Identity", "Mul", "Range",
-            "Reshape", "Slice", "Squeeze", "Sub", "Unsqueeze", "Where"}
+FOLDABLE = {"Add", "Cast", "Concat", "ConstantOfShape", "Div", "Equal", "Expand", "Gather", "Identity", "Mul",
+            "Range", "Reshape", "Slice", "Squeeze", "Sub", "Unsqueeze", "Where"}
 
 
 def fold_constants(model):
     """The legacy exporter traces `x.chunk()`/`x.size()` into Shape -> Gather -> Div -> ... -> Slice
-    even when every shape is static. Replace each Shape of a statically shaped tensor, and each
+    even when every shape is static (and an nn.LSTM / nn.GRU's zero initial states into Expand of a
+    constant to Concat(1, Shape(x)[1], hidden)). Replace each Shape of a statically shaped tensor, and each
     node whose inputs are all constant, by an initializer; Constant nodes become initializers too."""
     import onnx
     from onnx import helper, numpy_helper, shape_inference
@@ -731,6 +772,10 @@ def describe_onnx(path: Path) -> dict:
                 macs += out * (w[1] if trans_b else w[0])
             else:
                 macs += out * w[-2]
+        elif node.op_type in ("LSTM", "GRU"):
+            # every step: W [D, G*H, I] times x_t and R [D, G*H, H] times h, per sequence of the batch
+            steps, batch = shapes[node.input[0]][:2]
+            macs += steps * batch * (int(np.prod(shapes[node.input[1]])) + int(np.prod(shapes[node.input[2]])))
     sizes = {n: int(np.prod(s)) * 4 for n, s in shapes.items() if n not in inits and s}
     largest = max(sizes.values())
     steps = [([i for i in n.input if i in sizes], [o for o in n.output if o in sizes]) for n in g.node]
@@ -872,24 +917,27 @@ def write_readme(out: Path, meta: dict) -> None:
         "# Model zoo",
         "",
         "Small networks built from public architecture code with random weights, fitted briefly to a",
-        "synthetic 10-class task (BatchNorm statistics re-estimated after), for adaptc's tests. Made by",
+        "synthetic 10-class task (12 for the recurrent keyword spotters; BatchNorm statistics re-estimated",
+        "after), for adaptc's tests. Made by",
         "`scripts/build_zoo.py` (its docstring gives the environments and commands); do not edit by hand:",
         "rerun the script. Machine-readable: `models.json` (the same facts, and the checks the script ran).",
         "",
         "- Keras models: full-integer int8 TFLite (int8 input and output) by `TFLiteConverter` with a",
         f"  representative dataset of {CALIB_COUNT} synthetic inputs and `TFLITE_BUILTINS_INT8` only.",
-        "- torchvision models: float32 ONNX, opset 13, static shape 1x3x96x96, BatchNorm folded,",
-        "  constants folded.",
-        "- Inputs: the synthetic task adds one of 10 fixed random class templates to noise: for the",
+        "- torch models (torchvision, and torch.nn recurrent keyword spotters `torch_*_kws`): float32",
+        "  ONNX, opset 13, static shape (1x3x96x96 images, 1x49x10 MFCC frames), BatchNorm folded,",
+        "  constants folded (an LSTM / GRU stays one ONNX LSTM / GRU node, its zero initial states constant).",
+        "- Inputs: the synthetic task adds one of 10 (12) fixed random class templates to noise: for the",
         "  Keras models x = (u + T[c]) / 2 with u, T ~ U(-1, 1) (x in [-1, 1], so random int8 inputs are",
-        "  in range too); for torchvision x = (n + T[c]) / sqrt(2) with n, T ~ N(0, 1). The label is c.",
+        "  in range too); for torch x = (n + T[c]) / sqrt(2) with n, T ~ N(0, 1). The label is c.",
         "- Each `NAME.npz` holds inputs drawn like the representative / calibration data:",
         "  `x` float32 in the model's input layout; `y` int64 labels (classifiers only); `y_float` the",
         "  float model's output before conversion (Keras / torch). TFLite also: `x_q` the int8 input",
         "  (`x` is exactly its dequantized value) and `y_q` TFLite Micro's int8 output. ONNX also:",
         "  `logits` onnxruntime's output. So `adaptc compile M.onnx --calibration M.npz` works as is.",
         "- Weights are random and briefly fitted: outputs are reference values, accuracies are low.",
-        "- MACs count Conv/DepthwiseConv/FullyConnected/Gemm/MatMul/LSTM multiply-accumulates.",
+        "- MACs count Conv/DepthwiseConv/FullyConnected/Gemm/MatMul/LSTM/GRU multiply-accumulates",
+        "  (a recurrent layer: its input and recurrent weight matrices once per time step).",
         "  'Largest tensor' is the biggest single activation; 'peak live' the most activation bytes alive",
         "  at once with the operators in file order (no in-place reuse); 'TFLM arena' the smallest",
         "  arena (to 256 B) TFLite Micro's Python runtime (x86-64 host) allocates the model in.",

@@ -34,8 +34,20 @@ COMPILED = [n for n in MODELS if n not in MISSING]
 # The issue's goal is 15 dB; MnasNet and ShuffleNetV2 cannot reach it in int8: their float models
 # turn a perturbation of the input into one ~25 dB larger at the output -- quantizing nothing but
 # the input to int8 already leaves 14.6 / 17.4 dB (benchmarks/ptq_snr.py --ablate for the rest).
+# The recurrent keyword spotters (torch nn.LSTM / nn.GRU): 38.5 dB (the LSTM TFLite Micro's int8 LSTM),
+# 40.3 dB (the GRU a float step between a dequantize and a quantize) on these inputs.
 # It only goes up.
-MIN_SNR_DB = {"tv_mnasnet": 8.5, "tv_mobilenet_v3_small": 26.5, "tv_squeezenet": 34.0, "tv_shufflenet_v2": 11.5}
+MIN_SNR_DB = {"tv_mnasnet": 8.5, "tv_mobilenet_v3_small": 26.5, "tv_squeezenet": 34.0, "tv_shufflenet_v2": 11.5,
+              "torch_lstm_kws": 38.0, "torch_gru_kws": 39.5}
+
+
+# Layers post-training quantization keeps as they are whatever the scheme: an LSTM (TFLite Micro's int8
+# LSTM) and a GRU (a float step); pot4 and the mixed-precision search narrow the conv / dense layers only.
+RECURRENT = {"adaptc.qlstm", "adaptc.recurrent_f32"}
+
+
+def recurrent(m) -> bool:
+    return any(s.op in RECURRENT for s in m.program.steps)
 
 
 def path_of(name: str):
@@ -130,7 +142,9 @@ def test_post_training_int8_snr(name):
 @pytest.mark.parametrize("name", ONNX)
 def test_power_of_two_weights(name):
     p = compiled(name, calibration=calibration(name), quantize="pot4")
-    assert p.report["weight_bytes"] < compiled(name, calibration=calibration(name)).report["weight_bytes"]
+    assert {row["format"] for row in p.quantization["layers"]} == {"pot4"}
+    if not recurrent(p):    # a recurrent keyword spotter: one 32x12 dense layer, packed no smaller (its tables)
+        assert p.report["weight_bytes"] < compiled(name, calibration=calibration(name)).report["weight_bytes"]
     for x in inputs(name, 1)[-2:]:
         xq = p.quantize_input(x)
         np.testing.assert_array_equal(p.run(xq), p.reference(xq))
@@ -138,9 +152,14 @@ def test_power_of_two_weights(name):
 
 @pytest.mark.parametrize("name", ONNX)
 def test_mixed_precision_at_half_of_int8s_weight_bytes(name):
-    """A weight budget of half the int8 build's weight bytes: the search picks a width per layer,
-    the build meets the budget, and its C equals its Relax module."""
-    budget = compiled(name, calibration=calibration(name)).report["weight_bytes"] // 2
+    """A weight budget of half the int8 build's weight bytes (with a recurrent layer, which the
+    search leaves as it is: the int8 bytes less a quarter of the other layers'): the search picks a
+    width per layer, the build meets the budget, and its C equals its Relax module."""
+    int8 = compiled(name, calibration=calibration(name))
+    budget = int8.report["weight_bytes"] // 2
+    if recurrent(int8):
+        budget = int8.report["weight_bytes"] - sum(
+            layer["weight_bytes"] for layer in int8.report["layers"] if layer["op"] not in RECURRENT) // 4
     m = adaptc.compile(path_of(name), target="cortex-m7", calibration=calibration(name), weight_budget=budget)
     assert m.report["weight_bytes"] <= budget
     assert {row["chosen"] for row in m.quantization["search"]} - {"int8"}

@@ -113,13 +113,15 @@ def recurrent_converter(cell: str):
                     hs_last.append(bb.normalize(relax.op.strided_slice(hs, axes=[1], begin=[steps - 1],
                                                                        end=[steps])))           # [B, 1, H]
                     ys.append(bb.normalize(relax.op.take(hs, backwards, axis=1)) if reverse else hs)
+                def stack(parts, axis):         # (one direction: no concat, which would be a copy)
+                    return bb.normalize(parts[0] if len(parts) == 1 else relax.op.concat(parts, axis=axis))
+
                 if layout == 0:                 # Y [T, dirs, B, H], Y_h [dirs, B, H]
-                    y = bb.normalize(relax.op.concat([relax.op.expand_dims(relax.op.permute_dims(v, [1, 0, 2]), 1)
-                                                      for v in ys], axis=1))
-                    y_h = bb.normalize(relax.op.concat([relax.op.permute_dims(v, [1, 0, 2]) for v in hs_last], axis=0))
+                    y = stack([relax.op.expand_dims(relax.op.permute_dims(v, [1, 0, 2]), 1) for v in ys], 1)
+                    y_h = stack([relax.op.permute_dims(v, [1, 0, 2]) for v in hs_last], 0)
                 else:                           # Y [B, T, dirs, H], Y_h [B, dirs, H]
-                    y = bb.normalize(relax.op.concat([relax.op.expand_dims(v, 2) for v in ys], axis=2))
-                    y_h = bb.normalize(relax.op.concat(hs_last, axis=1))
+                    y = stack([relax.op.expand_dims(v, 2) for v in ys], 2)
+                    y_h = stack(hs_last, 1)
                 n_out = int(attr["tvm_custom"]["num_outputs"])
                 # Y_c (LSTM's third output) is refused by the loader where it is used; unused, it is dropped
                 return relax.Tuple([y, y_h, y_h][:n_out]) if n_out > 1 else y

@@ -359,14 +359,21 @@ static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
     return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
 }
 
-/* An int8 output of a record {bias, mult, shift, round}'s accumulator (adaptc_rq_record's
- * records): adaptc_rq_record where exact is 1 (the builder proved |acc << max(shift, 0)| < 2^30
- * for the channel), else adaptc_mbqm; + output_offset, saturated, clamped to [act_min, act_max]. */
-static inline int8_t adaptc_requant_s8(int32_t acc, const int32_t *record, int32_t exact, int32_t output_offset,
-                                       int32_t act_min, int32_t act_max)
+/* transpose_conv_s8_dsp: an output of a record {bias, mult, shift, round}'s accumulator
+ * (adaptc_rq_record's records) before its activation's clamp, requantized by `mode` -- 2:
+ * adaptc_rq_record's shift < 0 form (every channel's shift is < 0), 1: adaptc_rq_record (both
+ * proven exact by the builder: |acc << max(shift, 0)| < 2^30), 0: adaptc_mbqm --,
+ * + output_offset, saturated to int8 (SSAT). */
+static inline int8_t adaptc_tconv_out(int32_t acc, const int32_t *record, int32_t mode, int32_t output_offset)
 {
-    const int32_t v = exact ? adaptc_rq_record(acc, record) : adaptc_mbqm(acc, record[1], record[2]);
-    return (int8_t)adaptc_clamp_i32(adaptc_ssat8(v + output_offset), act_min, act_max);
+    int32_t v;
+    if (mode == 2) {
+        const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), record[1]);
+        v = (s + (s >> 31) + record[3]) >> -record[2];
+    } else {
+        v = mode ? adaptc_rq_record(acc, record) : adaptc_mbqm(acc, record[1], record[2]);
+    }
+    return (int8_t)adaptc_ssat8(v + output_offset);
 }
 
 /* One weight word of channel ACC's (assembly operands of adaptc_tconv_x4): ww = the word, wa

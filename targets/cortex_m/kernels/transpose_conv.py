@@ -8,7 +8,7 @@ transpose_conv_f32 (reference_ops::TransposeConv: the scatter into the output it
 ONNX's dilation and depthwise grouping too.
 DSP: transpose_conv_s8_dsp -- the scatter as a gather over the taps that reach each output
 pixel, the input once as int16 columns, two SMLAD per four input channels and output channel,
-four output channels a pass over the taps; adaptc_rq where requant_is_exact proves it.
+four output channels a pass over the taps; adaptc_rq_record where requant_is_exact proves it.
 """
 from __future__ import annotations
 
@@ -136,9 +136,11 @@ def _gather_taps(out: int, size: int, k: int, stride: int, dil: int, pad: int) -
 
 def transpose_conv_dsp_loops(step: Step) -> dict[str, float]:
     """transpose_conv_s8_dsp.c: the input to int16 columns (a word of four channels at a time);
-    per output pixel its tap list (k_h rows tested, k_w columns in the rows that reach it); per
-    group of the convolution, quads of output channels and single ones over the pixel's taps,
-    `groups` words of four input channels per tap; per output the requantization."""
+    the taps of every output column (k_w tested each), of every output row (k_h tested), per
+    output pixel its tap list (its row's taps times its column's); per group of the convolution,
+    quads of output channels and single ones over the pixel's taps, `groups` words of four
+    input channels per tap; per output the requantization (rq_mode 2 / 1 / 0); the clamp pass of
+    a narrow activation."""
     g = geometry(step)
     groups = -(-g["in_group"] // 4)
     convs = g["in_c"] // g["in_group"]
@@ -149,13 +151,33 @@ def transpose_conv_dsp_loops(step: Step) -> dict[str, float]:
     taps = b * int(ty.sum()) * int(tx.sum())
     quads, singles = g["out_group"] // 4, g["out_group"] % 4
     in_pixels = b * g["in_h"] * g["in_w"]
+    outputs = pixels * g["out_c"]
+    mode = _rq_mode(step)
+    narrow = int(step.attrs["act_min"]) > -128 or int(step.attrs["act_max"]) < 127
     return {"call": 1, "in_pixels": in_pixels, "convert_words": in_pixels * convs * groups,
-            "convert_convs": in_pixels * convs * (g["in_group"] % 4 != 0), "pixels": pixels,
-            "tap_rows": pixels * g["k_h"], "tap_cols": b * int(ty.sum()) * g["out_w"] * g["k_w"], "taps": taps,
+            "convert_convs": in_pixels * convs * (g["in_group"] % 4 != 0), "col_taps": g["out_w"] * g["k_w"],
+            "rows": b * g["out_h"], "row_taps": b * g["out_h"] * g["k_h"], "pixels": pixels,
+            "pixel_rows": b * int(ty.sum()) * g["out_w"], "taps": taps,
             "quads": pixels * convs * quads, "quad_taps": taps * convs * quads,
             "quad_groups": taps * convs * quads * groups, "singles": pixels * convs * singles,
             "single_taps": taps * convs * singles, "single_groups": taps * convs * singles * groups,
-            "outputs": pixels * g["out_c"]}
+            "outputs_rq_right": outputs * (mode == 2), "outputs_rq": outputs * (mode == 1),
+            "outputs_mbqm": outputs * (mode == 0), "clamp": outputs * narrow}
+
+
+def _rq_mode(step: Step) -> int:
+    """transpose_conv_s8_dsp's rq_mode: 2 where requant_is_exact proves adaptc_rq_record for the
+    largest sum each channel can reach (every weight of the channel at most once an output)
+    and every shift is < 0, 1 where it proves it otherwise, 0 (adaptc_mbqm) where it does not."""
+    g = geometry(step)
+    w = step.consts["weights"].astype(np.int64)                       # [in_c][out_group][k_h][k_w]
+    convs = g["in_c"] // g["in_group"]
+    rows = w.reshape(convs, g["in_group"], g["out_group"], -1).transpose(0, 2, 1, 3).reshape(g["out_c"], -1)
+    bias = bias_array(step, g["out_c"], np.int32)[1]
+    mult, shift = (a for _, a in requant_arrays(step, g["out_c"]))
+    if not requant_is_exact(acc_bound(rows, bias, int8_output(step)["input_offset"]), mult, shift):
+        return 0
+    return 2 if bool(np.all(np.asarray(shift) < 0)) else 1
 
 
 def dsp_filter(step: Step) -> np.ndarray:
@@ -181,23 +203,15 @@ def dsp_filter(step: Step) -> np.ndarray:
 @kernel("transpose_conv_s8_dsp", "adaptc.qtranspose_conv2d", "dsp", features=transpose_conv_dsp_loops,
         headers=("dsp.h",))
 def transpose_conv_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
-    """transpose_conv_s8's results by transpose_conv_s8_dsp.c; declines packed low-bit weights
-    (transpose_conv_s8_packed). Requantizes by adaptc_rq where requant_is_exact proves it for
-    the largest sum each channel can reach (every weight of the channel at most once an output),
-    else by adaptc_mbqm."""
+    """transpose_conv_s8's results by transpose_conv_s8_dsp.c (rq_mode: _rq_mode); declines
+    packed low-bit weights (transpose_conv_s8_packed)."""
     if weight_format(step).packed:
         return None
     g = geometry(step)
-    out = int8_output(step)
-    w = step.consts["weights"].astype(np.int64)                       # [in_c][out_group][k_h][k_w]
-    convs = g["in_c"] // g["in_group"]
-    rows = w.reshape(convs, g["in_group"], g["out_group"], -1).transpose(0, 2, 1, 3).reshape(g["out_c"], -1)
-    bias = bias_array(step, g["out_c"], np.int32)[1]
-    mult, shift = (a for _, a in requant_arrays(step, g["out_c"]))
-    exact = requant_is_exact(acc_bound(rows, bias, out["input_offset"]), mult, shift)
     groups = -(-g["in_group"] // 4)
+    convs = g["in_c"] // g["in_group"]
     in_pixels = g["batches"] * g["in_h"] * g["in_w"]
-    scratch = 4 * (in_pixels * 2 * groups * convs + 2 * g["k_h"] * g["k_w"])
-    return KernelCall({**g, **out, "exact_rq": int(exact), "scratch": SCRATCH},
+    words = in_pixels * 2 * groups * convs + 2 * g["k_h"] * g["k_w"] + g["out_w"] * (1 + 2 * g["k_w"]) + 2 * g["k_h"]
+    return KernelCall({**g, **int8_output(step), "rq_mode": _rq_mode(step), "scratch": SCRATCH},
                       [("weights", dsp_filter(step)), ("channels", channel_records(step, g["out_c"], rounding=True))],
-                      scratch_bytes=scratch)
+                      scratch_bytes=4 * words)

@@ -76,6 +76,7 @@ S8_EXTRA = [
     ("s2_same_3x3", "mbqm_path_huge_bias", dict(huge_bias=True)),
     ("batch2_s3_cropped", "batch2_act_relu_zp_min", dict(act=(-128, 127), input_zp=-128, output_zp=-128)),
     ("s1_dilated", "mbqm_path_left_shift", dict(left_shift=True)),
+    ("s2_pad1", "rq_shifts_0_1_act_narrow", dict(small_shifts=True, act=(-100, 100))),
 ]
 GEOMETRY = {c[0]: c for c in CASES}
 S8_CASES = [(c, {}) for c in CASES] + [((new, *GEOMETRY[base][1:]), opts) for base, new, opts in S8_EXTRA]
@@ -86,7 +87,8 @@ def _s8_case(case, opts=None):
     """(Program, inputs, expected outputs) of an int8 case: random inputs, then every input at
     -128 and at 127. ``opts``: input_zp / output_zp, act (min, max), bias=False, weights="extreme"
     (only -128 and 127), huge_bias (a channel's bias past what adaptc_rq takes: the exact
-    general requantization), left_shift (positive shifts with tiny multipliers: likewise)."""
+    general requantization), left_shift (positive shifts with tiny multipliers: likewise),
+    small_shifts (shifts 0 and 1 that adaptc_rq_record takes)."""
     opts = opts or {}
     cid, shape, w_shape, out_hw, strides, pads, dilation, groups = case
     rng = np.random.default_rng(zlib.crc32(cid.encode()))
@@ -104,6 +106,8 @@ def _s8_case(case, opts=None):
     mult, shift = (np.asarray(v) for v in quantize_multipliers([0.05 * s / 0.2 for s in ws]))
     if opts.get("left_shift"):                         # acc * 2^shift * mult / 2^31 with |acc << shift| >= 2^30
         mult, shift = rng.integers(1 << 5, 1 << 7, size=out_c), rng.integers(15, 17, size=out_c)
+    if opts.get("small_shifts"):                       # shifts 0 and 1, still provably exact for adaptc_rq_record
+        mult, shift = rng.integers(1 << 20, 1 << 21, size=out_c), rng.integers(0, 2, size=out_c)
     attrs = {**_attrs(case), "input_zp": in_zp, "output_zp": out_zp, "act_min": act_min, "act_max": act_max,
              "multiplier": [int(m) for m in mult], "shift": [int(s) for s in shift]}
     consts = {"weights": w, "bias": bias} if opts.get("bias", True) else {"weights": w}
@@ -152,13 +156,15 @@ def test_transpose_conv_s8_emulated(case, opts, target, variants):
 
 
 def test_dsp_requantization_path():
-    """The DSP builder requantizes by adaptc_rq exactly where requant_is_exact proves it: the
-    plain cases, not a bias past 2^30 or left shifts of large sums."""
+    """The DSP builder requantizes by adaptc_rq_record exactly where requant_is_exact proves it
+    (rq_mode 2 where every shift is < 0, 1 otherwise): not a bias past 2^30 or left shifts of
+    large sums (0: adaptc_mbqm)."""
     for (case, opts), cid in zip(S8_CASES, S8_IDS):
         prog = _s8_case(case, opts)[0]
         call = select(prog.steps[0], prog, ("dsp",))
         assert call.function == "transpose_conv_s8_dsp"
-        assert call.params["exact_rq"] == (0 if opts.get("huge_bias") or opts.get("left_shift") else 1), cid
+        want = 0 if opts.get("huge_bias") or opts.get("left_shift") else 1 if opts.get("small_shifts") else 2
+        assert call.params["rq_mode"] == want, cid
 
 
 def test_dsp_declines_packed_weights():

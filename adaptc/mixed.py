@@ -3,11 +3,12 @@
 ``search(loaded, calibration, labels, budget, target)``:
 
 1. Sizes. The model is quantized once with int8 weights everywhere (power-of-two scales),
-   lowered and scheduled for the target; for every conv2d (depthwise too) / dense layer and every candidate
-   format (CANDIDATES) the target says how many flash bytes the layer would take -- weights,
-   bias, requantization data -- and which decode tables it shares with other layers of its
-   format (``target.constants``), so the budget is the one ``m.report["weight_bytes"]`` is held
-   to; the other steps' constants are a fixed cost.
+   lowered and scheduled for the target; for every conv2d (depthwise too) / transposed conv2d /
+   dense layer / batched matmul by a constant and every candidate format (CANDIDATES) the
+   target says how many flash bytes the layer would take -- weights, bias, requantization
+   data -- and which decode tables it shares with other layers of its format
+   (``target.constants``), so the budget is the one ``m.report["weight_bytes"]`` is held to;
+   the other steps' constants are a fixed cost.
 2. Sensitivity. For every layer and format, the float model with only that layer's weights on the
    format's grid (adaptc.ptq, error-correcting rounding) runs on the calibration samples; the
    cost is the mean KL divergence of its output from the float model's -- or, with labels, the
@@ -63,7 +64,8 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
         labels = np.asarray(labels).reshape(-1)[np.sort(pick)]
     layers = _weighted_bindings(fused)
     if not layers:
-        raise InputError(f"{loaded.info.name} has no conv2d, transposed conv2d or dense layer to quantize")
+        raise InputError(f"{loaded.info.name} has no conv2d, transposed conv2d, dense layer or batched "
+                         "matmul by a constant to quantize")
 
     # 1. sizes, from the target's kernel builders on the int8 program
     int8 = PoT(bits=4, layers={i: "int8" for i in range(len(layers))})
@@ -97,8 +99,11 @@ def search(loaded, calibration: np.ndarray, labels, budget: int, target, progres
         depthwise = int(attrs.get("groups", 1)) > 1
         row = {"layer": li, "kind": "depthwise_conv2d" if depthwise else str(attrs["Composite"])[7:-4],
                "weights": int(w.size), "formats": {}}
+        x_in = inputs[_input_index(fused, bindings[bi])]
+        if str(attrs["Composite"]) == "adaptc.batch_matmul_f32":      # [samples, *activation shape]
+            x_in = x_in.reshape(-1, *tvm_compat.shape_of(call.args[0].ty))
         for name in CANDIDATES:
-            wq, bq = _fake_quant(w, bias, attrs, inputs[_input_index(fused, bindings[bi])], F.get(name))
+            wq, bq = _fake_quant(w, bias, attrs, x_in, F.get(name))
             changed = {(bi, 1): wq.astype(np.float32)}
             if bias is not None:
                 changed[(bi, 2)] = bq.astype(np.float32)
@@ -143,9 +148,11 @@ def _subsets(keys: list) -> list[tuple]:
 
 def _weighted_bindings(mod) -> list[int]:
     """Indices of main's bindings that call a weighted float composite (conv2d, transposed
-    conv2d, dense; QuantizeInt8's WEIGHTED), in layer order."""
+    conv2d, dense, a batched matmul with a constant operand; QuantizeInt8's WEIGHTED), in layer
+    order."""
     bindings = tvm_compat.bindings(mod["main"])
-    return [i for i, b in enumerate(bindings) if composite_name(mod, b.value) in WEIGHTED]
+    return [i for i, b in enumerate(bindings) if composite_name(mod, b.value) in WEIGHTED
+            and any(tvm_compat.is_constant(x) for x in b.value.args[1:])]   # a batched matmul: a constant operand
 
 
 def _input_index(mod, binding) -> int:
@@ -167,6 +174,9 @@ def _fake_quant(w, bias, attrs, inputs, fmt):
     for key in ("strides", "dilation", "padding", "output_padding"):
         if key in a:
             a[key] = [int(v) for v in a[key]]
+    if kind == "adaptc.batch_matmul_f32":                      # one scale for the tensor
+        w_q, scale, b = scheme.weights(0, kind, w, None, a, inputs, None)
+        return w_q.astype(np.float64) * float(scale), b
     if kind == "adaptc.transpose_conv2d_f32":                  # IOHW: O, or I when depthwise
         axis = 0 if int(a["groups"]) > 1 else 1
     else:
@@ -198,7 +208,8 @@ def _sizes(prog, target, n_layers: int) -> tuple[list[dict], int, dict, dict]:
     copy of the layer whose weights span the format's grid), of all other steps, the shared
     tables each format's kernels use ({format: [key]}) and their bytes ({key: bytes})."""
     scheduled = target.schedule(prog)
-    weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense", "adaptc.qtranspose_conv2d")]
+    weighted = [s for s in prog.steps if s.op in ("adaptc.qconv2d", "adaptc.qdense", "adaptc.qtranspose_conv2d")
+                or s.op == "adaptc.qbatch_matmul" and s.consts]
     if len(weighted) != n_layers:
         raise InputError(f"{n_layers} weighted layers in the float model, {len(weighted)} after quantization")
     sizes, fixed = [], sum(s.flash_bytes for s in scheduled.steps if s.step not in weighted)
@@ -208,7 +219,8 @@ def _sizes(prog, target, n_layers: int) -> tuple[list[dict], int, dict, dict]:
         row = {}
         for name in CANDIDATES:
             probe = copy.copy(step)
-            probe.consts = dict(step.consts, weights=_spanning(step.consts["weights"], F.get(name)))
+            key = "weights" if "weights" in step.consts else next(iter(step.consts))   # a matmul's lhs / rhs
+            probe.consts = dict(step.consts, **{key: _spanning(step.consts[key], F.get(name))})
             probe.attrs = dict(step.attrs, weight_format=name)
             row[name], tables_of = target.constants(probe, prog)
             for key, nbytes in tables_of.items():

@@ -637,3 +637,35 @@ OPS.update({   # SOFTMAX / LOG_SOFTMAX
     "adaptc.softmax_f32": ("float32", softmax_f32),
     "adaptc.qlog_softmax": ("int8", log_softmax_s8),
 })
+
+
+def batch_matmul_s8_packed(rng):
+    """A batched matmul by a constant with packed low-bit weights (pot2 .. pot5, int4; zero
+    point 0, LegalizeQDQ's weight_format): a constant rhs [B|1, K, N] or lhs [M, K] (swap), half
+    with power-of-two requantization (the multiplier 2^30, a shift that fits the sums)."""
+    from adaptc import fixedpoint as fxp
+    from adaptc import formats
+
+    b, m, k, n = (int(rng.integers(1, 5)), int(rng.integers(1, 17)), int(rng.integers(1, 33)),
+                  int(rng.integers(1, 17)))
+    fmt = formats.get(str(rng.choice(["pot2", "pot3", "pot4", "pot5", "int4"])))
+    swap = bool(rng.random() < 0.3)
+    c_shape = (m, k) if swap else (b if rng.random() < 0.7 else 1, k, n)
+    c = rng.choice(fmt.grid, size=c_shape).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    spread = np.log2(float(np.sqrt(np.mean(c.astype(np.float64) ** 2) * k)) * 74 + 1)
+    if rng.random() < 0.5:
+        mult, shift = 1 << 30, int(7 - np.ceil(spread)) + int(rng.integers(-1, 2))
+    else:
+        mult, shift = fxp.quantize_multiplier(2.0 ** (8 - np.ceil(spread)) * float(rng.uniform(0.5, 1.5)))
+    act_zp = int(rng.integers(-128, 128))
+    attrs = {"lhs_zp": 0 if swap else act_zp, "rhs_zp": act_zp if swap else 0, "multiplier": [int(mult)],
+             "shift": [int(shift)], "swap": swap, "output_zp": int(rng.integers(-128, 128)), "output_scale": 0.1,
+             "act_min": -128, "act_max": 127, "weight_format": fmt.name}
+    if swap:
+        return "adaptc.qbatch_matmul", attrs, {"lhs": c}, [(b, k, n)], (b, m, n)
+    return "adaptc.qbatch_matmul", attrs, {"rhs": c}, [(b, m, k)], (b, m, n)
+
+
+OPS.update({   # the packed batched matmul's own layers, keyed by kernel (as the other packed kernels')
+    "batch_matmul_s8_packed": ("int8", batch_matmul_s8_packed),
+})

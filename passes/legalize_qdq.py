@@ -441,7 +441,9 @@ def _match_batch_matmul(g, core, out_scale, out_zp, act_min, act_max, node):
     shape = tvm_compat.shape_of(call.ty)
     if a_const or b_const:
         const, act = (a, b) if a_const else (b, a)
-        return CompositeCall("adaptc.qbatch_matmul", [act[0]], [const[0].astype(np.int8)], attrs, shape, "int8",
+        wide = np.abs(const[0].astype(np.int64)).max(initial=0) > 127     # power-of-two weights up to 2^14
+        c = const[0].astype(np.int16 if wide else np.int8)
+        return CompositeCall("adaptc.qbatch_matmul", [act[0]], [c], attrs, shape, "int8",
                              "batch_matmul", ["lhs" if a_const else "rhs"])
     return CompositeCall("adaptc.qbatch_matmul", [a[0], b[0]], [], attrs, shape, "int8", "batch_matmul")
 
@@ -557,7 +559,8 @@ QUANTIZE_MATCHERS += (_match_input_quantize, _match_resize)    # data movement (
 QUANTIZE_MATCHERS = (_match_batch_matmul, *QUANTIZE_MATCHERS)    # before _match_conv's dense (issue 16)
 QUANTIZE_MATCHERS = (_match_transpose_conv, *QUANTIZE_MATCHERS)  # before _match_add: its bias is an add
 QUANTIZE_MATCHERS = (_match_prelu, *QUANTIZE_MATCHERS)    # before the unary functions' leaky_relu (issue 16)
-WEIGHTED = ("adaptc.qconv2d", "adaptc.qdense", "adaptc.qtranspose_conv2d")   # marked with their weight_format
+WEIGHTED = ("adaptc.qconv2d", "adaptc.qdense", "adaptc.qtranspose_conv2d",   # marked with their weight_format
+            "adaptc.qbatch_matmul")                                            # (when it has a constant operand)
 
 
 def _pool_padding(attrs):
@@ -632,7 +635,7 @@ class _Legalizer:
                 return
             for matcher in QUANTIZE_MATCHERS:
                 call = matcher(g, core, out_scale, out_zp, act_min, act_max, var.name)
-                if call is not None and self.weight_formats and call.name in WEIGHTED:
+                if call is not None and self.weight_formats and call.name in WEIGHTED and call.consts:
                     call.attrs["weight_format"] = formats.format_of(call.consts[0]).name
                 if call is not None:
                     self.calls.append((var, call))

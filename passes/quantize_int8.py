@@ -132,7 +132,8 @@ def mse_range(hist: Histogram, activation, steps: int = 48) -> tuple[float, floa
     return cands[int(np.argmin(err))]
 
 
-WEIGHTED = ("adaptc.conv2d_f32", "adaptc.dense_f32", "adaptc.transpose_conv2d_f32")   # layers with weights
+WEIGHTED = ("adaptc.conv2d_f32", "adaptc.dense_f32", "adaptc.transpose_conv2d_f32",   # layers with weights
+            "adaptc.batch_matmul_f32")   # (a batched matmul when it has a constant operand)
 
 
 class WeightScheme:
@@ -391,8 +392,16 @@ class Quantizer:
             ops = [self.dq(bb, x) for x in acts]
             if consts:                          # a constant operand: int8, per tensor, symmetric
                 c = consts[0].astype(np.float64)
-                c_scale = np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0)
-                c_q = np.clip(np.round(c / np.float64(c_scale)), -127, 127).astype(np.int8)
+                if getattr(self.scheme, "tensor_scale", False):   # a weighted layer: the scheme's format,
+                    x_in = self.inputs.get(self.index[acts[0]])   # one scale (axis None)
+                    if x_in is not None:
+                        x_in = x_in.reshape(-1, *tvm_compat.shape_of(acts[0].ty))
+                    c_q, c_scale, _ = self.scheme.weights(self.layers, kind, c, None, a, x_in, None)
+                    c_scale = np.float32(c_scale)
+                else:
+                    c_scale = np.float32(max(float(np.abs(c).max()), 1e-30) / 127.0)
+                    c_q = np.clip(np.round(c / np.float64(c_scale)), -127, 127).astype(np.int8)
+                self.layers += 1
                 ops.append(bb.emit(relax.op.dequantize(relax.const(c_q), relax.const(c_scale),
                                                        relax.const(np.int32(0)))))
             lhs, rhs = ops[::-1] if bool(a.get("swap", False)) else ops

@@ -4,7 +4,8 @@ Requires: the output of FuseFloatOps (``main`` = float ``adaptc.*_f32`` composit
 and a calibration array (as QuantizeInt8).
 
 Ensures: the QDQ form of QuantizeInt8 (ready for LegalizeQDQ), with every conv2d (depthwise
-too, per output channel) / dense layer's weights on its format's grid (adaptc.formats: pot2 ..
+too, per output channel) / transposed conv2d / dense layer's weights, and every batched matmul's
+constant operand (one scale for the tensor, as TFLite's BATCH_MATMUL), on its format's grid (adaptc.formats: pot2 ..
 pot5, int4, int8) and integer weights of that range (int8, int16 for pot5); by default
 (``pot_activations``) every activation scale and weight scale is a power of two, so that each
 layer's requantization multiplier is a power of two -- LegalizeQDQ then gives it the multiplier
@@ -35,6 +36,7 @@ class CodedWeights(WeightScheme):
     """Weights on low-bit grids (see the module docstring); ``report``: one dict per layer."""
 
     needs_inputs = True
+    tensor_scale = True     # codes a batched matmul's constant operand too: one scale (axis None)
 
     def __init__(self, formats, method: str = "gptq", pot_activations: bool = True, bias_correction: bool = True):
         self.formats = formats
@@ -62,6 +64,8 @@ class CodedWeights(WeightScheme):
             W, X = w.T, inputs.reshape(-1, w.shape[0])
             Q, s, facts = ptq.quantize_matrix(W, fmt, _subsample(X, rng), pot_scale=pot_scale, method=self.method)
             w_q, bias = Q.T, self._bias(W, Q, s, X, bias)
+        elif kind == "adaptc.batch_matmul_f32":
+            w_q, s, facts = self._matmul_operand(w, inputs, bool(attrs.get("swap", False)), fmt, pot_scale, rng)
         elif kind == "adaptc.transpose_conv2d_f32":
             w_q, s, bias, facts = self._transposed(w, attrs, inputs, bias, fmt, pot_scale, rng)
         elif not depthwise:                         # HWIO -> OHWI rows
@@ -125,10 +129,82 @@ class CodedWeights(WeightScheme):
         facts = {k: float(np.mean([e[k] for e in errors])) for k in errors[0]}
         return w_q, s, b if bias is not None or self.bias_correction else None, facts
 
+    def _matmul_operand(self, c, inputs, swap, fmt, pot_scale, rng):
+        """A batched matmul's constant operand (rhs [.., depth, cols], or lhs [.., rows, depth]
+        with ``swap``) on one scale for the whole tensor (TFLite's BATCH_MATMUL takes one per
+        operand): per constant matrix, its output rows [outputs, depth] against the activation
+        rows that meet it (``inputs``: [samples, *activation shape]); the scale -- the one that
+        fits the largest weight and the next two finer ones -- with the least output error over
+        all matrices, each rounded with error feedback (ptq's GPTQ at that scale)."""
+        Wm = (c.reshape(1, -1) if c.ndim == 1 else c) if swap else np.swapaxes(c[:, None] if c.ndim == 1 else c, -1, -2)
+        depth, c_batch = Wm.shape[-1], Wm.shape[:-2]
+        mats = []
+        if inputs is None:
+            mats = [(W, None) for W in Wm.reshape(-1, *Wm.shape[-2:])]
+        else:
+            x = inputs if not swap else np.swapaxes(inputs[..., None] if inputs.ndim == 2 else inputs, -1, -2)
+            x = x[:, None, :] if x.ndim == 2 else x                              # rows [samples, .., m, depth]
+            rank = max(len(c_batch), x.ndim - 3)
+            cb = (1,) * (rank - len(c_batch)) + tuple(c_batch)
+            x = x.reshape(x.shape[0], *(1,) * (rank - (x.ndim - 3)), *x.shape[1:])
+            x = np.broadcast_to(x, (x.shape[0], *np.broadcast_shapes(cb, x.shape[1:-2]), *x.shape[-2:]))
+            Wb = Wm.reshape(*cb, *Wm.shape[-2:])
+            for k in np.ndindex(*cb):
+                sel = tuple(i if n > 1 else slice(None) for i, n in zip(k, cb))
+                mats.append((Wb[k], _subsample(x[(slice(None), *sel)].reshape(-1, depth), rng)))
+        grid = fmt.grid.astype(np.float64)
+        top = float(grid.max())
+        amax = max(float(np.abs(c).max(initial=0.0)), 1e-12)
+        if pot_scale:
+            scales = [2.0 ** (np.ceil(np.log2(amax / top)) - k) for k in range(3)]
+        else:
+            scales = [amax / top * f for f in (1.0, 0.9, 0.8)]
+        factors = [_hessian(X) if X is not None and self.method != "nearest" else (np.eye(depth), None)
+                   for _, X in mats]
+        best = None
+        for s in scales:
+            Qs = [ptq.nearest(W / s, grid) if U is None else _rounded(W, U, s, grid)
+                  for (W, _), (_, U) in zip(mats, factors)]
+            err = sum(_error(W - s * Q, H) for (W, _), Q, (H, _) in zip(mats, Qs, factors))
+            if best is None:
+                near = sum(_error(W - s * ptq.nearest(W / s, grid), H) for (W, _), (H, _) in zip(mats, factors))
+            if best is None or err < best[0]:
+                best = (err, s, Qs)
+        ref = max(sum(_error(W, H) for (W, _), (H, _) in zip(mats, factors)), 1e-30)
+        err, s, Qs = best
+        Q = np.stack(Qs).reshape(Wm.shape)
+        w_q = Q.reshape(c.shape) if swap else np.swapaxes(Q, -1, -2).reshape(c.shape)
+        return w_q, np.float64(s), {"error": float(err / ref), "nearest_error": float(near / ref)}
+
     def _bias(self, W, Q, s, X, bias):
         if not self.bias_correction:
             return bias
         return ptq.corrected_bias(W, Q, s, X, bias)
+
+
+def _hessian(X: np.ndarray, damp: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(H = X^T X dampened by damp * mean diag(H), the upper Cholesky factor of H^-1), as ptq's."""
+    H = X.T @ X
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1.0                            # inputs that never move: any value is exact
+    H = H + np.eye(len(H)) * damp * np.mean(np.diag(H))
+    return H, np.linalg.cholesky(np.linalg.inv(H)).T
+
+
+def _rounded(W: np.ndarray, U: np.ndarray, scale: float, grid: np.ndarray) -> np.ndarray:
+    """W / scale on the grid, column by column, each rounding error pushed onto the columns not
+    yet rounded (GPTQ at a fixed scale, as ptq.quantize_matrix's)."""
+    W = W.copy()
+    Q = np.empty_like(W)
+    for j in range(W.shape[1]):
+        Q[:, j] = ptq.nearest(W[:, j] / scale, grid)
+        err = (W[:, j] - Q[:, j] * scale) / U[j, j]
+        W[:, j + 1:] -= np.outer(err, U[j, j + 1:])
+    return Q
+
+
+def _error(D: np.ndarray, H: np.ndarray) -> float:
+    return float(np.einsum("ok,kl,ol->", D, H, D))
 
 
 def _subsample(X: np.ndarray, rng) -> np.ndarray:

@@ -213,3 +213,69 @@ def test_depthwise_weights_take_the_format(fmt):
     assert [(r["kind"], r["format"], r["channels"]) for r in scheme.report] == [("depthwise_conv2d", fmt, 2)]
     (f,) = _weighted(integer)
     assert int(f.attrs["groups"]) == 2 and F.get(str(f.attrs["weight_format"])).bits <= F.get(fmt).bits
+
+
+# ------------------------------------------------------------ batched matmuls by a constant
+
+
+@pytest.mark.parametrize("fmt", ["pot2", "pot4", "int4", "pot5"])
+@pytest.mark.parametrize("shapes", [((3, 5, 6), (3, 6, 4), False), ((2, 5, 6), (1, 6, 4), False),
+                                    ((2, 6, 4), (5, 6), True), ((5, 6), (6,), False)],
+                         ids=["rhs_per_batch", "rhs_broadcast", "lhs_swap", "column"])
+def test_matmul_constant_one_scale_on_the_grid(fmt, shapes):
+    """A batched matmul's constant operand: every value on the format's grid under one
+    power-of-two scale for the whole tensor (TFLite's BATCH_MATMUL takes one per operand), and
+    the error-correcting rounding's output error -- measured by numpy's matmul of the calibration
+    activations, independent of the pass's rows -- no larger than nearest rounding's at the same
+    scale."""
+    x_shape, c_shape, swap = shapes
+    r = np.random.default_rng(len(fmt) + len(c_shape))
+    c = r.normal(0, 0.3, c_shape)
+    x = r.normal(0, 1, (40, *x_shape)) @ np.diag(r.uniform(0.2, 2.0, x_shape[-1]))   # correlated-scale inputs
+    scheme = CodedWeights(fmt)
+    c_q, s, b = scheme.weights(0, "adaptc.batch_matmul_f32", c, None, {"swap": swap}, x, None)
+    assert c_q.shape == c.shape and F.fits(c_q, F.get(fmt)) and b is None
+    assert np.ndim(s) == 0 and np.log2(float(s)) == np.round(np.log2(float(s)))
+    grid = F.get(fmt).grid
+
+    def err(q):
+        cq = q * np.float64(s)
+        y, yq = (np.matmul(cq if swap else x, x if swap else cq) for cq in (c, cq))
+        return float(((y - yq) ** 2).sum())
+
+    nearest = grid[np.abs(c[..., None] / np.float64(s) - grid).argmin(axis=-1)]
+    assert err(c_q) <= err(nearest) * (1 + 1e-9)
+    report = scheme.report[0]
+    assert (report["kind"], report["format"], report["channels"]) == ("batch_matmul", fmt, 1)
+
+
+@pytest.mark.parametrize("fmt", ["pot3", "pot5"])
+def test_matmul_constant_takes_the_format(fmt):
+    """QuantizeWeights then LegalizeQDQ(weight_formats=True): a matmul by a 3-D constant is one
+    adaptc.qbatch_matmul whose constant is on the format's grid (int16 for pot5, not cast to
+    int8) and marked with its weight_format; a matmul of two activations gets no mark."""
+    c = np.random.default_rng(4).normal(0, 0.5, (1, 2, 3)).astype(np.float32)
+
+    @I.ir_module
+    class MM:
+        @R.function
+        def main(x: R.Tensor((1, 6, 6, 2), "float32")) -> R.Tensor((1, 6, 6, 6), "float32"):
+            with R.dataflow():
+                y = R.matmul(x, R.const(c))
+                z = R.matmul(y, R.permute_dims(y, [0, 1, 3, 2]))
+                R.output(z)
+            return z
+
+    fused = tvm_compat.apply(FuseFloatOps(), MM)
+    scheme = CodedWeights(fmt)
+    integer = tvm_compat.apply([QuantizeWeights(CAL, fmt, scheme=scheme), LegalizeQDQ(weight_formats=True)], fused)
+    assert [(r["kind"], r["format"], r["channels"]) for r in scheme.report] == [("batch_matmul", fmt, 1)]
+    calls = [b.value for blk in integer["main"].body.blocks for b in blk.bindings
+             if composite_name(integer, b.value) == "adaptc.qbatch_matmul"]
+    assert len(calls) == 2
+    marks = [str(integer[v.op].attrs["weight_format"]) if "weight_format" in integer[v.op].attrs else None
+             for v in calls]
+    (const,) = [tvm_compat.constant_value(a) for a in calls[0].args if tvm_compat.is_constant(a)]
+    assert marks[1] is None and F.get(marks[0]).bits <= F.get(fmt).bits and F.fits(const, F.get(fmt))
+    if fmt == "pot5":
+        assert const.dtype == np.int16

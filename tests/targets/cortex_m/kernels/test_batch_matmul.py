@@ -17,10 +17,13 @@ import numpy as np
 import pytest
 
 import adaptc.api as api
+import kernel_programs as programs
 import kernel_ref as ref
 import tflite_ops as T
+from adaptc import formats
 from adaptc.program import Program, Step, Tensor
-from adaptc.targets.cortex_m.kernels import KERNELS
+from adaptc.targets.cortex_m.kernels import KERNELS, select
+from kernel_programs import needs_arm
 
 EMULATOR = shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")
 INT32_MAX = 2**31 - 1
@@ -249,4 +252,92 @@ def test_batch_matmul_has_one_record_per_kernel_and_no_variant():
     records = {k.name: (k.op, k.variant) for k in KERNELS.values()
                if k.op in ("adaptc.qbatch_matmul", "adaptc.batch_matmul_f32")}
     assert records == {"batch_matmul_s8": ("adaptc.qbatch_matmul", "ref"),
+                       "batch_matmul_s8_packed": ("adaptc.qbatch_matmul", "ref"),
                        "batch_matmul_f32": ("adaptc.batch_matmul_f32", "ref")}
+
+
+# ------------------------------------------------------------------------------- packed weights
+
+PACKED = [pytest.param((c, fmt, pot), id=f"{c.id}-{fmt}-{'pot' if pot else 'mbqm'}")
+          for c in CASES if c.const is not None for fmt in programs.PACKED_FORMATS for pot in (False, True)]
+
+
+def _packed_case(case: Case, fmt_name: str, pot_requant: bool):
+    """A case of _case whose constant is drawn from format ``fmt_name``'s grid (zero point 0)
+    with that format marked (LegalizeQDQ's weight_format), requantized by a TFLite multiplier or
+    by a power of two (the multiplier 2^30, a shift that fits the sums)."""
+    fmt = formats.get(fmt_name)
+    rng = np.random.default_rng(_seed(f"{case.id}{fmt_name}{pot_requant}"))
+    c = rng.choice(fmt.grid, size=case.const).astype(np.int16 if fmt.max_value > 127 else np.int8)
+    zl, zr, zo = case.zp
+    zl, zr = (0, zr) if case.swap else (zl, 0)
+    depth = case.const[-1] if case.swap else case.const[0 if len(case.const) == 1 else -2]
+    spread = np.log2(float(np.sqrt(np.mean(c.astype(np.float64) ** 2) * depth)) * 74 + 1)   # of a typical sum
+    if pot_requant:
+        mult, shift = 1 << 30, int(7 - np.ceil(spread)) + int(rng.integers(-1, 2))
+    else:
+        mult, shift = ref.quantize_multiplier(2.0 ** (8 - np.ceil(spread)) * float(rng.uniform(0.5, 1.5)))
+    attrs = {"lhs_zp": zl, "rhs_zp": zr, "multiplier": [int(mult)], "shift": [int(shift)], "output_zp": zo,
+             "act_min": case.act[0], "act_max": case.act[1], "weight_format": fmt_name}
+    xs = _int8_inputs(case.shape, zr if case.swap else zl, rng)[:4]
+    want = [batch_matmul_s8_ref(*case.operands(x, c), zl, zr, mult, shift, zo, *case.act) for x in xs]
+    return program("adaptc.qbatch_matmul", case, c, attrs, "int8"), xs, want
+
+
+@pytest.mark.parametrize("packed", PACKED)
+def test_batch_matmul_s8_packed_host(packed):
+    prog, xs, want = _packed_case(*packed)
+    m = api.compile_program(prog, "cortex-m4")
+    assert [s.kernel for s in m.scheduled.steps] == ["batch_matmul_s8_packed"]
+    for x, w in zip(xs, want):
+        np.testing.assert_array_equal(m.run(x).reshape(w.shape), w)
+    outs = np.concatenate([w.ravel() for w in want])
+    assert len(np.unique(outs)) > min(5, outs.size // 5)                      # not saturated to a constant
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", programs.packed_emulated_params())
+@pytest.mark.parametrize("packed", [p for p in PACKED if p.id.split("-")[0] in
+                                    ("both_broadcast", "const_lhs_swap", "three_batch_dims_left_shift")])
+def test_batch_matmul_s8_packed_emulated(packed, target, variants):
+    """On every emulated core as on the host; on the Cortex-M0+ a power-of-two layer with
+    power-of-two requantization executes no multiply instruction at all."""
+    case, fmt, pot = packed
+    prog, xs, want = _packed_case(*packed)
+    m = api.compile_program(prog, target, kernels=",".join(variants))
+    assert m.scheduled.steps[0].kernel == "batch_matmul_s8_packed"
+    r = m.run_on_target(xs[0])
+    np.testing.assert_array_equal(r.outputs.reshape(want[0].shape), want[0])
+    if target == "cortex-m0plus" and fmt.startswith("pot") and pot:
+        assert r.steps[0]["classes"]["mac"] == 0, r.steps[0]["classes"]
+
+
+def test_packed_weights_take_their_bits():
+    """The flash array of a packed constant is the format's bitstream: ceil(n * bits / 8) bytes
+    plus at most one of padding, against n bytes of int8; an int8 constant, or one with a zero
+    point, stays with batch_matmul_s8."""
+    case = CASES[0]
+    for fmt in programs.PACKED_FORMATS:
+        prog = _packed_case(case, fmt, True)[0]
+        call = select(prog.steps[0], prog, ("ref",))
+        n, bits = prog.steps[0].consts["rhs"].size, formats.get(fmt).bits
+        codes = dict(call.arrays)["weights"]
+        assert call.function == "batch_matmul_s8_packed"
+        assert codes.dtype == np.uint8 and -(-n * bits // 8) <= codes.size <= -(-n * bits // 8) + 1, (fmt, codes.size)
+    prog = _packed_case(case, "pot4", True)[0]
+    prog.steps[0].attrs["rhs_zp"] = 3
+    assert select(prog.steps[0], prog, ("ref",)).function == "batch_matmul_s8"
+
+
+def test_packed_cost_features_by_hand():
+    """batch_matmul_s8_packed's features: [2, 1, 3, 4] @ [1, 3, 4, 5] pot: 6 matrices, each
+    decoding its 5 columns of 4 codes, 90 outputs of 4 MACs; the zeros of the constant (3
+    matrices, each used twice) counted per activation row (3)."""
+    prog = _packed_case(CASES[2], "pot3", True)[0]
+    c = prog.steps[0].consts["rhs"]
+    f = KERNELS["batch_matmul_s8_packed"].features(prog.steps[0])
+    zero = float((c == 0).sum() * 2 * 3)
+    assert f == {"call": 1, "matrices": 6, "vectors": 30, "decode": 120, "decode_pot": 120,
+                 "straddles": f["straddles"], "outputs": 90, "macs_int": 0, "macs_pot_zero": zero,
+                 "macs_pot": 360 - zero, "requant_pot": 90, "requant": 0}
+    assert f["straddles"] > 0 and zero > 0

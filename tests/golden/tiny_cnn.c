@@ -494,6 +494,7 @@ typedef struct {
     int32_t rows;
     int32_t depth;
     float beta;             /* TFLite SoftmaxOptions.beta; 1.0f by default */
+    int32_t log;            /* 1: the logarithm of the softmax (LOG_SOFTMAX, ONNX LogSoftmax) */
 } softmax_f32_params;
 
 /* gate_*_f32: confidence of a float exit head [classes]; leave when confidence >= threshold. */
@@ -887,6 +888,80 @@ static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
         return (s + (s >> 31) + record[3]) >> -record[2];
     }
     return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
+}
+
+/* transpose_conv_s8_dsp: an output of a record {bias, mult, shift, round}'s accumulator
+ * (adaptc_rq_record's records) before its activation's clamp, requantized by `mode` -- 2:
+ * adaptc_rq_record's shift < 0 form (every channel's shift is < 0), 1: adaptc_rq_record (both
+ * proven exact by the builder: |acc << max(shift, 0)| < 2^30), 0: adaptc_mbqm --,
+ * + output_offset, saturated to int8 (SSAT). */
+static inline int8_t adaptc_tconv_out(int32_t acc, const int32_t *record, int32_t mode, int32_t output_offset)
+{
+    int32_t v;
+    if (mode == 2) {
+        const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), record[1]);
+        v = (s + (s >> 31) + record[3]) >> -record[2];
+    } else {
+        v = mode ? adaptc_rq_record(acc, record) : adaptc_mbqm(acc, record[1], record[2]);
+    }
+    return (int8_t)adaptc_ssat8(v + output_offset);
+}
+
+/* One weight word of channel ACC's (assembly operands of adaptc_tconv_x4): ww = the word, wa
+ * its halves; two SMLAD against the column's x0 = (x0, x2), x1 = (x1, x3). */
+#define ADAPTC_TCONV_CHANNEL(ACC) \
+    "ldr    %[ww], [%[w]], #4\n\t" \
+    "sxtb16 %[wa], %[ww]\n\t" \
+    "smlad  %[" ACC "], %[wa], %[x0], %[" ACC "]\n\t" \
+    "sxtb16 %[wa], %[ww], ror #8\n\t" \
+    "smlad  %[" ACC "], %[wa], %[x1], %[" ACC "]\n\t"
+
+/* transpose_conv_s8_dsp: four output channels' sums over one output pixel's taps,
+ * acc[k] += <column, weights of channel k> for each of the n taps -- the column at word
+ * cols + taps[2 t], `groups` pairs of int16 words (dsp.h's column layout), the weights at word
+ * w + 4 taps[2 t + 1], per group one word for each of the four channels.  A DSP core runs a
+ * group in assembly: 21 instructions per 16 MACs (an LDRD of the column's two words, 4 LDR,
+ * 8 SXTB16, 8 SMLAD), and a compare and branch; a function of its own, so that the four sums
+ * stay in registers (inlined, gcc 12 spills them and spends twice as many). */
+static ADAPTC_NOINLINE void adaptc_tconv_x4(const int32_t *cols, const int32_t *taps, int32_t n, const int32_t *w,
+                                            int32_t groups, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int32_t *const taps_end = taps + 2 * n;
+    for (; taps != taps_end; taps += 2) {
+        const int32_t *x = cols + taps[0];
+        const int32_t *wt = w + 4 * taps[1];
+        const int32_t *const end = x + 2 * groups;
+#if ADAPTC_HAVE_DSP
+        int32_t x0, x1, ww, wa;
+        __asm__ volatile(
+                "1:\n\t"
+                "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+                ADAPTC_TCONV_CHANNEL("a0")
+                ADAPTC_TCONV_CHANNEL("a1")
+                ADAPTC_TCONV_CHANNEL("a2")
+                ADAPTC_TCONV_CHANNEL("a3")
+                "cmp    %[x], %[end]\n\t"
+                "bne    1b"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(wt),
+                  [x0] "=&r"(x0), [x1] "=&r"(x1), [ww] "=&r"(ww), [wa] "=&r"(wa)
+                : [end] "r"(end)
+                : "cc", "memory");
+#else
+        while (x != end) {
+            a0 = adaptc_smlad(adaptc_sxtb16_ror8(wt[0]), x[1], adaptc_smlad(adaptc_sxtb16(wt[0]), x[0], a0));
+            a1 = adaptc_smlad(adaptc_sxtb16_ror8(wt[1]), x[1], adaptc_smlad(adaptc_sxtb16(wt[1]), x[0], a1));
+            a2 = adaptc_smlad(adaptc_sxtb16_ror8(wt[2]), x[1], adaptc_smlad(adaptc_sxtb16(wt[2]), x[0], a2));
+            a3 = adaptc_smlad(adaptc_sxtb16_ror8(wt[3]), x[1], adaptc_smlad(adaptc_sxtb16(wt[3]), x[0], a3));
+            x += 2;
+            wt += 4;
+        }
+#endif
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 }
 
 /* out[i] = clamp(out[i], act_min, act_max): nothing to do for [-128, 127] */
@@ -1422,6 +1497,221 @@ static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t ro
 #endif
     (void)right_shifts;
     adaptc_dw_quads(window, x_step, row_step, w, 3 * rows, 3, rows, 3, quads, offset2, rec, output_offset, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Element-wise int8: four outputs a word                                   */
+/* ------------------------------------------------------------------------ */
+
+/* a.lo * b.lo (SMULBB) */
+static inline int32_t adaptc_smulbb(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));   /* gcc 12's ACLE has no __smulbb */
+    return r;
+#else
+    return adaptc_lo16(a) * adaptc_lo16(b);
+#endif
+}
+
+/* a.hi * b.hi (SMULTT) */
+static inline int32_t adaptc_smultt(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));   /* gcc 12's ACLE has no __smultt */
+    return r;
+#else
+    return adaptc_hi16(a) * adaptc_hi16(b);
+#endif
+}
+
+/* mul_s8_dsp: out[k] = saturate(adaptc_rq_apply(x_k * y_k, q) + output_offset) for the four
+ * int16 pairs x02 = (x0, x2), x13 = (x1, x3) and y02, y13 likewise (one SMULBB / SMULTT each). */
+static ADAPTC_INLINE void adaptc_mul_x4(int32_t x02, int32_t x13, int32_t y02, int32_t y13,
+                                        adaptc_rq_params q, int32_t output_offset, int8_t *out)
+{
+    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smulbb(x02, y02), q) + output_offset);
+    out[1] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smulbb(x13, y13), q) + output_offset);
+    out[2] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smultt(x02, y02), q) + output_offset);
+    out[3] = (int8_t)adaptc_ssat8(adaptc_rq_apply(adaptc_smultt(x13, y13), q) + output_offset);
+}
+
+/* addsub_s8_dsp: an input's rescaling adaptc_mbqm((x + offset) << left_shift, mult, shift) as
+ * adaptc_rq_apply, the two left shifts as one (`shift` = left_shift + q.left_shift <= 31):
+ * exact while |(x + offset) << left_shift << max(shift, 0)| < 2^30. */
+static ADAPTC_INLINE int32_t adaptc_addsub_scale(int32_t x, int32_t offset, int32_t shift, adaptc_rq_params q)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)(x + offset) << shift), q.mult);
+    return (s + q.round + (q.negmask & (s >> 31))) >> q.right_shift;
+}
+
+/* addsub_s8_dsp: an output before its activation's clamp, adaptc_rq_apply(raw, q) + output_offset
+ * saturated to int8 (SSAT) */
+static ADAPTC_INLINE int8_t adaptc_addsub_out(int32_t raw, adaptc_rq_params q, int32_t output_offset)
+{
+    return (int8_t)adaptc_ssat8(adaptc_rq_apply(raw, q) + output_offset);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sums of int8: four values a word in int16 lanes                          */
+/* ------------------------------------------------------------------------ */
+
+/* The sum of n int8 values at src (contiguous; any alignment): four a word into two int16
+ * lanes (SXTAB16, SXTAB16 ROR #8: |lane| <= 2 * 128 a word), folded into the int32 total by one
+ * SMLAD with (1, 1) every 127 words at most (|lane| <= 32512), then the last n % 4 one by one. */
+static inline int32_t adaptc_sum_s8(const int8_t *src, int32_t n)
+{
+    int32_t total = 0, words = n / 4, k;
+    while (words > 0) {
+        const int32_t block = words < 127 ? words : 127;
+        int32_t lanes = 0;
+        for (k = 0; k < block; ++k) {
+            const int32_t x = adaptc_read_s8x4(src);
+            lanes = adaptc_sxtab16_ror8(adaptc_sxtab16(lanes, x), x);
+            src += 4;
+        }
+        total = adaptc_smlad(lanes, 0x00010001, total);
+        words -= block;
+    }
+    for (k = 0; k < n % 4; ++k) {
+        total += src[k];
+    }
+    return total;
+}
+
+/* sums[c] = the sum of the n int8 values src[c + i * stride] (i < n) of four neighbouring
+ * channels c < 4: a word a row, its bytes into int16 lanes (c0, c2) and (c1, c3) (SXTAB16,
+ * SXTAB16 ROR #8: |lane| <= 128 a row), added to the int32 sums every 255 rows at most. */
+static inline void adaptc_sum_s8_x4(const int8_t *src, int32_t stride, int32_t n, int32_t *sums)
+{
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, k;
+    while (n > 0) {
+        const int32_t block = n < 255 ? n : 255;
+        int32_t lanes02 = 0, lanes13 = 0;
+        for (k = 0; k < block; ++k) {
+            const int32_t x = adaptc_read_s8x4(src);
+            lanes02 = adaptc_sxtab16(lanes02, x);
+            lanes13 = adaptc_sxtab16_ror8(lanes13, x);
+            src += stride;
+        }
+        s0 += (int32_t)((uint32_t)lanes02 << 16) >> 16;
+        s1 += (int32_t)((uint32_t)lanes13 << 16) >> 16;
+        s2 += lanes02 >> 16;
+        s3 += lanes13 >> 16;
+        n -= block;
+    }
+    sums[0] = s0;
+    sums[1] = s1;
+    sums[2] = s2;
+    sums[3] = s3;
+}
+
+/* Four bytes to memory as one word (any alignment; one STR on a Cortex-M). */
+static inline void adaptc_write_u8x4(int8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* lut_s8_dsp: the four bytes of the word u each looked up in the 256-byte table, indexed by the
+ * byte as unsigned, as one word (UXTB / UBFX / LSR, LDRB, and ORR a byte). */
+static inline uint32_t adaptc_lut_x4(const uint8_t *table, uint32_t u)
+{
+    return (uint32_t)table[u & 0xFFu] | (uint32_t)table[(u >> 8) & 0xFFu] << 8
+           | (uint32_t)table[(u >> 16) & 0xFFu] << 16 | (uint32_t)table[u >> 24] << 24;
+}
+
+/* ------------------------------------------------------------------------ */
+/* LSTM (lstm_s8_dsp): dot products and the int16 activations               */
+/* ------------------------------------------------------------------------ */
+
+/* acc + <row, column>: a row of int8 weights (`groups` words, dsp.h's row layout) and one
+ * column of int16 values (adaptc_col_from_s8 with stride 2), two SMLAD per four weights, eight
+ * weights an iteration; a function of its own, so that the loop has the registers.  A DSP core
+ * runs the loop in assembly: 15 instructions per eight MACs (an LDRD of two weight words, two of
+ * four column words, 4 SXTB16, 4 SMLAD, compare and branch) where gcc 12 spends 19. */
+static ADAPTC_NOINLINE int32_t adaptc_dot_row(const int32_t *w, const int32_t *col, int32_t groups, int32_t acc)
+{
+    const int32_t *const end = w + (groups & ~1);
+#if ADAPTC_HAVE_DSP
+    if (w != end) {
+        int32_t w0, w1, c0, c1, c2, c3, t;
+        __asm__ volatile(
+                "1:\n\t"
+                "ldrd   %[w0], %[w1], [%[w]], #8\n\t"
+                "ldrd   %[c0], %[c1], [%[col]], #16\n\t"
+                "ldrd   %[c2], %[c3], [%[col], #-8]\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "smlad  %[acc], %[t], %[c0], %[acc]\n\t"
+                "sxtb16 %[t], %[w0], ror #8\n\t"
+                "smlad  %[acc], %[t], %[c1], %[acc]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "smlad  %[acc], %[t], %[c2], %[acc]\n\t"
+                "sxtb16 %[t], %[w1], ror #8\n\t"
+                "smlad  %[acc], %[t], %[c3], %[acc]\n\t"
+                "cmp    %[w], %[end]\n\t"
+                "bne    1b"
+                : [acc] "+r"(acc), [w] "+r"(w), [col] "+r"(col), [w0] "=&r"(w0), [w1] "=&r"(w1), [c0] "=&r"(c0),
+                  [c1] "=&r"(c1), [c2] "=&r"(c2), [c3] "=&r"(c3), [t] "=&r"(t)
+                : [end] "r"(end)
+                : "cc", "memory");
+    }
+#else
+    while (w != end) {
+        const int32_t w0 = w[0], w1 = w[1];
+        acc = adaptc_smlad(adaptc_sxtb16(w0), col[0], acc);
+        acc = adaptc_smlad(adaptc_sxtb16_ror8(w0), col[1], acc);
+        acc = adaptc_smlad(adaptc_sxtb16(w1), col[2], acc);
+        acc = adaptc_smlad(adaptc_sxtb16_ror8(w1), col[3], acc);
+        w += 2;
+        col += 4;
+    }
+#endif
+    if (groups & 1) {
+        acc = adaptc_smlad(adaptc_sxtb16(w[0]), col[0], acc);
+        acc = adaptc_smlad(adaptc_sxtb16_ror8(w[0]), col[1], acc);
+    }
+    return acc;
+}
+
+/* lstm_s8.c's lstm_s8_sigmoid: reference_integer_ops::Logistic (int16, input_multiplier 0:
+ * x * 3), Q3.12 -> Q0.15 */
+static inline int16_t adaptc_lstm_sigmoid(const uint16_t *table, int32_t x)
+{
+    const int32_t input = x * 3;
+    const uint32_t mag = (uint32_t)(input < 0 ? -input : input);
+    const uint32_t uh = mag >> 9;
+    uint32_t result;
+    if (uh >= 255u) {
+        result = 0x7FFFu << 10;
+    } else {
+        const uint32_t ua = table[uh];
+        const uint32_t ub = table[uh + 1u];
+        result = (ua << 9) + (mag & 0x1FFu) * (ub - ua);
+    }
+    result = input >= 0 ? result + (1u << 9) : (1u << 25) - result + (1u << 9) - 1u;
+    return (int16_t)(result >> 10);
+}
+
+/* lstm_s8.c's lstm_s8_tanh: reference_integer_ops::Tanh (int16): input = (x * mult + round) >>
+ * shift, output Q0.15 */
+static inline int16_t adaptc_lstm_tanh(const uint16_t *table, int32_t x, int32_t mult, int32_t shift)
+{
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    const int32_t input = (x * mult + round) >> shift;
+    const uint32_t mag = (uint32_t)(input < 0 ? -input : input);
+    const uint32_t uh = mag >> 8;
+    int32_t result;
+    if (uh >= 255u) {
+        result = (int32_t)(0xFFFFu << 8);
+    } else {
+        const uint32_t ua = table[uh];
+        const uint32_t ub = table[uh + 1u];
+        result = (int32_t)((ua << 8) + (mag & 0xFFu) * (ub - ua));
+    }
+    result = input >= 0 ? result - (1 << 23) + (1 << 7) : -result + (1 << 23) + (1 << 7) - 1;
+    return (int16_t)(result >> 8);
 }
 
 #endif /* ADAPTC_KERNELS_DSP_H */

@@ -524,11 +524,10 @@ class RelaxFixedPoint:
         return self.rdbpot(self.srdhm(x, multiplier), self.emit(op.maximum(op.negative(shift), zero)))
 
     def lshift_sat(self, x, exponent):
-        """SaturatingRoundingMultiplyByPOTParam: x * 2^exponent saturated, exponent an int32
-        tensor (or int) >= 0."""
+        """SaturatingRoundingMultiplyByPOTParam: x * 2^exponent saturated, for an int32 tensor
+        exponent >= 0 (a constant one: ``saturating_lshift``)."""
         op = self.R.op
-        e = exponent if isinstance(exponent, self.R.Expr) else self.const(exponent)
-        e64, x64 = self.cast(e, "int64"), self.cast(x, "int64")
+        e64, x64 = self.cast(exponent, "int64"), self.cast(x, "int64")
         threshold = self.emit(op.subtract(op.left_shift(self.const(1, "int64"), op.subtract(self.const(31, "int64"),
                                                                                              e64)),
                                           self.const(1, "int64")))
@@ -564,16 +563,16 @@ class RelaxFixedPoint:
         accum = output_bits + 1
         quarter = int(rdbpot(ONE_QUARTER, accum))
         za_h1 = self.clz_positive(x)
-        r_a = self.lshift_sat(self.srdhm(self.lshift_sat(x, self.emit(op.subtract(za_h1, self.const(1)))), SQRT_HALF),
-                              1)
-        za_adj = self.emit(op.clip(op.add(self.cast(self.lshift_sat(self.emit(op.subtract(self.const(input_bits),
-                                                                                            za_h1)), 31 - accum),
+        r_a = self.saturating_lshift(self.srdhm(self.lshift_sat(x, self.emit(op.subtract(za_h1, self.const(1)))),
+                                                SQRT_HALF), 1)
+        za_adj = self.emit(op.clip(op.add(self.cast(self.saturating_lshift(self.emit(op.subtract(
+                                                    self.const(input_bits), za_h1)), 31 - accum),
                                                     "int64"), self.const(quarter, "int64")), INT32_MIN, INT32_MAX))
         z_b = self.srdhm(x, SQRT_HALF)
         zb_h = self.emit(op.subtract(self.clz_positive(z_b), self.const(1)))
         r_b = self.lshift_sat(x, zb_h)
-        zb_adj = self.emit(op.clip(op.subtract(self.cast(self.lshift_sat(self.emit(op.subtract(self.const(input_bits),
-                                                                                               zb_h)), 31 - accum),
+        zb_adj = self.emit(op.clip(op.subtract(self.cast(self.saturating_lshift(self.emit(op.subtract(
+                                                         self.const(input_bits), zb_h)), 31 - accum),
                                                          "int64"), self.const(quarter, "int64")), INT32_MIN, INT32_MAX))
         r = self.emit(op.minimum(r_a, r_b))
         z_adj = self.cast(self.emit(op.maximum(za_adj, zb_adj)), "int32")

@@ -22,7 +22,8 @@ typedef struct {
     const int32_t *diff_q5;
 } log_softmax_s8_params;
 
-/* SaturatingRoundingMultiplyByPOTParam for 0 <= exponent <= 31 */
+/* SaturatingRoundingMultiplyByPOTParam for a run-time exponent, 0 <= exponent <= 31
+ * (adaptc_sat_shift_left takes 0 < exponent < 31) */
 static int32_t log_softmax_s8_lshift(int32_t x, int32_t exponent)
 {
     const int64_t threshold = ((int64_t)1 << (31 - exponent)) - 1;
@@ -46,11 +47,11 @@ static int32_t log_softmax_s8_log(int32_t x)
     const int32_t accum = 6, quarter = 536870912 >> 6;    /* Rescale<6>(1/4), exact */
     const int32_t za_h1 = adaptc_clz_u32((uint32_t)x);
     const int32_t r_a = log_softmax_s8_lshift(adaptc_srdhm(log_softmax_s8_lshift(x, za_h1 - 1), 1518500250), 1);
-    const int32_t za_adj = log_softmax_s8_sat_add((int64_t)log_softmax_s8_lshift(12 - za_h1, 31 - accum) + quarter);
+    const int32_t za_adj = log_softmax_s8_sat_add((int64_t)adaptc_sat_shift_left(12 - za_h1, 31 - accum) + quarter);
     const int32_t z_b = adaptc_srdhm(x, 1518500250);
     const int32_t zb_h = adaptc_clz_u32((uint32_t)z_b) - 1;
     const int32_t r_b = log_softmax_s8_lshift(x, zb_h);
-    const int32_t zb_adj = log_softmax_s8_sat_add((int64_t)log_softmax_s8_lshift(12 - zb_h, 31 - accum) - quarter);
+    const int32_t zb_adj = log_softmax_s8_sat_add((int64_t)adaptc_sat_shift_left(12 - zb_h, 31 - accum) - quarter);
     const int32_t r = r_a < r_b ? r_a : r_b;
     const int32_t z_adj = za_adj > zb_adj ? za_adj : zb_adj;
     const int32_t p = adaptc_rounding_half_sum(r, 1805811301);
@@ -65,7 +66,7 @@ static int32_t log_softmax_s8_log(int32_t x)
     total = (int32_t)((uint32_t)adaptc_srdhm(z_adj, 1488522236) +
                       (uint32_t)adaptc_srdhm(adaptc_rdbpot(num, accum),
                                              adaptc_one_over_one_plus_x_for_x_in_0_1(denom)));
-    return log_softmax_s8_lshift(total, 1);
+    return adaptc_sat_shift_left(total, 1);
 }
 
 static void log_softmax_s8(const log_softmax_s8_params *p, const int8_t *input, int8_t *output)

@@ -38,7 +38,7 @@ import numpy as np
 from tvm import relax
 
 from adaptc import fixedpoint as fxp
-from adaptc import interpolate, recurrent, tvm_compat, unary
+from adaptc import interpolate, recurrent, tvm_compat, unary, validation
 from adaptc.errors import InputError
 from adaptc.qops import CompositeCall, build_function, composite_name
 
@@ -455,18 +455,13 @@ def QuantizeInt8(calibration: np.ndarray, path: str = "<module>", ranges: str = 
 
 
 def calibration_samples(calibration, mod, path: str) -> np.ndarray:
-    """The calibration array as (N, *input shape) float32; InputError naming the shapes."""
+    """The calibration array as (N, *input shape) float32 (``samples_of_shape``)."""
     (param,) = mod["main"].params
     return samples_of_shape(calibration, tvm_compat.shape_of(param.ty), path)
 
 
 def samples_of_shape(calibration, shape, path: str) -> np.ndarray:
-    """``calibration`` as (N, *shape) float32 (samples may omit a leading batch of 1)."""
-    shape = tuple(shape)
-    samples = np.asarray(calibration, np.float32)
-    if samples.shape[1:] == shape[1:] and shape[0] == 1 and samples.ndim == len(shape):
-        samples = samples[:, None]
-    if samples.ndim != len(shape) + 1 or samples.shape[1:] != shape or len(samples) == 0:
-        raise InputError(f"{path}: calibration data must have shape (N, {', '.join(map(str, shape))}) "
-                         f"or (N, {', '.join(map(str, shape[1:]))}); got {list(np.shape(calibration))}")
-    return samples
+    """``calibration`` as (N, *shape) float32 (samples may omit a leading batch of 1):
+    adaptc.validation's check of calibration data -- shape, dtype, every value finite -- the
+    one every user of calibration data goes through; InputError naming what is wrong."""
+    return validation.calibration_samples(calibration, shape, path)

@@ -1,7 +1,56 @@
-"""Plots and the one-page report of a simulation (matplotlib, PNG; Markdown)."""
+"""Writing outputs: the atomic output directory every export writes through, and the plots and
+one-page report of a simulation (matplotlib, PNG; Markdown).
+
+``atomic_directory(directory)`` gives a fresh directory next to ``directory`` to write into and
+moves what was written into place only when the writing succeeded, so a failed export leaves
+nothing behind. The directory is made by a plain ``os.mkdir`` (mode 0o777 & ~umask, not
+``tempfile.mkdtemp``'s 0o700) and files written into it get what the umask gives them
+(0o666 & ~umask), so an output directory's permissions are the ones ``mkdir`` and the
+user's umask would give.
+"""
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+def _fresh_directory(parent: Path, stem: str) -> Path:
+    """A new, empty directory ``parent/.<stem>.tmp-<random>`` made by ``os.mkdir`` (the umask's
+    mode)."""
+    for _ in range(100):
+        path = parent / f".{stem}.tmp-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary directory name in {parent}")
+
+
+@contextmanager
+def atomic_directory(directory) -> Iterator[Path]:
+    """Write into the yielded directory; on success its files replace those of ``directory``
+    (which becomes it when it does not exist yet: the parents are created), on any failure it
+    is removed and ``directory`` is untouched. Modes: the module docstring's."""
+    directory = Path(directory)
+    parent = directory.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = _fresh_directory(parent, directory.name)
+    try:
+        yield tmp
+        if directory.exists():
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, directory / f.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _pyplot():
@@ -113,9 +162,7 @@ def plot_memory(program, path: Path) -> Path:
 def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -> Path:
     """``directory/report.md`` with the simulation's tables and plots (cost per level, per step,
     the memory plan); ``accuracy`` per level, when known, joins the level table and gets a plot
-    of accuracy against cost."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    of accuracy against cost. Written atomically (``atomic_directory``)."""
     gpu = sim.unit == "seconds"
     unit = "latency (us)" if gpu else "cycles"
     f = (lambda v: "-" if v is None else f"{v * 1e6:,.1f}") if gpu else (lambda v: "-" if v is None else f"{v:,.0f}")
@@ -142,14 +189,15 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     for s in sim.steps:
         lines.append(f"| {s['step']} | {s['kernel'] or s['op']} | {s['macs']:,} | "
                      f"{f(s[sim.unit])} |")
-    plot_levels(sim, directory / "levels.png")
-    plot_steps(sim, directory / "steps.png")
-    plot_memory(m.scheduled, directory / "memory.png")
     lines += ["", "## Plots", "", "![cost per level](levels.png)", ""]
     if accuracy:
-        plot_accuracy(sim, accuracy, directory / "accuracy.png")
         lines += ["![accuracy against cost](accuracy.png)", ""]
     lines += ["![per step](steps.png)", "", "![arena plan](memory.png)", ""]
-    out = directory / "report.md"
-    out.write_text("\n".join(lines))
-    return out
+    with atomic_directory(directory) as tmp:
+        plot_levels(sim, tmp / "levels.png")
+        plot_steps(sim, tmp / "steps.png")
+        plot_memory(m.scheduled, tmp / "memory.png")
+        if accuracy:
+            plot_accuracy(sim, accuracy, tmp / "accuracy.png")
+        (tmp / "report.md").write_text("\n".join(lines))
+    return Path(directory) / "report.md"

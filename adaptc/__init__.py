@@ -5,9 +5,10 @@
     y = m.run(x)
     m.export("out/")
     s = adaptc.simulate(m, target="cortex-m4", clock_hz=120e6)   # cycles per level, before flashing
+    adaptc.inspect("model.onnx").fits("cortex-m0plus")          # the file's layers, MACs, fit; no compile
 
 ``compile``, ``load`` and ``CompiledModel`` import TVM on first use, so ``import adaptc`` (and
-``adaptc --help``) stays fast.
+``adaptc --help``) stays fast; ``inspect`` reads a model file without TVM.
 """
 from .errors import (
     AdaptcError,
@@ -26,10 +27,10 @@ from .quantization import Int4, Int8, PoT
 
 _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("model", "CompiledModel"),
          "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel"),
-         "simulate": ("sim", "simulate")}
+         "simulate": ("sim", "simulate"), "inspect": ("summary", "inspect")}
 
-__all__ = ["compile", "simulate", "load", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8", "AdaptcError",
-           "ModelLoadError",
+__all__ = ["compile", "simulate", "load", "inspect", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8",
+           "AdaptcError", "ModelLoadError",
            "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
            "MemoryBudgetError"]
 

@@ -19,10 +19,12 @@ from .program import CONCAT_INPUTS, DTYPE_BYTES, GATE_OPS, Exit, Program, Step, 
 from .qops import composite_name
 
 
-def lower(mod, name: str, path: str = "<module>") -> Program:
+def lower(mod, name: str, path: str = "<module>", io_names=None) -> Program:
     """Lower a composite module's ``main`` to a Program. A gated module (InsertGates: ``main(x,
     level)`` with nested If) lowers to its segments in order, each ended by its gate step;
-    ``Program.exits`` says where each exit's segment ends."""
+    ``Program.exits`` says where each exit's segment ends. ``io_names``: (input names, output
+    names) of the source model -- the program's inputs and outputs (a gated module: its exit
+    heads) take them, so that generated code and reports speak of the model's tensors."""
     func = mod["main"]
     tensors: list[Tensor] = []
     storage: dict = {}           # relax var -> tensor id
@@ -162,6 +164,11 @@ def lower(mod, name: str, path: str = "<module>") -> Program:
         tensors[e.head].kind = "output"
     if exits:
         outputs = [exits[-1].head]
+    if io_names is not None:
+        for ids, names in ((inputs, io_names[0]), ([e.head for e in exits] if exits else outputs, io_names[1])):
+            if len(ids) == len(names):
+                for tid, n in zip(ids, names):
+                    tensors[tid].name = n
     prog = Program(name, tensors, steps, inputs, outputs, exits=exits)
     if exits:
         thresholds = [steps[e.gate].attrs["threshold"] for e in exits[:-1]]

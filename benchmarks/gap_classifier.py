@@ -27,7 +27,7 @@ def main():
     x, y, xt, yt = digits()
     sess = ort.InferenceSession(str(MODEL))
     heads = [sess.run(None, {"image": v[None]}) for v in xt]
-    f = adaptc.compile(MODEL, target=args.target)
+    f = adaptc.compile(MODEL, target=args.target, output=-1)
     err = max(float(np.max(np.abs(f.run(v[None]) - h[-1]) / (1 + np.abs(h[-1])))) for v, h in zip(xt, heads))
     acc = np.mean([int(np.argmax(h[-1])) == t for h, t in zip(heads, yt)])
     print(f"float C on {args.target}: final head, largest |C - onnxruntime| / (1 + |onnxruntime|) = {err:.2e} "
@@ -36,7 +36,8 @@ def main():
     for q in ("int8", "pot4"):
         m = adaptc.compile(MODEL, target=args.target, exits=True, calibration=(x, y),
                            quantize=None if q == "int8" else q)
-        static = adaptc.compile(MODEL, target=args.target, calibration=x, quantize=None if q == "int8" else q)
+        static = adaptc.compile(MODEL, target=args.target, calibration=x, quantize=None if q == "int8" else q,
+                                output=-1)
         xs = m.quantize_input(xt)
         sim = adaptc.simulate(m, data=xs)
         full = adaptc.simulate(static).levels[0].cycles

@@ -225,7 +225,7 @@ def models(tmp: Path, args):
     d_path = data_path("digits_exits.onnx")
     t = time.perf_counter()
     d_adaptive = adaptc.compile(d_path, target="cortex-m4", exits=True, calibration=(x_train, y_train))
-    d_static = adaptc.compile(d_path, target="cortex-m4", calibration=x_train)
+    d_static = adaptc.compile(d_path, target="cortex-m4", calibration=x_train, output=-1)
     d_pool = d_adaptive.quantize_input(np.resize(x_test, (pool_size, *x_test.shape[1:])))
     th = [r["threshold"] for r in d_adaptive.exits["exits"][:-1]]
     print(f"digits: compiled in {time.perf_counter() - t:.1f} s; calibrated thresholds "
@@ -244,7 +244,7 @@ def models(tmp: Path, args):
     probe_n = min(len(pool), args.probe)
     th = quantile_thresholds(probe, pool[:probe_n], args.share0, args.share1)
     r_adaptive = adaptc.compile(r_path, target="cortex-m4", exits=True, calibration=calib, thresholds=th)
-    r_static = adaptc.compile(r_path, target="cortex-m4", calibration=calib)
+    r_static = adaptc.compile(r_path, target="cortex-m4", calibration=calib, output=-1)
     print(f"resnet8ee: MACs through exits 0/1/2 {'/'.join(f'{m / 1e6:.2f}M' for m in info['exit_macs'])}; "
           f"thresholds (max_prob, from {probe_n} inputs, aiming at {100 * args.share0:.0f}/"
           f"{100 * args.share1:.0f} % at exits 0/1) {', '.join(f'{v:.4f}' for v in th)}; "

@@ -105,18 +105,21 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
         f" * target: {core.name} (dsp={int(core.has_dsp)}, fpu={int(core.has_fpu)}, mve={int(core.has_mve)})",
         f" * options: {c_comment(opt_text)}",
         " */"])
-    if len(prog.inputs) != 1 or len(prog.outputs) != 1:
-        raise TargetError(f"model {prog.name!r} has {len(prog.inputs)} inputs and {len(prog.outputs)} outputs; "
-                          "the C entry point takes exactly one of each")
-    t_in, t_out = prog.tensors[prog.inputs[0]], prog.tensors[prog.outputs[0]]
-    in_ctype, out_ctype = CTYPES[t_in.dtype], CTYPES[t_out.dtype]
+    if len(prog.inputs) != 1:
+        raise TargetError(f"model {prog.name!r} has {len(prog.inputs)} inputs; the C entry point takes one")
+    if prog.exits and len(prog.outputs) != 1:
+        raise TargetError(f"model {prog.name!r} with exits has {len(prog.outputs)} results; it returns one")
+    t_in = prog.tensors[prog.inputs[0]]
+    in_ctype = CTYPES[t_in.dtype]
+    out_names = output_names(prog)
+    out_quant = output_quantization(prog, quantization)
 
     def pointer(tid: int) -> str:
         t = prog.tensors[tid]
         if t.kind == "input":
             return "input"
         if t.kind == "output":
-            return "output"
+            return out_names.get(tid, "output")     # an exit head: the result's logits
         if t.kind == "gate":
             return "&result->confidence"
         return f"({CTYPES[t.dtype]} *)(arena.bytes + {scheduled.offsets[tid]})"
@@ -178,14 +181,35 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
     ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_ADAPTC_MODEL_H",
            "arena_bytes": scheduled.arena_bytes, "arena_alloc": max(scheduled.arena_bytes, 16),
            "weight_bytes": scheduled.weight_bytes,
-           "in_ctype": in_ctype, "out_ctype": out_ctype,
+           "in_ctype": in_ctype, "out_ctype": CTYPES[prog.tensors[prog.outputs[-1]].dtype],
            "inputs": [_io(t_in, in_ctype, (quantization or {}).get("input"))],
-           "outputs": [_io(t_out, out_ctype, (quantization or {}).get("output"))],
+           "outputs": [{**_io(prog.tensors[tid], CTYPES[prog.tensors[tid].dtype], q),
+                        "name": out_names.get(tid, "output"), "ctype": CTYPES[prog.tensors[tid].dtype]}
+                       for tid, q in zip(prog.outputs, out_quant)],
            "common": common,
            "kernels": [_kernel_file(f) for f in kernel_files], "arrays": arrays, "steps": steps,
            "plan_lines": plan_lines, "exits": _exits(prog, quantization)}
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
             f"{prefix}.c": env.get_template("model.c.j2").render(ctx)}
+
+
+def output_names(prog) -> dict[int, str]:
+    """The C parameter of each output of a program without exits: ``output`` for the only one,
+    ``output0``, ``output1``, ... in the model's order for several (``<prefix>_run(input, output0,
+    output1, ...)``); empty for a program with exits (its heads write ``result->logits``)."""
+    if prog.exits:
+        return {}
+    if len(prog.outputs) == 1:
+        return {prog.outputs[0]: "output"}
+    return {tid: f"output{i}" for i, tid in enumerate(prog.outputs)}
+
+
+def output_quantization(prog, quantization) -> list:
+    """(scale, zero_point) -- or None -- of each output of ``prog``, in order."""
+    quantization = quantization or {}
+    if len(prog.outputs) > 1 and quantization.get("outputs"):
+        return list(quantization["outputs"])
+    return [quantization.get("output")] * len(prog.outputs)
 
 
 def _exits(prog, quantization) -> dict | None:

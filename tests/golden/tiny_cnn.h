@@ -23,7 +23,7 @@ extern "C" {
 /* real value = SCALE * (q - ZERO_POINT) */
 #define TINY_CNN_INPUT0_SCALE 2.9791297e-02f
 #define TINY_CNN_INPUT0_ZERO_POINT 1
-/* output 0: int8_t 1x5 (gv) */
+/* output 0: int8_t 1x5 (y) */
 #define TINY_CNN_OUTPUT0_SIZE 5u
 /* real value = SCALE * (q - ZERO_POINT) */
 #define TINY_CNN_OUTPUT0_SCALE 3.90625e-03f

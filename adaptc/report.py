@@ -84,7 +84,7 @@ def plot_levels(sim, path: Path) -> Path:
         ax.plot(levels, [lv.cycles_expected * scale for lv in sim.levels], "o-", color="C3", label="expected (data)")
     ax.set_xticks(levels)
     ax.set_xlabel("utilization level")
-    ax.set_ylabel("latency (us)" if gpu else f"cycles ({sim.target})")
+    ax.set_ylabel("simulated latency (us)" if gpu else f"simulated cycles ({sim.target})")
     ax.set_title(f"{sim.model}: simulated cost per level")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
@@ -103,9 +103,9 @@ def plot_accuracy(sim, accuracy: list[float], path: Path) -> Path:
         ax.annotate(f"level {lv.level}", (c, 100 * a), textcoords="offset points", xytext=(6, -10 - 9 * lv.level),
                     fontsize=8)
     ax.set_xlabel(("expected " if sim.levels[0].cycles_expected is not None else "worst-case ")
-                  + ("latency (us)" if gpu else f"cycles ({sim.target})"))
+                  + ("simulated latency (us)" if gpu else f"simulated cycles ({sim.target})"))
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"{sim.model}: accuracy against cost per level")
+    ax.set_title(f"{sim.model}: accuracy against simulated cost per level")
     ax.grid(alpha=0.3)
     return _save(plt, fig, path)
 
@@ -118,7 +118,7 @@ def plot_steps(sim, path: Path) -> Path:
     x = range(len(steps))
     if sim.unit == "seconds":
         ax.bar(x, [s["seconds"] * 1e6 for s in steps], color="C0")
-        ax.set_ylabel("latency (us)")
+        ax.set_ylabel("simulated latency (us)")
     else:
         share = [s["cycles"] / max(s["instructions"], 1e-9) for s in steps]       # cycles per instruction
         bottom = [0.0] * len(steps)
@@ -126,13 +126,13 @@ def plot_steps(sim, path: Path) -> Path:
             part = [s["classes"].get(cls, 0.0) * f for s, f in zip(steps, share)]
             ax.bar(x, part, bottom=bottom, label=cls, color=f"C{k}")
             bottom = [b + p for b, p in zip(bottom, part)]
-        ax.set_ylabel("cycles (instruction mix)")
+        ax.set_ylabel("simulated cycles (by instruction class)")
         ax.legend(fontsize=7, ncol=3)
     for e in sim.exits[:-1]:
         ax.axvline(e.step + 0.5, color="k", lw=1, ls="--")
     ax.set_xticks(list(x))
     ax.set_xticklabels([f"{s['step']} {s['kernel'] or s['op']}" for s in steps], rotation=75, fontsize=7)
-    ax.set_title(f"{sim.model} on {sim.target}: per step (dashed: exit gates)")
+    ax.set_title(f"{sim.model} on {sim.target}: simulated cost per step (dashed: exit gates)")
     return _save(plt, fig, path)
 
 
@@ -164,7 +164,7 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     the memory plan); ``accuracy`` per level, when known, joins the level table and gets a plot
     of accuracy against cost. Written atomically (``atomic_directory``)."""
     gpu = sim.unit == "seconds"
-    unit = "latency (us)" if gpu else "cycles"
+    unit = "simulated latency (us)" if gpu else "simulated cycles"
     f = (lambda v: "-" if v is None else f"{v * 1e6:,.1f}") if gpu else (lambda v: "-" if v is None else f"{v:,.0f}")
     lines = [f"# {sim.model} on {sim.target}", ""]
     settings = ", ".join(f"{k}: {v}" for k, v in sim.settings.items())

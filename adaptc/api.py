@@ -7,10 +7,11 @@ lower -> the target's schedule -> the target's build. The target comes from the 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
-from . import gates, targets, tvm_compat
+from . import gates, summary, targets, tvm_compat
 from . import quantization as Q
 from .errors import InputError
 from .exits import calibrate
@@ -22,6 +23,7 @@ from .passes.quantize_int8 import samples_of_shape
 from .pipeline import pipeline
 from .program import Program
 from .sim import estimate
+from .validation import calibration_data
 
 __all__ = ["compile", "compile_program", "CompiledModel"]
 
@@ -32,7 +34,7 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
             kernels: str | None = None, output: int | None = None, quantize=None,
             weight_budget: int | None = None, exits=None, gate: str = "max_prob",
             thresholds=None, accuracy_budget: float = 0.01, controller: dict | None = None,
-            arch: str | None = None, tune=None) -> CompiledModel:
+            arch: str | None = None, tune=None, input_shapes: dict | None = None) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for ``target`` (adaptc.targets:
     a Cortex-M core -- C99 sources -- or ``"llvm"`` / ``"cuda"``: the same integer program in
     batched segments for a CPU or an NVIDIA GPU, where after each exit the samples still running
@@ -48,36 +50,47 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     (power-of-two weights) or their names (adaptc.quantization); ``weight_budget`` (bytes) searches
     each layer's bit width to fit (mixed precision, adaptc.mixed). ``kernels``: restrict the kernel
     variants (e.g. ``"ref"`` for the portable reference kernels; default: the best the target has).
-    ``output``: which output of a multi-output model to compile (default: the last -- the final
-    head of a model with exits).
+    ``input_shapes``: ``{input name: shape}`` for ONNX inputs of dynamic size (as ``adaptc.load``).
+    A model whose weights alone exceed the flash of the target's board is refused right after
+    loading, before any compile work (MemoryBudgetError; ``refuse_early``).
+    ``output``: compile only this output of a multi-output model (default: every output -- the
+    C entry point takes one buffer per output, ``m.run`` returns the list of them).
 
     ``exits=True`` (or a list of output indices): the outputs are exit heads, shallow to deep;
     each becomes a gate -- ``gate`` criterion (adaptc.gates: "max_prob", "margin", "entropy") >=
     its threshold -- and the build runs only as deep as each input needs (``m.run(x, level)``).
     ``thresholds`` (one per gate, in the criterion's real units) or, by default, calibrated on
     the labelled ``calibration=(x, y)``: the least expected cost on the target (adaptc.sim) with
-    accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits). ``controller``: the C
+    accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits);
+    ``m.exits["calibration"]["speedup_simulated_cycles"]`` (``_seconds`` on llvm / cuda): the
+    simulated cost of every calibration input leaving at the last exit over their expected
+    simulated cost with the calibrated gates. ``controller``: the C
     stream controller's defaults, ``{"target", "comfort"}`` (real units of the criterion),
     ``"patience"``, ``"start"`` (level); unset keys: adaptc.exits.Controller.default.
+
+    Calibration data is checked before any work (adaptc.validation): an InputError names a shape
+    that is not the model input's, a non-numeric dtype, the first NaN or infinity
+    (``calibration[3, 0, 12, 5] is nan``), labels that are not one integer class index per sample.
     """
     start = time.perf_counter()
     tgt = targets.get(target)
     build_options = {k: v for k, v in (("arch", arch), ("tune", tune)) if v is not None}
-    loaded = model if isinstance(model, LoadedModel) else load(model)
+    if isinstance(model, LoadedModel) and input_shapes:
+        raise InputError("input_shapes= applies to a model file; pass them to adaptc.load for a LoadedModel")
+    loaded = model if isinstance(model, LoadedModel) else load(model, input_shapes=input_shapes)
     if exits:
         if output is not None:
             raise InputError("output= and exits= exclude each other: exits compile every head")
         if weight_budget is not None:
             raise InputError("weight_budget= with exits= is not supported yet; choose quantize= per layer")
         loaded = select_outputs(loaded, None if exits is True else list(exits))
-    else:
+    elif output is not None:
         loaded = select_output(loaded, output)
+    refuse_early(loaded, tgt, calibration is not None, quantize, weight_budget)
     labels = None
-    if isinstance(calibration, tuple):
-        calibration, labels = calibration
-        labels = None if labels is None else np.asarray(labels)
-    if calibration is not None:
-        calibration = np.asarray(calibration)
+    if calibration is not None:       # checked here, once: shape, dtype, finite values, labels
+        calibration, labels = calibration_data(calibration, tvm_compat.shape_of(loaded.mod["main"].params[0].ty),
+                                               loaded.info.path, classes(loaded.info))
     quantize = Q.parse(quantize)
     layers = None
     if weight_budget is not None:
@@ -100,7 +113,7 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     elif controller is not None:
         raise InputError("controller= needs exits=True")
     else:
-        prog = lower(mod, name or info.name, info.path)
+        prog = lower(mod, name or info.name, info.path, _io_names(info))
         m = CompiledModel(info, tgt.name, mod, prog, tgt.schedule(prog, kernels), fmt,
                           options={**options, **({"kernels": kernels} if kernels else {})})
     m.quantization = {"scheme": options.get("quantize", "int8" if fmt == "int8" and calibration is not None else None),
@@ -108,6 +121,23 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     built = tgt.build(m, **build_options)
     built.compile_seconds = time.perf_counter() - start
     return built
+
+
+def _io_names(info: ModelInfo) -> tuple[list[str], list[str]]:
+    """The source model's input and output tensor names (what ``lower`` names the program's)."""
+    return [t.name for t in info.inputs], [t.name for t in info.outputs]
+
+
+def refuse_early(loaded: LoadedModel, tgt, calibrated: bool, quantize, weight_budget) -> None:
+    """MemoryBudgetError before any compile work when the weights of the outputs ``loaded``
+    compiles, in the format they will compile to (adaptc.summary.weight_bits), already exceed
+    the flash of ``tgt``'s board -- read from the model file (adaptc.summary: a lower bound).
+    Nothing for a target without a board or a module that did not come from a file."""
+    path = Path(loaded.info.path)
+    if tgt.board is None or path.suffix.lower() not in (".tflite", ".onnx") or not path.is_file():
+        return
+    summary.check_flash(summary.inspect(path), tgt, summary.weight_bits(calibrated, quantize, weight_budget),
+                        [t.name for t in loaded.info.outputs])
 
 
 def compile_program(prog: Program, target: str = targets.DEFAULT, *, kernels: str | None = None,
@@ -144,7 +174,7 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
 
     def build(th) -> CompiledModel:
         gated = tvm_compat.apply([InsertGates(criterion, th, scales, info.path)], mod)
-        prog = lower(gated, name, info.path)
+        prog = lower(gated, name, info.path, _io_names(info))
         for key, value in settings.items():      # real confidences -> the gates' units
             if key in ("target", "comfort") and int8:
                 value = gates.int_threshold(criterion, value, scales[0])
@@ -175,7 +205,9 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
         record["calibration"] = {"cost_unit": unit, "samples": int(len(labels)), "accuracy_budget": accuracy_budget,
                                  "accuracy": cal.accuracy, "final_accuracy": cal.final_accuracy,
                                  "expected_cost": cal.expected_cost, "full_cost": cal.full_cost,
-                                 "speedup": cal.full_cost / cal.expected_cost if cal.expected_cost else None,
+                                 # the figure it is in, named: simulated cycles (Cortex-M) or seconds (roofline)
+                                 f"speedup_simulated_{tgt.capabilities.cost_unit}":
+                                     cal.full_cost / cal.expected_cost if cal.expected_cost else None,
                                  "exits": cal.exits, "curve": cal.curve}
     record["exits"] = [{"exit": i, "criterion": criterion,
                         "threshold": real(i, th[i]) if i < n - 1 else None,
@@ -193,6 +225,12 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
     m.exits = record
     m.heads_mod = mod
     return m
+
+
+def classes(info: ModelInfo) -> int | None:
+    """How many classes labels may index: the values of the last output (the final head; every
+    exit head classifies the same classes)."""
+    return int(np.prod(info.outputs[-1].shape)) if info.outputs else None
 
 
 def exit_costs(m: CompiledModel, tgt) -> tuple[list[float], str]:

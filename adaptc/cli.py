@@ -13,7 +13,6 @@ from tqdm import tqdm
 from . import __version__, targets
 from . import demo as exits_demo
 from .errors import AdaptcError
-from .loader import load
 from .report import write_report
 from .sim import simulate as run_simulation
 
@@ -47,9 +46,33 @@ def main():
     """
 
 
+def _input_shapes(ctx, param, values) -> dict[str, tuple[int, ...]] | None:
+    """--input-shape NAME=D1,D2,... (repeatable) -> {NAME: (D1, D2, ...)}."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, _, dims = value.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not name or not shape or min(shape) <= 0:
+            raise click.BadParameter(f"{value!r}: NAME=D1,D2,... with positive sizes, e.g. input=1,3,96,96")
+        if name in shapes:
+            raise click.BadParameter(f"{name!r} given twice")
+        shapes[name] = shape
+    return shapes or None
+
+
+input_shape_option = click.option(
+    "--input-shape", "input_shapes", multiple=True, metavar="NAME=D1,D2,...", callback=_input_shapes,
+    help="Static shape of an ONNX input of dynamic size, e.g. --input-shape input=1,3,96,96 (repeatable; "
+         "from Python: input_shapes={'input': (1, 3, 96, 96)}).")
+
+
 def _model_options(f):
     """The options that say how MODEL is compiled (shared by compile and simulate)."""
     for option in reversed([
+        input_shape_option,
         click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Representative inputs for a float model: a .npy array (first axis = samples) or an "
                           ".npz with arrays x and, optionally, labels y. The model is quantized "
@@ -61,6 +84,9 @@ def _model_options(f):
         click.option("--weight-budget", type=click.IntRange(1), metavar="BYTES",
                      help="Flash budget for the constants (weight_bytes in report.json): searches each layer's "
                           "power-of-two width (implies --quantize mixed)."),
+        click.option("--model-output", type=int, metavar="INDEX",
+                     help="Compile only this output of a multi-output model (0-based; -1: the last). Default: "
+                          "every output -- <prefix>_run(input, output0, output1, ...) takes one buffer each."),
         click.option("--exits", is_flag=True,
                      help="The model's outputs are exit heads, shallow to deep: each becomes a gate, and the C "
                           "runs only as deep as an input needs (<prefix>_run(input, level, &result)). Thresholds "
@@ -77,7 +103,8 @@ def _model_options(f):
     return f
 
 
-def _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name=None, **extra):
+def _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name=None,
+             input_shapes=None, **extra):
     """adaptc.compile with the command-line options (raises AdaptcError / UsageError)."""
     from .api import compile as compile_model
 
@@ -87,7 +114,7 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
         raise click.UsageError("--quantize / --weight-budget need --calibration FILE")
     cal = _load_calibration(calibration) if calibration is not None else None
     click.echo(f"compiling {model} for {target} ...", err=True)
-    return compile_model(model, target=target, calibration=cal, name=name,
+    return compile_model(model, target=target, calibration=cal, name=name, input_shapes=input_shapes,
                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
                          **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}),
                          **extra)
@@ -115,8 +142,8 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
-def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_batch, calibration, quantize,
-                weight_budget, exits, gate, accuracy_budget, name, input_file):
+def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_batch, input_shapes, model_output,
+                calibration, quantize, weight_budget, exits, gate, accuracy_budget, name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
     target.
 
@@ -152,7 +179,7 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
         tune = {"records": tune_records, "trials": tune_trials, "max_batch": max_batch} if tune_records else None
         try:
             m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
-                         arch=arch, tune=tune)
+                         input_shapes, arch=arch, tune=tune, output=model_output)
             files = m.export(out_dir)
         except AdaptcError as e:
             _fail(e)
@@ -165,7 +192,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
         return
     try:
         x = _load_npy(input_file) if input_file is not None else None
-        m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name)
+        m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
+                     input_shapes, output=model_output)
         m.export(out_dir, x)
         r = m.report()
     except AdaptcError as e:
@@ -177,7 +205,7 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     weights = f" (weights {scheme})" if scheme else ""
     click.echo(f"  format {r['format']}{weights}, {len(r['layers'])} steps, {r['macs']:,} MACs, "
                f"weights {r['weight_bytes']:,} B, arena {r['arena_bytes']:,} B, "
-               f"compiled in {r['compile_seconds']:.2f} s")
+               f"compiled in {m.compile_seconds:.2f} s")
     mem = r["memory"]
     if "model" in mem:
         mm = mem["model"]
@@ -206,8 +234,8 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write DIR/report.md: the tables, and plots of cost per level, per step and the arena plan "
                    "(PNG); with --data labelled (an .npz with y), accuracy per level too.")
-def simulate(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, clock_hz,
-             wait_states, small_multiplier, device, data, as_json, report_dir):
+def simulate(model, target, input_shapes, model_output, calibration, quantize, weight_budget, exits, gate,
+             accuracy_budget, clock_hz, wait_states, small_multiplier, device, data, as_json, report_dir):
     """Estimate cycles, latency, flash and RAM of MODEL per utilization level and exit.
 
     MODEL is compiled as `adaptc compile` would (same options) and the estimate is read off the
@@ -228,7 +256,7 @@ def simulate(model, target, calibration, quantize, weight_budget, exits, gate, a
         {"wait_states": ws, "small_multiplier": small_multiplier}
     try:
         m = _compile(model, DEFAULT_TARGET if tgt.capabilities.batched else target, calibration, quantize,
-                     weight_budget, exits, gate, accuracy_budget)
+                     weight_budget, exits, gate, accuracy_budget, input_shapes=input_shapes, output=model_output)
         xs = labels = None
         if data is not None:
             loaded = _load_calibration(data)
@@ -302,8 +330,10 @@ def _print_exits(m):
         click.echo(f"    {e['exit']:>4}  {th:>9}  {cost(row.get('cost', 0)):>10}  {row.get('share', 0):>6.1%}  "
                    f"{'-' if acc is None else f'{acc:.2%}':>8}" if cal else f"    {e['exit']:>4}  {th:>9}")
     if cal:
-        click.echo(f"    expected cost {cost(cal['expected_cost'])} vs {cost(cal['full_cost'])} for the whole network "
-                   f"({cal['speedup']:.2f}x less); accuracy {cal['accuracy']:.2%} vs {cal['final_accuracy']:.2%}")
+        unit = cal["cost_unit"].split()[0]                  # cycles | seconds: the simulator's figure
+        click.echo(f"    expected cost {cost(cal['expected_cost'])} vs {cost(cal['full_cost'])} for the whole network: "
+                   f"speedup {cal[f'speedup_simulated_{unit}']:.2f}x in simulated {unit} over the {cal['samples']:,} "
+                   f"calibration inputs; accuracy {cal['accuracy']:.2%} vs {cal['final_accuracy']:.2%}")
 
 
 def _load_calibration(path: Path):
@@ -340,6 +370,12 @@ def _print_quantization(m):
                        f"{row['error']:.5f} ({row['nearest_error']:.5f})")
 
 
+def _same_outputs(a, b) -> bool:
+    """Whether two runs' outputs (an array, or a list of them for a model with several) are equal."""
+    a, b = (v if isinstance(v, list) else [v] for v in (a, b))
+    return len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
 def _load_npy(path: Path):
     try:
         return np.load(path)
@@ -355,8 +391,9 @@ def _load_npy(path: Path):
               help="A .npy input (default: a fixed pseudo-random input).")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibration .npy for a float model to be quantized to int8.")
+@input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-def run_cmd(model, target, input_file, calibration, as_json):
+def run_cmd(model, target, input_file, calibration, input_shapes, as_json):
     """Cross-build MODEL for a Cortex-M target, run one inference on an emulated core (QEMU) and
     print the exact executed instructions per step and class.
 
@@ -367,13 +404,13 @@ def run_cmd(model, target, input_file, calibration, as_json):
 
     try:
         cal = _load_npy(calibration) if calibration is not None else None
-        m = compile_model(model, target=target, calibration=cal)
+        m = compile_model(model, target=target, calibration=cal, input_shapes=input_shapes)
         x = _load_npy(input_file) if input_file is not None else m.example_input()
         r = m.run_on_target(x)
         host = m.run(x)
     except AdaptcError as e:
         _fail(e)
-    same = np.array_equal(r.outputs, host)
+    same = _same_outputs(r.outputs, host)
     if as_json:
         click.echo(json.dumps({"target": r.target, "machine": r.machine, "instructions": r.instructions,
                                "classes": r.classes, "macs": m.program.macs, "matches_host": same,
@@ -396,51 +433,60 @@ def run_cmd(model, target, input_file, calibration, as_json):
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-def info(model):
-    """Show MODEL's operators -- every one adaptc cannot compile yet, with its nodes, all at once
-    -- and, when it compiles, its inputs, outputs and Relax operators."""
-    from . import loader
+@input_shape_option
+def info(model, input_shapes):
+    """Show what MODEL's file holds, without compiling it: its inputs and outputs, its layers in
+    graph order (operator, name, output tensors, MACs, constant bytes), every operator adaptc
+    cannot compile yet -- all at once, with their nodes -- and whether it can fit each Cortex-M
+    core's reference board (adaptc.summary: estimates, explained in the output)."""
+    from .summary import CODE_MARGIN, inspect
 
     try:
-        ops = loader.operators(model)
-        findings = loader.unsupported(model)
+        s = inspect(model, input_shapes)
     except AdaptcError as e:
         _fail(e)
-    counts: dict[str, int] = {}
-    for op, _ in ops:
-        counts[op] = counts.get(op, 0) + 1
-    click.echo(f"{model} ({model.suffix.lstrip('.').lower()}): {len(ops)} operators")
-    click.echo("  operators: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
-    if findings:
+    macs = "? (dynamic shapes)" if s.macs is None else f"{s.macs:,}"
+    click.echo(f"{model} ({s.format}): {len(s.layers)} operators, {macs} MACs, {s.weight_bytes:,} B of constants")
+    click.echo("  operators: " + ", ".join(f"{k} x{v}" for k, v in s.operators.items()))
+    for kind, tensors in (("input ", s.inputs), ("output", s.outputs)):
+        for t in tensors:
+            q = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.quantized else ""
+            dims = ", ".join("?" if d <= 0 else str(d) for d in t.shape)
+            hint = f" (dynamic: give --input-shape {t.name}=...)" if kind == "input " and min(t.shape, default=1) <= 0 \
+                else ""
+            click.echo(f"  {kind} {t.name}: {t.dtype} [{dims}]{q}{hint}")
+    click.echo("  layers (graph order; MACs from the file's shapes, constants in the file's dtype):")
+    width = max([len("operator"), *(len(lay.op) for lay in s.layers)])
+    click.echo(f"    {'#':>4}  {'operator':<{width}} {'MACs':>12} {'constants':>11}  name -> outputs")
+    for lay in s.layers:
+        outputs = ", ".join(lay.outputs)
+        names = outputs if lay.name == (lay.outputs[0] if lay.outputs else None) else f"{lay.name} -> {outputs}"
+        m = "?" if lay.macs is None else f"{lay.macs:,}"
+        w = f"{lay.weight_bytes:,} B" if lay.weight_bytes else ""
+        flag = "" if lay.problem is None else "  UNSUPPORTED" + (f" ({lay.problem})" if lay.problem else "")
+        click.echo(f"    {lay.index:>4}  {lay.op:<{width}} {m:>12} {w:>11}  {names}{flag}")
+    if s.unsupported:
         groups: dict[tuple[str, str], list[str]] = {}
-        for op, node, detail in findings:
+        for op, node, detail in s.unsupported:
             groups.setdefault((op, detail), []).append(node)
-        click.echo(f"  unsupported: {len(findings)} operator(s) -- the model does not compile yet")
+        click.echo(f"  unsupported: {len(s.unsupported)} operator(s) -- the model does not compile yet")
         for (op, detail), nodes in groups.items():
             click.echo(f"    {op} x{len(nodes)}" + (f" ({detail})" if detail else ""))
             for node in nodes:
                 click.echo(f"      {node}")
-        return
-    try:
-        lm = load(model)
-    except AdaptcError as e:
-        _fail(e)
-    for kind, tensors in (("input", lm.info.inputs), ("output", lm.info.outputs)):
-        for t in tensors:
-            q = f", scale {t.scale:.6g}, zero point {t.zero_point}" if t.quantized else ""
-            click.echo(f"  {kind} {t.name}: {t.dtype} {list(t.shape)}{q}")
-    relax_counts: dict[str, int] = {}
-    from tvm import relax
-
-    from . import tvm_compat
-
-    def visit(e):
-        name = tvm_compat.op_name(e)
-        if name:
-            relax_counts[name] = relax_counts.get(name, 0) + 1
-
-    relax.analysis.post_order_visit(lm.mod["main"], visit)
-    click.echo("  relax ops: " + ", ".join(f"{k.replace('relax.', '')} x{v}" for k, v in sorted(relax_counts.items())))
+    else:
+        click.echo("  unsupported: none")
+    float_weights = any(b >= 32 for _, b in s.weights())
+    formats = [(32, "float32"), (8, "int8 (--calibration)")] if float_weights else [(32, "as stored")]
+    click.echo(f"  reference boards (estimated from the file: flash = the weights as compiled + ~{CODE_MARGIN:,} B of "
+               "code; RAM >= the largest input + output of one layer):")
+    for tgt in targets.all_targets().values():
+        board = tgt.board
+        if board is None:                           # no memory budget (llvm, cuda)
+            continue
+        click.echo(f"    {tgt.name:<14} {board.name} ({board.flash_bytes:,} B flash, {board.ram_bytes:,} B RAM)")
+        for bits, label in formats:
+            click.echo(f"      {label + ':':<22}{s.fits(tgt, bits)}")
 
 
 @main.command()
@@ -464,9 +510,11 @@ def demo(model, target, out_dir, quantize, count):
     the 450 test images, at every utilization level, the generated C is checked bit for bit
     against the Relax module on TVM's llvm and class for class against onnxruntime, and run on
     the emulated core for exact instruction counts. Prints per exit and per level: accuracy,
-    share of inputs leaving there, instructions, MACs, flash and RAM; writes a plot of accuracy
-    against instructions (PNG); runs a stream of digits with rising and falling noise through
-    the C controller and prints its level trace.
+    share of inputs leaving there, simulated cycles (adaptc.simulate's estimate), emulated
+    instructions (counted by QEMU on the cross-built firmware), MACs, flash and RAM, and each
+    level's speedup over the network without exits in both figures; writes a plot of accuracy
+    against simulated cycles (PNG); runs a stream of digits with rising and falling noise
+    through the C controller and prints its level trace.
     """
     if model is None:
 
@@ -512,7 +560,7 @@ def _check_model(model, target, out_dir, count):
             same_tflm += bool(np.array_equal(y, z) if y.dtype == np.int8 else np.allclose(y, z, atol=1e-4))
     r = m.report()
     click.echo(f"\n{m.info.name} -> {dest}/ ({target}, {r['format']})")
-    click.echo(f"  compile time   {r['compile_seconds']:.2f} s")
+    click.echo(f"  compile time   {m.compile_seconds:.2f} s")
     click.echo(f"  steps          {len(r['layers'])}")
     click.echo(f"  MACs           {r['macs']:,}")
     click.echo(f"  weights        {r['weight_bytes']:,} B (flash)")
@@ -534,7 +582,7 @@ def _check_model(model, target, out_dir, count):
             run = m.run_on_target(x)
         except AdaptcError as e:
             _fail(e)
-        ok = np.array_equal(run.outputs, m.run(x))
+        ok = _same_outputs(run.outputs, m.run(x))
         click.echo(f"  emulated {target} ({run.machine}): {run.instructions:,} instructions, "
                    f"{run.instructions_per_mac:.2f} per MAC, output {'identical to' if ok else 'DIFFERS from'} "
                    "the host build")

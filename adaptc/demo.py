@@ -9,11 +9,23 @@ Cortex-M core and measured.
 3. Run the whole test split at every level on the emulated core (one QEMU launch,
    targets.emulator.run_batch_on_target) for exact instruction counts per inference, and check
    the emulated results equal the host build's.
-4. Print per level and per exit: accuracy, share of inputs, simulated cycles and latency
-   (adaptc.simulate), measured instructions, MACs, flash, RAM; plot accuracy against cycles
-   (matplotlib, PNG).
+4. Print per level and per exit: accuracy, share of inputs, simulated cycles and latency,
+   emulated instructions, MACs, flash, RAM, and each level's speedup over the network without
+   exits in both figures; plot accuracy against simulated cycles (matplotlib, PNG).
 5. Stream: test digits with noise rising and falling, run through the C controller; print the
-   level trace, its accuracy and cost against the top level.
+   level trace, its accuracy and simulated cycles against the top level.
+
+Two figures of cost, each named as such wherever it is printed, plotted or stored:
+
+* simulated cycles -- adaptc.simulate's estimate for the target (zero flash wait states): the
+  cycles of running to an exit and leaving there; a level's figure on a set of inputs is the
+  mean over the inputs of the exit each takes (the cost the gate thresholds were calibrated
+  against; ``report.json``: ``exit_calibration.speedup_simulated_cycles`` on the calibration
+  inputs);
+* emulated instructions -- instructions QEMU counts while the cross-built firmware runs one
+  inference on the emulated core, a mean over the inputs.
+
+A speedup is the network without exits' figure over a level's, on the data named with it.
 """
 from __future__ import annotations
 
@@ -33,11 +45,13 @@ MODEL = "digits_exits.onnx"
 
 @dataclass
 class LevelFigures:
+    """One utilization level on the test split (figures: the module docstring)."""
+
     level: int
     accuracy: float
     shares: list[float]               # per exit: share of the test inputs leaving there
-    cycles: float                     # mean per inference: simulated per-exit cycles, the measured exits
-    instructions: float | None        # mean per inference on the emulated core (None without QEMU)
+    simulated_cycles: float           # mean over the test inputs of the simulated cycles of the exit each takes
+    emulated_instructions: float | None   # mean over the test inputs on the emulated core (None without QEMU)
     exact_host: int                   # inputs whose C result equals the Relax module's
     agree_onnx: int                   # inputs whose class equals onnxruntime's for the exit taken
 
@@ -92,14 +106,14 @@ def run(target: str, out_dir: Path, quantize=None, echo=print, progress=None):
     from .sim import simulate
 
     costs = np.array([e["cost"] for e in m.exits["calibration"]["exits"]])      # simulated cycles per exit
-    static = compile_model(model, target=target, calibration=x_train, quantize=quantize)
-    full = {"cycles": simulate(static).levels[0].cycles, "instructions": None, "accuracy": None}
+    static = compile_model(model, target=target, calibration=x_train, quantize=quantize, output=-1)
+    full = {"simulated_cycles": simulate(static).levels[0].cycles, "emulated_instructions": None, "accuracy": None}
     emulated = None
     if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc"):
         echo(f"running the test split at every level on an emulated {target}, and the network without exits ...")
         emulated = m.run_batch_on_target(xs, levels=list(range(n_exits)))
         plain = static.run_batch_on_target(xs)
-        full.update(instructions=float(plain.instructions.mean()),
+        full.update(emulated_instructions=float(plain.instructions.mean()),
                     accuracy=float(np.mean(plain.logits[0].reshape(len(xs), -1).argmax(axis=-1) == y_test)))
         for i, level in enumerate(range(n_exits)):
             for k, r in enumerate(host[level]):
@@ -124,14 +138,13 @@ def run(target: str, out_dir: Path, quantize=None, echo=print, progress=None):
     qn = m.quantize_input(xn) if m.format == "int8" else xn
     stream = m.run_stream(qn)
     top = [m.run(v[None]) for v in qn]
-    cost_of = costs
     summary = {"inputs": len(yn), "sigma": sig, "levels": stream.levels, "exits": stream.exits,
                "accuracy": float(np.mean(stream.labels == yn)),
                "accuracy_top": float(np.mean(np.array([r.label for r in top]) == yn)),
-               "cost": float(cost_of[stream.exits].mean()),
-               "cost_top": float(cost_of[[r.exit for r in top]].mean())}
-    _report(m, dest, figures, head_accuracy, full, emulated, summary, echo)
-    png = plot(m, figures, correct, conf, dest / "accuracy_vs_cycles.png")
+               "simulated_cycles": float(costs[stream.exits].mean()),
+               "simulated_cycles_top": float(costs[[r.exit for r in top]].mean())}
+    _report(m, dest, figures, len(xs), head_accuracy, full, summary, echo)
+    png = plot(m, figures, correct, conf, dest / "accuracy_vs_simulated_cycles.png")
     echo(f"  plot           {png}")
     bad = [f for f in figures if f.exact_host != len(xs)]
     if bad:
@@ -148,7 +161,8 @@ def _same(a, b, fmt) -> bool:
     return bool(np.allclose(a.logits, b.logits, rtol=1e-5, atol=1e-5))
 
 
-def _report(m, dest, figures, head_accuracy, full, emulated, stream, echo):
+def _report(m, dest, figures, count, head_accuracy, full, stream, echo):
+    """Print the demo's figures (``count``: the test inputs the level figures are over)."""
     from . import targets
 
     r = m.report()
@@ -157,40 +171,50 @@ def _report(m, dest, figures, head_accuracy, full, emulated, stream, echo):
     clock = targets.get(m.target).clock_hz
     echo(f"\n{m.info.name} -> {dest}/ ({m.target}, {r['format']}, gate {m.exits['criterion']})")
     echo("  thresholds     " + ", ".join(f"exit {e['exit']}: {e['threshold']:.3f}" for e in m.exits["exits"][:-1])
-         + f" (calibrated on {cal['samples']} inputs, accuracy budget {cal['accuracy_budget']:.0%})")
+         + f" (calibrated on {cal['samples']:,} inputs, accuracy budget {cal['accuracy_budget']:.0%})")
     flash = f"{mem['flash_bytes']:,} B" if mem else f"{r['weight_bytes']:,} B weights"
     ram = f"{mem['ram_bytes']:,} B + stack {mem['stack_bytes']:,} B" if mem else f"arena {r['arena_bytes']:,} B"
     echo(f"  memory         flash {flash}, RAM {ram} (every level: one firmware image)")
+    emulated = figures[0].emulated_instructions is not None
+    echo(f"  figures        simulated cycles: adaptc.simulate's estimate ({m.target}, 0 wait states); "
+         "emulated instructions: " + ("counted by QEMU on the cross-built firmware" if emulated else
+                                      "none (no emulator installed)"))
     echo("\n  per exit (running to it and leaving there)")
-    echo(f"    {'exit':>4}  {'cycles':>10}  {'MACs':>9}  {'weights read':>12}  {'head accuracy':>13}")
+    echo(f"    {'exit':>4}  {'simulated cycles':>16}  {'MACs':>9}  {'weights read':>12}  {'head accuracy':>13}")
     for e, row in zip(m.exits["exits"], cal["exits"]):
-        echo(f"    {e['exit']:>4}  {row['cost']:>10,.0f}  {e['macs']:>9,}  {e['weight_bytes']:>10,} B  "
+        echo(f"    {e['exit']:>4}  {row['cost']:>16,.0f}  {e['macs']:>9,}  {e['weight_bytes']:>10,} B  "
              f"{head_accuracy[e['exit']]:>13.2%}")
-    echo(f"    (cycles: adaptc.simulate, {m.target}, 0 wait states; head accuracy: every test input leaving there)")
-    echo("\n  per utilization level (level L: no exit deeper than L; the 450 test images)")
-    echo(f"    {'level':>5}  {'accuracy':>8}  {'exits taken':>16}  {'cycles':>8}  {'latency':>9}  {'vs full':>7}  "
-         f"{'instructions':>12}  {'C = Relax':>9}  {'= onnxruntime':>13}")
+    echo("    (head accuracy: every test input leaving there)")
+    tests = f"the {count:,} test images"
+    echo(f"\n  per utilization level (level L: no exit deeper than L; {tests})")
+    echo(f"    {'level':>5}  {'accuracy':>8}  {'exits taken':>16}  {'simulated cycles':>16}  {'latency':>9}  "
+         f"{'emulated instructions':>21}  {'C = Relax':>9}  {'= onnxruntime':>13}")
     for f in figures:
         shares = " / ".join(f"{s:.0%}" for s in f.shares)
-        instr = "-" if f.instructions is None else f"{f.instructions:,.0f}"
-        echo(f"    {f.level:>5}  {f.accuracy:>8.2%}  {shares:>16}  {f.cycles:>8,.0f}  "
-             f"{f.cycles / clock * 1e3:>6.3f} ms  {full['cycles'] / f.cycles:>6.2f}x  {instr:>12}  "
-             f"{f.exact_host:>5}/450  {f.agree_onnx:>9}/450")
-    echo(f"    (cycles: simulated per exit, averaged over where the inputs left; latency at {clock / 1e6:g} MHz; "
-         f"instructions: {'emulated, mean over the test split' if emulated is not None else 'no emulator'})")
-    line = f"    the network without exits: {full['cycles']:,.0f} cycles"
-    if full["instructions"] is not None:
-        top = figures[-1]
-        line += (f", {full['instructions']:,.0f} instructions ({full['instructions'] / top.instructions:.2f}x "
-                 f"the top level's, measured), {full['accuracy']:.2%} accuracy")
+        instr = "-" if f.emulated_instructions is None else f"{f.emulated_instructions:,.0f}"
+        echo(f"    {f.level:>5}  {f.accuracy:>8.2%}  {shares:>16}  {f.simulated_cycles:>16,.0f}  "
+             f"{f.simulated_cycles / clock * 1e3:>6.3f} ms  {instr:>21}  {f.exact_host:>5}/{count}  "
+             f"{f.agree_onnx:>9}/{count}")
+    echo(f"    (per level a mean over the test images; latency: the simulated cycles at {clock / 1e6:g} MHz)")
+    line = f"    the network without exits: {full['simulated_cycles']:,.0f} simulated cycles"
+    if full["emulated_instructions"] is not None:
+        line += f", {full['emulated_instructions']:,.0f} emulated instructions, {full['accuracy']:.2%} accuracy"
     echo(line)
+    echo(f"\n  speedup over the network without exits, on {tests}")
+    for f in figures:
+        emu = "" if f.emulated_instructions is None else \
+            f", {full['emulated_instructions'] / f.emulated_instructions:.2f}x in emulated instructions"
+        echo(f"    level {f.level}: {full['simulated_cycles'] / f.simulated_cycles:.2f}x in simulated cycles{emu}")
+    echo(f"    the thresholds' objective, on the {cal['samples']:,} calibration images over every one leaving at the "
+         f"last exit: {cal['speedup_simulated_cycles']:.2f}x in simulated cycles (report.json: "
+         "exit_calibration.speedup_simulated_cycles)")
     trace = "".join(str(v) for v in stream["levels"][::5])
     echo(f"\n  stream: {stream['inputs']} test digits, noise rising to sigma 0.6 and back, through "
          f"{m.prefix}_controller_run")
     echo(f"    level every 5th input: {trace}")
-    echo(f"    controller: accuracy {stream['accuracy']:.2%}, mean cycles {stream['cost']:,.0f}; "
-         f"top level: {stream['accuracy_top']:.2%}, {stream['cost_top']:,.0f} "
-         f"({stream['cost_top'] / stream['cost']:.3f}x)")
+    echo(f"    controller: accuracy {stream['accuracy']:.2%}, {stream['simulated_cycles']:,.0f} simulated cycles per "
+         f"input; top level: {stream['accuracy_top']:.2%}, {stream['simulated_cycles_top']:,.0f} "
+         f"(speedup {stream['simulated_cycles_top'] / stream['simulated_cycles']:.3f}x in simulated cycles)")
 
 
 def _confidences(m, heads) -> np.ndarray:
@@ -207,9 +231,22 @@ def _confidences(m, heads) -> np.ndarray:
 
 
 def plot(m, figures, correct, conf, path: Path) -> Path:
-    """Accuracy on the test split against cycles per inference: the threshold trade-off
-    (each calibration candidate evaluated on the test split), each exit alone, the utilization
-    levels at the calibrated thresholds."""
+    """Write ``figure(...)`` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(m, figures, correct, conf)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def figure(m, figures, correct, conf):
+    """Test accuracy against simulated cycles per inference (the module docstring's figure): the
+    threshold trade-off (each calibration candidate evaluated on the test inputs), each exit
+    alone, and the utilization levels at the calibrated thresholds. Text never overlaps: only
+    the exits -- far apart on the cycle axis -- are labelled on the plot; the levels, which
+    share points with the exits and one another, each get a marker of their own, a ring sized
+    so that coinciding ones stay visible, and a legend line with their figures, below the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,26 +263,31 @@ def plot(m, figures, correct, conf, path: Path) -> Path:
         taken = assign(conf, [never if t is None or t >= 2**31 - 1 else t for t in c["thresholds"]])
         points.append((cost[taken].mean(), 100 * correct[taken, rows].mean()))
     points.sort()
-    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
-    ax.plot(*zip(*points), ".-", color="0.65", label="threshold trade-off")
-    ax.plot(cost, 100 * correct.mean(axis=1), "s", color="C2", label="every input through one exit")
-    for e, (x, y) in enumerate(zip(cost, 100 * correct.mean(axis=1))):
-        ax.annotate(f"exit {e}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, color="C2")
-    ax.plot([f.cycles for f in figures], [100 * f.accuracy for f in figures], "o", color="C0",
-            label=f"levels 0..{len(figures) - 1}, calibrated thresholds")
+    fig, ax = plt.subplots(figsize=(7.2, 5.4), dpi=110, layout="constrained")
+    ax.plot(*zip(*points), ".-", color="0.7", label="threshold trade-off (calibration candidates)")
+    alone = 100 * correct.mean(axis=1)
+    ax.plot(cost, alone, "s", color="C2", label="every input through one exit")
+    for e, (x, y) in enumerate(zip(cost, alone)):
+        ax.annotate(f"exit {e}", (x, y), textcoords="offset points", xytext=(0, -10), ha="center", va="top",
+                    fontsize=8, color="C2")   # below the largest level ring (13 pt across); the trade-off rises
+    markers = "oD^vPX*"
     for f in figures:
-        ax.annotate(f"L{f.level}", (f.cycles, 100 * f.accuracy), textcoords="offset points",
-                    xytext=(6, -12 - 9 * f.level), fontsize=8, color="C0")
+        label = f"level {f.level}, calibrated gates: {f.accuracy:.2%}, {f.simulated_cycles:,.0f} simulated cycles"
+        ax.plot([f.simulated_cycles], [100 * f.accuracy], markers[f.level % len(markers)], mfc="none", mew=1.5,
+                ms=max(13 - 3 * f.level, 5), color=f"C{(f.level + 3) % 10}", label=label)
     ax.set_xscale("log")
-    ax.set_xlabel(f"cycles per inference, {m.target}, simulated (log)")
+    lo, hi = min(cost.min(), *(f.simulated_cycles for f in figures)), cost.max()
+    ax.set_xlim(lo / 1.4, hi * 1.4)
+    accuracies = [*alone, *(100 * f.accuracy for f in figures), *(a for _, a in points)]
+    span = max(max(accuracies) - min(accuracies), 0.5)
+    ax.set_ylim(min(accuracies) - 0.25 * span, max(accuracies) + 0.1 * span)     # room for the exits' labels
+    ax.set_xlabel(f"simulated cycles per inference (adaptc.simulate, {m.target}; log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{m.info.name} ({m.format}, gate {m.exits['criterion']}): 450 test images")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{m.info.name} ({m.format}, gate {m.exits['criterion']}): accuracy against simulated cycles, "
+                 f"{correct.shape[1]} test images", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, fontsize=8, frameon=False)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
 if __name__ == "__main__":       # pragma: no cover

@@ -20,6 +20,7 @@ from .loader import ModelInfo
 from .names import c_identifier
 from .program import Program
 from .schedule import ScheduledProgram
+from .validation import float32_array, real_array
 
 
 def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
@@ -35,12 +36,14 @@ def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
             out[key] = (float(attrs[f"adaptc.{key}_scale"]), int(attrs[f"adaptc.{key}_zero_point"]))
         elif fmt == "int8" and tensors and tensors[0].quantized:
             out[key] = (tensors[0].scale, tensors[0].zero_point)
-    if fmt == "int8" and len(info.outputs) > 1:      # every head's (a model with exits)
+    if fmt == "int8" and len(info.outputs) > 1:      # every output's: a model with exits, one per head
         if attrs is not None and "adaptc.output_scales" in attrs:
-            out["exits"] = [(float(sc), int(z)) for sc, z in zip(attrs["adaptc.output_scales"],
-                                                                 attrs["adaptc.output_zero_points"])]
+            out["outputs"] = [(float(sc), int(z)) for sc, z in zip(attrs["adaptc.output_scales"],
+                                                                   attrs["adaptc.output_zero_points"])]
         elif all(t.quantized for t in info.outputs):
-            out["exits"] = [(t.scale, t.zero_point) for t in info.outputs]
+            out["outputs"] = [(t.scale, t.zero_point) for t in info.outputs]
+        if "outputs" in out:
+            out["exits"] = out["outputs"]
     return out
 
 
@@ -96,17 +99,24 @@ class CompiledModel:
         return self.program.tensors[self.program.inputs[0]]
 
     @property
+    def outputs(self) -> list:
+        """Every output, in the model's order (a model with exits: its result's logits)."""
+        return [self.program.tensors[t] for t in self.program.outputs]
+
+    @property
     def output(self):
-        return self.program.tensors[self.program.outputs[0]]
+        """The last output: the only one of a single-output model."""
+        return self.outputs[-1]
 
     @property
     def io_bytes(self) -> int:
         """Bytes of the caller-owned input and output buffers."""
-        return self.input.nbytes + self.output.nbytes
+        return self.input.nbytes + sum(t.nbytes for t in self.outputs)
 
     def check_input(self, x) -> np.ndarray:
-        """``x`` as one contiguous input of the model's type and shape; InputError otherwise."""
-        x = np.asarray(x)
+        """``x`` as one contiguous input of the model's type and shape, every value finite;
+        InputError otherwise, naming the first bad element (``input[0, 3, 4, 0] is nan``)."""
+        x = real_array(x, "input", self.info.name)
         t = self.input
         if x.dtype != np.dtype(t.dtype):
             raise InputError(f"{self.info.name}: input must be {t.dtype} with shape {list(t.shape)}, "
@@ -137,7 +147,8 @@ class CompiledModel:
     def reference(self, x: np.ndarray, level: int | None = None):
         """Run the compiled Relax module on llvm (the reference every build must match). A model
         with exits returns an ``ExitResult``: the exit and logits from the module, the label
-        their argmax, the confidence from adaptc.gates' definition of the criterion."""
+        their argmax, the confidence from adaptc.gates' definition of the criterion; a model with
+        several outputs, the list of them in the model's order."""
         from . import tvm_compat  # TVM: only for the reference run
 
         x = self.check_input(x)
@@ -145,7 +156,8 @@ class CompiledModel:
         if self._vm is None:
             self._vm = tvm_compat.build_llvm(self.mod)
         if not self.program.exits:
-            return tvm_compat.run_vm(self._vm, x)[0]
+            outs = tvm_compat.run_vm(self._vm, x)
+            return outs[0] if len(outs) == 1 else outs
         logits, e = tvm_compat.run_vm(self._vm, x, np.array(level, np.int32))
         e = int(e)
         criterion = self.exits["criterion"]
@@ -167,10 +179,19 @@ class CompiledModel:
         return tvm_compat.run_vm(self._heads_vm, x)
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float data -> the int8 input of a quantized model (TFLite scheme)."""
+        """Float data -> the int8 input of a quantized model (TFLite scheme); a float model's
+        input as float32. ``x``: one input or a stack of them -- its trailing axes the input's
+        shape (without its leading batch of 1, if it has one) --, every value finite; InputError
+        otherwise."""
+        x = real_array(x, "input", self.info.name)
+        shape = tuple(self.input.shape)
+        tail = shape[1:] if shape and shape[0] == 1 else shape
+        if x.ndim < len(tail) or tuple(x.shape[x.ndim - len(tail):]) != tail:
+            raise InputError(f"{self.info.name}: input must have shape {list(shape)} or [..., "
+                             f"{', '.join(map(str, tail))}] (a stack of inputs), got {list(x.shape)}")
         q = self.input_quantization
         if q is None:
-            return np.asarray(x, np.float32)
+            return float32_array(x, "input", self.info.name)
         scale, zp = q
         return np.clip(np.round(np.asarray(x, np.float64) / scale) + zp, -128, 127).astype(np.int8)
 
@@ -209,8 +230,12 @@ class CompiledModel:
                          "quantization": io.get("input")},
                "output": {"shape": list(self.output.shape), "dtype": self.output.dtype,
                           "quantization": io.get("output")},
+               **({"outputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "quantization": q}
+                               for t, q in zip(self.outputs, io["outputs"] if "outputs" in io
+                                               else [io.get("output")] * len(self.outputs))]}
+                  if len(self.outputs) > 1 else {}),
                "arena_bytes": s.arena_bytes, "weight_bytes": s.weight_bytes, "macs": self.program.macs,
-               "compile_seconds": round(self.compile_seconds, 3), "layers": layers}
+               "layers": layers}
         if self.quantization:
             out["quantization"] = self.quantization
         if self.exits:

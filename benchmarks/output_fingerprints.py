@@ -72,7 +72,6 @@ def fingerprint(name: str, kwargs: dict, sim: bool) -> dict:
         for f in sorted(dest.iterdir()):
             if f.name == "report.json":
                 report = json.loads(f.read_text())
-                report.pop("compile_seconds")
                 report.pop("source")
                 out["report.json"] = report
             else:

@@ -9,9 +9,7 @@ reference board's memory.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 from adaptc.errors import AdaptcError, InputError, MemoryBudgetError
 from adaptc.exits import ExitResult, StreamRun
 from adaptc.model import CompiledModel
+from adaptc.report import atomic_directory
 
 from . import emulator, firmware
 from .emit import emit_c
@@ -42,7 +41,8 @@ class CortexMModel(CompiledModel):
         target's, or -- where that needs the target's instruction set (MVE kernels) -- the same
         program rendered with the portable kernels (``host_files``), which compute the same bits.
         A model with exits returns an ``ExitResult`` (label, exit, confidence, logits); ``level``
-        caps the deepest exit (default: the top level, no cap)."""
+        caps the deepest exit (default: the top level, no cap). A model with several outputs
+        returns the list of them, in the model's order."""
         x = self.check_input(x)
         level = self.check_level(level)
         host = self.host_model()
@@ -52,11 +52,11 @@ class CortexMModel(CompiledModel):
             if rc != 0:
                 raise AdaptcError(f"{self.prefix}_run returned error code {rc}")
             return self.exit_result(res)
-        out = np.zeros(self.output.shape, np.dtype(self.output.dtype))
-        rc = host(x, out)
+        outs = [np.zeros(t.shape, np.dtype(t.dtype)) for t in self.outputs]
+        rc = host(x, *outs)
         if rc != 0:
             raise AdaptcError(f"{self.prefix}_run returned error code {rc}")
-        return out
+        return outs[0] if len(outs) == 1 else outs
 
     def exits_taken(self, xs: np.ndarray, level: int) -> np.ndarray:
         if not self.program.exits:
@@ -160,25 +160,15 @@ class CortexMModel(CompiledModel):
     def export(self, directory, x: np.ndarray | None = None) -> Path:
         """Write the model's C, the firmware project (Makefile, linker script, startup.c, main.c
         running the model on ``x`` -- default: a fixed pseudo-random input --, CMakeLists.txt) and
-        report.json into ``directory``, atomically: on any failure nothing is left behind; an
-        existing directory's files are replaced."""
+        report.json into ``directory``, atomically (adaptc.report.atomic_directory: on any failure
+        nothing is left behind; an existing directory's files are replaced; modes as ``mkdir`` and
+        the umask give them). The files are byte-identical for identical inputs: no time, no
+        temporary name, no path but the model's as given."""
         directory = Path(directory)
-        parent = directory.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
-        try:
+        with atomic_directory(directory) as tmp:
             for name, text in {**self.files, **firmware.firmware_files(self, x)}.items():
                 (tmp / name).write_text(text)
             (tmp / "report.json").write_text(json.dumps(self.report(), indent=2) + "\n")
-            if directory.exists():
-                for f in tmp.iterdir():
-                    os.replace(f, directory / f.name)
-                tmp.rmdir()
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
 

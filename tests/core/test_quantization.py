@@ -39,7 +39,7 @@ def compiled(quantize, target="cortex-m4", **kw):
     key = (str(quantize), target, tuple(sorted(kw.items())))
     if key not in _MODELS:
         cal = None if quantize == "float" else CAL
-        _MODELS[key] = adaptc.compile(MODEL, target=target, calibration=cal,
+        _MODELS[key] = adaptc.compile(MODEL, target=target, calibration=cal, output=-1,   # the final head
                                       quantize=None if quantize in ("float", "mixed") else quantize, **kw)
     return _MODELS[key]
 
@@ -206,7 +206,7 @@ def test_cli_quantize_and_budget(tmp_path):
     np.savez(cal, x=CAL[0][:64], y=CAL[1][:64])
     out = tmp_path / "pot"
     res = CliRunner().invoke(main, ["compile", str(MODEL), "--calibration", str(cal), "--quantize", "pot4",
-                                    "-o", str(out)])
+                                    "--model-output", "-1", "-o", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
     assert report["quantization"]["scheme"] == "pot4"

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import gates, summary, targets, tvm_compat
 from . import quantization as Q
-from .errors import InputError
+from .errors import AdaptcError, InputError
 from .exits import calibrate
 from .loader import LoadedModel, ModelInfo, load, select_output, select_outputs
 from .lower import lower
@@ -77,6 +77,9 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     build_options = {k: v for k, v in (("arch", arch), ("tune", tune)) if v is not None}
     if isinstance(model, LoadedModel) and input_shapes:
         raise InputError("input_shapes= applies to a model file; pass them to adaptc.load for a LoadedModel")
+    if not isinstance(model, LoadedModel):      # before TVM reads the file: seconds, not minutes
+        refuse_early(Path(model), tgt, calibration is not None, quantize, weight_budget,
+                     None if exits is True else exits if exits else None if output is None else [output])
     loaded = model if isinstance(model, LoadedModel) else load(model, input_shapes=input_shapes)
     if exits:
         if output is not None:
@@ -86,7 +89,6 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
         loaded = select_outputs(loaded, None if exits is True else list(exits))
     elif output is not None:
         loaded = select_output(loaded, output)
-    refuse_early(loaded, tgt, calibration is not None, quantize, weight_budget)
     labels = None
     if calibration is not None:       # checked here, once: shape, dtype, finite values, labels
         calibration, labels = calibration_data(calibration, tvm_compat.shape_of(loaded.mod["main"].params[0].ty),
@@ -128,16 +130,20 @@ def _io_names(info: ModelInfo) -> tuple[list[str], list[str]]:
     return [t.name for t in info.inputs], [t.name for t in info.outputs]
 
 
-def refuse_early(loaded: LoadedModel, tgt, calibrated: bool, quantize, weight_budget) -> None:
-    """MemoryBudgetError before any compile work when the weights of the outputs ``loaded``
-    compiles, in the format they will compile to (adaptc.summary.weight_bits), already exceed
-    the flash of ``tgt``'s board -- read from the model file (adaptc.summary: a lower bound).
-    Nothing for a target without a board or a module that did not come from a file."""
-    path = Path(loaded.info.path)
+def refuse_early(path: Path, tgt, calibrated: bool, quantize, weight_budget, outputs=None) -> None:
+    """MemoryBudgetError before any compile work -- before TVM imports the file -- when the
+    weights of the outputs to compile (``outputs``: their indices; None: all), in the format they
+    will compile to (adaptc.summary.weight_bits), already exceed the flash of ``tgt``'s board,
+    read from the model file (adaptc.summary: a lower bound). Nothing for a target without a
+    board, or a file adaptc.summary cannot read (``load`` then says what is wrong with it)."""
     if tgt.board is None or path.suffix.lower() not in (".tflite", ".onnx") or not path.is_file():
         return
-    summary.check_flash(summary.inspect(path), tgt, summary.weight_bits(calibrated, quantize, weight_budget),
-                        [t.name for t in loaded.info.outputs])
+    try:
+        s = summary.inspect(path)
+        names = None if outputs is None else [s.outputs[int(i)].name for i in outputs]
+    except (AdaptcError, IndexError):      # load / select_output say what is wrong
+        return
+    summary.check_flash(s, tgt, summary.weight_bits(calibrated, quantize, weight_budget), names)
 
 
 def compile_program(prog: Program, target: str = targets.DEFAULT, *, kernels: str | None = None,

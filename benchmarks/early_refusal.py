@@ -1,5 +1,5 @@
 """How fast ``adaptc compile`` refuses a model too large for the target: the weights are
-estimated from the file right after loading (adaptc.summary, ``adaptc.api.refuse_early``), so a
+estimated from the file before TVM reads it (adaptc.summary, ``adaptc.api.refuse_early``), so a
 model five times the flash of the Cortex-M4's board is refused before any compile work.
 Acceptance: refused in under 5 s, the whole command (Python start, imports, load, estimate).
 

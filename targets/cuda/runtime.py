@@ -21,6 +21,7 @@ import tvm
 from tvm.runtime.vm import VirtualMachine
 
 from adaptc.errors import InputError, TargetError
+from adaptc.validation import real_array
 
 PLAN_SUFFIX = "_batched.json"
 
@@ -92,7 +93,7 @@ class SegmentRunner:
         return self._vm
 
     def _check(self, xs) -> np.ndarray:
-        xs = np.asarray(xs)
+        xs = real_array(xs, "inputs", self.name)      # every value finite, the first bad one named
         want = self.input_shape[1:]
         if xs.dtype != np.dtype(self.input_dtype) or xs.ndim != len(self.input_shape) \
                 or tuple(xs.shape[1:]) != want or not len(xs):

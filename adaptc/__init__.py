@@ -12,6 +12,7 @@
 """
 from .errors import (
     AdaptcError,
+    CacheError,
     DynamicShapeError,
     InputError,
     MemoryBudgetError,
@@ -32,7 +33,7 @@ _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("model", "CompiledMode
 __all__ = ["compile", "simulate", "load", "inspect", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8",
            "AdaptcError", "ModelLoadError",
            "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
-           "MemoryBudgetError"]
+           "MemoryBudgetError", "CacheError"]
 
 
 def __getattr__(name):

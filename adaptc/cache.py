@@ -23,7 +23,8 @@ Trust -- whatever can write the cache can run code in the user's process, so:
   from its record, or has none, was changed or planted by something else and is refused with
   ``CacheError`` (naming the file and the fix: remove the entry), not rebuilt over.
 
-Size -- an entry is touched (its directory's mtime) whenever it is used; after each build the
+Size -- an entry is touched (its directory's mtime) whenever it is used; after a build (at most
+once every ``EVICT_INTERVAL_S`` seconds, by any process) the
 least recently used entries are removed (``evict``) until the cache holds at most
 ``$ADAPTC_CACHE_MAX_MB`` megabytes (MiB; default ``DEFAULT_MAX_MB``), sparing the entry just built
 and any entry used in the last ``GRACE_S`` seconds (another process may be about to read it: the
@@ -51,6 +52,7 @@ DEFAULT_MAX_MB = 256
 RECORD = ".adaptc-record.json"
 GRACE_S = 300.0          # an entry used this recently is never evicted
 STALE_S = 3600.0         # a build (or eviction) directory this old belongs to a process that died
+EVICT_INTERVAL_S = 60.0  # the bound is enforced at most this often: it scans every entry
 LAYOUT = 1               # hashed into every key: entries of another layout never match
 
 
@@ -152,7 +154,7 @@ def entry(kind: str, key: str, build: Callable[[Path], None]) -> Path:
                 raise
             continue
         _touch(final)
-        if built:
+        if built and _eviction_due():
             evict(keep=final)
         return final
     raise CacheError(f"{final}: removed by another process each time it was built; is {MAX_MB_ENV} "
@@ -309,6 +311,21 @@ def entries() -> list[tuple[float, int, Path]]:
                 continue
             out.append((used, size, Path(e.path)))
     return sorted(out)
+
+
+def _eviction_due() -> bool:
+    """Whether ``EVICT_INTERVAL_S`` have passed since any process last enforced the bound (the
+    mtime of ``.last-evict`` in the root); if so, marks now. A scan of thousands of entries per
+    build would cost more than the builds it keeps in check."""
+    mark = root() / ".last-evict"
+    try:
+        if time.time() - os.stat(mark).st_mtime < EVICT_INTERVAL_S:
+            return False
+    except FileNotFoundError:
+        pass
+    mark.touch(mode=0o600)
+    os.utime(mark)
+    return True
 
 
 def evict(keep: Path | None = None) -> list[Path]:

@@ -46,12 +46,16 @@ class UnsupportedOperatorError(AdaptcError):
 
 
 class DynamicShapeError(AdaptcError):
-    """A model input has a dynamic (unknown) dimension."""
+    """A model input has a dynamic (unknown) dimension. The message says how to give it a static
+    shape, on the command line and from Python (with the dynamic sizes as 1 for an example)."""
 
     def __init__(self, path, tensor: str, shape):
         self.path, self.tensor, self.shape = str(path), tensor, tuple(shape)
-        super().__init__(f"{self.path}: input {tensor!r} has a dynamic shape {list(self.shape)}; "
-                         "adaptc needs static shapes (pass input_shapes={name: shape} to adaptc.load)")
+        example = tuple(d if d > 0 else 1 for d in self.shape)
+        super().__init__(f"{self.path}: input {tensor!r} has a dynamic shape {list(self.shape)}; adaptc needs static "
+                         f"shapes: give it one with --input-shape {tensor}={','.join(map(str, example))} (adaptc "
+                         f"compile, simulate, run, info) or input_shapes={{{tensor!r}: {example}}} "
+                         "(adaptc.compile, adaptc.load)")
 
 
 class InputError(AdaptcError):
@@ -68,3 +72,9 @@ class ToolchainError(AdaptcError):
 
 class MemoryBudgetError(TargetError):
     """The model does not fit the flash or RAM of the target's reference board."""
+
+
+class CacheError(AdaptcError):
+    """adaptc's build cache cannot be trusted: its directory is not private to this user, or an
+    entry in it differs from the record adaptc wrote when it built the entry. The message names
+    the directory or file, what is wrong with it and how to fix it."""

@@ -28,7 +28,6 @@ or the ``bl`` in main.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -40,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from adaptc import cache
 from adaptc.errors import AdaptcError, InputError, ToolchainError
+from adaptc.validation import real_array
 
-from .firmware import CACHE, ArmBuild, cross_build
+from .firmware import ArmBuild, cross_build, output_buffers
 from .host import host_cc
 from .timing import CLASSES
 
@@ -76,24 +77,21 @@ def tool(name: str, package: str) -> str:
     return name
 
 
-@functools.cache
 def plugin() -> Path:
-    """The armstat QEMU plugin, built once with the host compiler."""
+    """The armstat QEMU plugin, built with the host compiler into adaptc's build cache once, and
+    checked against the cache's record each time it is asked for (QEMU loads it)."""
     from importlib import resources
 
     src = (resources.files("adaptc.templates") / "firmware" / "armstat.c").read_text()
-    import hashlib
-    out = CACHE / f"armstat-{hashlib.sha256(src.encode()).hexdigest()[:12]}.so"
-    if not out.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            (Path(tmp) / "armstat.c").write_text(src)
-            r = subprocess.run([host_cc(), "-O2", "-shared", "-fPIC", "-o", "armstat.so", "armstat.c"], cwd=tmp,
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise ToolchainError(f"building the QEMU plugin failed:\n{r.stderr[-2000:]}")
-            os.replace(Path(tmp) / "armstat.so", out)
-    return out
+    cc, flags = host_cc(), ("-O2", "-shared", "-fPIC")
+
+    def build(work: Path) -> None:
+        (work / "armstat.c").write_text(src)
+        r = subprocess.run([cc, *flags, "-o", "armstat.so", "armstat.c"], cwd=work, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ToolchainError(f"building the QEMU plugin failed:\n{r.stderr[-2000:]}")
+
+    return cache.verified(cache.entry("qemu-plugin", cache.key(cc, *flags, src), build) / "armstat.so")
 
 
 @dataclass
@@ -137,7 +135,7 @@ class Counts:
 class TargetRun:
     """One inference on an emulated core: outputs and exact executed-instruction counts."""
 
-    outputs: np.ndarray
+    outputs: np.ndarray | list      # a model with several outputs: the list of them
     instructions: int               # whole inference (all steps)
     classes: dict                   # class -> instructions (load, store, mac, branch_taken, ...)
     steps: list[dict]               # per step: step, op, kernel, macs, instructions, classes, ...
@@ -192,10 +190,11 @@ def emulate(target, elf: Path, loads: dict[int, bytes], plugin_args: list[str], 
             timeout: float = 600.0) -> None:
     """Run ``elf`` on the QEMU board of ``target`` (a CortexM) until the firmware exits, in
     ``cwd``, where its semihosting files land: QEMU's loader first writes each ``loads`` value at
-    its address; the armstat plugin runs with ``plugin_args`` (``name=value``). AdaptcError
-    on a timeout or a non-zero exit status."""
+    its address; the armstat plugin runs with ``plugin_args`` (``name=value``). ``elf`` and the
+    plugin are files of adaptc's build cache, checked against its record first (CacheError).
+    AdaptcError on a timeout or a non-zero exit status."""
     cmd = [tool(QEMU, "qemu-system-arm"), "-M", target.qemu_machine, "-nographic", "-monitor", "none",
-           "-serial", "none", "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+           "-serial", "none", "-semihosting-config", "enable=on,target=native", "-kernel", str(cache.verified(elf))]
     for i, (addr, data) in enumerate(loads.items()):
         (cwd / f"load{i}.bin").write_bytes(data)
         cmd += ["-device", f"loader,file=load{i}.bin,addr=0x{addr:x},force-raw=on"]
@@ -229,7 +228,8 @@ def run_on_target(model, x: np.ndarray, timeout: float = 600.0, level: int | Non
     with tempfile.TemporaryDirectory(prefix="adaptc-qemu-") as tmp:
         tmp = Path(tmp)
         emulate(target, build.elf, loads, ["out=armstat.tsv", f"mark={marker_addr:x}"], tmp, timeout)
-        out = np.frombuffer((tmp / "output.bin").read_bytes(), np.dtype(model.output.dtype))
+        outs = [np.frombuffer((tmp / (b["file"] if b else "output.bin")).read_bytes(), np.dtype(t.dtype))
+                .reshape(t.shape).copy() for t, b in zip(model.outputs, output_buffers(model) or [None])]
         stack = int(np.frombuffer((tmp / "stack.bin").read_bytes(), "<u4")[0])
         snaps = _snapshots(tmp / "armstat.tsv")
         taken = None
@@ -255,7 +255,7 @@ def run_on_target(model, x: np.ndarray, timeout: float = 600.0, level: int | Non
         total.memory_accesses += c.memory_accesses
         for k in CLASSES:
             total.classes[k] += c.classes[k]
-    run = TargetRun(out.reshape(model.output.shape).copy(), total.instructions, total.classes, steps,
+    run = TargetRun(outs[0] if len(outs) == 1 else outs, total.instructions, total.classes, steps,
                     total.memory_accesses, target.name, target.qemu_machine, build.elf, stack)
     if taken is not None:
         run.label, run.exit, run.confidence = taken
@@ -272,7 +272,8 @@ class BatchRun:
     ``confidence`` are None."""
 
     levels: tuple[int, ...]
-    logits: np.ndarray              # [levels, N, *head shape] (no exits: [1, N, *output shape])
+    logits: np.ndarray | list       # [levels, N, *head shape] (no exits: [1, N, *output shape];
+                                    # several outputs: a list, one such array per output)
     instructions: np.ndarray        # [levels, N] int64: executed instructions of each <prefix>_run call
     target: str
     machine: str
@@ -301,7 +302,7 @@ def _batch_inputs(model, xs) -> np.ndarray:
     """``xs`` as [N, *input shape]: N inputs stacked, or -- for an input whose leading dimension
     is 1 -- stacked along that dimension (what ``quantize_input`` returns for a data set)."""
     shape = tuple(model.input.shape)
-    xs = np.asarray(xs)
+    xs = real_array(xs, "inputs", model.info.name)      # every value finite, the first bad one named
     if xs.ndim == len(shape) + 1 and xs.shape[1:] == shape:
         pass
     elif shape and shape[0] == 1 and xs.ndim == len(shape) and xs.shape[1:] == shape[1:]:
@@ -329,7 +330,7 @@ def run_batch_on_target(model, xs, levels=None, timeout: float = 600.0) -> Batch
         rtype = model.result_dtype()
     else:
         levels = (0,)
-        rtype = np.dtype((np.dtype(model.output.dtype), tuple(model.output.shape)))
+        rtype = np.dtype([(f"o{i}", np.dtype(t.dtype), tuple(t.shape)) for i, t in enumerate(model.outputs)])
     target = model.core
     ram = target.emulated.ram_bytes
     need = xs.nbytes + len(levels) * n * rtype.itemsize
@@ -351,16 +352,22 @@ def run_batch_on_target(model, xs, levels=None, timeout: float = 600.0) -> Batch
         start = time.perf_counter()
         emulate(target, build.elf, loads, ["out=totals.txt", "totals=1", *batch_marks(build)], tmp, timeout)
         wall = time.perf_counter() - start
-        raw = (tmp / "batch.bin").read_bytes()
+        raw = b"".join((tmp / b["batch_file"]).read_bytes() for b in output_buffers(model)) \
+            if not model.program.exits else (tmp / "batch.bin").read_bytes()
         totals = np.array([int(v) for v in (tmp / "totals.txt").read_text().split()], np.int64)
     if len(raw) != len(levels) * n * rtype.itemsize:
         raise AdaptcError(f"batch.bin holds {len(raw)} bytes, expected {len(levels) * n * rtype.itemsize}")
     if len(totals) != 2 * len(levels) * n:
         raise AdaptcError(f"expected {2 * len(levels) * n} marks, the plugin saw {len(totals)}")
     counts = (totals[1::2] - totals[0::2]).reshape(len(levels), n)
-    if not model.program.exits:
-        outputs = np.frombuffer(raw, np.dtype(model.output.dtype)).reshape(1, n, *model.output.shape)
-        return BatchRun(levels, outputs.copy(), counts, target.name, target.qemu_machine, build.elf, wall_s=wall)
+    if not model.program.exits:       # each output's batch file in turn: [N, *shape] of each
+        outputs, at = [], 0
+        for t in model.outputs:
+            size = n * t.nbytes
+            outputs.append(np.frombuffer(raw[at:at + size], np.dtype(t.dtype)).reshape(1, n, *t.shape).copy())
+            at += size
+        return BatchRun(levels, outputs[0] if len(outputs) == 1 else outputs, counts, target.name,
+                        target.qemu_machine, build.elf, wall_s=wall)
     res = np.frombuffer(raw, rtype).reshape(len(levels), n)
     head = model.program.tensors[model.program.exits[0].head]
     return BatchRun(levels, res["logits"].reshape(len(levels), n, *head.shape).copy(), counts, target.name,

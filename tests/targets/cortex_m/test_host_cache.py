@@ -45,6 +45,7 @@ def root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv(cache.ROOT_ENV, str(d))
     monkeypatch.delenv(cache.MAX_MB_ENV, raising=False)
     monkeypatch.delenv(host.SANITIZE_ENV, raising=False)
+    monkeypatch.setattr(cache, "EVICT_INTERVAL_S", 0.0)                # the bound after every build
     return d
 
 
@@ -285,6 +286,20 @@ def test_the_entry_just_built_and_entries_in_use_stay(root, monkeypatch):
     assert a.exists() and b.exists()
     monkeypatch.setattr(cache, "GRACE_S", 0.0)
     c = _entry("c")
+    assert [d for _, _, d in cache.entries()] == [c]
+
+
+def test_the_bound_is_enforced_at_most_once_an_interval(root, monkeypatch):
+    monkeypatch.setattr(cache, "GRACE_S", 0.0)
+    monkeypatch.setenv(cache.MAX_MB_ENV, "0")
+    monkeypatch.setattr(cache, "EVICT_INTERVAL_S", 3600.0)
+    a = _entry("a")                                                    # the first build enforces it
+    b = _entry("b")                                                    # within the interval: kept
+    assert a.exists() and b.exists()
+    mark = root / ".last-evict"
+    then = time.time() - 3601
+    os.utime(mark, (then, then))
+    c = _entry("c")                                                    # the interval passed
     assert [d for _, _, d in cache.entries()] == [c]
 
 

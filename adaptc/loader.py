@@ -1,15 +1,26 @@
 """Model loading: .tflite and .onnx files -> Relax IRModule + ModelInfo.
 
-The file is parsed and checked here (format, operators, static shapes) before TVM's frontend
-sees it, so that every failure is a typed error naming the file, the operator and the node.
+The file is parsed and checked here (format, operators, static shapes, dtypes, finite weights)
+before TVM's frontend sees it, so that every failure is a typed error naming the file, the
+operator and the node.
+
+Guarantee: ``load``, ``operators`` and ``unsupported`` raise nothing but ``AdaptcError``s,
+whatever the bytes of the file. Every read of a model file runs inside ``_reading`` -- the one
+place where a fault of the file (a flatbuffer offset past its end, a protobuf that does not
+decode, a frontend that trips over a garbage-but-parseable graph) becomes a ``ModelLoadError``
+naming the file. Checks before it make the common faults say exactly what is wrong: a table
+index out of range, a constant's buffer of the wrong size, a NaN weight, a float64 tensor, an
+external data file outside the model's directory, a declared tensor shape its operator
+contradicts. ``benchmarks/fuzz_loaders.py`` holds the guarantee to mutated and random files.
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DynamicShapeError, InputError, ModelLoadError, UnsupportedOperatorError
+from .errors import AdaptcError, DynamicShapeError, InputError, ModelLoadError, UnsupportedOperatorError
 
 # Operators adaptc compiles, by source format (what the passes and the C target handle).
 TFLITE_OPS = frozenset({
@@ -33,6 +44,10 @@ ONNX_OPS = frozenset({
 # MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
 # (global average pooling of any rank).
 REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "ReduceMean", "ReduceSum", "ReduceMax"}
+# Longest sequence of a recurrent layer (LSTM, GRU) adaptc compiles: the composite's reference
+# body unrolls the recurrence step by step, so import time grows with the steps (~2 ms each) and
+# compile time faster; keyword spotters run tens of steps.
+MAX_TIME_STEPS = 1024
 
 
 @dataclass(frozen=True)
@@ -66,17 +81,18 @@ class LoadedModel:
 def load(path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> LoadedModel:
     """Load a .tflite or .onnx model into Relax.
 
-    Raises ModelLoadError (unreadable, truncated or corrupt file; unknown extension),
-    UnsupportedOperatorError (an operator adaptc does not compile) or DynamicShapeError.
+    Raises ModelLoadError (unreadable, truncated or corrupt file; unknown extension; a dtype
+    adaptc does not compile; a NaN or infinite weight; a declared tensor type its operator
+    contradicts; anything TVM's frontend refuses), UnsupportedOperatorError (an operator adaptc
+    does not compile) or DynamicShapeError -- never another exception.
     """
     path = Path(path)
+    fmt = _format(path)
     data = _read(path)
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        return _load_tflite(path, data)
-    if suffix == ".onnx":
+    with _reading(path, fmt):
+        if fmt == "TFLite":
+            return _load_tflite(path, data)
         return _load_onnx(path, data, input_shapes or {})
-    raise ModelLoadError(path, f"unknown model format {suffix!r} (expected .tflite or .onnx)")
 
 
 def select_outputs(loaded: LoadedModel, indices) -> LoadedModel:
@@ -128,24 +144,34 @@ def select_output(loaded: LoadedModel, index: int | None = None) -> LoadedModel:
 
 def operators(path) -> list[tuple[str, str]]:
     """(operator, node) of every operator of a .tflite or .onnx file, in graph order -- read
-    from the file alone (no TVM): what ``adaptc info`` lists."""
-    path, data = Path(path), _read(Path(path))
-    if path.suffix.lower() == ".tflite":
-        return [(name, node) for name, node, _ in _tflite_operators(path, *_tflite_model(path, data))]
-    if path.suffix.lower() == ".onnx":
-        return [(n.op_type, n.name or n.output[0]) for n in _onnx_model(path, data).graph.node]
-    raise ModelLoadError(path, f"unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+    from the file alone (no TVM): what ``adaptc info`` lists. Raises only ModelLoadError."""
+    path = Path(path)
+    fmt = _format(path)
+    data = _read(path)
+    with _reading(path, fmt):
+        if fmt == "TFLite":
+            return [(name, node) for name, node, _ in _tflite_operators(path, *_tflite_model(path, data))]
+        return [(n.op_type, _onnx_node_name(n)) for n in _onnx_model(path, data).graph.node]
 
 
 def unsupported(path) -> list[tuple[str, str, str]]:
     """Every (operator, node, detail) of a .tflite or .onnx file that adaptc cannot compile --
-    the list ``load`` refuses a model with, all at once."""
-    path, data = Path(path), _read(Path(path))
-    if path.suffix.lower() == ".tflite":
-        return _tflite_findings(path, *_tflite_model(path, data))
-    if path.suffix.lower() == ".onnx":
+    the list ``load`` refuses a model with, all at once. Raises only ModelLoadError."""
+    path = Path(path)
+    fmt = _format(path)
+    data = _read(path)
+    with _reading(path, fmt):
+        if fmt == "TFLite":
+            return _tflite_findings(path, *_tflite_model(path, data))
         return _onnx_findings(path, _onnx_model(path, data))
-    raise ModelLoadError(path, f"unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+
+
+def _format(path: Path) -> str:
+    """The format of a model file by its extension, "TFLite" or "ONNX"; ModelLoadError for any other."""
+    formats = {".tflite": "TFLite", ".onnx": "ONNX"}
+    if path.suffix.lower() not in formats:
+        raise ModelLoadError(path, f"unknown model format {path.suffix!r} (expected .tflite or .onnx)")
+    return formats[path.suffix.lower()]
 
 
 def _read(path: Path) -> bytes:
@@ -153,6 +179,51 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise ModelLoadError(path, e.strerror or str(e)) from None
+
+
+@contextmanager
+def _reading(path: Path, fmt: str):
+    """The boundary around every read of the model file at ``path`` (a ``fmt`` file): an
+    AdaptcError passes; any other exception -- IndexError / struct.error from a flatbuffer
+    offset past the end, a protobuf DecodeError, UnicodeDecodeError, ValueError, KeyError,
+    MemoryError, a tvm.error from a frontend -- becomes ModelLoadError(path, what happened),
+    the original kept as its ``__cause__``. Nothing else leaves it."""
+    try:
+        yield
+    except AdaptcError:
+        raise
+    except Exception as e:
+        raise ModelLoadError(path, f"corrupt or truncated {fmt} file ({_what(e)})") from e
+
+
+def _what(e: BaseException) -> str:
+    """``Type: message`` of an exception, its message on one line and at most 300 characters."""
+    text = " ".join(str(e).split())
+    kind = type(e).__name__ if type(e).__module__ == "builtins" else f"{type(e).__module__}.{type(e).__name__}"
+    return f"{kind}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
+def _first_bad(values, allow_inf: bool = False):
+    """(flat index, value) of the first NaN (or infinity, unless ``allow_inf``) in the float
+    array ``values``, or None when every element is finite."""
+    import numpy as np
+
+    flat = np.asarray(values).reshape(-1)
+    bad = np.isnan(flat) if allow_inf else ~np.isfinite(flat)
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    return i, flat[i]
+
+
+def _bad_weight(name: str, shape, found) -> str:
+    """The refusal of a constant ``name`` of ``shape`` holding ``found`` = (flat index, value)."""
+    import numpy as np
+
+    i, value = found
+    where = f"index {[int(k) for k in np.unravel_index(i, shape)]}" if len(shape) > 1 else f"index {i}"
+    what = "NaN" if np.isnan(value) else "+inf" if value > 0 else "-inf"
+    return f"weight tensor {name!r} holds {what} at {where} (the first); a model's weights must be finite numbers"
 
 
 def _mean_axes_problem(op: str, axes, rank) -> str | None:
@@ -173,43 +244,162 @@ def _mean_axes_problem(op: str, axes, rank) -> str | None:
 # ------------------------------------------------------------------------------------- TFLite
 
 
+# TensorTypes the importer cannot hold or adaptc does not compute in (FLOAT16 stays: fp16 weights
+# are dequantized at import).
+_TFLITE_REFUSED_TYPES = {"FLOAT64", "COMPLEX64", "COMPLEX128", "STRING", "RESOURCE", "VARIANT", "INT4", "BFLOAT16"}
+# Bytes per element of the types whose constant buffers are checked against their shapes.
+_TFLITE_ITEMSIZE = {"FLOAT32": 4, "FLOAT16": 2, "INT32": 4, "UINT8": 1, "INT64": 8, "BOOL": 1, "INT16": 2,
+                    "INT8": 1, "UINT64": 8, "UINT32": 4, "UINT16": 2}
+# Operators whose constant operands may be infinite: a bound, where infinity means "none".
+_TFLITE_BOUND_OPS = {"MAXIMUM", "MINIMUM"}
+# Quantized activations and weights: their scales divide and multiply in requantization. (An
+# int32 bias's own scale is never read: kernels use input scale x filter scale.)
+_TFLITE_Q_TYPES = {"UINT8", "INT16", "INT8"}
+
+
 def _tflite_model(path: Path, data: bytes):
+    """(model, subgraph) of a TFLite flatbuffer after every table the compiler reads has been
+    touched and every index in it checked against the table it points into -- so a truncated or
+    corrupt file fails here, and the readers after this one can index without checks. Runs
+    inside ``_reading`` (a read past the end raises there)."""
     import tflite
 
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelLoadError(path, "not a TFLite flatbuffer (file identifier 'TFL3' missing)")
-    try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        if model.SubgraphsLength() != 1:
-            raise ModelLoadError(path, f"{model.SubgraphsLength()} subgraphs; adaptc supports 1")
-        sub = model.Subgraphs(0)
-        # Touch every table the compiler will read, so truncation shows up here.
-        for i in range(model.BuffersLength()):
-            buf = model.Buffers(i)
-            if buf.DataLength():
-                buf.Data(buf.DataLength() - 1)  # raises if the data runs past the end of the file
-        for i in range(sub.TensorsLength()):
-            t = sub.Tensors(i)
-            t.Name(), t.ShapeAsNumpy(), t.Type()
-        for i in range(sub.OperatorsLength()):
-            sub.Operators(i).InputsAsNumpy()
-    except ModelLoadError:
-        raise
-    except Exception as e:  # flatbuffers raises IndexError/struct.error on truncated data
-        raise ModelLoadError(path, f"corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
+    model = tflite.Model.GetRootAsModel(data, 0)
+    if model.SubgraphsLength() != 1:
+        raise ModelLoadError(path, f"{model.SubgraphsLength()} subgraphs; adaptc supports 1")
+    sub = model.Subgraphs(0)
+    _tflite_check_tables(path, model, sub)
     return model, sub
 
 
-def _tflite_tensor_info(t) -> TensorInfo:
+def _tflite_check_tables(path: Path, model, sub) -> None:
+    """Touch every buffer, tensor, operator and operator code; ModelLoadError for an index out
+    of range, a tensor name that is not UTF-8, a constant whose buffer does not hold its shape."""
+    import numpy as np
+
+    def fail(what):
+        raise ModelLoadError(path, f"corrupt TFLite file: {what}")
+
+    n_buffers, n_tensors, n_codes = model.BuffersLength(), sub.TensorsLength(), model.OperatorCodesLength()
+    sizes = []
+    for i in range(n_buffers):
+        buf = model.Buffers(i)
+        if buf.DataLength():
+            buf.Data(buf.DataLength() - 1)  # raises if the data runs past the end of the file
+        sizes.append(buf.DataLength())
+    types = _tflite_type_names()
+    for i in range(n_tensors):
+        t = sub.Tensors(i)
+        try:
+            name = t.Name().decode() if t.Name() is not None else ""
+        except UnicodeDecodeError:
+            fail(f"tensor #{i}'s name is not UTF-8")
+        shape = t.ShapeAsNumpy() if t.ShapeLength() else np.zeros(0, np.int32)
+        t.ShapeSignatureAsNumpy()
+        if not 0 <= t.Buffer() < max(n_buffers, 1):
+            fail(f"tensor {name!r} names buffer {t.Buffer()} of {n_buffers}")
+        q = t.Quantization()
+        if q is not None:
+            q.ScaleAsNumpy(), q.ZeroPointAsNumpy()
+        item = _TFLITE_ITEMSIZE.get(types.get(t.Type(), ""))
+        size = sizes[t.Buffer()] if n_buffers else 0
+        if size and item and not (shape < 0).any() and size != item * int(np.prod(shape, dtype=np.int64)):
+            fail(f"constant tensor {name!r} of shape {shape.tolist()} ({types[t.Type()].lower()}) holds "
+                 f"{size} bytes, not {item * int(np.prod(shape, dtype=np.int64))}")
+    for i in range(n_codes):
+        code = model.OperatorCodes(i)
+        code.BuiltinCode(), code.DeprecatedBuiltinCode(), code.CustomCode()
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        if not 0 <= op.OpcodeIndex() < n_codes:
+            fail(f"operator #{i} names operator code {op.OpcodeIndex()} of {n_codes}")
+        for kind, lo, ids in (("input", -1, op.InputsAsNumpy()), ("output", 0, op.OutputsAsNumpy())):
+            bad = [t for t in _ids(ids) if not lo <= t < n_tensors]
+            if bad:
+                fail(f"operator #{i} names {kind} tensor {bad[0]} of {n_tensors}")
+        if op.BuiltinOptions() is not None:
+            op.BuiltinOptionsType()
+    for kind, ids in (("input", sub.InputsAsNumpy()), ("output", sub.OutputsAsNumpy())):
+        bad = [t for t in _ids(ids) if not 0 <= t < n_tensors]
+        if bad:
+            fail(f"the graph's {kind} names tensor {bad[0]} of {n_tensors}")
+
+
+def _ids(vector) -> list[int]:
+    """A flatbuffer int vector as ints (flatbuffers gives 0 for an absent vector)."""
+    return [] if isinstance(vector, int) else [int(v) for v in vector]
+
+
+def _tflite_type_names() -> dict[int, str]:
     import tflite
 
-    types = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+    return {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+
+
+def _tflite_name(t) -> str:
+    return (t.Name() or b"").decode(errors="replace")
+
+
+def _tflite_tensor_info(t) -> TensorInfo:
+    types = _tflite_type_names()
     q = t.Quantization()
     scale = zp = None
     if q is not None and q.ScaleLength() == 1:
-        scale, zp = float(q.Scale(0)), int(q.ZeroPoint(0))
+        scale, zp = float(q.Scale(0)), int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0
     shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-    return TensorInfo(t.Name().decode(errors="replace"), shape, types.get(t.Type(), "unknown"), scale, zp)
+    return TensorInfo(_tflite_name(t), shape, types.get(t.Type(), "unknown").lower(), scale, zp)
+
+
+def _tflite_tensor_problem(path, model, sub) -> str | None:
+    """The first fault of the tensors' contents: a type adaptc does not compile (named with the
+    operator that reads or writes it), a NaN or infinite constant (infinity only allowed as an
+    operand of MAXIMUM / MINIMUM, a bound), a NaN or infinite quantization scale, a scale of an
+    int8 / uint8 / int16 tensor that is not positive."""
+    import numpy as np
+    import tflite
+
+    types = _tflite_type_names()
+
+    def refused(t: int) -> str | None:
+        code = sub.Tensors(t).Type()
+        if code in types and types[code] not in _TFLITE_REFUSED_TYPES:
+            return None
+        return types[code].lower() if code in types else f"unknown type {code}"
+
+    users: dict[int, list[str]] = {}
+    for name, node, op in _tflite_operators(path, model, sub):
+        for t in _ids(op.InputsAsNumpy()):
+            users.setdefault(t, []).append(name)
+        for t in (t for t in _ids(op.InputsAsNumpy()) + _ids(op.OutputsAsNumpy()) if t >= 0):
+            if kind := refused(t):
+                return (f"{node} ({name}) uses {kind} tensor {_tflite_name(sub.Tensors(t))!r}; adaptc compiles "
+                        "float32 and integer tensors")
+    for t in _ids(sub.InputsAsNumpy()) + _ids(sub.OutputsAsNumpy()):
+        if kind := refused(t):
+            return (f"graph tensor {_tflite_name(sub.Tensors(t))!r} is {kind}; adaptc compiles float32 and "
+                    "integer tensors")
+    floats = {tflite.TensorType.FLOAT32: "<f4", tflite.TensorType.FLOAT16: "<f2"}
+    for i in range(sub.TensorsLength()):
+        t = sub.Tensors(i)
+        name = _tflite_name(t)
+        q = t.Quantization()
+        scales = q.ScaleAsNumpy() if q is not None and q.ScaleLength() else np.ones(0, np.float32)
+        if (found := _first_bad(scales)) is not None:
+            return f"tensor {name!r} has quantization scale {found[1]} at index {found[0]}; scales must be finite"
+        if types.get(t.Type()) in _TFLITE_Q_TYPES and (scales <= 0).any():
+            i = int(np.argmax(scales <= 0))
+            return (f"{types[t.Type()].lower()} tensor {name!r} has quantization scale {scales[i]} at index {i}; "
+                    "scales must be positive")
+        if t.Type() not in floats or not model.Buffers(t.Buffer()).DataLength():
+            continue
+        values = np.frombuffer(model.Buffers(t.Buffer()).DataAsNumpy().tobytes(), floats[t.Type()])
+        bounds_only = bool(users.get(i)) and set(users[i]) <= _TFLITE_BOUND_OPS
+        if (found := _first_bad(values, allow_inf=bounds_only)) is not None:
+            shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (values.size,)
+            return _bad_weight(name, shape, found)
+    return None
 
 
 def _tflite_mean_problem(model, sub, op, name: str = "MEAN") -> str | None:
@@ -232,15 +422,12 @@ def _tflite_operators(path, model, sub) -> list[tuple[str, str, object]]:
     out = []
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
-        try:
-            code = model.OperatorCodes(op.OpcodeIndex())
-            name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-            if name == "CUSTOM":
-                name = f"CUSTOM({code.CustomCode().decode(errors='replace')})"
-            outs = op.OutputsAsNumpy()
-            node = sub.Tensors(int(outs[0])).Name().decode(errors="replace") if len(outs) else f"#{i}"
-        except Exception as e:  # the operator-code tables sit at the end of the file
-            raise ModelLoadError(path, f"corrupt or truncated TFLite file ({type(e).__name__}: {e})") from None
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        if name == "CUSTOM":
+            name = f"CUSTOM({(code.CustomCode() or b'').decode(errors='replace')})"
+        outs = _ids(op.OutputsAsNumpy())
+        node = _tflite_name(sub.Tensors(outs[0])) if outs else f"#{i}"
         out.append((name, f"operator #{i} -> {node}", op))
     return out
 
@@ -254,13 +441,20 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
             findings.append((name, node, ""))
         elif name in REDUCTIONS and (problem := _tflite_mean_problem(model, sub, op, name)):
             findings.append((name, node, problem))
-        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and (problem := lstm.tflite_problem(sub, op)):
+        elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and (problem := lstm.tflite_problem(sub, op)
+                                                         or _tflite_length_problem(sub, op)):
             findings.append((name, node, problem))
         elif name == "TRANSPOSE_CONV" and (problem := transpose_conv.tflite_problem(model, sub, op)):
             findings.append((name, node, problem))
         elif name in ("L2_NORMALIZATION", "LOG_SOFTMAX") and (problem := _tflite_int8_output_problem(sub, op, name)):
             findings.append((name, node, problem))
     return findings
+
+
+def _tflite_length_problem(sub, op) -> str | None:
+    """A (checked, batch-major) LSTM over more than MAX_TIME_STEPS steps."""
+    steps = int(sub.Tensors(int(op.InputsAsNumpy()[0])).ShapeAsNumpy()[1])
+    return f"{steps} time steps; adaptc compiles up to {MAX_TIME_STEPS}" if steps > MAX_TIME_STEPS else None
 
 
 def _tflite_int8_output_problem(sub, op, name: str) -> str | None:
@@ -294,6 +488,8 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
     findings = _tflite_findings(path, model, sub)
     if findings:
         raise UnsupportedOperatorError.of(path, findings, TFLITE_OPS)
+    if problem := _tflite_tensor_problem(path, model, sub):
+        raise ModelLoadError(path, problem)
     inputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.InputsAsNumpy())
     outputs = tuple(_tflite_tensor_info(sub.Tensors(int(i))) for i in sub.OutputsAsNumpy())
     for t in inputs:  # shape_signature's -1 batch (Keras export) runs as the stored shape, as in TFLM
@@ -301,15 +497,57 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
             raise DynamicShapeError(path, t.name, t.shape)
     try:
         mod = tvm_compat.from_tflite(data, composite_import.TFLITE)
+    except tvm_compat.DeclaredTypeError as e:
+        raise ModelLoadError(path, f"{e}; TFLite Micro refuses such a model") from None
     except Exception as e:
-        raise ModelLoadError(path, f"TVM's TFLite frontend failed: {type(e).__name__}: {e}") from None
+        raise ModelLoadError(path, f"TVM's TFLite frontend failed: {_what(e)}") from e
     return LoadedModel(mod, ModelInfo(str(path), "tflite", path.stem, inputs, outputs))
 
 
 # --------------------------------------------------------------------------------------- ONNX
 
 
-def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
+def _onnx_types(model) -> dict:
+    """Tensor name -> TypeProto.Tensor of every value whose type is declared or inferable (ONNX
+    shape inference; where it fails, the declared ones only)."""
+    import onnx
+
+    graph = model.graph
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+        inferred = graph            # types only sharpen the checks; the passes check again
+    return {vi.name: vi.type.tensor_type for vi in (*inferred.input, *inferred.value_info, *inferred.output,
+                                                     *graph.input, *graph.value_info, *graph.output)
+            if vi.type.HasField("tensor_type")}
+
+
+def _onnx_dims(types: dict, name: str) -> list[int | None] | None:
+    """The dimensions of tensor ``name`` (None for a symbolic one), or None when its rank is unknown."""
+    tt = types.get(name)
+    if tt is None or not tt.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+
+
+def _onnx_recurrent_length_problems(model, types: dict) -> list[tuple[str, str, str]]:
+    """The LSTMs and GRUs whose sequences are longer than MAX_TIME_STEPS."""
+    import onnx
+
+    problems = []
+    for node in model.graph.node:
+        if node.op_type not in ("LSTM", "GRU") or not node.input:
+            continue
+        layout = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "layout"), 0)
+        dims = _onnx_dims(types, node.input[0])
+        steps = dims[1 if layout else 0] if dims and len(dims) == 3 else None
+        if steps is not None and steps > MAX_TIME_STEPS:
+            problems.append((node.op_type, _onnx_node_name(node),
+                             f"{steps} time steps; adaptc compiles up to {MAX_TIME_STEPS}"))
+    return problems
+
+
+def _onnx_mean_problems(model, types: dict) -> list[tuple[str, str, str]]:
     """The ReduceMeans, ReduceSums and ReduceMaxes that do not reduce a contiguous range of axes
     (axes from the attribute, or from a constant second input: ReduceSum since opset 13, the
     others since opset 18)."""
@@ -317,13 +555,7 @@ def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
 
     graph = model.graph
     consts = _onnx_constants(graph)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model).graph
-        ranks = {vi.name: len(vi.type.tensor_type.shape.dim)
-                 for vi in (*inferred.input, *inferred.value_info, *inferred.output)
-                 if vi.type.tensor_type.HasField("shape")}
-    except onnx.shape_inference.InferenceError:   # ranks only sharpen the check; the passes check again
-        ranks = {}
+    ranks = {name: len(tt.shape.dim) for name, tt in types.items() if tt.HasField("shape")}
     problems = []
     for node in graph.node:
         if node.op_type not in REDUCTIONS:
@@ -345,14 +577,132 @@ def _onnx_mean_problems(model) -> list[tuple[str, str, str]]:
 
 
 def _onnx_model(path: Path, data: bytes):
+    """The parsed, checked ModelProto of an ONNX file, its external data (if any) read in from
+    files in the model's directory. ModelLoadError for bytes that do not decode, a model the
+    ONNX checker refuses, and external data that is missing, outside the model's directory or
+    shorter than it says. Runs inside ``_reading``."""
     import onnx
 
+    model = onnx.load_from_string(data)         # a DecodeError: _reading's
+    _onnx_external_data(path, model)
     try:
-        model = onnx.load_from_string(data)
         onnx.checker.check_model(model)
-    except Exception as e:
-        raise ModelLoadError(path, f"corrupt or truncated ONNX file ({type(e).__name__}: {e})") from None
+    except onnx.checker.ValidationError as e:
+        raise ModelLoadError(path, f"corrupt ONNX file, refused by the ONNX checker ({_what(e)})") from None
     return model
+
+
+def _onnx_tensors(graph):
+    """Every TensorProto of ``graph`` and its subgraphs: initializers, sparse initializers'
+    values and indices, and tensor attributes (Constant's value)."""
+    import onnx
+
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                yield a.t
+            elif a.type == onnx.AttributeProto.TENSORS:
+                yield from a.tensors
+            elif a.type == onnx.AttributeProto.GRAPH:
+                yield from _onnx_tensors(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _onnx_tensors(g)
+
+
+def _onnx_external_data(path: Path, model) -> None:
+    """Read the tensors stored outside the model file into ``model``. Each must name a file in
+    the model's directory (or below it: no absolute path, no ``..`` out of it, no link that
+    leads out) that exists and holds the bytes its offset and length say; ModelLoadError
+    naming the tensor otherwise."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    base = path.resolve().parent
+    for tensor in _onnx_tensors(model.graph):
+        if not uses_external_data(tensor):
+            continue
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = entries.get("location", "")
+        where = f"external data {location!r} of tensor {tensor.name!r}"
+        if not location:
+            raise ModelLoadError(path, f"tensor {tensor.name!r} is stored outside the file but names no location")
+        target = (base / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(base):
+            raise ModelLoadError(path, f"{where} lies outside the model's directory {str(base)!r}")
+        if not target.is_file():
+            raise ModelLoadError(path, f"{where} is missing (no file {str(target)!r})")
+        try:
+            offset, length = int(entries.get("offset", 0)), entries.get("length")
+            size = target.stat().st_size
+            if offset < 0 or offset > size or length is not None and not 0 <= int(length) <= size - offset:
+                raise ValueError(f"offset {offset} and length {length} do not fit the file's {size} bytes")
+            load_external_data_for_tensor(tensor, str(base))
+        except (ValueError, OSError, onnx.checker.ValidationError) as e:
+            raise ModelLoadError(path, f"{where} cannot be read: {_what(e)}") from None
+
+
+# ONNX element types adaptc computes in: float32, the integers, bool. The others (float64, the
+# 16- and 8-bit floats, complex, string, 4- and 2-bit integers) are refused at load, by name.
+_ONNX_DTYPES = {"FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "BOOL", "UINT32", "UINT64"}
+# Operators whose constant operands may be infinite: bounds, where infinity means "none".
+_ONNX_BOUND_OPS = {"Clip", "Max", "Min"}
+
+
+def _onnx_node_name(node) -> str:
+    return node.name or (node.output[0] if node.output else node.op_type)
+
+
+def _onnx_tensor_problem(model, types: dict) -> str | None:
+    """The first fault of the tensors' types and contents: a node that reads or computes a
+    tensor of a dtype adaptc does not compile (a Cast reading a float16 / float64 constant is
+    fine: fp16 weights are folded at import), a graph input or output of one, a NaN or
+    infinite initializer or Constant (infinity only as a bound: Clip's min / max, Max, Min)."""
+    import onnx
+
+    graph = model.graph
+    names = {v: k for k, v in onnx.TensorProto.DataType.items()}
+    elem = {t.name: t.data_type for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].type == onnx.AttributeProto.TENSOR:
+            elem[node.output[0]] = node.attribute[0].t.data_type
+    constants = set(elem)
+    for name, tt in types.items():
+        if tt.elem_type:
+            elem.setdefault(name, tt.elem_type)
+
+    def refused(name: str) -> str | None:
+        code = elem.get(name, 0)
+        return None if not code or names.get(code) in _ONNX_DTYPES else names.get(code, f"type {code}").lower()
+
+    for node in graph.node:
+        if node.op_type == "Constant":
+            continue
+        reads = [] if node.op_type in ("Cast", "CastLike") else [t for t in node.input if t in elem]
+        for t in (*reads, *node.output):
+            if kind := refused(t):
+                verb = "reads" if t in reads else "computes"
+                return (f"node {_onnx_node_name(node)!r} ({node.op_type}) {verb} {_onnx_dtype(kind)} tensor {t!r}; "
+                        "adaptc compiles float32 and integer tensors")
+    for vi in (*graph.input, *graph.output):
+        if vi.name not in constants and (kind := refused(vi.name)):
+            return f"graph tensor {vi.name!r} is {_onnx_dtype(kind)}; adaptc compiles float32 and integer tensors"
+    bounds = {t for n in graph.node if n.op_type in _ONNX_BOUND_OPS for t in n.input[n.op_type == "Clip":]}
+    others = {t for n in graph.node if n.op_type not in _ONNX_BOUND_OPS for t in n.input}
+    others |= {t for n in graph.node if n.op_type == "Clip" for t in n.input[:1]}
+    for name, value in _onnx_constants(graph).items():
+        if value.dtype.kind == "f" and (found := _first_bad(value, allow_inf=name in bounds - others)) is not None:
+            return _bad_weight(name, value.shape, found)
+    return None
+
+
+def _onnx_dtype(name: str) -> str:
+    """ONNX's element-type name as numpy spells it (DOUBLE -> float64, FLOAT16 -> float16)."""
+    return {"double": "float64", "float": "float32"}.get(name, name)
 
 
 def _onnx_constants(graph) -> dict:
@@ -403,11 +753,15 @@ def _onnx_resize_problems(model) -> list[tuple[str, str, str]]:
     return problems
 
 
-def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
-    findings = [(n.op_type, n.name or n.output[0], "") for n in model.graph.node if n.op_type not in ONNX_OPS]
+def _onnx_findings(path, model, types: dict | None = None) -> list[tuple[str, str, str]]:
+    """Every (operator, node, detail) adaptc does not compile; ``types``: _onnx_types(model),
+    computed here when not given and needed."""
+    findings = [(n.op_type, _onnx_node_name(n), "") for n in model.graph.node if n.op_type not in ONNX_OPS]
     ops = {node.op_type for node in model.graph.node}
+    if types is None and ops & (REDUCTIONS | {"LSTM", "GRU"}):
+        types = _onnx_types(model)
     if ops & REDUCTIONS:
-        findings += _onnx_mean_problems(model)
+        findings += _onnx_mean_problems(model, types)
     if "Dropout" in ops:
         findings += _onnx_dropout_problems(model)
     if "Resize" in ops:
@@ -420,6 +774,7 @@ def _onnx_findings(path, model) -> list[tuple[str, str, str]]:
         from . import recurrent
 
         findings += recurrent.onnx_problems(model, _onnx_constants(model.graph))
+        findings += _onnx_recurrent_length_problems(model, types)
     return findings
 
 
@@ -430,9 +785,12 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
 
     model = _onnx_model(path, data)
     graph = model.graph
-    findings = _onnx_findings(path, model)
+    types = _onnx_types(model)
+    findings = _onnx_findings(path, model, types)
     if findings:
         raise UnsupportedOperatorError.of(path, findings, ONNX_OPS)
+    if problem := _onnx_tensor_problem(model, types):
+        raise ModelLoadError(path, problem)
     initializers = {t.name for t in graph.initializer}
     elem = {v: k.lower() for k, v in onnx.TensorProto.DataType.items()}
 
@@ -456,6 +814,6 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
         mod = tvm_compat.from_onnx(onnx_rewrite.fold_batch_norms(model), {t.name: list(t.shape) for t in inputs},
                                    composite_import.ONNX)
     except Exception as e:
-        raise ModelLoadError(path, f"TVM's ONNX frontend failed: {type(e).__name__}: {e}") from None
+        raise ModelLoadError(path, f"TVM's ONNX frontend failed: {_what(e)}") from e
     stem = os.path.splitext(path.name)[0]
     return LoadedModel(mod, ModelInfo(str(path), "onnx", stem, tuple(inputs), outputs))

@@ -150,6 +150,25 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     from . import unary
 
     class Converter(fe.OperatorConverter):
+        def __init__(self, model, subgraph, *args, **kwargs):
+            super().__init__(model, subgraph, *args, **kwargs)
+            index = {subgraph.Operators(i)._tab.Pos: i for i in range(subgraph.OperatorsLength())}
+            self.convert_map = {name: self._declared(name, convert, index)
+                                for name, convert in self.convert_map.items()}
+
+        def _declared(self, name: str, convert, index: dict):
+            """``convert`` followed by the check of each output's type against its declaration."""
+            def run(op):
+                ret = convert(op=op)
+                if ret is not None:
+                    ret = self.bb.normalize(ret)
+                    outs = self.get_output_tensors(op)
+                    types = [ret.ty] if len(outs) == 1 else list(getattr(ret.ty, "fields", []))
+                    for k, (t, ty) in enumerate(zip(outs, types)):
+                        _check_declared(t.tensor, ty, name, index.get(op._tab.Pos, -1), k)
+                return ret
+            return run
+
         _SUPPORTED_QUANTIZED_OPS = fe.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
             "ELU", "EXPAND_DIMS", "PAD", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "SQUEEZE",
             "STRIDED_SLICE", "UNIDIRECTIONAL_SEQUENCE_LSTM",
@@ -315,6 +334,48 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     for name, method in (converters or {}).items():
         setattr(Converter, name, method)
     return fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
+
+
+class DeclaredTypeError(ValueError):
+    """A TFLite tensor whose declared shape or dtype contradicts what its operator computes
+    (TFLite Micro refuses such a model; compiling it with the computed type would hide the
+    fault). ``tensor``, ``op`` (builtin name), ``index`` (the operator's position), ``declared``
+    and ``computed`` ((shape, dtype) each) say which."""
+
+    def __init__(self, tensor: str, op: str, index: int, declared, computed):
+        self.tensor, self.op, self.index, self.declared, self.computed = tensor, op, index, declared, computed
+        (ds, dd), (cs, cd) = declared, computed
+        super().__init__(f"tensor {tensor!r} is declared {dd} {list(ds)}, but its operator {op} "
+                         f"(operator #{index}) computes {cd} {list(cs)}")
+
+
+# TFLite TensorType -> the Relax dtype the importer gives a tensor of that type.
+_TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16",
+                  9: "int8", 10: "float64", 12: "uint64", 15: "uint32", 16: "uint16"}
+
+
+# Integer widths the importer picks on its own (0.27's ARG_MAX gives int64 for TFLite's int32);
+# adaptc narrows them again, so an int32 declared as int64 (or back) is no contradiction.
+_INDEX_DTYPES = {"int32", "int64"}
+
+
+def _check_declared(tensor, ty, op: str, index: int, k: int) -> None:
+    """DeclaredTypeError where the computed type ``ty`` of an operator's ``k``-th output differs
+    from ``tensor``'s declared shape or dtype (int32 and int64 count as one: _INDEX_DTYPES). A
+    computed shape with symbolic dimensions is not compared, and neither is a declared shape
+    left empty (old converters' "unknown")."""
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        return
+    try:
+        computed = shape_of(ty)
+    except ValueError:
+        return
+    declared = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+    dtype = _TFLITE_DTYPES.get(tensor.Type())
+    same_dtype = dtype is None or dtype == dtype_of(ty) or {dtype, dtype_of(ty)} <= _INDEX_DTYPES
+    if (declared or not computed) and declared != computed or not same_dtype:
+        name = tensor.Name().decode("utf-8", errors="replace")
+        raise DeclaredTypeError(name, op, index, (declared, dtype), (computed, dtype_of(ty)))
 
 
 def gather_axes(x, maps: dict):

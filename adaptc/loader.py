@@ -649,7 +649,8 @@ def _onnx_external_data(path: Path, model) -> None:
 # ONNX element types adaptc computes in: float32, the integers, bool. The others (float64, the
 # 16- and 8-bit floats, complex, string, 4- and 2-bit integers) are refused at load, by name.
 _ONNX_DTYPES = {"FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "BOOL", "UINT32", "UINT64"}
-# Operators whose constant operands may be infinite: bounds, where infinity means "none".
+# Operators whose constant operands may be infinite: bounds, where infinity means "none" (Clip's
+# min / max may also be NaN, which means the same).
 _ONNX_BOUND_OPS = {"Clip", "Max", "Min"}
 
 
@@ -661,7 +662,8 @@ def _onnx_tensor_problem(model, types: dict) -> str | None:
     """The first fault of the tensors' types and contents: a node that reads or computes a
     tensor of a dtype adaptc does not compile (a Cast reading a float16 / float64 constant is
     fine: fp16 weights are folded at import), a graph input or output of one, a NaN or
-    infinite initializer or Constant (infinity only as a bound: Clip's min / max, Max, Min)."""
+    infinite initializer or Constant (infinity allowed as a bound -- an operand of Max or Min,
+    Clip's min or max -- and NaN too as Clip's: both mean "no bound")."""
     import onnx
 
     graph = model.graph
@@ -691,11 +693,16 @@ def _onnx_tensor_problem(model, types: dict) -> str | None:
     for vi in (*graph.input, *graph.output):
         if vi.name not in constants and (kind := refused(vi.name)):
             return f"graph tensor {vi.name!r} is {_onnx_dtype(kind)}; adaptc compiles float32 and integer tensors"
-    bounds = {t for n in graph.node if n.op_type in _ONNX_BOUND_OPS for t in n.input[n.op_type == "Clip":]}
-    others = {t for n in graph.node if n.op_type not in _ONNX_BOUND_OPS for t in n.input}
-    others |= {t for n in graph.node if n.op_type == "Clip" for t in n.input[:1]}
+    uses: dict[str, set[str]] = {}
+    for n in graph.node:
+        for k, t in enumerate(n.input):
+            uses.setdefault(t, set()).add("clip bound" if n.op_type == "Clip" and k else
+                                          "bound" if n.op_type in _ONNX_BOUND_OPS else "value")
     for name, value in _onnx_constants(graph).items():
-        if value.dtype.kind == "f" and (found := _first_bad(value, allow_inf=name in bounds - others)) is not None:
+        use = uses.get(name, set())
+        if value.dtype.kind != "f" or use == {"clip bound"}:       # NaN or inf: no bound (ONNX Clip)
+            continue
+        if (found := _first_bad(value, allow_inf="value" not in use)) is not None:
             return _bad_weight(name, value.shape, found)
     return None
 

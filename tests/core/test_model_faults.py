@@ -209,10 +209,22 @@ def _clip(lo: float, hi: float):
                  [numpy_helper.from_array(np.float32(lo), "lo"), numpy_helper.from_array(np.float32(hi), "hi")])
 
 
-def test_onnx_infinite_bound_is_no_bound(tmp_path):
-    """Clip's max = +inf means "no upper bound": loaded; a NaN bound is refused."""
-    loader.load(_write(tmp_path, "relu.onnx", _clip(0.0, np.inf)))
-    _refused(_write(tmp_path, "nan.onnx", _clip(0.0, np.nan)), "'hi'", "NaN")
+@pytest.mark.parametrize("lo, hi", [(0.0, np.inf), (np.nan, 6.0), (-np.inf, np.nan)])
+def test_onnx_clip_bound_may_be_no_bound(tmp_path, lo, hi):
+    """Clip's min / max of -inf, +inf or NaN mean "no bound" (ONNX): loaded."""
+    loader.load(_write(tmp_path, "clip.onnx", _clip(lo, hi)))
+
+
+def test_onnx_max_operand(tmp_path):
+    """An operand of Max may be -inf (no bound); NaN is refused."""
+    def model(value):
+        return _onnx([helper.make_node("Max", ["x", "c"], ["y"], name="max")],
+                     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                     [numpy_helper.from_array(np.full((1, 4), value, np.float32), "c")])
+
+    loader.load(_write(tmp_path, "inf.onnx", model(-np.inf)))
+    _refused(_write(tmp_path, "nan.onnx", model(np.nan)), "'c'", "NaN", "index [0, 0]")
 
 
 # ----------------------------------------------------------------------------- dtypes refused

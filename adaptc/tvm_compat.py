@@ -331,9 +331,51 @@ def from_tflite(buf: bytes, converters: dict | None = None):
                                      zero_point=x.qnn_params["zero_point"], axis=x.qnn_params["axis"])
             return self.quantize(relax.op.nn.softmax(xf, axis=-1), y)
 
+    made = []
+    original_init = Converter.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        made.append(self)
+
+    Converter.__init__ = init
     for name, method in (converters or {}).items():
         setattr(Converter, name, method)
-    return fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
+    mod = fe.from_tflite(tflite.Model.GetRootAsModel(buf, 0), op_converter=Converter)
+    # TFLite names a fused tensor after each op fused into it, ";"-joined: the first is the last op
+    return name_bindings(mod, {e: n.split(";")[0] for c in made for n, e in c.exp_tab.exprs.items()})
+
+
+def name_bindings(mod, names: dict):
+    """``mod`` with ``main``'s bindings named after the model's tensors: a binding whose value (or
+    variable) is a key of ``names`` (the importer's table, tensor name by expression) takes that
+    name, so that what is lowered from it -- header comments, reports, errors -- speaks of the
+    model's tensors, not TVM's ``lv301``. An importer emits an operator's bindings just before
+    its output's: a binding without a name of its own takes the next named one's (the passes may
+    fuse an operator into one of its inner bindings). Bindings after the last named one keep theirs."""
+    names = {e: n for e, n in names.items() if isinstance(e, relax.Expr) and not is_constant(e) and n}
+    if not names:
+        return mod
+    by_var, following = {}, None
+    for b in reversed(bindings(mod["main"])):
+        following = names.get(b.value) or names.get(b.var) or following
+        if following is not None:
+            by_var[b.var] = following
+
+    @relax.expr_functor.mutator
+    class Rename(relax.PyExprMutator):
+        def visit_var_binding_(self, b):
+            value = self.visit_expr(b.value)
+            name = by_var.get(b.var)
+            if name is None or name == b.var.name:
+                self.builder_.emit_normalized(relax.VarBinding(b.var, value))
+                return
+            cls = relax.DataflowVar if isinstance(b.var, relax.DataflowVar) else relax.Var
+            new = cls(name, b.var.ty)
+            self.set_var_remap(b.var, new)
+            self.builder_.emit_normalized(relax.VarBinding(new, value))
+
+    return replace_function(mod, "main", Rename(mod).visit_expr(mod["main"]))
 
 
 class DeclaredTypeError(ValueError):
@@ -446,11 +488,21 @@ def from_onnx(model, shape_dict=None, converters: dict | None = None):
     def convert_map():
         return {**original(), **_onnx_overrides(fe), **{op: make(fe) for op, make in (converters or {}).items()}}
 
+    made = []
+    construct = fe.ONNXGraphImporter._construct_nodes
+
+    def construct_nodes(self, graph):
+        made.append(self)
+        return construct(self, graph)
+
     fe._get_convert_map = convert_map            # the importer looks the map up per node
+    fe.ONNXGraphImporter._construct_nodes = construct_nodes
     try:
-        return fe.from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
+        mod = fe.from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
     finally:
         fe._get_convert_map = original
+        fe.ONNXGraphImporter._construct_nodes = construct
+    return name_bindings(mod, {e: n for imp in made[:1] for n, e in imp._nodes.items()})
 
 
 def _onnx_overrides(fe) -> dict:

@@ -2198,11 +2198,11 @@ static const int32_t s6_exp_table[256] = {
 /* Arena: 1568 bytes; offsets from the memory plan                              */
 /* ---------------------------------------------------------------------------------------- */
 /*       0 +768     lv 1x16x16x3 int8 */
-/*     768 +512     lv31 1x8x8x8 int8 */
+/*     768 +512     r 1x8x8x8 int8 */
 /*       0 +128     lv7 1x4x4x8 int8 */
-/*     128 +128     lv81 1x4x4x8 int8 */
+/*     128 +128     dc 1x4x4x8 int8 */
 /*      16 +8       lv16 1x1x1x8 int8 */
-/*      32 +5       lv131 1x5 int8 */
+/*      32 +5       y0 1x5 int8 */
 /*    1280 +284     scratch of step 1 (conv2d_s8_dsp) */
 /*     256 +72      scratch of step 3 (depthwise_conv2d_s8_dsp) */
 /*       0 +16      scratch of step 5 (fully_connected_s8_dsp) */
@@ -2332,7 +2332,7 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
     ADAPTC_STEP(0);
     transpose_s8(&s0_params, input, (int8_t *)(arena.bytes + 0));
 
-    /* step 1: adaptc.qconv2d <- conv2d+bias (lv31); 1x16x16x3 -> 1x8x8x8; 13824 MACs */
+    /* step 1: adaptc.qconv2d <- conv2d+bias (r); 1x16x16x3 -> 1x8x8x8; 13824 MACs */
     ADAPTC_STEP(1);
     conv2d_s8_dsp(&s1_params, (int8_t *)(arena.bytes + 0), s1_weights, s1_channels, (int8_t *)(arena.bytes + 768));
 
@@ -2340,7 +2340,7 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
     ADAPTC_STEP(2);
     max_pool_s8(&s2_params, (int8_t *)(arena.bytes + 768), (int8_t *)(arena.bytes + 0));
 
-    /* step 3: adaptc.qconv2d <- conv2d+bias (lv81); 1x4x4x8 -> 1x4x4x8; 1152 MACs */
+    /* step 3: adaptc.qconv2d <- conv2d+bias (dc); 1x4x4x8 -> 1x4x4x8; 1152 MACs */
     ADAPTC_STEP(3);
     depthwise_conv2d_s8_dsp(&s3_params, (int8_t *)(arena.bytes + 0), s3_weights, s3_channels, (int8_t *)(arena.bytes + 128));
 
@@ -2348,11 +2348,11 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
     ADAPTC_STEP(4);
     avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 128), (int8_t *)(arena.bytes + 16));
 
-    /* step 5: adaptc.qdense <- fully_connected (lv131); 1x8 -> 1x5; 40 MACs */
+    /* step 5: adaptc.qdense <- fully_connected (y0); 1x8 -> 1x5; 40 MACs */
     ADAPTC_STEP(5);
     fully_connected_s8_dsp(&s5_params, (int8_t *)(arena.bytes + 16), s5_weights, s5_channels, (int8_t *)(arena.bytes + 32));
 
-    /* step 6: adaptc.qsoftmax <- softmax (gv); 1x5 -> 1x5 */
+    /* step 6: adaptc.qsoftmax <- softmax (y); 1x5 -> 1x5 */
     ADAPTC_STEP(6);
     softmax_s8(&s6_params, (int8_t *)(arena.bytes + 32), output);
     ADAPTC_STEP(7);

@@ -389,8 +389,8 @@ def _tflite_tensor_problem(path, model, sub) -> str | None:
         if (found := _first_bad(scales)) is not None:
             return f"tensor {name!r} has quantization scale {found[1]} at index {found[0]}; scales must be finite"
         if types.get(t.Type()) in _TFLITE_Q_TYPES and (scales <= 0).any():
-            i = int(np.argmax(scales <= 0))
-            return (f"{types[t.Type()].lower()} tensor {name!r} has quantization scale {scales[i]} at index {i}; "
+            k = int(np.argmax(scales <= 0))
+            return (f"{types[t.Type()].lower()} tensor {name!r} has quantization scale {scales[k]} at index {k}; "
                     "scales must be positive")
         if t.Type() not in floats or not model.Buffers(t.Buffer()).DataLength():
             continue
@@ -448,7 +448,27 @@ def _tflite_findings(path, model, sub) -> list[tuple[str, str, str]]:
             findings.append((name, node, problem))
         elif name in ("L2_NORMALIZATION", "LOG_SOFTMAX") and (problem := _tflite_int8_output_problem(sub, op, name)):
             findings.append((name, node, problem))
+        elif name == "RELU6" and (problem := _tflite_relu6_problem(sub, op)):
+            findings.append((name, node, problem))
     return findings
+
+
+def _tflite_relu6_problem(sub, op) -> str | None:
+    """An int8 RELU6 whose output quantization is not its input's: TFLite Micro's kernel clamps
+    the raw input to [zero point, 6 / scale + zero point] of the input and ignores the output's
+    parameters, where LiteRT requantizes -- adaptc refuses rather than match either silently."""
+    import tflite
+
+    x, y = (sub.Tensors(int(t)) for t in (op.InputsAsNumpy()[0], op.OutputsAsNumpy()[0]))
+    if x.Type() != tflite.TensorType.INT8 or y.Type() != tflite.TensorType.INT8:
+        return None
+    qx, qy = x.Quantization(), y.Quantization()
+    px, py = ((float(q.Scale(0)) if q.ScaleLength() else 0.0, int(q.ZeroPoint(0)) if q.ZeroPointLength() else 0)
+              for q in (qx, qy))
+    if px != py:
+        return (f"int8 output scale {py[0]:g}, zero point {py[1]} unlike the input's ({px[0]:g}, {px[1]}): TFLite "
+                "Micro then ignores the output's parameters, LiteRT requantizes; adaptc compiles equal ones")
+    return None
 
 
 def _tflite_length_problem(sub, op) -> str | None:

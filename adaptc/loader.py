@@ -16,6 +16,7 @@ contradicts. ``benchmarks/fuzz_loaders.py`` holds the guarantee to mutated and r
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,11 @@ ONNX_OPS = frozenset({
 # MEAN, SUM, REDUCE_MAX / ReduceMean, ReduceSum, ReduceMax: over a contiguous range of axes
 # (global average pooling of any rank).
 REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "ReduceMean", "ReduceSum", "ReduceMax"}
-# Longest sequence of a recurrent layer (LSTM, GRU) adaptc compiles: the composite's reference
-# body unrolls the recurrence step by step, so import time grows with the steps (~2 ms each) and
-# compile time faster; keyword spotters run tens of steps.
-MAX_TIME_STEPS = 1024
+# Most steps of a recurrent layer (LSTM, GRU) adaptc compiles, sequences x time steps: the
+# composite's reference body unrolls the recurrence step by step and sequence by sequence, so
+# import time grows with the steps (~2 ms each) and compile time faster; keyword spotters run one
+# sequence of tens of steps.
+MAX_RECURRENT_STEPS = 1024
 
 
 @dataclass(frozen=True)
@@ -472,9 +474,11 @@ def _tflite_relu6_problem(sub, op) -> str | None:
 
 
 def _tflite_length_problem(sub, op) -> str | None:
-    """A (checked, batch-major) LSTM over more than MAX_TIME_STEPS steps."""
+    """A (checked: one sequence, batch-major) LSTM over more than MAX_RECURRENT_STEPS steps."""
     steps = int(sub.Tensors(int(op.InputsAsNumpy()[0])).ShapeAsNumpy()[1])
-    return f"{steps} time steps; adaptc compiles up to {MAX_TIME_STEPS}" if steps > MAX_TIME_STEPS else None
+    if steps > MAX_RECURRENT_STEPS:
+        return f"{steps} time steps; adaptc unrolls up to {MAX_RECURRENT_STEPS}"
+    return None
 
 
 def _tflite_int8_output_problem(sub, op, name: str) -> str | None:
@@ -527,18 +531,27 @@ def _load_tflite(path: Path, data: bytes) -> LoadedModel:
 # --------------------------------------------------------------------------------------- ONNX
 
 
-def _onnx_types(model) -> dict:
+def _onnx_types(path: Path, model) -> dict:
     """Tensor name -> TypeProto.Tensor of every value whose type is declared or inferable (ONNX
-    shape inference; where it fails, the declared ones only)."""
+    shape inference; where it fails, the declared ones only). ModelLoadError where a declared
+    shape or element type (value_info, a graph output) contradicts what its node computes --
+    onnxruntime refuses such a model too."""
     import onnx
 
     graph = model.graph
     try:
-        inferred = onnx.shape_inference.infer_shapes(model).graph
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-        inferred = graph            # types only sharpen the checks; the passes check again
-    return {vi.name: vi.type.tensor_type for vi in (*inferred.input, *inferred.value_info, *inferred.output,
-                                                     *graph.input, *graph.value_info, *graph.output)
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
+        for part in re.split(r"(?=\(op_type:)", " ".join(str(e).split())):
+            if "differ" in part and (m := re.match(r"\(op_type:(\w*), node name: (.*?)\): (?:\[\w+\] )?(.*)", part)):
+                raise ModelLoadError(path, f"node {m[2]!r} ({m[1]}): its output's declared type contradicts what it "
+                                     f"computes (ONNX shape inference: {m[3].strip()})") from None
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model).graph
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+            inferred = graph        # types only sharpen the checks; the passes check again
+    return {vi.name: vi.type.tensor_type for vi in (*graph.input, *graph.value_info, *graph.output,
+                                                     *inferred.input, *inferred.value_info, *inferred.output)
             if vi.type.HasField("tensor_type")}
 
 
@@ -551,19 +564,16 @@ def _onnx_dims(types: dict, name: str) -> list[int | None] | None:
 
 
 def _onnx_recurrent_length_problems(model, types: dict) -> list[tuple[str, str, str]]:
-    """The LSTMs and GRUs whose sequences are longer than MAX_TIME_STEPS."""
-    import onnx
-
+    """The LSTMs and GRUs of more than MAX_RECURRENT_STEPS steps, sequences x time steps."""
     problems = []
     for node in model.graph.node:
         if node.op_type not in ("LSTM", "GRU") or not node.input:
             continue
-        layout = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "layout"), 0)
-        dims = _onnx_dims(types, node.input[0])
-        steps = dims[1 if layout else 0] if dims and len(dims) == 3 else None
-        if steps is not None and steps > MAX_TIME_STEPS:
+        dims = _onnx_dims(types, node.input[0])         # [T, B, I] (layout 0) or [B, T, I]
+        if dims and len(dims) == 3 and None not in dims[:2] and dims[0] * dims[1] > MAX_RECURRENT_STEPS:
             problems.append((node.op_type, _onnx_node_name(node),
-                             f"{steps} time steps; adaptc compiles up to {MAX_TIME_STEPS}"))
+                             f"input {dims}: {dims[0] * dims[1]} steps (sequences x time steps); adaptc unrolls "
+                             f"up to {MAX_RECURRENT_STEPS}"))
     return problems
 
 
@@ -781,12 +791,12 @@ def _onnx_resize_problems(model) -> list[tuple[str, str, str]]:
 
 
 def _onnx_findings(path, model, types: dict | None = None) -> list[tuple[str, str, str]]:
-    """Every (operator, node, detail) adaptc does not compile; ``types``: _onnx_types(model),
+    """Every (operator, node, detail) adaptc does not compile; ``types``: _onnx_types(path, model),
     computed here when not given and needed."""
     findings = [(n.op_type, _onnx_node_name(n), "") for n in model.graph.node if n.op_type not in ONNX_OPS]
     ops = {node.op_type for node in model.graph.node}
     if types is None and ops & (REDUCTIONS | {"LSTM", "GRU"}):
-        types = _onnx_types(model)
+        types = _onnx_types(path, model)
     if ops & REDUCTIONS:
         findings += _onnx_mean_problems(model, types)
     if "Dropout" in ops:
@@ -812,7 +822,7 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
 
     model = _onnx_model(path, data)
     graph = model.graph
-    types = _onnx_types(model)
+    types = _onnx_types(path, model)
     findings = _onnx_findings(path, model, types)
     if findings:
         raise UnsupportedOperatorError.of(path, findings, ONNX_OPS)

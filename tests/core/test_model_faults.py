@@ -5,6 +5,7 @@ trips over. Each test is the minimal reproducer of one class; benchmarks/fuzz_lo
 tests/core/test_fuzz_loaders.py) look for the classes not written down here."""
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -328,18 +329,34 @@ def test_onnx_protobuf_that_does_not_decode(tmp_path):
     _refused(_write(tmp_path, "cut.onnx", data[: len(data) - 7]), "ONNX", stages=INFO)
 
 
-def test_long_sequence_refused_by_name(tmp_path):
-    """A recurrent layer's steps are unrolled; past loader.MAX_TIME_STEPS, refused at once."""
+def _gru(steps: int, batch: int, hidden: int = 4):
+    rng = np.random.default_rng(0)
+    return _onnx([helper.make_node("GRU", ["x", "W", "R"], ["", "h"], name="gru", hidden_size=hidden)],
+                 [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, batch, 2])],
+                 [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, batch, hidden])],
+                 [numpy_helper.from_array(rng.standard_normal((1, 3 * hidden, 2)).astype(np.float32), "W"),
+                  numpy_helper.from_array(rng.standard_normal((1, 3 * hidden, hidden)).astype(np.float32), "R")])
+
+
+@pytest.mark.parametrize("steps, batch", [(loader.MAX_RECURRENT_STEPS + 1, 1), (64, 32)])
+def test_long_recurrence_refused_by_name(tmp_path, steps, batch):
+    """A recurrent layer is unrolled, sequence by sequence and step by step: past
+    loader.MAX_RECURRENT_STEPS in all, refused at once (the import ran for minutes)."""
     from adaptc.errors import UnsupportedOperatorError
 
-    hidden, steps = 4, loader.MAX_TIME_STEPS + 1
-    rng = np.random.default_rng(0)
-    model = _onnx([helper.make_node("GRU", ["x", "W", "R"], ["", "h"], name="gru", hidden_size=hidden)],
-                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, 1, 2])],
-                  [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 1, hidden])],
-                  [numpy_helper.from_array(rng.standard_normal((1, 3 * hidden, 2)).astype(np.float32), "W"),
-                   numpy_helper.from_array(rng.standard_normal((1, 3 * hidden, hidden)).astype(np.float32), "R")])
-    path = _write(tmp_path, "gru.onnx", model)
-    with pytest.raises(UnsupportedOperatorError, match=f"{steps} time steps"):
+    path = _write(tmp_path, "gru.onnx", _gru(steps, batch))
+    with pytest.raises(UnsupportedOperatorError, match=re.escape(f"{steps * batch} steps (sequences x time steps)")):
         loader.load(path)
     assert loader.unsupported(path)[0][:2] == ("GRU", "gru")
+    loader.load(_write(tmp_path, "short.onnx", _gru(loader.MAX_RECURRENT_STEPS // batch, batch)))
+
+
+def test_onnx_declared_shape_contradicting_its_node(tmp_path):
+    """value_info says relu's output is [1, 5]; the node computes [1, 4] (onnxruntime refuses it)."""
+    model = _onnx([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                   helper.make_node("Relu", ["r"], ["y"], name="relu2")],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    loader.load(_write(tmp_path, "good.onnx", model))
+    model.graph.value_info.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 5]))
+    _refused(_write(tmp_path, "bad.onnx", model), "node 'relu' (Relu)", "(4) vs (5)")

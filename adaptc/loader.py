@@ -202,7 +202,7 @@ def _what(e: BaseException) -> str:
     """``Type: message`` of an exception, its message on one line and at most 300 characters."""
     text = " ".join(str(e).split())
     kind = type(e).__name__ if type(e).__module__ == "builtins" else f"{type(e).__module__}.{type(e).__name__}"
-    return f"{kind}: {text[:300]}{'...' if len(text) > 300 else ''}"
+    return f"{kind}: {text[:300]}{'...' if len(text) > 300 else ''}" if text else kind
 
 
 def _first_bad(values, allow_inf: bool = False):

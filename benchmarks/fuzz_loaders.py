@@ -222,15 +222,22 @@ def _tflite_mutation(rng, data: bytearray, seeds) -> str:
             put("<f", pos + 4 * int(rng.integers(n)), value)
             return f"tflite quantization scale := {value}"
     elif kind == "constant":
+        # a float weight made non-finite, or an int32 parameter (a shape, paddings, sizes, axes,
+        # begin / end) made extreme
         import tflite
 
-        floats = [t for t in tables["tensors"] if t.Type() == tflite.TensorType.FLOAT32
-                  and 0 <= t.Buffer() < len(tables["buffers"]) and tables["buffers"][t.Buffer()].DataLength() >= 4]
-        t = pick(floats)
+        words = [t for t in tables["tensors"] if t.Type() in (tflite.TensorType.FLOAT32, tflite.TensorType.INT32)
+                 and 0 <= t.Buffer() < len(tables["buffers"]) and tables["buffers"][t.Buffer()].DataLength() >= 4]
+        t = pick(words)
         if t is not None:
             pos, n = _vector(tables["buffers"][t.Buffer()]._tab, 4)
-            value = float(rng.choice([np.nan, np.inf, -np.inf, 1e38]))
-            put("<f", pos + 4 * int(rng.integers(n // 4)), value)
+            at = pos + 4 * int(rng.integers(n // 4))
+            if t.Type() == tflite.TensorType.FLOAT32:
+                value = float(rng.choice([np.nan, np.inf, -np.inf, 1e38]))
+                put("<f", at, value)
+            else:
+                value = int(np.int32(np.uint32(int(rng.choice(_INTERESTING)) & 0xFFFFFFFF)))
+                put("<i", at, value)
             return f"tflite constant {t.Name()!r} element := {value}"
     elif kind == "type":
         t = pick(tables["tensors"])
@@ -318,11 +325,16 @@ def _onnx_mutation(rng, model, beside: dict) -> str:
             return f"onnx dtype of initializer {t.name!r} := {t.data_type}"
         if kind == "data":
             arr = numpy_helper.to_array(t)
-            if arr.dtype.kind == "f" and arr.size:
+            if arr.dtype.kind in "fiu" and arr.size and rng.random() < 0.8:
                 arr = arr.copy()
-                arr.reshape(-1)[int(rng.integers(arr.size))] = rng.choice([np.nan, np.inf, -np.inf])
+                if arr.dtype.kind == "f":       # a weight made non-finite
+                    arr.reshape(-1)[int(rng.integers(arr.size))] = rng.choice([np.nan, np.inf, -np.inf])
+                else:                           # a shape, pads, axes, sizes, starts / ends made extreme
+                    info = np.iinfo(arr.dtype)
+                    value = int(np.clip(int(rng.choice(_INTERESTING)), info.min, info.max))
+                    arr.reshape(-1)[int(rng.integers(arr.size))] = value
                 t.CopyFrom(numpy_helper.from_array(arr, t.name))
-                return f"onnx initializer {t.name!r} element := non-finite"
+                return f"onnx initializer {t.name!r} element edited"
             if t.raw_data:
                 t.raw_data = t.raw_data[:int(rng.integers(len(t.raw_data)))]
                 return f"onnx initializer {t.name!r} raw data cut"

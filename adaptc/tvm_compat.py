@@ -346,6 +346,14 @@ def from_tflite(buf: bytes, converters: dict | None = None):
     return name_bindings(mod, {e: n.split(";")[0] for c in made for n, e in c.exp_tab.exprs.items()})
 
 
+def tensor_identifier(name: str) -> str:
+    """A model tensor's name as a binding may carry it: TVM's code generators (CUDA) make C
+    parameters of binding names, so every character outside [A-Za-z0-9_] becomes "_", leading
+    ones and digits dropped (``/block1/block1.0/Conv_output_0`` -> ``block1_block1_0_Conv_output_0``)."""
+    text = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in str(name))
+    return text.lstrip("_0123456789")
+
+
 def name_bindings(mod, names: dict):
     """``mod`` with ``main``'s bindings named after the model's tensors: a binding whose value (or
     variable) is a key of ``names`` (the importer's table, tensor name by expression) takes that
@@ -353,7 +361,8 @@ def name_bindings(mod, names: dict):
     model's tensors, not TVM's ``lv301``. An importer emits an operator's bindings just before
     its output's: a binding without a name of its own takes the next named one's (the passes may
     fuse an operator into one of its inner bindings). Bindings after the last named one keep theirs."""
-    names = {e: n for e, n in names.items() if isinstance(e, relax.Expr) and not is_constant(e) and n}
+    names = {e: tensor_identifier(n) for e, n in names.items()
+             if isinstance(e, relax.Expr) and not is_constant(e) and tensor_identifier(n)}
     if not names:
         return mod
     by_var, following = {}, None

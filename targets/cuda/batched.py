@@ -179,7 +179,7 @@ def batched_module(model, batch: int | None = None, suffix: str = ""):
         segments, heads = [list(range(len(bindings)))], tvm_compat.results(func)
         if len(heads) != 1:
             raise InputError(f"{path}: the {model.target} target runs one output of a model without exits, "
-                             f"this one has {len(heads)}: choose one with output= (--output), or compile "
+                             f"this one has {len(heads)}: choose one with output= (--model-output), or compile "
                              "the outputs as exits (exits=True)")
     int8 = tvm_compat.dtype_of(heads[0].ty) == "int8"
     criterion = model.exits["criterion"] if exits else None

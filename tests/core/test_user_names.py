@@ -2,11 +2,11 @@
 
 The importers' tables name each binding (tvm_compat.name_bindings); the names survive the passes
 into the lowered program: every step's output -- what the C comments, the arena plan and
-report.json's layers show -- is a tensor of the model file (TVM's name supply writes "." as
-"_"), except the layout transposes adaptc inserts itself (NCHW <-> NHWC), which have no tensor
-in the model. Known gap: after post-training quantization a max pool's step keeps TVM's name
-(QuantizeInt8 + LegalizeQDQ rebuild it from its unnamed inner binding); the weighted layers
-keep theirs.
+report.json's layers show -- is a tensor of the model file (as an identifier: TVM's CUDA code
+generator makes C parameters of the names; tvm_compat.tensor_identifier), except the layout
+transposes adaptc inserts itself (NCHW <-> NHWC), which have no tensor in the model. Known gap:
+after post-training quantization a max pool's step keeps TVM's name (QuantizeInt8 + LegalizeQDQ
+rebuild it from its unnamed inner binding); the weighted layers keep theirs.
 """
 from __future__ import annotations
 
@@ -19,19 +19,20 @@ import tflite
 
 import adaptc
 from adaptc.data import path as data_path
+from adaptc.tvm_compat import tensor_identifier
 
 TVM_NAME = re.compile(r"^(gv|lv)\d*$")
 
 
 def onnx_tensors(path) -> set[str]:
     g = onnx.load(str(path)).graph
-    return {o.replace(".", "_") for n in g.node for o in n.output} | {i.name for i in g.input}
+    return {tensor_identifier(o) for n in g.node for o in n.output} | {i.name for i in g.input}
 
 
 def tflite_tensors(path) -> set[str]:
     m = tflite.Model.GetRootAsModel(open(path, "rb").read(), 0)
     sub = m.Subgraphs(0)
-    return {sub.Tensors(i).Name().decode().split(";")[0] for i in range(sub.TensorsLength())}
+    return {tensor_identifier(sub.Tensors(i).Name().decode().split(";")[0]) for i in range(sub.TensorsLength())}
 
 
 def step_names(m) -> list[tuple[str, str]]:

@@ -124,7 +124,7 @@ def test_cuda_bucketed_build_compiles_with_nvcc(model, tmp_path):
     from adaptc.cli import main
     res = CliRunner().invoke(main, ["compile", str(data_path("digits_exits.onnx")), "--target", "cuda",
                                     "--tune-records", str(tmp_path / "rec"), "--max-batch", "4",
-                                    "-o", str(tmp_path / "out")])
+                                    "--model-output", "-1", "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "static batches 1, 2, 4, 0 kernels from the records" in res.output
     assert (tmp_path / "out" / "digits_exits.cu").stat().st_size > 0

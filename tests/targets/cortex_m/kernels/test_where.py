@@ -139,9 +139,10 @@ def test_where_f32_host(case):
     assert [p[f"strides{k + 1}"] for k in range(4)] == case.strides
     assert (p["slots"], p["comparison"]) == (case.slots, C_CODE[case.comparison])
     assert [role for role, _ in step.call.arrays][:len(case.consts)] == list(prog.steps[0].consts)
+    host = m.host_model()        # m.run refuses non-finite inputs (adaptc.validation): the C itself
     for x, w in zip(xs, want):
-        got = m.run(x)
-        assert got.shape == case.out_shape
+        got = np.zeros(case.out_shape, np.float32)
+        assert host(np.ascontiguousarray(x), got) == 0
         np.testing.assert_array_equal(got, w)              # a select: exact, NaN where NumPy has NaN
 
 
@@ -169,6 +170,7 @@ def test_where_f32_on_the_emulated_m4():
     for case in (CASES[0], CASES[3]):
         prog, xs, want = _case(case)
         m = api.compile_program(prog, "cortex-m4", format="float32")
+        xs, want = xs[:3], want[:3]        # not the IEEE corners: a batch with NaN is refused (host test above)
         r = m.run_batch_on_target(np.stack(xs))
         np.testing.assert_array_equal(r.outputs[0].reshape(np.stack(want).shape), np.stack(want), err_msg=case.id)
 

@@ -79,7 +79,7 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
         raise InputError("input_shapes= applies to a model file; pass them to adaptc.load for a LoadedModel")
     if not isinstance(model, LoadedModel):      # before TVM reads the file: seconds, not minutes
         refuse_early(Path(model), tgt, calibration is not None, quantize, weight_budget,
-                     None if exits is True else exits if exits else None if output is None else [output])
+                     _compiled_outputs(exits, output))
     loaded = model if isinstance(model, LoadedModel) else load(model, input_shapes=input_shapes)
     if exits:
         if output is not None:
@@ -123,6 +123,13 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     built = tgt.build(m, **build_options)
     built.compile_seconds = time.perf_counter() - start
     return built
+
+
+def _compiled_outputs(exits, output) -> list[int] | None:
+    """Indices of the outputs ``compile`` builds for ``exits=`` / ``output=`` (None: every one)."""
+    if exits:
+        return None if exits is True else list(exits)
+    return None if output is None else [output]
 
 
 def _io_names(info: ModelInfo) -> tuple[list[str], list[str]]:

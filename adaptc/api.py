@@ -174,7 +174,7 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
     n = len(plan.heads)
     quant = io_quantization(mod, info, fmt)
     int8 = plan.dtype == "int8"
-    scales = [sc for sc, _ in quant["exits"]] if int8 else None
+    scales = [sc for sc, _ in quant["outputs"]] if int8 else None
     if int8 and scales is None:
         raise InputError(f"{info.name}: the int8 exit heads carry no output quantization")
     options = {**options, "exits": n, "gate": criterion, **({"kernels": kernels} if kernels else {})}
@@ -229,7 +229,7 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
                         # what running up to this exit touches: MACs, flash constants read
                         "macs": sum(s.macs for s in m.program.steps[:e.gate + 1]),
                         "weight_bytes": sum(s.flash_bytes for s in m.scheduled.steps[:e.gate + 1]),
-                        **({"scale": scales[i], "zero_point": quant["exits"][i][1]} if int8 else {})}
+                        **({"scale": scales[i], "zero_point": quant["outputs"][i][1]} if int8 else {})}
                        for i, e in enumerate(m.program.exits)]
     ctl = m.program.controller
     record["controller"] = {"target": real(0, ctl.target), "comfort": real(0, ctl.comfort),

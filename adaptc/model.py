@@ -24,7 +24,7 @@ from .validation import float32_array, real_array
 
 
 def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
-    """{"input": (scale, zero_point), "output": ..., "exits": [...]} of an int8 model (from
+    """{"input": (scale, zero_point), "output": ..., "outputs": [...]} of an int8 model (from
     QuantizeInt8's attributes of main, or the source model's quantization); empty for float
     models (or without a module)."""
     if mod is None:
@@ -42,8 +42,6 @@ def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
                                                                    attrs["adaptc.output_zero_points"])]
         elif all(t.quantized for t in info.outputs):
             out["outputs"] = [(t.scale, t.zero_point) for t in info.outputs]
-        if "outputs" in out:
-            out["exits"] = out["outputs"]
     return out
 
 
@@ -161,7 +159,7 @@ class CompiledModel:
         logits, e = tvm_compat.run_vm(self._vm, x, np.array(level, np.int32))
         e = int(e)
         criterion = self.exits["criterion"]
-        quant = self.io_quantization.get("exits")
+        quant = self.io_quantization.get("outputs")
         conf = (int(gates.confidence_int(logits, criterion, quant[e][0])[0]) if quant
                 else float(gates.confidence_float(logits, criterion)[0]))
         return ExitResult(int(np.argmax(logits[0])), e, conf, logits)

@@ -218,7 +218,7 @@ def _exits(prog, quantization) -> dict | None:
         return None
     gate = prog.steps[prog.exits[0].gate]
     head = prog.tensors[prog.exits[0].head]
-    quant = (quantization or {}).get("exits") or [None] * len(prog.exits)
+    quant = (quantization or {}).get("outputs") or [None] * len(prog.exits)
     criterion = gate.attrs["criterion"]
     units = [None if q is None else _c_float(gates.unit(criterion, q[0])) for q in quant]
     ctl = prog.controller

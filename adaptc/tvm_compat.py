@@ -1063,6 +1063,14 @@ def lift_call_args(mod, slots: list[tuple[int, int]]):
     return replace_function(out, "main", lifted), values
 
 
+def typed_global_var(name: str, ty):
+    """A new GlobalVar with type ``ty`` (a Relax call's callee needs one; 0.27's constructor
+    takes the name only)."""
+    gv = tvm.ir.GlobalVar(name)
+    relax.expr._update_type(gv, ty)
+    return gv
+
+
 def structural_equal(a, b) -> bool:
     """TVM's structural equality (0.27: in tvm_ffi; ``tvm.ir`` keeps only the assert)."""
     import tvm_ffi

@@ -44,6 +44,7 @@ from adaptc import gates, qops, tvm_compat
 from adaptc.errors import InputError, TargetError, UnsupportedOperatorError
 from adaptc.fixedpoint import RelaxFixedPoint
 from adaptc.model import CompiledModel
+from adaptc.passes.canonical_shape_funcs import CanonicalShapeFuncs
 from adaptc.passes.insert_gates import plan_exits
 from adaptc.report import atomic_directory
 
@@ -345,7 +346,8 @@ def batched_pipeline(target: GpuTarget, records: Path | None = None, counted: li
     llvm build runs the same fusion and the same block placement, with the thread loops left to
     the CPU -- the bit-exact checks on llvm cover the CUDA build's arithmetic. ``records``: a
     MetaSchedule database (tuning.py) applied before, ``counted`` gets the number of
-    kernels it scheduled."""
+    kernels it scheduled. Last, ``CanonicalShapeFuncs`` (adaptc.passes): VMShapeLower's shape
+    functions in one order in every process, so the exported library is byte-identical."""
     from tvm.relax.backend.cpu_generic import pipeline as cpu
     from tvm.relax.backend.cuda import pipeline as cuda
 
@@ -360,7 +362,7 @@ def batched_pipeline(target: GpuTarget, records: Path | None = None, counted: li
                 passes += [relax.transform.MetaScheduleApplyDatabase(str(records)), _count_scheduled(counted)]
             passes += [ScheduleFusedKernels(gpu=target.needs_gpu)]
             return tvm.transform.Sequential(passes + backend.dataflow_lower_passes(tvm_target)
-                                            + backend.finalize_passes(tvm_target))(mod)
+                                            + backend.finalize_passes(tvm_target) + [CanonicalShapeFuncs])(mod)
 
     return _pipeline
 

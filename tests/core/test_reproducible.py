@@ -4,7 +4,8 @@ hash seeds, different working directories) and an in-process export. Nothing in 
 time, a temporary name or a path other than the model's as given.
 
 Models: an int8 TFLite (kept quantization), a float ONNX quantized post-training, and the
-bundled digits CNN with calibrated early exits."""
+bundled digits CNN with calibrated early exits; for the llvm and cuda targets (the TVM library
+and its plan; no GPU needed to build) the int8 TFLite and the digits CNN with exits."""
 from __future__ import annotations
 
 import os
@@ -66,7 +67,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return {"cnn": small_cnn(d / "small_cnn.onnx"), "npy": d / "cal.npy", "npz": d / "cal.npz"}
 
 
-@pytest.mark.parametrize("case", ["int8-tflite", "float-onnx-ptq", "exits"])
+@pytest.mark.parametrize("case", ["int8-tflite", "float-onnx-ptq", "exits", "llvm-int8-tflite", "cuda-exits"])
 def test_exports_are_byte_identical(case, data, tmp_path):
     x, y, _, _ = adaptc.data.digits()
     model, args, kwargs = {
@@ -74,15 +75,22 @@ def test_exports_are_byte_identical(case, data, tmp_path):
         "float-onnx-ptq": (data["cnn"], ["--calibration", str(data["npy"])], {"calibration": x[:64]}),
         "exits": (DIGITS, ["--exits", "--calibration", str(data["npz"])],
                   {"exits": True, "calibration": (x[:64], y[:64])}),
+        "llvm-int8-tflite": (KWS, ["--target", "llvm"], {"target": "llvm"}),
+        "cuda-exits": (DIGITS, ["--target", "cuda", "--exits", "--calibration", str(data["npz"])],
+                       {"target": "cuda", "exits": True, "calibration": (x[:64], y[:64])}),
     }[case]
     a = files(cli_compile(model, tmp_path / "a", "1", *args))
     b = files(cli_compile(model, tmp_path / "b", "2", *args))
-    c = files(adaptc.compile(str(model), **kwargs).export(tmp_path / "c"))
-    assert "report.json" in a and len(a) > 5
+    adaptc.compile(str(model), **kwargs).export(tmp_path / "c")
+    c = files(tmp_path / "c")
     assert list(a) == list(b) == list(c)
     for name in a:
         assert a[name] == b[name], f"{name} differs between two CLI runs"
         assert a[name] == c[name], f"{name} differs between the CLI and m.export()"
+    if case.startswith(("llvm", "cuda")):
+        assert any(name.endswith(".so") for name in a) and any(name.endswith("_batched.json") for name in a)
+        return
+    assert "report.json" in a and len(a) > 5
     report = a["report.json"].decode()
     for leak in ("compile_seconds", str(tmp_path), ".tmp-"):
         assert leak not in report

@@ -6,6 +6,7 @@
     m.export("out/")
     s = adaptc.simulate(m, target="cortex-m4", clock_hz=120e6)   # cycles per level, before flashing
     adaptc.inspect("model.onnx").fits("cortex-m0plus")          # the file's layers, MACs, fit; no compile
+    m = adaptc.add_exits("model.onnx", data=(x, y))              # early exits attached to a trained model
 
 ``compile``, ``load`` and ``CompiledModel`` import TVM on first use, so ``import adaptc`` (and
 ``adaptc --help``) stays fast; ``inspect`` reads a model file without TVM.
@@ -28,9 +29,9 @@ from .quantization import Int4, Int8, PoT
 
 _LAZY = {"compile": ("api", "compile"), "CompiledModel": ("model", "CompiledModel"),
          "load": ("loader", "load"), "LoadedModel": ("loader", "LoadedModel"),
-         "simulate": ("sim", "simulate"), "inspect": ("summary", "inspect")}
+         "simulate": ("sim", "simulate"), "inspect": ("summary", "inspect"), "add_exits": ("augment", "add_exits")}
 
-__all__ = ["compile", "simulate", "load", "inspect", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8",
+__all__ = ["compile", "add_exits", "simulate", "load", "inspect", "CompiledModel", "LoadedModel", "PoT", "Int4", "Int8",
            "AdaptcError", "ModelLoadError",
            "UnsupportedOperatorError", "DynamicShapeError", "InputError", "TargetError", "ToolchainError",
            "MemoryBudgetError", "CacheError"]

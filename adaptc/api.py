@@ -33,7 +33,8 @@ INT32_MAX = 2**31 - 1
 def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | None = None,
             kernels: str | None = None, output: int | None = None, quantize=None,
             weight_budget: int | None = None, exits=None, gate: str = "max_prob",
-            thresholds=None, accuracy_budget: float = 0.01, controller: dict | None = None,
+            thresholds=None, accuracy_budget: float = 0.01, budget_confidence: float = 0.5,
+            controller: dict | None = None,
             arch: str | None = None, tune=None, input_shapes: dict | None = None) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for ``target`` (adaptc.targets:
     a Cortex-M core -- C99 sources -- or ``"llvm"`` / ``"cuda"``: the same integer program in
@@ -61,7 +62,8 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     its threshold -- and the build runs only as deep as each input needs (``m.run(x, level)``).
     ``thresholds`` (one per gate, in the criterion's real units) or, by default, calibrated on
     the labelled ``calibration=(x, y)``: the least expected cost on the target (adaptc.sim) with
-    accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits);
+    accuracy within ``accuracy_budget`` of the final exit's (adaptc.exits) -- on average over the
+    calibration data, or with ``budget_confidence`` (e.g. 0.9) one-sided confidence;
     ``m.exits["calibration"]["speedup_simulated_cycles"]`` (``_seconds`` on llvm / cuda): the
     simulated cost of every calibration input leaving at the last exit over their expected
     simulated cost with the calibrated gates. ``controller``: the C
@@ -111,7 +113,7 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
                **({"quantize": Q.name(quantize) if weight_budget is None else "mixed"} if quantize else {})}
     if exits:
         m = _compile_exits(mod, info, name or info.name, tgt, kernels, fmt, options, gate, thresholds,
-                           calibration, labels, accuracy_budget, controller)
+                           calibration, labels, accuracy_budget, controller, budget_confidence)
     elif controller is not None:
         raise InputError("controller= needs exits=True")
     else:
@@ -165,7 +167,8 @@ def compile_program(prog: Program, target: str = targets.DEFAULT, *, kernels: st
 
 
 def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, criterion, thresholds,
-                   calibration, labels, accuracy_budget, controller=None) -> CompiledModel:
+                   calibration, labels, accuracy_budget, controller=None,
+                   budget_confidence: float = 0.5) -> CompiledModel:
     """Gates and If for the heads of ``mod`` (a multi-output composite module), thresholds given
     or calibrated against the target's cost of each exit; the CompiledModel with ``exits``
     filled in."""
@@ -212,10 +215,11 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
         provisional = build([INT32_MAX if int8 else np.inf] * (n - 1))
         cost, unit = exit_costs(provisional, tgt)
         conf, correct = head_statistics(mod, quant, calibration, labels, criterion, scales)
-        cal = calibrate(conf, correct, cost, accuracy_budget)
+        cal = calibrate(conf, correct, cost, accuracy_budget, budget_confidence=budget_confidence)
         th = [min(t, INT32_MAX) if int8 else t for t in cal.thresholds]
         m = build(th)
         record["calibration"] = {"cost_unit": unit, "samples": int(len(labels)), "accuracy_budget": accuracy_budget,
+                                 "budget_confidence": budget_confidence,
                                  "accuracy": cal.accuracy, "final_accuracy": cal.final_accuracy,
                                  "expected_cost": cal.expected_cost, "full_cost": cal.full_cost,
                                  # the figure it is in, named: simulated cycles (Cortex-M) or seconds (roofline)

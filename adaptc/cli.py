@@ -42,6 +42,7 @@ def main():
       adaptc compile net.onnx --calibration cal.npz --quantize pot4 -o out/
       adaptc compile net.onnx --calibration cal.npz --weight-budget 20000 -o out/
       adaptc compile net.onnx --exits --calibration cal.npz -o out/   gates, levels, controller
+      adaptc compile net.onnx --add-exits auto --calibration train.npz -o out/   exits for a trained model
       adaptc info model.tflite                      inputs, outputs, operators
     """
 
@@ -104,9 +105,23 @@ def _model_options(f):
 
 
 def _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name=None,
-             input_shapes=None, **extra):
-    """adaptc.compile with the command-line options (raises AdaptcError / UsageError)."""
+             input_shapes=None, augment=None, **extra):
+    """adaptc.compile with the command-line options -- or, with ``augment`` (--add-exits:
+    max_exits, ray, validation), adaptc.add_exits (raises AdaptcError / UsageError)."""
     from .api import compile as compile_model
+
+    if augment is not None:
+        from .augment import add_exits
+
+        data = _load_calibration(calibration)
+        held = _load_calibration(augment["validation"]) if augment["validation"] is not None else None
+        if not isinstance(data, tuple) or (held is not None and not isinstance(held, tuple)):
+            raise click.UsageError("--add-exits needs labelled data: .npz files with arrays x and y")
+        click.echo(f"attaching exits to {model} for {target} ...", err=True)
+        if extra.get("output") is None:
+            extra.pop("output", None)
+        return add_exits(model, data=data, validation=held, target=target, accuracy_budget=accuracy_budget,
+                         max_exits=augment["max_exits"], gate=gate, executor=augment["ray"], name=name, **extra)
 
     if quantize == "mixed" and weight_budget is None:
         raise click.UsageError("--quantize mixed needs --weight-budget BYTES")
@@ -138,12 +153,25 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Largest static batch of a tuned build (bigger batches run in chunks).")
 @_model_options
+@click.option("--add-exits", type=click.Choice(["auto"]),
+              help="Attach early exits to a trained single-exit ONNX classifier: heads trained at the graph's "
+                   "block boundaries on --calibration (an .npz with x and labels y; a third held out for the "
+                   "thresholds unless --validation), placed where they lower the expected simulated cost "
+                   "most within --accuracy-budget. DIR also receives <prefix>_exits.onnx, the multi-exit model.")
+@click.option("--max-exits", type=click.IntRange(1), default=3, show_default=True,
+              help="With --add-exits: the most exits added.")
+@click.option("--validation", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --add-exits: an .npz (x, y) for the thresholds, instead of a third of --calibration.")
+@click.option("--ray", "ray_address", metavar="auto|ADDRESS",
+              help="With --add-exits: evaluate the placements on a Ray cluster (auto: the running one; "
+                   "HOST:PORT); same result as in-process.")
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
 def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_batch, input_shapes, model_output,
-                calibration, quantize, weight_budget, exits, gate, accuracy_budget, name, input_file):
+                calibration, quantize, weight_budget, exits, gate, accuracy_budget, add_exits, max_exits, validation,
+                ray_address, name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
     target.
 
@@ -170,6 +198,16 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     """
 
     tgt = targets.get(target)
+    augment = None
+    if add_exits:
+        if exits or quantize or weight_budget or model_output is not None or tune_records:
+            raise click.UsageError("--add-exits chooses the exits itself: it excludes --exits, --quantize, "
+                                   "--weight-budget, --model-output and --tune-records")
+        if calibration is None:
+            raise click.UsageError("--add-exits needs --calibration FILE.npz (arrays x and labels y)")
+        augment = {"max_exits": max_exits, "ray": ray_address, "validation": validation}
+    elif validation or ray_address:
+        raise click.UsageError("--validation and --ray apply to --add-exits")
     if not tgt.capabilities.tunable and (tune_records or tune_trials):
         tunable = " / ".join(targets.names(tunable=True))
         raise click.UsageError(f"--tune-records / --tune-trials apply to --target {tunable}")
@@ -179,7 +217,7 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
         tune = {"records": tune_records, "trials": tune_trials, "max_batch": max_batch} if tune_records else None
         try:
             m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
-                         input_shapes, arch=arch, tune=tune, output=model_output)
+                         input_shapes, augment, arch=arch, tune=tune, output=model_output)
             files = m.export(out_dir)
         except AdaptcError as e:
             _fail(e)
@@ -193,7 +231,7 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     try:
         x = _load_npy(input_file) if input_file is not None else None
         m = _compile(model, target, calibration, quantize, weight_budget, exits, gate, accuracy_budget, name,
-                     input_shapes, output=model_output)
+                     input_shapes, augment, output=model_output)
         m.export(out_dir, x)
         r = m.report()
     except AdaptcError as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -107,9 +108,14 @@ def _evaluate(conf, correct, cost, thresholds):
 
 
 def calibrate(conf: np.ndarray, correct: np.ndarray, cost, accuracy_budget: float = 0.01,
-              candidates: int = 48) -> Calibration:
+              candidates: int = 48, budget_confidence: float = 0.5) -> Calibration:
     """Thresholds for ``conf`` [exits, samples] (confidences of each head), ``correct``
-    [exits, samples] (bool) and ``cost`` [exits] (cumulative cost of leaving at each exit)."""
+    [exits, samples] (bool) and ``cost`` [exits] (cumulative cost of leaving at each exit).
+    ``budget_confidence`` > 0.5: the accuracy lost against the final exit must stay within the budget
+    with that one-sided confidence, not only on average -- the loss's mean over the samples plus
+    z (the normal quantile of ``budget_confidence``) times its standard error (samples paired: each
+    sample's final-exit correctness minus its gated one), so that thresholds chosen on a small
+    calibration set hold on new data."""
     conf = np.asarray(conf)
     correct = np.asarray(correct, bool)
     cost = np.asarray(cost, np.float64)
@@ -117,6 +123,14 @@ def calibrate(conf: np.ndarray, correct: np.ndarray, cost, accuracy_budget: floa
     never = np.inf if conf.dtype.kind == "f" else np.iinfo(np.int64).max
     final = float(correct[-1].mean())
     floor = final - accuracy_budget
+    z = NormalDist().inv_cdf(budget_confidence) if budget_confidence > 0.5 else 0.0
+    rows = np.arange(conf.shape[1])
+
+    def margin(th) -> float:
+        if not z:
+            return 0.0
+        d = correct[-1].astype(np.float64) - correct[assign(conf, th), rows]
+        return z * float(d.std(ddof=1)) / np.sqrt(len(d)) if len(d) > 1 else 0.0
     options = []
     for i in range(n_exits - 1):
         values = np.unique(conf[i])
@@ -135,7 +149,8 @@ def calibrate(conf: np.ndarray, correct: np.ndarray, cost, accuracy_budget: floa
     if np.prod([len(o) for o in options]) <= 20000:
         for th in itertools.product(*options):
             acc, c = consider(list(th))
-            if acc >= floor - 1e-12 and (c < best_cost or (c == best_cost and acc > best_acc)):
+            if acc >= floor - 1e-12 and (c < best_cost or (c == best_cost and acc > best_acc)) \
+                    and acc - margin(th) >= floor - 1e-12:
                 best, best_acc, best_cost = list(th), acc, c
     else:
         for _ in range(4):
@@ -145,12 +160,12 @@ def calibrate(conf: np.ndarray, correct: np.ndarray, cost, accuracy_budget: floa
                     th = best.copy()
                     th[i] = v
                     acc, c = consider(th)
-                    if acc >= floor - 1e-12 and (c < best_cost or (c == best_cost and acc > best_acc)):
+                    if acc >= floor - 1e-12 and (c < best_cost or (c == best_cost and acc > best_acc)) \
+                            and acc - margin(th) >= floor - 1e-12:
                         best, best_acc, best_cost, changed = th, acc, c, True
             if not changed:
                 break
     acc, c, taken = _evaluate(conf, correct, cost, best)
-    rows = np.arange(conf.shape[1])
     exits = []
     for i in range(n_exits):
         here = taken == i

@@ -10,6 +10,7 @@ imports TVM until a reference run asks for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class CompiledModel:
     quantization: dict = field(default_factory=dict)   # scheme, per-layer formats and errors
     exits: dict | None = None        # a model with exits: criterion, thresholds, calibration
     heads_mod: object = None         # a model with exits: the module before gating (every head)
+    augmentation: dict | None = None  # adaptc.add_exits: {"onnx": the multi-exit model's bytes, "search": record}
     _vm: object = field(default=None, repr=False)
     _heads_vm: object = field(default=None, repr=False)
 
@@ -240,9 +242,20 @@ class CompiledModel:
             out["exits"] = self.exits["exits"]
             if "calibration" in self.exits:
                 out["exit_calibration"] = self.exits["calibration"]
+        if self.augmentation:
+            out["exit_search"] = self.augmentation["search"]
         if memory is not False:
             out["memory"] = self.memory_report(memory)
         return out
+
+    def write_augmented(self, directory: Path) -> dict[str, Path]:
+        """A model from adaptc.add_exits: ``DIR/<prefix>_exits.onnx``, the multi-exit ONNX model
+        it compiled (the heads it attached, for the user's own tools); {} for any other model."""
+        if not self.augmentation:
+            return {}
+        path = Path(directory) / f"{self.prefix}_exits.onnx"
+        path.write_bytes(self.augmentation["onnx"])
+        return {"augmented": path}
 
     def memory_report(self, measure: bool | None = None) -> dict:
         """report.json's "memory" section: what the target's build measures (a target that

@@ -98,7 +98,7 @@ def plan_exits(mod, path: str = "<module>") -> ExitPlan:
         if closures[i + 1] <= closures[i]:
             raise InputError(f"{path}: exit {i + 1} needs no layer beyond exit {i}'s; exits must be ordered "
                              "shallow to deep, the final classifier last")
-        if len(closures[i + 1]) <= len(closures[i]):
+        if len(closures[i + 1]) < len(closures[i]):      # as many: a cheap head before a deep final classifier
             raise InputError(f"{path}: exit {i + 1} ({tvm_compat.var_name(heads[i + 1])}) runs {len(closures[i + 1])} "
                              f"layers, exit {i} ({tvm_compat.var_name(heads[i])}) {len(closures[i])}; exits must be "
                              "ordered shallow to deep, the final classifier last")

@@ -169,6 +169,7 @@ class CortexMModel(CompiledModel):
             for name, text in {**self.files, **firmware.firmware_files(self, x)}.items():
                 (tmp / name).write_text(text)
             (tmp / "report.json").write_text(json.dumps(self.report(), indent=2) + "\n")
+            self.write_augmented(tmp)
         return directory
 
 

@@ -326,6 +326,7 @@ class BatchedModel(CompiledModel):
                               f"batched segments\n" + self.cuda_source())
                 paths["source"] = cu
             paths.update(runtime.export(runner, tmp, self.prefix, target))
+            paths.update(self.write_augmented(tmp))
         return {kind: directory / p.name for kind, p in paths.items()}
 
 

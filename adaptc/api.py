@@ -35,7 +35,8 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
             weight_budget: int | None = None, exits=None, gate: str = "max_prob",
             thresholds=None, accuracy_budget: float = 0.01, budget_confidence: float = 0.5,
             controller: dict | None = None,
-            arch: str | None = None, tune=None, input_shapes: dict | None = None) -> CompiledModel:
+            arch: str | None = None, tune=None, input_shapes: dict | None = None,
+            cascade: bool = False) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for ``target`` (adaptc.targets:
     a Cortex-M core -- C99 sources -- or ``"llvm"`` / ``"cuda"``: the same integer program in
     batched segments for a CPU or an NVIDIA GPU, where after each exit the samples still running
@@ -70,10 +71,19 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     stream controller's defaults, ``{"target", "comfort"}`` (real units of the criterion),
     ``"patience"``, ``"start"`` (level); unset keys: adaptc.exits.Controller.default.
 
+    ``cascade=True``: ``model`` is a list of ONNX classifiers taking the same input, cheapest
+    first (adaptc.cascade): compiled as one model whose exits are the members -- the first runs,
+    its gate decides whether the next runs; ``result.exit`` is the member that answered.
+
     Calibration data is checked before any work (adaptc.validation): an InputError names a shape
     that is not the model input's, a non-numeric dtype, the first NaN or infinity
     (``calibration[3, 0, 12, 5] is nan``), labels that are not one integer class index per sample.
     """
+    if cascade or isinstance(model, (list, tuple)):
+        return _compile_cascade(model, cascade, target=target, calibration=calibration, name=name, kernels=kernels,
+                                quantize=quantize, gate=gate, thresholds=thresholds, accuracy_budget=accuracy_budget,
+                                budget_confidence=budget_confidence, controller=controller, arch=arch, tune=tune,
+                                exits=exits, output=output, weight_budget=weight_budget)
     start = time.perf_counter()
     tgt = targets.get(target)
     build_options = {k: v for k, v in (("arch", arch), ("tune", tune)) if v is not None}
@@ -125,6 +135,22 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     built = tgt.build(m, **build_options)
     built.compile_seconds = time.perf_counter() - start
     return built
+
+
+def _compile_cascade(models, cascade: bool, exits, output, weight_budget, name, **options) -> CompiledModel:
+    """``compile([small, big, ...], cascade=True)``: the members joined (adaptc.cascade), compiled
+    with exits=True."""
+    import tempfile
+
+    from .cascade import combine
+
+    if not cascade or not isinstance(models, (list, tuple)):
+        raise InputError("a list of models compiles as a cascade: compile([small, big], cascade=True, ...)")
+    if exits or output is not None or weight_budget is not None:
+        raise InputError("cascade=True: the members are the exits; exits=, output= and weight_budget= do not apply")
+    with tempfile.TemporaryDirectory(prefix="adaptc-") as d:
+        path = combine(models, d)
+        return compile(path, exits=True, name=name or path.stem, **options)
 
 
 def _compiled_outputs(exits, output) -> list[int] | None:

@@ -1,0 +1,89 @@
+"""Network cascades: compile([small, big], cascade=True) -- the members as the exits of one model.
+
+References: onnxruntime for the joined ONNX model (each output equals its member's), the Relax
+module on llvm for the C at every level, the emulated Cortex-M4 for the cost against the big
+model compiled alone. Thresholds are calibrated on the first half of MNIST-1D's test split
+(neither member was trained on it) and measured on the second half.
+"""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import adaptc
+import adaptc.data as D
+from adaptc.cascade import combine
+from adaptc.errors import InputError
+
+needs_arm = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+                               reason="needs the Debian packages gcc-arm-none-eabi and qemu-system-arm")
+SMALL, BIG = D.path("mnist1d_small.onnx"), D.path("mnist1d_cnn.onnx")
+X, Y, X_TEST, Y_TEST = D.mnist1d()
+CAL = (X_TEST[:500], Y_TEST[:500])
+HELD_X, HELD_Y = X_TEST[500:], Y_TEST[500:]
+
+
+@pytest.fixture(scope="module")
+def cascade():
+    return adaptc.compile([SMALL, BIG], cascade=True, target="cortex-m4", calibration=CAL, budget_confidence=0.9)
+
+
+def run(path, x) -> list[np.ndarray]:
+    s = ort.InferenceSession(str(path))
+    name = s.get_inputs()[0].name
+    return [np.concatenate(o) for o in zip(*[s.run(None, {name: xi[None]}) for xi in x])]
+
+
+def test_joined_model_computes_each_member(tmp_path):
+    path = combine([SMALL, BIG], tmp_path)
+    joined = run(path, X_TEST[:8])
+    assert len(joined) == 2
+    np.testing.assert_array_equal(joined[0], run(SMALL, X_TEST[:8])[0])
+    np.testing.assert_array_equal(joined[1], run(BIG, X_TEST[:8])[0])
+    names = [o.name for o in onnx.load(path).graph.output]
+    assert names[0].startswith("member0_") and names[1].startswith("member1_")
+
+
+def test_c_is_bit_exact_with_relax_at_every_level(cascade):
+    xs = cascade.quantize_input(HELD_X[:30])
+    seen = set()
+    for level in range(cascade.levels):
+        for x in xs:
+            r, ref = cascade.run(x[None], level=level), cascade.reference(x[None], level=level)
+            assert (r.exit, r.label, r.confidence) == (ref.exit, ref.label, ref.confidence)
+            np.testing.assert_array_equal(r.logits, ref.logits)
+            seen.add(r.exit)
+    assert seen == {0, 1}
+
+
+@needs_arm
+def test_cascade_costs_half_the_big_model_at_equal_accuracy(cascade):
+    """On the emulated Cortex-M4 over the held-out half of the test split: accuracy within 1
+    point of the big model alone, mean executed instructions at most half of its; the arena is
+    shared (no larger than the bigger member's)."""
+    big = adaptc.compile(BIG, target="cortex-m4", calibration=CAL[0])
+    a = cascade.run_batch_on_target(cascade.quantize_input(HELD_X), levels=[cascade.levels - 1])
+    s = big.run_batch_on_target(big.quantize_input(HELD_X))
+    acc = np.mean(a.label[0] == HELD_Y)
+    acc_big = np.mean(s.logits[0].reshape(len(HELD_X), -1).argmax(axis=-1) == HELD_Y)
+    assert acc >= acc_big - 0.01, (acc, acc_big)
+    ratio = a.instructions.mean() / s.instructions.mean()
+    assert ratio <= 0.5, ratio
+    assert cascade.report(memory=False)["arena_bytes"] <= big.report(memory=False)["arena_bytes"]
+    print(f"cascade: accuracy {acc_big:.4f} -> {acc:.4f}, instructions {s.instructions.mean():.0f} -> "
+          f"{a.instructions.mean():.0f} ({ratio:.3f}x), exits {np.bincount(a.exit[0])}")
+
+
+def test_bad_cascades(tmp_path):
+    with pytest.raises(InputError, match="two or more models"):
+        adaptc.compile([BIG], cascade=True, calibration=CAL)
+    with pytest.raises(InputError, match="compiles as a cascade"):
+        adaptc.compile([SMALL, BIG], calibration=CAL)
+    with pytest.raises(InputError, match="input differs"):
+        adaptc.compile([SMALL, D.path("digits_cnn.onnx")], cascade=True, calibration=CAL)
+    with pytest.raises(InputError, match="one input and one output"):
+        adaptc.compile([SMALL, D.path("digits_exits.onnx")], cascade=True, calibration=CAL)

@@ -7,6 +7,7 @@ lower -> the target's schedule -> the target's build. The target comes from the 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,9 @@ def compile_program(prog: Program, target: str = targets.DEFAULT, *, kernels: st
     return tgt.build(m)
 
 
+NEARLY_PERFECT = 0.995     # a final exit this accurate on the calibration data was likely trained on it
+
+
 def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, criterion, thresholds,
                    calibration, labels, accuracy_budget, controller=None,
                    budget_confidence: float = 0.5) -> CompiledModel:
@@ -242,6 +246,10 @@ def _compile_exits(mod, info: ModelInfo, name: str, tgt, kernels, fmt, options, 
         cost, unit = exit_costs(provisional, tgt)
         conf, correct = head_statistics(mod, quant, calibration, labels, criterion, scales)
         cal = calibrate(conf, correct, cost, accuracy_budget, budget_confidence=budget_confidence)
+        if cal.final_accuracy >= NEARLY_PERFECT and len(labels) >= 100:
+            warnings.warn(f"{info.name}: the final exit is right on {cal.final_accuracy:.1%} of the {len(labels)} "
+                          "calibration inputs -- data the model was trained on? Thresholds calibrated there let "
+                          "inputs leave early that new data would not; calibrate on held-out data", stacklevel=3)
         th = [min(t, INT32_MAX) if int8 else t for t in cal.thresholds]
         m = build(th)
         record["calibration"] = {"cost_unit": unit, "samples": int(len(labels)), "accuracy_budget": accuracy_budget,

@@ -87,3 +87,15 @@ def test_bad_cascades(tmp_path):
         adaptc.compile([SMALL, D.path("digits_cnn.onnx")], cascade=True, calibration=CAL)
     with pytest.raises(InputError, match="one input and one output"):
         adaptc.compile([SMALL, D.path("digits_exits.onnx")], cascade=True, calibration=CAL)
+
+
+def test_warns_when_calibrated_on_training_data():
+    """The big member is (nearly) always right on its own training data: thresholds calibrated
+    there would be too lenient on new data, and compile says so; on held-out data it does not."""
+    with pytest.warns(UserWarning, match="calibrate on held-out data"):
+        adaptc.compile([SMALL, BIG], cascade=True, target="cortex-m4", calibration=(X[:400], Y[:400]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        adaptc.compile([SMALL, BIG], cascade=True, target="cortex-m4", calibration=CAL)

@@ -17,8 +17,9 @@ throughout (Relax forbids If inside dataflow blocks).
 
 Validation (InputError): heads that are not classifiers; exits that are not nested -- the part
 of head i that deeper heads reuse must be computed by head i + 1 (each trunk a prefix of the
-next); a head that needs nothing beyond the previous one's layers, or fewer layers in all (not
-ordered shallow to deep);
+next); a head that needs nothing beyond the previous one's layers, or -- sharing layers with it --
+fewer layers and fewer weights in all (not ordered shallow to deep; fewer layers alone is a
+heavier head before a light final classifier, and heads that share nothing are a cascade);
 a head that deeper layers read (all heads share the caller's logits buffer).
 
 Parameters: ``criterion`` (adaptc.gates.CRITERIA); ``thresholds`` -- one per gate (exits but the
@@ -87,6 +88,11 @@ def plan_exits(mod, path: str = "<module>") -> ExitPlan:
         return seen
 
     closures = [closure(h) for h in heads]
+    sizes = [sum(_elements(a) for a in getattr(b.value, "args", [])) for b in bindings]
+
+    def weights(steps: set[int]) -> int:
+        return sum(sizes[i] for i in steps)
+
     for i in range(len(heads) - 1):
         later = set().union(*closures[i + 1:])
         missing = sorted((closures[i] & later) - closures[i + 1])
@@ -98,7 +104,8 @@ def plan_exits(mod, path: str = "<module>") -> ExitPlan:
         if closures[i + 1] <= closures[i]:
             raise InputError(f"{path}: exit {i + 1} needs no layer beyond exit {i}'s; exits must be ordered "
                              "shallow to deep, the final classifier last")
-        if len(closures[i + 1]) < len(closures[i]):      # as many: a cheap head before a deep final classifier
+        if (closures[i] & closures[i + 1] and len(closures[i + 1]) < len(closures[i])
+                and weights(closures[i + 1]) < weights(closures[i])):  # fewer layers alone: a heavy head
             raise InputError(f"{path}: exit {i + 1} ({tvm_compat.var_name(heads[i + 1])}) runs {len(closures[i + 1])} "
                              f"layers, exit {i} ({tvm_compat.var_name(heads[i])}) {len(closures[i])}; exits must be "
                              "ordered shallow to deep, the final classifier last")
@@ -111,6 +118,14 @@ def plan_exits(mod, path: str = "<module>") -> ExitPlan:
         segments.append(sorted(c - done))
         done |= c
     return ExitPlan(segments, heads, shapes[0][0][1], shapes[0][1])
+
+
+def _elements(arg) -> int:
+    """Elements of a constant argument (a layer's weights); 0 for anything else."""
+    if not tvm_compat.is_constant(arg):
+        return 0
+    value = getattr(arg, "value", None)
+    return int(np.prod(value.shape)) if hasattr(value, "shape") else 0
 
 
 def InsertGates(criterion: str, thresholds, scales=None, path: str = "<module>"):

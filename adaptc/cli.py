@@ -349,7 +349,16 @@ def _print_simulation(s):
 
 
 def _print_exits(m):
-    """The gates of a model with exits and, when calibrated, where the calibration inputs left."""
+    """The gates of a model with exits and, when calibrated, where the calibration inputs left;
+    for a model from --add-exits first its placement search's Pareto front."""
+    search = (m.augmentation or {}).get("search")
+    if search:
+        from .report import exit_search_lines
+
+        rows = [line for line in exit_search_lines(search) if line.startswith("| ") and "---" not in line]
+        click.echo("  exit placement search: Pareto front (expected cost against held-out accuracy)")
+        for line in rows[1 + len(search["candidates"]):]:
+            click.echo("    " + line.strip("| ").replace(" | ", "  "))
     if not m.exits:
         return
     cal = m.exits.get("calibration")

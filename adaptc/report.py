@@ -159,10 +159,45 @@ def plot_memory(program, path: Path) -> Path:
     return _save(plt, fig, path)
 
 
+def plot_exit_search(search: dict, path: Path) -> Path:
+    """adaptc.add_exits' Pareto front: expected simulated cost against accuracy on the held-out
+    samples, the chosen placement marked."""
+    plt = _pyplot()
+    front = search["pareto"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    ax.plot([p["expected_cost"] for p in front], [100 * p["accuracy"] for p in front], "o-", color="C0",
+            label="Pareto front (placements)")
+    chosen = search["chosen"]
+    ax.plot([chosen["expected_cost"]], [100 * chosen["accuracy"]], "*", color="C3", markersize=14, label="chosen")
+    ax.set_xlabel(f"expected {search['cost_unit']}")
+    ax.set_ylabel("accuracy on the held-out samples (%)")
+    ax.set_title(f"exit placements: {search['placements_evaluated']:,} evaluated")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def exit_search_lines(search: dict) -> list[str]:
+    """adaptc.add_exits' search as Markdown: candidates, then the Pareto front."""
+    lines = ["## Exit placement search", "", f"{search['placements_evaluated']:,} placements of at most "
+             f"{max(len(p['heads']) for p in search['pareto'])} heads over {len(search['candidates'])} candidates; "
+             f"thresholds on {search['samples']['thresholds']:,} held-out samples, heads trained on "
+             f"{search['samples']['heads']:,}.", "", "| candidate | after | shape |", "|---|---|---|"]
+    lines += [f"| {c['index']} | {c['after']} | {c['shape']} |" for c in search["candidates"]]
+    lines += ["", f"| heads (candidate: kind) | expected {search['cost_unit']} | accuracy | speedup |",
+              "|---|---|---|---|"]
+    for p in search["pareto"]:
+        heads = ", ".join(f"{h['candidate']}: {h['kind']}" for h in p["heads"]) or "(none)"
+        mark = " **(chosen)**" if p["heads"] == search["chosen"]["heads"] else ""
+        lines.append(f"| {heads}{mark} | {p['expected_cost']:,.0f} | {p['accuracy']:.2%} | {p['speedup']:.2f}x |")
+    return lines + [""]
+
+
 def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -> Path:
     """``directory/report.md`` with the simulation's tables and plots (cost per level, per step,
     the memory plan); ``accuracy`` per level, when known, joins the level table and gets a plot
-    of accuracy against cost. Written atomically (``atomic_directory``)."""
+    of accuracy against cost; a model from adaptc.add_exits adds its placement search (the
+    Pareto front, table and plot). Written atomically (``atomic_directory``)."""
     gpu = sim.unit == "seconds"
     unit = "simulated latency (us)" if gpu else "simulated cycles"
     f = (lambda v: "-" if v is None else f"{v * 1e6:,.1f}") if gpu else (lambda v: "-" if v is None else f"{v:,.0f}")
@@ -189,9 +224,14 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     for s in sim.steps:
         lines.append(f"| {s['step']} | {s['kernel'] or s['op']} | {s['macs']:,} | "
                      f"{f(s[sim.unit])} |")
+    search = (getattr(m, "augmentation", None) or {}).get("search")
+    if search:
+        lines += [""] + exit_search_lines(search)
     lines += ["", "## Plots", "", "![cost per level](levels.png)", ""]
     if accuracy:
         lines += ["![accuracy against cost](accuracy.png)", ""]
+    if search:
+        lines += ["![exit placements](exit_search.png)", ""]
     lines += ["![per step](steps.png)", "", "![arena plan](memory.png)", ""]
     with atomic_directory(directory) as tmp:
         plot_levels(sim, tmp / "levels.png")
@@ -199,5 +239,7 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
         plot_memory(m.scheduled, tmp / "memory.png")
         if accuracy:
             plot_accuracy(sim, accuracy, tmp / "accuracy.png")
+        if search:
+            plot_exit_search(search, tmp / "exit_search.png")
         (tmp / "report.md").write_text("\n".join(lines))
     return Path(directory) / "report.md"

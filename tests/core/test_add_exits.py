@@ -212,3 +212,43 @@ def test_bundled_models_run_cheaper_at_equal_accuracy(name):
     assert ratio >= 2.5, ratio
     print(f"{name}: accuracy {acc_full:.4f} -> {acc:.4f}, instructions {static.instructions.mean():.0f} -> "
           f"{adaptive.instructions.mean():.0f} ({ratio:.2f}x)")
+
+
+def test_report_md_has_the_pareto_front(adaptive, tmp_path):
+    from adaptc.report import write_report
+
+    md = write_report(adaptive, adaptc.simulate(adaptive, target="cortex-m4"), tmp_path / "rep").read_text()
+    search = adaptive.augmentation["search"]
+    assert "## Exit placement search" in md and "**(chosen)**" in md
+    front = [line for line in md.splitlines() if line.startswith("| ") and line.endswith("x |")]
+    assert len(front) == len(search["pareto"])
+    import matplotlib.image
+
+    assert matplotlib.image.imread(tmp_path / "rep" / "exit_search.png").ndim == 3
+
+
+def test_cli_add_exits(tmp_path):
+    from click.testing import CliRunner
+
+    from adaptc.cli import main
+
+    np.savez(tmp_path / "train.npz", x=X[:400], y=Y[:400])
+    np.savez(tmp_path / "val.npz", x=X_TEST[:150], y=Y_TEST[:150])
+    np.save(tmp_path / "x.npy", X[:10])
+    runner = CliRunner()
+    bad = runner.invoke(main, ["compile", str(MODEL), "--add-exits", "auto", "-o", str(tmp_path / "o")])
+    assert bad.exit_code != 0 and "--add-exits needs --calibration" in bad.output
+    bad = runner.invoke(main, ["compile", str(MODEL), "--add-exits", "auto", "--exits", "--calibration",
+                               str(tmp_path / "train.npz"), "-o", str(tmp_path / "o")])
+    assert bad.exit_code != 0 and "excludes --exits" in bad.output
+    bad = runner.invoke(main, ["compile", str(MODEL), "--add-exits", "auto", "--calibration", str(tmp_path / "x.npy"),
+                               "-o", str(tmp_path / "o")])
+    assert bad.exit_code != 0 and "labelled data" in bad.output
+    assert not (tmp_path / "o").exists()
+    res = runner.invoke(main, ["compile", str(MODEL), "--add-exits", "auto", "--max-exits", "1", "--calibration",
+                               str(tmp_path / "train.npz"), "--validation", str(tmp_path / "val.npz"),
+                               "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "Pareto front" in res.output and "(chosen)" in res.output
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"digits_cnn.c", "digits_cnn.h", "digits_cnn_exits.onnx", "report.json"} <= written

@@ -74,7 +74,9 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
 
     ``cascade=True``: ``model`` is a list of ONNX classifiers taking the same input, cheapest
     first (adaptc.cascade): compiled as one model whose exits are the members -- the first runs,
-    its gate decides whether the next runs; ``result.exit`` is the member that answered.
+    its gate decides whether the next runs; ``result.exit`` is the member that answered;
+    ``quantize=["pot4", "int8"]``: a weight format per member (power-of-two activation scales
+    throughout when any member is power-of-two).
 
     Calibration data is checked before any work (adaptc.validation): an InputError names a shape
     that is not the model input's, a non-numeric dtype, the first NaN or infinity
@@ -143,12 +145,14 @@ def _compile_cascade(models, cascade: bool, exits, output, weight_budget, name, 
     with exits=True."""
     import tempfile
 
-    from .cascade import combine
+    from .cascade import combine, member_quantization
 
     if not cascade or not isinstance(models, (list, tuple)):
         raise InputError("a list of models compiles as a cascade: compile([small, big], cascade=True, ...)")
     if exits or output is not None or weight_budget is not None:
         raise InputError("cascade=True: the members are the exits; exits=, output= and weight_budget= do not apply")
+    if isinstance(options.get("quantize"), (list, tuple)):     # one weight format per member
+        options["quantize"] = member_quantization(models, options["quantize"])
     with tempfile.TemporaryDirectory(prefix="adaptc-") as d:
         path = combine(models, d)
         return compile(path, exits=True, name=name or path.stem, **options)

@@ -8,7 +8,7 @@ member: ``adaptc.compile([small, big], cascade=True, calibration=(x, y))`` compi
 ``exits=True`` does -- a gate after each member but the last, utilization levels, the controller,
 the simulator's cost per level, one arena for the whole cascade (the planner shares it where
 lifetimes allow), thresholds calibrated on the labelled data. ``result.exit`` is the member that
-answered.
+answered. ``member_quantization``: a weight format per member (e.g. pot4 small, int8 big).
 """
 from __future__ import annotations
 
@@ -69,3 +69,42 @@ def combine(paths, directory) -> Path:
     path = Path(directory) / f"{graph.name}.onnx"
     onnx.save(out, path)
     return path
+LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def member_layers(paths) -> list[int]:
+    """How many conv2d / dense layers each member has (ONNX Conv, ConvTranspose, Gemm, MatMul
+    with a constant weight): the numbering of ``PoT(layers=...)`` runs through them member by
+    member, in the cascade's order."""
+    import onnx
+
+    counts = []
+    for p in paths:
+        g = onnx.load(p).graph
+        weights = {t.name for t in g.initializer}
+        counts.append(sum(1 for n in g.node if n.op_type in LAYER_OPS and len(n.input) > 1 and n.input[1] in weights))
+    return counts
+
+
+def member_quantization(paths, formats):
+    """``quantize=`` for a cascade whose members take one weight format each ("int8", "pot2" ..
+    "pot5"): a PoT config (power-of-two activation scales) whose per-layer table gives every
+    member's layers its format; all "int8": TFLite's int8 scheme."""
+    from . import quantization as Q
+
+    if len(formats) != len(paths):
+        raise InputError(f"quantize= for a cascade: one format per member ({len(paths)}), got {len(formats)}")
+    parsed = [Q.parse(f) for f in formats]
+    for f, q in zip(formats, parsed):
+        if not isinstance(q, (Q.Int8, Q.PoT)) or (isinstance(q, Q.PoT) and q.layers):
+            raise InputError(f"quantize= for a cascade member: 'int8' or 'pot2' .. 'pot5', got {f!r}")
+    if all(isinstance(q, Q.Int8) for q in parsed):
+        return Q.Int8()
+    base = next(q.bits for q in parsed if isinstance(q, Q.PoT))
+    table, start = {}, 0
+    for q, n in zip(parsed, member_layers(paths)):
+        fmt = "int8" if isinstance(q, Q.Int8) else q.bits
+        if fmt != base:
+            table.update({i: fmt for i in range(start, start + n)})
+        start += n
+    return Q.PoT(bits=base, layers=table)

@@ -99,3 +99,22 @@ def test_warns_when_calibrated_on_training_data():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         adaptc.compile([SMALL, BIG], cascade=True, target="cortex-m4", calibration=CAL)
+
+
+def test_members_in_different_formats():
+    """quantize=["pot4", "int8"]: the small member's layers power-of-two, the big one's int8
+    (the compile report's per-layer formats, member by member); the C equals Relax at every level."""
+    from adaptc.cascade import member_layers
+
+    m = adaptc.compile([SMALL, BIG], cascade=True, target="cortex-m4", calibration=CAL, quantize=["pot4", "int8"])
+    small, big = member_layers([SMALL, BIG])
+    assert [layer["format"] for layer in m.quantization["layers"]] == ["pot4"] * small + ["int8"] * big
+    xs = m.quantize_input(HELD_X[:20])
+    for level in range(m.levels):
+        for x in xs:
+            r, ref = m.run(x[None], level=level), m.reference(x[None], level=level)
+            assert (r.exit, r.label, r.confidence) == (ref.exit, ref.label, ref.confidence)
+    with pytest.raises(InputError, match="one format per member"):
+        adaptc.compile([SMALL, BIG], cascade=True, calibration=CAL, quantize=["pot4"])
+    with pytest.raises(InputError, match="'int8' or 'pot2'"):
+        adaptc.compile([SMALL, BIG], cascade=True, calibration=CAL, quantize=["int4", "int8"])

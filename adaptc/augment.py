@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, UnsupportedOperatorError
+from .errors import InputError
 
 HEAD_KINDS = ("gap", "pool_conv")
 LAYOUT = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose"}
@@ -132,8 +132,8 @@ def candidates(model, path: str = "<model>") -> list[Candidate]:
             continue                      # the features the final classifier reads: no cheaper exit
         found.append(Candidate(len(found), tensor, shape, node.name or node.op_type))
     if not found:
-        raise UnsupportedOperatorError(f"{path}: no point of the graph has a single live activation "
-                                       "(no block boundary to attach an exit to)")
+        raise InputError(f"{path}: no point of the graph has a single live activation before the classifier "
+                         "(no block boundary to attach an exit to)")
     return found
 
 

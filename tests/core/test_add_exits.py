@@ -180,6 +180,14 @@ def test_search_on_ray_gives_the_same_placement(adaptive):
 
 
 def test_bad_inputs(tmp_path):
+    fc = numpy_helper.from_array(np.ones((4, 10), np.float32), "fc")
+    linear = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["x", "fc"], ["y"])], "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [fc]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(InputError, match="no block boundary"):
+        augment.candidates(linear)
     with pytest.raises(InputError, match="one input and one output"):
         augment.candidates(onnx.load(D.path("digits_exits.onnx")))
     with pytest.raises(InputError, match="labelled data"):

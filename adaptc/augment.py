@@ -6,8 +6,9 @@ placement search of NASerEx, with the target's simulated cost in the objective:
 1. **Candidates** (``candidates``): the points of an ONNX classifier's graph where a single
    activation is live (block boundaries: after a node, exactly one computed tensor is read
    later), of rank 2 to 4, neither the input nor the logits, not the output of a layout node
-   (Flatten, Reshape, ...: the same point as its input) and not read only by an element-wise
-   activation (the point after the activation is the candidate).
+   (Flatten, Reshape, ...: the same point as its input) and not read only by a batch norm or an
+   activation (the point after it is the candidate); at most ``MAX_CANDIDATES`` (8), evenly
+   spaced, so that a MobileNet's 30-odd boundaries still give a search of hundreds of subsets.
 2. **Features** (``features``): the frozen backbone's activations at every candidate on the
    training data, computed by TVM on llvm (the model with the candidates as extra outputs).
 3. **Heads** (``HEAD_KINDS``), trained in numpy on those features (``train_head``):
@@ -40,7 +41,11 @@ from .errors import InputError
 
 HEAD_KINDS = ("gap", "pool_conv")
 LAYOUT = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose"}
-ACTIVATIONS = {"Relu", "Clip", "LeakyRelu", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "Elu", "PRelu"}
+# a candidate read only by one of these is not one: the point after it is (normalization and
+# activation belong to the layer before)
+PER_ELEMENT = {"Relu", "Clip", "LeakyRelu", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "Elu", "PRelu",
+               "BatchNormalization"}
+MAX_CANDIDATES = 8          # evenly spread over the graph's boundaries: the search's subsets stay in hundreds
 POOLED = 2                   # pool_conv: positions per spatial axis after pooling
 HIDDEN = 16                  # pool_conv: channels of the 1x1 convolution (at most the input's)
 
@@ -96,8 +101,9 @@ def _shapes(model) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def candidates(model, path: str = "<model>") -> list[Candidate]:
-    """The exit candidates of a single-input, single-output ONNX classifier, shallow to deep."""
+def candidates(model, path: str = "<model>", limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """The exit candidates of a single-input, single-output ONNX classifier, shallow to deep: at
+    most ``limit``, evenly spaced among the block boundaries when there are more."""
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in initializers]
@@ -126,11 +132,14 @@ def candidates(model, path: str = "<model>") -> list[Candidate]:
         readers = consumers.get(tensor, [])
         if (tensor in (out, *inputs) or shape is None or not 2 <= len(shape) <= 4 or shape[0] != 1
                 or node.op_type in LAYOUT
-                or (len(readers) == 1 and graph.node[readers[0]].op_type in ACTIVATIONS)):
+                or (len(readers) == 1 and graph.node[readers[0]].op_type in PER_ELEMENT)):
             continue
         if len(shape) == 2 and readers and graph.node[readers[-1]].output[0] == out:
             continue                      # the features the final classifier reads: no cheaper exit
-        found.append(Candidate(len(found), tensor, shape, node.name or node.op_type))
+        found.append((tensor, shape, node.name or node.op_type))
+    if len(found) > limit:
+        found = [found[int(round(i))] for i in np.linspace(0, len(found) - 1, limit)]
+    found = [Candidate(i, *f) for i, f in enumerate(found)]
     if not found:
         raise InputError(f"{path}: no point of the graph has a single live activation before the classifier "
                          "(no block boundary to attach an exit to)")
@@ -574,12 +583,16 @@ def add_exits(model, data, target: str = "cortex-m4", accuracy_budget: float = 0
     stem = name or path.stem
     with tempfile.TemporaryDirectory(prefix="adaptc-") as d:
         for k in tqdm(kinds, desc="costing heads", unit="kind", disable=not progress):
-            every = _save(attach(proto, heads[k]), d, f"{stem}_{k}.onnx")
-            m = api.compile(every, target=target, calibration=(xv, yv), exits=True, gate=gate,
-                            thresholds=[1e30] * len(cands), name=stem)
+            m = _compile_every_head(proto, heads, k, d, stem, target=target, calibration=(xv, yv), gate=gate)
             scales = [e.get("scale") for e in m.exits["exits"]] if m.format == "int8" else None
             conf[k], correct[k] = api.head_statistics(m.heads_mod, m.io_quantization, xv, yv, gate, scales)
             costs[k] = split_costs(m, tgt)
+        used = min(len(costs[k].head) for k in kinds)       # candidates every kind kept
+        cands = cands[:used]
+        heads = {k: heads[k][:used] for k in kinds}
+        conf = {k: np.concatenate([conf[k][:used], conf[k][-1:]]) for k in kinds}
+        correct = {k: np.concatenate([correct[k][:used], correct[k][-1:]]) for k in kinds}
+        costs = {k: _first_heads(costs[k], used) for k in kinds}
         best, placements = search(conf, correct, costs, max_exits, accuracy_budget, budget_confidence, executor,
                                   progress)
         chosen = [heads[k][p] for p, k in best.heads]
@@ -601,6 +614,29 @@ def add_exits(model, data, target: str = "cortex-m4", accuracy_budget: float = 0
     m.augmentation = {"onnx": final.SerializeToString(), "search": record,
                       "statistics": {"conf": conf, "correct": correct, "costs": costs}}
     return m
+
+
+def _compile_every_head(proto, heads: dict, kind: str, directory, stem: str, **options):
+    """The model with a ``kind`` head at every candidate, gates never firing. A head the exit
+    planner cannot order before the final classifier (adaptc.passes.insert_gates: it has fewer
+    layers and weights than the rest of the network after it -- nothing left to save) is
+    dropped, deepest first; ``heads[kind]`` keeps the ones compiled."""
+    from . import api
+
+    while True:
+        every = _save(attach(proto, heads[kind]), directory, f"{stem}_{kind}.onnx")
+        try:
+            return api.compile(every, exits=True, thresholds=[1e30] * len(heads[kind]), name=stem, **options)
+        except InputError as e:
+            if "ordered shallow to deep" not in str(e) or len(heads[kind]) == 1:
+                raise
+            heads[kind] = heads[kind][:-1]
+
+
+def _first_heads(costs: HeadCosts, n: int) -> HeadCosts:
+    """``costs`` of the first ``n`` heads (the others' steps are the final exit's no more: the
+    rest of the backbone is costed by ``full``, which does not depend on them)."""
+    return HeadCosts(costs.backbone[:n], costs.full, costs.head[:n], costs.final_gate, costs.leave[:n])
 
 
 def _row(p: Placement) -> dict:

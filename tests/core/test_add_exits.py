@@ -21,6 +21,7 @@ import adaptc
 import adaptc.data as D
 from adaptc import augment
 from adaptc.errors import InputError
+from emulated import accuracy_and_instructions
 
 needs_arm = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                                reason="needs the Debian packages gcc-arm-none-eabi and qemu-system-arm")
@@ -211,15 +212,13 @@ def test_bundled_models_run_cheaper_at_equal_accuracy(name):
     m = adaptc.add_exits(D.path(f"{name}.onnx"), data=(x, y), target="cortex-m4", progress=False)
     held = augment.split(x, y)[2]              # the third the thresholds and int8 ranges come from
     full = adaptc.compile(D.path(f"{name}.onnx"), target="cortex-m4", calibration=held)
-    adaptive = m.run_batch_on_target(m.quantize_input(xt), levels=[m.levels - 1])
-    static = full.run_batch_on_target(full.quantize_input(xt))
-    acc = np.mean(adaptive.label[0] == yt)
-    acc_full = np.mean(static.logits[0].reshape(len(xt), -1).argmax(axis=-1) == yt)
+    acc, instructions = accuracy_and_instructions(m, xt, yt)
+    acc_full, instructions_full = accuracy_and_instructions(full, xt, yt)
     assert acc >= acc_full - 0.01, (acc, acc_full)
-    ratio = static.instructions.mean() / adaptive.instructions.mean()
+    ratio = instructions_full / instructions
     assert ratio >= 2.5, ratio
-    print(f"{name}: accuracy {acc_full:.4f} -> {acc:.4f}, instructions {static.instructions.mean():.0f} -> "
-          f"{adaptive.instructions.mean():.0f} ({ratio:.2f}x)")
+    print(f"{name}: accuracy {acc_full:.4f} -> {acc:.4f}, instructions {instructions_full:.0f} -> "
+          f"{instructions:.0f} ({ratio:.2f}x)")
 
 
 def test_report_md_has_the_pareto_front(adaptive, tmp_path):

@@ -18,6 +18,7 @@ import adaptc
 import adaptc.data as D
 from adaptc.cascade import combine
 from adaptc.errors import InputError
+from emulated import accuracy_and_instructions
 
 needs_arm = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                                reason="needs the Debian packages gcc-arm-none-eabi and qemu-system-arm")
@@ -66,16 +67,14 @@ def test_cascade_costs_half_the_big_model_at_equal_accuracy(cascade):
     point of the big model alone, mean executed instructions at most half of its; the arena is
     shared (no larger than the bigger member's)."""
     big = adaptc.compile(BIG, target="cortex-m4", calibration=CAL[0])
-    a = cascade.run_batch_on_target(cascade.quantize_input(HELD_X), levels=[cascade.levels - 1])
-    s = big.run_batch_on_target(big.quantize_input(HELD_X))
-    acc = np.mean(a.label[0] == HELD_Y)
-    acc_big = np.mean(s.logits[0].reshape(len(HELD_X), -1).argmax(axis=-1) == HELD_Y)
+    acc, instructions = accuracy_and_instructions(cascade, HELD_X, HELD_Y)
+    acc_big, instructions_big = accuracy_and_instructions(big, HELD_X, HELD_Y)
     assert acc >= acc_big - 0.01, (acc, acc_big)
-    ratio = a.instructions.mean() / s.instructions.mean()
+    ratio = instructions / instructions_big
     assert ratio <= 0.5, ratio
     assert cascade.report(memory=False)["arena_bytes"] <= big.report(memory=False)["arena_bytes"]
-    print(f"cascade: accuracy {acc_big:.4f} -> {acc:.4f}, instructions {s.instructions.mean():.0f} -> "
-          f"{a.instructions.mean():.0f} ({ratio:.3f}x), exits {np.bincount(a.exit[0])}")
+    print(f"cascade: accuracy {acc_big:.4f} -> {acc:.4f}, instructions {instructions_big:.0f} -> "
+          f"{instructions:.0f} ({ratio:.3f}x)")
 
 
 def test_bad_cascades(tmp_path):

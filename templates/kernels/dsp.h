@@ -359,6 +359,22 @@ static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
     return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
 }
 
+/* adaptc_mbqm(acc, mult, shift) for ANY accumulator (0 <= mult < 2^31, -31 <= shift <= 30): the
+ * exact general path of a layer whose accumulator bound requant_is_exact cannot prove.
+ *   s   = floor((x * mult + 2^30) / 2^31), x = acc << max(shift, 0) (wrapping, as adaptc_mbqm)
+ *       = gemmlowp's nudge-then-truncate SRDHM for either sign: one SMLAL into the nudge;
+ *   out = (s >> r) + ((s & mask) > (mask >> 1) + (s < 0)), r = max(-shift, 0), mask = 2^r - 1
+ *       = adaptc_rdbpot(s, r), which cannot overflow for any s.
+ * About 14 instructions on a Cortex-M4, per output (not per MAC). */
+static inline int32_t adaptc_rq_exact(int32_t acc, int32_t mult, int32_t shift)
+{
+    const int32_t x = (int32_t)((uint32_t)acc << (shift > 0 ? shift : 0));
+    const int32_t s = (int32_t)(((int64_t)x * mult + ((int64_t)1 << 30)) >> 31);
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+    return (s >> right) + ((s & mask) > (mask >> 1) + (int32_t)((uint32_t)s >> 31));
+}
+
 /* transpose_conv_s8_dsp: an output of a record {bias, mult, shift, round}'s accumulator
  * (adaptc_rq_record's records) before its activation's clamp, requantized by `mode` -- 2:
  * adaptc_rq_record's shift < 0 form (every channel's shift is < 0), 1: adaptc_rq_record (both

@@ -249,6 +249,8 @@ void test_rdbpot(int32_t n, const int32_t *x, const int32_t *e, int32_t *out)
 { int32_t i; for (i = 0; i < n; ++i) out[i] = adaptc_rdbpot(x[i], e[i]); }
 void test_mbqm(int32_t n, const int32_t *x, const int32_t *m, const int32_t *s, int32_t *out)
 { int32_t i; for (i = 0; i < n; ++i) out[i] = adaptc_mbqm(x[i], m[i], s[i]); }
+void test_rq_exact(int32_t n, const int32_t *x, const int32_t *m, const int32_t *s, int32_t *out)
+{ int32_t i; for (i = 0; i < n; ++i) out[i] = adaptc_rq_exact(x[i], m[i], s[i]); }
 void test_clamp_i32(int32_t n, const int32_t *x, int32_t lo, int32_t hi, int32_t *out)
 { int32_t i; for (i = 0; i < n; ++i) out[i] = adaptc_clamp_i32(x[i], lo, hi); }
 void test_sat_shift_left(int32_t n, const int32_t *x, const int32_t *e, int32_t *out)
@@ -265,6 +267,7 @@ _HELPER_SIGS = {
     "srdhm": ["n", "p", "p", "p"],
     "rdbpot": ["n", "p", "p", "p"],
     "mbqm": ["n", "p", "p", "p", "p"],
+    "rq_exact": ["n", "p", "p", "p", "p"],
     "clamp_i32": ["n", "p", "n", "n", "p"],
     "sat_shift_left": ["n", "p", "p", "p"],
     "rounding_half_sum": ["n", "p", "p", "p"],
@@ -372,7 +375,8 @@ def build_lib(directory: Path) -> KernelLib:
     """Compile every kernel of the spec with its wrapper, and the helper wrappers, into
     ``directory``/libadaptc_kernels.so."""
     kernels = list(KERNELS)
-    src = translation_unit(kernels, _HELPER_WRAPPERS + "\n".join(_wrapper_source(k) for k in kernels))
+    helpers = (KERNEL_DIR / "dsp.h").read_text() + _HELPER_WRAPPERS        # dsp.h: adaptc_rq_exact
+    src = translation_unit(kernels, helpers + "\n".join(_wrapper_source(k) for k in kernels))
     so = directory / "libadaptc_kernels.so"
     r = compile_c(src, so, ["-shared", "-fPIC"], ("-lm",))
     assert r.returncode == 0, r.stderr

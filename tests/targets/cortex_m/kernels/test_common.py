@@ -231,6 +231,8 @@ def test_mbqm(lib):
     expect = np.array([ref.mbqm_scalar(int(a), int(b), int(d)) for a, b, d in zip(x, m, s)])
     np.testing.assert_array_equal(c, expect)
     np.testing.assert_array_equal(ref.mbqm(x, m, s), expect)
+    # dsp.h's exact general path of the optimized kernels: the same for any accumulator
+    np.testing.assert_array_equal(lib.helper("rq_exact", x, m, s), expect)
 
 
 def test_small_helpers(lib):

@@ -32,7 +32,7 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         adaptc_im2col_x4(&g, input, n, cols, gather);
         adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
-                       n == 4 ? output + pix * out_c : tail, out_c);
+                       n == 4 ? output + pix * out_c : tail, out_c, p->rq_exact);
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }

@@ -40,7 +40,7 @@ static void conv2d_s8_packed_dsp(const conv2d_s8_packed_dsp_params *p, const int
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         adaptc_im2col_x4(&g, input, n, cols, gather);
         adaptc_rows_x4_packed(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
-                              n == 4 ? output + pix * out_c : tail, out_c, &packed);
+                              n == 4 ? output + pix * out_c : tail, out_c, &packed, p->rq_exact);
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }

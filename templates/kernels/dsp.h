@@ -61,6 +61,7 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
+    int32_t rq_exact;       /* 1: requantize by adaptc_rq_exact (accumulator bound not proven) */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 
@@ -90,6 +91,7 @@ typedef struct {
     int32_t bits;
     const void *lut;
     const int8_t *values;
+    int32_t rq_exact;       /* as conv2d_s8_dsp's */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
                                (groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_packed_dsp_params;
@@ -674,22 +676,68 @@ static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input
     "add    %[" ACC "], %[" ACC "], %[t3]\n\t" \
     "ssat   %[" ACC "], #8, %[" ACC "]\n\t"
 
+/* acc[c] += <row, column c> for one row of weights (w: `groups` words) and the four interleaved
+ * columns c from `x` to `cols_end` (groups >= 1): on a DSP core the loop of adaptc_row_x4's
+ * assembly without its requantization (15 instructions per 16 MACs and a compare and branch per
+ * two groups). */
+static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, const int32_t *cols_end, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if ADAPTC_HAVE_DSP
+    int32_t wt, wa, wb, x0, x1;
+    __asm__ volatile(
+            "sub    %[wt], %[end], %[x]\n\t"
+            "tst    %[wt], #32\n\t"
+            "beq    2f\n\t"
+            ADAPTC_DOT_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "beq    3f\n"
+            "2:\n\t"
+            ADAPTC_DOT_GROUP
+            ADAPTC_DOT_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "bne    2b\n"
+            "3:"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+              [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [end] "r"(cols_end)
+            : "cc", "memory");
+#else
+    do {
+        const int32_t wa = adaptc_sxtb16(*w), wb = adaptc_sxtb16_ror8(*w);
+        a0 = adaptc_smlad(wb, x[1], adaptc_smlad(wa, x[0], a0));
+        a1 = adaptc_smlad(wb, x[3], adaptc_smlad(wa, x[2], a1));
+        a2 = adaptc_smlad(wb, x[5], adaptc_smlad(wa, x[4], a2));
+        a3 = adaptc_smlad(wb, x[7], adaptc_smlad(wa, x[6], a3));
+        ++w;
+        x += 8;
+    } while (x != cols_end);
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
  * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
- * of weights (w: `groups` words) with its record.  The C is the reference for the assembly
- * below, which a DSP core runs for a channel with shift < 0 (every channel of a typical layer):
- * 16 MACs take 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per
- * two groups (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize
- * as adaptc_rq_apply does and store. */
+ * of weights (w: `groups` words) with its record.  `exact` 0: the builder proved the layer's
+ * accumulators small enough for adaptc_rq_apply (simd.requant_is_exact); a DSP core then runs a
+ * channel with shift < 0 (every channel of a typical layer) in the assembly below: 16 MACs take
+ * 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per two groups
+ * (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize as
+ * adaptc_rq_apply does and store.  Otherwise adaptc_dot_x4, then adaptc_rq_apply or, `exact` 1,
+ * adaptc_rq_exact (any accumulator). */
 static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
                                  const int32_t *record, int32_t output_offset, int8_t *out,
-                                 int32_t stride)
+                                 int32_t stride, int32_t exact)
 {
-    const int32_t *x = cols;
-    int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
+    int32_t acc[4];
     adaptc_rq_params q;
 #if ADAPTC_HAVE_DSP
-    if (record[2] < 0) {
+    if (!exact && record[2] < 0) {
+        const int32_t *x = cols;
+        int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
         int32_t wt, wa, wb, x0, x1;
         __asm__ volatile(
                 /* an odd number of groups: one first, then two per iteration */
@@ -757,20 +805,20 @@ static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, c
         return;
     }
 #endif
-    do {
-        const int32_t wa = adaptc_sxtb16(*w), wb = adaptc_sxtb16_ror8(*w);
-        a0 = adaptc_smlad(wb, x[1], adaptc_smlad(wa, x[0], a0));
-        a1 = adaptc_smlad(wb, x[3], adaptc_smlad(wa, x[2], a1));
-        a2 = adaptc_smlad(wb, x[5], adaptc_smlad(wa, x[4], a2));
-        a3 = adaptc_smlad(wb, x[7], adaptc_smlad(wa, x[6], a3));
-        ++w;
-        x += 8;
-    } while (x != cols_end);
+    acc[0] = acc[1] = acc[2] = acc[3] = record[0];
+    adaptc_dot_x4(w, cols, cols_end, acc);
+    if (exact) {
+        int32_t c;
+        for (c = 0; c < 4; ++c) {
+            out[c * stride] = (int8_t)adaptc_ssat8(adaptc_rq_exact(acc[c], record[1], record[2]) + output_offset);
+        }
+        return;
+    }
     q = adaptc_rq_of(record[1], record[2]);
-    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a0, q) + output_offset);
-    out[stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a1, q) + output_offset);
-    out[2 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a2, q) + output_offset);
-    out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a3, q) + output_offset);
+    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[0], q) + output_offset);
+    out[stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[1], q) + output_offset);
+    out[2 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[2], q) + output_offset);
+    out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[3], q) + output_offset);
 }
 
 /* `depth` weights of a packed row from the reader to int8 bytes at dst, then zeros up to a whole
@@ -848,12 +896,14 @@ static inline void adaptc_clamp_x4(int8_t *out, int32_t rows, int32_t out_stride
  * adaptc_row_x4, clamped to [act_min, act_max] (groups >= 1). */
 static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
                                            int32_t groups, const int32_t *channels, int32_t output_offset,
-                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
+                                           int32_t exact)
 {
     const int32_t *const cols_end = cols + 8 * groups;
     int32_t r;
     for (r = 0; r < rows; ++r) {
-        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
+                      exact);
     }
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }
@@ -862,7 +912,7 @@ static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t
 static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const int32_t *cols, int32_t rows,
                                                   int32_t groups, const int32_t *channels, int32_t output_offset,
                                                   int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
-                                                  const adaptc_packed_rows *packed)
+                                                  const adaptc_packed_rows *packed, int32_t exact)
 {
     const int32_t *const cols_end = cols + 8 * groups;
     adaptc_codes codes;
@@ -871,7 +921,7 @@ static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const 
     codes.bit = 0;
     for (r = 0; r < rows; ++r) {
         adaptc_unpack_row(&codes, packed->depth, packed->bits, packed->lut, packed->values, (int8_t *)packed->row_buf);
-        adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+        adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride, exact);
     }
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }

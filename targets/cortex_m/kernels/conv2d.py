@@ -99,13 +99,21 @@ def conv2d_f32(step: Step, prog: Program) -> KernelCall | None:
 # ------------------------------------------------------------------------------------ DSP
 
 
+def _rq_exact(step: Step) -> bool:
+    """conv2d_s8_dsp's rq_exact: True where simd.requant_is_exact cannot prove the fast
+    requantization for the layer's weights, bias and input offset (adaptc_rq_exact then)."""
+    w = step.consts["weights"]                                        # HWIO
+    rows = np.asarray(w).transpose(3, 0, 1, 2).reshape(w.shape[3], -1)
+    return not exact_requant(step, rows, int8_output(step)["input_offset"])
+
+
 def conv_dsp_loops(step: Step) -> dict[str, float]:
     """conv2d_s8_dsp.c: four pixels a block -- im2col into int16 columns, then every output
     channel's weight row against the four columns (SMLAD)."""
     g = conv_loops(step)
     groups = -(-(g.k_h * g.k_w * g.in_c) // 4)
     cols = im2col_dsp(g)
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups)}
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step))}
 
 
 def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
@@ -116,13 +124,13 @@ def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
     groups = -(-depth // 4)
     cols = im2col_dsp(g)
     unpack = unpack_rows(g.out_c, depth, weight_format(step))
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups),
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step)),
             **{k: cols["blocks"] * v for k, v in unpack.items()}}
 
 
 def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
-    """conv2d_s8_dsp (int8 weights) or conv2d_s8_packed_dsp (codes of at most 8 bits), when the
-    layer's requantization is provably exact (simd.requant_is_exact)."""
+    """conv2d_s8_dsp (int8 weights) or conv2d_s8_packed_dsp (codes of at most 8 bits); rq_exact
+    where the fast requantization is not provably exact (simd.requant_is_exact)."""
     if is_depthwise(step) or weight_format(step).packed != packed:
         return None
     geo = conv_geometry(step, prog)
@@ -130,11 +138,11 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     rows = w.reshape(geo["out_c"], -1)                                # OHWI -> [out][k_h*k_w*in_c]
     out = int8_output(step)
     coded = coded_weights(step, rows)
-    if coded is None or not exact_requant(step, rows, out["input_offset"]):
+    if coded is None:
         return None
     code, filt, shared, groups = coded
     gather = 4 * groups if geo["in_c"] % 4 else 0
-    return KernelCall({**geo, **out, **code, "scratch": SCRATCH},
+    return KernelCall({**geo, **out, **code, "rq_exact": int(_rq_exact(step)), "scratch": SCRATCH},
                       [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], shared=shared,
                       scratch_bytes=(36 if code else 32) * groups + 4 * geo["out_c"] + gather)
 

@@ -155,15 +155,18 @@ def im2col_dsp(g: ConvLoops) -> dict[str, float]:
             "clear_groups": clear_a + clear_b}
 
 
-def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int) -> dict[str, float]:
+def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, exact: bool) -> dict[str, float]:
     """adaptc_rows_x4 (dsp.h): per block and output channel one row of dot products -- the
-    assembly (two groups a loop iteration) for channels with shift < 0, the C otherwise --;
-    the clamp pass when the activation range is narrower than int8; the partial last block's copy."""
-    neg = int((shifts(step, g.out_c) < 0).sum())
+    assembly with its requantization (two groups a loop iteration) for channels with shift < 0
+    of a layer whose bound is proven (not ``exact``), otherwise adaptc_dot_x4 and the
+    requantization in C (adaptc_rq_apply, or adaptc_rq_exact for ``exact``) --; the clamp pass
+    when the activation range is narrower than int8; the partial last block's copy."""
+    neg = 0 if exact else int((shifts(step, g.out_c) < 0).sum())
     pos = g.out_c - neg
     tail = g.pixels % 4
     return {"rows_asm": blocks * neg, "groups_asm": blocks * neg * groups, "pairs_asm": blocks * neg * (groups // 2),
-            "rows_c": blocks * pos, "groups_c": blocks * pos * groups,
+            "rows_c": blocks * pos * (not exact), "rows_exact": blocks * pos * exact,
+            "groups_c": blocks * pos * groups, "pairs_c": blocks * pos * (groups // 2),
             "clamp": blocks * 4 * g.out_c * clamps(step), "tail": int(tail > 0), "tail_bytes": tail * g.out_c}
 
 

@@ -10,6 +10,7 @@ import pytest
 import kernel_harness as harness
 import kernel_programs as programs
 import kernel_ref as ref
+from adaptc.targets.cortex_m.kernels.fully_connected import fc_dsp_loops
 from kernel_cases import F_ATOL, F_RTOL, FC_REF_KEYS, fc_case, ref_kwargs
 from kernel_programs import needs_arm
 from tflm_harness import ACT, f32, needs_tflm, tfl, tflm_act_range, tflm_run
@@ -30,6 +31,11 @@ FC_CASES = [
     dict(id="positive_shift", B=1, I=2, O=6, small=True, mode=[3, 2, 1, 0, -1, -2]),
     dict(id="act_narrow", B=1, I=30, O=10, act=(-128, 0)),
     dict(id="in_features_1", B=4, I=1, O=3),
+    # fully_connected_s8_dsp's paths: in_features % 8 (its column two groups at a time) and % 4,
+    # quads of outputs and the last out % 4 rows, eight groups an iteration and single ones
+    dict(id="in37_out11", B=1, I=37, O=11),
+    dict(id="batch3_in203_out13", B=3, I=203, O=13),
+    dict(id="rows_only", B=2, I=64, O=3),
 ]
 
 # the cases that also run with packed low-bit weights
@@ -124,6 +130,75 @@ def test_packed_emulated(packed, target, variants):
     r = programs.check_emulated(*programs.compiled_packed(programs.packed_program(*packed), target, variants))
     if target == "cortex-m0plus" and fmt.startswith("pot") and pot:
         assert r.steps[0]["classes"]["mac"] == 0, r.steps[0]["classes"]
+
+
+# ------------------------------------------------------------------------------- exact general path
+
+def exact_program(case: dict):
+    """(Program, input, expected output, supported variants) of a layer whose accumulator bound
+    simd.requant_is_exact cannot prove (fully_connected_s8_dsp's rq_mode 0: adaptc_rq_exact):
+    "big_bias": a few channels with |bias| > 2^30 (one with a positive shift, so that acc << shift
+    wraps as in adaptc_mbqm), the others ordinary; "long_rows": 4500 inputs, weights +-127 and
+    shift +4 (with a small multiplier), so that the bound passes 2^26."""
+    rng = np.random.default_rng(harness.seed(case["id"]))
+    B, I, O = case["B"], case["I"], case["O"]
+    w = rng.integers(-127, 128, size=(O, I)).astype(np.int8)
+    mult, shift = ref.quantize_multiplier(1.0 / (np.sqrt(I) * 80.0 * 73.0 / 40.0))
+    mult, shift = np.full(O, mult, np.int32), np.full(O, shift, np.int32)
+    bias = rng.integers(-20000, 20001, size=O).astype(np.int32)
+    zp_in = int(rng.integers(-20, 21))
+    if case["id"] == "big_bias":
+        x = rng.integers(-128, 128, size=(B, I)).astype(np.int8)
+        bias[[1, 6]] = [1_100_000_000, -1_100_000_000]         # requantized to about +-33
+        mult[[1, 6]], shift[[1, 6]] = 1 << 30, -24
+        bias[7], mult[7], shift[7] = 1_500_000_000, 1 << 30, 2    # acc << 2 wraps
+        mult[8], shift[8] = 1 << 20, 3                            # a small multiplier, left shift
+    else:
+        w = np.where(w >= 0, 127, -127).astype(np.int8)
+        x = rng.integers(-128, 128, size=(B, I)).astype(np.int8)
+        mult[:], shift[:] = 1 << 13, 4                            # about acc / 2^14
+    p = dict(input_offset=-zp_in, filter_offset=0, output_offset=int(rng.integers(-10, 11)), act_min=-128,
+             act_max=127)
+    want = ref.fully_connected_s8_ref(x, w, bias, mult, shift, **ref_kwargs(p, FC_REF_KEYS))
+    attrs = {"input_zp": zp_in, "output_zp": p["output_offset"], "act_min": -128, "act_max": 127,
+             "multiplier": [int(v) for v in mult], "shift": [int(v) for v in shift], "filter_offset": 0}
+    prog = programs.one_step_program("adaptc.qdense", attrs, {"weights": np.ascontiguousarray(w.T), "bias": bias},
+                                     [x.shape], want.shape)
+    return prog, x, want, set(harness.family_variants(FAMILY))
+
+
+EXACT_CASES = [dict(id="big_bias", B=2, I=297, O=10), dict(id="long_rows", B=2, I=4500, O=6)]
+
+
+def _assert_exact_path(m, case):
+    """The step runs fully_connected_s8_dsp in rq_mode 0, its features say so, and its
+    outputs are not all saturated."""
+    step = m.scheduled.steps[0]
+    B, O = case["B"], case["O"]
+    assert step.kernel == "fully_connected_s8_dsp" and step.call.params["rq_mode"] == 0, step.kernel
+    f = fc_dsp_loops(step.step)
+    assert f["outputs_exact"] == B * O and f["quads_c"] == B * (O // 4) and f["quads_asm"] == 0, f
+    assert f["rows"] == B * (O % 4), f
+
+
+@pytest.mark.parametrize("target,variants", HOST)
+@pytest.mark.parametrize("case", EXACT_CASES, ids=lambda c: c["id"])
+def test_exact_path_host(case, target, variants):
+    m, x, want = programs.compiled(exact_program(case), target, variants)
+    if m.scheduled.steps[0].variant == "dsp":
+        _assert_exact_path(m, case)
+    assert np.count_nonzero(np.abs(want.astype(np.int32)) < 120) > want.size // 3    # mostly unsaturated
+    programs.check_on_host(m, x, want)
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", EMULATED)
+@pytest.mark.parametrize("case", EXACT_CASES, ids=lambda c: c["id"])
+def test_exact_path_emulated(case, target, variants):
+    m, x, want = programs.compiled(exact_program(case), target, variants)
+    if m.scheduled.steps[0].variant == "dsp":
+        _assert_exact_path(m, case)
+    programs.check_emulated(m, x, want)
 
 
 def test_every_kernel_is_covered():

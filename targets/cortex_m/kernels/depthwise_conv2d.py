@@ -111,45 +111,79 @@ def depthwise_conv2d_f32(step: Step, prog: Program) -> KernelCall | None:
 
 
 def depthwise_dsp_loops(step: Step) -> dict[str, float]:
-    """depthwise_conv2d_s8_dsp.c: per pixel, groups of four channels (SMLABB / SMLATT) over
-    the window -- for 3-wide filters all k_h x 3 taps (adaptc_dw_x3: in assembly when every
-    shift is negative; the window copied with the zero point at the borders), otherwise the
-    in-bounds taps (adaptc_dw_quads) --, then the channels past the last multiple of four."""
+    """depthwise_conv2d_s8_dsp.c: per group of four channels its filter to int16 pairs, each input
+    row its window rows read converted once into the ring (span padded columns: the in-bounds
+    words, zeros at padded columns and rows); per output row, two channel pairs, each over the
+    blocks of two pixels (3x3 windows, dil_w 1, stride_w 1 or 2: 36 MACs a block) and the
+    pixels one at a time (a last odd one, or every pixel of another window: filter rows, taps);
+    the last odd pixel a block of its own in assembly (fast requantization), else one at a time;
+    per output its requantization (fast form or adaptc_rq_exact); the last channels % 4
+    channels per pixel over the in-bounds taps; the clamp pass of a narrow activation."""
     g = conv_loops(step)
-    ty, tx = g.pixel_taps()
     quads, rest = g.in_c // 4, g.in_c % 4
-    x3 = g.k_w == 3
-    out = dict.fromkeys(["copy_pixels", "memcpy_calls", "memcpy_bytes", "memset_calls", "memset_bytes", "quads_asm",
-                         "quad_rows_asm", "quads_c", "quad_rows_c", "quad_taps_c"], 0)
-    out.update(call=1, rows=g.b * g.out_h, pixels=g.pixels)
-    if x3:
-        copied = (ty < g.k_h) | (tx < 3)
-        in_y = inside(np.repeat(np.tile(np.arange(g.out_h) * g.s_h - g.p_t, g.b), g.out_w), g.k_h, g.d_h, g.in_h)
-        in_x = inside(np.tile(np.arange(g.out_w) * g.s_w - g.p_l, g.b * g.out_h), 3, g.d_w, g.in_w)
-        valid = (in_y.sum(axis=1) * in_x.sum(axis=1))[copied]
-        n = int(copied.sum())
-        out.update(copy_pixels=n, memcpy_calls=int(valid.sum()), memcpy_bytes=int(valid.sum()) * g.in_c,
-                   memset_calls=n * 3 * g.k_h - int(valid.sum()),
-                   memset_bytes=(n * 3 * g.k_h - int(valid.sum())) * g.in_c)
-        rows = np.full(g.pixels, g.k_h)
-        cols = np.full(g.pixels, 3)
-    else:
-        rows, cols = ty, tx
-    asm = x3 and bool(np.all(shifts(step, g.in_c) < 0)) and quads > 0
-    n_rows, n_taps = int(rows.sum()), int((rows * cols).sum())
-    if asm:
-        out.update(quads_asm=g.pixels * quads, quad_rows_asm=quads * n_rows)
-    else:
-        out.update(quads_c=g.pixels * quads, quad_rows_c=quads * n_rows, quad_taps_c=quads * n_taps)
-    out.update(rest=g.pixels * rest, rest_rows=rest * n_rows, rest_taps=rest * n_taps,
-               clamp=g.pixels * g.in_c * clamps(step))
-    return out
+    span = (g.out_w - 1) * g.s_w + (g.k_w - 1) * g.d_w + 1
+    ring = (g.k_h - 1) * g.d_h + 1
+    starts = np.arange(g.out_h) * g.s_h - g.p_t                         # each output row's first input row
+    filled = np.unique((starts[:, None] + np.arange(ring)[None, :]).reshape(-1))
+    in_rows = int(((filled >= 0) & (filled < g.in_h)).sum())
+    inside_cols = max(0, min(span, g.p_l + g.in_w) - g.p_l)
+    fast = _fast_requant(step)
+    pairs = g.out_w // 2 if (g.k_h, g.k_w, g.d_w) == (3, 3, 1) and g.s_w in (1, 2) else 0
+    odd = int(fast and pairs > 0 and g.out_w % 2 == 1)            # in assembly: a block for the last pixel
+    singles = g.out_w - 2 * pairs - odd
+    cols = span + 2
+    rows = g.b * g.out_h * quads
+    outputs = g.pixels * g.in_c
+    return {"call": 1, "quads": g.b * quads, "filter_taps": g.b * quads * g.k_h * g.k_w,
+            "fill_rows": g.b * quads * len(filled), "fill_words": g.b * quads * in_rows * inside_cols,
+            "fill_zeros": g.b * quads * (len(filled) * cols - in_rows * inside_cols),
+            "out_rows": rows, "lanes": 2 * rows, "pair_calls": 2 * rows * ((pairs > 0) + odd),
+            "pairs_s1": 2 * rows * (pairs + odd) * (g.s_w == 1), "pairs_s2": 2 * rows * (pairs + odd) * (g.s_w == 2),
+            "singles": 2 * rows * singles,
+            "single_rows": 2 * rows * singles * g.k_h, "single_taps": 2 * rows * singles * g.k_h * g.k_w,
+            "rest_pixels": g.pixels * (rest > 0), "rest": g.pixels * rest, "rest_rows": g.pixels * rest * g.k_h,
+            "rest_cols": rest * g.b * g.out_w * int(g.ty.sum()) * g.k_w,
+            "rest_taps": rest * g.b * int(g.ty.sum()) * int(g.tx.sum()), "outputs_fast": outputs * fast,
+            "outputs_exact": outputs * (not fast), "clamp": outputs * clamps(step)}
+
+
+def _records(step: Step, n: int, fast: bool) -> np.ndarray:
+    """depthwise_conv2d_s8_dsp.c's channel records: fast, {2 bias, mult, -shift, 2^(-shift - 1)
+    + output_offset * 2^-shift}; else {bias, mult, shift, 0}."""
+    rec = channel_records(step, n, rounding=True).astype(np.int64).reshape(n, 4)
+    if not fast:
+        rec[:, 3] = 0
+        return rec.astype(np.int32).reshape(-1)
+    right = -rec[:, 2]
+    rec[:, 0] *= 2
+    rec[:, 2] = right
+    rec[:, 3] = (1 << (right - 1)) + int(step.attrs["output_zp"]) * (1 << right)
+    return rec.astype(np.int32).reshape(-1)
+
+
+def _fast_requant(step: Step) -> bool:
+    """depthwise_conv2d_s8_dsp's fast requantization (p->right_shifts): requant_is_exact proves
+    |acc| < 2^30 for every channel, every shift is < 0, and the rounding constant with the output
+    offset keeps |SMMLAR| < 2^31."""
+    g = conv_loops(step)
+    if g.out_c != g.in_c:
+        return False
+    taps = np.asarray(step.consts["weights"]).reshape(-1, g.out_c).T.astype(np.int64)
+    if not exact_requant(step, taps, -int(step.attrs["input_zp"])):
+        return False
+    shift = shifts(step, g.out_c)
+    if np.any(shift >= 0) or np.any(shift < -31):
+        return False
+    right = -shift
+    rnd = (1 << (right - 1)) + abs(int(step.attrs["output_zp"])) * (1 << right)
+    return bool(np.all(rnd + (1 << 30) + 1 < 1 << 31))
 
 
 def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     """depthwise_conv2d_s8_dsp (int8 weights) or depthwise_conv2d_s8_packed_dsp (codes of int8
-    range, decoded into the arena in the same layout), depth multiplier 1, when the layer's
-    requantization is provably exact (simd.requant_is_exact)."""
+    range, decoded into the arena in the same layout), depth multiplier 1; the fast
+    requantization (right_shifts 1) where _fast_requant proves it exact, else the exact general
+    one (0)."""
     fmt = weight_format(step)
     if not is_depthwise(step) or fmt.packed != packed or fmt.max_value > 127:
         return None                                              # pot5: the reference packed kernel
@@ -158,20 +192,21 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     if geo["out_c"] != geo["in_c"]:
         return None                                              # depth_multiplier > 1: reference
     out = int8_output(step)
-    taps = np.ascontiguousarray(w.reshape(-1, geo["out_c"]).T)   # [k_h * k_w][C] -> [C][taps]
-    if not exact_requant(step, taps, out["input_offset"]):
-        return None
+    fast = _fast_requant(step)
     params = {k: v for k, v in geo.items() if k != "out_c"}
-    params["right_shifts"] = int(all(s < 0 for s in requant_arrays(step, geo["out_c"])[1][1].tolist()))
+    params["right_shifts"] = int(fast)
     filt = depthwise_quads(w.reshape(-1, geo["out_c"]))
-    window = 3 * geo["k_h"] * geo["in_c"] if geo["k_w"] == 3 else 0
-    channels = ("channels", channel_records(step, geo["out_c"], rounding=True))
+    taps = geo["k_h"] * geo["k_w"]
+    span = (geo["out_w"] - 1) * geo["stride_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
+    ring = (geo["k_h"] - 1) * geo["dil_h"] + 1
+    scratch = 4 * (2 * taps + 2 * ring * (span + 2))             # int16 filter pairs, the ring of input rows
+    channels = ("channels", _records(step, geo["out_c"], fast))
     if not packed:
-        return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=window)
+        return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=scratch)
     data = filt.astype("<i4").view(np.int8)                      # the layout's bytes, its zero padding too
     code = {"bits": fmt.bits, "kind": int(fmt.kind == "pot"), "codes": data.size, "filter_bytes": data.size}
     return KernelCall({**params, **out, **code, "scratch": SCRATCH}, [("weights", formats.pack(data, fmt)), channels],
-                      scratch_bytes=filt.nbytes + window)
+                      scratch_bytes=filt.nbytes + scratch)
 
 
 @kernel("depthwise_conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=depthwise_dsp_loops, headers=("dsp.h",))

@@ -48,6 +48,20 @@ DW_CASES = [
     dict(id="dm1_saturate", dm=1, mode="saturate", padding="same", C=6),
     dict(id="dm2_act_narrow", dm=2, act=(-100, 20), padding="same"),
     dict(id="dm1_positive_and_negative_shifts", dm=1, small=True, mode=[4, 2, 0, -1, -3], C=5),
+    # depthwise_conv2d_s8_dsp: two-pixel blocks (stride_w 1 and 2, odd widths: a last pixel of its
+    # own), channels % 4, padding on every side, other windows, the exact general requantization
+    dict(id="dm1_s1_odd_width_c8", dm=1, H=5, W=7, C=8, padding="same"),
+    dict(id="dm1_s1_even_width_c12", dm=1, H=4, W=6, C=12, padding="same", input_offset=128),
+    dict(id="dm1_s2_odd_width_c6", dm=1, H=9, W=9, sh=2, sw=2, C=6, padding="same"),
+    dict(id="dm1_s2_even_width_c4", dm=1, H=7, W=8, sh=2, sw=2, C=4, padding="same"),
+    dict(id="dm1_pad_every_side_c7", dm=1, H=5, W=6, C=7, pad_h=(2, 1), pad_w=(1, 2)),
+    dict(id="dm1_k5_c8", dm=1, H=7, W=7, KH=5, KW=5, C=8, padding="same"),
+    dict(id="dm1_k3x1_s2x1_dil2_c8", dm=1, H=8, W=5, KH=3, KW=1, sh=2, dh=2, C=8, padding="same"),
+    dict(id="dm1_dil2_3x3_s1_c8", dm=1, H=8, W=9, dh=2, dw=2, C=8, padding="same"),
+    dict(id="dm1_rows_dil3_3x3_c4", dm=1, H=9, W=7, dh=3, C=4, padding="same"),
+    dict(id="dm1_exact_huge_bias_c8", dm=1, H=5, W=5, C=8, padding="same", huge_bias=True),
+    dict(id="dm1_exact_huge_bias_s2_c6", dm=1, H=7, W=7, sh=2, sw=2, C=6, padding="same", huge_bias=True),
+    dict(id="dm1_exact_left_shifts_c4", dm=1, H=4, W=5, C=4, small=True, mode=[3, 1, 0, 2], padding="same"),
 ]
 
 # float32: the conv2d float cases without an explicit out_c, each with depth multipliers 1, 2, 3

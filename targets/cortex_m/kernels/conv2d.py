@@ -25,7 +25,7 @@ from .common import (
 )
 from .loops import columns, conv_loops, im2col_dsp, inside, pot_macs, rows_x4, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
-from .simd import channel_records, coded_weights, exact_requant, folded_bias
+from .simd import channel_records, coded_weights, exact_requant, folded_bias, pair_rows
 
 # ------------------------------------------------------------------------------ reference
 
@@ -113,7 +113,7 @@ def conv_dsp_loops(step: Step) -> dict[str, float]:
     g = conv_loops(step)
     groups = -(-(g.k_h * g.k_w * g.in_c) // 4)
     cols = im2col_dsp(g)
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step))}
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step), paired=True)}
 
 
 def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
@@ -124,7 +124,7 @@ def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
     groups = -(-depth // 4)
     cols = im2col_dsp(g)
     unpack = unpack_rows(g.out_c, depth, weight_format(step))
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step)),
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step), paired=False),
             **{k: cols["blocks"] * v for k, v in unpack.items()}}
 
 
@@ -141,6 +141,8 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     if coded is None:
         return None
     code, filt, shared, groups = coded
+    if not packed:
+        filt = pair_rows(filt, groups)
     gather = 4 * groups if geo["in_c"] % 4 else 0
     return KernelCall({**geo, **out, **code, "rq_exact": int(_rq_exact(step)), "scratch": SCRATCH},
                       [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], shared=shared,

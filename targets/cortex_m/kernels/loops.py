@@ -155,18 +155,29 @@ def im2col_dsp(g: ConvLoops) -> dict[str, float]:
             "clear_groups": clear_a + clear_b}
 
 
-def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, exact: bool) -> dict[str, float]:
-    """adaptc_rows_x4 (dsp.h): per block and output channel one row of dot products -- the
-    assembly with its requantization (two groups a loop iteration) for channels with shift < 0
-    of a layer whose bound is proven (not ``exact``), otherwise adaptc_dot_x4 and the
-    requantization in C (adaptc_rq_apply, or adaptc_rq_exact for ``exact``) --; the clamp pass
-    when the activation range is narrower than int8; the partial last block's copy."""
-    neg = 0 if exact else int((shifts(step, g.out_c) < 0).sum())
-    pos = g.out_c - neg
+def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, exact: bool, paired: bool) -> dict[str, float]:
+    """adaptc_rows_x4 (dsp.h), per block of four columns: with ``paired`` rows (conv2d_s8_dsp),
+    each pair of output channels through adaptc_row_pair_x4 -- two adaptc_dot_2x2 loops (two
+    groups an iteration), then eight requantizations: adaptc_rq_right for shift < 0,
+    adaptc_rq_apply otherwise, adaptc_rq_exact for an ``exact`` layer --; the other channels (an
+    odd last one, or all of a packed layer's) one row at a time: the assembly with its
+    requantization for shift < 0 of a layer whose bound is proven, otherwise adaptc_dot_x4 and
+    the requantization in C. Then the clamp pass when the activation range is narrower than int8;
+    the partial last block's copy."""
+    sh = shifts(step, g.out_c)
+    n_pairs = g.out_c // 2 if paired else 0
+    single = np.arange(g.out_c) >= 2 * n_pairs
+    neg = 0 if exact else int((sh[single] < 0).sum())
+    pos = int(single.sum()) - neg
+    right = 0 if exact else int((sh[~single] < 0).sum())
+    apply = 0 if exact else int((sh[~single] >= 0).sum())
     tail = g.pixels % 4
     return {"rows_asm": blocks * neg, "groups_asm": blocks * neg * groups, "pairs_asm": blocks * neg * (groups // 2),
             "rows_c": blocks * pos * (not exact), "rows_exact": blocks * pos * exact,
             "groups_c": blocks * pos * groups, "pairs_c": blocks * pos * (groups // 2),
+            "row_pairs": blocks * n_pairs, "pair_groups": blocks * n_pairs * 2 * groups,
+            "pair_iters": blocks * n_pairs * 2 * (groups // 2), "pair_rq_right": blocks * 4 * right,
+            "pair_rq_apply": blocks * 4 * apply, "pair_rq_exact": blocks * 4 * 2 * n_pairs * exact,
             "clamp": blocks * 4 * g.out_c * clamps(step), "tail": int(tail > 0), "tail_bytes": tail * g.out_c}
 
 

@@ -60,6 +60,15 @@ def pack_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
     return pack_words(padded.reshape(-1)), groups
 
 
+def pair_rows(words: np.ndarray, groups: int) -> np.ndarray:
+    """Weight words [out][groups] (pack_rows) with each pair of rows 2k, 2k + 1 interleaved word
+    by word, as adaptc_rows_x4 reads them (dsp.h adaptc_dot_2x2); an odd last row as it is."""
+    rows = words.reshape(-1, groups)
+    even = rows.shape[0] // 2 * 2
+    pairs = rows[:even].reshape(-1, 2, groups).transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([pairs, rows[even:].reshape(-1)]).astype(np.int32)
+
+
 def channel_records(step: Step, n: int, rounding: bool = False) -> np.ndarray:
     """Per output channel {bias, mult, shift} (int32 each; bias 0 when the layer has none) as one
     flat int32 array -- the same bytes the reference kernels' three arrays hold; ``rounding``

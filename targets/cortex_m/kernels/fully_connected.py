@@ -93,9 +93,10 @@ def fc_dsp_loops(step: Step) -> dict[str, float]:
     an iteration, then adaptc_col_from_s8's groups and partial tail); the quads of outputs --
     rq_mode 2: fc_dsp_quads_rq, eight groups an iteration and the rest one at a time, the four
     outputs requantized in its assembly; otherwise fc_dsp_quad, four groups an iteration and the
-    rest singly, then fc_dsp_outputs --; the last out % 4 rows through adaptc_dot_row (two
-    groups an iteration, an odd one) and fc_dsp_outputs; the outputs fc_dsp_outputs requantizes
-    by rq_mode (2, 1 with shift < 0 / >= 0, 0); the clamp pass of a narrow activation."""
+    rest singly, then fc_dsp_outputs --, and the quads whose loops are skipped (``_no_``: a
+    branch taken); the last out % 4 rows through adaptc_dot_row (two groups an iteration, an odd
+    one) and fc_dsp_outputs; the outputs fc_dsp_outputs requantizes by rq_mode (2, 1 with
+    shift < 0 / >= 0, 0); the clamp pass of a narrow activation."""
     b, i, o = dense_dims(step)
     mode = _rq_mode(step, dense_rows(step), int8_output(step)["input_offset"])
     groups = -(-i // 4)
@@ -105,13 +106,17 @@ def fc_dsp_loops(step: Step) -> dict[str, float]:
     neg = shifts(step, o) < 0
     c_outputs, c_neg = b * int(in_c.sum()), b * int((in_c & neg).sum())
     return {"call": 1, "batches": b, "convert_pairs": b * (i // 8), "convert_groups": b * (i % 8 // 4),
-            "convert_tails": b * (i % 4 > 0),
+            "convert_tails": b * (i % 4 > 0), "convert_tail_values": b * (i % 4), "batches_no_quads": b * (o < 4),
             "quads_asm": asm, "quad_eights_asm": asm * (groups // 8), "quad_singles_asm": asm * (groups % 8),
+            "quads_asm_no_eights": asm * (groups < 8), "quads_asm_no_singles": asm * (groups % 8 == 0),
             "quads_c": c_quads, "quad_fours_c": c_quads * (groups // 4), "quad_singles_c": c_quads * (groups % 4),
+            "quads_c_no_fours": c_quads * (groups < 4), "quads_c_no_singles": c_quads * (groups % 4 == 0),
             "rows": rows, "row_pairs": rows * (groups // 2), "row_odds": rows * (groups % 2),
+            "rows_no_pairs": rows * (groups < 2),
             "output_calls": c_quads + rows, "outputs_rq_right": c_outputs * (mode == 2),
             "outputs_rq_neg": c_neg * (mode == 1), "outputs_rq_pos": (c_outputs - c_neg) * (mode == 1),
-            "outputs_exact": c_outputs * (mode == 0), "clamp": b * o * clamps(step)}
+            "outputs_exact": c_outputs * (mode == 0), "clamp_batches": b * clamps(step),
+            "clamp": b * o * clamps(step)}
 
 
 def fc_packed_dsp_loops(step: Step) -> dict[str, float]:

@@ -437,7 +437,7 @@ static ADAPTC_NOINLINE void adaptc_tconv_x4(const int32_t *cols, const int32_t *
                 ADAPTC_TCONV_CHANNEL("a3")
                 "cmp    %[x], %[end]\n\t"
                 "bne    1b"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(wt),
+                : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [x] "+&r"(x), [w] "+&r"(wt),
                   [x0] "=&r"(x0), [x1] "=&r"(x1), [ww] "=&r"(ww), [wa] "=&r"(wa)
                 : [end] "r"(end)
                 : "cc", "memory");
@@ -516,7 +516,7 @@ static inline int32_t *adaptc_col_convert(int32_t *col, int32_t stride, const in
                 "add    %[col], %[col], %[step]\n\t"
                 "subs   %[pairs], %[pairs], #1\n\t"
                 "bne    1b"
-                : [col] "+r"(col), [src] "+r"(src), [pairs] "+r"(pairs), [t0] "=&r"(t0), [t1] "=&r"(t1),
+                : [col] "+&r"(col), [src] "+&r"(src), [pairs] "+&r"(pairs), [t0] "=&r"(t0), [t1] "=&r"(t1),
                   [c0] "=&r"(c0), [c1] "=&r"(c1)
                 : [off] "r"(offset2), [step] "r"(step)
                 : "cc", "memory");
@@ -733,7 +733,7 @@ static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, cons
             "cmp    %[x], %[end]\n\t"
             "bne    2b\n"
             "3:"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+            : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
               [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
             : [end] "r"(cols_end)
             : "cc", "memory");
@@ -799,7 +799,7 @@ static ADAPTC_INLINE void adaptc_dot_2x2(const int32_t *w, const int32_t *x, con
             "cmp    %[x], %[end]\n\t"
             "bne    2b\n"
             "3:"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+            : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
               [w0] "=&r"(w0), [w1] "=&r"(w1), [u0] "=&r"(u0), [u1] "=&r"(u1), [x0] "=&r"(x0), [x1] "=&r"(x1)
             : [end] "r"(x_end)
             : "cc", "memory");
@@ -936,7 +936,7 @@ static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, c
                 "add    %[wa], %[wa], %[x], lsl #1\n\t"
                 "strb   %[a2], [%[wa]]\n\t"
                 "strb   %[a3], [%[wa], %[x]]"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+                : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
                   [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
                 : [end] "r"(cols_end), [rec] "r"(record), [off] "m"(output_offset), [out] "m"(out),
                   [stride] "m"(stride)
@@ -1165,7 +1165,7 @@ static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t ro
                 "subs   %[t0], %[t0], #1\n\t"
                 "str    %[t0], %[n]\n\t"
                 "bne    0b"
-                : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+r"(x), [w] "+r"(w),
+                : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+&r"(x), [w] "+&r"(w),
                   [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [end] "=&r"(end),
                   [rec] "+m"(rec), [out] "+m"(out), [win] "+m"(window), [n] "+m"(quads)
                 : [xs] "r"(x_step), [off] "r"(offset2), [rs] "m"(row_step), [qb] "m"(quad_bytes),
@@ -1331,7 +1331,7 @@ static ADAPTC_NOINLINE int32_t adaptc_dot_row(const int32_t *w, const int32_t *c
                 "smlad  %[acc], %[t], %[c3], %[acc]\n\t"
                 "cmp    %[w], %[end]\n\t"
                 "bne    1b"
-                : [acc] "+r"(acc), [w] "+r"(w), [col] "+r"(col), [w0] "=&r"(w0), [w1] "=&r"(w1), [c0] "=&r"(c0),
+                : [acc] "+&r"(acc), [w] "+&r"(w), [col] "+&r"(col), [w0] "=&r"(w0), [w1] "=&r"(w1), [c0] "=&r"(c0),
                   [c1] "=&r"(c1), [c2] "=&r"(c2), [c3] "=&r"(c3), [t] "=&r"(t)
                 : [end] "r"(end)
                 : "cc", "memory");

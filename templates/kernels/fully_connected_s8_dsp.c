@@ -134,7 +134,7 @@ static inline int32_t fc_dsp_out(int32_t acc, int32_t mult, int32_t sh, int32_t 
     register const int32_t *end __asm__("lr");
 #define FC_DSP_OPERANDS \
     [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1), \
-    [pw] "+r"(pw), [px] "=&r"(px), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), \
+    [pw] "+&r"(pw), [px] "=&r"(px), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), \
     [t] "=&r"(t), [end] "=&r"(end)
 #endif
 

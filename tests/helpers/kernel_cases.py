@@ -207,6 +207,7 @@ def add_case(case, size=777):
                  output_offset=int(rng.integers(-128, 128)),
                  output_multiplier=int(rng.integers(2**30, 2**31)), output_shift=0)
         p["output_shift"] = 2 - p["left_shift"]  # positive for small left_shift
+        p.update(case.get("set", {}))
     else:
         p = tflite_add_params(*case["q"])
     p["size"] = size

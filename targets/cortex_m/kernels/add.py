@@ -1,10 +1,11 @@
 """ADD: ``adaptc.qadd`` (both inputs rescaled to a common scale, TFLite's reference_integer_ops::Add)
-and ``adaptc.add_f32``. DSP: add_s8_dsp -- the same arithmetic with the cheaper requantization,
-where its exactness is proved for the whole int8 range."""
+and ``adaptc.add_f32``. DSP: add_s8_dsp -- each input's rescaling a table of its 256 values made at
+compile time, the output's requantization the cheaper one where its exactness is proved."""
 from __future__ import annotations
 
 import numpy as np
 
+from adaptc import fixedpoint
 from adaptc.program import Program, Step
 
 from .common import act_f32, elements
@@ -36,25 +37,37 @@ def add_f32(step: Step, prog: Program) -> KernelCall | None:
     return KernelCall({"size": elements(step), **act_f32(step.attrs)}, [])
 
 
+def _rescale_table(p: dict) -> np.ndarray:
+    """add_s8_dsp's table: for each input k and every int8 value x (indexed by x read as
+    unsigned), MultiplyByQuantizedMultiplier((x + offset_k) << left_shift, multiplier_k, shift_k)
+    -- input 1's 256 entries, then input 2's."""
+    x = np.roll(np.arange(-128, 128, dtype=np.int64), 128)            # index u -> int8 value of byte u
+    return np.concatenate([fixedpoint.mbqm((x + p[f"{k}_offset"]) << p["left_shift"], p[f"{k}_multiplier"],
+                                           p[f"{k}_shift"]) for k in ("input1", "input2")]).astype(np.int32)
+
+
+def _rq_exact(p: dict, table: np.ndarray) -> bool:
+    """add_s8_dsp's rq_exact: True where the fast output requantization is not provably exact for
+    the largest sum of two table entries."""
+    bound = np.abs(table[:256].astype(np.int64)).max() + np.abs(table[256:].astype(np.int64)).max()
+    return not requant_is_exact(np.array([bound]), p["output_multiplier"], p["output_shift"])
+
+
 def add_dsp_loops(step: Step) -> dict[str, float]:
-    """add_s8_dsp.c: one loop with adaptc_rq_right when the three shifts are negative, else
-    the general adaptc_rq."""
-    a = step.attrs
-    fast = a["input1_shift"] < 0 and a["input2_shift"] < 0 and a["shift"][0] < 0
+    """add_s8_dsp.c: one loop over the elements, with adaptc_rq_right_rounded (a proven bound and
+    a negative shift) or the general requantization; the clamp pass when the activation range
+    is narrower than int8."""
+    p = _add_params(step)
+    fast = not _rq_exact(p, _rescale_table(p)) and p["output_shift"] < 0
     n = elements(step)
-    return {"call": 1, "elements_fast": n * fast, "elements": n * (not fast)}
+    narrow = p["act_min"] > -128 or p["act_max"] < 127
+    return {"call": 1, "elements_fast": n * fast, "elements": n * (not fast), "clamp": n * narrow}
 
 
-@kernel("add_s8_dsp", "adaptc.qadd", "dsp", features=add_dsp_loops, params_type="add_s8_params", headers=("dsp.h",))
+@kernel("add_s8_dsp", "adaptc.qadd", "dsp", features=add_dsp_loops, headers=("dsp.h",))
 def add_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     p = _add_params(step)
-    sums = 0
-    for k in ("input1", "input2"):
-        off = p[f"{k}_offset"]
-        x = max(abs(-128 + off), abs(127 + off)) << p["left_shift"]   # |(x + offset) << left_shift|
-        if not requant_is_exact(np.array([x]), p[f"{k}_multiplier"], p[f"{k}_shift"]):
-            return None
-        sums += x << max(p[f"{k}_shift"], 0)                          # |MBQM(v, m, s)| <= |v| << max(s, 0)
-    if not requant_is_exact(np.array([sums]), p["output_multiplier"], p["output_shift"]):
-        return None
-    return KernelCall(p, [])
+    table = _rescale_table(p)
+    params = {k: p[k] for k in ("size", "output_offset", "output_multiplier", "output_shift", "act_min", "act_max")}
+    return KernelCall({**params, "rq_exact": int(_rq_exact(p, table)), "table": ("array", "table")},
+                      [("table", table)])

@@ -120,20 +120,8 @@ typedef struct {
     int8_t *scratch;        /* arena, k_w == 3: a window of k_h * 3 * in_c bytes; else unused */
 } depthwise_conv2d_s8_dsp_params;
 
-/* fully_connected_s8_dsp: the fully_connected_s8 sizes (filter_offset 0). */
-typedef struct {
-    int32_t batches;
-    int32_t in_features;
-    int32_t out_features;
-    int32_t input_offset;
-    int32_t output_offset;
-    int32_t act_min;
-    int32_t act_max;
-    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
-} fully_connected_s8_dsp_params;
-
-/* fully_connected_s8_packed_dsp: as fully_connected_s8_dsp, its rows packed codes (as
- * conv2d_s8_packed_dsp). */
+/* fully_connected_s8_packed_dsp: the fully_connected_s8 sizes (filter_offset 0), its rows packed
+ * codes (as conv2d_s8_packed_dsp). */
 typedef struct {
     int32_t batches;
     int32_t in_features;

@@ -30,7 +30,7 @@ typedef struct {
     int32_t act_max;
     int32_t rq_mode;        /* fc_dsp_out: 2, 1 (the builder proved the fast forms exact) or 0 */
     int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
-} fc_s8_dsp_params;
+} fully_connected_s8_dsp_params;
 
 /* An output of accumulator acc, record fields mult and sh (the shift field), before the clamp:
  *   rq_mode 2 (every shift < 0 and |acc| < 2^30, proven): adaptc_rq_right with r = -shift =
@@ -263,7 +263,7 @@ static ADAPTC_NOINLINE void fc_dsp_outputs(const int32_t *acc, int32_t n, const 
     }
 }
 
-static void fully_connected_s8_dsp(const fc_s8_dsp_params *p, const int8_t *input, const int32_t *weights,
+static void fully_connected_s8_dsp(const fully_connected_s8_dsp_params *p, const int8_t *input, const int32_t *weights,
                                    const int32_t *channels, int8_t *output)
 {
     const int32_t groups = (p->in_features + 3) / 4;

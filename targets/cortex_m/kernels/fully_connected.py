@@ -182,8 +182,7 @@ def dsp_records(step: Step, n: int, mode: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([head, rec[4 * quads:].reshape(-1)]).astype(np.int32))
 
 
-@kernel("fully_connected_s8_dsp", "adaptc.qdense", "dsp", features=fc_dsp_loops, headers=("dsp.h",),
-        params_type="fc_s8_dsp_params")
+@kernel("fully_connected_s8_dsp", "adaptc.qdense", "dsp", features=fc_dsp_loops, headers=("dsp.h",))
 def fully_connected_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     """fully_connected_s8's results by fully_connected_s8_dsp.c for int8 symmetric weights, any
     accumulator bound (rq_mode: _rq_mode)."""

@@ -26,6 +26,15 @@
 #define ADAPTC_HAVE_DSP 0
 #endif
 
+/* The assembly loops, which pin more registers than an unoptimized function leaves free (gcc -O0
+ * keeps a frame pointer and spills): in optimized builds; a -O0 (debug) build takes their C form,
+ * with the same results. */
+#if ADAPTC_HAVE_DSP && defined(__OPTIMIZE__)
+#define ADAPTC_DSP_ASM 1
+#else
+#define ADAPTC_DSP_ASM 0
+#endif
+
 /* A helper compiled as a function of its own, so that its loop gets the registers to itself
  * ("unused": no warning in a model that does not call it). */
 #if defined(__GNUC__)
@@ -414,7 +423,7 @@ static ADAPTC_NOINLINE void adaptc_tconv_x4(const int32_t *cols, const int32_t *
         const int32_t *x = cols + taps[0];
         const int32_t *wt = w + 4 * taps[1];
         const int32_t *const end = x + 2 * groups;
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
         int32_t x0, x1, ww, wa;
         __asm__ volatile(
                 "1:\n\t"
@@ -486,7 +495,7 @@ static inline int32_t *adaptc_col_convert(int32_t *col, int32_t stride, const in
                                           int32_t offset2)
 {
     const int8_t *end;
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     const int32_t step = 4 * stride;                  /* bytes from a group to the next */
     int32_t pairs = n >> 1, t0, t1, c0, c1;
     if (pairs > 0) {
@@ -706,7 +715,7 @@ static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input
 static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, const int32_t *cols_end, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     int32_t wt, wa, wb, x0, x1;
     __asm__ volatile(
             "sub    %[wt], %[end], %[x]\n\t"
@@ -772,7 +781,7 @@ static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, cons
 static ADAPTC_INLINE void adaptc_dot_2x2(const int32_t *w, const int32_t *x, const int32_t *x_end, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     int32_t w0, w1, u0, u1, x0, x1;
     __asm__ volatile(
             "sub    %[w0], %[end], %[x]\n\t"
@@ -861,7 +870,7 @@ static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, c
 {
     int32_t acc[4];
     adaptc_rq_params q;
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     if (!exact && record[2] < 0) {
         const int32_t *x = cols;
         int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
@@ -1109,7 +1118,7 @@ static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t ro
                                 const int32_t *rec, int32_t right_shifts, int32_t output_offset,
                                 int8_t *out)
 {
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     if (right_shifts && quads > 0) {
         const int32_t quad_bytes = 12 * rows;
         const int8_t *x = window;
@@ -1301,7 +1310,7 @@ static inline uint32_t adaptc_lut_x4(const uint8_t *table, uint32_t u)
 static ADAPTC_NOINLINE int32_t adaptc_dot_row(const int32_t *w, const int32_t *col, int32_t groups, int32_t acc)
 {
     const int32_t *const end = w + (groups & ~1);
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     if (w != end) {
         int32_t w0, w1, c0, c1, c2, c3, t;
         __asm__ volatile(

@@ -73,25 +73,67 @@ class ScheduledProgram:
         return self.program.macs
 
 
-def plan_arena(program: Program, scratch: dict[int, int] | None = None) -> tuple[MemoryPlanner, dict, dict]:
+def plan_arena(program: Program, scratch: dict[int, int] | None = None,
+               in_place: dict[int, dict[int, int]] | None = None) -> tuple[MemoryPlanner, dict, dict]:
     """Plan the arena: (planner, {tensor id: offset}, {step index: scratch offset}).
 
     Lifetimes are step indices: a tensor lives from the step that writes it to the last step
     that reads it; every arena tensor a step writes gets a planned offset. ``scratch``: {step
-    index: bytes} of kernel scratch buffers, live during that step only (zero: none)."""
+    index: bytes} of kernel scratch buffers, live during that step only (zero: none).
+
+    ``in_place``: {step index: {input position: delta}} -- the step's kernel computes correctly
+    when its output starts ``delta`` bytes before that input (delta <= 0: at or after it), the
+    two overlapping (the kernel reads what it needs of the input before it overwrites it). Where
+    that input is an arena tensor the step reads last, the output joins it: a chain of such
+    tensors, each born at the step its predecessor dies, is one planner buffer over the chain's
+    lifetime, each member at its offset within it (only a dying input and its successor are
+    ever live together, and those overlap as the kernel allows). A chain holds its bytes for
+    its whole lifetime, which can cost more than it saves: the plan with the chains is taken only
+    where its arena is smaller than the plan without."""
+    plain = _plan(program, scratch, None)
+    if in_place:
+        chained = _plan(program, scratch, in_place)
+        if chained[0].peak < plain[0].peak:
+            return chained
+    return plain
+
+
+def _plan(program: Program, scratch: dict[int, int] | None,
+          in_place: dict[int, dict[int, int]] | None) -> tuple[MemoryPlanner, dict, dict]:
     first, last = {}, {}
     for s in program.steps:
         first.setdefault(s.output, s.index)
         last[s.output] = max(last.get(s.output, s.index), s.index)
         for t in s.inputs:
             last[t] = s.index
+    arena = {t.id: t for t in program.tensors if t.kind == "arena" and t.id in first}
+    chain: dict[int, tuple[int, int]] = {t: (t, 0) for t in arena}       # tensor -> (chain head, offset in it)
+    continued: set[int] = set()
+    for s in program.steps:
+        out = s.output
+        if out not in arena or first[out] != s.index:
+            continue
+        for pos, delta in sorted((in_place or {}).get(s.index, {}).items()):
+            a = s.inputs[pos]
+            if a in arena and last[a] == s.index and a not in continued and a != out:
+                head, rel = chain[a]
+                chain[out] = (head, rel - -(-delta // ALIGNMENT) * ALIGNMENT)
+                continued.add(a)
+                break
+    members: dict[int, list[int]] = {}
+    for t, (head, _) in chain.items():
+        members.setdefault(head, []).append(t)
     planner = MemoryPlanner(alignment=ALIGNMENT)
-    ids = {}
-    for t in program.tensors:
-        if t.kind == "arena" and t.id in first:
-            ids[t.id] = planner.add_buffer(t.nbytes, first[t.id], last[t.id], t.name)
+    ids, base = {}, {}
+    for head in sorted(members):
+        group = members[head]
+        low = min(chain[t][1] for t in group)
+        size = max(chain[t][1] + arena[t].nbytes for t in group) - low
+        ids[head] = planner.add_buffer(size, min(first[t] for t in group), max(last[t] for t in group),
+                                       " + ".join(arena[t].name for t in sorted(group, key=first.get)))
+        base.update({t: chain[t][1] - low for t in group})
     scratch_ids = {i: planner.add_buffer(n, i, i, f"scratch of step {i}")
                    for i, n in sorted((scratch or {}).items()) if n > 0}
     offsets = planner.plan()
-    return (planner, {tid: offsets[bid] for tid, bid in ids.items()},
+    return (planner, {t: offsets[ids[head]] + base[t] for t, (head, _) in chain.items()},
             {i: offsets[bid] for i, bid in scratch_ids.items()})

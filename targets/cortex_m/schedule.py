@@ -32,7 +32,8 @@ def variants(core, kernels: str | None = None) -> tuple[str, ...]:
 def schedule(program: Program, core, kernels: str | None = None) -> ScheduledProgram:
     allowed = variants(core, kernels)
     calls = [select(step, program, allowed) for step in program.steps]
-    planner, offsets, scratch = plan_arena(program, {s.index: c.scratch_bytes for s, c in zip(program.steps, calls)})
+    planner, offsets, scratch = plan_arena(program, {s.index: c.scratch_bytes for s, c in zip(program.steps, calls)},
+                                           {s.index: c.in_place for s, c in zip(program.steps, calls)})
     shared: dict[str, np.ndarray] = {}
     steps = []
     for step, call in zip(program.steps, calls):

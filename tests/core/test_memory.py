@@ -221,3 +221,63 @@ def test_alignment_and_offset_validation():
     p = MemoryPlanner()
     with pytest.raises(IndexError):
         p.offset(0)
+
+
+# ------------------------------------------------------------------ plan_arena: in-place chains
+
+def _chain_program():
+    """x -> a (4 KiB) -> b (4 KiB) -> c (2 KiB) -> y; a is also read by step 3 (a skip)."""
+    from adaptc.program import Program, Step, Tensor
+
+    tensors = [Tensor(0, "x", (1024,), "int8", "input"), Tensor(1, "a", (4096,), "int8"),
+               Tensor(2, "b", (4096,), "int8"), Tensor(3, "c", (2048,), "int8"),
+               Tensor(4, "y", (2048,), "int8", "output")]
+    steps = [Step(0, "op", "", [0], 1, {}, {}), Step(1, "op", "", [1], 2, {}, {}),
+             Step(2, "op", "", [2], 3, {}, {}), Step(3, "op", "", [3, 1], 4, {}, {})]
+    return Program("chain", tensors, steps, [0], [4])
+
+
+def _live_overlaps(program, offsets):
+    """(step, tensor, tensor) for every two arena tensors live at one step whose bytes overlap."""
+    first, last = {}, {}
+    for s in program.steps:
+        first.setdefault(s.output, s.index)
+        for t in s.inputs:
+            last[t] = s.index
+    nbytes = {t.id: t.nbytes for t in program.tensors}
+    out = []
+    for s in program.steps:
+        live = [t for t in offsets if first[t] <= s.index <= last.get(t, first[t])]
+        for i, t in enumerate(live):
+            for u in live[i + 1:]:
+                if offsets[t] < offsets[u] + nbytes[u] and offsets[u] < offsets[t] + nbytes[t]:
+                    out.append((s.index, t, u))
+    return out
+
+
+def test_plan_arena_in_place_chain():
+    """Step 2's kernel may write its output 48 bytes before its dying input: b and c share bytes
+    there, c starting 48 bytes (rounded up to the 16-byte alignment: 48) before b; a (read again
+    by step 3) is never overwritten; without the permission nothing overlaps."""
+    from adaptc.schedule import plan_arena
+
+    prog = _chain_program()
+    plain, offsets, _ = plan_arena(prog)
+    assert _live_overlaps(prog, offsets) == []
+    chained, offsets, _ = plan_arena(prog, in_place={2: {0: 40}, 3: {1: 0}})
+    assert offsets[3] == offsets[2] - 48
+    assert _live_overlaps(prog, offsets) == [(2, 2, 3)]             # only the permitted pair, at its step
+    assert chained.peak < plain.peak
+    # a is read by step 3 after c is born: the chain may not continue through it (step 1 gave no
+    # permission), and step 3's permission on a (its last read) does not apply to the program output
+    assert offsets[1] + 4096 <= min(offsets[2], offsets[3]) or offsets[1] >= max(offsets[2] + 4096, offsets[3] + 2048)
+
+
+def test_plan_arena_keeps_the_smaller_plan():
+    """A chain holds its bytes for its whole lifetime; where that makes the arena larger than the
+    plan without it, plan_arena keeps the plan without."""
+    from adaptc.schedule import plan_arena
+
+    prog = _chain_program()
+    plain = plan_arena(prog)[0].peak
+    assert plan_arena(prog, in_place={2: {0: 1 << 20}})[0].peak == plain          # a 1 MiB offset: no gain

@@ -105,6 +105,48 @@ def conv_program(case: dict, depthwise: bool):
     return prog, x, want, supported
 
 
+def conv_in_place_program(case: dict):
+    """(Program, input, expected output) of three convolutions in a row: a 1x1 into an arena
+    tensor, the case's convolution from it (its input dies there: the arena planner may put the
+    output over it, as far as conv2d_s8_dsp allows), a 1x1 out of the result."""
+    p, x, f, bias, mult, shift, _ = conv_case(case, seed=seed(case["id"]))
+    c, oc = p["in_c"], p["out_c"]
+    rng = np.random.default_rng(seed(case["id"]) + 1)
+    x0 = rng.integers(-128, 128, size=x.shape).astype(np.int8)
+    keys = dict(stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, act_min=-128, act_max=127)
+    pointwise = []
+    for k, (cin, cout) in enumerate([(c, c), (oc, oc)]):
+        w = rng.integers(-127, 128, size=(cout, 1, 1, cin)).astype(np.int8)
+        m, sh = rng.integers(2**30, 2**31, size=cout).astype(np.int32), np.full(cout, -9 - cin // 8, np.int32)
+        pointwise.append((w, None, m, sh, dict(keys, input_offset=3 - k, output_offset=-5 + k)))
+
+    def run(w, b, m, sh, q, a):
+        return ref.conv2d_s8_ref(a, w, b, m, sh, out_h=a.shape[1], out_w=a.shape[2], **q) if w.shape[1] == 1 \
+            else ref.conv2d_s8_ref(a, w, b, m, sh, **ref_kwargs(q, CONV_REF_KEYS))
+
+    a = run(*pointwise[0], x0)
+    b = ref.conv2d_s8_ref(a, f, bias, mult, shift, **ref_kwargs(p, CONV_REF_KEYS))
+    want = run(*pointwise[1], b)
+    tensors = [Tensor(0, "x", x0.shape, "int8", "input"), Tensor(1, "a", a.shape, "int8"),
+               Tensor(2, "b", b.shape, "int8"), Tensor(3, "y", want.shape, "int8", "output")]
+
+    def step(i, w, b_, m, sh, q, src, dst, shapes):
+        attrs = {"input_zp": -q["input_offset"], "output_zp": q["output_offset"], "act_min": q["act_min"],
+                 "act_max": q["act_max"], "multiplier": [int(v) for v in m], "shift": [int(v) for v in sh],
+                 "strides": [q["stride_h"], q["stride_w"]], "padding": [q["pad_top"], q["pad_left"], 0, 0],
+                 "dilation": [q["dil_h"], q["dil_w"]], "groups": 1, "kernel_layout": "HWIO"}
+        consts = {"weights": np.ascontiguousarray(w.transpose(1, 2, 3, 0))}
+        if b_ is not None:
+            consts["bias"] = b_
+        return Step(i, "adaptc.qconv2d", "test case", [src], dst, attrs, consts, in_shapes=[shapes[0]],
+                    out_shape=shapes[1])
+
+    steps = [step(0, *pointwise[0][:4], pointwise[0][4], 0, 1, (x0.shape, a.shape)),
+             step(1, f, bias, mult, shift, p, 1, 2, (a.shape, b.shape)),
+             step(2, *pointwise[1][:4], pointwise[1][4], 2, 3, (b.shape, want.shape))]
+    return Program("case", tensors, steps, [0], [3]), x0, want
+
+
 def fc_program(case: dict):
     """(Program, input, expected output, supported variants) of a fully connected case."""
     p, x, w, bias, mult, shift = fc_case(case)

@@ -134,10 +134,12 @@ def test_float_resnet_matches_litert(resnet_f):
 # ------------------------------------------------------------------------------ budgets
 
 # (arena, weight bytes) with the reference kernels and with the DSP kernels (Cortex-M4). These
-# fail if the memory grows: update only with a reason. DSP: + im2col scratch (ResNet-8: 1,216 B
-# during the first block, where three 16 KiB activations are live); KWS + 1,024 B of weights (the
+# fail if the memory grows: update only with a reason. DSP: ResNet-8's second convolution of each
+# block writes its output over its dying input (conv2d_s8_dsp in place, adaptc.schedule.plan_arena),
+# so two 16 KiB activations are live where the reference kernels need three, + im2col scratch; its
+# weights + 2 KiB a residual add (add_s8_dsp's rescaling tables); KWS + 1,024 B of weights (the
 # depthwise layers' per-channel rounding constants).
-BUDGETS = {("resnet", "ref"): (49152, 82536), ("resnet", "dsp"): (50368, 82552),
+BUDGETS = {("resnet", "ref"): (49152, 82536), ("resnet", "dsp"): (34512, 88696),
            ("kws", "ref"): (16000, 30096), ("kws", "dsp"): (16768, 31120)}
 
 

@@ -27,9 +27,13 @@ def _add_params(step: Step) -> dict:
             "output_shift": a["shift"][0], "act_min": a["act_min"], "act_max": a["act_max"]}
 
 
+# element i of the output is written after element i of both inputs is read: either input may hold it
+ELEMENTWISE_IN_PLACE = {0: 0, 1: 0}
+
+
 @kernel("add_s8", "adaptc.qadd", features=elementwise_loops)
 def add_s8(step: Step, prog: Program) -> KernelCall | None:
-    return KernelCall(_add_params(step), [])
+    return KernelCall(_add_params(step), [], in_place=ELEMENTWISE_IN_PLACE)
 
 
 @kernel("add_f32", "adaptc.add_f32", features=elementwise_loops)
@@ -70,4 +74,4 @@ def add_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     table = _rescale_table(p)
     params = {k: p[k] for k in ("size", "output_offset", "output_multiplier", "output_shift", "act_min", "act_max")}
     return KernelCall({**params, "rq_exact": int(_rq_exact(p, table)), "table": ("array", "table")},
-                      [("table", table)])
+                      [("table", table)], in_place=ELEMENTWISE_IN_PLACE)

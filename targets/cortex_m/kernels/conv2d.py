@@ -23,7 +23,7 @@ from .common import (
     requant_arrays,
     weight_format,
 )
-from .loops import columns, conv_loops, im2col_dsp, inside, pot_macs, rows_x4, straddles, unpack_rows
+from .loops import columns, conv_loops, im2col_dsp, in_place_delta, inside, pot_macs, rows_x4, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
 from .simd import channel_records, coded_weights, exact_requant, folded_bias, pair_rows
 
@@ -146,6 +146,7 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     gather = 4 * groups if geo["in_c"] % 4 else 0
     return KernelCall({**geo, **out, **code, "rq_exact": int(_rq_exact(step)), "scratch": SCRATCH},
                       [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], shared=shared,
+                      in_place={0: in_place_delta(conv_loops(step))},
                       scratch_bytes=(36 if code else 32) * groups + 4 * geo["out_c"] + gather)
 
 

@@ -130,6 +130,27 @@ def inside(origin: np.ndarray, k: int, dil: int, size: int) -> np.ndarray:
     return (pos >= 0) & (pos < size)
 
 
+def in_place_delta(g: ConvLoops, block: int = 4) -> int:
+    """Bytes the output of a convolution computed ``block`` pixels at a time -- the block's
+    inputs all read before any of its outputs is written (adaptc_im2col_x4, then the rows) --
+    may start before its input, so that no output overwrites an input byte a later block reads:
+    the largest, over the blocks, of (the end of the block's outputs) - (the first input byte
+    any later pixel reads), and at least 0 (starting later never makes the two smaller). Pixels
+    are in raster order over the batch; an output pixel reads its in-bounds taps, the first of
+    them in memory order the smallest (row, column)."""
+    oy, ox = np.divmod(np.arange(g.out_h * g.out_w), g.out_w)
+    rows = inside(oy * g.s_h - g.p_t, g.k_h, g.d_h, g.in_h)
+    cols = inside(ox * g.s_w - g.p_l, g.k_w, g.d_w, g.in_w)
+    reads = rows.any(axis=1) & cols.any(axis=1)
+    first_y = oy * g.s_h - g.p_t + g.d_h * rows.argmax(axis=1)
+    first_x = ox * g.s_w - g.p_l + g.d_w * cols.argmax(axis=1)
+    image = np.where(reads, first_y * g.in_w + first_x, np.iinfo(np.int64).max // 4)
+    first_read = (np.arange(g.b)[:, None] * g.in_h * g.in_w + image[None, :]).reshape(-1)
+    later = np.minimum.accumulate(first_read[::-1])[::-1]             # the first byte read from pixel q on
+    ends = np.arange(block, g.pixels, block)
+    return int(max(0, np.max(ends * g.out_c - later[ends] * g.in_c, initial=0)))
+
+
 def im2col_dsp(g: ConvLoops) -> dict[str, float]:
     """Loop counts of adaptc_im2col_x4 (dsp.h) over all columns: path A (whole filter rows
     converted straight from the input), B (in_c a multiple of 4: tap by tap), C (gathered as

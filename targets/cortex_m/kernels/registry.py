@@ -53,6 +53,9 @@ class KernelCall:
     scratch_bytes: int = 0                 # arena scratch the kernel needs during its step
     shared: dict = field(default_factory=dict)   # name -> flash table several steps may share,
                                                  # referred to as ("shared", name); emitted once
+    in_place: dict = field(default_factory=dict)  # input position -> delta: the kernel is correct with
+                                                  # its output starting delta bytes before that input
+                                                  # (adaptc.schedule.plan_arena may overlap them)
     kernel: Kernel | None = None           # the record that built it (set by select)
 
     @property

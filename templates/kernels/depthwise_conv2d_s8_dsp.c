@@ -8,26 +8,35 @@
  * Layout: input, output: as depthwise_conv2d_s8 (out_c == in_c = channels);
  *         filter: for each group of four channels, its [k_h][k_w] taps, one word of four
  *         int8 per tap; then the last channels % 4 channels as [k_h][k_w][channels % 4] bytes;
- *         channels: per channel a record of four int32 -- p->right_shifts 1 (the fast
- *         requantization, proven exact by the builder): {2 bias, mult, right_shift = -shift,
- *         2^(right_shift - 1) + output_offset * 2^right_shift}; 0: {bias, mult, shift, 0};
- *         p->scratch: the group's filter as int16 pairs (2 * k_h * k_w words), then a ring of
- *         (k_h - 1) * dil_h + 1 input rows of the group (2 * span words each, span = the
- *         padded columns the output row reads).
- * Arithmetic: one group of four channels at a time, as two pairs of channels: (0, 2) and
- *   (1, 3), the int16 halves SXTAB16 / SXTAB16 ROR #8 make of a word of four input bytes.
- *   Each input row the group reads is converted once into the ring -- x + input_offset for
- *   both pairs, 0 at padded columns and rows (the reference's skipped taps) -- so every output
- *   pixel is summed over its whole window with no bounds check; SMLABB / SMLATT accumulate the
- *   pair's two channels.  3x3 windows (dil_w 1, stride_w 1 or 2) take two horizontally
- *   adjacent output pixels at a time, each input word loaded once for both; any other window
- *   and a last odd pixel one at a time.  Requantization per output: the fast form (weights and
- *   bias doubled so the sum is 2 acc: SMMLAR into the rounding constant with the output
- *   offset, the sign correction, the shift, SSAT: 4 instructions) where the builder proves it
- *   exact, else dsp.h adaptc_rq_exact + output_offset (exact for any accumulator).  The last
- *   channels % 4 channels one at a time over the in-bounds taps.  A narrower [act_min,
- *   act_max] clamps the output afterwards.
+ *         channels: per group of four channels (c0..c3) one record of 16 int32, in the
+ *         order of its lanes c0, c2, c1, c3: their four biases, then per lane {mult, round,
+ *         shift}; then per last channel {bias, mult, shift, round}.  p->right_shifts 1 (the
+ *         fast requantization, proven exact by the builder): bias doubled, shift = the right
+ *         shift -shift, round = 2^(shift - 1) + output_offset * 2^shift; 0: {bias, mult,
+ *         shift, 0};
+ *         p->scratch: for a block of up to `qb` groups (adaptc_dw_block: the ring below in
+ *         ADAPTC_DW_RING_BYTES), their filters as int16 pairs ([group][tap] {(c0, c2), (c1,
+ *         c3)}, 2 * k_h * k_w words a group), then a ring of (k_h - 1) * dil_h + 1 input rows
+ *         (slots), each [group][span columns] {(x0, x2), (x1, x3)} (span = the padded columns
+ *         the output row reads), so 2 * qb * span words a slot.
+ * Arithmetic: the groups in blocks; for each block its filter expanded once, then per output
+ *   row each input row it reads, not yet in the ring, converted once for the whole block --
+ *   x + input_offset as the int16 pairs SXTAB16 / SXTAB16 ROR #8 make of a word of four
+ *   input bytes; the padded columns and rows 0 (the reference's skipped taps) -- and the
+ *   output row computed group by group with no bounds check, SMLABB / SMLATT accumulating the
+ *   four channels.  3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in
+ *   assembly, one call per output row and block: two adjacent pixels a block (72 MACs; each
+ *   input and weight word loaded once for both), a last odd pixel a block of its own, the
+ *   requantization of the block's outputs in it.  Any other window, and the exact
+ *   requantization, in C one pixel at a time.  Requantization per output: the fast form
+ *   (SMMLAR of 2 acc into round - (acc < 0), the shift, SSAT: 4 instructions), else dsp.h
+ *   adaptc_rq_exact + output_offset (exact for any accumulator).  The last channels % 4
+ *   channels one at a time over the in-bounds taps.  A narrower [act_min, act_max] clamps the
+ *   output afterwards.
  */
+
+/* The ring's bytes at most (unless one group needs more): depthwise_conv2d.py's DW_RING_BYTES */
+#define ADAPTC_DW_RING_BYTES 4096
 
 /* s + round(a * b / 2^32) = floor((s 2^32 + a b + 2^31) / 2^32): SMMLAR */
 static inline int32_t adaptc_dw_smmlar(int32_t a, int32_t b, int32_t s)
@@ -41,234 +50,340 @@ static inline int32_t adaptc_dw_smmlar(int32_t a, int32_t b, int32_t s)
 #endif
 }
 
-/* The int8 output of a channel's accumulator and record (see Layout): fast -- acc = 2 sum,
- * (SMMLAR(acc, mult, round) - (acc < 0)) >> right_shift, the output offset inside round, which
- * equals adaptc_rq_right(sum) + output_offset for |sum| < 2^30 (s < 0 only where acc < 0, and
- * where acc < 0 but s = 0 both give 0) --, else adaptc_rq_exact; saturated to int8. */
-static ADAPTC_INLINE int8_t adaptc_dw_out(int32_t acc, const int32_t *rec, int32_t fast, int32_t output_offset)
+/* The int8 output of an accumulator and its lane's {mult, round, shift}: fast -- acc = 2 sum,
+ * SMMLAR(acc, mult, round + (acc >> 31)) >> shift (the output offset inside round), which
+ * equals adaptc_rq_right(sum) + output_offset for |sum| < 2^30 --, else adaptc_rq_exact; saturated. */
+static ADAPTC_INLINE int8_t adaptc_dw_out(int32_t acc, const int32_t *rq, int32_t fast, int32_t output_offset)
 {
     if (fast) {
-        return (int8_t)adaptc_ssat8((adaptc_dw_smmlar(acc, rec[1], rec[3]) + (acc >> 31)) >> rec[2]);
+        return (int8_t)adaptc_ssat8(adaptc_dw_smmlar(acc, rq[0], rq[1] + (acc >> 31)) >> rq[2]);
     }
-    return (int8_t)adaptc_ssat8(adaptc_rq_exact(acc, rec[1], rec[2]) + output_offset);
+    return (int8_t)adaptc_ssat8(adaptc_rq_exact(acc, rq[0], rq[2]) + output_offset);
 }
 
-/* Two channels' accumulators lo (channel of the low halves), hi += the taps t < 3 of one
- * window row: input pairs x[col + t], weight pairs w[t]. */
-#define ADAPTC_DW_ROW3(X, COL, W, LO, HI) \
-    do { \
-        LO = adaptc_smlabb((X)[(COL)], (W)[0], LO); \
-        HI = adaptc_smlatt((X)[(COL)], (W)[0], HI); \
-        LO = adaptc_smlabb((X)[(COL) + 1], (W)[1], LO); \
-        HI = adaptc_smlatt((X)[(COL) + 1], (W)[1], HI); \
-        LO = adaptc_smlabb((X)[(COL) + 2], (W)[2], LO); \
-        HI = adaptc_smlatt((X)[(COL) + 2], (W)[2], HI); \
-    } while (0)
-
-/* `pairs` blocks of two adjacent output pixels of one output row, 3x3 window (dil_w 1), for one
- * pair of channels: window rows at x0, x1, x2 (ring rows, this channel pair's part), weights w
- * (9 pairs), records lo / hi; outputs at out (lo) and out + 2 (hi), pixels `depth` bytes apart. */
-static ADAPTC_INLINE void adaptc_dw_pairs3(const int32_t *x0, const int32_t *x1, const int32_t *x2,
-                                           const int32_t *w, int32_t stride, int32_t pairs,
-                                           const int32_t *rec_lo, const int32_t *rec_hi, int32_t fast,
-                                           int32_t output_offset, int8_t *out, int32_t depth)
+/* Groups per block: as many as keep the ring (ring + 1 slots of span columns) in
+ * ADAPTC_DW_RING_BYTES, at least 1, the groups spread evenly over the blocks. */
+static inline int32_t adaptc_dw_block(int32_t quads, int32_t ring, int32_t span)
 {
-    const int32_t *const end = x0 + 2 * stride * pairs;
-    while (x0 != end) {
-        int32_t a_lo = rec_lo[0], a_hi = rec_hi[0], b_lo = a_lo, b_hi = a_hi;
-        ADAPTC_DW_ROW3(x0, 0, w, a_lo, a_hi);
-        ADAPTC_DW_ROW3(x0, stride, w, b_lo, b_hi);
-        ADAPTC_DW_ROW3(x1, 0, w + 3, a_lo, a_hi);
-        ADAPTC_DW_ROW3(x1, stride, w + 3, b_lo, b_hi);
-        ADAPTC_DW_ROW3(x2, 0, w + 6, a_lo, a_hi);
-        ADAPTC_DW_ROW3(x2, stride, w + 6, b_lo, b_hi);
-        out[0] = adaptc_dw_out(a_lo, rec_lo, fast, output_offset);
-        out[2] = adaptc_dw_out(a_hi, rec_hi, fast, output_offset);
-        out[depth] = adaptc_dw_out(b_lo, rec_lo, fast, output_offset);
-        out[depth + 2] = adaptc_dw_out(b_hi, rec_hi, fast, output_offset);
-        out += 2 * depth;
-        x0 += 2 * stride;
-        x1 += 2 * stride;
-        x2 += 2 * stride;
+    int32_t most = ADAPTC_DW_RING_BYTES / (8 * (ring + 1) * span), blocks;
+    if (most < 1) {
+        most = 1;
     }
+    if (quads < 1) {
+        return 1;
+    }
+    blocks = (quads + most - 1) / most;
+    return (quads + blocks - 1) / blocks;
 }
 
-#if ADAPTC_HAVE_DSP
-/* Assembly operands of adaptc_dw_pairs3_asm.  One window row, stride_w 1: weight pairs w0, w1
- * (t2, t3) at byte WO of w, input columns c0..c3 (t0, t1 twice) from X, X advanced two columns;
- * A += c0 w0 + c1 w1 + c2 w2, B += c1 w0 + c2 w1 + c3 w2, each for the low (SMLABB) and high
- * (SMLATT) channel. */
-#define ADAPTC_DW_MAC(ACC, X, W) \
-    "smlabb %[" ACC "lo], %[" X "], %[" W "], %[" ACC "lo]\n\t" \
-    "smlatt %[" ACC "hi], %[" X "], %[" W "], %[" ACC "hi]\n\t"
-#define ADAPTC_DW_ROW_S1(X, WO, WO2) \
-    "ldrd   %[t2], %[t3], [%[w], #" WO "]\n\t" \
-    "ldrd   %[t0], %[t1], [%[" X "]], #8\n\t" \
-    ADAPTC_DW_MAC("a", "t0", "t2") \
-    ADAPTC_DW_MAC("a", "t1", "t3") \
-    ADAPTC_DW_MAC("b", "t1", "t2") \
-    "ldrd   %[t0], %[t1], [%[" X "]]\n\t" \
-    ADAPTC_DW_MAC("b", "t0", "t3") \
-    "ldr    %[t2], [%[w], #" WO2 "]\n\t" \
-    ADAPTC_DW_MAC("a", "t0", "t2") \
-    ADAPTC_DW_MAC("b", "t1", "t2")
-/* stride_w 2: columns c0..c4, X advanced four columns; A: c0 c1 c2, B: c2 c3 c4 */
-#define ADAPTC_DW_ROW_S2(X, WO, WO2) \
-    "ldrd   %[t2], %[t3], [%[w], #" WO "]\n\t" \
-    "ldrd   %[t0], %[t1], [%[" X "]], #8\n\t" \
-    ADAPTC_DW_MAC("a", "t0", "t2") \
-    ADAPTC_DW_MAC("a", "t1", "t3") \
-    "ldrd   %[t0], %[t1], [%[" X "]], #8\n\t" \
-    ADAPTC_DW_MAC("b", "t0", "t2") \
-    ADAPTC_DW_MAC("b", "t1", "t3") \
-    "ldr    %[t2], [%[w], #" WO2 "]\n\t" \
-    ADAPTC_DW_MAC("a", "t0", "t2") \
-    "ldr    %[t0], [%[" X "]]\n\t" \
-    ADAPTC_DW_MAC("b", "t0", "t2")
-/* The fast requantization of ACC (t0 = mult, t1 = right_shift, t2 = round; w a temporary) */
-#define ADAPTC_DW_RQF(ACC) \
-    "smmlar %[w], %[" ACC "], %[t0], %[t2]\n\t" \
-    "add    %[" ACC "], %[w], %[" ACC "], asr #31\n\t" \
-    "asr    %[" ACC "], %[" ACC "], %[t1]\n\t" \
-    "ssat   %[" ACC "], #8, %[" ACC "]\n\t"
-/* The block's outputs: both channels' records (lo at rec, hi 32 bytes on), B stored before A
- * (out_step 0: a single pixel, A's results last), out advanced two pixels. */
-#define ADAPTC_DW_BLOCK_END \
-    "ldr    %[t3], %[rec]\n\t" \
-    "ldrd   %[t0], %[t1], [%[t3], #4]\n\t" \
-    "ldr    %[t2], [%[t3], #12]\n\t" \
-    ADAPTC_DW_RQF("alo") \
-    ADAPTC_DW_RQF("blo") \
-    "ldrd   %[t0], %[t1], [%[t3], #36]\n\t" \
-    "ldr    %[t2], [%[t3], #44]\n\t" \
-    ADAPTC_DW_RQF("ahi") \
-    ADAPTC_DW_RQF("bhi") \
-    "ldr    %[w], %[step]\n\t" \
-    "add    %[w], %[out], %[w]\n\t" \
-    "strb   %[blo], [%[w]]\n\t" \
-    "strb   %[bhi], [%[w], #2]\n\t" \
-    "strb   %[alo], [%[out]]\n\t" \
-    "strb   %[ahi], [%[out], #2]\n\t" \
-    "rsb    %[out], %[out], %[w], lsl #1\n\t" \
-    "ldr    %[w], %[wsave]\n\t" \
-    "ldr    %[t0], %[end]\n\t" \
-    "cmp    %[x0], %[t0]\n\t"
-#define ADAPTC_DW_BLOCK_START \
-    "ldr    %[t3], %[rec]\n\t" \
-    "ldr    %[alo], [%[t3]]\n\t" \
-    "ldr    %[ahi], [%[t3], #32]\n\t" \
-    "mov    %[blo], %[alo]\n\t" \
-    "mov    %[bhi], %[ahi]\n\t"
-
-/* adaptc_dw_pairs3 with the fast requantization, in assembly: per block of two pixels 36 MACs
- * in 48 instructions (12 loads: LDRD of two input or weight pairs), the 8 outputs in 28. */
-static ADAPTC_NOINLINE void adaptc_dw_pairs3_asm(const int32_t *x0, const int32_t *x1, const int32_t *x2,
-                                                 const int32_t *w, int32_t stride, int32_t pairs,
-                                                 const int32_t *rec, int8_t *out, int32_t out_step)
+/* n words of four input bytes (src, `sstep` bytes apart) into pairs x + input_offset at dst
+ * (`dstep` bytes apart): a row's columns of one group (sstep = depth, dstep 8) or a column's
+ * groups (sstep 4, dstep = a group's ring row). */
+static ADAPTC_NOINLINE void adaptc_dw_convert(int32_t *dst, const int8_t *src, int32_t n, int32_t sstep,
+                                             int32_t dstep, int32_t offset2)
 {
-    const int32_t *const end = x0 + 2 * stride * pairs;
-    const int32_t *const wsave = w;
-    int32_t alo, ahi, blo, bhi, t0, t1, t2, t3;
-    if (stride == 1) {
+    int32_t c;
+#if ADAPTC_DSP_ASM
+    if (n >= 2) {                        /* two words an iteration: 12 instructions */
+        int32_t v0, v1, e1, e3, k = n >> 1;
         __asm__ volatile(
                 "1:\n\t"
-                ADAPTC_DW_BLOCK_START
-                ADAPTC_DW_ROW_S1("x0", "0", "8")
-                ADAPTC_DW_ROW_S1("x1", "12", "20")
-                ADAPTC_DW_ROW_S1("x2", "24", "32")
-                ADAPTC_DW_BLOCK_END
-                "bne    1b"
-                : [alo] "=&r"(alo), [ahi] "=&r"(ahi), [blo] "=&r"(blo), [bhi] "=&r"(bhi), [t0] "=&r"(t0),
-                  [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2),
-                  [w] "+r"(w), [out] "+r"(out)
-                : [rec] "m"(rec), [step] "m"(out_step), [wsave] "m"(wsave), [end] "m"(end)
+                "ldr     %[v0], [%[s]]\n\t"
+                "ldr     %[v1], [%[s], %[ss]]\n\t"
+                "add     %[s], %[s], %[ss], lsl #1\n\t"
+                "sxtab16 %[e1], %[off], %[v0], ror #8\n\t"
+                "sxtab16 %[v0], %[off], %[v0]\n\t"
+                "sxtab16 %[e3], %[off], %[v1], ror #8\n\t"
+                "sxtab16 %[v1], %[off], %[v1]\n\t"
+                "strd    %[v0], %[e1], [%[d]]\n\t"
+                "add     %[d], %[d], %[ds]\n\t"
+                "strd    %[v1], %[e3], [%[d]]\n\t"
+                "add     %[d], %[d], %[ds]\n\t"
+                "subs    %[k], %[k], #1\n\t"
+                "bne     1b"
+                : [v0] "=&r"(v0), [v1] "=&r"(v1), [e1] "=&r"(e1), [e3] "=&r"(e3), [s] "+r"(src), [d] "+r"(dst),
+                  [k] "+r"(k)
+                : [ss] "r"(sstep), [ds] "r"(dstep), [off] "r"(offset2)
                 : "cc", "memory");
+        n &= 1;
+    }
+#endif
+    for (c = 0; c < n; ++c) {
+        const int32_t v = adaptc_read_s8x4(src);
+        dst[0] = adaptc_sxtab16(offset2, v);
+        dst[1] = adaptc_sxtab16_ror8(offset2, v);
+        dst = (int32_t *)(void *)((int8_t *)(void *)dst + dstep);
+        src += sstep;
+    }
+}
+
+/* n columns of one input row into the ring, groups nq: src the first column's group 0 (input
+ * pixels `depth` bytes apart), dst its pairs (groups `qwords` words apart); the longer of the
+ * two loops inside. */
+static inline void adaptc_dw_fill(int32_t *dst, const int8_t *src, int32_t nq, int32_t qwords, int32_t n,
+                                  int32_t depth, int32_t offset2)
+{
+    int32_t k;
+    if (n >= nq) {
+        for (k = 0; k < nq; ++k) {
+            adaptc_dw_convert(dst + k * qwords, src + 4 * k, n, depth, 8, offset2);
+        }
     } else {
-        __asm__ volatile(
-                "1:\n\t"
-                ADAPTC_DW_BLOCK_START
-                ADAPTC_DW_ROW_S2("x0", "0", "8")
-                ADAPTC_DW_ROW_S2("x1", "12", "20")
-                ADAPTC_DW_ROW_S2("x2", "24", "32")
-                ADAPTC_DW_BLOCK_END
-                "bne    1b"
-                : [alo] "=&r"(alo), [ahi] "=&r"(ahi), [blo] "=&r"(blo), [bhi] "=&r"(bhi), [t0] "=&r"(t0),
-                  [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2),
-                  [w] "+r"(w), [out] "+r"(out)
-                : [rec] "m"(rec), [step] "m"(out_step), [wsave] "m"(wsave), [end] "m"(end)
-                : "cc", "memory");
+        for (k = 0; k < n; ++k) {
+            adaptc_dw_convert(dst + 2 * k, src + k * depth, nq, 4, 4 * qwords, offset2);
+        }
+    }
+}
+
+/* n words (even) of 0, two a store (a loop gcc leaves alone: no call of memset) */
+static inline void adaptc_dw_zero(int32_t *dst, int32_t n)
+{
+    int32_t k;
+    for (k = 0; k < n; k += 2) {
+        dst[k] = 0;
+        dst[k + 1] = 0;
+        __asm__ volatile("" ::: "memory");
+    }
+}
+
+/* The filter words of n taps (four channels each) as int16 pairs {(w0, w2), (w1, w3)}, each
+ * weight x 2 when `twice` (the fast requantization's doubled sum). */
+static ADAPTC_NOINLINE void adaptc_dw_expand(int32_t *dst, const int32_t *src, int32_t n, int32_t twice)
+{
+    int32_t t;
+    for (t = 0; t < n; ++t) {
+        uint32_t lo = (uint32_t)adaptc_sxtb16(src[t]), hi = (uint32_t)adaptc_sxtb16_ror8(src[t]);
+        if (twice) {                     /* both halves doubled (|2 w| < 2^15): no carry between them */
+            lo = (lo << 1) & 0xFFFEFFFEu;
+            hi = (hi << 1) & 0xFFFEFFFEu;
+        }
+        dst[2 * t] = (int32_t)lo;
+        dst[2 * t + 1] = (int32_t)hi;
+    }
+}
+
+/* One output row of nq groups, any window, one pixel at a time: window row r is input row
+ * y0 + r dil_h, in ring slot y mod ring, or the zero slot `ring` outside the input (slots
+ * slot_words apart), each group's columns qwords words apart;
+ * weights w (per group 2 taps words), records rec (16 words a group); out the row's first
+ * pixel, group 0. */
+static ADAPTC_NOINLINE void adaptc_dw_row(const int32_t *rows, int32_t y0, int32_t in_h, int32_t ring,
+                                          int32_t slot_words,
+                                          int32_t qwords, const int32_t *w, const int32_t *rec, int8_t *out,
+                                          int32_t nq, int32_t out_w, int32_t k_h, int32_t k_w, int32_t dil_h,
+                                          int32_t dil_w, int32_t stride, int32_t depth, int32_t fast,
+                                          int32_t output_offset)
+{
+    int32_t q, px, r, t;
+    for (q = 0; q < nq; ++q) {
+        const int32_t *const wq = w + q * 2 * k_h * k_w;
+        const int32_t *const rq = rec + 16 * q;
+        for (px = 0; px < out_w; ++px) {
+            int32_t a0 = rq[0], a1 = rq[1], a2 = rq[2], a3 = rq[3];
+            const int32_t *wt = wq;
+            int8_t *const o = out + px * depth + 4 * q;
+            for (r = 0; r < k_h; ++r) {
+                const int32_t y = y0 + r * dil_h, s = y < 0 || y >= in_h ? ring : y % ring;
+                const int32_t *x = rows + s * slot_words + q * qwords + 2 * px * stride;
+                for (t = 0; t < k_w; ++t) {
+                    a0 = adaptc_smlabb(x[0], wt[0], a0);
+                    a1 = adaptc_smlatt(x[0], wt[0], a1);
+                    a2 = adaptc_smlabb(x[1], wt[1], a2);
+                    a3 = adaptc_smlatt(x[1], wt[1], a3);
+                    x += 2 * dil_w;
+                    wt += 2;
+                }
+            }
+            o[0] = adaptc_dw_out(a0, rq + 4, fast, output_offset);
+            o[2] = adaptc_dw_out(a1, rq + 7, fast, output_offset);
+            o[1] = adaptc_dw_out(a2, rq + 10, fast, output_offset);
+            o[3] = adaptc_dw_out(a3, rq + 13, fast, output_offset);
+        }
+    }
+}
+
+#if ADAPTC_DSP_ASM
+/* Assembly of adaptc_dw_row3, its registers: r0-r3 pixel a's four lanes (c0, c2, c1, c3), r4-r7
+ * pixel b's; r8, r9 an input column's pairs, r10, r11 a tap's weight pairs (temporaries of
+ * the requantization: mult, round, shift, round - (acc < 0)); r12 the window row (x), lr the
+ * weights or the record (w).  P0..P3 += the four lanes of a pixel. */
+#define ADAPTC_DW_MAC4(...) ADAPTC_DW_MAC4_(__VA_ARGS__)
+#define ADAPTC_DW_MAC4_(P0, P1, P2, P3) \
+    "smlabb " P0 ", r8, r10, " P0 "\n\t" \
+    "smlatt " P1 ", r8, r10, " P1 "\n\t" \
+    "smlabb " P2 ", r9, r11, " P2 "\n\t" \
+    "smlatt " P3 ", r9, r11, " P3 "\n\t"
+#define ADAPTC_DW_A "r0", "r1", "r2", "r3"
+#define ADAPTC_DW_B "r4", "r5", "r6", "r7"
+/* One window row of two pixels, stride 1: columns 0..3 at x (8 bytes apart), taps at w + WO */
+#define ADAPTC_DW_ROW_S1(WO0, WO1, WO2) \
+    "ldrd   r10, r11, [lr, #" WO0 "]\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #8]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO1 "]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO2 "]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #24]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B)
+/* stride 2: columns 0..4; a: 0 1 2, b: 2 3 4 (column 2 loaded once) */
+#define ADAPTC_DW_ROW_S2(WO0, WO1, WO2) \
+    "ldrd   r10, r11, [lr, #" WO0 "]\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO2 "]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #32]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO1 "]\n\t" \
+    "ldrd   r8, r9, [r12, #8]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #24]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B)
+/* one pixel: columns 0..2 */
+#define ADAPTC_DW_ROW_1(WO0, WO1, WO2) \
+    "ldrd   r10, r11, [lr, #" WO0 "]\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r10, r11, [lr, #" WO1 "]\n\t" \
+    "ldrd   r8, r9, [r12, #8]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r10, r11, [lr, #" WO2 "]\n\t" \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A)
+/* x to the next window row: + the slot distance D (bytes) */
+#define ADAPTC_DW_NEXT(D) \
+    "ldr    r8, %[" D "]\n\t" \
+    "add    r12, r12, r8\n\t"
+/* The fast requantization of lane K's accumulators of pixel P (w = the group's record) */
+#define ADAPTC_DW_RQ_LOAD(MO, SO) \
+    "ldrd   r8, r9, [lr, #" MO "]\n\t" \
+    "ldr    r10, [lr, #" SO "]\n\t"
+#define ADAPTC_DW_RQF(ACC) \
+    "add    r11, r9, " ACC ", asr #31\n\t" \
+    "smmlar " ACC ", " ACC ", r8, r11\n\t" \
+    "asr    " ACC ", " ACC ", r10\n\t" \
+    "ssat   " ACC ", #8, " ACC "\n\t"
+#define ADAPTC_DW_RQ2(A, B, MO, SO) ADAPTC_DW_RQ_LOAD(MO, SO) ADAPTC_DW_RQF(A) ADAPTC_DW_RQF(B)
+#define ADAPTC_DW_RQ1(A, MO, SO) ADAPTC_DW_RQ_LOAD(MO, SO) ADAPTC_DW_RQF(A)
+/* pixel P's four outputs at T (lanes c0, c2, c1, c3) */
+#define ADAPTC_DW_STORE(...) ADAPTC_DW_STORE_(__VA_ARGS__)
+#define ADAPTC_DW_STORE_(P0, P1, P2, P3) \
+    "strb   " P0 ", [r8]\n\t" \
+    "strb   " P1 ", [r8, #2]\n\t" \
+    "strb   " P2 ", [r8, #1]\n\t" \
+    "strb   " P3 ", [r8, #3]\n\t"
+/* The group's biases into a (w = its record) */
+#define ADAPTC_DW_BIAS \
+    "ldrd   r0, r1, [lr]\n\t" \
+    "ldrd   r2, r3, [lr, #8]\n\t"
+/* The loop over a row's groups around BLOCK (its two-pixel block, stride 1 or 2) */
+#define ADAPTC_DW_ROW3_ASM(BLOCK) \
+    "0:\n\t" \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_BIAS \
+    "ldr    r12, %[xq]\n\t" \
+    "ldr    r9, %[pairbytes]\n\t" \
+    "add    r9, r12, r9\n\t" \
+    "str    r9, %[xend]\n\t" \
+    "ldr    lr, %[wq]\n\t" \
+    "cmp    r12, r9\n\t" \
+    "beq    2f\n\t" \
+    "1:\n\t" \
+    "mov    r4, r0\n\t" \
+    "mov    r5, r1\n\t" \
+    "mov    r6, r2\n\t" \
+    "mov    r7, r3\n\t" \
+    BLOCK("0", "8", "16") \
+    ADAPTC_DW_NEXT("d1") \
+    BLOCK("24", "32", "40") \
+    ADAPTC_DW_NEXT("d2") \
+    BLOCK("48", "56", "64") \
+    ADAPTC_DW_NEXT("back") \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_RQ2("r0", "r4", "16", "24") \
+    ADAPTC_DW_RQ2("r1", "r5", "28", "36") \
+    ADAPTC_DW_RQ2("r2", "r6", "40", "48") \
+    ADAPTC_DW_RQ2("r3", "r7", "52", "60") \
+    "ldr    r8, %[out]\n\t" \
+    "ldr    r9, %[depth]\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_A) \
+    "add    r8, r8, r9\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_B) \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[out]\n\t" \
+    ADAPTC_DW_BIAS \
+    "ldr    lr, %[wq]\n\t" \
+    "ldr    r8, %[xend]\n\t" \
+    "cmp    r12, r8\n\t" \
+    "bne    1b\n\t" \
+    "2:\n\t" \
+    "ldr    r8, %[odd]\n\t" \
+    "cmp    r8, #0\n\t" \
+    "beq    3f\n\t" \
+    ADAPTC_DW_ROW_1("0", "8", "16") \
+    ADAPTC_DW_NEXT("d1") \
+    ADAPTC_DW_ROW_1("24", "32", "40") \
+    ADAPTC_DW_NEXT("d2") \
+    ADAPTC_DW_ROW_1("48", "56", "64") \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_RQ1("r0", "16", "24") \
+    ADAPTC_DW_RQ1("r1", "28", "36") \
+    ADAPTC_DW_RQ1("r2", "40", "48") \
+    ADAPTC_DW_RQ1("r3", "52", "60") \
+    "ldr    r8, %[out]\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_A) \
+    "3:\n\t" \
+    "ldr    r8, %[xq]\n\t" \
+    "ldr    r9, %[qbytes]\n\t" \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[xq]\n\t" \
+    "ldr    r8, %[wq]\n\t" \
+    "add    r8, r8, #72\n\t" \
+    "str    r8, %[wq]\n\t" \
+    "ldr    r8, %[rec]\n\t" \
+    "add    r8, r8, #64\n\t" \
+    "str    r8, %[rec]\n\t" \
+    "ldr    r8, %[outq]\n\t" \
+    "add    r8, r8, #4\n\t" \
+    "str    r8, %[outq]\n\t" \
+    "str    r8, %[out]\n\t" \
+    "ldr    r8, %[nq]\n\t" \
+    "subs   r8, r8, #1\n\t" \
+    "str    r8, %[nq]\n\t" \
+    "bne    0b"
+#define ADAPTC_DW_ROW3_OPERANDS \
+    : [rec] "+m"(rec), [out] "+m"(out), [outq] "+m"(outq), [wq] "+m"(w), [xq] "+m"(x), [xend] "+m"(xend), \
+      [nq] "+m"(nq) \
+    : [d1] "m"(d1), [d2] "m"(d2), [back] "m"(back), [depth] "m"(depth), [qbytes] "m"(qbytes), \
+      [pairbytes] "m"(pairbytes), [odd] "m"(odd) \
+    : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory"
+
+/* One output row of nq (>= 1) groups, 3x3 window (dil_w 1), the fast requantization: window
+ * rows at x (the first group's column 0 of the first row; the next rows d1, d1 + d2 bytes on),
+ * groups qbytes apart; weights w (72 bytes a group), records rec (64 bytes a group), outputs
+ * out (the row's first pixel, group 0; pixels `depth` bytes apart); `pairs` blocks of two
+ * pixels, then `odd` (0 or 1) pixel. */
+static ADAPTC_NOINLINE void adaptc_dw_row3(const int32_t *x, const int32_t *w, const int32_t *rec, int8_t *out,
+                                           int32_t nq, int32_t pairs, int32_t odd, int32_t d1, int32_t d2,
+                                           int32_t stride, int32_t qbytes, int32_t depth)
+{
+    int8_t *outq = out;
+    const int32_t back = 16 * stride - d1 - d2, pairbytes = 16 * stride * pairs;
+    const int32_t *xend = x;
+    if (stride == 1) {
+        __asm__ volatile(ADAPTC_DW_ROW3_ASM(ADAPTC_DW_ROW_S1) ADAPTC_DW_ROW3_OPERANDS);
+    } else {
+        __asm__ volatile(ADAPTC_DW_ROW3_ASM(ADAPTC_DW_ROW_S2) ADAPTC_DW_ROW3_OPERANDS);
     }
 }
 #endif
-
-/* Output pixels [first, last) of one output row, any window, for one pair of channels: ring
- * rows from slot `slot` on (dil_h slots apart, modulo `ring`), each `row_words` apart, this
- * pair's part at offset `part`; weights w ([k_h][k_w] pairs). */
-static ADAPTC_NOINLINE void adaptc_dw_pixels(const int32_t *rows, int32_t slot, int32_t ring, int32_t row_words,
-                                             int32_t part, const int32_t *w, int32_t k_h, int32_t k_w, int32_t dil_h,
-                                             int32_t dil_w, int32_t stride, int32_t first, int32_t last,
-                                             const int32_t *rec_lo, const int32_t *rec_hi, int32_t fast,
-                                             int32_t output_offset, int8_t *out, int32_t depth)
-{
-    int32_t px, r, t;
-    for (px = first; px < last; ++px) {
-        int32_t lo = rec_lo[0], hi = rec_hi[0], s = slot;
-        const int32_t *wt = w;
-        for (r = 0; r < k_h; ++r) {
-            const int32_t *x = rows + s * row_words + part + px * stride;
-            for (t = 0; t < k_w; ++t) {
-                lo = adaptc_smlabb(*x, *wt, lo);
-                hi = adaptc_smlatt(*x, *wt, hi);
-                x += dil_w;
-                ++wt;
-            }
-            s += dil_h;
-            if (s >= ring) {
-                s -= ring;
-            }
-        }
-        out[px * depth] = adaptc_dw_out(lo, rec_lo, fast, output_offset);
-        out[px * depth + 2] = adaptc_dw_out(hi, rec_hi, fast, output_offset);
-    }
-}
-
-/* Input row `in_y` of the four channels at src (the row's first pixel, channel 4 q) into a ring
- * row: for each padded column c < span (input column c - pad_left) the pairs (x0, x2) and
- * (x1, x3) + input_offset at dst[c] and dst[span + c], 0 outside the input. */
-static ADAPTC_NOINLINE void adaptc_dw_fill(int32_t *dst, const int8_t *src, int32_t in_row, int32_t span,
-                                           int32_t pad_left, int32_t in_w, int32_t depth, int32_t offset2)
-{
-    int32_t c = 0, inside_end = pad_left + in_w;
-    if (!in_row) {
-        inside_end = 0;
-    }
-    if (inside_end > span) {
-        inside_end = span;
-    }
-    for (; c < pad_left && c < span; ++c) {
-        dst[c] = 0;
-        dst[span + c] = 0;
-    }
-    if (c < inside_end) {
-        src += (c - pad_left) * depth;
-    }
-    for (; c < inside_end; ++c) {
-        const int32_t v = adaptc_read_s8x4(src);
-        dst[c] = adaptc_sxtab16(offset2, v);
-        dst[span + c] = adaptc_sxtab16_ror8(offset2, v);
-        src += depth;
-    }
-    for (; c < span; ++c) {
-        dst[c] = 0;
-        dst[span + c] = 0;
-    }
-}
-
-/* Byte `byte` of a filter word x `scale` (1 or 2) as an int16 half */
-static inline uint32_t adaptc_dw_half(int32_t word, int32_t byte, int32_t scale)
-{
-    return (uint32_t)((int32_t)(int8_t)(uint8_t)((uint32_t)word >> (8 * byte)) * scale) & 0xFFFFu;
-}
 
 static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, const int8_t *input,
                                     const int32_t *filter, const int32_t *channels, int8_t *output)
@@ -281,64 +396,53 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
     const int32_t offset2 = adaptc_offset2(input_offset);
     const int32_t quads = depth / 4, taps = k_h * k_w, rest = depth - 4 * quads;
     const int32_t span = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1;
-    const int32_t cols = span + 2;       /* and two more zero columns: a last odd pixel's block */
-    const int32_t ring = (k_h - 1) * dil_h + 1, row_words = 2 * cols;
-    const int32_t pairs = k_h == 3 && k_w == 3 && dil_w == 1 && (stride_w == 1 || stride_w == 2) ? out_w / 2 : 0;
+    const int32_t ring = (k_h - 1) * dil_h + 1;
+    const int32_t qb = adaptc_dw_block(quads, ring, span);
+    const int32_t qwords = 2 * span, slot_words = qb * qwords;
+    /* the input columns inside the padded span: [first, end) */
+    const int32_t first = pad_left < span ? pad_left : span;
+    const int32_t end = pad_left + in_w < span ? pad_left + in_w : span;
     const int8_t *const tail_filter = (const int8_t *)(const void *)(filter + quads * taps);
     int32_t *const wx = (int32_t *)(void *)p->scratch;
-    int32_t *const rows = wx + 2 * taps;
-    int32_t batch, q, t, out_y, lane;
+    int32_t *const rows = wx + 2 * taps * qb;
+    int32_t batch, q0, out_y;
+    if (quads > 0) {
+        adaptc_dw_zero(rows, (ring + 1) * slot_words);      /* padded columns, the zero slot */
+    }
     for (batch = 0; batch < p->batches; ++batch) {
         const int8_t *const image = input + batch * in_h * in_w * depth;
         int8_t *const out_image = output + batch * out_h * out_w * depth;
-        for (q = 0; q < quads; ++q) {
-            int32_t next = -pad_top;          /* the first input row not yet in the ring */
-            for (t = 0; t < taps; ++t) {
-                const int32_t word = filter[q * taps + t];
-                wx[t] = (int32_t)((adaptc_dw_half(word, 2, scale) << 16) | adaptc_dw_half(word, 0, scale));
-                wx[taps + t] = (int32_t)((adaptc_dw_half(word, 3, scale) << 16) | adaptc_dw_half(word, 1, scale));
-            }
+        for (q0 = 0; q0 < quads; q0 += qb) {
+            const int32_t nq = quads - q0 < qb ? quads - q0 : qb;
+            int32_t next = 0;                 /* the first input row not yet in the ring */
+            adaptc_dw_expand(wx, filter + q0 * taps, nq * taps, fast);
             for (out_y = 0; out_y < out_h; ++out_y) {
                 const int32_t y0 = out_y * stride_h - pad_top;
-                const int32_t slot = (y0 % ring + ring) % ring;
+                int8_t *const out = out_image + out_y * out_w * depth + 4 * q0;
+                const int32_t *const rec = channels + 16 * q0;
+                const int32_t last = y0 + ring < in_h ? y0 + ring : in_h;
                 if (next < y0) {
                     next = y0;
                 }
-                for (; next < y0 + ring; ++next) {
-                    const int32_t in_row = next >= 0 && next < in_h;
-                    adaptc_dw_fill(rows + (next % ring + ring) % ring * row_words,
-                                   image + (in_row ? next : 0) * in_w * depth + 4 * q, in_row, cols, pad_left,
-                                   in_w, depth, offset2);
+                for (; next < last; ++next) {
+                    adaptc_dw_fill(rows + next % ring * slot_words + 2 * first,
+                                   image + (next * in_w + first - pad_left) * depth + 4 * q0, nq, qwords, end - first,
+                                   depth, offset2);
                 }
-                for (lane = 0; lane < 2; ++lane) {
-                    const int32_t *const rec = channels + 4 * (4 * q + lane);
-                    const int32_t *const w = wx + lane * taps;
-                    int8_t *const out = out_image + out_y * out_w * depth + 4 * q + lane;
-                    int32_t first = 0;
-                    if (pairs > 0) {
-                        const int32_t s1 = slot + dil_h >= ring ? slot + dil_h - ring : slot + dil_h;
-                        const int32_t s2 = s1 + dil_h >= ring ? s1 + dil_h - ring : s1 + dil_h;
-                        const int32_t *const x0 = rows + slot * row_words + lane * cols;
-                        const int32_t *const x1 = rows + s1 * row_words + lane * cols;
-                        const int32_t *const x2 = rows + s2 * row_words + lane * cols;
-#if ADAPTC_HAVE_DSP
-                        if (fast) {              /* a last odd pixel as a block whose B is thrown away */
-                            const int32_t skip = 2 * stride_w * pairs;
-                            adaptc_dw_pairs3_asm(x0, x1, x2, w, stride_w, pairs, rec, out, depth);
-                            if (out_w & 1) {
-                                adaptc_dw_pairs3_asm(x0 + skip, x1 + skip, x2 + skip, w, stride_w, 1, rec,
-                                                     out + 2 * pairs * depth, 0);
-                            }
-                            continue;
-                        }
-#endif
-                        adaptc_dw_pairs3(x0, x1, x2, w, stride_w, pairs, rec, rec + 8, fast, output_offset, out,
-                                         depth);
-                        first = 2 * pairs;
+#if ADAPTC_DSP_ASM
+                if (fast && k_h == 3 && k_w == 3 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
+                    int32_t r, s[3];
+                    for (r = 0; r < 3; ++r) {
+                        const int32_t y = y0 + r * dil_h;
+                        s[r] = (y < 0 || y >= in_h ? ring : y % ring) * 4 * slot_words;
                     }
-                    adaptc_dw_pixels(rows, slot, ring, row_words, lane * cols, w, k_h, k_w, dil_h, dil_w, stride_w,
-                                     first, out_w, rec, rec + 8, fast, output_offset, out, depth);
+                    adaptc_dw_row3(rows + s[0] / 4, wx, rec, out, nq, out_w / 2, out_w & 1, s[1] - s[0], s[2] - s[1],
+                                   stride_w, 4 * qwords, depth);
+                    continue;
                 }
+#endif
+                adaptc_dw_row(rows, y0, in_h, ring, slot_words, qwords, wx, rec, out, nq, out_w, k_h, k_w, dil_h,
+                              dil_w, stride_w, depth, fast, output_offset);
             }
         }
         for (out_y = 0; out_y < out_h && rest > 0; ++out_y) {
@@ -362,7 +466,10 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
                             }
                         }
                     }
-                    out[c] = adaptc_dw_out(acc, rec, fast, output_offset);
+                    {
+                        const int32_t rq[3] = {rec[1], rec[3], rec[2]};
+                        out[c] = adaptc_dw_out(acc, rq, fast, output_offset);
+                    }
                 }
             }
         }

@@ -111,54 +111,77 @@ def depthwise_conv2d_f32(step: Step, prog: Program) -> KernelCall | None:
 
 
 def depthwise_dsp_loops(step: Step) -> dict[str, float]:
-    """depthwise_conv2d_s8_dsp.c: per group of four channels its filter to int16 pairs, each input
-    row its window rows read converted once into the ring (span padded columns: the in-bounds
-    words, zeros at padded columns and rows); per output row, two channel pairs, each over the
-    blocks of two pixels (3x3 windows, dil_w 1, stride_w 1 or 2: 36 MACs a block) and the
-    pixels one at a time (a last odd one, or every pixel of another window: filter rows, taps);
-    the last odd pixel a block of its own in assembly (fast requantization), else one at a time;
-    per output its requantization (fast form or adaptc_rq_exact); the last channels % 4
-    channels per pixel over the in-bounds taps; the clamp pass of a narrow activation."""
+    """depthwise_conv2d_s8_dsp.c: the ring and its zero slot zeroed once; the groups of four
+    channels in blocks (_block), per block its filter to int16 pairs and, per output row, each
+    input row it reads converted once into the ring for the whole block (per row the shorter of
+    columns and groups outside, each a convert call over the other; the in-bounds words); per
+    output row and block one row call, then per group of that row:
+    3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in assembly -- the blocks of
+    two pixels (72 MACs and 8 outputs each) and a last odd pixel --, any other in C one pixel at
+    a time (filter rows, taps, 4 outputs); the last channels % 4 channels per pixel over the
+    in-bounds taps; the clamp pass of a narrow activation."""
     g = conv_loops(step)
     quads, rest = g.in_c // 4, g.in_c % 4
     span = (g.out_w - 1) * g.s_w + (g.k_w - 1) * g.d_w + 1
     ring = (g.k_h - 1) * g.d_h + 1
+    qb = _block(quads, ring, span)
+    blocks = -(-quads // qb)
     starts = np.arange(g.out_h) * g.s_h - g.p_t                         # each output row's first input row
     filled = np.unique((starts[:, None] + np.arange(ring)[None, :]).reshape(-1))
     in_rows = int(((filled >= 0) & (filled < g.in_h)).sum())
-    inside_cols = max(0, min(span, g.p_l + g.in_w) - g.p_l)
+    inside_cols = max(0, min(span, g.p_l + g.in_w) - min(span, g.p_l))
+    sizes = [min(qb, quads - q0) for q0 in range(0, quads, qb)]         # the blocks' groups
+    converts = sum(min(inside_cols, nq) for nq in sizes)       # per row: the shorter loop outside
     fast = _fast_requant(step)
-    pairs = g.out_w // 2 if (g.k_h, g.k_w, g.d_w) == (3, 3, 1) and g.s_w in (1, 2) else 0
-    odd = int(fast and pairs > 0 and g.out_w % 2 == 1)            # in assembly: a block for the last pixel
-    singles = g.out_w - 2 * pairs - odd
-    cols = span + 2
-    rows = g.b * g.out_h * quads
-    outputs = g.pixels * g.in_c
-    return {"call": 1, "quads": g.b * quads, "filter_taps": g.b * quads * g.k_h * g.k_w,
-            "fill_rows": g.b * quads * len(filled), "fill_words": g.b * quads * in_rows * inside_cols,
-            "fill_zeros": g.b * quads * (len(filled) * cols - in_rows * inside_cols),
-            "out_rows": rows, "lanes": 2 * rows, "pair_calls": 2 * rows * ((pairs > 0) + odd),
-            "pairs_s1": 2 * rows * (pairs + odd) * (g.s_w == 1), "pairs_s2": 2 * rows * (pairs + odd) * (g.s_w == 2),
-            "singles": 2 * rows * singles,
-            "single_rows": 2 * rows * singles * g.k_h, "single_taps": 2 * rows * singles * g.k_h * g.k_w,
-            "rest_pixels": g.pixels * (rest > 0), "rest": g.pixels * rest, "rest_rows": g.pixels * rest * g.k_h,
+    asm = fast and (g.k_h, g.k_w, g.d_w) == (3, 3, 1) and g.s_w in (1, 2)
+    group_rows = g.b * g.out_h * quads
+    pairs, odd = g.out_w // 2, g.out_w % 2
+    c_pixels = 0 if asm else group_rows * g.out_w
+    rest_outputs = g.pixels * rest
+    c_outputs = 4 * c_pixels + rest_outputs                        # requantized in C
+    return {"call": 1, "ring_words": 2 * (ring + 1) * qb * span * (quads > 0), "blocks": g.b * blocks,
+            "filter_taps": g.b * quads * g.k_h * g.k_w, "fill_rows": g.b * blocks * in_rows,
+            "fill_converts": g.b * in_rows * converts, "fill_words": g.b * quads * in_rows * inside_cols,
+            "row_calls": g.b * g.out_h * blocks, "asm_groups": group_rows * asm,
+            "pairs_s1": group_rows * pairs * asm * (g.s_w == 1), "pairs_s2": group_rows * pairs * asm * (g.s_w == 2),
+            "singles": group_rows * odd * asm, "c_groups": group_rows * (not asm), "c_pixels": c_pixels,
+            "c_rows": c_pixels * g.k_h, "c_taps": c_pixels * g.k_h * g.k_w,
+            "rest_pixels": g.pixels * (rest > 0), "rest": rest_outputs, "rest_rows": rest_outputs * g.k_h,
             "rest_cols": rest * g.b * g.out_w * int(g.ty.sum()) * g.k_w,
-            "rest_taps": rest * g.b * int(g.ty.sum()) * int(g.tx.sum()), "outputs_fast": outputs * fast,
-            "outputs_exact": outputs * (not fast), "clamp": outputs * clamps(step)}
+            "rest_taps": rest * g.b * int(g.ty.sum()) * int(g.tx.sum()),
+            "outputs_fast": c_outputs * fast, "outputs_exact": c_outputs * (not fast),
+            "clamp": g.pixels * g.in_c * clamps(step)}
 
 
 def _records(step: Step, n: int, fast: bool) -> np.ndarray:
-    """depthwise_conv2d_s8_dsp.c's channel records: fast, {2 bias, mult, -shift, 2^(-shift - 1)
-    + output_offset * 2^-shift}; else {bias, mult, shift, 0}."""
+    """depthwise_conv2d_s8_dsp.c's channel records: per group of four channels, in the order of
+    its lanes c0, c2, c1, c3, their biases, then per lane {mult, round, shift}; then per last
+    channel {bias, mult, shift, round}.  Fast: bias doubled, shift = -shift, round =
+    2^(-shift - 1) + output_offset * 2^-shift; else round 0."""
     rec = channel_records(step, n, rounding=True).astype(np.int64).reshape(n, 4)
-    if not fast:
+    if fast:
+        right = -rec[:, 2]
+        rec[:, 0] *= 2
+        rec[:, 2] = right
+        rec[:, 3] = (1 << (right - 1)) + int(step.attrs["output_zp"]) * (1 << right)
+    else:
         rec[:, 3] = 0
-        return rec.astype(np.int32).reshape(-1)
-    right = -rec[:, 2]
-    rec[:, 0] *= 2
-    rec[:, 2] = right
-    rec[:, 3] = (1 << (right - 1)) + int(step.attrs["output_zp"]) * (1 << right)
-    return rec.astype(np.int32).reshape(-1)
+    quads = n // 4
+    lanes = rec[:4 * quads].reshape(quads, 4, 4)[:, [0, 2, 1, 3]]         # [group][lane][bias, mult, shift, round]
+    head = np.concatenate([lanes[:, :, 0], lanes[:, :, [1, 3, 2]].reshape(quads, 12)], axis=1)
+    return np.concatenate([head.reshape(-1), rec[4 * quads:].reshape(-1)]).astype(np.int32)
+
+
+DW_RING_BYTES = 4096     # depthwise_conv2d_s8_dsp.c's ADAPTC_DW_RING_BYTES
+
+
+def _block(quads: int, ring: int, span: int) -> int:
+    """depthwise_conv2d_s8_dsp.c adaptc_dw_block: the groups of four channels a block."""
+    most = max(1, DW_RING_BYTES // (8 * (ring + 1) * span))
+    if quads < 1:
+        return 1
+    blocks = -(-quads // most)
+    return -(-quads // blocks)
 
 
 def _fast_requant(step: Step) -> bool:
@@ -199,7 +222,8 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     taps = geo["k_h"] * geo["k_w"]
     span = (geo["out_w"] - 1) * geo["stride_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
     ring = (geo["k_h"] - 1) * geo["dil_h"] + 1
-    scratch = 4 * (2 * taps + 2 * ring * (span + 2))             # int16 filter pairs, the ring of input rows
+    qb = _block(geo["in_c"] // 4, ring, span)
+    scratch = 8 * qb * (taps + (ring + 1) * span)                # a block's int16 filter pairs, its ring
     channels = ("channels", _records(step, geo["out_c"], fast))
     if not packed:
         return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=scratch)

@@ -62,6 +62,13 @@ DW_CASES = [
     dict(id="dm1_exact_huge_bias_c8", dm=1, H=5, W=5, C=8, padding="same", huge_bias=True),
     dict(id="dm1_exact_huge_bias_s2_c6", dm=1, H=7, W=7, sh=2, sw=2, C=6, padding="same", huge_bias=True),
     dict(id="dm1_exact_left_shifts_c4", dm=1, H=4, W=5, C=4, small=True, mode=[3, 1, 0, 2], padding="same"),
+    # many channels, few columns: each input column's groups converted in one loop; a last odd pixel
+    dict(id="dm1_narrow_many_channels_c64", dm=1, H=3, W=3, C=64, padding="same"),
+    dict(id="dm1_narrow_s2_c40", dm=1, H=6, W=5, sh=2, sw=2, C=40, padding="same"),
+    # wide rows: the groups in several blocks (the ring's bytes bounded), stride 2 and channels % 4
+    dict(id="dm1_blocks_s1_c24", dm=1, H=4, W=45, C=24, padding="same"),
+    dict(id="dm1_blocks_s2_c26", dm=1, H=5, W=50, sh=2, sw=2, C=26, padding="same"),
+    dict(id="dm1_blocks_k5_exact_c12", dm=1, H=6, W=60, KH=5, KW=5, C=12, padding="same", huge_bias=True),
 ]
 
 # float32: the conv2d float cases without an explicit out_c, each with depth multipliers 1, 2, 3

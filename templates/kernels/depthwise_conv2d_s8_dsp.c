@@ -36,7 +36,7 @@
  */
 
 /* The ring's bytes at most (unless one group needs more): depthwise_conv2d.py's DW_RING_BYTES */
-#define ADAPTC_DW_RING_BYTES 4096
+#define ADAPTC_DW_RING_BYTES 1024
 
 /* s + round(a * b / 2^32) = floor((s 2^32 + a b + 2^31) / 2^32): SMMLAR */
 static inline int32_t adaptc_dw_smmlar(int32_t a, int32_t b, int32_t s)

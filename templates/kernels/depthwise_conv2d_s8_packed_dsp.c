@@ -33,7 +33,7 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t right_shifts;   /* 1: every channel's shift is < 0 */
+    int32_t right_shifts;   /* as depthwise_conv2d_s8_dsp's: 1 the fast requantization, 0 adaptc_rq_exact */
     int32_t bits;
     int32_t kind;
     int32_t codes;          /* filter bytes coded */

@@ -125,8 +125,8 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t right_shifts;   /* 1: every channel's shift is < 0 */
-    int8_t *scratch;        /* arena, k_w == 3: a window of k_h * 3 * in_c bytes; else unused */
+    int32_t right_shifts;   /* 1: the fast requantization (proven exact); 0: adaptc_rq_exact */
+    int8_t *scratch;        /* arena: the input-row ring and expanded filters (depthwise_conv2d_s8_dsp.c) */
 } depthwise_conv2d_s8_dsp_params;
 
 /* fully_connected_s8_packed_dsp: the fully_connected_s8 sizes (filter_offset 0), its rows packed
@@ -679,35 +679,6 @@ static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input
     "smlad  %[a3], %[wa], %[x0], %[a3]\n\t" \
     "smlad  %[a3], %[wb], %[x1], %[a3]\n\t"
 
-/* One depthwise tap, four channels (assembly operands of adaptc_dw_quad_x3): t0 = input word
- * at ADDR, t1 = filter word; t2, t0 = (x0, x2), (x1, x3) + offset; t3, t1 = (w0, w2), (w1, w3). */
-#define ADAPTC_DW_TAP(ADDR) \
-    "ldr    %[t0], " ADDR "\n\t" \
-    "ldr    %[t1], [%[w]], #4\n\t" \
-    "sxtab16 %[t2], %[off], %[t0]\n\t" \
-    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t" \
-    "sxtb16 %[t3], %[t1]\n\t" \
-    "sxtb16 %[t1], %[t1], ror #8\n\t" \
-    "smlabb %[a0], %[t2], %[t3], %[a0]\n\t" \
-    "smlatt %[a2], %[t2], %[t3], %[a2]\n\t" \
-    "smlabb %[a1], %[t0], %[t1], %[a1]\n\t" \
-    "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
-
-/* Requantize accumulator ACC of the depthwise channel whose record's mult and round are at byte
- * offsets MULT and ROUND from x (shift < 0 follows mult), + output_offset (t3), saturate: as
- * adaptc_rq_record. */
-#define ADAPTC_DW_RQ(ACC, MULT, ROUND) \
-    "ldrd   %[t0], %[t1], [%[x], #" MULT "]\n\t" \
-    "ldr    %[t2], [%[x], #" ROUND "]\n\t" \
-    "rsb    %[t1], %[t1], #0\n\t" \
-    "lsl    %[" ACC "], %[" ACC "], #1\n\t" \
-    "smmulr %[" ACC "], %[" ACC "], %[t0]\n\t" \
-    "add    %[" ACC "], %[" ACC "], %[" ACC "], asr #31\n\t" \
-    "add    %[" ACC "], %[" ACC "], %[t2]\n\t" \
-    "asr    %[" ACC "], %[" ACC "], %[t1]\n\t" \
-    "add    %[" ACC "], %[" ACC "], %[t3]\n\t" \
-    "ssat   %[" ACC "], #8, %[" ACC "]\n\t"
-
 /* acc[c] += <row, column c> for one row of weights (w: `groups` words) and the four interleaved
  * columns c from `x` to `cols_end` (groups >= 1): on a DSP core the loop of adaptc_row_x4's
  * assembly without its requantization (15 instructions per 16 MACs and a compare and branch per
@@ -1065,114 +1036,6 @@ static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const 
         adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride, exact);
     }
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Depthwise: four channels, three taps a row                               */
-/* ------------------------------------------------------------------------ */
-
-/* The groups of four channels k at one output pixel, `quads` of them from `window` (byte 4 q
- * for group q) and `rec` (16 q words):
- *   out[4 q + k] = saturate(adaptc_mbqm(bias + sum (x + input_offset) * w, mult, shift) + offset)
- * summed over rows r < `rows` and taps t < `cols`: the four x of a tap are the word at
- * window + 4 q + r * row_step + t * x_step, the four w the word w[q * taps + r * k_w + t];
- * rec: per channel {bias, mult, shift, round}. */
-static inline void adaptc_dw_quads(const int8_t *window, int32_t x_step, int32_t row_step,
-                                   const int32_t *w, int32_t taps, int32_t k_w, int32_t rows,
-                                   int32_t cols, int32_t quads, int32_t offset2, const int32_t *rec,
-                                   int32_t output_offset, int8_t *out)
-{
-    int32_t q, r, t;
-    for (q = 0; q < quads; ++q) {
-        int32_t a0 = rec[0], a1 = rec[4], a2 = rec[8], a3 = rec[12];
-        for (r = 0; r < rows; ++r) {
-            const int8_t *x = window + 4 * q + r * row_step;
-            const int32_t *wr = w + q * taps + r * k_w;
-            for (t = 0; t < cols; ++t) {
-                const int32_t xw = adaptc_read_s8x4(x), ww = wr[t];
-                const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
-                const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
-                a0 = adaptc_smlabb(x02, w02, a0);
-                a2 = adaptc_smlatt(x02, w02, a2);
-                a1 = adaptc_smlabb(x13, w13, a1);
-                a3 = adaptc_smlatt(x13, w13, a3);
-                x += x_step;
-            }
-        }
-        out[0] = (int8_t)adaptc_ssat8(adaptc_rq_record(a0, rec) + output_offset);
-        out[1] = (int8_t)adaptc_ssat8(adaptc_rq_record(a1, rec + 4) + output_offset);
-        out[2] = (int8_t)adaptc_ssat8(adaptc_rq_record(a2, rec + 8) + output_offset);
-        out[3] = (int8_t)adaptc_ssat8(adaptc_rq_record(a3, rec + 12) + output_offset);
-        out += 4;
-        rec += 16;
-    }
-}
-
-/* adaptc_dw_quads for a whole window three taps wide (cols = k_w = 3, the groups' filters one
- * after the other).  A DSP core runs it in assembly when every shift is < 0 (`right_shifts`):
- * 34 instructions per window row of 12 MACs (per tap two loads, 2 SXTAB16, 2 SXTB16,
- * 4 SMLABB / SMLATT), 11 per output to requantize and store, about 20 per group around them --
- * gcc 12 spends about a third more, spilling. */
-static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t row_step,
-                                const int32_t *w, int32_t rows, int32_t quads, int32_t offset2,
-                                const int32_t *rec, int32_t right_shifts, int32_t output_offset,
-                                int8_t *out)
-{
-#if ADAPTC_DSP_ASM
-    if (right_shifts && quads > 0) {
-        const int32_t quad_bytes = 12 * rows;
-        const int8_t *x = window;
-        int32_t a0, a1, a2, a3, t0, t1, t2, t3, end;
-        __asm__ volatile(
-                "0:\n\t"
-                "ldr    %[t0], %[rec]\n\t"
-                "ldr    %[a0], [%[t0]]\n\t"
-                "ldr    %[a1], [%[t0], #16]\n\t"
-                "ldr    %[a2], [%[t0], #32]\n\t"
-                "ldr    %[a3], [%[t0], #48]\n\t"
-                "ldr    %[t1], %[qb]\n\t"
-                "add    %[end], %[w], %[t1]\n"
-                "1:\n\t"
-                ADAPTC_DW_TAP("[%[x]]")
-                ADAPTC_DW_TAP("[%[x], %[xs]]")
-                ADAPTC_DW_TAP("[%[x], %[xs], lsl #1]")
-                "ldr    %[t0], %[rs]\n\t"
-                "add    %[x], %[x], %[t0]\n\t"
-                "cmp    %[w], %[end]\n\t"
-                "bne    1b\n\t"
-                /* x = records, t3 = output_offset; per channel t0 = mult, t1 = right_shift, t2 = round */
-                "ldr    %[x], %[rec]\n\t"
-                "ldr    %[t3], %[ooff]\n\t"
-                ADAPTC_DW_RQ("a0", "4", "12")
-                ADAPTC_DW_RQ("a1", "20", "28")
-                ADAPTC_DW_RQ("a2", "36", "44")
-                ADAPTC_DW_RQ("a3", "52", "60")
-                "add    %[x], %[x], #64\n\t"
-                "str    %[x], %[rec]\n\t"
-                "ldr    %[t0], %[out]\n\t"
-                "strb   %[a0], [%[t0]], #1\n\t"
-                "strb   %[a1], [%[t0]], #1\n\t"
-                "strb   %[a2], [%[t0]], #1\n\t"
-                "strb   %[a3], [%[t0]], #1\n\t"
-                "str    %[t0], %[out]\n\t"
-                "ldr    %[x], %[win]\n\t"
-                "add    %[x], %[x], #4\n\t"
-                "str    %[x], %[win]\n\t"
-                "ldr    %[t0], %[n]\n\t"
-                "subs   %[t0], %[t0], #1\n\t"
-                "str    %[t0], %[n]\n\t"
-                "bne    0b"
-                : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+&r"(x), [w] "+&r"(w),
-                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [end] "=&r"(end),
-                  [rec] "+m"(rec), [out] "+m"(out), [win] "+m"(window), [n] "+m"(quads)
-                : [xs] "r"(x_step), [off] "r"(offset2), [rs] "m"(row_step), [qb] "m"(quad_bytes),
-                  [ooff] "m"(output_offset)
-                : "cc", "memory");
-        return;
-    }
-#endif
-    (void)right_shifts;
-    adaptc_dw_quads(window, x_step, row_step, w, 3 * rows, 3, rows, 3, quads, offset2, rec, output_offset, out);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -138,9 +138,10 @@ def test_float_resnet_matches_litert(resnet_f):
 # block writes its output over its dying input (conv2d_s8_dsp in place, adaptc.schedule.plan_arena),
 # so two 16 KiB activations are live where the reference kernels need three, + im2col scratch; its
 # weights + 2 KiB a residual add (add_s8_dsp's rescaling tables); KWS + 1,024 B of weights (the
-# depthwise layers' per-channel rounding constants).
+# depthwise layers' per-channel rounding constants) and the depthwise kernel's input-row ring
+# and expanded filters (1,184 B of scratch).
 BUDGETS = {("resnet", "ref"): (49152, 82536), ("resnet", "dsp"): (34512, 88696),
-           ("kws", "ref"): (16000, 30096), ("kws", "dsp"): (16768, 31120)}
+           ("kws", "ref"): (16000, 30096), ("kws", "dsp"): (17184, 31120)}
 
 
 @pytest.mark.parametrize("kernels", ["ref", "dsp"])

@@ -172,7 +172,7 @@ def _records(step: Step, n: int, fast: bool) -> np.ndarray:
     return np.concatenate([head.reshape(-1), rec[4 * quads:].reshape(-1)]).astype(np.int32)
 
 
-DW_RING_BYTES = 4096     # depthwise_conv2d_s8_dsp.c's ADAPTC_DW_RING_BYTES
+DW_RING_BYTES = 1024     # depthwise_conv2d_s8_dsp.c's ADAPTC_DW_RING_BYTES
 
 
 def _block(quads: int, ring: int, span: int) -> int:

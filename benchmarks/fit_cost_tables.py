@@ -709,6 +709,14 @@ def main():
         doc.update({k: previous[k] for k in ("programs", "samples", "fit_seconds")},
                    cores={c: dict(sorted(v.items())) for c, v in cores.items()})
         doc["added"] = sorted(set(previous.get("added", [])) | set(args.kernels))
+    elif args.out.exists():                            # the kernels only --kernels fits stay as they were
+        previous = json.loads(args.out.read_text())
+        added = previous.get("added", [])
+        for c in CORES:
+            kept = {k: v for k, v in previous["cores"].get(c, {}).items() if k in added and k not in cores[c]}
+            cores[c] = dict(sorted({**cores[c], **kept}.items()))
+        doc["added"] = added
+        print(f"kept as they were (fitted by --kernels on their own synthetic layers): {', '.join(added)}")
     text = json.dumps(doc, indent=1, sort_keys=True)
     # each list on one line
     text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)

@@ -453,9 +453,9 @@ def shared_helpers(target, core: dict, where: dict, pool: ThreadPoolExecutor) ->
     """``static inline`` helpers gcc keeps apart once two kernels call them. Found in one program
     per kernel set holding every kernel twice; their callers from the call graph of the same
     program built with -fno-inline; each caller's inlined copy from programs of two callers."""
-    groups = {}                            # (variants, float?) -> the kernels measured with those variants
-    for name, (variants, _) in where.items():
-        groups.setdefault((variants, "_f32" in name), []).append(name)
+    groups = {}                            # (variants, input dtype) -> the kernels measured with those variants
+    for name, (variants, specimen) in where.items():
+        groups.setdefault((variants, specimen(0)[5]), []).append(name)
 
     def every(g):
         return chain([where[k][1](i) for k in groups[g] for i in (0, 1)])

@@ -189,7 +189,8 @@ def _conv_step(kernel="conv2d_s8"):
     step = Step(0, "adaptc.qconv2d", "test", [0], 1,
                 {"strides": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": 1,
                  "kernel_layout": "HWIO", "shift": [-3] * 5, "multiplier": [1 << 30] * 5, "act_min": -128,
-                 "act_max": 127}, {"weights": w}, in_shapes=[(1, 4, 4, 2)], out_shape=(1, 4, 4, 5))
+                 "act_max": 127, "input_zp": 0, "output_zp": 0}, {"weights": w}, in_shapes=[(1, 4, 4, 2)],
+                out_shape=(1, 4, 4, 5))
     return ScheduledStep(step, kernel, "ref", 0)
 
 
@@ -202,8 +203,13 @@ def test_conv_loop_counts_by_hand():
     d = costs.step_features(_conv_step("conv2d_s8_dsp"))
     # four blocks of four pixels; in_c = 2 and k_w * in_c = 6: every column gathered (path C)
     assert d["blocks"] == 4 and d["cols_c"] == 16 and d["bytes_c"] == 16 * 18
-    assert d["rows_asm"] == 4 * 5 and d["groups_asm"] == 4 * 5 * 5 and d["pairs_asm"] == 4 * 5 * 2
-    assert d["rows_c"] == 0 and d["tail"] == 0
+    # channels 0-3 in two pairs (adaptc_row_pair_x4: two adaptc_dot_2x2 loops of five groups, two
+    # an iteration, then four outputs a channel by the shift < 0 form), channel 4 alone in the
+    # assembly of adaptc_row_x4 (five groups: one, then two pairs)
+    assert d["row_pairs"] == 4 * 2 and d["pair_groups"] == 4 * 2 * 2 * 5 and d["pair_iters"] == 4 * 2 * 2 * 2
+    assert d["pair_rq_right"] == 4 * 4 * 4 and d["pair_rq_apply"] == 0 and d["pair_rq_exact"] == 0
+    assert d["rows_asm"] == 4 and d["groups_asm"] == 4 * 5 and d["pairs_asm"] == 4 * 2
+    assert d["rows_c"] == 0 and d["rows_exact"] == 0 and d["tail"] == 0
 
 
 def test_missing_entry_names_core_and_kernel():

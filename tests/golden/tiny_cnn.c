@@ -557,6 +557,15 @@ typedef struct {
 #define ADAPTC_HAVE_DSP 0
 #endif
 
+/* The assembly loops, which pin more registers than an unoptimized function leaves free (gcc -O0
+ * keeps a frame pointer and spills): in optimized builds; a -O0 (debug) build takes their C form,
+ * with the same results. */
+#if ADAPTC_HAVE_DSP && defined(__OPTIMIZE__)
+#define ADAPTC_DSP_ASM 1
+#else
+#define ADAPTC_DSP_ASM 0
+#endif
+
 /* A helper compiled as a function of its own, so that its loop gets the registers to itself
  * ("unused": no warning in a model that does not call it). */
 #if defined(__GNUC__)
@@ -592,6 +601,7 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
+    int32_t rq_exact;       /* 1: requantize by adaptc_rq_exact (accumulator bound not proven) */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 
@@ -621,6 +631,7 @@ typedef struct {
     int32_t bits;
     const void *lut;
     const int8_t *values;
+    int32_t rq_exact;       /* as conv2d_s8_dsp's */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
                                (groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_packed_dsp_params;
@@ -645,24 +656,12 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t right_shifts;   /* 1: every channel's shift is < 0 */
-    int8_t *scratch;        /* arena, k_w == 3: a window of k_h * 3 * in_c bytes; else unused */
+    int32_t right_shifts;   /* 1: the fast requantization (proven exact); 0: adaptc_rq_exact */
+    int8_t *scratch;        /* arena: the input-row ring and expanded filters (depthwise_conv2d_s8_dsp.c) */
 } depthwise_conv2d_s8_dsp_params;
 
-/* fully_connected_s8_dsp: the fully_connected_s8 sizes (filter_offset 0). */
-typedef struct {
-    int32_t batches;
-    int32_t in_features;
-    int32_t out_features;
-    int32_t input_offset;
-    int32_t output_offset;
-    int32_t act_min;
-    int32_t act_max;
-    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
-} fully_connected_s8_dsp_params;
-
-/* fully_connected_s8_packed_dsp: as fully_connected_s8_dsp, its rows packed codes (as
- * conv2d_s8_packed_dsp). */
+/* fully_connected_s8_packed_dsp: the fully_connected_s8 sizes (filter_offset 0), its rows packed
+ * codes (as conv2d_s8_packed_dsp). */
 typedef struct {
     int32_t batches;
     int32_t in_features;
@@ -873,6 +872,13 @@ static inline int32_t adaptc_rq_right(int32_t acc, int32_t mult, int32_t right_s
     return (s + (s >> 31) + (int32_t)(((uint32_t)1 << right_shift) >> 1)) >> right_shift;
 }
 
+/* adaptc_rq_right with its rounding constant 2^(right_shift - 1) given */
+static inline int32_t adaptc_rq_right_rounded(int32_t acc, int32_t mult, int32_t right_shift, int32_t round)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), mult);
+    return (s + (s >> 31) + round) >> right_shift;
+}
+
 /* adaptc_mbqm for |acc << max(shift, 0)| < 2^30, through the cheaper form when it applies */
 static inline int32_t adaptc_rq(int32_t acc, int32_t mult, int32_t shift)
 {
@@ -888,6 +894,22 @@ static inline int32_t adaptc_rq_record(int32_t acc, const int32_t *record)
         return (s + (s >> 31) + record[3]) >> -record[2];
     }
     return adaptc_rq_apply(acc, adaptc_rq_of(record[1], record[2]));
+}
+
+/* adaptc_mbqm(acc, mult, shift) for ANY accumulator (0 <= mult < 2^31, -31 <= shift <= 30): the
+ * exact general path of a layer whose accumulator bound requant_is_exact cannot prove.
+ *   s   = floor((x * mult + 2^30) / 2^31), x = acc << max(shift, 0) (wrapping, as adaptc_mbqm)
+ *       = gemmlowp's nudge-then-truncate SRDHM for either sign: one SMLAL into the nudge;
+ *   out = (s >> r) + ((s & mask) > (mask >> 1) + (s < 0)), r = max(-shift, 0), mask = 2^r - 1
+ *       = adaptc_rdbpot(s, r), which cannot overflow for any s.
+ * About 14 instructions on a Cortex-M4, per output (not per MAC). */
+static inline int32_t adaptc_rq_exact(int32_t acc, int32_t mult, int32_t shift)
+{
+    const int32_t x = (int32_t)((uint32_t)acc << (shift > 0 ? shift : 0));
+    const int32_t s = (int32_t)(((int64_t)x * mult + ((int64_t)1 << 30)) >> 31);
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+    return (s >> right) + ((s & mask) > (mask >> 1) + (int32_t)((uint32_t)s >> 31));
 }
 
 /* transpose_conv_s8_dsp: an output of a record {bias, mult, shift, round}'s accumulator
@@ -932,7 +954,7 @@ static ADAPTC_NOINLINE void adaptc_tconv_x4(const int32_t *cols, const int32_t *
         const int32_t *x = cols + taps[0];
         const int32_t *wt = w + 4 * taps[1];
         const int32_t *const end = x + 2 * groups;
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
         int32_t x0, x1, ww, wa;
         __asm__ volatile(
                 "1:\n\t"
@@ -943,7 +965,7 @@ static ADAPTC_NOINLINE void adaptc_tconv_x4(const int32_t *cols, const int32_t *
                 ADAPTC_TCONV_CHANNEL("a3")
                 "cmp    %[x], %[end]\n\t"
                 "bne    1b"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(wt),
+                : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [x] "+&r"(x), [w] "+&r"(wt),
                   [x0] "=&r"(x0), [x1] "=&r"(x1), [ww] "=&r"(ww), [wa] "=&r"(wa)
                 : [end] "r"(end)
                 : "cc", "memory");
@@ -997,11 +1019,39 @@ static inline int32_t adaptc_offset2(int32_t offset)
  * four interleaved columns: cols + 8 g + 2 c); each returns the pointer to the group after the
  * last one written. */
 
-/* n groups from 4 n int8 values at src (any alignment). */
+/* n groups from 4 n int8 values at src (any alignment).  A DSP core converts two groups an
+ * iteration in assembly: 12 instructions per eight values (2 LDR, 4 SXTAB16, 2 STRD, 2 ADD and
+ * the loop's SUBS and BNE) where gcc 12 spends 18. */
 static inline int32_t *adaptc_col_convert(int32_t *col, int32_t stride, const int8_t *src, int32_t n,
                                           int32_t offset2)
 {
-    const int8_t *const end = src + 4 * n;
+    const int8_t *end;
+#if ADAPTC_DSP_ASM
+    const int32_t step = 4 * stride;                  /* bytes from a group to the next */
+    int32_t pairs = n >> 1, t0, t1, c0, c1;
+    if (pairs > 0) {
+        __asm__ volatile(
+                "1:\n\t"
+                "ldr    %[t0], [%[src]], #4\n\t"
+                "ldr    %[t1], [%[src]], #4\n\t"
+                "sxtab16 %[c0], %[off], %[t0]\n\t"
+                "sxtab16 %[c1], %[off], %[t0], ror #8\n\t"
+                "strd   %[c0], %[c1], [%[col]]\n\t"
+                "add    %[col], %[col], %[step]\n\t"
+                "sxtab16 %[c0], %[off], %[t1]\n\t"
+                "sxtab16 %[c1], %[off], %[t1], ror #8\n\t"
+                "strd   %[c0], %[c1], [%[col]]\n\t"
+                "add    %[col], %[col], %[step]\n\t"
+                "subs   %[pairs], %[pairs], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [pairs] "+&r"(pairs), [t0] "=&r"(t0), [t1] "=&r"(t1),
+                  [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [off] "r"(offset2), [step] "r"(step)
+                : "cc", "memory");
+    }
+    n &= 1;
+#endif
+    end = src + 4 * n;
     while (src != end) {
         const int32_t word = adaptc_read_s8x4(src);
         col[0] = adaptc_sxtab16(offset2, word);
@@ -1160,51 +1210,172 @@ static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input
     "smlad  %[a3], %[wa], %[x0], %[a3]\n\t" \
     "smlad  %[a3], %[wb], %[x1], %[a3]\n\t"
 
-/* One depthwise tap, four channels (assembly operands of adaptc_dw_quad_x3): t0 = input word
- * at ADDR, t1 = filter word; t2, t0 = (x0, x2), (x1, x3) + offset; t3, t1 = (w0, w2), (w1, w3). */
-#define ADAPTC_DW_TAP(ADDR) \
-    "ldr    %[t0], " ADDR "\n\t" \
-    "ldr    %[t1], [%[w]], #4\n\t" \
-    "sxtab16 %[t2], %[off], %[t0]\n\t" \
-    "sxtab16 %[t0], %[off], %[t0], ror #8\n\t" \
-    "sxtb16 %[t3], %[t1]\n\t" \
-    "sxtb16 %[t1], %[t1], ror #8\n\t" \
-    "smlabb %[a0], %[t2], %[t3], %[a0]\n\t" \
-    "smlatt %[a2], %[t2], %[t3], %[a2]\n\t" \
-    "smlabb %[a1], %[t0], %[t1], %[a1]\n\t" \
-    "smlatt %[a3], %[t0], %[t1], %[a3]\n\t"
+/* acc[c] += <row, column c> for one row of weights (w: `groups` words) and the four interleaved
+ * columns c from `x` to `cols_end` (groups >= 1): on a DSP core the loop of adaptc_row_x4's
+ * assembly without its requantization (15 instructions per 16 MACs and a compare and branch per
+ * two groups). */
+static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, const int32_t *cols_end, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if ADAPTC_DSP_ASM
+    int32_t wt, wa, wb, x0, x1;
+    __asm__ volatile(
+            "sub    %[wt], %[end], %[x]\n\t"
+            "tst    %[wt], #32\n\t"
+            "beq    2f\n\t"
+            ADAPTC_DOT_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "beq    3f\n"
+            "2:\n\t"
+            ADAPTC_DOT_GROUP
+            ADAPTC_DOT_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "bne    2b\n"
+            "3:"
+            : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
+              [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [end] "r"(cols_end)
+            : "cc", "memory");
+#else
+    do {
+        const int32_t wa = adaptc_sxtb16(*w), wb = adaptc_sxtb16_ror8(*w);
+        a0 = adaptc_smlad(wb, x[1], adaptc_smlad(wa, x[0], a0));
+        a1 = adaptc_smlad(wb, x[3], adaptc_smlad(wa, x[2], a1));
+        a2 = adaptc_smlad(wb, x[5], adaptc_smlad(wa, x[4], a2));
+        a3 = adaptc_smlad(wb, x[7], adaptc_smlad(wa, x[6], a3));
+        ++w;
+        x += 8;
+    } while (x != cols_end);
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
 
-/* Requantize accumulator ACC of the depthwise channel whose record's mult and round are at byte
- * offsets MULT and ROUND from x (shift < 0 follows mult), + output_offset (t3), saturate: as
- * adaptc_rq_record. */
-#define ADAPTC_DW_RQ(ACC, MULT, ROUND) \
-    "ldrd   %[t0], %[t1], [%[x], #" MULT "]\n\t" \
-    "ldr    %[t2], [%[x], #" ROUND "]\n\t" \
-    "rsb    %[t1], %[t1], #0\n\t" \
-    "lsl    %[" ACC "], %[" ACC "], #1\n\t" \
-    "smmulr %[" ACC "], %[" ACC "], %[t0]\n\t" \
-    "add    %[" ACC "], %[" ACC "], %[" ACC "], asr #31\n\t" \
-    "add    %[" ACC "], %[" ACC "], %[t2]\n\t" \
-    "asr    %[" ACC "], %[" ACC "], %[t1]\n\t" \
-    "add    %[" ACC "], %[" ACC "], %[t3]\n\t" \
-    "ssat   %[" ACC "], #8, %[" ACC "]\n\t"
+/* One group of four weights of two channels (ww0, ww1: one LDRD of the pair-interleaved rows)
+ * against two neighbouring columns of the four (x + 8 bytes: the second, then x: the first, which
+ * moves x on by a group): assembly operands of adaptc_dot_2x2. a0 = (ch0, col0), a1 = (ch1, col0),
+ * a2 = (ch0, col1), a3 = (ch1, col1). */
+#define ADAPTC_DOT_2X2_GROUP \
+    "ldrd   %[w0], %[w1], [%[w]], #8\n\t" \
+    "ldrd   %[x0], %[x1], [%[x], #8]\n\t" \
+    "sxtb16 %[u0], %[w0], ror #8\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "sxtb16 %[u1], %[w1], ror #8\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad  %[a2], %[w0], %[x0], %[a2]\n\t" \
+    "smlad  %[a2], %[u0], %[x1], %[a2]\n\t" \
+    "smlad  %[a3], %[w1], %[x0], %[a3]\n\t" \
+    "smlad  %[a3], %[u1], %[x1], %[a3]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #32\n\t" \
+    "smlad  %[a0], %[w0], %[x0], %[a0]\n\t" \
+    "smlad  %[a0], %[u0], %[x1], %[a0]\n\t" \
+    "smlad  %[a1], %[w1], %[x0], %[a1]\n\t" \
+    "smlad  %[a1], %[u1], %[x1], %[a1]\n\t"
+
+/* acc[2 p + k] += <row of channel k, column p> for two rows of weights interleaved word by word
+ * (w: 2 * groups words, simd.pair_rows: [ch0 g0][ch1 g0][ch0 g1]...) and two neighbouring
+ * columns of the four interleaved ones, from x (the first's group 0) to x_end (groups >= 1).
+ * A DSP core runs 16 MACs in 15 instructions -- 3 LDRD, 4 SXTB16, 8 SMLAD -- and 18 cycles,
+ * where adaptc_dot_x4's one row against four columns takes 5 loads and 20; two groups an
+ * iteration. */
+static ADAPTC_INLINE void adaptc_dot_2x2(const int32_t *w, const int32_t *x, const int32_t *x_end, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if ADAPTC_DSP_ASM
+    int32_t w0, w1, u0, u1, x0, x1;
+    __asm__ volatile(
+            "sub    %[w0], %[end], %[x]\n\t"
+            "tst    %[w0], #32\n\t"
+            "beq    2f\n\t"
+            ADAPTC_DOT_2X2_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "beq    3f\n"
+            "2:\n\t"
+            ADAPTC_DOT_2X2_GROUP
+            ADAPTC_DOT_2X2_GROUP
+            "cmp    %[x], %[end]\n\t"
+            "bne    2b\n"
+            "3:"
+            : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
+              [w0] "=&r"(w0), [w1] "=&r"(w1), [u0] "=&r"(u0), [u1] "=&r"(u1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [end] "r"(x_end)
+            : "cc", "memory");
+#else
+    do {
+        const int32_t w0 = adaptc_sxtb16(w[0]), u0 = adaptc_sxtb16_ror8(w[0]);
+        const int32_t w1 = adaptc_sxtb16(w[1]), u1 = adaptc_sxtb16_ror8(w[1]);
+        a0 = adaptc_smlad(u0, x[1], adaptc_smlad(w0, x[0], a0));
+        a1 = adaptc_smlad(u1, x[1], adaptc_smlad(w1, x[0], a1));
+        a2 = adaptc_smlad(u0, x[3], adaptc_smlad(w0, x[2], a2));
+        a3 = adaptc_smlad(u1, x[3], adaptc_smlad(w1, x[2], a3));
+        w += 2;
+        x += 8;
+    } while (x != x_end);
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* adaptc_row_x4 for two channels at once: their rows interleaved word by word (adaptc_dot_2x2),
+ * out[c * stride + k] for channel k < 2 (records rec[3 k]) and the four columns c. */
+static ADAPTC_INLINE void adaptc_row_pair_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
+                                             const int32_t *rec, int32_t output_offset, int8_t *out,
+                                             int32_t stride, int32_t exact)
+{
+    int32_t acc[8];
+    int32_t c, k;
+    acc[0] = acc[2] = acc[4] = acc[6] = rec[0];
+    acc[1] = acc[3] = acc[5] = acc[7] = rec[3];
+    adaptc_dot_2x2(w, cols, cols_end, acc);             /* columns 0, 1 */
+    adaptc_dot_2x2(w, cols + 4, cols_end + 4, acc + 4); /* columns 2, 3 */
+    for (k = 0; k < 2; ++k) {
+        const int32_t *const r = rec + 3 * k;
+        if (exact) {
+            for (c = 0; c < 4; ++c) {
+                out[c * stride + k] = (int8_t)adaptc_ssat8(adaptc_rq_exact(acc[2 * c + k], r[1], r[2]) + output_offset);
+            }
+        } else if (r[2] < 0) {
+            const int32_t mult = r[1], right = -r[2], round = (int32_t)(((uint32_t)1 << right) >> 1);
+            int8_t *o = out + k;
+            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[k], mult, right, round) + output_offset);
+            o += stride;
+            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[2 + k], mult, right, round) + output_offset);
+            o += stride;
+            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[4 + k], mult, right, round) + output_offset);
+            o += stride;
+            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[6 + k], mult, right, round) + output_offset);
+        } else {
+            const adaptc_rq_params q = adaptc_rq_of(r[1], r[2]);
+            for (c = 0; c < 4; ++c) {
+                out[c * stride + k] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[2 * c + k], q) + output_offset);
+            }
+        }
+    }
+}
 
 /* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
  * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
- * of weights (w: `groups` words) with its record.  The C is the reference for the assembly
- * below, which a DSP core runs for a channel with shift < 0 (every channel of a typical layer):
- * 16 MACs take 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per
- * two groups (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize
- * as adaptc_rq_apply does and store. */
+ * of weights (w: `groups` words) with its record.  `exact` 0: the builder proved the layer's
+ * accumulators small enough for adaptc_rq_apply (simd.requant_is_exact); a DSP core then runs a
+ * channel with shift < 0 (every channel of a typical layer) in the assembly below: 16 MACs take
+ * 15 instructions -- 5 loads, 2 SXTB16, 8 SMLAD -- plus a compare and branch per two groups
+ * (gcc 12 spends 22 per group, reloading operands); then 8 per output to requantize as
+ * adaptc_rq_apply does and store.  Otherwise adaptc_dot_x4, then adaptc_rq_apply or, `exact` 1,
+ * adaptc_rq_exact (any accumulator). */
 static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
                                  const int32_t *record, int32_t output_offset, int8_t *out,
-                                 int32_t stride)
+                                 int32_t stride, int32_t exact)
 {
-    const int32_t *x = cols;
-    int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
+    int32_t acc[4];
     adaptc_rq_params q;
-#if ADAPTC_HAVE_DSP
-    if (record[2] < 0) {
+#if ADAPTC_DSP_ASM
+    if (!exact && record[2] < 0) {
+        const int32_t *x = cols;
+        int32_t a0 = record[0], a1 = record[0], a2 = record[0], a3 = record[0];
         int32_t wt, wa, wb, x0, x1;
         __asm__ volatile(
                 /* an odd number of groups: one first, then two per iteration */
@@ -1264,7 +1435,7 @@ static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, c
                 "add    %[wa], %[wa], %[x], lsl #1\n\t"
                 "strb   %[a2], [%[wa]]\n\t"
                 "strb   %[a3], [%[wa], %[x]]"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [x] "+r"(x),
+                : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
                   [wt] "=&r"(wt), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
                 : [end] "r"(cols_end), [rec] "r"(record), [off] "m"(output_offset), [out] "m"(out),
                   [stride] "m"(stride)
@@ -1272,20 +1443,20 @@ static ADAPTC_INLINE void adaptc_row_x4(const int32_t *w, const int32_t *cols, c
         return;
     }
 #endif
-    do {
-        const int32_t wa = adaptc_sxtb16(*w), wb = adaptc_sxtb16_ror8(*w);
-        a0 = adaptc_smlad(wb, x[1], adaptc_smlad(wa, x[0], a0));
-        a1 = adaptc_smlad(wb, x[3], adaptc_smlad(wa, x[2], a1));
-        a2 = adaptc_smlad(wb, x[5], adaptc_smlad(wa, x[4], a2));
-        a3 = adaptc_smlad(wb, x[7], adaptc_smlad(wa, x[6], a3));
-        ++w;
-        x += 8;
-    } while (x != cols_end);
+    acc[0] = acc[1] = acc[2] = acc[3] = record[0];
+    adaptc_dot_x4(w, cols, cols_end, acc);
+    if (exact) {
+        int32_t c;
+        for (c = 0; c < 4; ++c) {
+            out[c * stride] = (int8_t)adaptc_ssat8(adaptc_rq_exact(acc[c], record[1], record[2]) + output_offset);
+        }
+        return;
+    }
     q = adaptc_rq_of(record[1], record[2]);
-    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a0, q) + output_offset);
-    out[stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a1, q) + output_offset);
-    out[2 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a2, q) + output_offset);
-    out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(a3, q) + output_offset);
+    out[0] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[0], q) + output_offset);
+    out[stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[1], q) + output_offset);
+    out[2 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[2], q) + output_offset);
+    out[3 * stride] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[3], q) + output_offset);
 }
 
 /* `depth` weights of a packed row from the reader to int8 bytes at dst, then zeros up to a whole
@@ -1359,16 +1530,23 @@ static inline void adaptc_clamp_x4(int8_t *out, int32_t rows, int32_t out_stride
     }
 }
 
-/* out[c * out_stride + r] for every row r (int8 words, `groups` a row) and the four columns c:
- * adaptc_row_x4, clamped to [act_min, act_max] (groups >= 1). */
+/* out[c * out_stride + r] for every row r (int8 words, `groups` a row; rows 2 k and 2 k + 1
+ * interleaved word by word, simd.pair_rows) and the four columns c: adaptc_row_pair_x4 for each
+ * pair of rows, adaptc_row_x4 for an odd last one, clamped to [act_min, act_max] (groups >= 1). */
 static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
                                            int32_t groups, const int32_t *channels, int32_t output_offset,
-                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
+                                           int32_t exact)
 {
     const int32_t *const cols_end = cols + 8 * groups;
     int32_t r;
-    for (r = 0; r < rows; ++r) {
-        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+    for (r = 0; r + 1 < rows; r += 2) {
+        adaptc_row_pair_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
+                           exact);
+    }
+    if (r < rows) {
+        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
+                      exact);
     }
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }
@@ -1377,7 +1555,7 @@ static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t
 static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const int32_t *cols, int32_t rows,
                                                   int32_t groups, const int32_t *channels, int32_t output_offset,
                                                   int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
-                                                  const adaptc_packed_rows *packed)
+                                                  const adaptc_packed_rows *packed, int32_t exact)
 {
     const int32_t *const cols_end = cols + 8 * groups;
     adaptc_codes codes;
@@ -1386,117 +1564,9 @@ static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const 
     codes.bit = 0;
     for (r = 0; r < rows; ++r) {
         adaptc_unpack_row(&codes, packed->depth, packed->bits, packed->lut, packed->values, (int8_t *)packed->row_buf);
-        adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride);
+        adaptc_row_x4(packed->row_buf, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride, exact);
     }
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Depthwise: four channels, three taps a row                               */
-/* ------------------------------------------------------------------------ */
-
-/* The groups of four channels k at one output pixel, `quads` of them from `window` (byte 4 q
- * for group q) and `rec` (16 q words):
- *   out[4 q + k] = saturate(adaptc_mbqm(bias + sum (x + input_offset) * w, mult, shift) + offset)
- * summed over rows r < `rows` and taps t < `cols`: the four x of a tap are the word at
- * window + 4 q + r * row_step + t * x_step, the four w the word w[q * taps + r * k_w + t];
- * rec: per channel {bias, mult, shift, round}. */
-static inline void adaptc_dw_quads(const int8_t *window, int32_t x_step, int32_t row_step,
-                                   const int32_t *w, int32_t taps, int32_t k_w, int32_t rows,
-                                   int32_t cols, int32_t quads, int32_t offset2, const int32_t *rec,
-                                   int32_t output_offset, int8_t *out)
-{
-    int32_t q, r, t;
-    for (q = 0; q < quads; ++q) {
-        int32_t a0 = rec[0], a1 = rec[4], a2 = rec[8], a3 = rec[12];
-        for (r = 0; r < rows; ++r) {
-            const int8_t *x = window + 4 * q + r * row_step;
-            const int32_t *wr = w + q * taps + r * k_w;
-            for (t = 0; t < cols; ++t) {
-                const int32_t xw = adaptc_read_s8x4(x), ww = wr[t];
-                const int32_t x02 = adaptc_sxtab16(offset2, xw), x13 = adaptc_sxtab16_ror8(offset2, xw);
-                const int32_t w02 = adaptc_sxtb16(ww), w13 = adaptc_sxtb16_ror8(ww);
-                a0 = adaptc_smlabb(x02, w02, a0);
-                a2 = adaptc_smlatt(x02, w02, a2);
-                a1 = adaptc_smlabb(x13, w13, a1);
-                a3 = adaptc_smlatt(x13, w13, a3);
-                x += x_step;
-            }
-        }
-        out[0] = (int8_t)adaptc_ssat8(adaptc_rq_record(a0, rec) + output_offset);
-        out[1] = (int8_t)adaptc_ssat8(adaptc_rq_record(a1, rec + 4) + output_offset);
-        out[2] = (int8_t)adaptc_ssat8(adaptc_rq_record(a2, rec + 8) + output_offset);
-        out[3] = (int8_t)adaptc_ssat8(adaptc_rq_record(a3, rec + 12) + output_offset);
-        out += 4;
-        rec += 16;
-    }
-}
-
-/* adaptc_dw_quads for a whole window three taps wide (cols = k_w = 3, the groups' filters one
- * after the other).  A DSP core runs it in assembly when every shift is < 0 (`right_shifts`):
- * 34 instructions per window row of 12 MACs (per tap two loads, 2 SXTAB16, 2 SXTB16,
- * 4 SMLABB / SMLATT), 11 per output to requantize and store, about 20 per group around them --
- * gcc 12 spends about a third more, spilling. */
-static inline void adaptc_dw_x3(const int8_t *window, int32_t x_step, int32_t row_step,
-                                const int32_t *w, int32_t rows, int32_t quads, int32_t offset2,
-                                const int32_t *rec, int32_t right_shifts, int32_t output_offset,
-                                int8_t *out)
-{
-#if ADAPTC_HAVE_DSP
-    if (right_shifts && quads > 0) {
-        const int32_t quad_bytes = 12 * rows;
-        const int8_t *x = window;
-        int32_t a0, a1, a2, a3, t0, t1, t2, t3, end;
-        __asm__ volatile(
-                "0:\n\t"
-                "ldr    %[t0], %[rec]\n\t"
-                "ldr    %[a0], [%[t0]]\n\t"
-                "ldr    %[a1], [%[t0], #16]\n\t"
-                "ldr    %[a2], [%[t0], #32]\n\t"
-                "ldr    %[a3], [%[t0], #48]\n\t"
-                "ldr    %[t1], %[qb]\n\t"
-                "add    %[end], %[w], %[t1]\n"
-                "1:\n\t"
-                ADAPTC_DW_TAP("[%[x]]")
-                ADAPTC_DW_TAP("[%[x], %[xs]]")
-                ADAPTC_DW_TAP("[%[x], %[xs], lsl #1]")
-                "ldr    %[t0], %[rs]\n\t"
-                "add    %[x], %[x], %[t0]\n\t"
-                "cmp    %[w], %[end]\n\t"
-                "bne    1b\n\t"
-                /* x = records, t3 = output_offset; per channel t0 = mult, t1 = right_shift, t2 = round */
-                "ldr    %[x], %[rec]\n\t"
-                "ldr    %[t3], %[ooff]\n\t"
-                ADAPTC_DW_RQ("a0", "4", "12")
-                ADAPTC_DW_RQ("a1", "20", "28")
-                ADAPTC_DW_RQ("a2", "36", "44")
-                ADAPTC_DW_RQ("a3", "52", "60")
-                "add    %[x], %[x], #64\n\t"
-                "str    %[x], %[rec]\n\t"
-                "ldr    %[t0], %[out]\n\t"
-                "strb   %[a0], [%[t0]], #1\n\t"
-                "strb   %[a1], [%[t0]], #1\n\t"
-                "strb   %[a2], [%[t0]], #1\n\t"
-                "strb   %[a3], [%[t0]], #1\n\t"
-                "str    %[t0], %[out]\n\t"
-                "ldr    %[x], %[win]\n\t"
-                "add    %[x], %[x], #4\n\t"
-                "str    %[x], %[win]\n\t"
-                "ldr    %[t0], %[n]\n\t"
-                "subs   %[t0], %[t0], #1\n\t"
-                "str    %[t0], %[n]\n\t"
-                "bne    0b"
-                : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+r"(x), [w] "+r"(w),
-                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [end] "=&r"(end),
-                  [rec] "+m"(rec), [out] "+m"(out), [win] "+m"(window), [n] "+m"(quads)
-                : [xs] "r"(x_step), [off] "r"(offset2), [rs] "m"(row_step), [qb] "m"(quad_bytes),
-                  [ooff] "m"(output_offset)
-                : "cc", "memory");
-        return;
-    }
-#endif
-    (void)right_shifts;
-    adaptc_dw_quads(window, x_step, row_step, w, 3 * rows, 3, rows, 3, quads, offset2, rec, output_offset, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1634,7 +1704,7 @@ static inline uint32_t adaptc_lut_x4(const uint8_t *table, uint32_t u)
 static ADAPTC_NOINLINE int32_t adaptc_dot_row(const int32_t *w, const int32_t *col, int32_t groups, int32_t acc)
 {
     const int32_t *const end = w + (groups & ~1);
-#if ADAPTC_HAVE_DSP
+#if ADAPTC_DSP_ASM
     if (w != end) {
         int32_t w0, w1, c0, c1, c2, c3, t;
         __asm__ volatile(
@@ -1652,7 +1722,7 @@ static ADAPTC_NOINLINE int32_t adaptc_dot_row(const int32_t *w, const int32_t *c
                 "smlad  %[acc], %[t], %[c3], %[acc]\n\t"
                 "cmp    %[w], %[end]\n\t"
                 "bne    1b"
-                : [acc] "+r"(acc), [w] "+r"(w), [col] "+r"(col), [w0] "=&r"(w0), [w1] "=&r"(w1), [c0] "=&r"(c0),
+                : [acc] "+&r"(acc), [w] "+&r"(w), [col] "+&r"(col), [w0] "=&r"(w0), [w1] "=&r"(w1), [c0] "=&r"(c0),
                   [c1] "=&r"(c1), [c2] "=&r"(c2), [c3] "=&r"(c3), [t] "=&r"(t)
                 : [end] "r"(end)
                 : "cc", "memory");
@@ -1783,7 +1853,7 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         adaptc_im2col_x4(&g, input, n, cols, gather);
         adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
-                       n == 4 ? output + pix * out_c : tail, out_c);
+                       n == 4 ? output + pix * out_c : tail, out_c, p->rq_exact);
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }
@@ -1847,104 +1917,479 @@ static void max_pool_s8(const pool_s8_params *p, const int8_t *input,
  * DEPTHWISE_CONV_2D, int8 (per-channel quantized), depth_multiplier 1: DSP-extension drop-in
  * for depthwise_conv2d_s8.  Its arguments -- bias, out_mult and out_shift interleaved into one
  * array of per-channel records -- and, bit for bit, its results (TFLite
- * reference_integer_ops::DepthwiseConvPerChannel); targets/kernels_dsp.py lays out the arrays.
+ * reference_integer_ops::DepthwiseConvPerChannel); targets/cortex_m/kernels/depthwise_conv2d.py
+ * lays out the arrays.
  *
  * Layout: input, output: as depthwise_conv2d_s8 (out_c == in_c = channels);
  *         filter: for each group of four channels, its [k_h][k_w] taps, one word of four
  *         int8 per tap; then the last channels % 4 channels as [k_h][k_w][channels % 4] bytes;
- *         channels: per channel {bias, out_mult, out_shift, round} (int32 each; dsp.h
- *         adaptc_rq_record);
- *         p->scratch (k_w == 3): one window, [k_h][3][channels] bytes.
- * Arithmetic: four channels at a time from one word of input and one of filter: SXTAB16 adds
- *   input_offset to two int16 halves, SXTB16 extends the filter, SMLABB / SMLATT accumulate
- *   each channel; + bias, adaptc_mbqm (dsp.h), + output_offset, saturate; a narrower
- *   [act_min, act_max] clamps the output afterwards.  With k_w == 3 every tap of the window is
- *   summed (adaptc_dw_quad_x3): read in place when the window is inside the input, else from a
- *   copy with the zero point at padded taps (x + input_offset = 0 there, as the reference's
- *   skipped taps).  Other widths sum the in-bounds taps only.  Channels past the last multiple
- *   of 4 one at a time.
+ *         channels: per group of four channels (c0..c3) one record of 16 int32, in the
+ *         order of its lanes c0, c2, c1, c3: their four biases, then per lane {mult, round,
+ *         shift}; then per last channel {bias, mult, shift, round}.  p->right_shifts 1 (the
+ *         fast requantization, proven exact by the builder): bias doubled, shift = the right
+ *         shift -shift, round = 2^(shift - 1) + output_offset * 2^shift; 0: {bias, mult,
+ *         shift, 0};
+ *         p->scratch: for a block of up to `qb` groups (adaptc_dw_block: the ring below in
+ *         ADAPTC_DW_RING_BYTES), their filters as int16 pairs ([group][tap] {(c0, c2), (c1,
+ *         c3)}, 2 * k_h * k_w words a group), then a ring of (k_h - 1) * dil_h + 1 input rows
+ *         (slots), each [group][span columns] {(x0, x2), (x1, x3)} (span = the padded columns
+ *         the output row reads), so 2 * qb * span words a slot.
+ * Arithmetic: the groups in blocks; for each block its filter expanded once, then per output
+ *   row each input row it reads, not yet in the ring, converted once for the whole block --
+ *   x + input_offset as the int16 pairs SXTAB16 / SXTAB16 ROR #8 make of a word of four
+ *   input bytes; the padded columns and rows 0 (the reference's skipped taps) -- and the
+ *   output row computed group by group with no bounds check, SMLABB / SMLATT accumulating the
+ *   four channels.  3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in
+ *   assembly, one call per output row and block: two adjacent pixels a block (72 MACs; each
+ *   input and weight word loaded once for both), a last odd pixel a block of its own, the
+ *   requantization of the block's outputs in it.  Any other window, and the exact
+ *   requantization, in C one pixel at a time.  Requantization per output: the fast form
+ *   (SMMLAR of 2 acc into round - (acc < 0), the shift, SSAT: 4 instructions), else dsp.h
+ *   adaptc_rq_exact + output_offset (exact for any accumulator).  The last channels % 4
+ *   channels one at a time over the in-bounds taps.  A narrower [act_min, act_max] clamps the
+ *   output afterwards.
  */
+
+/* The ring's bytes at most (unless one group needs more): depthwise_conv2d.py's DW_RING_BYTES */
+#define ADAPTC_DW_RING_BYTES 1024
+
+/* s + round(a * b / 2^32) = floor((s 2^32 + a b + 2^31) / 2^32): SMMLAR */
+static inline int32_t adaptc_dw_smmlar(int32_t a, int32_t b, int32_t s)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(s));
+    return r;
+#else
+    return (int32_t)((int64_t)s + (((int64_t)a * b + ((int64_t)1 << 31)) >> 32));
+#endif
+}
+
+/* The int8 output of an accumulator and its lane's {mult, round, shift}: fast -- acc = 2 sum,
+ * SMMLAR(acc, mult, round + (acc >> 31)) >> shift (the output offset inside round), which
+ * equals adaptc_rq_right(sum) + output_offset for |sum| < 2^30 --, else adaptc_rq_exact; saturated. */
+static ADAPTC_INLINE int8_t adaptc_dw_out(int32_t acc, const int32_t *rq, int32_t fast, int32_t output_offset)
+{
+    if (fast) {
+        return (int8_t)adaptc_ssat8(adaptc_dw_smmlar(acc, rq[0], rq[1] + (acc >> 31)) >> rq[2]);
+    }
+    return (int8_t)adaptc_ssat8(adaptc_rq_exact(acc, rq[0], rq[2]) + output_offset);
+}
+
+/* Groups per block: as many as keep the ring (ring + 1 slots of span columns) in
+ * ADAPTC_DW_RING_BYTES, at least 1, the groups spread evenly over the blocks. */
+static inline int32_t adaptc_dw_block(int32_t quads, int32_t ring, int32_t span)
+{
+    int32_t most = ADAPTC_DW_RING_BYTES / (8 * (ring + 1) * span), blocks;
+    if (most < 1) {
+        most = 1;
+    }
+    if (quads < 1) {
+        return 1;
+    }
+    blocks = (quads + most - 1) / most;
+    return (quads + blocks - 1) / blocks;
+}
+
+/* n words of four input bytes (src, `sstep` bytes apart) into pairs x + input_offset at dst
+ * (`dstep` bytes apart): a row's columns of one group (sstep = depth, dstep 8) or a column's
+ * groups (sstep 4, dstep = a group's ring row). */
+static ADAPTC_NOINLINE void adaptc_dw_convert(int32_t *dst, const int8_t *src, int32_t n, int32_t sstep,
+                                             int32_t dstep, int32_t offset2)
+{
+    int32_t c;
+#if ADAPTC_DSP_ASM
+    if (n >= 2) {                        /* two words an iteration: 12 instructions */
+        int32_t v0, v1, e1, e3, k = n >> 1;
+        __asm__ volatile(
+                "1:\n\t"
+                "ldr     %[v0], [%[s]]\n\t"
+                "ldr     %[v1], [%[s], %[ss]]\n\t"
+                "add     %[s], %[s], %[ss], lsl #1\n\t"
+                "sxtab16 %[e1], %[off], %[v0], ror #8\n\t"
+                "sxtab16 %[v0], %[off], %[v0]\n\t"
+                "sxtab16 %[e3], %[off], %[v1], ror #8\n\t"
+                "sxtab16 %[v1], %[off], %[v1]\n\t"
+                "strd    %[v0], %[e1], [%[d]]\n\t"
+                "add     %[d], %[d], %[ds]\n\t"
+                "strd    %[v1], %[e3], [%[d]]\n\t"
+                "add     %[d], %[d], %[ds]\n\t"
+                "subs    %[k], %[k], #1\n\t"
+                "bne     1b"
+                : [v0] "=&r"(v0), [v1] "=&r"(v1), [e1] "=&r"(e1), [e3] "=&r"(e3), [s] "+r"(src), [d] "+r"(dst),
+                  [k] "+r"(k)
+                : [ss] "r"(sstep), [ds] "r"(dstep), [off] "r"(offset2)
+                : "cc", "memory");
+        n &= 1;
+    }
+#endif
+    for (c = 0; c < n; ++c) {
+        const int32_t v = adaptc_read_s8x4(src);
+        dst[0] = adaptc_sxtab16(offset2, v);
+        dst[1] = adaptc_sxtab16_ror8(offset2, v);
+        dst = (int32_t *)(void *)((int8_t *)(void *)dst + dstep);
+        src += sstep;
+    }
+}
+
+/* n columns of one input row into the ring, groups nq: src the first column's group 0 (input
+ * pixels `depth` bytes apart), dst its pairs (groups `qwords` words apart); the longer of the
+ * two loops inside. */
+static inline void adaptc_dw_fill(int32_t *dst, const int8_t *src, int32_t nq, int32_t qwords, int32_t n,
+                                  int32_t depth, int32_t offset2)
+{
+    int32_t k;
+    if (n >= nq) {
+        for (k = 0; k < nq; ++k) {
+            adaptc_dw_convert(dst + k * qwords, src + 4 * k, n, depth, 8, offset2);
+        }
+    } else {
+        for (k = 0; k < n; ++k) {
+            adaptc_dw_convert(dst + 2 * k, src + k * depth, nq, 4, 4 * qwords, offset2);
+        }
+    }
+}
+
+/* n words (even) of 0, two a store (a loop gcc leaves alone: no call of memset) */
+static inline void adaptc_dw_zero(int32_t *dst, int32_t n)
+{
+    int32_t k;
+    for (k = 0; k < n; k += 2) {
+        dst[k] = 0;
+        dst[k + 1] = 0;
+        __asm__ volatile("" ::: "memory");
+    }
+}
+
+/* The filter words of n taps (four channels each) as int16 pairs {(w0, w2), (w1, w3)}, each
+ * weight x 2 when `twice` (the fast requantization's doubled sum). */
+static ADAPTC_NOINLINE void adaptc_dw_expand(int32_t *dst, const int32_t *src, int32_t n, int32_t twice)
+{
+    int32_t t;
+    for (t = 0; t < n; ++t) {
+        uint32_t lo = (uint32_t)adaptc_sxtb16(src[t]), hi = (uint32_t)adaptc_sxtb16_ror8(src[t]);
+        if (twice) {                     /* both halves doubled (|2 w| < 2^15): no carry between them */
+            lo = (lo << 1) & 0xFFFEFFFEu;
+            hi = (hi << 1) & 0xFFFEFFFEu;
+        }
+        dst[2 * t] = (int32_t)lo;
+        dst[2 * t + 1] = (int32_t)hi;
+    }
+}
+
+/* One output row of nq groups, any window, one pixel at a time: window row r is input row
+ * y0 + r dil_h, in ring slot y mod ring, or the zero slot `ring` outside the input (slots
+ * slot_words apart), each group's columns qwords words apart;
+ * weights w (per group 2 taps words), records rec (16 words a group); out the row's first
+ * pixel, group 0. */
+static ADAPTC_NOINLINE void adaptc_dw_row(const int32_t *rows, int32_t y0, int32_t in_h, int32_t ring,
+                                          int32_t slot_words,
+                                          int32_t qwords, const int32_t *w, const int32_t *rec, int8_t *out,
+                                          int32_t nq, int32_t out_w, int32_t k_h, int32_t k_w, int32_t dil_h,
+                                          int32_t dil_w, int32_t stride, int32_t depth, int32_t fast,
+                                          int32_t output_offset)
+{
+    int32_t q, px, r, t;
+    for (q = 0; q < nq; ++q) {
+        const int32_t *const wq = w + q * 2 * k_h * k_w;
+        const int32_t *const rq = rec + 16 * q;
+        for (px = 0; px < out_w; ++px) {
+            int32_t a0 = rq[0], a1 = rq[1], a2 = rq[2], a3 = rq[3];
+            const int32_t *wt = wq;
+            int8_t *const o = out + px * depth + 4 * q;
+            for (r = 0; r < k_h; ++r) {
+                const int32_t y = y0 + r * dil_h, s = y < 0 || y >= in_h ? ring : y % ring;
+                const int32_t *x = rows + s * slot_words + q * qwords + 2 * px * stride;
+                for (t = 0; t < k_w; ++t) {
+                    a0 = adaptc_smlabb(x[0], wt[0], a0);
+                    a1 = adaptc_smlatt(x[0], wt[0], a1);
+                    a2 = adaptc_smlabb(x[1], wt[1], a2);
+                    a3 = adaptc_smlatt(x[1], wt[1], a3);
+                    x += 2 * dil_w;
+                    wt += 2;
+                }
+            }
+            o[0] = adaptc_dw_out(a0, rq + 4, fast, output_offset);
+            o[2] = adaptc_dw_out(a1, rq + 7, fast, output_offset);
+            o[1] = adaptc_dw_out(a2, rq + 10, fast, output_offset);
+            o[3] = adaptc_dw_out(a3, rq + 13, fast, output_offset);
+        }
+    }
+}
+
+#if ADAPTC_DSP_ASM
+/* Assembly of adaptc_dw_row3, its registers: r0-r3 pixel a's four lanes (c0, c2, c1, c3), r4-r7
+ * pixel b's; r8, r9 an input column's pairs, r10, r11 a tap's weight pairs (temporaries of
+ * the requantization: mult, round, shift, round - (acc < 0)); r12 the window row (x), lr the
+ * weights or the record (w).  P0..P3 += the four lanes of a pixel. */
+#define ADAPTC_DW_MAC4(...) ADAPTC_DW_MAC4_(__VA_ARGS__)
+#define ADAPTC_DW_MAC4_(P0, P1, P2, P3) \
+    "smlabb " P0 ", r8, r10, " P0 "\n\t" \
+    "smlatt " P1 ", r8, r10, " P1 "\n\t" \
+    "smlabb " P2 ", r9, r11, " P2 "\n\t" \
+    "smlatt " P3 ", r9, r11, " P3 "\n\t"
+#define ADAPTC_DW_A "r0", "r1", "r2", "r3"
+#define ADAPTC_DW_B "r4", "r5", "r6", "r7"
+/* One window row of two pixels, stride 1: columns 0..3 at x (8 bytes apart), taps at w + WO */
+#define ADAPTC_DW_ROW_S1(WO0, WO1, WO2) \
+    "ldrd   r10, r11, [lr, #" WO0 "]\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #8]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO1 "]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO2 "]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #24]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B)
+/* stride 2: columns 0..4; a: 0 1 2, b: 2 3 4 (column 2 loaded once) */
+#define ADAPTC_DW_ROW_S2(WO0, WO1, WO2) \
+    "ldrd   r10, r11, [lr, #" WO0 "]\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO2 "]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #32]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r10, r11, [lr, #" WO1 "]\n\t" \
+    "ldrd   r8, r9, [r12, #8]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #24]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B)
+/* one pixel: columns 0..2 */
+#define ADAPTC_DW_ROW_1(WO0, WO1, WO2) \
+    "ldrd   r10, r11, [lr, #" WO0 "]\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r10, r11, [lr, #" WO1 "]\n\t" \
+    "ldrd   r8, r9, [r12, #8]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r10, r11, [lr, #" WO2 "]\n\t" \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A)
+/* x to the next window row: + the slot distance D (bytes) */
+#define ADAPTC_DW_NEXT(D) \
+    "ldr    r8, %[" D "]\n\t" \
+    "add    r12, r12, r8\n\t"
+/* The fast requantization of lane K's accumulators of pixel P (w = the group's record) */
+#define ADAPTC_DW_RQ_LOAD(MO, SO) \
+    "ldrd   r8, r9, [lr, #" MO "]\n\t" \
+    "ldr    r10, [lr, #" SO "]\n\t"
+#define ADAPTC_DW_RQF(ACC) \
+    "add    r11, r9, " ACC ", asr #31\n\t" \
+    "smmlar " ACC ", " ACC ", r8, r11\n\t" \
+    "asr    " ACC ", " ACC ", r10\n\t" \
+    "ssat   " ACC ", #8, " ACC "\n\t"
+#define ADAPTC_DW_RQ2(A, B, MO, SO) ADAPTC_DW_RQ_LOAD(MO, SO) ADAPTC_DW_RQF(A) ADAPTC_DW_RQF(B)
+#define ADAPTC_DW_RQ1(A, MO, SO) ADAPTC_DW_RQ_LOAD(MO, SO) ADAPTC_DW_RQF(A)
+/* pixel P's four outputs at T (lanes c0, c2, c1, c3) */
+#define ADAPTC_DW_STORE(...) ADAPTC_DW_STORE_(__VA_ARGS__)
+#define ADAPTC_DW_STORE_(P0, P1, P2, P3) \
+    "strb   " P0 ", [r8]\n\t" \
+    "strb   " P1 ", [r8, #2]\n\t" \
+    "strb   " P2 ", [r8, #1]\n\t" \
+    "strb   " P3 ", [r8, #3]\n\t"
+/* The group's biases into a (w = its record) */
+#define ADAPTC_DW_BIAS \
+    "ldrd   r0, r1, [lr]\n\t" \
+    "ldrd   r2, r3, [lr, #8]\n\t"
+/* The loop over a row's groups around BLOCK (its two-pixel block, stride 1 or 2) */
+#define ADAPTC_DW_ROW3_ASM(BLOCK) \
+    "0:\n\t" \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_BIAS \
+    "ldr    r12, %[xq]\n\t" \
+    "ldr    r9, %[pairbytes]\n\t" \
+    "add    r9, r12, r9\n\t" \
+    "str    r9, %[xend]\n\t" \
+    "ldr    lr, %[wq]\n\t" \
+    "cmp    r12, r9\n\t" \
+    "beq    2f\n\t" \
+    "1:\n\t" \
+    "mov    r4, r0\n\t" \
+    "mov    r5, r1\n\t" \
+    "mov    r6, r2\n\t" \
+    "mov    r7, r3\n\t" \
+    BLOCK("0", "8", "16") \
+    ADAPTC_DW_NEXT("d1") \
+    BLOCK("24", "32", "40") \
+    ADAPTC_DW_NEXT("d2") \
+    BLOCK("48", "56", "64") \
+    ADAPTC_DW_NEXT("back") \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_RQ2("r0", "r4", "16", "24") \
+    ADAPTC_DW_RQ2("r1", "r5", "28", "36") \
+    ADAPTC_DW_RQ2("r2", "r6", "40", "48") \
+    ADAPTC_DW_RQ2("r3", "r7", "52", "60") \
+    "ldr    r8, %[out]\n\t" \
+    "ldr    r9, %[depth]\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_A) \
+    "add    r8, r8, r9\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_B) \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[out]\n\t" \
+    ADAPTC_DW_BIAS \
+    "ldr    lr, %[wq]\n\t" \
+    "ldr    r8, %[xend]\n\t" \
+    "cmp    r12, r8\n\t" \
+    "bne    1b\n\t" \
+    "2:\n\t" \
+    "ldr    r8, %[odd]\n\t" \
+    "cmp    r8, #0\n\t" \
+    "beq    3f\n\t" \
+    ADAPTC_DW_ROW_1("0", "8", "16") \
+    ADAPTC_DW_NEXT("d1") \
+    ADAPTC_DW_ROW_1("24", "32", "40") \
+    ADAPTC_DW_NEXT("d2") \
+    ADAPTC_DW_ROW_1("48", "56", "64") \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_RQ1("r0", "16", "24") \
+    ADAPTC_DW_RQ1("r1", "28", "36") \
+    ADAPTC_DW_RQ1("r2", "40", "48") \
+    ADAPTC_DW_RQ1("r3", "52", "60") \
+    "ldr    r8, %[out]\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_A) \
+    "3:\n\t" \
+    "ldr    r8, %[xq]\n\t" \
+    "ldr    r9, %[qbytes]\n\t" \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[xq]\n\t" \
+    "ldr    r8, %[wq]\n\t" \
+    "add    r8, r8, #72\n\t" \
+    "str    r8, %[wq]\n\t" \
+    "ldr    r8, %[rec]\n\t" \
+    "add    r8, r8, #64\n\t" \
+    "str    r8, %[rec]\n\t" \
+    "ldr    r8, %[outq]\n\t" \
+    "add    r8, r8, #4\n\t" \
+    "str    r8, %[outq]\n\t" \
+    "str    r8, %[out]\n\t" \
+    "ldr    r8, %[nq]\n\t" \
+    "subs   r8, r8, #1\n\t" \
+    "str    r8, %[nq]\n\t" \
+    "bne    0b"
+#define ADAPTC_DW_ROW3_OPERANDS \
+    : [rec] "+m"(rec), [out] "+m"(out), [outq] "+m"(outq), [wq] "+m"(w), [xq] "+m"(x), [xend] "+m"(xend), \
+      [nq] "+m"(nq) \
+    : [d1] "m"(d1), [d2] "m"(d2), [back] "m"(back), [depth] "m"(depth), [qbytes] "m"(qbytes), \
+      [pairbytes] "m"(pairbytes), [odd] "m"(odd) \
+    : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory"
+
+/* One output row of nq (>= 1) groups, 3x3 window (dil_w 1), the fast requantization: window
+ * rows at x (the first group's column 0 of the first row; the next rows d1, d1 + d2 bytes on),
+ * groups qbytes apart; weights w (72 bytes a group), records rec (64 bytes a group), outputs
+ * out (the row's first pixel, group 0; pixels `depth` bytes apart); `pairs` blocks of two
+ * pixels, then `odd` (0 or 1) pixel. */
+static ADAPTC_NOINLINE void adaptc_dw_row3(const int32_t *x, const int32_t *w, const int32_t *rec, int8_t *out,
+                                           int32_t nq, int32_t pairs, int32_t odd, int32_t d1, int32_t d2,
+                                           int32_t stride, int32_t qbytes, int32_t depth)
+{
+    int8_t *outq = out;
+    const int32_t back = 16 * stride - d1 - d2, pairbytes = 16 * stride * pairs;
+    const int32_t *xend = x;
+    if (stride == 1) {
+        __asm__ volatile(ADAPTC_DW_ROW3_ASM(ADAPTC_DW_ROW_S1) ADAPTC_DW_ROW3_OPERANDS);
+    } else {
+        __asm__ volatile(ADAPTC_DW_ROW3_ASM(ADAPTC_DW_ROW_S2) ADAPTC_DW_ROW3_OPERANDS);
+    }
+}
+#endif
+
 static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, const int8_t *input,
                                     const int32_t *filter, const int32_t *channels, int8_t *output)
 {
-    const int32_t in_h = p->in_h, in_w = p->in_w, depth = p->in_c;
+    const int32_t in_h = p->in_h, in_w = p->in_w, depth = p->in_c, out_h = p->out_h, out_w = p->out_w;
     const int32_t k_h = p->k_h, k_w = p->k_w, dil_h = p->dil_h, dil_w = p->dil_w;
+    const int32_t stride_h = p->stride_h, stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
     const int32_t input_offset = p->input_offset, output_offset = p->output_offset;
+    const int32_t fast = p->right_shifts, scale = fast ? 2 : 1;
     const int32_t offset2 = adaptc_offset2(input_offset);
-    const int8_t zero_point = (int8_t)-input_offset;
     const int32_t quads = depth / 4, taps = k_h * k_w, rest = depth - 4 * quads;
+    const int32_t span = (out_w - 1) * stride_w + (k_w - 1) * dil_w + 1;
+    const int32_t ring = (k_h - 1) * dil_h + 1;
+    const int32_t qb = adaptc_dw_block(quads, ring, span);
+    const int32_t qwords = 2 * span, slot_words = qb * qwords;
+    /* the input columns inside the padded span: [first, end) */
+    const int32_t first = pad_left < span ? pad_left : span;
+    const int32_t end = pad_left + in_w < span ? pad_left + in_w : span;
     const int8_t *const tail_filter = (const int8_t *)(const void *)(filter + quads * taps);
-    int32_t batch, out_y, out_x;
+    int32_t *const wx = (int32_t *)(void *)p->scratch;
+    int32_t *const rows = wx + 2 * taps * qb;
+    int32_t batch, q0, out_y;
+    if (quads > 0) {
+        adaptc_dw_zero(rows, (ring + 1) * slot_words);      /* padded columns, the zero slot */
+    }
     for (batch = 0; batch < p->batches; ++batch) {
-        for (out_y = 0; out_y < p->out_h; ++out_y) {
-            const int32_t in_y_origin = out_y * p->stride_h - p->pad_top;
-            const int32_t y_first = adaptc_tap_first(in_y_origin, dil_h);
-            const int32_t y_end = adaptc_tap_end(in_y_origin, in_h, k_h, dil_h);
-            for (out_x = 0; out_x < p->out_w; ++out_x) {
-                const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
-                const int32_t x_first = adaptc_tap_first(in_x_origin, dil_w);
-                const int32_t x_end = adaptc_tap_end(in_x_origin, in_w, k_w, dil_w);
-                const int32_t taps_x = x_end > x_first ? x_end - x_first : 0;
-                const int32_t taps_y = y_end > y_first && taps_x > 0 ? y_end - y_first : 0;
-                int8_t *out = output + ((batch * p->out_h + out_y) * p->out_w + out_x) * depth;
-                const int32_t *rec = channels;
-                /* the taps summed: rows x cols from `window`, x_step / row_step bytes apart, and
-                 * the filter from tap `first_tap`, filter rows k_w taps apart */
-                const int8_t *window = input;
-                int32_t x_step = dil_w * depth, row_step = dil_h * in_w * depth;
-                int32_t rows = taps_y, cols = taps_x, first_tap = y_first * k_w + x_first;
-                int32_t c, filter_y, filter_x;
-                if (k_w == 3 && (taps_y < k_h || taps_x < 3)) {    /* copy the window, padded */
-                    int8_t *dst = p->scratch;
-                    for (filter_y = 0; filter_y < k_h; ++filter_y) {
-                        for (filter_x = 0; filter_x < 3; ++filter_x) {
-                            const int32_t in_y = in_y_origin + dil_h * filter_y;
-                            const int32_t in_x = in_x_origin + dil_w * filter_x;
-                            if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
-                                memcpy(dst, input + ((batch * in_h + in_y) * in_w + in_x) * depth, (size_t)depth);
-                            } else {
-                                memset(dst, zero_point, (size_t)depth);
-                            }
-                            dst += depth;
-                        }
+        const int8_t *const image = input + batch * in_h * in_w * depth;
+        int8_t *const out_image = output + batch * out_h * out_w * depth;
+        for (q0 = 0; q0 < quads; q0 += qb) {
+            const int32_t nq = quads - q0 < qb ? quads - q0 : qb;
+            int32_t next = 0;                 /* the first input row not yet in the ring */
+            adaptc_dw_expand(wx, filter + q0 * taps, nq * taps, fast);
+            for (out_y = 0; out_y < out_h; ++out_y) {
+                const int32_t y0 = out_y * stride_h - pad_top;
+                int8_t *const out = out_image + out_y * out_w * depth + 4 * q0;
+                const int32_t *const rec = channels + 16 * q0;
+                const int32_t last = y0 + ring < in_h ? y0 + ring : in_h;
+                if (next < y0) {
+                    next = y0;
+                }
+                for (; next < last; ++next) {
+                    adaptc_dw_fill(rows + next % ring * slot_words + 2 * first,
+                                   image + (next * in_w + first - pad_left) * depth + 4 * q0, nq, qwords, end - first,
+                                   depth, offset2);
+                }
+#if ADAPTC_DSP_ASM
+                if (fast && k_h == 3 && k_w == 3 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
+                    int32_t r, s[3];
+                    for (r = 0; r < 3; ++r) {
+                        const int32_t y = y0 + r * dil_h;
+                        s[r] = (y < 0 || y >= in_h ? ring : y % ring) * 4 * slot_words;
                     }
-                    window = p->scratch;
-                    x_step = depth;
-                    row_step = 3 * depth;
-                    rows = k_h;
-                    cols = 3;
-                    first_tap = 0;
-                } else if (taps_y > 0) {
-                    window += ((batch * in_h + in_y_origin + dil_h * y_first) * in_w
-                               + in_x_origin + dil_w * x_first) * depth;
+                    adaptc_dw_row3(rows + s[0] / 4, wx, rec, out, nq, out_w / 2, out_w & 1, s[1] - s[0], s[2] - s[1],
+                                   stride_w, 4 * qwords, depth);
+                    continue;
                 }
-                if (cols == 3 && k_w == 3) {
-                    adaptc_dw_x3(window, x_step, row_step, filter, rows, quads, offset2, rec, p->right_shifts,
-                                 output_offset, out);
-                } else {
-                    adaptc_dw_quads(window, x_step, row_step, filter + first_tap, taps, k_w, rows, cols, quads,
-                                    offset2, rec, output_offset, out);
-                }
-                out += 4 * quads;
-                rec += 16 * quads;
+#endif
+                adaptc_dw_row(rows, y0, in_h, ring, slot_words, qwords, wx, rec, out, nq, out_w, k_h, k_w, dil_h,
+                              dil_w, stride_w, depth, fast, output_offset);
+            }
+        }
+        for (out_y = 0; out_y < out_h && rest > 0; ++out_y) {
+            int32_t out_x, c, ky, kx;
+            for (out_x = 0; out_x < out_w; ++out_x) {
+                const int32_t y0 = out_y * stride_h - pad_top, x0 = out_x * stride_w - pad_left;
+                int8_t *const out = out_image + (out_y * out_w + out_x) * depth;
                 for (c = 4 * quads; c < depth; ++c) {
+                    const int32_t *const rec = channels + 4 * c;
                     int32_t acc = rec[0];
-                    for (filter_y = 0; filter_y < rows; ++filter_y) {
-                        const int8_t *x = window + filter_y * row_step + c;
-                        const int8_t *w = tail_filter + (first_tap + filter_y * k_w) * rest + c - 4 * quads;
-                        for (filter_x = 0; filter_x < cols; ++filter_x) {
-                            acc += (*x + input_offset) * *w;
-                            x += x_step;
-                            w += rest;
+                    for (ky = 0; ky < k_h; ++ky) {
+                        const int32_t in_y = y0 + ky * dil_h;
+                        if (in_y < 0 || in_y >= in_h) {
+                            continue;
+                        }
+                        for (kx = 0; kx < k_w; ++kx) {
+                            const int32_t in_x = x0 + kx * dil_w;
+                            if (in_x >= 0 && in_x < in_w) {
+                                const int32_t w = tail_filter[(ky * k_w + kx) * rest + c - 4 * quads];
+                                acc += (image[(in_y * in_w + in_x) * depth + c] + input_offset) * w * scale;
+                            }
                         }
                     }
-                    *out++ = (int8_t)adaptc_ssat8(adaptc_rq_record(acc, rec) + output_offset);
-                    rec += 4;
+                    {
+                        const int32_t rq[3] = {rec[1], rec[3], rec[2]};
+                        out[c] = adaptc_dw_out(acc, rq, fast, output_offset);
+                    }
                 }
             }
         }
     }
-    adaptc_clamp_s8(output, p->batches * p->out_h * p->out_w * depth, p->act_min, p->act_max);
+    adaptc_clamp_s8(output, p->batches * out_h * out_w * depth, p->act_min, p->act_max);
 }
 
 /*
@@ -2004,41 +2449,302 @@ static void avg_pool_s8(const pool_s8_params *p, const int8_t *input,
 
 /*
  * FULLY_CONNECTED, int8, symmetric weights (filter_offset 0): DSP-extension drop-in for
- * fully_connected_s8.  Its arguments -- bias, out_mult and out_shift interleaved into one array
- * of per-channel records -- and, bit for bit, its results (TFLite
- * reference_integer_ops::FullyConnected[PerChannel]); targets/kernels_dsp.py lays out the arrays.
+ * fully_connected_s8, bit for bit its results (TFLite reference_integer_ops::FullyConnected
+ * [PerChannel]) for any layer; the builder (targets/cortex_m/kernels/fully_connected.py) lays
+ * out the arrays and picks the requantization.
  *
  * Layout: input [batches][in_features], output [batches][out_features]: as fully_connected_s8;
- *         weights: rows packed four int8 to a word, zero-padded to groups = ceil(in_features / 4)
- *         words (dsp.h); channels: per output {bias, out_mult, out_shift} (bias 0 if none);
- *         p->scratch: one column, 2 * groups words.
- * Arithmetic: per batch row, the input is converted once to int16 (input + input_offset) in
- *   the SXTB16 order of dsp.h; each output is 2 SMLAD per four weights, + bias, adaptc_mbqm,
- *   + output_offset, clamp to [act_min, act_max].
+ *         weights: each row zero-padded to groups = ceil(in_features / 4) words of four int8
+ *         (dsp.h's row layout); the rows of each quad of outputs 4q .. 4q + 3 interleaved word
+ *         by word, [quad][group][4] words, then the last out_features % 4 rows one after the
+ *         other, [row][group] -- the bytes of fully_connected_s8's weights, reordered;
+ *         channels: per quad {bias x 4, then {mult, shift field} x 4} (12 words), then per
+ *         last row {bias, mult, shift field} (bias 0 if none); the shift field is -shift - 1
+ *         (>= 0) for rq_mode 2, TFLite's shift otherwise;
+ *         p->scratch: one column of the input, 2 * groups words.
+ * Arithmetic: per batch row, the input is converted once to int16 (input + input_offset) in the
+ *   SXTB16 order of dsp.h; four outputs at a time share each column word -- per group of four
+ *   inputs an LDRD of the column, an LDM of the quad's four weight words, 8 SXTB16, 8 SMLAD --
+ *   and the last rows go one at a time (adaptc_dot_row); acc = bias + sum, then per rq_mode
+ *   (fc_dsp_out) requantized, + output_offset, saturated to int8, clamped to [act_min, act_max].
+ *   The sums wrap modulo 2^32 like the reference kernel's int32 accumulator.
  */
-static void fully_connected_s8_dsp(const fully_connected_s8_dsp_params *p, const int8_t *input,
-                                   const int32_t *weights, const int32_t *channels, int8_t *output)
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t rq_mode;        /* fc_dsp_out: 2, 1 (the builder proved the fast forms exact) or 0 */
+    int32_t *scratch;       /* arena: one column of the input, 8 * ceil(in_features / 4) bytes */
+} fully_connected_s8_dsp_params;
+
+/* An output of accumulator acc, record fields mult and sh (the shift field), before the clamp:
+ *   rq_mode 2 (every shift < 0 and |acc| < 2^30, proven): adaptc_rq_right with r = -shift =
+ *     sh + 1 -- u = s + (s < 0 ? -1 : 0), s = SMMULR(2 acc, mult); floor((u + 2^(r-1)) / 2^r) =
+ *     floor((floor(u / 2^(r-1)) + 1) / 2), so + output_offset folds into the + 1 and the last
+ *     halving into SSAT's shift: ssat8(((u >> sh) + 2 output_offset + 1) >> 1);
+ *   rq_mode 1 (|acc << max(shift, 0)| < 2^30, proven): adaptc_rq;
+ *   rq_mode 0 (any accumulator): adaptc_rq_exact;
+ * + output_offset (modulo 2^32, as the reference's int32), saturated to int8. */
+static inline int32_t fc_dsp_out(int32_t acc, int32_t mult, int32_t sh, int32_t rq_mode, int32_t output_offset)
+{
+    int32_t v;
+    if (rq_mode == 2) {
+        const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), mult);
+        return adaptc_ssat8((((s + (s >> 31)) >> sh) + 2 * output_offset + 1) >> 1);
+    }
+    v = rq_mode ? adaptc_rq(acc, mult, sh) : adaptc_rq_exact(acc, mult, sh);
+    return adaptc_ssat8((int32_t)((uint32_t)v + (uint32_t)output_offset));
+}
+
+/* The assembly below: GCC inline assembly with every operand in a register of its own choosing
+ * (r0 .. r12 and lr), so that the weight words come in one LDM (its register list ascending);
+ * a build without optimisation, which may keep r7 for a frame pointer, takes the C. */
+#if ADAPTC_HAVE_DSP && defined(__OPTIMIZE__)
+#define FC_DSP_ASM 1
+#else
+#define FC_DSP_ASM 0
+#endif
+#if FC_DSP_ASM && defined(__GNUC__) && !defined(__clang__)
+#define FC_DSP_FUNCTION static __attribute__((noinline, unused, optimize("omit-frame-pointer")))
+#else
+#define FC_DSP_FUNCTION static ADAPTC_NOINLINE
+#endif
+
+#if FC_DSP_ASM
+/* One weight word W of the quad against the column's two words into ACC (operands of the loops
+ * below: t the halves of W, x0 = (x0, x2), x1 = (x1, x3)). */
+#define FC_DSP_WORD(W, ACC) \
+    "sxtb16 %[t], %[" W "]\n\t" \
+    "smlad  %[" ACC "], %[t], %[x0], %[" ACC "]\n\t" \
+    "sxtb16 %[t], %[" W "], ror #8\n\t" \
+    "smlad  %[" ACC "], %[t], %[x1], %[" ACC "]\n\t"
+
+/* One group of four inputs: 18 instructions for 16 MACs. */
+#define FC_DSP_GROUP \
+    "ldrd   %[x0], %[x1], [%[px]], #8\n\t" \
+    "ldm    %[pw]!, {%[w0], %[w1], %[w2], %[w3]}\n\t" \
+    FC_DSP_WORD("w0", "a0") \
+    FC_DSP_WORD("w1", "a1") \
+    FC_DSP_WORD("w2", "a2") \
+    FC_DSP_WORD("w3", "a3")
+
+/* A quad's sums over the column from px: N groups an iteration (FC_DSP_GROUPS_N) while
+ * px != end (the end of the column's whole N's), then one at a time up to the column's end
+ * (memory operand end1). */
+#define FC_DSP_GROUPS_4 FC_DSP_GROUP FC_DSP_GROUP FC_DSP_GROUP FC_DSP_GROUP
+#define FC_DSP_GROUPS_8 FC_DSP_GROUPS_4 FC_DSP_GROUPS_4
+#define FC_DSP_QUAD_LOOP(GROUPS_N) \
+    "cmp    %[px], %[end]\n\t" \
+    "beq    2f\n" \
+    "1:\n\t" \
+    GROUPS_N \
+    "cmp    %[px], %[end]\n\t" \
+    "bne    1b\n" \
+    "2:\n\t" \
+    "ldr    %[end], %[end1]\n\t" \
+    "cmp    %[px], %[end]\n\t" \
+    "beq    4f\n" \
+    "3:\n\t" \
+    FC_DSP_GROUP \
+    "cmp    %[px], %[end]\n\t" \
+    "bne    3b\n" \
+    "4:\n\t"
+
+/* Requantize ACC as fc_dsp_out's rq_mode 2 (MULT, SH: its record's fields, x1 = 2 output_offset
+ * + 1) and store it at x0++. */
+#define FC_DSP_RQ(ACC, MULT, SH) \
+    "lsl    %[" ACC "], %[" ACC "], #1\n\t" \
+    "smmulr %[" ACC "], %[" ACC "], %[" MULT "]\n\t" \
+    "add    %[" ACC "], %[" ACC "], %[" ACC "], asr #31\n\t" \
+    "asr    %[" ACC "], %[" ACC "], %[" SH "]\n\t" \
+    "add    %[" ACC "], %[" ACC "], %[x1]\n\t" \
+    "ssat   %[" ACC "], #8, %[" ACC "], asr #1\n\t" \
+    "strb   %[" ACC "], [%[x0]], #1\n\t"
+
+/* The operands of the loops, each in its register */
+#define FC_DSP_REGISTERS \
+    register int32_t a0 __asm__("r0"); \
+    register int32_t a1 __asm__("r1"); \
+    register int32_t a2 __asm__("r2"); \
+    register int32_t a3 __asm__("r3"); \
+    register int32_t x0 __asm__("r4"); \
+    register int32_t x1 __asm__("r5"); \
+    register const int32_t *pw __asm__("r6") = w; \
+    register const int32_t *px __asm__("r7"); \
+    register int32_t w0 __asm__("r8"); \
+    register int32_t w1 __asm__("r9"); \
+    register int32_t w2 __asm__("r10"); \
+    register int32_t w3 __asm__("r11"); \
+    register int32_t t __asm__("r12"); \
+    register const int32_t *end __asm__("lr");
+#define FC_DSP_OPERANDS \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x0] "=&r"(x0), [x1] "=&r"(x1), \
+    [pw] "+&r"(pw), [px] "=&r"(px), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), \
+    [t] "=&r"(t), [end] "=&r"(end)
+#endif
+
+/* acc[k] += <weights of quad row k, column>, k < 4, for one quad (w: groups x 4 words
+ * interleaved, col: 2 * groups words); a DSP core runs four groups an iteration in assembly. */
+FC_DSP_FUNCTION void fc_dsp_quad(const int32_t *w, const int32_t *col, int32_t groups, int32_t *acc)
+{
+#if FC_DSP_ASM
+    const int32_t *const end4 = col + 8 * (groups / 4), *const end1 = col + 2 * groups;
+    FC_DSP_REGISTERS
+    __asm__ volatile(
+            "ldr    %[px], %[col]\n\t"
+            "ldr    %[end], %[end4]\n\t"
+            "ldr    %[t], %[acc]\n\t"
+            "ldm    %[t], {%[a0], %[a1], %[a2], %[a3]}\n\t"
+            FC_DSP_QUAD_LOOP(FC_DSP_GROUPS_4)
+            "ldr    %[t], %[acc]\n\t"
+            "stm    %[t], {%[a0], %[a1], %[a2], %[a3]}"
+            : FC_DSP_OPERANDS
+            : [col] "m"(col), [end4] "m"(end4), [end1] "m"(end1), [acc] "m"(acc)
+            : "cc", "memory");
+#else
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], g;
+    for (g = 0; g < groups; ++g) {
+        const int32_t x0 = col[2 * g], x1 = col[2 * g + 1];
+        a0 = adaptc_smlad(adaptc_sxtb16_ror8(w[0]), x1, adaptc_smlad(adaptc_sxtb16(w[0]), x0, a0));
+        a1 = adaptc_smlad(adaptc_sxtb16_ror8(w[1]), x1, adaptc_smlad(adaptc_sxtb16(w[1]), x0, a1));
+        a2 = adaptc_smlad(adaptc_sxtb16_ror8(w[2]), x1, adaptc_smlad(adaptc_sxtb16(w[2]), x0, a2));
+        a3 = adaptc_smlad(adaptc_sxtb16_ror8(w[3]), x1, adaptc_smlad(adaptc_sxtb16(w[3]), x0, a3));
+        w += 4;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+#endif
+}
+
+/* The outputs of `quads` quads in rq_mode 2, 4 q .. 4 q + 3 at out + 4 q: fc_dsp_quad from the
+ * biases of the quad's records (12 words each), then fc_dsp_out.  A DSP core runs it all in
+ * assembly: per quad 146 instructions per eight groups (9 loads, 64 SXTB16 / SMLAD, a compare
+ * and branch), 20 per group left over, 7 per output to requantize and store, 19 around them. */
+FC_DSP_FUNCTION void fc_dsp_quads_rq(const int32_t *w, const int32_t *col, int32_t groups, int32_t quads,
+                                            const int32_t *rec, int32_t output_offset, int8_t *out)
+{
+#if FC_DSP_ASM
+    const int32_t *const end8 = col + 16 * (groups / 8), *const end1 = col + 2 * groups;
+    const int32_t *const rec_end = rec + 12 * quads;
+    const int32_t k = 2 * output_offset + 1;
+    FC_DSP_REGISTERS
+    if (quads <= 0) {
+        return;
+    }
+    __asm__ volatile(
+            "0:\n\t"
+            "ldr    %[t], %[rec]\n\t"
+            "ldm    %[t]!, {%[a0], %[a1], %[a2], %[a3]}\n\t"
+            "str    %[t], %[rec]\n\t"
+            "ldr    %[px], %[col]\n\t"
+            "ldr    %[end], %[end8]\n\t"
+            FC_DSP_QUAD_LOOP(FC_DSP_GROUPS_8)
+            /* t = the quad's {mult, shift field} x 4, x0 = out, x1 = 2 output_offset + 1 */
+            "ldr    %[t], %[rec]\n\t"
+            "ldr    %[x0], %[out]\n\t"
+            "ldr    %[x1], %[k]\n\t"
+            "ldm    %[t]!, {%[w0], %[w1], %[w2], %[w3]}\n\t"
+            FC_DSP_RQ("a0", "w0", "w1")
+            FC_DSP_RQ("a1", "w2", "w3")
+            "ldm    %[t]!, {%[w0], %[w1], %[w2], %[w3]}\n\t"
+            FC_DSP_RQ("a2", "w0", "w1")
+            FC_DSP_RQ("a3", "w2", "w3")
+            "str    %[t], %[rec]\n\t"
+            "str    %[x0], %[out]\n\t"
+            "ldr    %[x1], %[rec_end]\n\t"
+            "cmp    %[t], %[x1]\n\t"
+            "bne    0b"
+            : FC_DSP_OPERANDS, [rec] "+m"(rec), [out] "+m"(out)
+            : [col] "m"(col), [end8] "m"(end8), [end1] "m"(end1), [k] "m"(k), [rec_end] "m"(rec_end)
+            : "cc", "memory");
+#else
+    int32_t q, acc[4];
+    for (q = 0; q < quads; ++q) {
+        acc[0] = rec[0];
+        acc[1] = rec[1];
+        acc[2] = rec[2];
+        acc[3] = rec[3];
+        fc_dsp_quad(w, col, groups, acc);
+        out[0] = (int8_t)fc_dsp_out(acc[0], rec[4], rec[5], 2, output_offset);
+        out[1] = (int8_t)fc_dsp_out(acc[1], rec[6], rec[7], 2, output_offset);
+        out[2] = (int8_t)fc_dsp_out(acc[2], rec[8], rec[9], 2, output_offset);
+        out[3] = (int8_t)fc_dsp_out(acc[3], rec[10], rec[11], 2, output_offset);
+        w += 4 * groups;
+        rec += 12;
+        out += 4;
+    }
+#endif
+}
+
+/* The column of n int8 values at src (any alignment), dsp.h's layout with stride 2: as
+ * adaptc_col_from_s8, two groups an iteration. */
+static inline void fc_dsp_column(int32_t *col, const int8_t *src, int32_t n, int32_t input_offset)
+{
+    const int32_t offset2 = adaptc_offset2(input_offset);
+    const int8_t *const end = src + 8 * (n / 8);
+    while (src != end) {
+        const int32_t u = adaptc_read_s8x4(src), v = adaptc_read_s8x4(src + 4);
+        col[0] = adaptc_sxtab16(offset2, u);
+        col[1] = adaptc_sxtab16_ror8(offset2, u);
+        col[2] = adaptc_sxtab16(offset2, v);
+        col[3] = adaptc_sxtab16_ror8(offset2, v);
+        col += 4;
+        src += 8;
+    }
+    adaptc_col_from_s8(col, 2, src, n % 8, input_offset);
+}
+
+/* out[k] = fc_dsp_out(acc[k], fields[stride k], fields[stride k + 1]) for k < n: the outputs
+ * of fc_dsp_quad and adaptc_dot_row, in one place. */
+static ADAPTC_NOINLINE void fc_dsp_outputs(const int32_t *acc, int32_t n, const int32_t *fields, int32_t stride,
+                                           int32_t rq_mode, int32_t output_offset, int8_t *out)
+{
+    int32_t k;
+    for (k = 0; k < n; ++k) {
+        out[k] = (int8_t)fc_dsp_out(acc[k], fields[0], fields[1], rq_mode, output_offset);
+        fields += stride;
+    }
+}
+
+static void fully_connected_s8_dsp(const fully_connected_s8_dsp_params *p, const int8_t *input, const int32_t *weights,
+                                   const int32_t *channels, int8_t *output)
 {
     const int32_t groups = (p->in_features + 3) / 4;
+    const int32_t quads = p->out_features / 4;
     int32_t *const col = p->scratch;
-    int32_t b, o, g;
+    int32_t b, o;
     for (b = 0; b < p->batches; ++b) {
         int8_t *const out = output + b * p->out_features;
-        const int32_t *w = weights;
-        adaptc_col_from_s8(col, 2, input + b * p->in_features, p->in_features, p->input_offset);
-        for (o = 0; o < p->out_features; ++o) {
-            const int32_t *const rec = channels + 3 * o;
-            const int32_t *x = col;
-            int32_t acc = rec[0];
-            for (g = 0; g < groups; ++g) {
-                acc = adaptc_smlad(adaptc_sxtb16(w[g]), x[0], acc);
-                acc = adaptc_smlad(adaptc_sxtb16_ror8(w[g]), x[1], acc);
-                x += 2;
+        const int32_t *w = weights, *rec = channels;
+        fc_dsp_column(col, input + b * p->in_features, p->in_features, p->input_offset);
+        if (p->rq_mode == 2) {
+            fc_dsp_quads_rq(w, col, groups, quads, rec, p->output_offset, out);
+            w += 4 * quads * groups;
+            rec += 12 * quads;
+            o = 4 * quads;
+        } else {
+            for (o = 0; o < 4 * quads; o += 4) {
+                int32_t acc[4];
+                memcpy(acc, rec, sizeof acc);
+                fc_dsp_quad(w, col, groups, acc);
+                fc_dsp_outputs(acc, 4, rec + 4, 2, p->rq_mode, p->output_offset, out + o);
+                w += 4 * groups;
+                rec += 12;
             }
-            w += groups;
-            out[o] = (int8_t)adaptc_clamp_i32(adaptc_rq(acc, rec[1], rec[2]) + p->output_offset,
-                                              p->act_min, p->act_max);
         }
+        for (; o < p->out_features; ++o) {
+            const int32_t acc = adaptc_dot_row(w, col, groups, rec[0]);
+            fc_dsp_outputs(&acc, 1, rec + 1, 3, p->rq_mode, p->output_offset, out + o);
+            w += groups;
+            rec += 3;
+        }
+        adaptc_clamp_s8(out, p->out_features, p->act_min, p->act_max);
     }
 }
 
@@ -2121,13 +2827,13 @@ static void softmax_s8(const softmax_s8_params *p, const int8_t *input,
 /* ---------------------------------------------------------------------------------------- */
 
 static const int32_t s1_weights[56] = {
-    -115950841, 35863006, 1266747129, 350024931, -666430532, 98710577, 14151642, -487795004,
-    856579832, 1969340287, -162156814, 1461917538, 3346098, 2822423, 389735350, -249963501,
-    -1269094295, -623227716, -2115553755, 1929624835, 730980, -459806000, -542235018, -188112822,
-    749671215, 207700558, -892024928, 3119999, 380643713, 1121914672, -970193184, 197472508,
-    -1356394748, 1274598676, 16766288, 1256526135, -1690435603, 284853169, 318428481, -250166983,
-    453252225, 15782676, -235732003, 410500156, -215417560, -1629227514, 1147937439, 1535196385,
-    1568838, -1782978842, -591862240, 132004940, -260069123, 744150312, -169428704, 2034144
+    -115950841, -487795004, 35863006, 856579832, 1266747129, 1969340287, 350024931, -162156814,
+    -666430532, 1461917538, 98710577, 3346098, 14151642, 2822423, 389735350, -459806000,
+    -249963501, -542235018, -1269094295, -188112822, -623227716, 749671215, -2115553755, 207700558,
+    1929624835, -892024928, 730980, 3119999, 380643713, 1256526135, 1121914672, -1690435603,
+    -970193184, 284853169, 197472508, 318428481, -1356394748, -250166983, 1274598676, 453252225,
+    16766288, 15782676, -235732003, -1782978842, 410500156, -591862240, -215417560, 132004940,
+    -1629227514, -260069123, 1147937439, 744150312, 1535196385, -169428704, 1568838, 2034144
 };
 
 static const int32_t s1_channels[24] = {
@@ -2143,20 +2849,20 @@ static const int32_t s3_weights[18] = {
 };
 
 static const int32_t s3_channels[32] = {
-    -399, 1133645960, -7, 64, 196, 1195228811, -6, 32,
-    -996, 1964198382, -7, 64, 716, 1805198599, -7, 64,
-    1713, 1090048490, -7, 64, 466, 2120710590, -7, 64,
-    384, 1129705633, -6, 32, -5305, 1103740310, -7, 64
+    -798, -1992, 392, 1432, 1133645960, -16320, 7, 1964198382,
+    -16320, 7, 1195228811, -8160, 6, 1805198599, -16320, 7,
+    3426, 768, 932, -10610, 1090048490, -16320, 7, 1129705633,
+    -8160, 6, 2120710590, -16320, 7, 1103740310, -16320, 7
 };
 
 static const int32_t s5_weights[10] = {
-    -2115830988, -1546956021, 308973183, 1185014445, 595705896, -718212242, -2129008890, -484512458,
+    -2115830988, 308973183, 595705896, -2129008890, -1546956021, 1185014445, -718212242, -484512458,
     -2124828648, 359469747
 };
 
 static const int32_t s5_channels[15] = {
-    -940, 2044438462, -7, -2770, 1993532876, -6, -415, 1786787434,
-    -6, -31, 1223733250, -5, 2372, 1380793681, -5
+    -940, -2770, -415, -31, 2044438462, 6, 1993532876, 5,
+    1786787434, 5, 1223733250, 4, 2372, 1380793681, 4
 };
 
 static const int32_t s6_exp_table[256] = {
@@ -2195,19 +2901,19 @@ static const int32_t s6_exp_table[256] = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
-/* Arena: 1568 bytes; offsets from the memory plan                              */
+/* Arena: 1088 bytes; offsets from the memory plan                              */
 /* ---------------------------------------------------------------------------------------- */
-/*       0 +768     lv 1x16x16x3 int8 */
-/*     768 +512     r 1x8x8x8 int8 */
-/*       0 +128     lv7 1x4x4x8 int8 */
-/*     128 +128     dc 1x4x4x8 int8 */
+/*      32 +768     lv 1x16x16x3 int8 */
+/*       0 +512     r 1x8x8x8 int8 */
+/*     800 +128     lv7 1x4x4x8 int8 */
+/*     528 +128     dc 1x4x4x8 int8 */
 /*      16 +8       lv16 1x1x1x8 int8 */
 /*      32 +5       y0 1x5 int8 */
-/*    1280 +284     scratch of step 1 (conv2d_s8_dsp) */
-/*     256 +72      scratch of step 3 (depthwise_conv2d_s8_dsp) */
+/*     800 +284     scratch of step 1 (conv2d_s8_dsp) */
+/*       0 +528     scratch of step 3 (depthwise_conv2d_s8_dsp) */
 /*       0 +16      scratch of step 5 (fully_connected_s8_dsp) */
 static union {
-    uint8_t bytes[1568];
+    uint8_t bytes[1088];
     int64_t align;  /* 8-byte alignment for every offset the planner hands out (multiples of 16) */
 } arena;
 
@@ -2236,7 +2942,8 @@ static const conv2d_s8_dsp_params s1_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .scratch = (void *)(arena.bytes + 1280),
+    .rq_exact = 0,
+    .scratch = (void *)(arena.bytes + 800),
 };
 
 static const pool_s8_params s2_params = {
@@ -2276,7 +2983,7 @@ static const depthwise_conv2d_s8_dsp_params s3_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .scratch = (void *)(arena.bytes + 256),
+    .scratch = (void *)(arena.bytes + 0),
 };
 
 static const pool_s8_params s4_params = {
@@ -2304,6 +3011,7 @@ static const fully_connected_s8_dsp_params s5_params = {
     .output_offset = 29,
     .act_min = -128,
     .act_max = 127,
+    .rq_mode = 2,
     .scratch = (void *)(arena.bytes + 0),
 };
 
@@ -2330,23 +3038,23 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
 
     /* step 0: adaptc.transpose <- permute_dims (lv); 1x3x16x16 -> 1x16x16x3 */
     ADAPTC_STEP(0);
-    transpose_s8(&s0_params, input, (int8_t *)(arena.bytes + 0));
+    transpose_s8(&s0_params, input, (int8_t *)(arena.bytes + 32));
 
     /* step 1: adaptc.qconv2d <- conv2d+bias (r); 1x16x16x3 -> 1x8x8x8; 13824 MACs */
     ADAPTC_STEP(1);
-    conv2d_s8_dsp(&s1_params, (int8_t *)(arena.bytes + 0), s1_weights, s1_channels, (int8_t *)(arena.bytes + 768));
+    conv2d_s8_dsp(&s1_params, (int8_t *)(arena.bytes + 32), s1_weights, s1_channels, (int8_t *)(arena.bytes + 0));
 
     /* step 2: adaptc.qmax_pool2d <- max_pool2d (lv7); 1x8x8x8 -> 1x4x4x8 */
     ADAPTC_STEP(2);
-    max_pool_s8(&s2_params, (int8_t *)(arena.bytes + 768), (int8_t *)(arena.bytes + 0));
+    max_pool_s8(&s2_params, (int8_t *)(arena.bytes + 0), (int8_t *)(arena.bytes + 800));
 
     /* step 3: adaptc.qconv2d <- conv2d+bias (dc); 1x4x4x8 -> 1x4x4x8; 1152 MACs */
     ADAPTC_STEP(3);
-    depthwise_conv2d_s8_dsp(&s3_params, (int8_t *)(arena.bytes + 0), s3_weights, s3_channels, (int8_t *)(arena.bytes + 128));
+    depthwise_conv2d_s8_dsp(&s3_params, (int8_t *)(arena.bytes + 800), s3_weights, s3_channels, (int8_t *)(arena.bytes + 528));
 
     /* step 4: adaptc.qavg_pool2d <- avg_pool2d (lv16); 1x4x4x8 -> 1x1x1x8 */
     ADAPTC_STEP(4);
-    avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 128), (int8_t *)(arena.bytes + 16));
+    avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 528), (int8_t *)(arena.bytes + 16));
 
     /* step 5: adaptc.qdense <- fully_connected (y0); 1x8 -> 1x5; 40 MACs */
     ADAPTC_STEP(5);

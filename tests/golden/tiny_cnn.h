@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 /* Scratch memory: one static arena inside tiny_cnn.c, planned at compile time. */
-#define TINY_CNN_ARENA_BYTES 1568u
+#define TINY_CNN_ARENA_BYTES 1088u
 /* Weights, biases, requantization and lookup tables in flash (static const). */
 #define TINY_CNN_WEIGHT_BYTES 1644u
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import adaptc
-from adaptc.errors import MemoryBudgetError
+from adaptc.errors import MemoryBudgetError, ToolchainError
 from adaptc.targets.cortex_m.timing import measured_cycles
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -122,7 +122,11 @@ def zoo(cores: list[str]) -> list[dict]:
                 print(f"{name:<24} {core:<11} does not fit: {e}")
                 continue
             x = m.quantize_input(cal[0]) if cal is not None else rng.integers(-128, 128, shape, dtype=np.int8)
-            f = measure(m, x)
+            try:
+                f = measure(m, x)
+            except ToolchainError as e:                  # the estimate fitted, the linker did not
+                print(f"{name:<24} {core:<11} does not link: {str(e).splitlines()[-2].strip()}")
+                continue
             print(f"{name:<24} {core:<11} {f['macs']:>11,} {f['instructions_per_mac']:>8.3f} "
                   f"{f['cycles_per_mac']:>7.3f} {f['arena']:>8,} {f['flash']:>8,}", flush=True)
             rows.append({"model": name, "core": core, **f})

@@ -3,47 +3,82 @@
  * (TFLite reference_integer_ops::AddElementwise).
  *
  * Layout: input1, input2, output: flat [size] int8, as add_s8;
- *         p->table: 512 int32, each input's rescaling of every int8 value x (indexed by x read
- *         as unsigned), input k's at 256 (k - 1): MultiplyByQuantizedMultiplier((x + offset_k)
- *         << left_shift, multiplier_k, shift_k), computed at compile time
+ *         p->table (or NULL): 512 int32, each input's rescaling of every int8 value x (indexed by
+ *         x read as unsigned), input k's at 256 (k - 1): MultiplyByQuantizedMultiplier((x +
+ *         offset_k) << left_shift, multiplier_k, shift_k), computed at compile time
  *         (targets/cortex_m/kernels/add.py), so that it is exact for any parameters.
- * Arithmetic: per element the two table entries' sum, requantized -- adaptc_rq_right_rounded
- *   (dsp.h, one SMMULR) where the builder proves it exact for the largest sum the tables give
- *   and the shift is negative, otherwise adaptc_rq_exact (rq_exact 1) or adaptc_rq -- +
- *   output_offset, saturated to int8 (SSAT); the output then clamped to [act_min, act_max]
- *   (nothing to do for [-128, 127]).  About 15 instructions an element where the rescaling
- *   in the loop took 45.
+ * Arithmetic, with a table: per element the two entries' sum, requantized --
+ *   adaptc_rq_right_rounded (dsp.h, one SMMULR) where the builder proves it exact for the largest
+ *   sum the tables give and the shift is negative, otherwise adaptc_rq_exact (rq_exact 1) or
+ *   adaptc_rq -- + output_offset, saturated to int8 (SSAT); the output then clamped to
+ *   [act_min, act_max] (nothing to do for [-128, 127]): about 15 instructions an element.
+ *   Without (a tensor smaller than the table's 2 KiB, where the builder proves every rescaling
+ *   exact for adaptc_rq): add_s8's arithmetic with each MultiplyByQuantizedMultiplier done by
+ *   adaptc_rq_right (all shifts negative) or adaptc_rq, about 45 instructions an element.
  */
 typedef struct {
     int32_t size;
+    int32_t left_shift;
+    int32_t input1_offset;
+    int32_t input1_multiplier;
+    int32_t input1_shift;
+    int32_t input2_offset;
+    int32_t input2_multiplier;
+    int32_t input2_shift;
     int32_t output_offset;
     int32_t output_multiplier;
     int32_t output_shift;
-    int32_t rq_exact;       /* 1: requantize by adaptc_rq_exact (sum bound not proven) */
+    int32_t rq_exact;       /* with a table: 1 requantizes by adaptc_rq_exact (sum bound not proven) */
     int32_t act_min;
     int32_t act_max;
-    const int32_t *table;
+    const int32_t *table;   /* NULL: each input rescaled in the loop */
 } add_s8_dsp_params;
 
 static void add_s8_dsp(const add_s8_dsp_params *p, const int8_t *input1, const int8_t *input2, int8_t *output)
 {
-    const int32_t *const t1 = p->table, *const t2 = p->table + 256;
-    const uint8_t *const a = (const uint8_t *)input1, *const b = (const uint8_t *)input2;
     const int32_t size = p->size, mult = p->output_multiplier, shift = p->output_shift;
     const int32_t output_offset = p->output_offset;
     int32_t i;
-    if (!p->rq_exact && shift < 0) {
-        const int32_t right = -shift, round = (int32_t)(((uint32_t)1 << right) >> 1);
-        for (i = 0; i < size; ++i) {
-            const int32_t sum = t1[a[i]] + t2[b[i]];
-            output[i] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(sum, mult, right, round) + output_offset);
+    if (p->table != NULL) {
+        const int32_t *const t1 = p->table, *const t2 = p->table + 256;
+        const uint8_t *const a = (const uint8_t *)input1, *const b = (const uint8_t *)input2;
+        if (!p->rq_exact && shift < 0) {
+            const int32_t right = -shift, round = (int32_t)(((uint32_t)1 << right) >> 1);
+            for (i = 0; i < size; ++i) {
+                const int32_t sum = t1[a[i]] + t2[b[i]];
+                output[i] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(sum, mult, right, round) + output_offset);
+            }
+        } else {
+            for (i = 0; i < size; ++i) {
+                const int32_t sum = t1[a[i]] + t2[b[i]];
+                const int32_t v = p->rq_exact ? adaptc_rq_exact(sum, mult, shift) : adaptc_rq(sum, mult, shift);
+                output[i] = (int8_t)adaptc_ssat8(v + output_offset);
+            }
         }
-    } else {
+        adaptc_clamp_s8(output, size, p->act_min, p->act_max);
+        return;
+    }
+    {
+        const int32_t left_shift = p->left_shift, offset1 = p->input1_offset, offset2 = p->input2_offset;
+        const int32_t mult1 = p->input1_multiplier, mult2 = p->input2_multiplier;
+        const int32_t shift1 = p->input1_shift, shift2 = p->input2_shift;
+        const int32_t act_min = p->act_min, act_max = p->act_max;
+        if (shift1 < 0 && shift2 < 0 && shift < 0) {
+            for (i = 0; i < size; ++i) {
+                const int32_t s1 = adaptc_rq_right((int32_t)((uint32_t)(input1[i] + offset1) << left_shift), mult1,
+                                                   -shift1);
+                const int32_t s2 = adaptc_rq_right((int32_t)((uint32_t)(input2[i] + offset2) << left_shift), mult2,
+                                                   -shift2);
+                const int32_t raw = adaptc_rq_right(s1 + s2, mult, -shift) + output_offset;
+                output[i] = (int8_t)adaptc_clamp_i32(raw, act_min, act_max);
+            }
+            return;
+        }
         for (i = 0; i < size; ++i) {
-            const int32_t sum = t1[a[i]] + t2[b[i]];
-            const int32_t v = p->rq_exact ? adaptc_rq_exact(sum, mult, shift) : adaptc_rq(sum, mult, shift);
-            output[i] = (int8_t)adaptc_ssat8(v + output_offset);
+            const int32_t s1 = adaptc_rq((int32_t)((uint32_t)(input1[i] + offset1) << left_shift), mult1, shift1);
+            const int32_t s2 = adaptc_rq((int32_t)((uint32_t)(input2[i] + offset2) << left_shift), mult2, shift2);
+            const int32_t raw = adaptc_rq(s1 + s2, mult, shift) + output_offset;
+            output[i] = (int8_t)adaptc_clamp_i32(raw, act_min, act_max);
         }
     }
-    adaptc_clamp_s8(output, size, p->act_min, p->act_max);
 }

@@ -164,6 +164,7 @@ def add_program(case: dict, size: int = 256):
     """An add of the input to itself with the case's two (offset, multiplier, shift): every int8
     value through both input paths (the direct tests of add_s8 pair independent inputs)."""
     params = add_case(case)[0]
+    size = case.get("size", size)
     x = np.arange(-128, 128, dtype=np.int8)[np.random.default_rng(seed(case["id"])).permutation(size) % 256]
     kw = {k: v for k, v in params.items() if k not in ("size", "act_min", "act_max")}
     want = ref.add_s8_ref(x, x, act_min=params["act_min"], act_max=params["act_max"], **kw)

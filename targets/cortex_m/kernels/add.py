@@ -1,6 +1,8 @@
 """ADD: ``adaptc.qadd`` (both inputs rescaled to a common scale, TFLite's reference_integer_ops::Add)
-and ``adaptc.add_f32``. DSP: add_s8_dsp -- each input's rescaling a table of its 256 values made at
-compile time, the output's requantization the cheaper one where its exactness is proved."""
+and ``adaptc.add_f32``. DSP: add_s8_dsp -- for a tensor of 2,048 elements or more (or parameters the
+cheaper in-loop requantization cannot take exactly) each input's rescaling a table of its 256
+values made at compile time, the output's requantization the cheaper one where its exactness is
+proved; for a smaller one add_s8's arithmetic with the cheaper requantization."""
 from __future__ import annotations
 
 import numpy as np
@@ -57,21 +59,49 @@ def _rq_exact(p: dict, table: np.ndarray) -> bool:
     return not requant_is_exact(np.array([bound]), p["output_multiplier"], p["output_shift"])
 
 
+# add_s8_dsp's rescaling tables take 512 int32 (2 KiB of flash): used for a tensor of at least as
+# many elements (the table no larger than what it serves), or where the in-loop rescaling is not
+# provably exact
+TABLE_BYTES = 2048
+
+
+def _loop_exact(p: dict) -> bool:
+    """add_s8_dsp's in-loop rescaling (adaptc_rq) is exact for every int8 input: each input's
+    |(x + offset) << left_shift| and the largest sum of the two rescaled inputs pass
+    requant_is_exact."""
+    sums = 0
+    for k in ("input1", "input2"):
+        off = p[f"{k}_offset"]
+        x = max(abs(-128 + off), abs(127 + off)) << p["left_shift"]   # |(x + offset) << left_shift|
+        if not requant_is_exact(np.array([x]), p[f"{k}_multiplier"], p[f"{k}_shift"]):
+            return False
+        sums += x << max(p[f"{k}_shift"], 0)                          # |MBQM(v, m, s)| <= |v| << max(s, 0)
+    return requant_is_exact(np.array([sums]), p["output_multiplier"], p["output_shift"])
+
+
+def _uses_table(p: dict) -> bool:
+    return p["size"] >= TABLE_BYTES or not _loop_exact(p)
+
+
 def add_dsp_loops(step: Step) -> dict[str, float]:
-    """add_s8_dsp.c: one loop over the elements, with adaptc_rq_right_rounded (a proven bound and
-    a negative shift) or the general requantization; the clamp pass when the activation range
-    is narrower than int8."""
+    """add_s8_dsp.c: with tables, one loop with adaptc_rq_right_rounded (a proven bound and a
+    negative shift) or the general requantization, and the clamp pass for a narrow activation
+    range; without, the in-loop rescaling by adaptc_rq_right (three negative shifts) or adaptc_rq."""
     p = _add_params(step)
-    fast = not _rq_exact(p, _rescale_table(p)) and p["output_shift"] < 0
     n = elements(step)
-    narrow = p["act_min"] > -128 or p["act_max"] < 127
-    return {"call": 1, "elements_fast": n * fast, "elements": n * (not fast), "clamp": n * narrow}
+    if _uses_table(p):
+        fast = not _rq_exact(p, _rescale_table(p)) and p["output_shift"] < 0
+        narrow = p["act_min"] > -128 or p["act_max"] < 127
+        return {"call": 1, "table_fast": n * fast, "table": n * (not fast), "clamp": n * narrow}
+    fast = p["input1_shift"] < 0 and p["input2_shift"] < 0 and p["output_shift"] < 0
+    return {"call": 1, "elements_fast": n * fast, "elements": n * (not fast)}
 
 
 @kernel("add_s8_dsp", "adaptc.qadd", "dsp", features=add_dsp_loops, headers=("dsp.h",))
 def add_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     p = _add_params(step)
+    if not _uses_table(p):
+        return KernelCall({**p, "rq_exact": 0, "table": 0}, [], in_place=ELEMENTWISE_IN_PLACE)
     table = _rescale_table(p)
-    params = {k: p[k] for k in ("size", "output_offset", "output_multiplier", "output_shift", "act_min", "act_max")}
-    return KernelCall({**params, "rq_exact": int(_rq_exact(p, table)), "table": ("array", "table")},
+    return KernelCall({**p, "rq_exact": int(_rq_exact(p, table)), "table": ("array", "table")},
                       [("table", table)], in_place=ELEMENTWISE_IN_PLACE)

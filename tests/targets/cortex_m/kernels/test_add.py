@@ -26,7 +26,10 @@ ADD_CASES = [
     dict(id="saturate_small_output_scale", q=(0.1, 0, 0.1, 0, 0.01, 0)),
     dict(id="act_relu", q=(0.05, 3, 0.04, -7, 0.08, -20), act=(-20, 127)),
     dict(id="random_params_positive_output_shift", random=True),
-    # sums of up to ~2^29 and an output left shift: add_s8_dsp requantizes by adaptc_rq_exact
+    # a tensor as large as add_s8_dsp's tables (2 KiB): each input rescaled through its table
+    dict(id="typical_large", q=(0.05, 3, 0.04, -7, 0.08, 2), size=3000),
+    # sums of up to ~2^29 and an output left shift: add_s8_dsp takes the tables (exact for any
+    # parameters, where the in-loop rescaling is not) and requantizes by adaptc_rq_exact
     dict(id="sum_bound_not_provable", random=True,
          set=dict(left_shift=20, input1_shift=0, input2_shift=0, input1_multiplier=2**31 - 5, output_shift=2,
                   output_multiplier=2**30 + 12345)),

@@ -63,9 +63,10 @@ def test_emulated_core_bit_exact_with_host_and_tflm(path, target):
         assert all(sum(s["classes"].values()) == s["instructions"] > 0 for s in r.steps)
         assert r.classes["mac"] > 0 and r.classes["load"] > 0 and r.classes["branch_taken"] > 0
     # the worst-case stack of report.json (call graph) bounds the stack the run used (painted),
-    # and is no more than a few alignment words above it
+    # and is no more than a few words above it (a kernel's paths this run does not take may go
+    # deeper: depthwise_conv2d_s8_dsp's C row for windows other than 3x3, 32 bytes on KWS)
     bound = m.report()["memory"]["model"]["stack_bytes"]
-    assert r.stack_bytes <= bound <= r.stack_bytes + 16, (r.stack_bytes, bound)
+    assert r.stack_bytes <= bound <= r.stack_bytes + 32, (r.stack_bytes, bound)
 
 
 @pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m4", "cortex-m55"])

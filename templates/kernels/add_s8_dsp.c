@@ -7,11 +7,13 @@
  *         x read as unsigned), input k's at 256 (k - 1): MultiplyByQuantizedMultiplier((x +
  *         offset_k) << left_shift, multiplier_k, shift_k), computed at compile time
  *         (targets/cortex_m/kernels/add.py), so that it is exact for any parameters.
- * Arithmetic, with a table: per element the two entries' sum, requantized --
- *   adaptc_rq_right_rounded (dsp.h, one SMMULR) where the builder proves it exact for the largest
- *   sum the tables give and the shift is negative, otherwise adaptc_rq_exact (rq_exact 1) or
- *   adaptc_rq -- + output_offset, saturated to int8 (SSAT); the output then clamped to
- *   [act_min, act_max] (nothing to do for [-128, 127]): about 15 instructions an element.
+ * Arithmetic, with a table: per element the two entries' sum, requantized by p->rq_mode -- 2:
+ *   the tables hold twice the rescaled values, and the sum s2 = 2 sum takes SMMULR(s2, mult), the
+ *   sign correction, + p->rq_round (2^(right - 1) + output_offset * 2^right: the rounding and the
+ *   output offset at once), the right shift and SSAT (the builder proves |sum|, |rq_round| < 2^30
+ *   and the shift negative: 11 instructions an element, the loads and the store included); 1:
+ *   adaptc_rq; 0: adaptc_rq_exact -- + output_offset, saturated to int8 (SSAT); the output then
+ *   clamped to [act_min, act_max] (nothing to do for [-128, 127]).
  *   Without (a tensor smaller than the table's 2 KiB, where the builder proves every rescaling
  *   exact for adaptc_rq): add_s8's arithmetic with each MultiplyByQuantizedMultiplier done by
  *   adaptc_rq_right (all shifts negative) or adaptc_rq, about 45 instructions an element.
@@ -28,7 +30,8 @@ typedef struct {
     int32_t output_offset;
     int32_t output_multiplier;
     int32_t output_shift;
-    int32_t rq_exact;       /* with a table: 1 requantizes by adaptc_rq_exact (sum bound not proven) */
+    int32_t rq_mode;        /* with a table: 2 the fast form, 1 adaptc_rq, 0 adaptc_rq_exact */
+    int32_t rq_round;       /* rq_mode 2: 2^(right - 1) + output_offset * 2^right */
     int32_t act_min;
     int32_t act_max;
     const int32_t *table;   /* NULL: each input rescaled in the loop */
@@ -42,16 +45,16 @@ static void add_s8_dsp(const add_s8_dsp_params *p, const int8_t *input1, const i
     if (p->table != NULL) {
         const int32_t *const t1 = p->table, *const t2 = p->table + 256;
         const uint8_t *const a = (const uint8_t *)input1, *const b = (const uint8_t *)input2;
-        if (!p->rq_exact && shift < 0) {
-            const int32_t right = -shift, round = (int32_t)(((uint32_t)1 << right) >> 1);
+        if (p->rq_mode == 2) {
+            const int32_t right = -shift, k = p->rq_round;
             for (i = 0; i < size; ++i) {
-                const int32_t sum = t1[a[i]] + t2[b[i]];
-                output[i] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(sum, mult, right, round) + output_offset);
+                const int32_t s = adaptc_smmulr(t1[a[i]] + t2[b[i]], mult);
+                output[i] = (int8_t)adaptc_ssat8((s + (s >> 31) + k) >> right);
             }
         } else {
             for (i = 0; i < size; ++i) {
                 const int32_t sum = t1[a[i]] + t2[b[i]];
-                const int32_t v = p->rq_exact ? adaptc_rq_exact(sum, mult, shift) : adaptc_rq(sum, mult, shift);
+                const int32_t v = p->rq_mode == 0 ? adaptc_rq_exact(sum, mult, shift) : adaptc_rq(sum, mult, shift);
                 output[i] = (int8_t)adaptc_ssat8(v + output_offset);
             }
         }

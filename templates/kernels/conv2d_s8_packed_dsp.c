@@ -28,7 +28,7 @@ static void conv2d_s8_packed_dsp(const conv2d_s8_packed_dsp_params *p, const int
     int8_t *const gather = tail + 4 * out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     adaptc_conv_geometry g = {p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->k_h, p->k_w, p->stride_h, p->stride_w,
-                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, 0, 0, 0};
+                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, p->k_w * p->in_c, 0, 0, 0};
     adaptc_packed_rows packed;
     int32_t pix;
     packed.depth = p->k_h * p->k_w * p->in_c;

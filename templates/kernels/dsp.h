@@ -49,7 +49,7 @@
 /* Parameter structs                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+/* conv2d_s8_dsp: the conv2d_s8 geometry; its channel blocks as adaptc_conv_rows reads them. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -70,7 +70,8 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t rq_exact;       /* 1: requantize by adaptc_rq_exact (accumulator bound not proven) */
+    int32_t row_bytes;      /* a filter row in the blocks: k_w * in_c, or padded to whole groups */
+    int32_t rq_mode;        /* 2: the fast form, 1: adaptc_rq, 0: adaptc_rq_exact (conv2d_s8_dsp.c) */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 
@@ -155,6 +156,12 @@ static inline int32_t adaptc_read_s8x4(const int8_t *p)
     int32_t v;
     memcpy(&v, p, sizeof v);
     return v;
+}
+
+/* Four bytes to memory as one word (any alignment; one STR on a Cortex-M). */
+static inline void adaptc_write_u8x4(int8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
 }
 
 #if ADAPTC_HAVE_DSP
@@ -575,6 +582,8 @@ typedef struct {
     int32_t pad_top;
     int32_t pad_left;
     int32_t input_offset;
+    int32_t row_bytes;      /* a filter row as the weights lay it out: k_w * in_c, or rounded up
+                               to whole groups (dil_w 1: padded rows, conv2d.py) */
     int32_t batch;
     int32_t out_y;
     int32_t out_x;
@@ -592,37 +601,161 @@ static inline void adaptc_next_pixel(adaptc_conv_geometry *g)
     }
 }
 
+/* k_h filter rows of `row_groups` groups from src, rows `src_step` bytes apart (any alignment),
+ * into a column of four interleaved ones: a receptive field inside the input, its filter rows
+ * whole groups.  A DSP core converts in assembly, two groups an iteration for an even
+ * row_groups (10 instructions per eight values), else one (6 per four). */
+static inline void adaptc_col_rows(int32_t *col, const int8_t *src, int32_t rows, int32_t row_groups,
+                                   int32_t src_step, int32_t offset2)
+{
+#if ADAPTC_DSP_ASM
+    const int32_t skip = src_step - 4 * row_groups;
+    int32_t cnt, t0, t1, c0, c1;
+    if ((row_groups & 1) == 0) {
+        __asm__ volatile(
+                "1:\n\t"
+                "mov    %[cnt], %[n]\n"
+                "2:\n\t"
+                "ldr    %[t0], [%[src]], #4\n\t"
+                "ldr    %[t1], [%[src]], #4\n\t"
+                "sxtab16 %[c0], %[off], %[t0]\n\t"
+                "sxtab16 %[c1], %[off], %[t0], ror #8\n\t"
+                "strd   %[c0], %[c1], [%[col]], #32\n\t"
+                "sxtab16 %[c0], %[off], %[t1]\n\t"
+                "sxtab16 %[c1], %[off], %[t1], ror #8\n\t"
+                "strd   %[c0], %[c1], [%[col]], #32\n\t"
+                "subs   %[cnt], %[cnt], #1\n\t"
+                "bne    2b\n\t"
+                "add    %[src], %[src], %[skip]\n\t"
+                "subs   %[rows], %[rows], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [rows] "+&r"(rows), [cnt] "=&r"(cnt), [t0] "=&r"(t0),
+                  [t1] "=&r"(t1), [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [n] "r"(row_groups >> 1), [off] "r"(offset2), [skip] "r"(skip)
+                : "cc", "memory");
+    } else {
+        __asm__ volatile(
+                "1:\n\t"
+                "mov    %[cnt], %[n]\n"
+                "2:\n\t"
+                "ldr    %[t0], [%[src]], #4\n\t"
+                "sxtab16 %[c0], %[off], %[t0]\n\t"
+                "sxtab16 %[c1], %[off], %[t0], ror #8\n\t"
+                "strd   %[c0], %[c1], [%[col]], #32\n\t"
+                "subs   %[cnt], %[cnt], #1\n\t"
+                "bne    2b\n\t"
+                "add    %[src], %[src], %[skip]\n\t"
+                "subs   %[rows], %[rows], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [rows] "+&r"(rows), [cnt] "=&r"(cnt), [t0] "=&r"(t0),
+                  [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [n] "r"(row_groups), [off] "r"(offset2), [skip] "r"(skip)
+                : "cc", "memory");
+        (void)t1;
+    }
+#else
+    for (; rows > 0; --rows) {
+        col = adaptc_col_convert(col, 8, src, row_groups, offset2);
+        src += src_step;
+    }
+#endif
+}
+
+/* n bytes from src to dst (any alignment), a word at a time while four remain */
+static inline void adaptc_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 4; n -= 4, src += 4, dst += 4) {
+        adaptc_write_u8x4(dst, (uint32_t)adaptc_read_s8x4(src));
+    }
+    for (; n > 0; --n) {
+        *dst++ = *src++;
+    }
+}
+
+/* n bytes of the low byte of v4 (the byte in all four) at dst, a word at a time */
+static inline void adaptc_fill_bytes(int8_t *dst, uint32_t v4, int32_t n)
+{
+    for (; n >= 4; n -= 4, dst += 4) {
+        adaptc_write_u8x4(dst, v4);
+    }
+    for (; n > 0; --n) {
+        *dst++ = (int8_t)v4;
+    }
+}
+
+/* The receptive field of the output pixel with input origin (in_y0, in_x0) in `image` as k_h
+ * filter rows of g->row_bytes bytes at dst (k_w * in_c values, then the zero point up to a
+ * padded row's end), the zero point at padded taps: rows outside filled, each other row (dil_w
+ * 1) as its run of taps inside between fills, or tap by tap. */
+static ADAPTC_NOINLINE void adaptc_gather_field(const adaptc_conv_geometry *g, const int8_t *image, int32_t in_y0,
+                                                int32_t in_x0, int8_t *dst)
+{
+    const int32_t in_w = g->in_w, in_c = g->in_c, k_w = g->k_w, dil_w = g->dil_w;
+    const int32_t taps_bytes = k_w * in_c, row_bytes = g->row_bytes;
+    const uint32_t zp4 = 0x01010101u * (uint8_t)(int8_t)-g->input_offset;
+    const int32_t fx0 = in_x0 < 0 ? (-in_x0 < k_w ? -in_x0 : k_w) : 0;   /* dil_w 1: the taps inside */
+    const int32_t fx1 = in_w - in_x0 < k_w ? (in_w - in_x0 > fx0 ? in_w - in_x0 : fx0) : k_w;
+    int32_t filter_y, filter_x;
+    for (filter_y = 0; filter_y < g->k_h; ++filter_y, dst += row_bytes) {
+        const int32_t in_y = in_y0 + g->dil_h * filter_y;
+        if (in_y < 0 || in_y >= g->in_h) {
+            adaptc_fill_bytes(dst, zp4, row_bytes);
+            continue;
+        }
+        if (dil_w == 1) {                           /* taps fx0 .. fx1 - 1 inside: one run of bytes */
+            adaptc_fill_bytes(dst, zp4, fx0 * in_c);
+            adaptc_copy_bytes(dst + fx0 * in_c, image + (in_y * in_w + in_x0 + fx0) * in_c, (fx1 - fx0) * in_c);
+            adaptc_fill_bytes(dst + fx1 * in_c, zp4, (k_w - fx1) * in_c);
+        } else {
+            for (filter_x = 0; filter_x < k_w; ++filter_x) {
+                const int32_t in_x = in_x0 + dil_w * filter_x;
+                if (in_x >= 0 && in_x < in_w) {
+                    adaptc_copy_bytes(dst + filter_x * in_c, image + (in_y * in_w + in_x) * in_c, in_c);
+                } else {
+                    adaptc_fill_bytes(dst + filter_x * in_c, zp4, in_c);
+                }
+            }
+        }
+        adaptc_fill_bytes(dst + taps_bytes, zp4, row_bytes - taps_bytes);
+    }
+}
+
 /* The im2col columns (four interleaved, dsp.h layout) of the next n <= 4 output pixels, the last
  * one repeated in the spare columns, then the position moved on by n pixels: each receptive
- * field as (input + input_offset) in int16, 0 at padded taps.  A filter row (k_w * in_c values)
- * converts straight from the input when it lies inside; taps one by one when in_c is a
- * multiple of 4; otherwise the field is gathered as bytes (the zero point at padded taps,
- * `gather`: 4 * groups bytes) and then converted. */
+ * field as (input + input_offset) in int16, 0 at padded taps.  Filter rows of whole groups
+ * (row_bytes a multiple of 4, dil_w 1) convert straight from the input where the row's bytes
+ * lie inside the input row -- a padded row's bytes past its taps too, which meet zero weights:
+ * the whole field at once where every row does (adaptc_col_rows), else row by row, padded rows
+ * cleared; taps one by one when in_c is a multiple of 4; otherwise the field is gathered as
+ * bytes (adaptc_gather_field, `gather`: 4 * groups bytes) and then converted. */
 static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input, int32_t n, int32_t *cols,
                                     int8_t *gather)
 {
     const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
     const int32_t k_h = g->k_h, k_w = g->k_w, dil_h = g->dil_h, dil_w = g->dil_w;
-    const int32_t input_offset = g->input_offset;
-    const int32_t depth = k_h * k_w * in_c;
-    const int32_t row_groups = k_w * in_c / 4;      /* a filter row, when it is whole groups */
-    const int32_t whole_rows = dil_w == 1 && (k_w * in_c) % 4 == 0;
+    const int32_t input_offset = g->input_offset, row_bytes = g->row_bytes;
+    const int32_t depth = k_h * row_bytes;
+    const int32_t row_groups = row_bytes / 4;       /* a filter row, when it is whole groups */
+    const int32_t whole_rows = dil_w == 1 && (row_bytes & 3) == 0;
     const int32_t offset2 = adaptc_offset2(input_offset);
-    const int8_t zero_point = (int8_t)-input_offset;
     int32_t c;
     for (c = 0; c < 4; ++c) {
         const int32_t in_y_origin = g->out_y * g->stride_h - g->pad_top;
         const int32_t in_x_origin = g->out_x * g->stride_w - g->pad_left;
         const int8_t *const image = input + g->batch * in_h * in_w * in_c;
-        const int32_t x_inside = in_x_origin >= 0 && in_x_origin + (k_w - 1) * dil_w < in_w;
+        const int32_t rows_inside = whole_rows && in_x_origin >= 0 && in_x_origin * in_c + row_bytes <= in_w * in_c;
+        const int32_t y_inside = in_y_origin >= 0 && in_y_origin + (k_h - 1) * dil_h < in_h;
         int32_t *col = cols + 2 * c;
-        int32_t filter_y, filter_x, k;
-        if ((whole_rows && x_inside) || (in_c & 3) == 0) {
+        int32_t filter_y, filter_x;
+        if (rows_inside && y_inside) {
+            adaptc_col_rows(col, image + (in_y_origin * in_w + in_x_origin) * in_c, k_h, row_groups,
+                            dil_h * in_w * in_c, offset2);
+        } else if (rows_inside || (in_c & 3) == 0) {
             for (filter_y = 0; filter_y < k_h; ++filter_y) {
                 const int32_t in_y = in_y_origin + dil_h * filter_y;
                 if (in_y < 0 || in_y >= in_h) {
-                    col = adaptc_col_clear(col, 8, k_w * in_c / 4);
-                } else if (whole_rows && x_inside) {
+                    col = adaptc_col_clear(col, 8, row_groups);
+                } else if (rows_inside) {
                     col = adaptc_col_convert(col, 8, image + (in_y * in_w + in_x_origin) * in_c, row_groups, offset2);
                 } else {
                     for (filter_x = 0; filter_x < k_w; ++filter_x) {
@@ -634,24 +767,7 @@ static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input
                 }
             }
         } else {
-            int8_t *dst = gather;
-            for (filter_y = 0; filter_y < k_h; ++filter_y) {
-                const int32_t in_y = in_y_origin + dil_h * filter_y;
-                for (filter_x = 0; filter_x < k_w; ++filter_x) {
-                    const int32_t in_x = in_x_origin + dil_w * filter_x;
-                    if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
-                        const int8_t *const src = image + (in_y * in_w + in_x) * in_c;
-                        for (k = 0; k < in_c; ++k) {
-                            dst[k] = src[k];
-                        }
-                    } else {
-                        for (k = 0; k < in_c; ++k) {
-                            dst[k] = zero_point;
-                        }
-                    }
-                    dst += in_c;
-                }
-            }
+            adaptc_gather_field(g, image, in_y_origin, in_x_origin, gather);
             adaptc_col_from_s8(col, 8, gather, depth, input_offset);
         }
         if (c + 1 < n) {                              /* spare columns repeat the last pixel */
@@ -721,122 +837,6 @@ static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, cons
     acc[2] = a2;
     acc[3] = a3;
 }
-
-/* One group of four weights of two channels (ww0, ww1: one LDRD of the pair-interleaved rows)
- * against two neighbouring columns of the four (x + 8 bytes: the second, then x: the first, which
- * moves x on by a group): assembly operands of adaptc_dot_2x2. a0 = (ch0, col0), a1 = (ch1, col0),
- * a2 = (ch0, col1), a3 = (ch1, col1). */
-#define ADAPTC_DOT_2X2_GROUP \
-    "ldrd   %[w0], %[w1], [%[w]], #8\n\t" \
-    "ldrd   %[x0], %[x1], [%[x], #8]\n\t" \
-    "sxtb16 %[u0], %[w0], ror #8\n\t" \
-    "sxtb16 %[w0], %[w0]\n\t" \
-    "sxtb16 %[u1], %[w1], ror #8\n\t" \
-    "sxtb16 %[w1], %[w1]\n\t" \
-    "smlad  %[a2], %[w0], %[x0], %[a2]\n\t" \
-    "smlad  %[a2], %[u0], %[x1], %[a2]\n\t" \
-    "smlad  %[a3], %[w1], %[x0], %[a3]\n\t" \
-    "smlad  %[a3], %[u1], %[x1], %[a3]\n\t" \
-    "ldrd   %[x0], %[x1], [%[x]], #32\n\t" \
-    "smlad  %[a0], %[w0], %[x0], %[a0]\n\t" \
-    "smlad  %[a0], %[u0], %[x1], %[a0]\n\t" \
-    "smlad  %[a1], %[w1], %[x0], %[a1]\n\t" \
-    "smlad  %[a1], %[u1], %[x1], %[a1]\n\t"
-
-/* acc[2 p + k] += <row of channel k, column p> for two rows of weights interleaved word by word
- * (w: 2 * groups words, simd.pair_rows: [ch0 g0][ch1 g0][ch0 g1]...) and two neighbouring
- * columns of the four interleaved ones, from x (the first's group 0) to x_end (groups >= 1).
- * A DSP core runs 16 MACs in 15 instructions -- 3 LDRD, 4 SXTB16, 8 SMLAD -- and 18 cycles,
- * where adaptc_dot_x4's one row against four columns takes 5 loads and 20; two groups an
- * iteration. */
-static ADAPTC_INLINE void adaptc_dot_2x2(const int32_t *w, const int32_t *x, const int32_t *x_end, int32_t *acc)
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if ADAPTC_DSP_ASM
-    int32_t w0, w1, u0, u1, x0, x1;
-    __asm__ volatile(
-            "sub    %[w0], %[end], %[x]\n\t"
-            "tst    %[w0], #32\n\t"
-            "beq    2f\n\t"
-            ADAPTC_DOT_2X2_GROUP
-            "cmp    %[x], %[end]\n\t"
-            "beq    3f\n"
-            "2:\n\t"
-            ADAPTC_DOT_2X2_GROUP
-            ADAPTC_DOT_2X2_GROUP
-            "cmp    %[x], %[end]\n\t"
-            "bne    2b\n"
-            "3:"
-            : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
-              [w0] "=&r"(w0), [w1] "=&r"(w1), [u0] "=&r"(u0), [u1] "=&r"(u1), [x0] "=&r"(x0), [x1] "=&r"(x1)
-            : [end] "r"(x_end)
-            : "cc", "memory");
-#else
-    do {
-        const int32_t w0 = adaptc_sxtb16(w[0]), u0 = adaptc_sxtb16_ror8(w[0]);
-        const int32_t w1 = adaptc_sxtb16(w[1]), u1 = adaptc_sxtb16_ror8(w[1]);
-        a0 = adaptc_smlad(u0, x[1], adaptc_smlad(w0, x[0], a0));
-        a1 = adaptc_smlad(u1, x[1], adaptc_smlad(w1, x[0], a1));
-        a2 = adaptc_smlad(u0, x[3], adaptc_smlad(w0, x[2], a2));
-        a3 = adaptc_smlad(u1, x[3], adaptc_smlad(w1, x[2], a3));
-        w += 2;
-        x += 8;
-    } while (x != x_end);
-#endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* gcc 12 and later clone adaptc_rows_x4 for a model's constant arguments and then warn that the
- * second record of a pair (rec[3]) lies past a one-channel layer's records -- in the pair loop
- * that never runs for one channel (r + 1 < rows): a false -Warray-bounds, silenced here only. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#endif
-
-/* adaptc_row_x4 for two channels at once: their rows interleaved word by word (adaptc_dot_2x2),
- * out[c * stride + k] for channel k < 2 (records rec[3 k]) and the four columns c. */
-static ADAPTC_INLINE void adaptc_row_pair_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
-                                             const int32_t *rec, int32_t output_offset, int8_t *out,
-                                             int32_t stride, int32_t exact)
-{
-    int32_t acc[8];
-    int32_t c, k;
-    acc[0] = acc[2] = acc[4] = acc[6] = rec[0];
-    acc[1] = acc[3] = acc[5] = acc[7] = rec[3];
-    adaptc_dot_2x2(w, cols, cols_end, acc);             /* columns 0, 1 */
-    adaptc_dot_2x2(w, cols + 4, cols_end + 4, acc + 4); /* columns 2, 3 */
-    for (k = 0; k < 2; ++k) {
-        const int32_t *const r = rec + 3 * k;
-        if (exact) {
-            for (c = 0; c < 4; ++c) {
-                out[c * stride + k] = (int8_t)adaptc_ssat8(adaptc_rq_exact(acc[2 * c + k], r[1], r[2]) + output_offset);
-            }
-        } else if (r[2] < 0) {
-            const int32_t mult = r[1], right = -r[2], round = (int32_t)(((uint32_t)1 << right) >> 1);
-            int8_t *o = out + k;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[k], mult, right, round) + output_offset);
-            o += stride;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[2 + k], mult, right, round) + output_offset);
-            o += stride;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[4 + k], mult, right, round) + output_offset);
-            o += stride;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[6 + k], mult, right, round) + output_offset);
-        } else {
-            const adaptc_rq_params q = adaptc_rq_of(r[1], r[2]);
-            for (c = 0; c < 4; ++c) {
-                out[c * stride + k] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[2 * c + k], q) + output_offset);
-            }
-        }
-    }
-}
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 /* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
  * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
@@ -1011,27 +1011,6 @@ static inline void adaptc_clamp_x4(int8_t *out, int32_t rows, int32_t out_stride
     }
 }
 
-/* out[c * out_stride + r] for every row r (int8 words, `groups` a row; rows 2 k and 2 k + 1
- * interleaved word by word, simd.pair_rows) and the four columns c: adaptc_row_pair_x4 for each
- * pair of rows, adaptc_row_x4 for an odd last one, clamped to [act_min, act_max] (groups >= 1). */
-static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
-                                           int32_t groups, const int32_t *channels, int32_t output_offset,
-                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
-                                           int32_t exact)
-{
-    const int32_t *const cols_end = cols + 8 * groups;
-    int32_t r;
-    for (r = 0; r + 1 < rows; r += 2) {
-        adaptc_row_pair_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
-                           exact);
-    }
-    if (r < rows) {
-        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
-                      exact);
-    }
-    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
-}
-
 /* adaptc_rows_x4 for packed weight rows: each decoded in turn into packed->row_buf. */
 static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const int32_t *cols, int32_t rows,
                                                   int32_t groups, const int32_t *channels, int32_t output_offset,
@@ -1105,6 +1084,43 @@ static ADAPTC_INLINE int8_t adaptc_addsub_out(int32_t raw, adaptc_rq_params q, i
     return (int8_t)adaptc_ssat8(adaptc_rq_apply(raw, q) + output_offset);
 }
 
+/* The byte-wise maximum / minimum of two words of four int8: SSUB8 sets each byte's GE flag
+ * where a >= b, SEL takes those bytes from its first operand, the others from its second (one
+ * asm statement: nothing comes between them to change the GE flags). */
+static inline int32_t adaptc_max_s8x4(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    uint32_t r = 0;
+    int32_t k;
+    for (k = 0; k < 4; ++k) {
+        const int32_t x = adaptc_byte(a, k), y = adaptc_byte(b, k);
+        r |= (uint32_t)(uint8_t)(x >= y ? x : y) << (8 * k);
+    }
+    return (int32_t)r;
+#endif
+}
+
+static inline int32_t adaptc_min_s8x4(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    uint32_t r = 0;
+    int32_t k;
+    for (k = 0; k < 4; ++k) {
+        const int32_t x = adaptc_byte(a, k), y = adaptc_byte(b, k);
+        r |= (uint32_t)(uint8_t)(x >= y ? y : x) << (8 * k);
+    }
+    return (int32_t)r;
+#endif
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sums of int8: four values a word in int16 lanes                          */
 /* ------------------------------------------------------------------------ */
@@ -1157,12 +1173,6 @@ static inline void adaptc_sum_s8_x4(const int8_t *src, int32_t stride, int32_t n
     sums[1] = s1;
     sums[2] = s2;
     sums[3] = s3;
-}
-
-/* Four bytes to memory as one word (any alignment; one STR on a Cortex-M). */
-static inline void adaptc_write_u8x4(int8_t *p, uint32_t v)
-{
-    memcpy(p, &v, sizeof v);
 }
 
 /* lut_s8_dsp: the four bytes of the word u each looked up in the 256-byte table, indexed by the

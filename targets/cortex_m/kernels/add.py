@@ -12,7 +12,7 @@ from adaptc.program import Program, Step
 
 from .common import act_f32, elements
 from .registry import KernelCall, kernel
-from .simd import requant_is_exact
+from .simd import fast_rq_mode, requant_is_exact
 
 
 def elementwise_loops(step: Step) -> dict[str, float]:
@@ -52,11 +52,16 @@ def _rescale_table(p: dict) -> np.ndarray:
                                            p[f"{k}_shift"]) for k in ("input1", "input2")]).astype(np.int32)
 
 
-def _rq_exact(p: dict, table: np.ndarray) -> bool:
-    """add_s8_dsp's rq_exact: True where the fast output requantization is not provably exact for
-    the largest sum of two table entries."""
+def _rq_mode(p: dict, table: np.ndarray) -> tuple[int, int]:
+    """add_s8_dsp's (rq_mode, rq_round) with tables: 2 -- the fast form, its tables doubled --
+    where the output requantization is provably exact for the largest sum of two table entries,
+    the shift is negative and the folded constant (rq_round) below 2^30 in magnitude
+    (simd.fast_rq_mode); 1 where only the bound is proven; 0 otherwise."""
     bound = np.abs(table[:256].astype(np.int64)).max() + np.abs(table[256:].astype(np.int64)).max()
-    return not requant_is_exact(np.array([bound]), p["output_multiplier"], p["output_shift"])
+    exact = requant_is_exact(np.array([bound]), p["output_multiplier"], p["output_shift"])
+    mode = fast_rq_mode(exact, [p["output_shift"]], p["output_offset"])
+    right = -p["output_shift"]
+    return mode, ((1 << (right - 1)) + p["output_offset"] * (1 << right)) if mode == 2 else 0
 
 
 # add_s8_dsp's rescaling tables take 512 int32 (2 KiB of flash): used for a tensor of at least as
@@ -90,7 +95,7 @@ def add_dsp_loops(step: Step) -> dict[str, float]:
     p = _add_params(step)
     n = elements(step)
     if _uses_table(p):
-        fast = not _rq_exact(p, _rescale_table(p)) and p["output_shift"] < 0
+        fast = _rq_mode(p, _rescale_table(p))[0] == 2
         narrow = p["act_min"] > -128 or p["act_max"] < 127
         return {"call": 1, "table_fast": n * fast, "table": n * (not fast), "clamp": n * narrow}
     fast = p["input1_shift"] < 0 and p["input2_shift"] < 0 and p["output_shift"] < 0
@@ -101,7 +106,10 @@ def add_dsp_loops(step: Step) -> dict[str, float]:
 def add_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     p = _add_params(step)
     if not _uses_table(p):
-        return KernelCall({**p, "rq_exact": 0, "table": 0}, [], in_place=ELEMENTWISE_IN_PLACE)
+        return KernelCall({**p, "rq_mode": 0, "rq_round": 0, "table": 0}, [], in_place=ELEMENTWISE_IN_PLACE)
     table = _rescale_table(p)
-    return KernelCall({**p, "rq_exact": int(_rq_exact(p, table)), "table": ("array", "table")},
+    mode, k = _rq_mode(p, table)
+    if mode == 2:
+        table = table * 2                            # max |t1| + max |t2| < 2^30: doubled sums fit
+    return KernelCall({**p, "rq_mode": mode, "rq_round": k, "table": ("array", "table")},
                       [("table", table)], in_place=ELEMENTWISE_IN_PLACE)

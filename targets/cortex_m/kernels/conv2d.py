@@ -25,7 +25,7 @@ from .common import (
 )
 from .loops import columns, conv_loops, im2col_dsp, in_place_delta, inside, pot_macs, rows_x4, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
-from .simd import channel_records, coded_weights, exact_requant, folded_bias, pair_rows
+from .simd import channel_records, coded_weights, conv_blocks, exact_requant, fast_rq_mode, folded_bias
 
 # ------------------------------------------------------------------------------ reference
 
@@ -107,13 +107,34 @@ def _rq_exact(step: Step) -> bool:
     return not exact_requant(step, rows, int8_output(step)["input_offset"])
 
 
+# conv2d_s8_dsp pads a filter row to whole groups (row_bytes) where the extra MACs of every
+# output channel cost less than gathering the receptive field byte by byte, which the emulated
+# Cortex-M4 runs at about GATHER_INSNS instructions per field byte more than the straight
+# conversion (adaptc_gather_field + adaptc_col_from_s8 against adaptc_col_rows); a padded byte
+# costs each output channel about one instruction (SMLAD: two MACs, a share of the loads).
+GATHER_INSNS = 8
+
+
+def row_bytes(step: Step) -> int:
+    """conv2d_s8_dsp's filter row as laid out: k_w * in_c, or rounded up to a multiple of 4
+    (zero weights after the taps) for dil_w 1 where that is cheaper than gathering: out_c * k_h *
+    (padding bytes) <= GATHER_INSNS * (field bytes)."""
+    g = conv_loops(step)
+    taps = g.k_w * g.in_c
+    padded = -(-taps // 4) * 4
+    if g.d_w != 1 or padded == taps or g.out_c * g.k_h * (padded - taps) > GATHER_INSNS * g.k_h * taps:
+        return taps
+    return padded
+
+
 def conv_dsp_loops(step: Step) -> dict[str, float]:
     """conv2d_s8_dsp.c: four pixels a block -- im2col into int16 columns, then every output
     channel's weight row against the four columns (SMLAD)."""
     g = conv_loops(step)
-    groups = -(-(g.k_h * g.k_w * g.in_c) // 4)
-    cols = im2col_dsp(g)
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step), paired=True)}
+    rb = row_bytes(step)
+    groups = -(-(g.k_h * rb) // 4)
+    cols = im2col_dsp(g, rb)
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_mode(step), paired=True)}
 
 
 def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
@@ -122,32 +143,47 @@ def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
     g = conv_loops(step)
     depth = g.k_h * g.k_w * g.in_c
     groups = -(-depth // 4)
-    cols = im2col_dsp(g)
+    cols = im2col_dsp(g, g.k_w * g.in_c)
     unpack = unpack_rows(g.out_c, depth, weight_format(step))
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_exact(step), paired=False),
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, int(not _rq_exact(step)), paired=False),
             **{k: cols["blocks"] * v for k, v in unpack.items()}}
 
 
+def _rq_mode(step: Step) -> int:
+    """conv2d_s8_dsp's rq_mode (simd.fast_rq_mode)."""
+    _, shift = requant_arrays(step, int(step.out_shape[-1]))
+    return fast_rq_mode(not _rq_exact(step), shift[1], int8_output(step)["output_offset"])
+
+
 def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
-    """conv2d_s8_dsp (int8 weights) or conv2d_s8_packed_dsp (codes of at most 8 bits); rq_exact
-    where the fast requantization is not provably exact (simd.requant_is_exact)."""
+    """conv2d_s8_dsp (int8 weights: channel blocks, rq_mode) or conv2d_s8_packed_dsp (codes of at
+    most 8 bits; rq_exact where the fast requantization is not provably exact,
+    simd.requant_is_exact)."""
     if is_depthwise(step) or weight_format(step).packed != packed:
         return None
     geo = conv_geometry(step, prog)
     _, w = conv_filter(step, geo)
-    rows = w.reshape(geo["out_c"], -1)                                # OHWI -> [out][k_h*k_w*in_c]
+    rb = geo["k_w"] * geo["in_c"] if packed else row_bytes(step)
+    w = w.reshape(geo["out_c"], geo["k_h"], -1)                        # OHWI -> [out][k_h][k_w*in_c]
+    rows = np.pad(w, ((0, 0), (0, 0), (0, rb - w.shape[2]))).reshape(geo["out_c"], -1)
     out = int8_output(step)
     coded = coded_weights(step, rows)
     if coded is None:
         return None
     code, filt, shared, groups = coded
-    if not packed:
-        filt = pair_rows(filt, groups)
     gather = 4 * groups if geo["in_c"] % 4 else 0
-    return KernelCall({**geo, **out, **code, "rq_exact": int(_rq_exact(step)), "scratch": SCRATCH},
-                      [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], shared=shared,
-                      in_place={0: in_place_delta(conv_loops(step))},
-                      scratch_bytes=(36 if code else 32) * groups + 4 * geo["out_c"] + gather)
+    pointers = 0 if packed else 24                                    # adaptc_conv_rows' output pointers
+    common = dict(shared=shared, in_place={0: in_place_delta(conv_loops(step))},
+                  scratch_bytes=(36 if code else 32) * groups + pointers + 4 * geo["out_c"] + gather)
+    if packed:
+        return KernelCall({**geo, **out, **code, "rq_exact": int(_rq_exact(step)), "scratch": SCRATCH},
+                          [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], **common)
+    mode = _rq_mode(step)
+    (_, mult), (_, shift) = requant_arrays(step, geo["out_c"])
+    blocks = conv_blocks(filt, groups, bias_array(step, geo["out_c"], np.int32)[1], mult, shift, mode,
+                         out["output_offset"])
+    return KernelCall({**geo, **out, "row_bytes": rb, "rq_mode": mode, "scratch": SCRATCH}, [("blocks", blocks)],
+                      **common)
 
 
 @kernel("conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=conv_dsp_loops, headers=("dsp.h",))

@@ -151,54 +151,62 @@ def in_place_delta(g: ConvLoops, block: int = 4) -> int:
     return int(max(0, np.max(ends * g.out_c - later[ends] * g.in_c, initial=0)))
 
 
-def im2col_dsp(g: ConvLoops) -> dict[str, float]:
-    """Loop counts of adaptc_im2col_x4 (dsp.h) over all columns: path A (whole filter rows
-    converted straight from the input), B (in_c a multiple of 4: tap by tap), C (gathered as
-    bytes, then converted); groups of four values converted or cleared."""
+def im2col_dsp(g: ConvLoops, row_bytes: int) -> dict[str, float]:
+    """Loop counts of adaptc_im2col_x4 (dsp.h) over all columns, filter rows of ``row_bytes``
+    (k_w * in_c, or padded to whole groups): path F (the whole field inside: adaptc_col_rows),
+    A (whole filter rows converted straight from the input, padded rows cleared), B (in_c a
+    multiple of 4: tap by tap), C (gathered as bytes, then converted); groups of four values
+    converted or cleared."""
     blocks, iy0, ix0, _ = columns(g)
     vy = inside(iy0, g.k_h, g.d_h, g.in_h).sum(axis=1)
     vxm = inside(ix0, g.k_w, g.d_w, g.in_w)
     vx = vxm.sum(axis=1)
-    whole_rows = g.d_w == 1 and (g.k_w * g.in_c) % 4 == 0
-    a = whole_rows & vxm.all(axis=1)
-    b = ~a & (g.in_c % 4 == 0)
-    c = ~a & ~b
-    row_groups = g.k_w * g.in_c // 4
-    depth = g.k_h * g.k_w * g.in_c
-    na, nb, nc = int(a.sum()), int(b.sum()), int(c.sum())
+    whole_rows = g.d_w == 1 and row_bytes % 4 == 0
+    rows_inside = whole_rows & (ix0 >= 0) & (ix0 * g.in_c + row_bytes <= g.in_w * g.in_c)
+    f = rows_inside & (vy == g.k_h)
+    a = rows_inside & ~f
+    b = ~rows_inside & (g.in_c % 4 == 0)
+    c = ~rows_inside & ~b
+    row_groups = row_bytes // 4
+    depth = g.k_h * row_bytes
+    nf, na, nb, nc = int(f.sum()), int(a.sum()), int(b.sum()), int(c.sum())
     conv_a = int(vy[a].sum()) * row_groups
     conv_b = int((vy[b] * vx[b]).sum()) * (g.in_c // 4)
     clear_a = (na * g.k_h - int(vy[a].sum())) * row_groups
     clear_b = (nb * g.k_h - int(vy[b].sum())) * row_groups + int((vy[b] * (g.k_w - vx[b])).sum()) * (g.in_c // 4)
-    return {"blocks": blocks, "cols_a": na, "rows_a": na * g.k_h, "cols_b": nb, "rows_b": nb * g.k_h,
+    return {"blocks": blocks, "cols_f": nf, "rows_f": nf * g.k_h, "groups_f": nf * g.k_h * row_groups,
+            "cols_a": na, "rows_a": na * g.k_h, "cols_b": nb, "rows_b": nb * g.k_h,
             "taps_b": int(vy[b].sum()) * g.k_w, "cols_c": nc, "taps_c": nc * g.k_h * g.k_w, "bytes_c": nc * depth,
             "convert_groups": conv_a + conv_b + nc * (depth // 4), "convert_tails": nc * (depth % 4 > 0),
             "clear_groups": clear_a + clear_b}
 
 
-def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, exact: bool, paired: bool) -> dict[str, float]:
-    """adaptc_rows_x4 (dsp.h), per block of four columns: with ``paired`` rows (conv2d_s8_dsp),
-    each pair of output channels through adaptc_row_pair_x4 -- two adaptc_dot_2x2 loops (two
-    groups an iteration), then eight requantizations: adaptc_rq_right for shift < 0,
-    adaptc_rq_apply otherwise, adaptc_rq_exact for an ``exact`` layer --; the other channels (an
-    odd last one, or all of a packed layer's) one row at a time: the assembly with its
-    requantization for shift < 0 of a layer whose bound is proven, otherwise adaptc_dot_x4 and
-    the requantization in C. Then the clamp pass when the activation range is narrower than int8;
-    the partial last block's copy."""
+def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, mode: int, paired: bool) -> dict[str, float]:
+    """The rows of the DSP convolutions, per block of four columns, by requantization ``mode``
+    (2: the fast form with folded constants, 1: the accumulators' bound proven, 0: adaptc_rq_exact).
+    With ``paired`` rows (conv2d_s8_dsp's adaptc_conv_rows) each pair of output channels
+    twice through adaptc_conv_pair -- columns 0, 1 and 2, 3: the bias, groups % 4 first (the
+    "rest", skipped in mode 2 for groups a multiple of 4), four groups an iteration, four
+    requantizations (in its assembly in mode 2, else in C) --; the other
+    channels (an odd last one, or all of a packed layer's adaptc_rows_x4_packed) one row at a
+    time through adaptc_row_x4: the assembly with its requantization for shift < 0 of a layer
+    whose bound is proven, otherwise adaptc_dot_x4 and the requantization in C. Then the clamp
+    pass when the activation range is narrower than int8; the partial last block's copy."""
     sh = shifts(step, g.out_c)
+    exact = mode == 0
     n_pairs = g.out_c // 2 if paired else 0
     single = np.arange(g.out_c) >= 2 * n_pairs
     neg = 0 if exact else int((sh[single] < 0).sum())
     pos = int(single.sum()) - neg
-    right = 0 if exact else int((sh[~single] < 0).sum())
-    apply = 0 if exact else int((sh[~single] >= 0).sum())
+    outputs = blocks * 8 * n_pairs
     tail = g.pixels % 4
     return {"rows_asm": blocks * neg, "groups_asm": blocks * neg * groups, "pairs_asm": blocks * neg * (groups // 2),
             "rows_c": blocks * pos * (not exact), "rows_exact": blocks * pos * exact,
             "groups_c": blocks * pos * groups, "pairs_c": blocks * pos * (groups // 2),
             "row_pairs": blocks * n_pairs, "pair_groups": blocks * n_pairs * 2 * groups,
-            "pair_iters": blocks * n_pairs * 2 * (groups // 2), "pair_rq_right": blocks * 4 * right,
-            "pair_rq_apply": blocks * 4 * apply, "pair_rq_exact": blocks * 4 * 2 * n_pairs * exact,
+            "pair_iters": blocks * n_pairs * 2 * (groups // 4),
+            "pair_rest": blocks * n_pairs * 2 * (mode != 2 or groups % 4 != 0), "pair_rq_fast": outputs * (mode == 2),
+            "pair_rq_apply": outputs * (mode == 1), "pair_rq_exact": outputs * exact,
             "clamp": blocks * 4 * g.out_c * clamps(step), "tail": int(tail > 0), "tail_bytes": tail * g.out_c}
 
 

@@ -60,13 +60,46 @@ def pack_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
     return pack_words(padded.reshape(-1)), groups
 
 
-def pair_rows(words: np.ndarray, groups: int) -> np.ndarray:
-    """Weight words [out][groups] (pack_rows) with each pair of rows 2k, 2k + 1 interleaved word
-    by word, as adaptc_rows_x4 reads them (dsp.h adaptc_dot_2x2); an odd last row as it is."""
-    rows = words.reshape(-1, groups)
-    even = rows.shape[0] // 2 * 2
-    pairs = rows[:even].reshape(-1, 2, groups).transpose(0, 2, 1).reshape(-1)
-    return np.concatenate([pairs, rows[even:].reshape(-1)]).astype(np.int32)
+def conv_blocks(words: np.ndarray, groups: int, bias, mult, shift, mode: int, output_offset: int) -> np.ndarray:
+    """conv2d_s8_dsp's channel blocks (templates/kernels/conv2d_s8_dsp.c) of weight words
+    [out][groups] (pack_rows), the biases (None: 0) and requantization: per pair of channels
+    {bias 2k, bias 2k + 1}, the two rows interleaved word by word, {m0, k0, m1, k1, rr} -- ``mode``
+    2 (fast_rq_mode): k = 2^(r - 1) + output_offset * 2^r, rr = r0 | r1 << 8, r = -shift;
+    otherwise k = shift, rr = 0 --; then an odd last channel as {bias, mult, shift} and its row."""
+    rows = words.reshape(-1, groups).astype(np.int64)
+    n = rows.shape[0]
+    bias = np.zeros(n, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+    mult, shift = np.asarray(mult, np.int64), np.asarray(shift, np.int64)
+    if mode == 2:
+        r = -shift
+        k, rr = (1 << (r - 1)) + output_offset * (1 << r), r
+    else:
+        k, rr = shift, np.zeros(n, np.int64)
+    out = []
+    for c in range(0, n - 1, 2):
+        out += [bias[c:c + 2], rows[c:c + 2].T.reshape(-1),
+                [mult[c], k[c], mult[c + 1], k[c + 1], rr[c] | rr[c + 1] << 8]]
+    if n % 2:
+        out += [[bias[-1], mult[-1], shift[-1]], rows[-1]]
+    flat = np.concatenate([np.asarray(a, np.int64).reshape(-1) for a in out])
+    return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def fast_rq_mode(exact: bool, shift, output_offset: int) -> int:
+    """The requantization mode of conv2d_s8_dsp and add_s8_dsp (rq_mode): 2 -- the fast form,
+    its rounding and output offset folded into one constant -- where it is proven (``exact``: the
+    accumulators' bound, requant_is_exact), every shift is < 0 and each channel's folded
+    constant 2^(r - 1) + output_offset * 2^r (r = -shift) lies below 2^30 in magnitude, so that
+    adding it to a value below 2^30 cannot overflow; 1 where only the bound is proven; 0
+    otherwise (adaptc_rq_exact)."""
+    if not exact:
+        return 0
+    shift = np.asarray(shift, np.int64)
+    if np.any(shift >= 0) or np.any(shift < -31):
+        return 1
+    r = -shift
+    k = (1 << (r - 1)) + output_offset * (1 << r)
+    return 2 if np.all(np.abs(k) < 1 << 30) else 1
 
 
 def channel_records(step: Step, n: int, rounding: bool = False) -> np.ndarray:

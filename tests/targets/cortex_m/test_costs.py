@@ -201,14 +201,20 @@ def test_conv_loop_counts_by_hand():
     assert f == {"call": 1, "rows": 4, "pixels": 16, "outputs": 80, "filter_rows": 240,
                  "filter_cols": 5 * 4 * 3 * 10, "taps": 500, "macs": 1000}
     d = costs.step_features(_conv_step("conv2d_s8_dsp"))
-    # four blocks of four pixels; in_c = 2 and k_w * in_c = 6: every column gathered (path C)
-    assert d["blocks"] == 4 and d["cols_c"] == 16 and d["bytes_c"] == 16 * 18
-    # channels 0-3 in two pairs (adaptc_row_pair_x4: two adaptc_dot_2x2 loops of five groups, two
-    # an iteration, then four outputs a channel by the shift < 0 form), channel 4 alone in the
-    # assembly of adaptc_row_x4 (five groups: one, then two pairs)
-    assert d["row_pairs"] == 4 * 2 and d["pair_groups"] == 4 * 2 * 2 * 5 and d["pair_iters"] == 4 * 2 * 2 * 2
-    assert d["pair_rq_right"] == 4 * 4 * 4 and d["pair_rq_apply"] == 0 and d["pair_rq_exact"] == 0
-    assert d["rows_asm"] == 4 and d["groups_asm"] == 4 * 5 and d["pairs_asm"] == 4 * 2
+    # four blocks of four pixels; in_c = 2 and k_w * in_c = 6: filter rows padded to 8 bytes
+    # (conv2d.row_bytes: 5 channels * 3 rows * 2 bytes <= 8 * 18), so a field is 24 bytes, 6
+    # groups; a padded row lies inside its input row only from column 0 (output x = 1): those
+    # pixels convert straight from the input, whole (y = 1, 2: path F) or row by row (y = 0, 3:
+    # A); the other 12 are gathered (C)
+    assert d["blocks"] == 4 and d["cols_f"] == 2 and d["rows_f"] == 6 and d["groups_f"] == 6 * 2
+    assert d["cols_a"] == 2 and d["cols_c"] == 12 and d["bytes_c"] == 12 * 24
+    # channels 0-3 in two pairs (adaptc_conv_pair twice: six groups, the rest of two first, then
+    # one iteration of four; four outputs by the fast form: every shift < 0), channel 4 alone in
+    # the assembly of adaptc_row_x4 (six groups: three pairs)
+    assert d["row_pairs"] == 4 * 2 and d["pair_groups"] == 4 * 2 * 2 * 6 and d["pair_iters"] == 4 * 2 * 2 * 1
+    assert d["pair_rest"] == 4 * 2 * 2 and d["pair_rq_fast"] == 4 * 4 * 4
+    assert d["pair_rq_apply"] == 0 and d["pair_rq_exact"] == 0
+    assert d["rows_asm"] == 4 and d["groups_asm"] == 4 * 6 and d["pairs_asm"] == 4 * 3
     assert d["rows_c"] == 0 and d["rows_exact"] == 0 and d["tail"] == 0
 
 

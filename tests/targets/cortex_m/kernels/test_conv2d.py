@@ -53,6 +53,13 @@ CONV_CASES = [
     dict(id="act_narrow_relu6_like", act=(-128 + 3, 60), padding="same"),
     dict(id="positive_and_negative_shifts", small=True, mode=[3, 1, 0, -1, 2, -4], OC=6, C=2),
     dict(id="deep_channels", C=32, OC=16, H=4, W=4),
+    # first convolutions: filter rows of 9 / 5 bytes padded to whole groups by conv2d_s8_dsp
+    # (conv2d.row_bytes; the right-edge pixels gathered), 4 bytes as they are, and 9 bytes kept
+    # unpadded where the padding would cost many output channels more than gathering
+    dict(id="c3_3x3_padded_rows", C=3, OC=8, H=7, W=6, padding="same"),
+    dict(id="c1_5x5_padded_rows", C=1, OC=5, KH=5, KW=5, H=9, W=8, padding="same", sh=2, sw=1),
+    dict(id="c1_10x4_stride2", C=1, OC=6, KH=10, KW=4, H=13, W=9, padding="same", sh=2, sw=2),
+    dict(id="c3_3x3_many_channels", C=3, OC=40, H=5, W=5, padding="same"),
     # an accumulator bound the fast requantization cannot take: the optimized kernels requantize
     # exactly (adaptc_rq_exact) rather than decline the layer
     dict(id="bound_not_provable", C=8, OC=6, padding="same", huge_bias=True),

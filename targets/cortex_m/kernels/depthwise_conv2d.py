@@ -5,7 +5,8 @@ Reference: depthwise_conv2d_s8 (TFLite's reference_integer_ops::DepthwiseConvPer
 depth multiplier), depthwise_conv2d_s8_packed (the same on low-bit weights -- pot2 .. pot5,
 int4 -- decoded a channel at a time; shift-and-add MACs for power-of-two weights),
 depthwise_conv2d_f32. DSP: depthwise_conv2d_s8_dsp -- four channels a group with SMLABB /
-SMLATT, 3-wide filters over a copied window in assembly -- and depthwise_conv2d_s8_packed_dsp,
+SMLATT over a copied window, two pixels a block in assembly (3x3 unrolled, any other window with
+dil_w 1 by a row table) -- and depthwise_conv2d_s8_packed_dsp,
 the same on low-bit weights of int8 range (pot2 .. pot4, int4) decoded into the arena once per
 call. MVE: depthwise_conv2d_s8_mve -- eight channels a chunk in int16 lanes, int8 weights. The
 optimized kernels need a depth multiplier of 1.
@@ -116,10 +117,14 @@ def depthwise_dsp_loops(step: Step) -> dict[str, float]:
     input row it reads converted once into the ring for the whole block (per row the shorter of
     columns and groups outside, each a convert call over the other; the in-bounds words); per
     output row and block one row call, then per group of that row:
-    3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in assembly -- the blocks of
-    two pixels (72 MACs and 8 outputs each) and a last odd pixel --, any other in C one pixel at
-    a time (filter rows, taps, 4 outputs); the last channels % 4 channels per pixel over the
-    in-bounds taps; the clamp pass of a narrow activation."""
+    3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in assembly (adaptc_dw_row3) --
+    the blocks of two pixels (72 MACs and 8 outputs each) and a last odd pixel --; any other window
+    with dil_w 1 and stride_w 1 or 2 in assembly too (adaptc_dw_rowk: per output row and block its
+    two row tables, k_h x chunks entries each; per group the blocks of two pixels and a last odd
+    pixel, each over k_h x chunks row tops and k_h x k_w taps, then the fast requantization and the
+    stores or, exact, the accumulators stored and requantized in C); any other in C one pixel at a
+    time (filter rows, taps, 4 outputs); the last channels % 4 channels per pixel over the in-bounds
+    taps; the clamp pass of a narrow activation."""
     g = conv_loops(step)
     quads, rest = g.in_c // 4, g.in_c % 4
     span = (g.out_w - 1) * g.s_w + (g.k_w - 1) * g.d_w + 1
@@ -133,23 +138,37 @@ def depthwise_dsp_loops(step: Step) -> dict[str, float]:
     sizes = [min(qb, quads - q0) for q0 in range(0, quads, qb)]         # the blocks' groups
     converts = sum(min(inside_cols, nq) for nq in sizes)       # per row: the shorter loop outside
     fast = _fast_requant(step)
-    asm = fast and (g.k_h, g.k_w, g.d_w) == (3, 3, 1) and g.s_w in (1, 2)
+    asm = _asm3(g.k_h, g.k_w, g.d_w, g.s_w, fast)
+    gen = _general(g.k_h, g.k_w, g.d_w, g.s_w, fast)
     group_rows = g.b * g.out_h * quads
     pairs, odd = g.out_w // 2, g.out_w % 2
-    c_pixels = 0 if asm else group_rows * g.out_w
+    row_calls = g.b * g.out_h * blocks
+    chunks = _chunks(g.k_w)
+    k_pairs, k_singles = group_rows * pairs * gen, group_rows * odd * gen
+    c_pixels = 0 if asm or gen else group_rows * g.out_w
     rest_outputs = g.pixels * rest
     c_outputs = 4 * c_pixels + rest_outputs                        # requantized in C
+    k_exact = 4 * group_rows * g.out_w * gen * (not fast)          # adaptc_dw_rowk's, requantized in C
     return {"call": 1, "ring_words": 2 * (ring + 1) * qb * span * (quads > 0), "blocks": g.b * blocks,
             "filter_taps": g.b * quads * g.k_h * g.k_w, "fill_rows": g.b * blocks * in_rows,
             "fill_converts": g.b * in_rows * converts, "fill_words": g.b * quads * in_rows * inside_cols,
-            "row_calls": g.b * g.out_h * blocks, "asm_groups": group_rows * asm,
+            "row_calls": row_calls, "asm_groups": group_rows * asm,
             "pairs_s1": group_rows * pairs * asm * (g.s_w == 1), "pairs_s2": group_rows * pairs * asm * (g.s_w == 2),
-            "singles": group_rows * odd * asm, "c_groups": group_rows * (not asm), "c_pixels": c_pixels,
+            "singles": group_rows * odd * asm,
+            "k_row_calls": row_calls * gen, "k_table_rows": 2 * row_calls * g.k_h * gen,
+            "k_table_chunks": 2 * row_calls * g.k_h * chunks * gen, "k_groups": group_rows * gen,
+            "k_pairs_fast": k_pairs * fast, "k_pairs_exact": k_pairs * (not fast),
+            "k_singles_fast": k_singles * fast, "k_singles_exact": k_singles * (not fast),
+            "k_chunks": (k_pairs + k_singles) * g.k_h * chunks,
+            "k_taps_s1": k_pairs * g.k_h * g.k_w * (g.s_w == 1), "k_taps_s2": k_pairs * g.k_h * g.k_w * (g.s_w == 2),
+            "k_taps_1": k_singles * g.k_h * g.k_w, "k_exact_rows": row_calls * gen * (not fast),
+            "k_exact_pixels": k_exact // 4,
+            "c_groups": group_rows * (not asm and not gen), "c_pixels": c_pixels,
             "c_rows": c_pixels * g.k_h, "c_taps": c_pixels * g.k_h * g.k_w,
             "rest_pixels": g.pixels * (rest > 0), "rest": rest_outputs, "rest_rows": rest_outputs * g.k_h,
             "rest_cols": rest * g.b * g.out_w * int(g.ty.sum()) * g.k_w,
             "rest_taps": rest * g.b * int(g.ty.sum()) * int(g.tx.sum()),
-            "outputs_fast": c_outputs * fast, "outputs_exact": c_outputs * (not fast),
+            "outputs_fast": c_outputs * fast, "outputs_exact": (c_outputs + k_exact) * (not fast),
             "clamp": g.pixels * g.in_c * clamps(step)}
 
 
@@ -182,6 +201,32 @@ def _block(quads: int, ring: int, span: int) -> int:
         return 1
     blocks = -(-quads // most)
     return -(-quads // blocks)
+
+
+DW_KMAX = 7              # depthwise_conv2d_s8_dsp.c's ADAPTC_DW_KMAX: the taps of a window row's chunk at most
+
+
+def _asm3(k_h: int, k_w: int, d_w: int, s_w: int, fast: bool) -> bool:
+    """depthwise_conv2d_s8_dsp.c adaptc_dw_row3: 3x3 windows, dil_w 1, stride_w 1 or 2, the fast
+    requantization."""
+    return fast and (k_h, k_w, d_w) == (3, 3, 1) and s_w in (1, 2)
+
+
+def _general(k_h: int, k_w: int, d_w: int, s_w: int, fast: bool) -> bool:
+    """depthwise_conv2d_s8_dsp.c adaptc_dw_rowk: any other window with dil_w 1, stride_w 1 or 2,
+    either requantization."""
+    return d_w == 1 and s_w in (1, 2) and not _asm3(k_h, k_w, d_w, s_w, fast)
+
+
+def _chunks(k_w: int) -> int:
+    """adaptc_dw_table: the chunks a window row's k_w taps are spread over."""
+    return -(-k_w // DW_KMAX)
+
+
+def _entries(k_h: int, k_w: int) -> int:
+    """The words of one row table of adaptc_dw_rowk: {move, entry} per window row and chunk, and
+    a last one."""
+    return 2 * (k_h * _chunks(k_w) + 1)
 
 
 def _fast_requant(step: Step) -> bool:
@@ -224,6 +269,8 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     ring = (geo["k_h"] - 1) * geo["dil_h"] + 1
     qb = _block(geo["in_c"] // 4, ring, span)
     scratch = 8 * qb * (taps + (ring + 1) * span)                # a block's int16 filter pairs, its ring
+    if _general(geo["k_h"], geo["k_w"], geo["dil_w"], geo["stride_w"], fast):   # adaptc_dw_rowk's row tables
+        scratch += 16 * _entries(geo["k_h"], geo["k_w"]) + (0 if fast else 16 * qb * geo["out_w"])
     channels = ("channels", _records(step, geo["out_c"], fast))
     if not packed:
         return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=scratch)

@@ -69,6 +69,39 @@ DW_CASES = [
     dict(id="dm1_blocks_s1_c24", dm=1, H=4, W=45, C=24, padding="same"),
     dict(id="dm1_blocks_s2_c26", dm=1, H=5, W=50, sh=2, sw=2, C=26, padding="same"),
     dict(id="dm1_blocks_k5_exact_c12", dm=1, H=6, W=60, KH=5, KW=5, C=12, padding="same", huge_bias=True),
+    # any other window with dil_w 1, stride_w 1 or 2 (adaptc_dw_rowk): two-pixel blocks over a row
+    # table, a last odd pixel, the rows of more than 7 taps in chunks, both requantizations
+    dict(id="dm1_k5_s1_even_width_c12", dm=1, H=6, W=8, KH=5, KW=5, C=12, padding="same"),
+    dict(id="dm1_k5_s2_odd_width_c10", dm=1, H=11, W=13, KH=5, KW=5, sh=2, sw=2, C=10, padding="same"),
+    dict(id="dm1_k5_s2_even_width_c8", dm=1, H=8, W=8, KH=5, KW=5, sh=2, sw=2, C=8, padding="same"),
+    dict(id="dm1_k5_pad_every_side_c7", dm=1, H=7, W=8, KH=5, KW=5, C=7, pad_h=(3, 1), pad_w=(1, 4)),
+    dict(id="dm1_k5_s2_pad_every_side_c9", dm=1, H=9, W=10, KH=5, KW=5, sh=2, sw=2, C=9, pad_h=(1, 3),
+         pad_w=(4, 2)),
+    dict(id="dm1_k7_s1_c12", dm=1, H=9, W=11, KH=7, KW=7, C=12, padding="same"),
+    dict(id="dm1_k7_s2_c5", dm=1, H=12, W=13, KH=7, KW=7, sh=2, sw=2, C=5, padding="same"),
+    dict(id="dm1_k3x1_s1_c8", dm=1, H=7, W=6, KH=3, KW=1, C=8, padding="same"),
+    dict(id="dm1_k1x3_s2_c6", dm=1, H=5, W=11, KH=1, KW=3, sh=2, sw=2, C=6, padding="same"),
+    dict(id="dm1_k1x1_s2_c4", dm=1, H=5, W=8, KH=1, KW=1, sh=2, sw=2, C=4),
+    dict(id="dm1_k2x2_s2_c8", dm=1, H=6, W=9, KH=2, KW=2, sh=2, sw=2, C=8, padding="same"),
+    dict(id="dm1_k4x2_s1x2_c4", dm=1, H=7, W=8, KH=4, KW=2, sw=2, C=4, padding="same"),
+    dict(id="dm1_k2x9_chunks_c8", dm=1, H=4, W=12, KH=2, KW=9, C=8, padding="same"),
+    dict(id="dm1_k3x15_s2_chunks_c4", dm=1, H=5, W=20, KH=3, KW=15, sh=2, sw=2, C=4, padding="same"),
+    dict(id="dm1_k5_rows_dil2_c8", dm=1, H=11, W=9, KH=5, KW=5, dh=2, C=8, padding="same"),
+    dict(id="dm1_k5_one_pixel_c8", dm=1, H=5, W=5, KH=5, KW=5, C=8),
+    dict(id="dm1_k5_batch2_act_narrow_c4", dm=1, N=2, H=6, W=7, KH=5, KW=5, C=4, padding="same", act=(-60, 90)),
+    dict(id="dm1_k5_zp_min_c8", dm=1, H=6, W=6, KH=5, KW=5, C=8, input_offset=128, output_offset=-128,
+         padding="same"),
+    dict(id="dm1_k5_saturate_c8", dm=1, H=6, W=7, KH=5, KW=5, C=8, mode="saturate", padding="same"),
+    dict(id="dm1_blocks_k5_s2_c20", dm=1, H=6, W=64, KH=5, KW=5, sh=2, sw=2, C=20, padding="same"),
+    dict(id="dm1_exact_k5_s2_c9", dm=1, H=9, W=11, KH=5, KW=5, sh=2, sw=2, C=9, padding="same", huge_bias=True),
+    dict(id="dm1_exact_k7_s1_odd_c6", dm=1, H=8, W=9, KH=7, KW=7, C=6, padding="same", huge_bias=True),
+    dict(id="dm1_exact_k1x3_c8", dm=1, H=4, W=7, KH=1, KW=3, C=8, padding="same", huge_bias=True),
+    dict(id="dm1_exact_left_shifts_k5_c4", dm=1, H=6, W=6, KH=5, KW=5, C=4, small=True, mode=[3, 1, 0, 2],
+         padding="same"),
+    dict(id="dm1_exact_k2x9_s2_c8", dm=1, H=5, W=14, KH=2, KW=9, sh=2, sw=2, C=8, padding="same", huge_bias=True),
+    # the C loop: a dilated row, stride_w 3
+    dict(id="dm1_k5_dil_w2_c8", dm=1, H=9, W=12, KH=5, KW=5, dw=2, C=8, padding="same"),
+    dict(id="dm1_k3_s3_c8", dm=1, H=7, W=10, sh=3, sw=3, C=8, padding="same"),
 ]
 
 # float32: the conv2d float cases without an explicit out_c, each with depth multipliers 1, 2, 3
@@ -149,6 +182,32 @@ def test_host(case, target, variants):
 @pytest.mark.parametrize("case", DW_CASES, ids=lambda c: f"dw-{c['id']}")
 def test_emulated(case, target, variants):
     programs.check_emulated(*programs.compiled(programs.conv_program(case, True), target, variants))
+
+
+# depthwise_conv2d_s8_dsp on the Cortex-M4: a window other than 3x3 (dil_w 1, stride_w 1 or 2) runs
+# in assembly too (adaptc_dw_rowk), at the cost of the 3x3 one: per MAC at most 1.15x the 3x3
+# window's on the same input and stride, per output for a window of fewer than 9 taps (the C loop
+# takes ~2x); with the exact requantization (its outputs requantized in C) 1.3x.
+COST_WINDOWS = [(5, 5, False), (7, 7, False), (1, 9, False), (3, 1, False), (1, 3, False), (2, 2, False),
+                (5, 5, True)]
+
+
+def _dsp_instructions_per_mac(kh: int, kw: int, stride: int, exact: bool) -> float:
+    case = dict(id=f"cost_{kh}x{kw}_s{stride}_{exact}", dm=1, H=10, W=11, KH=kh, KW=kw, sh=stride, sw=stride, C=12,
+                padding="same", **({"huge_bias": True} if exact else {}))
+    m, x, want = programs.compiled(programs.conv_program(case, True), "cortex-m4", ("dsp", "ref"))
+    r = programs.check_emulated(m, x, want)
+    return r.steps[0]["instructions"] / (want.size * kh * kw)
+
+
+@needs_arm
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kh,kw,exact", COST_WINDOWS, ids=lambda v: str(v))
+def test_dsp_windows_cost_like_3x3(kh, kw, exact, stride):
+    base = _dsp_instructions_per_mac(3, 3, stride, False)
+    got = _dsp_instructions_per_mac(kh, kw, stride, exact)
+    bound = (1.3 if exact else 1.15) * base * max(1.0, 9 / (kh * kw))
+    assert got <= bound, f"{kh}x{kw} stride {stride}: {got:.2f} instructions a MAC, the 3x3 window {base:.2f}"
 
 
 def test_every_kernel_is_covered():

@@ -76,9 +76,8 @@ static inline int32_t adaptc_conv_fast(int32_t acc, int32_t m, int32_t k, int32_
  * two), ADAPTC_CONV_BY4 four groups an iteration (15 instructions per 16 MACs), to end; w ends at
  * the block's {m0, k0, m1, k1, rr}. */
 #define ADAPTC_CONV_BIAS \
-    "ldrd   %[a0], %[a1], [%[w]], #8\n\t" \
-    "mov    %[a2], %[a0]\n\t" \
-    "mov    %[a3], %[a1]\n\t"
+    "ldrd   %[a0], %[a1], [%[w]]\n\t" \
+    "ldrd   %[a2], %[a3], [%[w]], #8\n\t"
 
 #define ADAPTC_CONV_REST \
     "sub    %[w0], %[end], %[x]\n\t" \
@@ -195,11 +194,13 @@ static void adaptc_conv_pair(const int32_t *b, const int32_t *x, const int32_t *
 }
 
 /* out[c * out_stride + r] for every output channel r and the four columns c (from `cols`,
- * groups >= 1; `outs`: 6 words of scratch after them): each pair block against columns 0, 1
- * and then 2, 3; an odd last channel through dsp.h adaptc_row_x4; clamped to [act_min, act_max]. */
+ * groups >= 1; `outs`: 6 words of scratch after them) of which the first n are pixels: each
+ * pair block against columns 0, 1 and then, for n > 2, 2, 3; an odd last channel through dsp.h
+ * adaptc_row_x4; clamped to [act_min, act_max]. */
 static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_t *cols, int32_t rows,
                                              int32_t groups, int32_t mode, int32_t output_offset,
-                                             int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride)
+                                             int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
+                                             int32_t n)
 {
     const int32_t *const cols_end = cols + 8 * groups;
     const int32_t size = 2 * groups + 7;
@@ -211,7 +212,11 @@ static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_
         outs[1] = out + out_stride;
         outs[4] = out + 2 * out_stride;
         outs[5] = out + 3 * out_stride;
-        if ((groups & 3) == 0) {
+        if (n <= 2) {                                /* a last block of one or two pixels */
+            for (; r + 1 < rows; r += 2, blocks += size) {
+                adaptc_conv_pair_asm(blocks, cols, cols_end, 0);
+            }
+        } else if ((groups & 3) == 0) {
             for (; r + 1 < rows; r += 2, blocks += size) {
                 adaptc_conv_pair_asm(blocks, cols, cols_end, 1);
                 adaptc_conv_pair_asm(blocks, cols + 4, cols_end + 4, 1);
@@ -225,7 +230,10 @@ static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_
 #endif
     for (; r + 1 < rows; r += 2, blocks += size) {
         adaptc_conv_pair(blocks, cols, cols_end, out + r, out_stride, mode, output_offset);
-        adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, mode, output_offset);
+        if (n > 2) {
+            adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, mode,
+                             output_offset);
+        }
     }
     if (r < rows) {
         adaptc_row_x4(blocks + 3, cols, cols_end, blocks, output_offset, out + r, out_stride, mode == 0);
@@ -249,7 +257,7 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input, co
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
         adaptc_im2col_x4(&g, input, n, cols, gather);
         adaptc_conv_rows(blocks, cols, out_c, groups, p->rq_mode, p->output_offset, p->act_min, p->act_max,
-                         n == 4 ? output + pix * out_c : tail, out_c);
+                         n == 4 ? output + pix * out_c : tail, out_c, n);
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }

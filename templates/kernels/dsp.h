@@ -601,29 +601,51 @@ static inline void adaptc_next_pixel(adaptc_conv_geometry *g)
     }
 }
 
+#if ADAPTC_DSP_ASM
+/* Two groups of eight int8 values at src (operands of adaptc_col_rows' assembly) */
+#define ADAPTC_COL_PAIR \
+    "ldr    %[t0], [%[src]], #4\n\t" \
+    "ldr    %[t1], [%[src]], #4\n\t" \
+    "sxtab16 %[c0], %[off], %[t0]\n\t" \
+    "sxtab16 %[c1], %[off], %[t0], ror #8\n\t" \
+    "strd   %[c0], %[c1], [%[col]], #32\n\t" \
+    "sxtab16 %[c0], %[off], %[t1]\n\t" \
+    "sxtab16 %[c1], %[off], %[t1], ror #8\n\t" \
+    "strd   %[c0], %[c1], [%[col]], #32\n\t"
+#endif
+
 /* k_h filter rows of `row_groups` groups from src, rows `src_step` bytes apart (any alignment),
  * into a column of four interleaved ones: a receptive field inside the input, its filter rows
- * whole groups.  A DSP core converts in assembly, two groups an iteration for an even
- * row_groups (10 instructions per eight values), else one (6 per four). */
+ * whole groups.  A DSP core converts in assembly, four groups an iteration where row_groups
+ * allows (18 instructions per sixteen values), else two (10 per eight) or one (6 per four). */
 static inline void adaptc_col_rows(int32_t *col, const int8_t *src, int32_t rows, int32_t row_groups,
                                    int32_t src_step, int32_t offset2)
 {
 #if ADAPTC_DSP_ASM
     const int32_t skip = src_step - 4 * row_groups;
     int32_t cnt, t0, t1, c0, c1;
-    if ((row_groups & 1) == 0) {
+    if ((row_groups & 3) == 0) {
         __asm__ volatile(
                 "1:\n\t"
                 "mov    %[cnt], %[n]\n"
                 "2:\n\t"
-                "ldr    %[t0], [%[src]], #4\n\t"
-                "ldr    %[t1], [%[src]], #4\n\t"
-                "sxtab16 %[c0], %[off], %[t0]\n\t"
-                "sxtab16 %[c1], %[off], %[t0], ror #8\n\t"
-                "strd   %[c0], %[c1], [%[col]], #32\n\t"
-                "sxtab16 %[c0], %[off], %[t1]\n\t"
-                "sxtab16 %[c1], %[off], %[t1], ror #8\n\t"
-                "strd   %[c0], %[c1], [%[col]], #32\n\t"
+                ADAPTC_COL_PAIR
+                ADAPTC_COL_PAIR
+                "subs   %[cnt], %[cnt], #1\n\t"
+                "bne    2b\n\t"
+                "add    %[src], %[src], %[skip]\n\t"
+                "subs   %[rows], %[rows], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [rows] "+&r"(rows), [cnt] "=&r"(cnt), [t0] "=&r"(t0),
+                  [t1] "=&r"(t1), [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [n] "r"(row_groups >> 2), [off] "r"(offset2), [skip] "r"(skip)
+                : "cc", "memory");
+    } else if ((row_groups & 1) == 0) {
+        __asm__ volatile(
+                "1:\n\t"
+                "mov    %[cnt], %[n]\n"
+                "2:\n\t"
+                ADAPTC_COL_PAIR
                 "subs   %[cnt], %[cnt], #1\n\t"
                 "bne    2b\n\t"
                 "add    %[src], %[src], %[skip]\n\t"
@@ -661,62 +683,70 @@ static inline void adaptc_col_rows(int32_t *col, const int8_t *src, int32_t rows
 #endif
 }
 
-/* n bytes from src to dst (any alignment), a word at a time while four remain */
+/* n bytes from src to dst (any alignment): a word at a time, then the last 0..3 bytes (no byte
+ * loop: gcc would call memcpy for it) */
 static inline void adaptc_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
     for (; n >= 4; n -= 4, src += 4, dst += 4) {
         adaptc_write_u8x4(dst, (uint32_t)adaptc_read_s8x4(src));
     }
-    for (; n > 0; --n) {
-        *dst++ = *src++;
+    if (n & 2) {
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst += 2;
+        src += 2;
+    }
+    if (n & 1) {
+        dst[0] = src[0];
     }
 }
 
-/* n bytes of the low byte of v4 (the byte in all four) at dst, a word at a time */
+/* n bytes of the low byte of v4 (the byte in all four) at dst: a word at a time, then 0..3 bytes */
 static inline void adaptc_fill_bytes(int8_t *dst, uint32_t v4, int32_t n)
 {
     for (; n >= 4; n -= 4, dst += 4) {
         adaptc_write_u8x4(dst, v4);
     }
-    for (; n > 0; --n) {
-        *dst++ = (int8_t)v4;
+    if (n & 2) {
+        dst[0] = (int8_t)v4;
+        dst[1] = (int8_t)v4;
+        dst += 2;
+    }
+    if (n & 1) {
+        dst[0] = (int8_t)v4;
     }
 }
 
 /* The receptive field of the output pixel with input origin (in_y0, in_x0) in `image` as k_h
  * filter rows of g->row_bytes bytes at dst (k_w * in_c values, then the zero point up to a
- * padded row's end), the zero point at padded taps: rows outside filled, each other row (dil_w
- * 1) as its run of taps inside between fills, or tap by tap. */
+ * padded row's end), the zero point at padded taps: each row filled with the zero point, then
+ * its taps inside copied over -- for dil_w 1 one run of bytes, else tap by tap. */
 static ADAPTC_NOINLINE void adaptc_gather_field(const adaptc_conv_geometry *g, const int8_t *image, int32_t in_y0,
                                                 int32_t in_x0, int8_t *dst)
 {
-    const int32_t in_w = g->in_w, in_c = g->in_c, k_w = g->k_w, dil_w = g->dil_w;
-    const int32_t taps_bytes = k_w * in_c, row_bytes = g->row_bytes;
+    const int32_t in_w = g->in_w, in_c = g->in_c, k_w = g->k_w, dil_w = g->dil_w, row_bytes = g->row_bytes;
     const uint32_t zp4 = 0x01010101u * (uint8_t)(int8_t)-g->input_offset;
-    const int32_t fx0 = in_x0 < 0 ? (-in_x0 < k_w ? -in_x0 : k_w) : 0;   /* dil_w 1: the taps inside */
+    const int32_t fx0 = in_x0 < 0 ? (-in_x0 < k_w ? -in_x0 : k_w) : 0;   /* dil_w 1: taps fx0 .. fx1 - 1 inside */
     const int32_t fx1 = in_w - in_x0 < k_w ? (in_w - in_x0 > fx0 ? in_w - in_x0 : fx0) : k_w;
     int32_t filter_y, filter_x;
     for (filter_y = 0; filter_y < g->k_h; ++filter_y, dst += row_bytes) {
         const int32_t in_y = in_y0 + g->dil_h * filter_y;
+        const int8_t *row;
+        adaptc_fill_bytes(dst, zp4, row_bytes);
         if (in_y < 0 || in_y >= g->in_h) {
-            adaptc_fill_bytes(dst, zp4, row_bytes);
             continue;
         }
-        if (dil_w == 1) {                           /* taps fx0 .. fx1 - 1 inside: one run of bytes */
-            adaptc_fill_bytes(dst, zp4, fx0 * in_c);
-            adaptc_copy_bytes(dst + fx0 * in_c, image + (in_y * in_w + in_x0 + fx0) * in_c, (fx1 - fx0) * in_c);
-            adaptc_fill_bytes(dst + fx1 * in_c, zp4, (k_w - fx1) * in_c);
-        } else {
-            for (filter_x = 0; filter_x < k_w; ++filter_x) {
-                const int32_t in_x = in_x0 + dil_w * filter_x;
-                if (in_x >= 0 && in_x < in_w) {
-                    adaptc_copy_bytes(dst + filter_x * in_c, image + (in_y * in_w + in_x) * in_c, in_c);
-                } else {
-                    adaptc_fill_bytes(dst + filter_x * in_c, zp4, in_c);
-                }
+        row = image + in_y * in_w * in_c;
+        if (dil_w == 1) {
+            adaptc_copy_bytes(dst + fx0 * in_c, row + (in_x0 + fx0) * in_c, (fx1 - fx0) * in_c);
+            continue;
+        }
+        for (filter_x = 0; filter_x < k_w; ++filter_x) {
+            const int32_t in_x = in_x0 + dil_w * filter_x;
+            if (in_x >= 0 && in_x < in_w) {
+                adaptc_copy_bytes(dst + filter_x * in_c, row + in_x * in_c, in_c);
             }
         }
-        adaptc_fill_bytes(dst + taps_bytes, zp4, row_bytes - taps_bytes);
     }
 }
 

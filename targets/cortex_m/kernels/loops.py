@@ -174,7 +174,9 @@ def im2col_dsp(g: ConvLoops, row_bytes: int) -> dict[str, float]:
     conv_b = int((vy[b] * vx[b]).sum()) * (g.in_c // 4)
     clear_a = (na * g.k_h - int(vy[a].sum())) * row_groups
     clear_b = (nb * g.k_h - int(vy[b].sum())) * row_groups + int((vy[b] * (g.k_w - vx[b])).sum()) * (g.in_c // 4)
+    per = 4 if row_groups % 4 == 0 else 2 if row_groups % 2 == 0 else 1   # adaptc_col_rows: groups an iteration
     return {"blocks": blocks, "cols_f": nf, "rows_f": nf * g.k_h, "groups_f": nf * g.k_h * row_groups,
+            "iters_f": nf * g.k_h * (row_groups // per),
             "cols_a": na, "rows_a": na * g.k_h, "cols_b": nb, "rows_b": nb * g.k_h,
             "taps_b": int(vy[b].sum()) * g.k_w, "cols_c": nc, "taps_c": nc * g.k_h * g.k_w, "bytes_c": nc * depth,
             "convert_groups": conv_a + conv_b + nc * (depth // 4), "convert_tails": nc * (depth % 4 > 0),
@@ -198,14 +200,18 @@ def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, mode: int, paire
     single = np.arange(g.out_c) >= 2 * n_pairs
     neg = 0 if exact else int((sh[single] < 0).sum())
     pos = int(single.sum()) - neg
-    outputs = blocks * 8 * n_pairs
     tail = g.pixels % 4
+    short = int(0 < tail <= 2)                          # a last block of 1-2 pixels: columns 0, 1 only
+    halves = 2 * blocks - short
+    rest = halves if mode != 2 or groups % 4 else short  # halves through the groups % 4 prologue
+    outputs = halves * 4 * n_pairs
     return {"rows_asm": blocks * neg, "groups_asm": blocks * neg * groups, "pairs_asm": blocks * neg * (groups // 2),
             "rows_c": blocks * pos * (not exact), "rows_exact": blocks * pos * exact,
             "groups_c": blocks * pos * groups, "pairs_c": blocks * pos * (groups // 2),
-            "row_pairs": blocks * n_pairs, "pair_groups": blocks * n_pairs * 2 * groups,
-            "pair_iters": blocks * n_pairs * 2 * (groups // 4),
-            "pair_rest": blocks * n_pairs * 2 * (mode != 2 or groups % 4 != 0), "pair_rq_fast": outputs * (mode == 2),
+            "row_pairs": blocks * n_pairs, "pair_groups": halves * n_pairs * groups,
+            "pair_iters": halves * n_pairs * (groups // 4),
+            "pair_rest": n_pairs * rest,
+            "pair_rq_fast": outputs * (mode == 2),
             "pair_rq_apply": outputs * (mode == 1), "pair_rq_exact": outputs * exact,
             "clamp": blocks * 4 * g.out_c * clamps(step), "tail": int(tail > 0), "tail_bytes": tail * g.out_c}
 

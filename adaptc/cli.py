@@ -469,10 +469,11 @@ def run_cmd(model, target, input_file, calibration, input_shapes, as_json):
                    f"{m.program.macs:,} MACs, {r.instructions_per_mac:.3f} instructions/MAC")
         click.echo("  " + ", ".join(f"{k} {v:,}" for k, v in r.classes.items()))
         click.echo(f"  stack used {r.stack_bytes:,} bytes")
-        click.echo(f"  {'step':>4}  {'kernel':<24} {'instructions':>12} {'MACs':>11} {'insn/MAC':>8}")
+        click.echo(f"  {'step':>4}  {'kernel':<24} {'instructions':>12} {'MACs':>11} {'insn/MAC':>8}  why")
         for s in r.steps:
             per = f"{s['instructions'] / s['macs']:.3f}" if s["macs"] else "-"
-            click.echo(f"  {s['step']:>4}  {s['kernel']:<24} {s['instructions']:>12,} {s['macs']:>11,} {per:>8}")
+            click.echo(f"  {s['step']:>4}  {s['kernel']:<24} {s['instructions']:>12,} {s['macs']:>11,} {per:>8}"
+                       f"  {s['note']}".rstrip())
         click.echo(f"  output {'matches' if same else 'DIFFERS FROM'} the host build")
     if not same:
         raise click.ClickException("the emulated core's output differs from the host build")

@@ -221,8 +221,9 @@ class CompiledModel:
 
     def report_dict(self, memory: bool | None = None) -> dict:
         s = self.scheduled
-        layers = [{"step": st.index, "op": st.op, "source": st.step.source, "kernel": st.kernel, "macs": st.macs,
-                   "weight_bytes": st.flash_bytes, "output_shape": list(st.step.out_shape)} for st in s.steps]
+        layers = [{"step": st.index, "op": st.op, "source": st.step.source, "kernel": st.kernel,
+                   "variant": st.variant, "note": st.note, "macs": st.macs, "weight_bytes": st.flash_bytes,
+                   "output_shape": list(st.step.out_shape)} for st in s.steps]
         io = self.io_quantization
         out = {"model": self.info.name, "source": self.info.path, "target": self.target,
                "format": self.format, "prefix": self.prefix,

@@ -220,10 +220,10 @@ def write_report(m, sim, directory: Path, accuracy: list[float] | None = None) -
     lines += ["", "## Exits", "", f"| exit | {unit} | MACs | constants read (B) |", "|---|---|---|---|"]
     for e in sim.exits:
         lines.append(f"| {e.exit} | {f(e.cycles)} | {e.macs:,} | {e.weight_bytes:,} |")
-    lines += ["", "## Steps", "", f"| step | kernel | MACs | {unit} |", "|---|---|---|---|"]
+    lines += ["", "## Steps", "", f"| step | kernel | MACs | {unit} | why |", "|---|---|---|---|---|"]
     for s in sim.steps:
         lines.append(f"| {s['step']} | {s['kernel'] or s['op']} | {s['macs']:,} | "
-                     f"{f(s[sim.unit])} |")
+                     f"{f(s[sim.unit])} | {s.get('note', '')} |")
     search = (getattr(m, "augmentation", None) or {}).get("search")
     if search:
         lines += [""] + exit_search_lines(search)

@@ -28,6 +28,7 @@ class ScheduledStep:
     scratch_bytes: int = 0           # arena scratch live during this step only
     scratch_offset: int | None = None
     call: Any = None                 # the target's own description of the call (Cortex-M: KernelCall)
+    note: str = ""                   # why this kernel, in this form (requantization, layout, declined variants)
 
     @property
     def index(self) -> int:

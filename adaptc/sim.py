@@ -121,7 +121,8 @@ def estimate(scheduled, target, clock_hz: float | None = None, **settings) -> Si
         raise InputError(f"simulate on {target.name}: {e}") from None
     steps = []
     for s, c in zip(scheduled.steps, runs[-1]):     # the top level: every step runs
-        steps.append({"step": s.index, "kernel": s.kernel, "op": s.op, "macs": int(s.macs), unit: c.cost,
+        steps.append({"step": s.index, "kernel": s.kernel, "note": s.note, "op": s.op, "macs": int(s.macs),
+                      unit: c.cost,
                       **({"instructions": c.instructions} if c.instructions is not None else {}), **c.detail})
     size = target.memory(scheduled)
     effective = {k: p.default for k, p in inspect.signature(target.cost).parameters.items()

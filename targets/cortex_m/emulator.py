@@ -250,7 +250,8 @@ def run_on_target(model, x: np.ndarray, timeout: float = 600.0, level: int | Non
     steps, total = [], Counts()
     for s in model.scheduled.steps:
         c = _interval(snaps[s.index], snaps[s.index + 1], dis, skip)
-        steps.append({"step": s.index, "op": s.op, "kernel": s.kernel, "macs": s.macs, **c.as_dict()})
+        steps.append({"step": s.index, "op": s.op, "kernel": s.kernel, "variant": s.variant, "note": s.note,
+                      "macs": s.macs, **c.as_dict()})
         total.instructions += c.instructions
         total.memory_accesses += c.memory_accesses
         for k in CLASSES:

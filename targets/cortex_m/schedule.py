@@ -46,7 +46,7 @@ def schedule(program: Program, core, kernels: str | None = None) -> ScheduledPro
             shared[key] = data
             flash += int(data.nbytes)
         steps.append(ScheduledStep(step, call.function, call.variant, flash, call.scratch_bytes,
-                                   scratch.get(step.index), call))
+                                   scratch.get(step.index), call, call.why))
     return ScheduledProgram(program, core.name, steps, planner, offsets)
 
 

@@ -12,7 +12,7 @@ from adaptc.program import Program, Step
 
 from .common import act_f32, elements
 from .registry import KernelCall, kernel
-from .simd import fast_rq_mode, requant_is_exact
+from .simd import RQ_NOTES, fast_rq_mode, requant_is_exact
 
 
 def elementwise_loops(step: Step) -> dict[str, float]:
@@ -106,10 +106,12 @@ def add_dsp_loops(step: Step) -> dict[str, float]:
 def add_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     p = _add_params(step)
     if not _uses_table(p):
-        return KernelCall({**p, "rq_mode": 0, "rq_round": 0, "table": 0}, [], in_place=ELEMENTWISE_IN_PLACE)
+        return KernelCall({**p, "rq_mode": 0, "rq_round": 0, "table": 0}, [], in_place=ELEMENTWISE_IN_PLACE,
+                          note="inputs rescaled in the loop")
     table = _rescale_table(p)
     mode, k = _rq_mode(p, table)
     if mode == 2:
         table = table * 2                            # max |t1| + max |t2| < 2^30: doubled sums fit
     return KernelCall({**p, "rq_mode": mode, "rq_round": k, "table": ("array", "table")},
-                      [("table", table)], in_place=ELEMENTWISE_IN_PLACE)
+                      [("table", table)], in_place=ELEMENTWISE_IN_PLACE,
+                      note=f"rescaling tables; {RQ_NOTES[mode]}")

@@ -25,7 +25,16 @@ from .common import (
 )
 from .loops import columns, conv_loops, im2col_dsp, in_place_delta, inside, pot_macs, rows_x4, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
-from .simd import channel_records, coded_weights, conv_blocks, exact_requant, fast_rq_mode, folded_bias
+from .simd import (
+    MVE_NOTE,
+    RQ_NOTES,
+    channel_records,
+    coded_weights,
+    conv_blocks,
+    exact_requant,
+    fast_rq_mode,
+    folded_bias,
+)
 
 # ------------------------------------------------------------------------------ reference
 
@@ -176,14 +185,18 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     common = dict(shared=shared, in_place={0: in_place_delta(conv_loops(step))},
                   scratch_bytes=(36 if code else 32) * groups + pointers + 4 * geo["out_c"] + gather)
     if packed:
-        return KernelCall({**geo, **out, **code, "rq_exact": int(_rq_exact(step)), "scratch": SCRATCH},
-                          [("weights", filt), ("channels", channel_records(step, geo["out_c"]))], **common)
+        exact = _rq_exact(step)
+        return KernelCall({**geo, **out, **code, "rq_exact": int(exact), "scratch": SCRATCH},
+                          [("weights", filt), ("channels", channel_records(step, geo["out_c"]))],
+                          note=RQ_NOTES[0] if exact else "", **common)
     mode = _rq_mode(step)
     (_, mult), (_, shift) = requant_arrays(step, geo["out_c"])
     blocks = conv_blocks(filt, groups, bias_array(step, geo["out_c"], np.int32)[1], mult, shift, mode,
                          out["output_offset"])
+    taps = geo["k_w"] * geo["in_c"]
+    note = RQ_NOTES[mode] + (f"; filter rows padded {taps} -> {rb} bytes" if rb != taps else "")
     return KernelCall({**geo, **out, "row_bytes": rb, "rq_mode": mode, "scratch": SCRATCH}, [("blocks", blocks)],
-                      **common)
+                      note=note, **common)
 
 
 @kernel("conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=conv_dsp_loops, headers=("dsp.h",))
@@ -230,4 +243,4 @@ def conv2d_s8_mve(step: Step, prog: Program) -> KernelCall | None:
     rows = w.reshape(geo["out_c"], -1).astype(np.int8)               # OHWI -> [out][k_h * k_w * in_c]
     return KernelCall({**geo, **out, "scratch": SCRATCH},
                       [("weights", rows), ("bias", folded_bias(step, rows, out["input_offset"])),
-                       *requant_arrays(step, geo["out_c"])], scratch_bytes=4 * rows.shape[1])
+                       *requant_arrays(step, geo["out_c"])], scratch_bytes=4 * rows.shape[1], note=MVE_NOTE)

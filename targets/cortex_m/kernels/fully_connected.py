@@ -26,7 +26,7 @@ from .common import (
 )
 from .loops import clamps, dense_dims, fc_columns, pot_macs, shifts, straddles, unpack_rows
 from .registry import SCRATCH, KernelCall, kernel
-from .simd import channel_records, coded_weights, exact_requant, folded_bias, pack_rows
+from .simd import MVE_NOTE, RQ_NOTES, channel_records, coded_weights, exact_requant, folded_bias, pack_rows
 
 # ------------------------------------------------------------------------------ reference
 
@@ -196,7 +196,7 @@ def fully_connected_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
         return None
     return KernelCall({**geo, **out, "rq_mode": mode, "scratch": SCRATCH},
                       [("weights", dsp_weights(rows)), ("channels", dsp_records(step, geo["out_features"], mode))],
-                      scratch_bytes=8 * -(-geo["in_features"] // 4))
+                      scratch_bytes=8 * -(-geo["in_features"] // 4), note=RQ_NOTES[mode])
 
 
 @kernel("fully_connected_s8_packed_dsp", "adaptc.qdense", "dsp", features=fc_packed_dsp_loops,
@@ -227,4 +227,4 @@ def fully_connected_s8_mve(step: Step, prog: Program) -> KernelCall | None:
     params = {**geo, "input_offset": out["input_offset"], "filter_offset": 0, "output_offset": out["output_offset"],
               "act_min": out["act_min"], "act_max": out["act_max"]}
     return KernelCall(params, [("weights", rows), ("bias", folded_bias(step, rows, out["input_offset"])),
-                               *requant_arrays(step, geo["out_features"])])
+                               *requant_arrays(step, geo["out_features"])], note=MVE_NOTE)

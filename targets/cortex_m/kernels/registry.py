@@ -56,6 +56,9 @@ class KernelCall:
     in_place: dict = field(default_factory=dict)  # input position -> delta: the kernel is correct with
                                                   # its output starting delta bytes before that input
                                                   # (adaptc.schedule.plan_arena may overlap them)
+    note: str = ""                         # why this form of the kernel: its builder's choices
+                                           # (requantization, layout), for the report and `adaptc run`
+    declined: tuple[str, ...] = ()         # better-ranked variants (their kernels for the op) that declined
     kernel: Kernel | None = None           # the record that built it (set by select)
 
     @property
@@ -73,6 +76,12 @@ class KernelCall:
     @property
     def variant(self) -> str:
         return self.kernel.variant
+
+    @property
+    def why(self) -> str:
+        """The builder's note, and the better-ranked variants whose kernels declined the step."""
+        declined = f"{', '.join(self.declined)} kernel declined" if self.declined else ""
+        return "; ".join(t for t in (self.note, declined) if t)
 
     @property
     def array_bytes(self) -> int:
@@ -113,12 +122,18 @@ def records(op: str, variant: str) -> list[Kernel]:
 def select(step: Step, prog: Program, variants=("ref",)) -> KernelCall:
     """The KernelCall for a step: the first record of ``variants`` (best first) whose builder
     accepts it; TargetError naming the op, dtype and variants if none does."""
+    declined = []
     for variant in variants:
+        tried = False
         for record in records(step.op, variant):
+            tried = True
             call = record.build(step, prog)
             if call is not None:
                 call.kernel = record
+                call.declined = tuple(declined)
                 return call
+        if tried:
+            declined.append(variant)
     dtype = prog.tensors[step.output].dtype
     known = sorted({k.op for k in KERNELS.values()})
     raise TargetError(f"no C kernel for {step.op} ({dtype}, variants {', '.join(variants)}) at step "

@@ -85,6 +85,12 @@ def conv_blocks(words: np.ndarray, groups: int, bias, mult, shift, mode: int, ou
     return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
+# The requantization a DSP kernel's rq_mode selects, as the report and `adaptc run` name it
+RQ_NOTES = {2: "fast requantization", 1: "requantization proven exact (a shift >= 0 or a large output offset)",
+            0: "exact 64-bit requantization (the accumulator bound is not provable)"}
+MVE_NOTE = "exact vector requantization (any accumulator)"
+
+
 def fast_rq_mode(exact: bool, shift, output_offset: int) -> int:
     """The requantization mode of conv2d_s8_dsp and add_s8_dsp (rq_mode): 2 -- the fast form,
     its rounding and output offset folded into one constant -- where it is proven (``exact``: the

@@ -236,3 +236,25 @@ def test_report_memory_per_step():
         assert s["weight_bytes"] >= step.flash_bytes
         assert s["stack_bytes"] <= mem["model"]["stack_bytes"]
     assert mem["model"]["flash_bytes"] >= m.scheduled.weight_bytes
+
+
+def test_each_step_says_which_kernel_runs_and_why():
+    """report.json and `adaptc run` name each step's kernel and why it takes that form: the
+    requantization a DSP layer runs (VWW: the accumulator bound of some 1x1 convolutions is not
+    provable, so they requantize exactly), a first convolution's filter rows padded to whole
+    groups; the M55's Helium kernels requantize exactly for any accumulator."""
+    from click.testing import CliRunner
+
+    from adaptc.cli import main
+
+    vww = adaptc.compile(DATA / "vww_96_int8.tflite", target="cortex-m4")
+    notes = [s["note"] for s in vww.report(memory=False)["layers"] if s["kernel"] == "conv2d_s8_dsp"]
+    assert any("not provable" in n for n in notes) and any(n.startswith("fast requantization") for n in notes)
+    assert "fast requantization; filter rows padded 9 -> 12 bytes" in notes
+    m55 = adaptc.compile(KWS, target="cortex-m55")
+    assert {s.note for s in m55.scheduled.steps if s.kernel in ("conv2d_s8_mve", "fully_connected_s8_mve")} == {
+        "exact vector requantization (any accumulator)"}
+    res = CliRunner().invoke(main, ["run", str(KWS), "-t", "cortex-m4"])
+    assert res.exit_code == 0, res.output
+    rows = [r for r in (line.split() for line in res.output.splitlines()) if r[1:2] == ["conv2d_s8_dsp"]]
+    assert len(rows) == 5 and all(r[-2:] == ["fast", "requantization"] for r in rows), res.output

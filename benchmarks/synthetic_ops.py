@@ -669,3 +669,60 @@ def batch_matmul_s8_packed(rng):
 OPS.update({   # the packed batched matmul's own layers, keyed by kernel (as the other packed kernels')
     "batch_matmul_s8_packed": ("int8", batch_matmul_s8_packed),
 })
+
+
+def _pool_s8(rng, op: str):
+    """TFLite int8 AVERAGE_POOL_2D / MAX_POOL_2D (adaptc.qavg_pool2d / qmax_pool2d): 2x2 and 3x3
+    windows, strides 1 and 2, VALID or SAME; global pools up to 32x32 (windows past 256 elements:
+    the DSP kernels' blocks); now and then a window of whole rows less a column (runs of len, not
+    one run) or of rows wider than 256; channels of every remainder mod 8; narrowed ranges."""
+    while True:
+        n = 1 if rng.random() < 0.9 else 2
+        c = int(rng.choice([1, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 64, 96]))
+        r = rng.random()
+        if r < 0.3:                                     # global, half of them past 256 elements
+            h, w = (int(v) for v in rng.choice([2, 4, 5, 7, 8, 10] if rng.random() < 0.5 else [17, 20, 24, 32], 2))
+            if rng.random() < 0.25:                     # a spectrogram-like map (KWS: 25x5)
+                h, w = int(rng.integers(10, 50)), int(rng.integers(1, 6))
+            k, s = (h, w), (h, w)
+        elif r < 0.4:                                   # tall windows of rows: runs of k_w
+            h, w = int(rng.integers(8, 21)), int(rng.integers(4, 21))
+            k, s = (h - int(rng.integers(0, 3)), w - 1), (1, int(rng.integers(1, 3)))
+        elif r < 0.45:                                  # rows wider than 256
+            h, w = int(rng.integers(1, 4)), int(rng.integers(270, 400))
+            k, s = (h, int(rng.integers(257, w))), (1, int(rng.integers(5, 40)))
+        else:
+            h, w = (int(v) for v in rng.choice([4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 48], 2))
+            kk = int(rng.choice([2, 2, 3]))
+            k, s = (min(kk, h), min(kk, w)), (int(rng.choice([1, 2, 2])),) * 2
+        if n * h * w * c <= ELEMENTS:
+            break
+    pad = [0, 0, 0, 0]
+    if r >= 0.45 and rng.random() < 0.4:                # SAME
+        pads = []
+        for size, kk_, st in ((h, k[0], s[0]), (w, k[1], s[1])):
+            out = -(-size // st)
+            total = max((out - 1) * st + kk_ - size, 0)
+            pads.append((total // 2, total - total // 2))
+        pad = [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
+    oh = (h + pad[0] + pad[2] - k[0]) // s[0] + 1
+    ow = (w + pad[1] + pad[3] - k[1]) // s[1] + 1
+    narrow = rng.random() < 0.3
+    attrs = {"pool_size": list(k), "strides": list(s), "padding": pad, "channels": c,
+             "act_min": int(rng.integers(-128, 0)) if narrow else -128, "act_max": int(rng.integers(20, 128)) if narrow
+             else 127}
+    return op, attrs, {}, [(n, h, w, c)], (n, oh, ow, c)
+
+
+def avg_pool_s8(rng):
+    return _pool_s8(rng, "adaptc.qavg_pool2d")
+
+
+def max_pool_s8(rng):
+    return _pool_s8(rng, "adaptc.qmax_pool2d")
+
+
+OPS.update({   # AVERAGE_POOL_2D / MAX_POOL_2D, int8 (the DSP kernels' windows)
+    "adaptc.qavg_pool2d": ("int8", avg_pool_s8),
+    "adaptc.qmax_pool2d": ("int8", max_pool_s8),
+})

@@ -19,7 +19,8 @@
  *         p->scratch: four im2col columns (8 * groups words), 6 words of output pointers
  *         (adaptc_conv_rows), four output rows for a last, partial block of pixels (4 * out_c
  *         bytes), then 4 * groups bytes to gather in.
- * Arithmetic: four output pixels at a time, adaptc_im2col_x4 writes each pixel's receptive
+ * Arithmetic: four output pixels at a time, adaptc_im2col_x4 (adaptc_im2col_1x1 for a pointwise
+ *   convolution) writes each pixel's receptive
  *   field as (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so
  *   the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
  *   two columns at a time with SMLAD (16 MACs in 15 instructions), adds the bias, requantizes
@@ -241,6 +242,17 @@ static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }
 
+/* A pointwise convolution's (1x1, stride 1, no padding, in_c a multiple of 4: the pixels lie one
+ * after the other) next n <= 4 columns from src, the last pixel repeated in the spare ones:
+ * converted straight from the input, no geometry to follow. */
+static inline void adaptc_im2col_1x1(const int8_t *src, int32_t in_c, int32_t n, int32_t *cols, int32_t offset2)
+{
+    int32_t c;
+    for (c = 0; c < 4; ++c) {
+        adaptc_col_rows(cols + 2 * c, src + (c < n ? c : n - 1) * in_c, 1, in_c / 4, 0, offset2);
+    }
+}
+
 static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input, const int32_t *blocks,
                           int8_t *output)
 {
@@ -253,9 +265,15 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input, co
     adaptc_conv_geometry g = {p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->k_h, p->k_w, p->stride_h, p->stride_w,
                               p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, p->row_bytes, 0, 0, 0};
     int32_t pix;
+    const int32_t pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+                              p->pad_left == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (p->in_c & 3) == 0;
     for (pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
-        adaptc_im2col_x4(&g, input, n, cols, gather);
+        if (pointwise) {
+            adaptc_im2col_1x1(input + pix * p->in_c, p->in_c, n, cols, adaptc_offset2(p->input_offset));
+        } else {
+            adaptc_im2col_x4(&g, input, n, cols, gather);
+        }
         adaptc_conv_rows(blocks, cols, out_c, groups, p->rq_mode, p->output_offset, p->act_min, p->act_max,
                          n == 4 ? output + pix * out_c : tail, out_c, n);
         if (n < 4) {

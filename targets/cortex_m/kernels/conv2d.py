@@ -142,7 +142,7 @@ def conv_dsp_loops(step: Step) -> dict[str, float]:
     g = conv_loops(step)
     rb = row_bytes(step)
     groups = -(-(g.k_h * rb) // 4)
-    cols = im2col_dsp(g, rb)
+    cols = im2col_dsp(g, rb, one_by_one=True)
     return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_mode(step), paired=True)}
 
 

@@ -151,13 +151,24 @@ def in_place_delta(g: ConvLoops, block: int = 4) -> int:
     return int(max(0, np.max(ends * g.out_c - later[ends] * g.in_c, initial=0)))
 
 
-def im2col_dsp(g: ConvLoops, row_bytes: int) -> dict[str, float]:
+def pointwise(g: ConvLoops) -> bool:
+    """1x1, stride 1, no padding, in_c a multiple of 4: conv2d_s8_dsp's adaptc_im2col_1x1."""
+    return (g.k_h == g.k_w == 1 and g.s_h == g.s_w == 1 and g.p_t == g.p_l == 0 and g.in_h == g.out_h
+            and g.in_w == g.out_w and g.in_c % 4 == 0)
+
+
+def im2col_dsp(g: ConvLoops, row_bytes: int, one_by_one: bool = False) -> dict[str, float]:
     """Loop counts of adaptc_im2col_x4 (dsp.h) over all columns, filter rows of ``row_bytes``
-    (k_w * in_c, or padded to whole groups): path F (the whole field inside: adaptc_col_rows),
+    (k_w * in_c, or padded to whole groups) -- or, ``one_by_one`` (conv2d_s8_dsp) for a
+    pointwise convolution, of adaptc_im2col_1x1 (path P) --: path F (the whole field inside: adaptc_col_rows),
     A (whole filter rows converted straight from the input, padded rows cleared), B (in_c a
     multiple of 4: tap by tap), C (gathered as bytes, then converted); groups of four values
     converted or cleared."""
     blocks, iy0, ix0, _ = columns(g)
+    if one_by_one and pointwise(g):                    # adaptc_im2col_1x1: four columns a block
+        per = 4 if g.in_c % 16 == 0 else 2 if g.in_c % 8 == 0 else 1
+        return {"blocks": blocks, "cols_p": 4 * blocks, "groups_p": 4 * blocks * (g.in_c // 4),
+                "iters_p": 4 * blocks * (g.in_c // 4 // per)}
     vy = inside(iy0, g.k_h, g.d_h, g.in_h).sum(axis=1)
     vxm = inside(ix0, g.k_w, g.d_w, g.in_w)
     vx = vxm.sum(axis=1)

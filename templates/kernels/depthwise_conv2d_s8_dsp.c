@@ -424,15 +424,17 @@ static ADAPTC_NOINLINE void adaptc_dw_row3(const int32_t *x, const int32_t *w, c
 #endif
 
 /* The general window (any k_h x k_w, dil_w 1, stride_w 1 or 2) in assembly, adaptc_dw_rowk: the
- * two-pixel block of adaptc_dw_row3 (and the last odd pixel) over a row table, adaptc_dw_tables':
- * per window row, and per chunk of at most ADAPTC_DW_KMAX of its taps, {the bytes x moves on
- * before it, where it enters the runs}; a last entry takes x on to the next block and enters the
- * epilogue.  The row top reads the entry, moves x, loads the column there and jumps (ADD PC) into
- * a run of ADAPTC_DW_KMAX taps -- stride 1, stride 2, one pixel, one after the other --, so that
- * the chunk's n taps are the last n of the run, which ends by a branch back to the row top.  After
- * the runs the branches to the epilogues: the accumulators stored (exact requantization) of a
- * block, of a pixel, the fast requantization of a pixel, then that of a block.  Every tap the same
- * bytes (32-bit instructions only; the assembler checks). */
+ * two-pixel block of adaptc_dw_row3 (and the last odd pixel) over a row table (adaptc_dw_entries,
+ * adaptc_dw_moves): per window row, and per chunk of at most ADAPTC_DW_KMAX of its taps, {the
+ * bytes x moves on before it, where it enters the runs}; a last entry takes x on to the next block
+ * and enters the epilogue.  The row top reads the entry, moves x, loads the column there and jumps
+ * (ADD PC) into a run of ADAPTC_DW_KMAX taps -- stride 1, stride 2, one pixel, one after the
+ * other --, so that the chunk's n taps are the last n of the run, which ends by a branch back to
+ * the row top.  After the runs the branches to the epilogues: the accumulators stored (exact
+ * requantization) of a block, of a pixel, the fast requantization of a pixel, then that of a
+ * block.  Every tap the same bytes (32-bit instructions only; the assembler checks).  A column
+ * loaded and not used (the last entry's, a pixel's last tap's) lies at most two columns past a
+ * group's span: in the ring or in the tables after it. */
 #define ADAPTC_DW_KMAX 7
 #define ADAPTC_DW_TAP_S1 40             /* a tap's bytes: two pixels, stride 1 */
 #define ADAPTC_DW_TAP_S2 44             /*                two pixels, stride 2 */

@@ -119,12 +119,12 @@ def depthwise_dsp_loops(step: Step) -> dict[str, float]:
     output row and block one row call, then per group of that row:
     3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in assembly (adaptc_dw_row3) --
     the blocks of two pixels (72 MACs and 8 outputs each) and a last odd pixel --; any other window
-    with dil_w 1 and stride_w 1 or 2 in assembly too (adaptc_dw_rowk: per output row and block its
-    two row tables, k_h x chunks entries each; per group the blocks of two pixels and a last odd
-    pixel, each over k_h x chunks row tops and k_h x k_w taps, then the fast requantization and the
-    stores or, exact, the accumulators stored and requantized in C); any other in C one pixel at a
-    time (filter rows, taps, 4 outputs); the last channels % 4 channels per pixel over the in-bounds
-    taps; the clamp pass of a narrow activation."""
+    with dil_w 1 and stride_w 1 or 2 in assembly too (adaptc_dw_rowk: its row tables' entries once
+    a call, k_h x chunks; per output row and block their moves, k_h; per group the blocks of two
+    pixels and a last odd pixel, each over k_h x chunks row tops and k_h x k_w taps, then the fast
+    requantization and the stores or, exact, the accumulators stored and requantized in C lane by
+    lane); any other in C one pixel at a time (filter rows, taps, 4 outputs); the last channels % 4
+    channels per pixel over the in-bounds taps; the clamp pass of a narrow activation."""
     g = conv_loops(step)
     quads, rest = g.in_c // 4, g.in_c % 4
     span = (g.out_w - 1) * g.s_w + (g.k_w - 1) * g.d_w + 1
@@ -155,14 +155,14 @@ def depthwise_dsp_loops(step: Step) -> dict[str, float]:
             "row_calls": row_calls, "asm_groups": group_rows * asm,
             "pairs_s1": group_rows * pairs * asm * (g.s_w == 1), "pairs_s2": group_rows * pairs * asm * (g.s_w == 2),
             "singles": group_rows * odd * asm,
-            "k_row_calls": row_calls * gen, "k_table_rows": 2 * row_calls * g.k_h * gen,
-            "k_table_chunks": 2 * row_calls * g.k_h * chunks * gen, "k_groups": group_rows * gen,
+            "k_entries": g.k_h * chunks * gen, "k_row_calls": row_calls * gen, "k_table_rows": row_calls * g.k_h * gen,
+            "k_groups": group_rows * gen,
             "k_pairs_fast": k_pairs * fast, "k_pairs_exact": k_pairs * (not fast),
             "k_singles_fast": k_singles * fast, "k_singles_exact": k_singles * (not fast),
             "k_chunks": (k_pairs + k_singles) * g.k_h * chunks,
             "k_taps_s1": k_pairs * g.k_h * g.k_w * (g.s_w == 1), "k_taps_s2": k_pairs * g.k_h * g.k_w * (g.s_w == 2),
             "k_taps_1": k_singles * g.k_h * g.k_w, "k_exact_rows": row_calls * gen * (not fast),
-            "k_exact_pixels": k_exact // 4,
+            "k_exact_groups": group_rows * gen * (not fast),
             "c_groups": group_rows * (not asm and not gen), "c_pixels": c_pixels,
             "c_rows": c_pixels * g.k_h, "c_taps": c_pixels * g.k_h * g.k_w,
             "rest_pixels": g.pixels * (rest > 0), "rest": rest_outputs, "rest_rows": rest_outputs * g.k_h,

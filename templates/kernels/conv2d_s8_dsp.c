@@ -11,11 +11,11 @@
  *           {bias 2k, bias 2k + 1} (0 if none),
  *           the two OHWI rows packed four int8 to a word, zero-padded to `groups` words and
  *           interleaved word by word ([2k g0][2k+1 g0][2k g1]...: adaptc_conv_pair),
- *           {m0, k0, m1, k1, rr}: p->rq_mode 2 (every channel's shift < 0 and the fast
- *           requantization proven exact, simd.conv_blocks) m = out_mult, k = 2^(r - 1) +
- *           output_offset * 2^r, rr = r0 | r1 << 8 with r = -out_shift; otherwise k =
- *           out_shift, rr = 0;
- *         then an odd last channel as {bias, out_mult, out_shift} and its row (groups words);
+ *           {m0, k0, m1, k1, rr}: in a pair of mode 2 (both channels' shift < 0 and the fast
+ *           requantization proven exact for them, simd.fast_rq_modes) m = out_mult, k = 2^(r -
+ *           1) + output_offset * 2^r, rr = r0 | r1 << 8 | 2 << 16 with r = -out_shift;
+ *           otherwise k = out_shift, rr = mode << 16 (1: the bound proven, 0: not);
+ *         then an odd last channel as {bias, out_mult, out_shift, 1 if not proven} and its row;
  *         p->scratch: four im2col columns (8 * groups words), 6 words of output pointers
  *         (adaptc_conv_rows), four output rows for a last, partial block of pixels (4 * out_c
  *         bytes), then 4 * groups bytes to gather in.
@@ -24,10 +24,11 @@
  *   field as (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so
  *   the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
  *   two columns at a time with SMLAD (16 MACs in 15 instructions), adds the bias, requantizes
- *   by p->rq_mode -- 2: SMMULR of 2 acc, the rounding and the output offset in one add, the
+ *   by the pair's mode -- 2: SMMULR of 2 acc, the rounding and the output offset in one add, the
  *   shift, SSAT (7 instructions an output, the store included, in the loop's assembly); 1:
  *   dsp.h adaptc_rq (the accumulators proven small); 0: adaptc_rq_exact (any accumulator) --,
- *   + output_offset, clamps to [act_min, act_max].
+ *   + output_offset, clamps to [act_min, act_max]; p->rq_mode 2: every pair fast, 3: some, 0:
+ *   none.
  */
 
 /* One group of four weights of the two channels (w0, w1: one LDRD of the interleaved rows)
@@ -171,14 +172,15 @@ static ADAPTC_INLINE const int32_t *adaptc_conv_dot(const int32_t *b, const int3
 }
 
 /* One pair block (b) against two neighbouring columns (x, 8 words a group, to x_end), the
- * requantization in C by `mode`: channel 0's outputs at out[0] (first column) and out[stride]
- * (second), channel 1's at out[1], out[stride + 1]. */
-static void adaptc_conv_pair(const int32_t *b, const int32_t *x, const int32_t *x_end, int8_t *out,
-                             int32_t stride, int32_t mode, int32_t output_offset)
+ * requantization in C by the pair's mode (rr >> 16): channel 0's outputs at out[0] (first
+ * column) and out[stride] (second), channel 1's at out[1], out[stride + 1]. */
+static ADAPTC_NOINLINE void adaptc_conv_pair(const int32_t *b, const int32_t *x, const int32_t *x_end, int8_t *out,
+                                              int32_t stride, int32_t output_offset)
 {
     int32_t acc[4];
     int32_t c, k;
     const int32_t *const rq = adaptc_conv_dot(b, x, x_end, acc);
+    const int32_t mode = rq[4] >> 16;
     for (k = 0; k < 2; ++k) {
         const int32_t m = rq[2 * k], kk = rq[2 * k + 1];
         for (c = 0; c < 2; ++c) {
@@ -206,6 +208,7 @@ static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_
     const int32_t *const cols_end = cols + 8 * groups;
     const int32_t size = 2 * groups + 7;
     int32_t r = 0;
+    (void)mode;                                       /* the C form reads each pair's own */
 #if ADAPTC_DSP_ASM
     if (mode == 2) {
         int8_t **const outs = (int8_t **)(void *)(cols + 8 * groups);   /* {o0, o1, -, -, o2, o3} */
@@ -227,17 +230,39 @@ static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_
             adaptc_conv_pair_asm(blocks, cols, cols_end, 0);
             adaptc_conv_pair_asm(blocks, cols + 4, cols_end + 4, 0);
         }
+    } else if (mode == 3) {                          /* fast pairs here, the others in C */
+        int8_t **const outs = (int8_t **)(void *)(cols + 8 * groups);
+        outs[0] = out;
+        outs[1] = out + out_stride;
+        outs[4] = out + 2 * out_stride;
+        outs[5] = out + 3 * out_stride;
+        for (; r + 1 < rows; r += 2, blocks += size) {
+            if (blocks[size - 1] >> 16 == 2) {
+                adaptc_conv_pair_asm(blocks, cols, cols_end, 0);
+                if (n > 2) {
+                    adaptc_conv_pair_asm(blocks, cols + 4, cols_end + 4, 0);
+                }
+                continue;
+            }
+            adaptc_conv_pair(blocks, cols, cols_end, out + r, out_stride, output_offset);
+            if (n > 2) {
+                adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, output_offset);
+            }
+            outs[0] += 2;
+            outs[1] += 2;
+            outs[4] += 2;
+            outs[5] += 2;
+        }
     }
 #endif
     for (; r + 1 < rows; r += 2, blocks += size) {
-        adaptc_conv_pair(blocks, cols, cols_end, out + r, out_stride, mode, output_offset);
+        adaptc_conv_pair(blocks, cols, cols_end, out + r, out_stride, output_offset);
         if (n > 2) {
-            adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, mode,
-                             output_offset);
+            adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, output_offset);
         }
     }
-    if (r < rows) {
-        adaptc_row_x4(blocks + 3, cols, cols_end, blocks, output_offset, out + r, out_stride, mode == 0);
+    if (r < rows) {                                  /* {bias, mult, shift, exact}, the row */
+        adaptc_row_x4(blocks + 4, cols, cols_end, blocks, output_offset, out + r, out_stride, blocks[3]);
     }
     adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
 }

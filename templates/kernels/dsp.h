@@ -71,7 +71,7 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     int32_t row_bytes;      /* a filter row in the blocks: k_w * in_c, or padded to whole groups */
-    int32_t rq_mode;        /* 2: the fast form, 1: adaptc_rq, 0: adaptc_rq_exact (conv2d_s8_dsp.c) */
+    int32_t rq_mode;        /* 2: every channel pair requantized the fast way, 3: some, 0: none (conv2d_s8_dsp.c) */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 

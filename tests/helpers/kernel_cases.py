@@ -95,10 +95,12 @@ def conv_case(c, depthwise=False, seed=0):
     mode = c.get("mode", "natural")
     mult, shift = requant_params(rng, OC, acc_scale, mode)
     if c.get("huge_bias"):          # every other channel: |bias| ~ 2^30, requantized back into range
-        bias = np.zeros(OC, np.int32) if bias is None else bias
-        big = np.arange(OC) % 2 == 0
+        bias = np.zeros(OC, np.int32) if bias is None else bias      # ("huge_pairs": every other pair)
+        big = (np.arange(OC) // (2 if c.get("huge_pairs") else 1)) % 2 == 0
         bias[big] = np.where(rng.random(big.sum()) < 0.5, -1, 1) * (2**30 + rng.integers(0, 2**26, big.sum()))
         shift = np.where(big, -24, shift).astype(np.int32)
+        if c.get("dead"):           # pruned channels: all-zero weights, the output a constant
+            f[big] = 0
     act_min, act_max = c.get("act", (-128, 127))
     params = dict(batches=N, in_h=H, in_w=W, in_c=C, out_h=out_h, out_w=out_w, out_c=OC,
                   k_h=KH, k_w=KW, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from adaptc import fixedpoint
 from adaptc.program import Program, Step
 
 from .common import (
@@ -28,12 +29,14 @@ from .registry import SCRATCH, KernelCall, kernel
 from .simd import (
     MVE_NOTE,
     RQ_NOTES,
+    acc_bound,
     channel_records,
     coded_weights,
     conv_blocks,
     exact_requant,
-    fast_rq_mode,
+    fast_rq_modes,
     folded_bias,
+    requant_exact_channels,
 )
 
 # ------------------------------------------------------------------------------ reference
@@ -143,7 +146,8 @@ def conv_dsp_loops(step: Step) -> dict[str, float]:
     rb = row_bytes(step)
     groups = -(-(g.k_h * rb) // 4)
     cols = im2col_dsp(g, rb, one_by_one=True)
-    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_mode(step), paired=True)}
+    return {"call": 1, **cols, **rows_x4(step, g, cols["blocks"], groups, _rq_mode(step), paired=True,
+                                         modes=channel_modes(step))}
 
 
 def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
@@ -158,10 +162,61 @@ def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
             **{k: cols["blocks"] * v for k, v in unpack.items()}}
 
 
+def dsp_requant(step: Step) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(weight rows [out][taps], bias, mult, shift) as conv2d_s8_dsp requantizes them: the layer's,
+    except that a channel whose weights are all zero -- its accumulator is its bias whatever the
+    input, its output a constant c -- takes bias 4 (c - output_offset), mult 2^30, shift -1, which
+    the fast form requantizes to exactly c (adaptc_mbqm(4 v, 2^30, -1) = v for |v| < 2^28) where
+    the layer's own bias (a pruned channel's is often near 2^30) would defeat the bound."""
+    w = step.consts["weights"]                                        # HWIO
+    rows = np.asarray(w).transpose(3, 0, 1, 2).reshape(w.shape[3], -1)
+    n = rows.shape[0]
+    out = int8_output(step)
+    b = bias_array(step, n, np.int32)[1]
+    bias = np.zeros(n, np.int64) if b is None else b.astype(np.int64)
+    (_, mult), (_, shift) = requant_arrays(step, n)
+    mult, shift = mult.astype(np.int64), shift.astype(np.int64)
+    dead = ~rows.any(axis=1)
+    if dead.any():
+        c = np.clip(fixedpoint.mbqm(bias[dead], mult[dead], shift[dead]) + out["output_offset"], -128, 127)
+        bias[dead], mult[dead], shift[dead] = 4 * (c - out["output_offset"]), 1 << 30, -1
+    return rows, bias, mult, shift
+
+
+def channel_modes(step: Step) -> np.ndarray:
+    """Per output channel, conv2d_s8_dsp's requantization mode (simd.fast_rq_modes) of its
+    dsp_requant: each channel's accumulator bound proven or not on its own."""
+    rows, bias, mult, shift = dsp_requant(step)
+    out = int8_output(step)
+    proven = requant_exact_channels(acc_bound(rows, bias, out["input_offset"]), mult, shift)
+    return fast_rq_modes(proven, shift, out["output_offset"])
+
+
+def pair_modes(modes: np.ndarray) -> np.ndarray:
+    """Each pair of channels' mode: the lower of the two (conv2d_s8_dsp's blocks)."""
+    pairs = len(modes) // 2
+    return np.minimum(modes[0:2 * pairs:2], modes[1:2 * pairs:2])
+
+
 def _rq_mode(step: Step) -> int:
-    """conv2d_s8_dsp's rq_mode (simd.fast_rq_mode)."""
-    _, shift = requant_arrays(step, int(step.out_shape[-1]))
-    return fast_rq_mode(not _rq_exact(step), shift[1], int8_output(step)["output_offset"])
+    """conv2d_s8_dsp's rq_mode: 2 where every pair of channels takes the fast requantization (and
+    an odd last channel is proven), 3 where some pairs do (the others requantize in C), 0 where
+    none does."""
+    modes = channel_modes(step)
+    pairs = pair_modes(modes)
+    if pairs.size and np.all(pairs == 2) and (len(modes) % 2 == 0 or modes[-1] > 0):
+        return 2
+    return 3 if np.any(pairs == 2) else 0
+
+
+def _rq_note(modes: np.ndarray) -> str:
+    """The report's word on conv2d_s8_dsp's requantization: one form, or how many channel pairs
+    (an odd last channel counting as one) take each."""
+    units = np.concatenate([pair_modes(modes), modes[len(modes) // 2 * 2:]])
+    counts = {m: int((units == m).sum()) for m in (2, 1, 0) if (units == m).any()}
+    if len(counts) == 1:
+        return RQ_NOTES[next(iter(counts))]
+    return "channel pairs: " + ", ".join(f"{c} {RQ_NOTES[m]}" for m, c in counts.items())
 
 
 def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
@@ -189,12 +244,12 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
         return KernelCall({**geo, **out, **code, "rq_exact": int(exact), "scratch": SCRATCH},
                           [("weights", filt), ("channels", channel_records(step, geo["out_c"]))],
                           note=RQ_NOTES[0] if exact else "", **common)
+    modes = channel_modes(step)
+    _, bias, mult, shift = dsp_requant(step)
+    blocks = conv_blocks(filt, groups, bias, mult, shift, modes, out["output_offset"])
     mode = _rq_mode(step)
-    (_, mult), (_, shift) = requant_arrays(step, geo["out_c"])
-    blocks = conv_blocks(filt, groups, bias_array(step, geo["out_c"], np.int32)[1], mult, shift, mode,
-                         out["output_offset"])
     taps = geo["k_w"] * geo["in_c"]
-    note = RQ_NOTES[mode] + (f"; filter rows padded {taps} -> {rb} bytes" if rb != taps else "")
+    note = _rq_note(modes) + (f"; filter rows padded {taps} -> {rb} bytes" if rb != taps else "")
     return KernelCall({**geo, **out, "row_bytes": rb, "rq_mode": mode, "scratch": SCRATCH}, [("blocks", blocks)],
                       note=note, **common)
 

@@ -194,36 +194,39 @@ def im2col_dsp(g: ConvLoops, row_bytes: int, one_by_one: bool = False) -> dict[s
             "clear_groups": clear_a + clear_b}
 
 
-def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, mode: int, paired: bool) -> dict[str, float]:
-    """The rows of the DSP convolutions, per block of four columns, by requantization ``mode``
-    (2: the fast form with folded constants, 1: the accumulators' bound proven, 0: adaptc_rq_exact).
-    With ``paired`` rows (conv2d_s8_dsp's adaptc_conv_rows) each pair of output channels
-    twice through adaptc_conv_pair -- columns 0, 1 and 2, 3: the bias, groups % 4 first (the
-    "rest", skipped in mode 2 for groups a multiple of 4), four groups an iteration, four
-    requantizations (in its assembly in mode 2, else in C) --; the other
-    channels (an odd last one, or all of a packed layer's adaptc_rows_x4_packed) one row at a
-    time through adaptc_row_x4: the assembly with its requantization for shift < 0 of a layer
-    whose bound is proven, otherwise adaptc_dot_x4 and the requantization in C. Then the clamp
-    pass when the activation range is narrower than int8; the partial last block's copy."""
+def rows_x4(step: Step, g: ConvLoops, blocks: int, groups: int, mode: int, paired: bool,
+            modes: np.ndarray | None = None) -> dict[str, float]:
+    """The rows of the DSP convolutions, per block of four columns. With ``paired`` rows
+    (conv2d_s8_dsp's adaptc_conv_rows; ``mode`` its rq_mode, ``modes`` each channel's), each pair
+    of output channels twice through adaptc_conv_pair -- columns 0, 1 and 2, 3 (a last block of
+    1-2 pixels: 0, 1 only): the bias, groups % 4 first (the "rest": skipped by a fast pair of a
+    layer in mode 2 for groups a multiple of 4), four groups an iteration, four requantizations
+    (a fast pair's in its assembly, the others' in C, a function call each) --, in mode 3 a check
+    of each pair's mode; an odd last channel through adaptc_row_x4. Without (a packed layer's
+    adaptc_rows_x4_packed; ``mode`` 0: exact, 1: proven) every channel through adaptc_row_x4: the
+    assembly with its requantization for shift < 0 of a layer whose bound is proven, otherwise
+    adaptc_dot_x4 and the requantization in C. Then the clamp pass when the activation range is
+    narrower than int8; the partial last block's copy."""
     sh = shifts(step, g.out_c)
-    exact = mode == 0
     n_pairs = g.out_c // 2 if paired else 0
+    pairs = np.minimum(modes[0:2 * n_pairs:2], modes[1:2 * n_pairs:2]) if paired else np.zeros(0, int)
     single = np.arange(g.out_c) >= 2 * n_pairs
+    exact = (modes[-1] == 0) if paired and g.out_c % 2 else mode == 0
     neg = 0 if exact else int((sh[single] < 0).sum())
     pos = int(single.sum()) - neg
     tail = g.pixels % 4
     short = int(0 < tail <= 2)                          # a last block of 1-2 pixels: columns 0, 1 only
     halves = 2 * blocks - short
-    rest = halves if mode != 2 or groups % 4 else short  # halves through the groups % 4 prologue
-    outputs = halves * 4 * n_pairs
+    fast, in_c = int((pairs == 2).sum()), int((pairs < 2).sum())
+    rest_fast = short if mode == 2 and groups % 4 == 0 else halves   # fast halves through the prologue
     return {"rows_asm": blocks * neg, "groups_asm": blocks * neg * groups, "pairs_asm": blocks * neg * (groups // 2),
             "rows_c": blocks * pos * (not exact), "rows_exact": blocks * pos * exact,
             "groups_c": blocks * pos * groups, "pairs_c": blocks * pos * (groups // 2),
             "row_pairs": blocks * n_pairs, "pair_groups": halves * n_pairs * groups,
-            "pair_iters": halves * n_pairs * (groups // 4),
-            "pair_rest": n_pairs * rest,
-            "pair_rq_fast": outputs * (mode == 2),
-            "pair_rq_apply": outputs * (mode == 1), "pair_rq_exact": outputs * exact,
+            "pair_iters": halves * n_pairs * (groups // 4), "pair_rest": fast * rest_fast + in_c * halves,
+            "pair_checks": blocks * n_pairs * (mode == 3), "pair_calls": halves * in_c,
+            "pair_rq_fast": halves * 4 * fast, "pair_rq_apply": halves * 4 * int((pairs == 1).sum()),
+            "pair_rq_exact": halves * 4 * int((pairs == 0).sum()),
             "clamp": blocks * 4 * g.out_c * clamps(step), "tail": int(tail > 0), "tail_bytes": tail * g.out_c}
 
 

@@ -33,14 +33,19 @@ def acc_bound(weights: np.ndarray, bias, input_offset: int, filter_offset: int =
     return bound
 
 
-def requant_is_exact(bound: np.ndarray, mult, shift) -> bool:
-    """True when adaptc_rq_apply (dsp.h) equals adaptc_mbqm for every accumulator with
-    |acc| <= bound (per channel): 0 <= mult < 2^31 and |acc << max(shift, 0)| < 2^30."""
+def requant_exact_channels(bound: np.ndarray, mult, shift) -> np.ndarray:
+    """Per channel: adaptc_rq_apply (dsp.h) equals adaptc_mbqm for every accumulator with |acc| <=
+    bound -- 0 <= mult < 2^31 and |acc << max(shift, 0)| < 2^30."""
     mult = np.broadcast_to(np.asarray(mult, np.int64), bound.shape)
     left = np.maximum(np.broadcast_to(np.asarray(shift, np.int64), bound.shape), 0)
-    if np.any(mult < 0) or np.any(mult > INT32_MAX) or np.any(left > 30):
-        return False
-    return bool(np.all(bound < (1 << 30) >> left))
+    ok = (mult >= 0) & (mult <= INT32_MAX) & (left <= 30)
+    return ok & (np.asarray(bound, np.int64) < (1 << 30) >> np.minimum(left, 30))
+
+
+def requant_is_exact(bound: np.ndarray, mult, shift) -> bool:
+    """True when adaptc_rq_apply (dsp.h) equals adaptc_mbqm for every accumulator with
+    |acc| <= bound (per channel): requant_exact_channels for every channel."""
+    return bool(np.all(requant_exact_channels(bound, mult, shift)))
 
 
 def pack_words(data: np.ndarray) -> np.ndarray:
@@ -60,27 +65,30 @@ def pack_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
     return pack_words(padded.reshape(-1)), groups
 
 
-def conv_blocks(words: np.ndarray, groups: int, bias, mult, shift, mode: int, output_offset: int) -> np.ndarray:
+def conv_blocks(words: np.ndarray, groups: int, bias, mult, shift, modes: np.ndarray, output_offset: int) -> np.ndarray:
     """conv2d_s8_dsp's channel blocks (templates/kernels/conv2d_s8_dsp.c) of weight words
-    [out][groups] (pack_rows), the biases (None: 0) and requantization: per pair of channels
-    {bias 2k, bias 2k + 1}, the two rows interleaved word by word, {m0, k0, m1, k1, rr} -- ``mode``
-    2 (fast_rq_mode): k = 2^(r - 1) + output_offset * 2^r, rr = r0 | r1 << 8, r = -shift;
-    otherwise k = shift, rr = 0 --; then an odd last channel as {bias, mult, shift} and its row."""
+    [out][groups] (pack_rows), the biases (None: 0) and requantization, by each channel's
+    requantization mode (fast_rq_modes): per pair of channels {bias 2k, bias 2k + 1}, the two rows
+    interleaved word by word, {m0, k0, m1, k1, rr} -- in a pair of fast channels (mode 2) k =
+    2^(r - 1) + output_offset * 2^r and rr = r0 | r1 << 8 | 2 << 16 (r = -shift), otherwise k =
+    shift and rr = (the pair's mode: the lower of the two) << 16 --; then an odd last channel as
+    {bias, mult, shift, 1 if its mode is 0} and its row."""
     rows = words.reshape(-1, groups).astype(np.int64)
     n = rows.shape[0]
     bias = np.zeros(n, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
     mult, shift = np.asarray(mult, np.int64), np.asarray(shift, np.int64)
-    if mode == 2:
-        r = -shift
-        k, rr = (1 << (r - 1)) + output_offset * (1 << r), r
-    else:
-        k, rr = shift, np.zeros(n, np.int64)
+    r = np.maximum(-shift, 1)
+    folded = (1 << (r - 1)) + output_offset * (1 << r)
     out = []
     for c in range(0, n - 1, 2):
-        out += [bias[c:c + 2], rows[c:c + 2].T.reshape(-1),
-                [mult[c], k[c], mult[c + 1], k[c + 1], rr[c] | rr[c + 1] << 8]]
+        pair = int(min(modes[c], modes[c + 1]))
+        if pair == 2:
+            rq = [mult[c], folded[c], mult[c + 1], folded[c + 1], r[c] | r[c + 1] << 8 | 2 << 16]
+        else:
+            rq = [mult[c], shift[c], mult[c + 1], shift[c + 1], pair << 16]
+        out += [bias[c:c + 2], rows[c:c + 2].T.reshape(-1), rq]
     if n % 2:
-        out += [[bias[-1], mult[-1], shift[-1]], rows[-1]]
+        out += [[bias[-1], mult[-1], shift[-1], int(modes[-1] == 0)], rows[-1]]
     flat = np.concatenate([np.asarray(a, np.int64).reshape(-1) for a in out])
     return ((flat + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
@@ -91,21 +99,24 @@ RQ_NOTES = {2: "fast requantization", 1: "requantization proven exact (a shift >
 MVE_NOTE = "exact vector requantization (any accumulator)"
 
 
-def fast_rq_mode(exact: bool, shift, output_offset: int) -> int:
-    """The requantization mode of conv2d_s8_dsp and add_s8_dsp (rq_mode): 2 -- the fast form,
-    its rounding and output offset folded into one constant -- where it is proven (``exact``: the
-    accumulators' bound, requant_is_exact), every shift is < 0 and each channel's folded
-    constant 2^(r - 1) + output_offset * 2^r (r = -shift) lies below 2^30 in magnitude, so that
-    adding it to a value below 2^30 cannot overflow; 1 where only the bound is proven; 0
-    otherwise (adaptc_rq_exact)."""
-    if not exact:
-        return 0
+def fast_rq_modes(proven: np.ndarray, shift, output_offset: int) -> np.ndarray:
+    """Per channel, the requantization mode of the DSP kernels (rq_mode): 2 -- the fast form, its
+    rounding and output offset folded into one constant -- where it is ``proven``
+    (requant_exact_channels), the shift is < 0 and the folded constant 2^(r - 1) + output_offset *
+    2^r (r = -shift) lies below 2^30 in magnitude, so that adding it to a value below 2^30 cannot
+    overflow; 1 where only the bound is proven; 0 otherwise (adaptc_rq_exact)."""
     shift = np.asarray(shift, np.int64)
-    if np.any(shift >= 0) or np.any(shift < -31):
-        return 1
-    r = -shift
-    k = (1 << (r - 1)) + output_offset * (1 << r)
-    return 2 if np.all(np.abs(k) < 1 << 30) else 1
+    r = np.clip(-shift, 1, 31)
+    folded = (1 << (r - 1)) + output_offset * (1 << r)
+    fast = proven & (shift < 0) & (shift >= -31) & (np.abs(folded) < 1 << 30)
+    return np.where(fast, 2, np.where(proven, 1, 0))
+
+
+def fast_rq_mode(exact: bool, shift, output_offset: int) -> int:
+    """fast_rq_modes for a layer whose bound is proven (``exact``) or not as a whole: the lowest
+    of its channels' modes."""
+    shift = np.asarray(shift, np.int64).reshape(-1)
+    return int(fast_rq_modes(np.full(shift.shape, exact), shift, output_offset).min())
 
 
 def channel_records(step: Step, n: int, rounding: bool = False) -> np.ndarray:

@@ -63,6 +63,12 @@ CONV_CASES = [
     # an accumulator bound the fast requantization cannot take: the optimized kernels requantize
     # exactly (adaptc_rq_exact) rather than decline the layer
     dict(id="bound_not_provable", C=8, OC=6, padding="same", huge_bias=True),
+    # pruned channels (all-zero weights, |bias| ~ 2^30): conv2d_s8_dsp requantizes their constant
+    # output by the fast form (conv2d.dsp_requant); an odd last one dead too
+    dict(id="dead_channels", C=8, OC=7, padding="same", huge_bias=True, dead=True),
+    # every other pair of channels unprovable: conv2d_s8_dsp's rq_mode 3 (fast pairs in assembly,
+    # the others exactly in C) on a block of four pixels and a last one of one pixel
+    dict(id="bound_not_provable_pairs", C=8, OC=9, H=3, W=3, padding="same", huge_bias=True, huge_pairs=True),
 ]
 
 TFLM_CASES = [

@@ -100,7 +100,10 @@ def conv_case(c, depthwise=False, seed=0):
         bias[big] = np.where(rng.random(big.sum()) < 0.5, -1, 1) * (2**30 + rng.integers(0, 2**26, big.sum()))
         shift = np.where(big, -24, shift).astype(np.int32)
         if c.get("dead"):           # pruned channels: all-zero weights, the output a constant
-            f[big] = 0
+            if depthwise:
+                f[..., big] = 0
+            else:
+                f[big] = 0
     act_min, act_max = c.get("act", (-128, 127))
     params = dict(batches=N, in_h=H, in_w=W, in_c=C, out_h=out_h, out_w=out_w, out_c=OC,
                   k_h=KH, k_w=KW, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,

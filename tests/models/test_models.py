@@ -286,10 +286,11 @@ def test_compile_is_deterministic_across_processes(kws):
 # executed instructions of one Invoke and the arena.
 TFLM_CMSIS_NN_M4 = {"resnet_q": (29_865_056, 54_996), "kws": (7_697_891, 22_820),
                     "vww": (24_101_957, 100_708), "ad": (582_973, 2_580)}
-# adaptc's instructions as a share of TFLite Micro's, bounds a little above the measured ratios
-# (0.551, 0.570, 0.627, 0.560; benchmarks/versus_tflm.py): a kernel change that loses speed on
-# any of them fails here. The arena: at most 0.8x TFLite Micro's (issue 19).
-INSTRUCTION_RATIO = {"resnet_q": 0.56, "kws": 0.58, "vww": 0.635, "ad": 0.565}
+# adaptc's instructions as a share of TFLite Micro's: issue 19's goals (ResNet-8 and KWS at most
+# 0.5), bounds a little above the measured ratios (0.496, 0.490, 0.478, 0.560;
+# benchmarks/versus_tflm.py) where those lie well below: a kernel change that loses speed on any
+# of them fails here. The arena: at most 0.8x TFLite Micro's (issue 19).
+INSTRUCTION_RATIO = {"resnet_q": 0.5, "kws": 0.5, "vww": 0.49, "ad": 0.565}
 
 
 @pytest.mark.parametrize("which", list(TFLM_CMSIS_NN_M4))

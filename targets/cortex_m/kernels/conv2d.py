@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptc import fixedpoint
 from adaptc.program import Program, Step
 
 from .common import (
@@ -32,6 +31,7 @@ from .simd import (
     acc_bound,
     channel_records,
     coded_weights,
+    constant_channels,
     conv_blocks,
     exact_requant,
     fast_rq_modes,
@@ -163,24 +163,14 @@ def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
 
 
 def dsp_requant(step: Step) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(weight rows [out][taps], bias, mult, shift) as conv2d_s8_dsp requantizes them: the layer's,
-    except that a channel whose weights are all zero -- its accumulator is its bias whatever the
-    input, its output a constant c -- takes bias 4 (c - output_offset), mult 2^30, shift -1, which
-    the fast form requantizes to exactly c (adaptc_mbqm(4 v, 2^30, -1) = v for |v| < 2^28) where
-    the layer's own bias (a pruned channel's is often near 2^30) would defeat the bound."""
+    """(weight rows [out][taps], bias, mult, shift) as conv2d_s8_dsp requantizes them: a pruned
+    channel's as simd.constant_channels makes them."""
     w = step.consts["weights"]                                        # HWIO
     rows = np.asarray(w).transpose(3, 0, 1, 2).reshape(w.shape[3], -1)
     n = rows.shape[0]
-    out = int8_output(step)
-    b = bias_array(step, n, np.int32)[1]
-    bias = np.zeros(n, np.int64) if b is None else b.astype(np.int64)
     (_, mult), (_, shift) = requant_arrays(step, n)
-    mult, shift = mult.astype(np.int64), shift.astype(np.int64)
-    dead = ~rows.any(axis=1)
-    if dead.any():
-        c = np.clip(fixedpoint.mbqm(bias[dead], mult[dead], shift[dead]) + out["output_offset"], -128, 127)
-        bias[dead], mult[dead], shift[dead] = 4 * (c - out["output_offset"]), 1 << 30, -1
-    return rows, bias, mult, shift
+    return (rows, *constant_channels(rows, bias_array(step, n, np.int32)[1], mult, shift,
+                                     int8_output(step)["output_offset"]))
 
 
 def channel_modes(step: Step) -> np.ndarray:

@@ -29,9 +29,9 @@ from .common import (
     requant_arrays,
     weight_format,
 )
-from .loops import clamps, conv_loops, inside, shifts, straddles
+from .loops import clamps, conv_loops, inside, straddles
 from .registry import SCRATCH, KernelCall, kernel
-from .simd import channel_records, depthwise_quads, exact_requant
+from .simd import MVE_NOTE, RQ_NOTES, acc_bound, constant_channels, depthwise_quads, requant_is_exact
 
 # ------------------------------------------------------------------------------ reference
 
@@ -172,12 +172,23 @@ def depthwise_dsp_loops(step: Step) -> dict[str, float]:
             "clamp": g.pixels * g.in_c * clamps(step)}
 
 
+def _requant(step: Step) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(taps [C][k_h * k_w], bias, mult, shift) as depthwise_conv2d_s8_dsp requantizes them: a
+    pruned channel's as simd.constant_channels makes them."""
+    c = int(step.out_shape[-1])
+    taps = np.asarray(step.consts["weights"]).reshape(-1, c).T.astype(np.int64)
+    (_, mult), (_, shift) = requant_arrays(step, c)
+    return (taps, *constant_channels(taps, bias_array(step, c, np.int32)[1], mult, shift,
+                                     int(step.attrs["output_zp"])))
+
+
 def _records(step: Step, n: int, fast: bool) -> np.ndarray:
-    """depthwise_conv2d_s8_dsp.c's channel records: per group of four channels, in the order of
-    its lanes c0, c2, c1, c3, their biases, then per lane {mult, round, shift}; then per last
-    channel {bias, mult, shift, round}.  Fast: bias doubled, shift = -shift, round =
+    """depthwise_conv2d_s8_dsp.c's channel records (of _requant): per group of four channels, in
+    the order of its lanes c0, c2, c1, c3, their biases, then per lane {mult, round, shift}; then
+    per last channel {bias, mult, shift, round}.  Fast: bias doubled, shift = -shift, round =
     2^(-shift - 1) + output_offset * 2^-shift; else round 0."""
-    rec = channel_records(step, n, rounding=True).astype(np.int64).reshape(n, 4)
+    _, bias, mult, shift = _requant(step)
+    rec = np.stack([bias, mult, shift, np.zeros(n, np.int64)], axis=1)
     if fast:
         right = -rec[:, 2]
         rec[:, 0] *= 2
@@ -236,10 +247,9 @@ def _fast_requant(step: Step) -> bool:
     g = conv_loops(step)
     if g.out_c != g.in_c:
         return False
-    taps = np.asarray(step.consts["weights"]).reshape(-1, g.out_c).T.astype(np.int64)
-    if not exact_requant(step, taps, -int(step.attrs["input_zp"])):
+    taps, bias, mult, shift = _requant(step)
+    if not requant_is_exact(acc_bound(taps, bias, -int(step.attrs["input_zp"])), mult, shift):
         return False
-    shift = shifts(step, g.out_c)
     if np.any(shift >= 0) or np.any(shift < -31):
         return False
     right = -shift
@@ -272,12 +282,16 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
     if _general(geo["k_h"], geo["k_w"], geo["dil_w"], geo["stride_w"], fast):   # adaptc_dw_rowk's row tables
         scratch += 16 * _entries(geo["k_h"], geo["k_w"]) + (0 if fast else 16 * qb * geo["out_w"])
     channels = ("channels", _records(step, geo["out_c"], fast))
+    window = (geo["k_h"], geo["k_w"], geo["dil_w"], geo["stride_w"], fast)
+    note = RQ_NOTES[2 if fast else 0] + ("; 3x3 assembly" if _asm3(*window) else "; window assembly"
+                                         if _general(*window) else "; C loop (dil_w > 1 or stride_w > 2)")
     if not packed:
-        return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=scratch)
+        return KernelCall({**params, **out, "scratch": SCRATCH}, [("weights", filt), channels], scratch_bytes=scratch,
+                          note=note)
     data = filt.astype("<i4").view(np.int8)                      # the layout's bytes, its zero padding too
     code = {"bits": fmt.bits, "kind": int(fmt.kind == "pot"), "codes": data.size, "filter_bytes": data.size}
     return KernelCall({**params, **out, **code, "scratch": SCRATCH}, [("weights", formats.pack(data, fmt)), channels],
-                      scratch_bytes=filt.nbytes + scratch)
+                      scratch_bytes=filt.nbytes + scratch, note=note)
 
 
 @kernel("depthwise_conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=depthwise_dsp_loops, headers=("dsp.h",))
@@ -327,4 +341,4 @@ def depthwise_conv2d_s8_mve(step: Step, prog: Program) -> KernelCall | None:
         return None                                                  # depth_multiplier > 1
     return KernelCall({**geo, **int8_output(step), "depth_multiplier": 1},
                       [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
-                       *requant_arrays(step, geo["out_c"])])
+                       *requant_arrays(step, geo["out_c"])], note=MVE_NOTE)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adaptc import formats
+from adaptc import fixedpoint, formats
 from adaptc.program import Step
 
 from .common import bias_array, requant_arrays, weight_format
@@ -46,6 +46,22 @@ def requant_is_exact(bound: np.ndarray, mult, shift) -> bool:
     """True when adaptc_rq_apply (dsp.h) equals adaptc_mbqm for every accumulator with
     |acc| <= bound (per channel): requant_exact_channels for every channel."""
     return bool(np.all(requant_exact_channels(bound, mult, shift)))
+
+
+def constant_channels(rows: np.ndarray, bias, mult, shift, output_offset: int):
+    """(bias, mult, shift) as int64 arrays, except that a channel whose weights (``rows``: [out][taps])
+    are all zero -- its accumulator is its bias whatever the input, its output a constant c --
+    takes bias 4 (c - output_offset), mult 2^30, shift -1: requantized to exactly c by adaptc_mbqm
+    (4 v, 2^30, -1) = v for |v| < 2^28, and by the fast forms, where the layer's own bias (a pruned
+    channel's is often near 2^30) would defeat the accumulator bound."""
+    n = rows.shape[0]
+    bias = np.zeros(n, np.int64) if bias is None else np.array(bias, np.int64).reshape(-1)
+    mult, shift = np.array(mult, np.int64).reshape(-1), np.array(shift, np.int64).reshape(-1)
+    dead = ~np.asarray(rows).any(axis=1)
+    if dead.any():
+        c = np.clip(fixedpoint.mbqm(bias[dead], mult[dead], shift[dead]) + output_offset, -128, 127)
+        bias[dead], mult[dead], shift[dead] = 4 * (c - output_offset), 1 << 30, -1
+    return bias, mult, shift
 
 
 def pack_words(data: np.ndarray) -> np.ndarray:

@@ -240,20 +240,27 @@ def test_report_memory_per_step():
 
 def test_each_step_says_which_kernel_runs_and_why():
     """report.json and `adaptc run` name each step's kernel and why it takes that form: the
-    requantization a DSP layer runs (VWW: the accumulator bound of some 1x1 convolutions is not
-    provable, so they requantize exactly), a first convolution's filter rows padded to whole
-    groups; the M55's Helium kernels requantize exactly for any accumulator."""
+    requantization a DSP layer runs (VWW: every convolution the fast one -- its pruned channels'
+    constant outputs included --, per pair of channels where some pairs cannot take it), a first
+    convolution's filter rows padded to whole groups, the depthwise path; the M55's Helium
+    kernels requantize exactly for any accumulator."""
     from click.testing import CliRunner
 
     from adaptc.cli import main
+    from adaptc.targets.cortex_m.kernels import conv2d
 
     vww = adaptc.compile(DATA / "vww_96_int8.tflite", target="cortex-m4")
     notes = [s["note"] for s in vww.report(memory=False)["layers"] if s["kernel"] == "conv2d_s8_dsp"]
-    assert any("not provable" in n for n in notes) and any(n.startswith("fast requantization") for n in notes)
-    assert "fast requantization; filter rows padded 9 -> 12 bytes" in notes
+    assert notes[0] == "fast requantization; filter rows padded 9 -> 12 bytes"
+    assert set(notes[1:]) == {"fast requantization"}
+    assert conv2d._rq_note(np.array([2, 2, 2, 0, 1, 1, 0])) == (
+        "channel pairs: 1 fast requantization, 1 requantization proven exact (a shift >= 0 or a large output "
+        "offset), 2 exact 64-bit requantization (the accumulator bound is not provable)")
     m55 = adaptc.compile(KWS, target="cortex-m55")
-    assert {s.note for s in m55.scheduled.steps if s.kernel in ("conv2d_s8_mve", "fully_connected_s8_mve")} == {
+    assert {s.note for s in m55.scheduled.steps if s.kernel.endswith("_mve")} == {
         "exact vector requantization (any accumulator)"}
+    dw = [s.note for s in vww.scheduled.steps if s.kernel == "depthwise_conv2d_s8_dsp"]
+    assert dw and set(dw) == {"fast requantization; 3x3 assembly"}
     res = CliRunner().invoke(main, ["run", str(KWS), "-t", "cortex-m4"])
     assert res.exit_code == 0, res.output
     rows = [r for r in (line.split() for line in res.output.splitlines()) if r[1:2] == ["conv2d_s8_dsp"]]

@@ -61,6 +61,10 @@ DW_CASES = [
     dict(id="dm1_rows_dil3_3x3_c4", dm=1, H=9, W=7, dh=3, C=4, padding="same"),
     dict(id="dm1_exact_huge_bias_c8", dm=1, H=5, W=5, C=8, padding="same", huge_bias=True),
     dict(id="dm1_exact_huge_bias_s2_c6", dm=1, H=7, W=7, sh=2, sw=2, C=6, padding="same", huge_bias=True),
+    # pruned channels (all-zero taps, |bias| ~ 2^30): their constant outputs by the fast form
+    # (simd.constant_channels), the 3x3 assembly and the window assembly
+    dict(id="dm1_dead_channels_c8", dm=1, H=5, W=6, C=8, padding="same", huge_bias=True, dead=True),
+    dict(id="dm1_dead_channels_k5_c7", dm=1, H=7, W=7, KH=5, KW=5, C=7, padding="same", huge_bias=True, dead=True),
     dict(id="dm1_exact_left_shifts_c4", dm=1, H=4, W=5, C=4, small=True, mode=[3, 1, 0, 2], padding="same"),
     # many channels, few columns: each input column's groups converted in one loop; a last odd pixel
     dict(id="dm1_narrow_many_channels_c64", dm=1, H=3, W=3, C=64, padding="same"),

@@ -580,7 +580,7 @@ typedef struct {
 /* Parameter structs                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8_dsp: the conv2d_s8 geometry; filter rows as adaptc_rows_x4 reads them. */
+/* conv2d_s8_dsp: the conv2d_s8 geometry; its channel blocks as adaptc_conv_rows reads them. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -601,7 +601,8 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t rq_exact;       /* 1: requantize by adaptc_rq_exact (accumulator bound not proven) */
+    int32_t row_bytes;      /* a filter row in the blocks: k_w * in_c, or padded to whole groups */
+    int32_t rq_mode;        /* 2: every channel pair requantized the fast way, 3: some, 0: none (conv2d_s8_dsp.c) */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_dsp_params;
 
@@ -686,6 +687,12 @@ static inline int32_t adaptc_read_s8x4(const int8_t *p)
     int32_t v;
     memcpy(&v, p, sizeof v);
     return v;
+}
+
+/* Four bytes to memory as one word (any alignment; one STR on a Cortex-M). */
+static inline void adaptc_write_u8x4(int8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
 }
 
 #if ADAPTC_HAVE_DSP
@@ -1106,6 +1113,8 @@ typedef struct {
     int32_t pad_top;
     int32_t pad_left;
     int32_t input_offset;
+    int32_t row_bytes;      /* a filter row as the weights lay it out: k_w * in_c, or rounded up
+                               to whole groups (dil_w 1: padded rows, conv2d.py) */
     int32_t batch;
     int32_t out_y;
     int32_t out_x;
@@ -1123,37 +1132,191 @@ static inline void adaptc_next_pixel(adaptc_conv_geometry *g)
     }
 }
 
+#if ADAPTC_DSP_ASM
+/* Two groups of eight int8 values at src (operands of adaptc_col_rows' assembly) */
+#define ADAPTC_COL_PAIR \
+    "ldr    %[t0], [%[src]], #4\n\t" \
+    "ldr    %[t1], [%[src]], #4\n\t" \
+    "sxtab16 %[c0], %[off], %[t0]\n\t" \
+    "sxtab16 %[c1], %[off], %[t0], ror #8\n\t" \
+    "strd   %[c0], %[c1], [%[col]], #32\n\t" \
+    "sxtab16 %[c0], %[off], %[t1]\n\t" \
+    "sxtab16 %[c1], %[off], %[t1], ror #8\n\t" \
+    "strd   %[c0], %[c1], [%[col]], #32\n\t"
+#endif
+
+/* k_h filter rows of `row_groups` groups from src, rows `src_step` bytes apart (any alignment),
+ * into a column of four interleaved ones: a receptive field inside the input, its filter rows
+ * whole groups.  A DSP core converts in assembly, four groups an iteration where row_groups
+ * allows (18 instructions per sixteen values), else two (10 per eight) or one (6 per four). */
+static inline void adaptc_col_rows(int32_t *col, const int8_t *src, int32_t rows, int32_t row_groups,
+                                   int32_t src_step, int32_t offset2)
+{
+#if ADAPTC_DSP_ASM
+    const int32_t skip = src_step - 4 * row_groups;
+    int32_t cnt, t0, t1, c0, c1;
+    if ((row_groups & 3) == 0) {
+        __asm__ volatile(
+                "1:\n\t"
+                "mov    %[cnt], %[n]\n"
+                "2:\n\t"
+                ADAPTC_COL_PAIR
+                ADAPTC_COL_PAIR
+                "subs   %[cnt], %[cnt], #1\n\t"
+                "bne    2b\n\t"
+                "add    %[src], %[src], %[skip]\n\t"
+                "subs   %[rows], %[rows], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [rows] "+&r"(rows), [cnt] "=&r"(cnt), [t0] "=&r"(t0),
+                  [t1] "=&r"(t1), [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [n] "r"(row_groups >> 2), [off] "r"(offset2), [skip] "r"(skip)
+                : "cc", "memory");
+    } else if ((row_groups & 1) == 0) {
+        __asm__ volatile(
+                "1:\n\t"
+                "mov    %[cnt], %[n]\n"
+                "2:\n\t"
+                ADAPTC_COL_PAIR
+                "subs   %[cnt], %[cnt], #1\n\t"
+                "bne    2b\n\t"
+                "add    %[src], %[src], %[skip]\n\t"
+                "subs   %[rows], %[rows], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [rows] "+&r"(rows), [cnt] "=&r"(cnt), [t0] "=&r"(t0),
+                  [t1] "=&r"(t1), [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [n] "r"(row_groups >> 1), [off] "r"(offset2), [skip] "r"(skip)
+                : "cc", "memory");
+    } else {
+        __asm__ volatile(
+                "1:\n\t"
+                "mov    %[cnt], %[n]\n"
+                "2:\n\t"
+                "ldr    %[t0], [%[src]], #4\n\t"
+                "sxtab16 %[c0], %[off], %[t0]\n\t"
+                "sxtab16 %[c1], %[off], %[t0], ror #8\n\t"
+                "strd   %[c0], %[c1], [%[col]], #32\n\t"
+                "subs   %[cnt], %[cnt], #1\n\t"
+                "bne    2b\n\t"
+                "add    %[src], %[src], %[skip]\n\t"
+                "subs   %[rows], %[rows], #1\n\t"
+                "bne    1b"
+                : [col] "+&r"(col), [src] "+&r"(src), [rows] "+&r"(rows), [cnt] "=&r"(cnt), [t0] "=&r"(t0),
+                  [c0] "=&r"(c0), [c1] "=&r"(c1)
+                : [n] "r"(row_groups), [off] "r"(offset2), [skip] "r"(skip)
+                : "cc", "memory");
+        (void)t1;
+    }
+#else
+    for (; rows > 0; --rows) {
+        col = adaptc_col_convert(col, 8, src, row_groups, offset2);
+        src += src_step;
+    }
+#endif
+}
+
+/* n bytes from src to dst (any alignment): a word at a time, then the last 0..3 bytes (no byte
+ * loop: gcc would call memcpy for it) */
+static inline void adaptc_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 4; n -= 4, src += 4, dst += 4) {
+        adaptc_write_u8x4(dst, (uint32_t)adaptc_read_s8x4(src));
+    }
+    if (n & 2) {
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst += 2;
+        src += 2;
+    }
+    if (n & 1) {
+        dst[0] = src[0];
+    }
+}
+
+/* n bytes of the low byte of v4 (the byte in all four) at dst: a word at a time, then 0..3 bytes */
+static inline void adaptc_fill_bytes(int8_t *dst, uint32_t v4, int32_t n)
+{
+    for (; n >= 4; n -= 4, dst += 4) {
+        adaptc_write_u8x4(dst, v4);
+    }
+    if (n & 2) {
+        dst[0] = (int8_t)v4;
+        dst[1] = (int8_t)v4;
+        dst += 2;
+    }
+    if (n & 1) {
+        dst[0] = (int8_t)v4;
+    }
+}
+
+/* The receptive field of the output pixel with input origin (in_y0, in_x0) in `image` as k_h
+ * filter rows of g->row_bytes bytes at dst (k_w * in_c values, then the zero point up to a
+ * padded row's end), the zero point at padded taps: each row filled with the zero point, then
+ * its taps inside copied over -- for dil_w 1 one run of bytes, else tap by tap. */
+static ADAPTC_NOINLINE void adaptc_gather_field(const adaptc_conv_geometry *g, const int8_t *image, int32_t in_y0,
+                                                int32_t in_x0, int8_t *dst)
+{
+    const int32_t in_w = g->in_w, in_c = g->in_c, k_w = g->k_w, dil_w = g->dil_w, row_bytes = g->row_bytes;
+    const uint32_t zp4 = 0x01010101u * (uint8_t)(int8_t)-g->input_offset;
+    const int32_t fx0 = in_x0 < 0 ? (-in_x0 < k_w ? -in_x0 : k_w) : 0;   /* dil_w 1: taps fx0 .. fx1 - 1 inside */
+    const int32_t fx1 = in_w - in_x0 < k_w ? (in_w - in_x0 > fx0 ? in_w - in_x0 : fx0) : k_w;
+    int32_t filter_y, filter_x;
+    for (filter_y = 0; filter_y < g->k_h; ++filter_y, dst += row_bytes) {
+        const int32_t in_y = in_y0 + g->dil_h * filter_y;
+        const int8_t *row;
+        adaptc_fill_bytes(dst, zp4, row_bytes);
+        if (in_y < 0 || in_y >= g->in_h) {
+            continue;
+        }
+        row = image + in_y * in_w * in_c;
+        if (dil_w == 1) {
+            adaptc_copy_bytes(dst + fx0 * in_c, row + (in_x0 + fx0) * in_c, (fx1 - fx0) * in_c);
+            continue;
+        }
+        for (filter_x = 0; filter_x < k_w; ++filter_x) {
+            const int32_t in_x = in_x0 + dil_w * filter_x;
+            if (in_x >= 0 && in_x < in_w) {
+                adaptc_copy_bytes(dst + filter_x * in_c, row + in_x * in_c, in_c);
+            }
+        }
+    }
+}
+
 /* The im2col columns (four interleaved, dsp.h layout) of the next n <= 4 output pixels, the last
  * one repeated in the spare columns, then the position moved on by n pixels: each receptive
- * field as (input + input_offset) in int16, 0 at padded taps.  A filter row (k_w * in_c values)
- * converts straight from the input when it lies inside; taps one by one when in_c is a
- * multiple of 4; otherwise the field is gathered as bytes (the zero point at padded taps,
- * `gather`: 4 * groups bytes) and then converted. */
+ * field as (input + input_offset) in int16, 0 at padded taps.  Filter rows of whole groups
+ * (row_bytes a multiple of 4, dil_w 1) convert straight from the input where the row's bytes
+ * lie inside the input row -- a padded row's bytes past its taps too, which meet zero weights:
+ * the whole field at once where every row does (adaptc_col_rows), else row by row, padded rows
+ * cleared; taps one by one when in_c is a multiple of 4; otherwise the field is gathered as
+ * bytes (adaptc_gather_field, `gather`: 4 * groups bytes) and then converted. */
 static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input, int32_t n, int32_t *cols,
                                     int8_t *gather)
 {
     const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c;
     const int32_t k_h = g->k_h, k_w = g->k_w, dil_h = g->dil_h, dil_w = g->dil_w;
-    const int32_t input_offset = g->input_offset;
-    const int32_t depth = k_h * k_w * in_c;
-    const int32_t row_groups = k_w * in_c / 4;      /* a filter row, when it is whole groups */
-    const int32_t whole_rows = dil_w == 1 && (k_w * in_c) % 4 == 0;
+    const int32_t input_offset = g->input_offset, row_bytes = g->row_bytes;
+    const int32_t depth = k_h * row_bytes;
+    const int32_t row_groups = row_bytes / 4;       /* a filter row, when it is whole groups */
+    const int32_t whole_rows = dil_w == 1 && (row_bytes & 3) == 0;
     const int32_t offset2 = adaptc_offset2(input_offset);
-    const int8_t zero_point = (int8_t)-input_offset;
     int32_t c;
     for (c = 0; c < 4; ++c) {
         const int32_t in_y_origin = g->out_y * g->stride_h - g->pad_top;
         const int32_t in_x_origin = g->out_x * g->stride_w - g->pad_left;
         const int8_t *const image = input + g->batch * in_h * in_w * in_c;
-        const int32_t x_inside = in_x_origin >= 0 && in_x_origin + (k_w - 1) * dil_w < in_w;
+        const int32_t rows_inside = whole_rows && in_x_origin >= 0 && in_x_origin * in_c + row_bytes <= in_w * in_c;
+        const int32_t y_inside = in_y_origin >= 0 && in_y_origin + (k_h - 1) * dil_h < in_h;
         int32_t *col = cols + 2 * c;
-        int32_t filter_y, filter_x, k;
-        if ((whole_rows && x_inside) || (in_c & 3) == 0) {
+        int32_t filter_y, filter_x;
+        if (rows_inside && y_inside) {
+            adaptc_col_rows(col, image + (in_y_origin * in_w + in_x_origin) * in_c, k_h, row_groups,
+                            dil_h * in_w * in_c, offset2);
+        } else if (rows_inside || (in_c & 3) == 0) {
             for (filter_y = 0; filter_y < k_h; ++filter_y) {
                 const int32_t in_y = in_y_origin + dil_h * filter_y;
                 if (in_y < 0 || in_y >= in_h) {
-                    col = adaptc_col_clear(col, 8, k_w * in_c / 4);
-                } else if (whole_rows && x_inside) {
+                    col = adaptc_col_clear(col, 8, row_groups);
+                } else if (rows_inside) {
                     col = adaptc_col_convert(col, 8, image + (in_y * in_w + in_x_origin) * in_c, row_groups, offset2);
                 } else {
                     for (filter_x = 0; filter_x < k_w; ++filter_x) {
@@ -1165,24 +1328,7 @@ static inline void adaptc_im2col_x4(adaptc_conv_geometry *g, const int8_t *input
                 }
             }
         } else {
-            int8_t *dst = gather;
-            for (filter_y = 0; filter_y < k_h; ++filter_y) {
-                const int32_t in_y = in_y_origin + dil_h * filter_y;
-                for (filter_x = 0; filter_x < k_w; ++filter_x) {
-                    const int32_t in_x = in_x_origin + dil_w * filter_x;
-                    if (in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w) {
-                        const int8_t *const src = image + (in_y * in_w + in_x) * in_c;
-                        for (k = 0; k < in_c; ++k) {
-                            dst[k] = src[k];
-                        }
-                    } else {
-                        for (k = 0; k < in_c; ++k) {
-                            dst[k] = zero_point;
-                        }
-                    }
-                    dst += in_c;
-                }
-            }
+            adaptc_gather_field(g, image, in_y_origin, in_x_origin, gather);
             adaptc_col_from_s8(col, 8, gather, depth, input_offset);
         }
         if (c + 1 < n) {                              /* spare columns repeat the last pixel */
@@ -1252,122 +1398,6 @@ static ADAPTC_INLINE void adaptc_dot_x4(const int32_t *w, const int32_t *x, cons
     acc[2] = a2;
     acc[3] = a3;
 }
-
-/* One group of four weights of two channels (ww0, ww1: one LDRD of the pair-interleaved rows)
- * against two neighbouring columns of the four (x + 8 bytes: the second, then x: the first, which
- * moves x on by a group): assembly operands of adaptc_dot_2x2. a0 = (ch0, col0), a1 = (ch1, col0),
- * a2 = (ch0, col1), a3 = (ch1, col1). */
-#define ADAPTC_DOT_2X2_GROUP \
-    "ldrd   %[w0], %[w1], [%[w]], #8\n\t" \
-    "ldrd   %[x0], %[x1], [%[x], #8]\n\t" \
-    "sxtb16 %[u0], %[w0], ror #8\n\t" \
-    "sxtb16 %[w0], %[w0]\n\t" \
-    "sxtb16 %[u1], %[w1], ror #8\n\t" \
-    "sxtb16 %[w1], %[w1]\n\t" \
-    "smlad  %[a2], %[w0], %[x0], %[a2]\n\t" \
-    "smlad  %[a2], %[u0], %[x1], %[a2]\n\t" \
-    "smlad  %[a3], %[w1], %[x0], %[a3]\n\t" \
-    "smlad  %[a3], %[u1], %[x1], %[a3]\n\t" \
-    "ldrd   %[x0], %[x1], [%[x]], #32\n\t" \
-    "smlad  %[a0], %[w0], %[x0], %[a0]\n\t" \
-    "smlad  %[a0], %[u0], %[x1], %[a0]\n\t" \
-    "smlad  %[a1], %[w1], %[x0], %[a1]\n\t" \
-    "smlad  %[a1], %[u1], %[x1], %[a1]\n\t"
-
-/* acc[2 p + k] += <row of channel k, column p> for two rows of weights interleaved word by word
- * (w: 2 * groups words, simd.pair_rows: [ch0 g0][ch1 g0][ch0 g1]...) and two neighbouring
- * columns of the four interleaved ones, from x (the first's group 0) to x_end (groups >= 1).
- * A DSP core runs 16 MACs in 15 instructions -- 3 LDRD, 4 SXTB16, 8 SMLAD -- and 18 cycles,
- * where adaptc_dot_x4's one row against four columns takes 5 loads and 20; two groups an
- * iteration. */
-static ADAPTC_INLINE void adaptc_dot_2x2(const int32_t *w, const int32_t *x, const int32_t *x_end, int32_t *acc)
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if ADAPTC_DSP_ASM
-    int32_t w0, w1, u0, u1, x0, x1;
-    __asm__ volatile(
-            "sub    %[w0], %[end], %[x]\n\t"
-            "tst    %[w0], #32\n\t"
-            "beq    2f\n\t"
-            ADAPTC_DOT_2X2_GROUP
-            "cmp    %[x], %[end]\n\t"
-            "beq    3f\n"
-            "2:\n\t"
-            ADAPTC_DOT_2X2_GROUP
-            ADAPTC_DOT_2X2_GROUP
-            "cmp    %[x], %[end]\n\t"
-            "bne    2b\n"
-            "3:"
-            : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [w] "+&r"(w), [x] "+&r"(x),
-              [w0] "=&r"(w0), [w1] "=&r"(w1), [u0] "=&r"(u0), [u1] "=&r"(u1), [x0] "=&r"(x0), [x1] "=&r"(x1)
-            : [end] "r"(x_end)
-            : "cc", "memory");
-#else
-    do {
-        const int32_t w0 = adaptc_sxtb16(w[0]), u0 = adaptc_sxtb16_ror8(w[0]);
-        const int32_t w1 = adaptc_sxtb16(w[1]), u1 = adaptc_sxtb16_ror8(w[1]);
-        a0 = adaptc_smlad(u0, x[1], adaptc_smlad(w0, x[0], a0));
-        a1 = adaptc_smlad(u1, x[1], adaptc_smlad(w1, x[0], a1));
-        a2 = adaptc_smlad(u0, x[3], adaptc_smlad(w0, x[2], a2));
-        a3 = adaptc_smlad(u1, x[3], adaptc_smlad(w1, x[2], a3));
-        w += 2;
-        x += 8;
-    } while (x != x_end);
-#endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* gcc 12 and later clone adaptc_rows_x4 for a model's constant arguments and then warn that the
- * second record of a pair (rec[3]) lies past a one-channel layer's records -- in the pair loop
- * that never runs for one channel (r + 1 < rows): a false -Warray-bounds, silenced here only. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#endif
-
-/* adaptc_row_x4 for two channels at once: their rows interleaved word by word (adaptc_dot_2x2),
- * out[c * stride + k] for channel k < 2 (records rec[3 k]) and the four columns c. */
-static ADAPTC_INLINE void adaptc_row_pair_x4(const int32_t *w, const int32_t *cols, const int32_t *cols_end,
-                                             const int32_t *rec, int32_t output_offset, int8_t *out,
-                                             int32_t stride, int32_t exact)
-{
-    int32_t acc[8];
-    int32_t c, k;
-    acc[0] = acc[2] = acc[4] = acc[6] = rec[0];
-    acc[1] = acc[3] = acc[5] = acc[7] = rec[3];
-    adaptc_dot_2x2(w, cols, cols_end, acc);             /* columns 0, 1 */
-    adaptc_dot_2x2(w, cols + 4, cols_end + 4, acc + 4); /* columns 2, 3 */
-    for (k = 0; k < 2; ++k) {
-        const int32_t *const r = rec + 3 * k;
-        if (exact) {
-            for (c = 0; c < 4; ++c) {
-                out[c * stride + k] = (int8_t)adaptc_ssat8(adaptc_rq_exact(acc[2 * c + k], r[1], r[2]) + output_offset);
-            }
-        } else if (r[2] < 0) {
-            const int32_t mult = r[1], right = -r[2], round = (int32_t)(((uint32_t)1 << right) >> 1);
-            int8_t *o = out + k;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[k], mult, right, round) + output_offset);
-            o += stride;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[2 + k], mult, right, round) + output_offset);
-            o += stride;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[4 + k], mult, right, round) + output_offset);
-            o += stride;
-            o[0] = (int8_t)adaptc_ssat8(adaptc_rq_right_rounded(acc[6 + k], mult, right, round) + output_offset);
-        } else {
-            const adaptc_rq_params q = adaptc_rq_of(r[1], r[2]);
-            for (c = 0; c < 4; ++c) {
-                out[c * stride + k] = (int8_t)adaptc_ssat8(adaptc_rq_apply(acc[2 * c + k], q) + output_offset);
-            }
-        }
-    }
-}
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 /* out[c * stride] = adaptc_mbqm(bias + <row, column c>, mult, shift) + output_offset,
  * saturated to int8, for the four columns c (from `cols` to `cols_end`, groups >= 1) and one row
@@ -1542,27 +1572,6 @@ static inline void adaptc_clamp_x4(int8_t *out, int32_t rows, int32_t out_stride
     }
 }
 
-/* out[c * out_stride + r] for every row r (int8 words, `groups` a row; rows 2 k and 2 k + 1
- * interleaved word by word, simd.pair_rows) and the four columns c: adaptc_row_pair_x4 for each
- * pair of rows, adaptc_row_x4 for an odd last one, clamped to [act_min, act_max] (groups >= 1). */
-static ADAPTC_NOINLINE void adaptc_rows_x4(const int32_t *weights, const int32_t *cols, int32_t rows,
-                                           int32_t groups, const int32_t *channels, int32_t output_offset,
-                                           int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
-                                           int32_t exact)
-{
-    const int32_t *const cols_end = cols + 8 * groups;
-    int32_t r;
-    for (r = 0; r + 1 < rows; r += 2) {
-        adaptc_row_pair_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
-                           exact);
-    }
-    if (r < rows) {
-        adaptc_row_x4(weights + r * groups, cols, cols_end, channels + 3 * r, output_offset, out + r, out_stride,
-                      exact);
-    }
-    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
-}
-
 /* adaptc_rows_x4 for packed weight rows: each decoded in turn into packed->row_buf. */
 static ADAPTC_NOINLINE void adaptc_rows_x4_packed(const uint8_t *weights, const int32_t *cols, int32_t rows,
                                                   int32_t groups, const int32_t *channels, int32_t output_offset,
@@ -1636,6 +1645,43 @@ static ADAPTC_INLINE int8_t adaptc_addsub_out(int32_t raw, adaptc_rq_params q, i
     return (int8_t)adaptc_ssat8(adaptc_rq_apply(raw, q) + output_offset);
 }
 
+/* The byte-wise maximum / minimum of two words of four int8: SSUB8 sets each byte's GE flag
+ * where a >= b, SEL takes those bytes from its first operand, the others from its second (one
+ * asm statement: nothing comes between them to change the GE flags). */
+static inline int32_t adaptc_max_s8x4(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    uint32_t r = 0;
+    int32_t k;
+    for (k = 0; k < 4; ++k) {
+        const int32_t x = adaptc_byte(a, k), y = adaptc_byte(b, k);
+        r |= (uint32_t)(uint8_t)(x >= y ? x : y) << (8 * k);
+    }
+    return (int32_t)r;
+#endif
+}
+
+static inline int32_t adaptc_min_s8x4(int32_t a, int32_t b)
+{
+#if ADAPTC_HAVE_DSP
+    int32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    uint32_t r = 0;
+    int32_t k;
+    for (k = 0; k < 4; ++k) {
+        const int32_t x = adaptc_byte(a, k), y = adaptc_byte(b, k);
+        r |= (uint32_t)(uint8_t)(x >= y ? y : x) << (8 * k);
+    }
+    return (int32_t)r;
+#endif
+}
+
 /* ------------------------------------------------------------------------ */
 /* Sums of int8: four values a word in int16 lanes                          */
 /* ------------------------------------------------------------------------ */
@@ -1688,12 +1734,6 @@ static inline void adaptc_sum_s8_x4(const int8_t *src, int32_t stride, int32_t n
     sums[1] = s1;
     sums[2] = s2;
     sums[3] = s3;
-}
-
-/* Four bytes to memory as one word (any alignment; one STR on a Cortex-M). */
-static inline void adaptc_write_u8x4(int8_t *p, uint32_t v)
-{
-    memcpy(p, &v, sizeof v);
 }
 
 /* lut_s8_dsp: the four bytes of the word u each looked up in the 256-byte table, indexed by the
@@ -1833,39 +1873,307 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
 
 /*
  * CONV_2D, int8 (per-channel quantized): DSP-extension drop-in for conv2d_s8.
- * The arguments of conv2d_s8 -- with bias, out_mult and out_shift interleaved into one array
- * of per-channel records -- and, bit for bit, its results (TFLite
- * reference_integer_ops::ConvPerChannel); targets/kernels_dsp.py lays out the arrays.
+ * The arguments of conv2d_s8 -- with the filter, bias, out_mult and out_shift laid out as one
+ * array of channel blocks -- and, bit for bit, its results (TFLite
+ * reference_integer_ops::ConvPerChannel); targets/cortex_m/kernels/conv2d.py lays out the array.
  *
  * Layout: input, output: as conv2d_s8;
- *         channels: per output channel {bias, out_mult, out_shift} (int32 each; bias 0 if none);
- *         filter: the OHWI rows (depth = k_h * k_w * in_c values each), packed four int8 to a
- *         word and zero-padded to groups = ceil(depth / 4) words per row (dsp.h);
- *         p->scratch: four im2col columns (8 * groups words), four output rows for a last,
- *         partial block of pixels (4 * out_c bytes), then 4 * groups bytes to gather in.
- * Arithmetic: four output pixels at a time, adaptc_im2col_x4 writes each pixel's receptive
+ *         blocks: the output channels in pairs (2k, 2k + 1), a pair's block of 2 * groups + 7
+ *         int32 words (groups = ceil(depth / 4), depth = k_h * p->row_bytes; row_bytes = k_w *
+ *         in_c, or rounded up to a multiple of 4, the rows' taps then followed by zero weights):
+ *           {bias 2k, bias 2k + 1} (0 if none),
+ *           the two OHWI rows packed four int8 to a word, zero-padded to `groups` words and
+ *           interleaved word by word ([2k g0][2k+1 g0][2k g1]...: adaptc_conv_pair),
+ *           {m0, k0, m1, k1, rr}: in a pair of mode 2 (both channels' shift < 0 and the fast
+ *           requantization proven exact for them, simd.fast_rq_modes) m = out_mult, k = 2^(r -
+ *           1) + output_offset * 2^r, rr = r0 | r1 << 8 | 2 << 16 with r = -out_shift;
+ *           otherwise k = out_shift, rr = mode << 16 (1: the bound proven, 0: not);
+ *         then an odd last channel as {bias, out_mult, out_shift, 1 if not proven} and its row;
+ *         p->scratch: four im2col columns (8 * groups words), 6 words of output pointers
+ *         (adaptc_conv_rows), four output rows for a last, partial block of pixels (4 * out_c
+ *         bytes), then 4 * groups bytes to gather in.
+ * Arithmetic: four output pixels at a time, adaptc_im2col_x4 (adaptc_im2col_1x1 for a pointwise
+ *   convolution) writes each pixel's receptive
  *   field as (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so
- *   the sums are the same -- and adaptc_rows_x4 accumulates each output channel over the four
- *   columns with SMLAD, adds the bias and requantizes like adaptc_mbqm; + output_offset, clamp
- *   to [act_min, act_max].
+ *   the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
+ *   two columns at a time with SMLAD (16 MACs in 15 instructions), adds the bias, requantizes
+ *   by the pair's mode -- 2: SMMULR of 2 acc, the rounding and the output offset in one add, the
+ *   shift, SSAT (7 instructions an output, the store included, in the loop's assembly); 1:
+ *   dsp.h adaptc_rq (the accumulators proven small); 0: adaptc_rq_exact (any accumulator) --,
+ *   + output_offset, clamps to [act_min, act_max]; p->rq_mode 2: every pair fast, 3: some, 0:
+ *   none.
  */
-static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
-                          const int32_t *filter, const int32_t *channels, int8_t *output)
+
+/* One group of four weights of the two channels (w0, w1: one LDRD of the interleaved rows)
+ * against two neighbouring columns of the four (x + 8 bytes: the second, then x: the first, which
+ * moves x on by a group): assembly operands of adaptc_conv_pair. a0 = (ch0, col0), a1 = (ch1,
+ * col0), a2 = (ch0, col1), a3 = (ch1, col1). */
+#define ADAPTC_CONV_GROUP \
+    "ldrd   %[w0], %[w1], [%[w]], #8\n\t" \
+    "ldrd   %[x0], %[x1], [%[x], #8]\n\t" \
+    "sxtb16 %[u0], %[w0], ror #8\n\t" \
+    "sxtb16 %[w0], %[w0]\n\t" \
+    "sxtb16 %[u1], %[w1], ror #8\n\t" \
+    "sxtb16 %[w1], %[w1]\n\t" \
+    "smlad  %[a2], %[w0], %[x0], %[a2]\n\t" \
+    "smlad  %[a2], %[u0], %[x1], %[a2]\n\t" \
+    "smlad  %[a3], %[w1], %[x0], %[a3]\n\t" \
+    "smlad  %[a3], %[u1], %[x1], %[a3]\n\t" \
+    "ldrd   %[x0], %[x1], [%[x]], #32\n\t" \
+    "smlad  %[a0], %[w0], %[x0], %[a0]\n\t" \
+    "smlad  %[a0], %[u0], %[x1], %[a0]\n\t" \
+    "smlad  %[a1], %[w1], %[x0], %[a1]\n\t" \
+    "smlad  %[a1], %[u1], %[x1], %[a1]\n\t"
+
+/* rq_mode 2: accumulator A to its int8 output in place, with the channel's M and K and the
+ * shift in the low byte of `end` (rr) -- SMMULR(2 A, M), + (s < 0) correction, + K, >> r, SSAT --
+ * stored at O, which moves on by a byte. */
+#define ADAPTC_CONV_OUT(A, M, K, O) \
+    "lsl    %[" A "], %[" A "], #1\n\t" \
+    "smmulr %[" A "], %[" A "], %[" M "]\n\t" \
+    "add    %[" A "], %[" A "], %[" A "], asr #31\n\t" \
+    "add    %[" A "], %[" A "], %[" K "]\n\t" \
+    "asr    %[" A "], %[" A "], %[end]\n\t" \
+    "ssat   %[" A "], #8, %[" A "]\n\t" \
+    "strb   %[" A "], [%[" O "]], #1\n\t"
+
+/* rq_mode 2: (s + (s < 0 ? -1 : 0) + k) >> r saturated, s = SMMULR(2 acc, m): dsp.h
+ * adaptc_rq_right(acc, m, r) + output_offset, with both constants in k (|acc|, |k| < 2^30) */
+static inline int32_t adaptc_conv_fast(int32_t acc, int32_t m, int32_t k, int32_t r)
+{
+    const int32_t s = adaptc_smmulr((int32_t)((uint32_t)acc << 1), m);
+    return adaptc_ssat8((s + (s >> 31) + k) >> r);
+}
+
+#if ADAPTC_DSP_ASM
+/* The biases and the groups of a pair block (w) against two columns (x to end), in assembly:
+ * ADAPTC_CONV_REST takes groups % 4 (bits 5, 6 of the bytes to go into N and C: one group, then
+ * two), ADAPTC_CONV_BY4 four groups an iteration (15 instructions per 16 MACs), to end; w ends at
+ * the block's {m0, k0, m1, k1, rr}. */
+#define ADAPTC_CONV_BIAS \
+    "ldrd   %[a0], %[a1], [%[w]]\n\t" \
+    "ldrd   %[a2], %[a3], [%[w]], #8\n\t"
+
+#define ADAPTC_CONV_REST \
+    "sub    %[w0], %[end], %[x]\n\t" \
+    "lsls   %[w0], %[w0], #26\n\t" \
+    "bpl    1f\n\t" \
+    ADAPTC_CONV_GROUP \
+    "1:\n\t" \
+    "bcc    2f\n\t" \
+    ADAPTC_CONV_GROUP \
+    ADAPTC_CONV_GROUP \
+    "2:\n\t" \
+    "cmp    %[x], %[end]\n\t" \
+    "beq    3f\n"
+
+#define ADAPTC_CONV_BY4 \
+    "4:\n\t" \
+    ADAPTC_CONV_GROUP \
+    ADAPTC_CONV_GROUP \
+    ADAPTC_CONV_GROUP \
+    ADAPTC_CONV_GROUP \
+    "cmp    %[x], %[end]\n\t" \
+    "bne    4b\n" \
+    "3:\n\t"
+
+#define ADAPTC_CONV_DOT ADAPTC_CONV_BIAS ADAPTC_CONV_REST ADAPTC_CONV_BY4
+
+#define ADAPTC_CONV_OPERANDS \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [w] "+&r"(b), [x] "+&r"(x), \
+    [end] "+&r"(x_end), [w0] "=&r"(w0), [w1] "=&r"(w1), [u0] "=&r"(u0), [u1] "=&r"(u1), [x0] "=&r"(x0), \
+    [x1] "=&r"(x1)
+
+/* rq_mode 2 on a DSP core: one pair block (b) against two neighbouring columns (x, 8 words a
+ * group, to x_end) in assembly, the four outputs included (7 instructions each, the store
+ * included); `by4`: groups a multiple of 4 (no remainder to take first).  x_end points at the
+ * two columns' output pointers {o0, o1}; channel 0's output goes to o0[0], o1[0], channel 1's
+ * to o0[1], o1[1], and both pointers move on by 2. */
+#define ADAPTC_CONV_RQ \
+    "ldrd   %[x0], %[x1], [%[x]]\n\t" \
+    "ldrd   %[w0], %[w1], [%[w]], #8\n\t" \
+    "ldrd   %[u0], %[u1], [%[w]], #8\n\t" \
+    "ldr    %[end], [%[w]]\n\t" \
+    ADAPTC_CONV_OUT("a0", "w0", "w1", "x0") \
+    ADAPTC_CONV_OUT("a2", "w0", "w1", "x1") \
+    "lsr    %[end], %[end], #8\n\t" \
+    ADAPTC_CONV_OUT("a1", "u0", "u1", "x0") \
+    ADAPTC_CONV_OUT("a3", "u0", "u1", "x1") \
+    "strd   %[x0], %[x1], [%[x]]"
+
+static ADAPTC_INLINE void adaptc_conv_pair_asm(const int32_t *b, const int32_t *x, const int32_t *x_end,
+                                               int32_t by4)
+{
+    int32_t a0, a1, a2, a3, w0, w1, u0, u1, x0, x1;
+    if (by4) {
+        __asm__ volatile(ADAPTC_CONV_BIAS ADAPTC_CONV_BY4 ADAPTC_CONV_RQ : ADAPTC_CONV_OPERANDS : : "cc", "memory");
+    } else {
+        __asm__ volatile(ADAPTC_CONV_DOT ADAPTC_CONV_RQ : ADAPTC_CONV_OPERANDS : : "cc", "memory");
+    }
+}
+#endif
+
+/* The accumulators of a pair block (b) against two neighbouring columns (x, 8 words a group, to
+ * x_end): acc = {(ch0, col0), (ch1, col0), (ch0, col1), (ch1, col1)}; returns the block's
+ * {m0, k0, m1, k1, rr}. */
+static ADAPTC_INLINE const int32_t *adaptc_conv_dot(const int32_t *b, const int32_t *x, const int32_t *x_end,
+                                                    int32_t *acc)
+{
+#if ADAPTC_DSP_ASM
+    int32_t a0, a1, a2, a3, w0, w1, u0, u1, x0, x1;
+    __asm__ volatile(ADAPTC_CONV_DOT : ADAPTC_CONV_OPERANDS : : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+#else
+    acc[0] = acc[2] = b[0];
+    acc[1] = acc[3] = b[1];
+    b += 2;
+    do {
+        const int32_t w0 = adaptc_sxtb16(b[0]), u0 = adaptc_sxtb16_ror8(b[0]);
+        const int32_t w1 = adaptc_sxtb16(b[1]), u1 = adaptc_sxtb16_ror8(b[1]);
+        acc[0] = adaptc_smlad(u0, x[1], adaptc_smlad(w0, x[0], acc[0]));
+        acc[1] = adaptc_smlad(u1, x[1], adaptc_smlad(w1, x[0], acc[1]));
+        acc[2] = adaptc_smlad(u0, x[3], adaptc_smlad(w0, x[2], acc[2]));
+        acc[3] = adaptc_smlad(u1, x[3], adaptc_smlad(w1, x[2], acc[3]));
+        b += 2;
+        x += 8;
+    } while (x != x_end);
+#endif
+    return b;
+}
+
+/* One pair block (b) against two neighbouring columns (x, 8 words a group, to x_end), the
+ * requantization in C by the pair's mode (rr >> 16): channel 0's outputs at out[0] (first
+ * column) and out[stride] (second), channel 1's at out[1], out[stride + 1]. */
+static ADAPTC_NOINLINE void adaptc_conv_pair(const int32_t *b, const int32_t *x, const int32_t *x_end, int8_t *out,
+                                              int32_t stride, int32_t output_offset)
+{
+    int32_t acc[4];
+    int32_t c, k;
+    const int32_t *const rq = adaptc_conv_dot(b, x, x_end, acc);
+    const int32_t mode = rq[4] >> 16;
+    for (k = 0; k < 2; ++k) {
+        const int32_t m = rq[2 * k], kk = rq[2 * k + 1];
+        for (c = 0; c < 2; ++c) {
+            const int32_t a = acc[2 * c + k];
+            int32_t v;
+            if (mode == 2) {
+                v = adaptc_conv_fast(a, m, kk, (rq[4] >> (8 * k)) & 0xFF);
+            } else {
+                v = adaptc_ssat8((mode == 1 ? adaptc_rq(a, m, kk) : adaptc_rq_exact(a, m, kk)) + output_offset);
+            }
+            out[c * stride + k] = (int8_t)v;
+        }
+    }
+}
+
+/* out[c * out_stride + r] for every output channel r and the four columns c (from `cols`,
+ * groups >= 1; `outs`: 6 words of scratch after them) of which the first n are pixels: each
+ * pair block against columns 0, 1 and then, for n > 2, 2, 3; an odd last channel through dsp.h
+ * adaptc_row_x4; clamped to [act_min, act_max]. */
+static ADAPTC_NOINLINE void adaptc_conv_rows(const int32_t *blocks, const int32_t *cols, int32_t rows,
+                                             int32_t groups, int32_t mode, int32_t output_offset,
+                                             int32_t act_min, int32_t act_max, int8_t *out, int32_t out_stride,
+                                             int32_t n)
+{
+    const int32_t *const cols_end = cols + 8 * groups;
+    const int32_t size = 2 * groups + 7;
+    int32_t r = 0;
+    (void)mode;                                       /* the C form reads each pair's own */
+#if ADAPTC_DSP_ASM
+    if (mode == 2) {
+        int8_t **const outs = (int8_t **)(void *)(cols + 8 * groups);   /* {o0, o1, -, -, o2, o3} */
+        outs[0] = out;
+        outs[1] = out + out_stride;
+        outs[4] = out + 2 * out_stride;
+        outs[5] = out + 3 * out_stride;
+        if (n <= 2) {                                /* a last block of one or two pixels */
+            for (; r + 1 < rows; r += 2, blocks += size) {
+                adaptc_conv_pair_asm(blocks, cols, cols_end, 0);
+            }
+        } else if ((groups & 3) == 0) {
+            for (; r + 1 < rows; r += 2, blocks += size) {
+                adaptc_conv_pair_asm(blocks, cols, cols_end, 1);
+                adaptc_conv_pair_asm(blocks, cols + 4, cols_end + 4, 1);
+            }
+        }
+        for (; r + 1 < rows; r += 2, blocks += size) {
+            adaptc_conv_pair_asm(blocks, cols, cols_end, 0);
+            adaptc_conv_pair_asm(blocks, cols + 4, cols_end + 4, 0);
+        }
+    } else if (mode == 3) {                          /* fast pairs here, the others in C */
+        int8_t **const outs = (int8_t **)(void *)(cols + 8 * groups);
+        outs[0] = out;
+        outs[1] = out + out_stride;
+        outs[4] = out + 2 * out_stride;
+        outs[5] = out + 3 * out_stride;
+        for (; r + 1 < rows; r += 2, blocks += size) {
+            if (blocks[size - 1] >> 16 == 2) {
+                adaptc_conv_pair_asm(blocks, cols, cols_end, 0);
+                if (n > 2) {
+                    adaptc_conv_pair_asm(blocks, cols + 4, cols_end + 4, 0);
+                }
+                continue;
+            }
+            adaptc_conv_pair(blocks, cols, cols_end, out + r, out_stride, output_offset);
+            if (n > 2) {
+                adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, output_offset);
+            }
+            outs[0] += 2;
+            outs[1] += 2;
+            outs[4] += 2;
+            outs[5] += 2;
+        }
+    }
+#endif
+    for (; r + 1 < rows; r += 2, blocks += size) {
+        adaptc_conv_pair(blocks, cols, cols_end, out + r, out_stride, output_offset);
+        if (n > 2) {
+            adaptc_conv_pair(blocks, cols + 4, cols_end + 4, out + 2 * out_stride + r, out_stride, output_offset);
+        }
+    }
+    if (r < rows) {                                  /* {bias, mult, shift, exact}, the row */
+        adaptc_row_x4(blocks + 4, cols, cols_end, blocks, output_offset, out + r, out_stride, blocks[3]);
+    }
+    adaptc_clamp_x4(out, rows, out_stride, act_min, act_max);
+}
+
+/* A pointwise convolution's (1x1, stride 1, no padding, in_c a multiple of 4: the pixels lie one
+ * after the other) next n <= 4 columns from src, the last pixel repeated in the spare ones:
+ * converted straight from the input, no geometry to follow. */
+static inline void adaptc_im2col_1x1(const int8_t *src, int32_t in_c, int32_t n, int32_t *cols, int32_t offset2)
+{
+    int32_t c;
+    for (c = 0; c < 4; ++c) {
+        adaptc_col_rows(cols + 2 * c, src + (c < n ? c : n - 1) * in_c, 1, in_c / 4, 0, offset2);
+    }
+}
+
+static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input, const int32_t *blocks,
+                          int8_t *output)
 {
     const int32_t out_c = p->out_c;
-    const int32_t groups = (p->k_h * p->k_w * p->in_c + 3) / 4;
+    const int32_t groups = (p->k_h * p->row_bytes + 3) / 4;
     int32_t *const cols = p->scratch;
-    int8_t *const tail = (int8_t *)(cols + 8 * groups);
+    int8_t *const tail = (int8_t *)(cols + 8 * groups + 6);
     int8_t *const gather = tail + 4 * out_c;
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     adaptc_conv_geometry g = {p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->k_h, p->k_w, p->stride_h, p->stride_w,
-                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, 0, 0, 0};
+                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, p->row_bytes, 0, 0, 0};
     int32_t pix;
+    const int32_t pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+                              p->pad_left == 0 && p->in_h == p->out_h && p->in_w == p->out_w && (p->in_c & 3) == 0;
     for (pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
-        adaptc_im2col_x4(&g, input, n, cols, gather);
-        adaptc_rows_x4(filter, cols, out_c, groups, channels, p->output_offset, p->act_min, p->act_max,
-                       n == 4 ? output + pix * out_c : tail, out_c, p->rq_exact);
+        if (pointwise) {
+            adaptc_im2col_1x1(input + pix * p->in_c, p->in_c, n, cols, adaptc_offset2(p->input_offset));
+        } else {
+            adaptc_im2col_x4(&g, input, n, cols, gather);
+        }
+        adaptc_conv_rows(blocks, cols, out_c, groups, p->rq_mode, p->output_offset, p->act_min, p->act_max,
+                         n == 4 ? output + pix * out_c : tail, out_c, n);
         if (n < 4) {
             memcpy(output + pix * out_c, tail, (size_t)(n * out_c));
         }
@@ -1873,52 +2181,143 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input,
 }
 
 /*
- * MAX_POOL_2D, int8.
- * Mirrors TFLite reference_integer_ops::MaxPool (int8)
- * (tensorflow/lite/kernels/internal/reference/integer_ops/pooling.h).
+ * MAX_POOL_2D, int8: DSP-extension drop-in for max_pool_s8 -- the same arguments and, bit for
+ * bit, the same results (TFLite reference_integer_ops::MaxPool (int8),
+ * tensorflow/lite/kernels/internal/reference/integer_ops/pooling.h).
  *
  * Layout: input  NHWC [batches][in_h][in_w][channels]    int8
- *         output NHWC [batches][out_h][out_w][channels]  int8
- *         (input and output share scale and zero point).
- * Arithmetic: max over the in-bounds window elements (starting from -128);
- *   clamp to [act_min, act_max].
+ *         output NHWC [batches][out_h][out_w][channels]  int8: as max_pool_s8.
+ * Arithmetic: as max_pool_s8 -- the max over the in-bounds window elements starting from -128,
+ *   clamped to [act_min, act_max] -- four channels a word.  Per output pixel the in-bounds window
+ *   is `runs` runs of `len` elements `pixel` bytes apart, the runs `row` bytes apart: its rows,
+ *   or one run of rows * cols elements where it spans the input's whole width.  The channels go
+ *   eight at a time (an octet: two words an element), then four (a quad: one word), then the
+ *   last channels % 4 one at a time over the same runs.  A word of four channels (any alignment)
+ *   keeps a running byte-wise max from 0x80808080 (four -128; dsp.h adaptc_max_s8x4: SSUB8 +
+ *   SEL), then is clamped byte-wise (adaptc_max_s8x4 with act_min, adaptc_min_s8x4 with act_max
+ *   in each byte) and stored as one word (adaptc_write_u8x4).  Optimized builds on a DSP core
+ *   run the window's runs in assembly (ADAPTC_DSP_ASM): 9 instructions an octet element, 6 a
+ *   quad element, 4 a run.
  */
-static void max_pool_s8(const pool_s8_params *p, const int8_t *input,
-                        int8_t *output)
+
+/* The byte-wise running maxima m[0] (channels 0..3) and m[1] (4..7, for eight channels) over
+ * `runs` >= 1 runs of n >= 1 elements from x, pixel bytes apart, each run followed by a jump of
+ * skip bytes to the next. */
+static ADAPTC_INLINE void adaptc_maxpool_runs(const int8_t *x, int32_t runs, int32_t n, int32_t skip, int32_t pixel,
+                                              int32_t eight, int32_t *m)
 {
-    /* Offsets run by addition: the multiplies are once per call, not per pixel (the Cortex-M0+
-     * may have the 32-cycle multiplier). */
-    const int32_t pixel = p->channels;
+    int32_t m0 = m[0], m1 = m[1];
+#if ADAPTC_DSP_ASM
+    int32_t w, t, k;
+    if (eight) {
+        __asm__("2:\n\t"
+                "mov     %[k], %[n]\n"
+                "1:\n\t"
+                "ldr     %[w], [%[x], #4]\n\t"
+                "ssub8   %[t], %[w], %[m1]\n\t"
+                "sel     %[m1], %[w], %[m1]\n\t"
+                "ldr     %[w], [%[x]]\n\t"
+                "add     %[x], %[x], %[pixel]\n\t"
+                "ssub8   %[t], %[w], %[m0]\n\t"
+                "sel     %[m0], %[w], %[m0]\n\t"
+                "subs    %[k], %[k], #1\n\t"
+                "bne     1b\n\t"
+                "add     %[x], %[x], %[skip]\n\t"
+                "subs    %[runs], %[runs], #1\n\t"
+                "bne     2b"
+                : [x] "+&r"(x), [runs] "+&r"(runs), [m0] "+&r"(m0), [m1] "+&r"(m1), [w] "=&r"(w), [t] "=&r"(t),
+                  [k] "=&r"(k)
+                : [n] "r"(n), [skip] "r"(skip), [pixel] "r"(pixel)
+                : "cc", "memory");
+    } else {
+        __asm__("2:\n\t"
+                "mov     %[k], %[n]\n"
+                "1:\n\t"
+                "ldr     %[w], [%[x]]\n\t"
+                "add     %[x], %[x], %[pixel]\n\t"
+                "ssub8   %[t], %[w], %[m0]\n\t"
+                "sel     %[m0], %[w], %[m0]\n\t"
+                "subs    %[k], %[k], #1\n\t"
+                "bne     1b\n\t"
+                "add     %[x], %[x], %[skip]\n\t"
+                "subs    %[runs], %[runs], #1\n\t"
+                "bne     2b"
+                : [x] "+&r"(x), [runs] "+&r"(runs), [m0] "+&r"(m0), [w] "=&r"(w), [t] "=&r"(t), [k] "=&r"(k)
+                : [n] "r"(n), [skip] "r"(skip), [pixel] "r"(pixel)
+                : "cc", "memory");
+    }
+#else
+    int32_t k;
+    for (; runs > 0; --runs, x += skip) {
+        for (k = n; k > 0; --k, x += pixel) {
+            m0 = adaptc_max_s8x4(adaptc_read_s8x4(x), m0);
+            if (eight) {
+                m1 = adaptc_max_s8x4(adaptc_read_s8x4(x + 4), m1);
+            }
+        }
+    }
+#endif
+    m[0] = m0;
+    m[1] = m1;
+}
+
+static void max_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t *output)
+{
+    /* Offsets run by addition, as max_pool_s8. */
+    const int32_t channels = p->channels, act_min = p->act_min, act_max = p->act_max;
+    /* act_min, act_max (within int8: the same clamp of an int8 max) in each byte */
+    const int32_t lo = (int32_t)(((uint32_t)adaptc_clamp_i32(act_min, -128, 127) & 0xFFu) * 0x01010101u);
+    const int32_t hi = (int32_t)(((uint32_t)adaptc_clamp_i32(act_max, -128, 127) & 0xFFu) * 0x01010101u);
+    const int32_t pixel = channels;
     const int32_t row = p->in_w * pixel;
     const int32_t step_y = p->stride_h * row;
     const int32_t step_x = p->stride_w * pixel;
-    int32_t batch, out_y, out_x, channel;
+    int32_t batch, out_y, out_x, c, r, n, width = 8;
     for (batch = 0; batch < p->batches; ++batch, input += p->in_h * row) {
         int32_t in_y_origin = -p->pad_top;
         int32_t offset_y = -p->pad_top * row;
         for (out_y = 0; out_y < p->out_h; ++out_y, in_y_origin += p->stride_h, offset_y += step_y) {
             const int32_t filter_y_start = in_y_origin < 0 ? -in_y_origin : 0;
             const int32_t filter_y_end = p->k_h < p->in_h - in_y_origin ? p->k_h : p->in_h - in_y_origin;
+            const int32_t rows = filter_y_end - filter_y_start;
             int32_t in_x_origin = -p->pad_left;
             int32_t offset_x = -p->pad_left * pixel;
             for (out_x = 0; out_x < p->out_w; ++out_x, in_x_origin += p->stride_w, offset_x += step_x) {
                 const int32_t filter_x_start = in_x_origin < 0 ? -in_x_origin : 0;
                 const int32_t filter_x_end = p->k_w < p->in_w - in_x_origin ? p->k_w : p->in_w - in_x_origin;
+                const int32_t cols = filter_x_end - filter_x_start;
                 /* the window's first in-bounds element (row and column clipped to 0) */
                 const int8_t *window = input + (in_y_origin < 0 ? 0 : offset_y) + (in_x_origin < 0 ? 0 : offset_x);
-                for (channel = 0; channel < p->channels; ++channel, ++output) {
+                /* the window as runs: one run where it spans the whole width */
+                const int32_t empty = rows <= 0 || cols <= 0;
+                const int32_t whole = cols == p->in_w;
+                const int32_t runs = empty ? 0 : whole ? 1 : rows;
+                const int32_t len = empty ? 0 : whole ? rows * cols : cols;
+                const int32_t skip = row - len * pixel;       /* from a run's end to the next run */
+                /* octets, then a quad where channels % 8 >= 4 */
+                for (c = 0; c + 4 <= channels; c += width, output += width) {
+                    int32_t m[2] = {(int32_t)0x80808080u, (int32_t)0x80808080u};   /* four -128 each */
+                    width = c + 8 <= channels ? 8 : 4;
+                    if (runs > 0) {
+                        adaptc_maxpool_runs(window + c, runs, len, skip, pixel, width == 8, m);
+                    }
+                    adaptc_write_u8x4(output, (uint32_t)adaptc_min_s8x4(adaptc_max_s8x4(m[0], lo), hi));
+                    if (width == 8) {
+                        adaptc_write_u8x4(output + 4, (uint32_t)adaptc_min_s8x4(adaptc_max_s8x4(m[1], lo), hi));
+                    }
+                }
+                for (; c < channels; ++c, ++output) {
+                    const int8_t *in_run = window + c;
                     int32_t max = INT8_MIN;
-                    const int8_t *in_row = window + channel;
-                    int32_t filter_y, filter_x;
-                    for (filter_y = filter_y_start; filter_y < filter_y_end; ++filter_y, in_row += row) {
-                        const int8_t *in = in_row;
-                        for (filter_x = filter_x_start; filter_x < filter_x_end; ++filter_x, in += pixel) {
-                            if (*in > max) {
-                                max = *in;
+                    for (r = 0; r < runs; ++r, in_run += row) {
+                        const int8_t *x = in_run;
+                        for (n = 0; n < len; ++n, x += pixel) {
+                            if (*x > max) {
+                                max = *x;
                             }
                         }
                     }
-                    *output = (int8_t)adaptc_clamp_i32(max, p->act_min, p->act_max);
+                    *output = (int8_t)adaptc_clamp_i32(max, act_min, act_max);
                 }
             }
         }
@@ -1945,17 +2344,22 @@ static void max_pool_s8(const pool_s8_params *p, const int8_t *input,
  *         ADAPTC_DW_RING_BYTES), their filters as int16 pairs ([group][tap] {(c0, c2), (c1,
  *         c3)}, 2 * k_h * k_w words a group), then a ring of (k_h - 1) * dil_h + 1 input rows
  *         (slots), each [group][span columns] {(x0, x2), (x1, x3)} (span = the padded columns
- *         the output row reads), so 2 * qb * span words a slot.
+ *         the output row reads), so 2 * qb * span words a slot; then, for adaptc_dw_rowk, its
+ *         two row tables (2 (k_h ceil(k_w / ADAPTC_DW_KMAX) + 1) words each) and, with the exact
+ *         requantization, a row's accumulators (4 qb out_w words).
  * Arithmetic: the groups in blocks; for each block its filter expanded once, then per output
  *   row each input row it reads, not yet in the ring, converted once for the whole block --
  *   x + input_offset as the int16 pairs SXTAB16 / SXTAB16 ROR #8 make of a word of four
  *   input bytes; the padded columns and rows 0 (the reference's skipped taps) -- and the
  *   output row computed group by group with no bounds check, SMLABB / SMLATT accumulating the
- *   four channels.  3x3 windows (dil_w 1, stride_w 1 or 2, the fast requantization) in
- *   assembly, one call per output row and block: two adjacent pixels a block (72 MACs; each
- *   input and weight word loaded once for both), a last odd pixel a block of its own, the
- *   requantization of the block's outputs in it.  Any other window, and the exact
- *   requantization, in C one pixel at a time.  Requantization per output: the fast form
+ *   four channels.  In assembly, one call per output row and block: two adjacent pixels a block
+ *   (each input and weight word loaded once for both), a last odd pixel a block of its own, the
+ *   requantization of the block's outputs in it -- 3x3 windows (dil_w 1, stride_w 1 or 2, the
+ *   fast requantization) unrolled (adaptc_dw_row3, 72 MACs a block); any other window with dil_w
+ *   1 and stride_w 1 or 2 by a row table (adaptc_dw_rowk: runs of up to ADAPTC_DW_KMAX taps of
+ *   10 / 11 / 6 instructions, 8 / 8 / 4 MACs; with the exact requantization its accumulators
+ *   stored and requantized in C).  The rest (dil_w > 1, stride_w > 2; a build without the
+ *   assembly: any window) in C one pixel at a time.  Requantization per output: the fast form
  *   (SMMLAR of 2 acc into round - (acc < 0), the shift, SSAT: 4 instructions), else dsp.h
  *   adaptc_rq_exact + output_offset (exact for any accumulator).  The last channels % 4
  *   channels one at a time over the in-bounds taps.  A narrower [act_min, act_max] clamps the
@@ -2078,6 +2482,39 @@ static inline void adaptc_dw_zero(int32_t *dst, int32_t n)
 static ADAPTC_NOINLINE void adaptc_dw_expand(int32_t *dst, const int32_t *src, int32_t n, int32_t twice)
 {
     int32_t t;
+#if ADAPTC_DSP_ASM
+    if (n > 0) {                         /* a tap: 8 instructions (SADD16: both halves doubled), else 6 */
+        int32_t v, lo, hi;
+        if (twice) {
+            __asm__ volatile(
+                    "1:\n\t"
+                    "ldr     %[v], [%[s]], #4\n\t"
+                    "sxtb16  %[lo], %[v]\n\t"
+                    "sxtb16  %[hi], %[v], ror #8\n\t"
+                    "sadd16  %[lo], %[lo], %[lo]\n\t"
+                    "sadd16  %[hi], %[hi], %[hi]\n\t"
+                    "strd    %[lo], %[hi], [%[d]], #8\n\t"
+                    "subs    %[n], %[n], #1\n\t"
+                    "bne     1b"
+                    : [v] "=&r"(v), [lo] "=&r"(lo), [hi] "=&r"(hi), [s] "+&r"(src), [d] "+&r"(dst), [n] "+&r"(n)
+                    :
+                    : "cc", "memory");
+        } else {
+            __asm__ volatile(
+                    "1:\n\t"
+                    "ldr     %[v], [%[s]], #4\n\t"
+                    "sxtb16  %[lo], %[v]\n\t"
+                    "sxtb16  %[hi], %[v], ror #8\n\t"
+                    "strd    %[lo], %[hi], [%[d]], #8\n\t"
+                    "subs    %[n], %[n], #1\n\t"
+                    "bne     1b"
+                    : [v] "=&r"(v), [lo] "=&r"(lo), [hi] "=&r"(hi), [s] "+&r"(src), [d] "+&r"(dst), [n] "+&r"(n)
+                    :
+                    : "cc", "memory");
+        }
+        return;
+    }
+#endif
     for (t = 0; t < n; ++t) {
         uint32_t lo = (uint32_t)adaptc_sxtb16(src[t]), hi = (uint32_t)adaptc_sxtb16_ror8(src[t]);
         if (twice) {                     /* both halves doubled (|2 w| < 2^15): no carry between them */
@@ -2312,6 +2749,279 @@ static ADAPTC_NOINLINE void adaptc_dw_row3(const int32_t *x, const int32_t *w, c
 }
 #endif
 
+/* The general window (any k_h x k_w, dil_w 1, stride_w 1 or 2) in assembly, adaptc_dw_rowk: the
+ * two-pixel block of adaptc_dw_row3 (and the last odd pixel) over a row table (adaptc_dw_entries,
+ * adaptc_dw_moves): per window row, and per chunk of at most ADAPTC_DW_KMAX of its taps, {the
+ * bytes x moves on before it, where it enters the runs}; a last entry takes x on to the next block
+ * and enters the epilogue.  The row top reads the entry, moves x, loads the column there and jumps
+ * (ADD PC) into a run of ADAPTC_DW_KMAX taps -- stride 1, stride 2, one pixel, one after the
+ * other --, so that the chunk's n taps are the last n of the run, which ends by a branch back to
+ * the row top.  After the runs the branches to the epilogues: the accumulators stored (exact
+ * requantization) of a block, of a pixel, the fast requantization of a pixel, then that of a
+ * block.  Every tap the same bytes (32-bit instructions only; the assembler checks).  A column
+ * loaded and not used (the last entry's, a pixel's last tap's) lies at most two columns past a
+ * group's span: in the ring or in the tables after it. */
+#define ADAPTC_DW_KMAX 7
+#define ADAPTC_DW_TAP_S1 40             /* a tap's bytes: two pixels, stride 1 */
+#define ADAPTC_DW_TAP_S2 44             /*                two pixels, stride 2 */
+#define ADAPTC_DW_TAP_1 24              /*                one pixel */
+#define ADAPTC_DW_RUN_S2 (ADAPTC_DW_KMAX * ADAPTC_DW_TAP_S1 + 4)         /* the runs' offsets */
+#define ADAPTC_DW_RUN_1 (ADAPTC_DW_RUN_S2 + ADAPTC_DW_KMAX * ADAPTC_DW_TAP_S2 + 4)
+#define ADAPTC_DW_EPILOGUES (ADAPTC_DW_RUN_1 + ADAPTC_DW_KMAX * ADAPTC_DW_TAP_1 + 4)
+#define ADAPTC_DW_STR(X) ADAPTC_DW_STR_(X)
+#define ADAPTC_DW_STR_(X) #X
+
+#if ADAPTC_DSP_ASM
+/* The row tables of adaptc_dw_rowk, tab for the blocks of two pixels (taps of `tap` bytes from
+ * `run`), tab1 for a single pixel: per window row, per chunk of its taps (its k_w taps spread
+ * evenly over the fewest chunks of at most ADAPTC_DW_KMAX), {x's move in bytes, the entry of its
+ * n taps: the run + (ADAPTC_DW_KMAX - n) taps}; then {x's move after the window, the epilogue:
+ * ADAPTC_DW_EPILOGUES + 12 a block, 8 a pixel with the fast requantization, else + 0, 4}.  Here
+ * the entries and the moves within a window row (0), once a call; adaptc_dw_moves the rest. */
+static inline void adaptc_dw_entries(int32_t *tab, int32_t *tab1, int32_t k_h, int32_t k_w, int32_t run, int32_t tap,
+                                     int32_t fast)
+{
+    const int32_t chunks = (k_w + ADAPTC_DW_KMAX - 1) / ADAPTC_DW_KMAX;
+    int32_t r, j;
+    for (r = 0; r < k_h; ++r) {
+        for (j = 0; j < chunks; ++j) {
+            const int32_t left = ADAPTC_DW_KMAX - k_w / chunks - (j < k_w % chunks);
+            tab[0] = tab1[0] = 0;
+            tab[1] = run + left * tap;
+            tab1[1] = ADAPTC_DW_RUN_1 + left * ADAPTC_DW_TAP_1;
+            tab += 2;
+            tab1 += 2;
+        }
+    }
+    tab[1] = ADAPTC_DW_EPILOGUES + (fast ? 12 : 0);
+    tab1[1] = ADAPTC_DW_EPILOGUES + (fast ? 8 : 4);
+}
+
+/* The moves of adaptc_dw_entries' tables for one output row: window row r is input row
+ * y0 + r dil_h, in ring slot y mod ring or the zero slot `ring` (slots slot_bytes apart); a
+ * window row's taps move x on by 8 k_w bytes; the last move takes x `back` bytes on from where it
+ * started (the next block). */
+static inline void adaptc_dw_moves(int32_t *tab, int32_t *tab1, int32_t y0, int32_t in_h, int32_t ring,
+                                   int32_t slot_bytes, int32_t k_h, int32_t k_w, int32_t dil_h, int32_t back)
+{
+    const int32_t words = 2 * ((k_w + ADAPTC_DW_KMAX - 1) / ADAPTC_DW_KMAX);
+    int32_t r, x = 0, y = y0, slot = y0 % ring;                      /* slot: y mod ring */
+    if (slot < 0) {
+        slot += ring;
+    }
+    for (r = 0; r < k_h; ++r) {
+        const int32_t at = (y < 0 || y >= in_h ? ring : slot) * slot_bytes;
+        tab[0] = tab1[0] = at - x;
+        tab += words;
+        tab1 += words;
+        x = at + 8 * k_w;
+        y += dil_h;
+        slot += dil_h;                   /* < 2 ring: dil_h < ring where k_h > 1 */
+        if (slot >= ring) {
+            slot -= ring;
+        }
+    }
+    tab[0] = back - x;
+    tab1[0] = -x;
+}
+
+/* adaptc_dw_rowk's taps (registers as adaptc_dw_row3's): r8, r9 hold the column at x; x and w
+ * move on by 8 bytes.  Stride 1: pixel a's column t, pixel b's t + 1 */
+#define ADAPTC_DW_TAP_S1_ASM \
+    "ldrd   r10, r11, [lr], #8\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #8]!\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B)
+/* stride 2: pixel a's column t, pixel b's t + 2 */
+#define ADAPTC_DW_TAP_S2_ASM \
+    "ldrd   r10, r11, [lr], #8\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #16]\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_B) \
+    "ldrd   r8, r9, [r12, #8]!\n\t"
+/* one pixel */
+#define ADAPTC_DW_TAP_1_ASM \
+    "ldrd   r10, r11, [lr], #8\n\t" \
+    ADAPTC_DW_MAC4(ADAPTC_DW_A) \
+    "ldrd   r8, r9, [r12, #8]!\n\t"
+/* A run of ADAPTC_DW_KMAX taps TAP of BYTES (the assembler checks), then back to the row top */
+#define ADAPTC_DW_RUN(TAP, BYTES) \
+    "6:\n\t" \
+    ".rept  " ADAPTC_DW_STR(ADAPTC_DW_KMAX) "\n\t" \
+    TAP \
+    ".endr\n\t" \
+    ".if    . - 6b - " ADAPTC_DW_STR(ADAPTC_DW_KMAX) " * " ADAPTC_DW_STR(BYTES) "\n\t" \
+    ".error \"adaptc_dw_rowk: a tap is not " ADAPTC_DW_STR(BYTES) " bytes\"\n\t" \
+    ".endif\n\t" \
+    "b.w    4b\n\t"
+#define ADAPTC_DW_ROWK_ASM \
+    "b      0f\n\t" \
+    "4:\n\t"                                /* the row top */ \
+    "ldr    r8, %[rp]\n\t" \
+    "ldrd   r9, r10, [r8], #8\n\t" \
+    "str    r8, %[rp]\n\t" \
+    "add    r12, r12, r9\n\t" \
+    "ldrd   r8, r9, [r12]\n\t" \
+    "5:\n\t" \
+    "add    pc, r10\n\t"                    /* PC: this ADD + 4, the runs */ \
+    "nop\n\t" \
+    ".if    . - 5b - 4\n\t" \
+    ".error \"adaptc_dw_rowk: ADD PC, NOP are not 4 bytes\"\n\t" \
+    ".endif\n\t" \
+    ADAPTC_DW_RUN(ADAPTC_DW_TAP_S1_ASM, ADAPTC_DW_TAP_S1) \
+    ADAPTC_DW_RUN(ADAPTC_DW_TAP_S2_ASM, ADAPTC_DW_TAP_S2) \
+    ADAPTC_DW_RUN(ADAPTC_DW_TAP_1_ASM, ADAPTC_DW_TAP_1) \
+    ".if    . - 5b - 4 - " ADAPTC_DW_STR(ADAPTC_DW_EPILOGUES) "\n\t" \
+    ".error \"adaptc_dw_rowk: the runs are not ADAPTC_DW_EPILOGUES bytes\"\n\t" \
+    ".endif\n\t" \
+    "b.w    8f\n\t"                         /* + 0: a block's accumulators stored */ \
+    "b.w    9f\n\t"                         /* + 4: a pixel's */ \
+    "b.w    7f\n\t"                         /* + 8: a pixel requantized */ \
+    "ldr    lr, %[rec]\n\t"                 /* + 12: a block requantized */ \
+    ADAPTC_DW_RQ2("r0", "r4", "16", "24") \
+    ADAPTC_DW_RQ2("r1", "r5", "28", "36") \
+    ADAPTC_DW_RQ2("r2", "r6", "40", "48") \
+    ADAPTC_DW_RQ2("r3", "r7", "52", "60") \
+    "ldr    r8, %[out]\n\t" \
+    "ldr    r9, %[depth]\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_A) \
+    "add    r8, r8, r9\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_B) \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[out]\n\t" \
+    "b      1f\n\t" \
+    "8:\n\t" \
+    "ldr    r8, %[acc]\n\t" \
+    "stmia  r8!, {r0-r7}\n\t" \
+    "str    r8, %[acc]\n\t" \
+    "ldr    lr, %[rec]\n\t" \
+    "1:\n\t"                                /* the next block: lr the group's record */ \
+    ADAPTC_DW_BIAS \
+    "ldr    r8, %[xend]\n\t" \
+    "cmp    r12, r8\n\t" \
+    "beq    2f\n\t" \
+    "mov    r4, r0\n\t" \
+    "mov    r5, r1\n\t" \
+    "mov    r6, r2\n\t" \
+    "mov    r7, r3\n\t" \
+    "ldr    lr, %[wq]\n\t" \
+    "ldr    r8, %[tab]\n\t" \
+    "str    r8, %[rp]\n\t" \
+    "b      4b\n\t" \
+    "2:\n\t"                                /* the last odd pixel */ \
+    "ldr    r8, %[odd]\n\t" \
+    "cmp    r8, #0\n\t" \
+    "beq    3f\n\t" \
+    "ldr    lr, %[wq]\n\t" \
+    "ldr    r8, %[tab1]\n\t" \
+    "str    r8, %[rp]\n\t" \
+    "b      4b\n\t" \
+    "7:\n\t" \
+    "ldr    lr, %[rec]\n\t" \
+    ADAPTC_DW_RQ1("r0", "16", "24") \
+    ADAPTC_DW_RQ1("r1", "28", "36") \
+    ADAPTC_DW_RQ1("r2", "40", "48") \
+    ADAPTC_DW_RQ1("r3", "52", "60") \
+    "ldr    r8, %[out]\n\t" \
+    ADAPTC_DW_STORE(ADAPTC_DW_A) \
+    "b      3f\n\t" \
+    "9:\n\t" \
+    "ldr    r8, %[acc]\n\t" \
+    "stmia  r8!, {r0-r3}\n\t" \
+    "str    r8, %[acc]\n\t" \
+    "3:\n\t"                                /* the next group */ \
+    "ldr    r8, %[xq]\n\t" \
+    "ldr    r9, %[qbytes]\n\t" \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[xq]\n\t" \
+    "ldr    r8, %[wq]\n\t" \
+    "ldr    r9, %[wbytes]\n\t" \
+    "add    r8, r8, r9\n\t" \
+    "str    r8, %[wq]\n\t" \
+    "ldr    r8, %[rec]\n\t" \
+    "add    r8, r8, #64\n\t" \
+    "str    r8, %[rec]\n\t" \
+    "ldr    r8, %[outq]\n\t" \
+    "add    r8, r8, #4\n\t" \
+    "str    r8, %[outq]\n\t" \
+    "str    r8, %[out]\n\t" \
+    "ldr    r8, %[nq]\n\t" \
+    "subs   r8, r8, #1\n\t" \
+    "str    r8, %[nq]\n\t" \
+    "beq    10f\n\t" \
+    "0:\n\t"                                /* a group: its row's first block */ \
+    "ldr    lr, %[rec]\n\t" \
+    "ldr    r12, %[xq]\n\t" \
+    "ldr    r9, %[pairbytes]\n\t" \
+    "add    r9, r12, r9\n\t" \
+    "str    r9, %[xend]\n\t" \
+    "b      1b\n\t" \
+    "10:"
+
+/* One output row of nq (>= 1) groups, any window with dil_w 1, stride_w 1 or 2: x the first
+ * group's column 0 in ring slot 0 (groups qbytes apart), weights w (wbytes a group), records rec
+ * (64 bytes a group), outputs out (the row's first pixel, group 0; pixels `depth` bytes apart);
+ * the blocks of two pixels (pairbytes: their columns' bytes) by row table tab, then `odd` (0 or 1)
+ * pixel by tab1; the tables' last entries pick the epilogues: outputs, or the accumulators at acc
+ * ([group][pixel][lane c0, c2, c1, c3]). */
+static ADAPTC_NOINLINE void adaptc_dw_rowk(const int32_t *x, const int32_t *w, const int32_t *rec, int8_t *out,
+                                           int32_t *acc, const int32_t *tab, const int32_t *tab1, int32_t nq,
+                                           int32_t pairbytes, int32_t odd, int32_t qbytes, int32_t wbytes,
+                                           int32_t depth)
+{
+    int8_t *outq = out;
+    const int32_t *xend = x, *rp = tab;
+    __asm__ volatile(ADAPTC_DW_ROWK_ASM
+                     : [rec] "+m"(rec), [out] "+m"(out), [outq] "+m"(outq), [wq] "+m"(w), [xq] "+m"(x),
+                       [xend] "+m"(xend), [nq] "+m"(nq), [rp] "+m"(rp), [acc] "+m"(acc)
+                     : [tab] "m"(tab), [tab1] "m"(tab1), [depth] "m"(depth), [qbytes] "m"(qbytes),
+                       [wbytes] "m"(wbytes), [pairbytes] "m"(pairbytes), [odd] "m"(odd)
+                     : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",
+                       "memory");
+}
+
+/* The outputs of adaptc_dw_rowk's accumulators acc of nq groups, out_w pixels: the exact
+ * requantization, lane by lane (lane k of a group: channel (k & 1) * 2 + k / 2, its record
+ * {mult, 0, shift} at 4 + 3 k). */
+static ADAPTC_NOINLINE void adaptc_dw_requant(const int32_t *acc, const int32_t *rec, int8_t *out, int32_t nq,
+                                              int32_t out_w, int32_t depth, int32_t output_offset)
+{
+    int32_t q, k, px;
+    for (q = 0; q < nq; ++q) {
+        for (k = 0; k < 4; ++k) {
+            const int32_t mult = rec[16 * q + 4 + 3 * k], shift = rec[16 * q + 6 + 3 * k];
+            const int32_t *a = acc + 4 * q * out_w + k;
+            int8_t *o = out + 4 * q + (k & 1) * 2 + k / 2;
+            for (px = 0; px < out_w; ++px) {
+                *o = (int8_t)adaptc_ssat8(adaptc_rq_exact(*a, mult, shift) + output_offset);
+                a += 4;
+                o += depth;
+            }
+        }
+    }
+}
+#endif
+
+#if ADAPTC_DSP_ASM
+/* adaptc_dw_rowk on one output row (input rows from y0) of a block of nq groups: its row tables
+ * after the ring (ring + 1 slots of slot_words at rows; groups qwords apart), the call, and with
+ * the exact requantization the accumulators (after the tables) requantized. */
+static ADAPTC_NOINLINE void adaptc_dw_general(const depthwise_conv2d_s8_dsp_params *p, int32_t *rows,
+                                              const int32_t *wx, const int32_t *rec, int8_t *out, int32_t nq,
+                                              int32_t y0, int32_t ring, int32_t slot_words, int32_t qwords)
+{
+    const int32_t k_h = p->k_h, k_w = p->k_w, stride = p->stride_w, fast = p->right_shifts, out_w = p->out_w;
+    const int32_t entries = 2 * (k_h * ((k_w + ADAPTC_DW_KMAX - 1) / ADAPTC_DW_KMAX) + 1);
+    int32_t *const tab = rows + (ring + 1) * slot_words, *const tab1 = tab + entries, *const acc = tab1 + entries;
+    adaptc_dw_moves(tab, tab1, y0, p->in_h, ring, 4 * slot_words, k_h, k_w, p->dil_h, 16 * stride);
+    adaptc_dw_rowk(rows, wx, rec, out, acc, tab, tab1, nq, 16 * stride * (out_w / 2), out_w & 1, 4 * qwords,
+                   8 * k_h * k_w, p->in_c);
+    if (!fast) {
+        adaptc_dw_requant(acc, rec, out, nq, out_w, p->in_c, p->output_offset);
+    }
+}
+#endif
+
 static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, const int8_t *input,
                                     const int32_t *filter, const int32_t *channels, int8_t *output)
 {
@@ -2332,6 +3042,17 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
     const int8_t *const tail_filter = (const int8_t *)(const void *)(filter + quads * taps);
     int32_t *const wx = (int32_t *)(void *)p->scratch;
     int32_t *const rows = wx + 2 * taps * qb;
+#if ADAPTC_DSP_ASM
+    /* the assembly: 3 adaptc_dw_row3, 1 adaptc_dw_rowk (adaptc_dw_general: its tables after the
+     * ring), 0 none */
+    const int32_t path = dil_w != 1 || stride_w > 2 ? 0 : fast && k_h == 3 && k_w == 3 ? 3 : 1;
+    if (path == 1) {
+        int32_t *const tab = rows + (ring + 1) * slot_words;
+        adaptc_dw_entries(tab, tab + 2 * (k_h * ((k_w + ADAPTC_DW_KMAX - 1) / ADAPTC_DW_KMAX) + 1), k_h, k_w,
+                          stride_w == 1 ? 0 : ADAPTC_DW_RUN_S2, stride_w == 1 ? ADAPTC_DW_TAP_S1 : ADAPTC_DW_TAP_S2,
+                          fast);
+    }
+#endif
     int32_t batch, q0, out_y;
     if (quads > 0) {
         adaptc_dw_zero(rows, (ring + 1) * slot_words);      /* padded columns, the zero slot */
@@ -2357,7 +3078,7 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
                                    depth, offset2);
                 }
 #if ADAPTC_DSP_ASM
-                if (fast && k_h == 3 && k_w == 3 && dil_w == 1 && (stride_w == 1 || stride_w == 2)) {
+                if (path == 3) {
                     int32_t r, s[3];
                     for (r = 0; r < 3; ++r) {
                         const int32_t y = y0 + r * dil_h;
@@ -2365,6 +3086,10 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
                     }
                     adaptc_dw_row3(rows + s[0] / 4, wx, rec, out, nq, out_w / 2, out_w & 1, s[1] - s[0], s[2] - s[1],
                                    stride_w, 4 * qwords, depth);
+                    continue;
+                }
+                if (path == 1) {
+                    adaptc_dw_general(p, rows, wx, rec, out, nq, y0, ring, slot_words, qwords);
                     continue;
                 }
 #endif
@@ -2405,54 +3130,201 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
 }
 
 /*
- * AVERAGE_POOL_2D, int8.
- * Mirrors TFLite reference_integer_ops::AveragePool (int8)
- * (tensorflow/lite/kernels/internal/reference/integer_ops/pooling.h).
+ * AVERAGE_POOL_2D, int8: DSP-extension drop-in for avg_pool_s8 -- the same arguments and, bit for
+ * bit, the same results (TFLite reference_integer_ops::AveragePool (int8),
+ * tensorflow/lite/kernels/internal/reference/integer_ops/pooling.h).
  *
  * Layout: input  NHWC [batches][in_h][in_w][channels]    int8
- *         output NHWC [batches][out_h][out_w][channels]  int8
- *         (input and output share scale and zero point).
- * Arithmetic: sum over the in-bounds window elements only;
- *   filter_count = number of in-bounds elements;
- *   average = sum > 0 ? (sum + filter_count / 2) / filter_count
- *                     : (sum - filter_count / 2) / filter_count
- *   (C integer division, truncating toward zero); clamp to [act_min, act_max].
- *   An empty window (impossible with TFLite's padding) yields 0, clamped.
+ *         output NHWC [batches][out_h][out_w][channels]  int8: as avg_pool_s8.
+ * Arithmetic: as avg_pool_s8 -- the sum over the in-bounds window, filter_count its elements,
+ *   the rounding division (sum +- filter_count / 2) / filter_count (C division), the clamp --
+ *   with the sums four channels a word.  Per output pixel the in-bounds window is `runs` runs of
+ *   `len` elements `pixel` bytes apart, the runs `row` bytes apart: its rows, or one run of
+ *   rows * cols elements where it spans the input's whole width (the rows follow one another in
+ *   memory).  The channels go eight at a time (an octet: two words an element), then four (a
+ *   quad: one word), then the last channels % 4 one at a time over the same runs.  A word's
+ *   bytes (adaptc_read_s8x4: any alignment) are added into the int16 lanes (c0, c2), (c1, c3) by
+ *   SXTAB16 / SXTAB16 ROR #8 (dsp.h): exact for 256 elements (|lane| <= 128 * 256 = 2^15), so the
+ *   lanes go into the int32 sums every 256 elements at most (a block: `per` = 256 / len whole
+ *   runs, or 256 elements of a run longer than 256).  Optimized builds on a DSP core run a block's
+ *   runs in assembly (ADAPTC_DSP_ASM): 9 instructions an octet element, 6 a quad element, 4 a run.
+ *   An empty window (impossible with TFLite's padding) yields 0, clamped, as avg_pool_s8.
  */
-static void avg_pool_s8(const pool_s8_params *p, const int8_t *input,
-                        int8_t *output)
+
+/* The lanes l[0] = (c0, c2), l[1] = (c1, c3) (and for eight channels l[2] = (c4, c6),
+ * l[3] = (c5, c7)) plus `runs` >= 1 runs of n >= 1 elements from x, pixel bytes apart, each run
+ * followed by a jump of skip bytes to the next; the address after them. */
+static ADAPTC_INLINE const int8_t *adaptc_avgpool_runs(const int8_t *x, int32_t runs, int32_t n, int32_t skip,
+                                                       int32_t pixel, int32_t eight, int32_t *l)
 {
-    int32_t batch, out_y, out_x, channel;
-    for (batch = 0; batch < p->batches; ++batch) {
-        for (out_y = 0; out_y < p->out_h; ++out_y) {
-            const int32_t in_y_origin = out_y * p->stride_h - p->pad_top;
-            /* Compute the boundaries of the filter region clamped so as to
-             * ensure that the filter window fits in the input array. */
+    int32_t l0 = l[0], l1 = l[1], l2 = l[2], l3 = l[3];
+#if ADAPTC_DSP_ASM
+    int32_t w, k;
+    if (eight) {
+        __asm__("2:\n\t"
+                "mov     %[k], %[n]\n"
+                "1:\n\t"
+                "ldr     %[w], [%[x], #4]\n\t"
+                "sxtab16 %[l2], %[l2], %[w]\n\t"
+                "sxtab16 %[l3], %[l3], %[w], ror #8\n\t"
+                "ldr     %[w], [%[x]]\n\t"
+                "add     %[x], %[x], %[pixel]\n\t"
+                "sxtab16 %[l0], %[l0], %[w]\n\t"
+                "sxtab16 %[l1], %[l1], %[w], ror #8\n\t"
+                "subs    %[k], %[k], #1\n\t"
+                "bne     1b\n\t"
+                "add     %[x], %[x], %[skip]\n\t"
+                "subs    %[runs], %[runs], #1\n\t"
+                "bne     2b"
+                : [x] "+&r"(x), [runs] "+&r"(runs), [l0] "+&r"(l0), [l1] "+&r"(l1), [l2] "+&r"(l2), [l3] "+&r"(l3),
+                  [w] "=&r"(w), [k] "=&r"(k)
+                : [n] "r"(n), [skip] "r"(skip), [pixel] "r"(pixel)
+                : "cc", "memory");
+    } else {
+        __asm__("2:\n\t"
+                "mov     %[k], %[n]\n"
+                "1:\n\t"
+                "ldr     %[w], [%[x]]\n\t"
+                "add     %[x], %[x], %[pixel]\n\t"
+                "sxtab16 %[l0], %[l0], %[w]\n\t"
+                "sxtab16 %[l1], %[l1], %[w], ror #8\n\t"
+                "subs    %[k], %[k], #1\n\t"
+                "bne     1b\n\t"
+                "add     %[x], %[x], %[skip]\n\t"
+                "subs    %[runs], %[runs], #1\n\t"
+                "bne     2b"
+                : [x] "+&r"(x), [runs] "+&r"(runs), [l0] "+&r"(l0), [l1] "+&r"(l1), [w] "=&r"(w), [k] "=&r"(k)
+                : [n] "r"(n), [skip] "r"(skip), [pixel] "r"(pixel)
+                : "cc", "memory");
+    }
+#else
+    int32_t k;
+    for (; runs > 0; --runs, x += skip) {
+        for (k = n; k > 0; --k, x += pixel) {
+            const int32_t w0 = adaptc_read_s8x4(x);
+            l0 = adaptc_sxtab16(l0, w0);
+            l1 = adaptc_sxtab16_ror8(l1, w0);
+            if (eight) {
+                const int32_t w1 = adaptc_read_s8x4(x + 4);
+                l2 = adaptc_sxtab16(l2, w1);
+                l3 = adaptc_sxtab16_ror8(l3, w1);
+            }
+        }
+    }
+#endif
+    l[0] = l0;
+    l[1] = l1;
+    l[2] = l2;
+    l[3] = l3;
+    return x;
+}
+
+/* The lanes of a block into the int32 sums (of four channels: lanes 2 and 3 are 0), and back to 0. */
+static ADAPTC_INLINE void adaptc_avgpool_flush(int32_t *l, int32_t *sums)
+{
+    sums[0] += (int32_t)((uint32_t)l[0] << 16) >> 16;
+    sums[1] += (int32_t)((uint32_t)l[1] << 16) >> 16;
+    sums[2] += l[0] >> 16;
+    sums[3] += l[1] >> 16;
+    sums[4] += (int32_t)((uint32_t)l[2] << 16) >> 16;
+    sums[5] += (int32_t)((uint32_t)l[3] << 16) >> 16;
+    sums[6] += l[2] >> 16;
+    sums[7] += l[3] >> 16;
+    l[0] = l[1] = l[2] = l[3] = 0;
+}
+
+/* sums[k] = the sum of channel k of the eight (or four: sums[4..7] 0) channels at `in` over the
+ * window: runs runs of len >= 1 elements (pixel bytes apart; the runs row bytes apart), in blocks
+ * of per runs (len <= 256) or of 256 elements (len > 256).  A function of its own, so that the
+ * assembly loop's eleven registers are free -- the frame pointer too, where a build keeps one
+ * (r7; as fully_connected_s8_dsp.c's FC_DSP_FUNCTION). */
+#if ADAPTC_DSP_ASM && defined(__GNUC__) && !defined(__clang__)
+#define ADAPTC_AVGPOOL_FUNCTION static __attribute__((noinline, unused, optimize("omit-frame-pointer")))
+#else
+#define ADAPTC_AVGPOOL_FUNCTION static ADAPTC_NOINLINE
+#endif
+ADAPTC_AVGPOOL_FUNCTION void adaptc_avgpool_group(const int8_t *in, int32_t eight, int32_t runs, int32_t len,
+                                                  int32_t per, int32_t pixel, int32_t row, int32_t *sums)
+{
+    int32_t l[4] = {0, 0, 0, 0};
+    int32_t r;
+    sums[0] = sums[1] = sums[2] = sums[3] = sums[4] = sums[5] = sums[6] = sums[7] = 0;
+    if (len <= 256) {
+        const int32_t skip = row - len * pixel;
+        for (r = runs; r > 0; r -= per) {
+            in = adaptc_avgpool_runs(in, r < per ? r : per, len, skip, pixel, eight, l);
+            adaptc_avgpool_flush(l, sums);
+        }
+    } else {
+        for (r = runs; r > 0; --r, in += row) {
+            const int8_t *x = in;
+            int32_t left;
+            for (left = len; left > 0; left -= 256) {
+                x = adaptc_avgpool_runs(x, 1, left < 256 ? left : 256, 0, pixel, eight, l);
+                adaptc_avgpool_flush(l, sums);
+            }
+        }
+    }
+}
+
+/* avg_pool_s8's rounding division of a sum by count (> 0) and the clamp */
+static ADAPTC_INLINE int8_t adaptc_avgpool_out(int32_t acc, int32_t count, int32_t act_min, int32_t act_max)
+{
+    if (count > 0) {
+        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+    }
+    return (int8_t)adaptc_clamp_i32(acc, act_min, act_max);
+}
+
+static void avg_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t *output)
+{
+    /* Offsets run by addition, as max_pool_s8. */
+    const int32_t channels = p->channels, act_min = p->act_min, act_max = p->act_max;
+    const int32_t pixel = channels;
+    const int32_t row = p->in_w * pixel;
+    const int32_t step_y = p->stride_h * row;
+    const int32_t step_x = p->stride_w * pixel;
+    int32_t batch, out_y, out_x, c, k, r, n, width = 8;
+    for (batch = 0; batch < p->batches; ++batch, input += p->in_h * row) {
+        int32_t in_y_origin = -p->pad_top;
+        int32_t offset_y = -p->pad_top * row;
+        for (out_y = 0; out_y < p->out_h; ++out_y, in_y_origin += p->stride_h, offset_y += step_y) {
             const int32_t filter_y_start = in_y_origin < 0 ? -in_y_origin : 0;
             const int32_t filter_y_end = p->k_h < p->in_h - in_y_origin ? p->k_h : p->in_h - in_y_origin;
-            for (out_x = 0; out_x < p->out_w; ++out_x) {
-                const int32_t in_x_origin = out_x * p->stride_w - p->pad_left;
+            const int32_t rows = filter_y_end - filter_y_start;
+            int32_t in_x_origin = -p->pad_left;
+            int32_t offset_x = -p->pad_left * pixel;
+            for (out_x = 0; out_x < p->out_w; ++out_x, in_x_origin += p->stride_w, offset_x += step_x) {
                 const int32_t filter_x_start = in_x_origin < 0 ? -in_x_origin : 0;
                 const int32_t filter_x_end = p->k_w < p->in_w - in_x_origin ? p->k_w : p->in_w - in_x_origin;
-                for (channel = 0; channel < p->channels; ++channel) {
+                const int32_t cols = filter_x_end - filter_x_start;
+                /* the window's first in-bounds element (row and column clipped to 0) */
+                const int8_t *window = input + (in_y_origin < 0 ? 0 : offset_y) + (in_x_origin < 0 ? 0 : offset_x);
+                const int32_t count = rows > 0 && cols > 0 ? rows * cols : 0;
+                /* the window as runs: one run where it spans the whole width */
+                const int32_t whole = cols == p->in_w;
+                const int32_t runs = count == 0 ? 0 : whole ? 1 : rows;
+                const int32_t len = count == 0 ? 1 : whole ? count : cols;
+                const int32_t per = len <= 256 ? 256 / len : 1;
+                /* octets, then a quad where channels % 8 >= 4 */
+                for (c = 0; c + 4 <= channels; c += width, output += width) {
+                    int32_t sums[8];
+                    width = c + 8 <= channels ? 8 : 4;
+                    adaptc_avgpool_group(window + c, width == 8, runs, len, per, pixel, row, sums);
+                    for (k = 0; k < width; ++k) {
+                        output[k] = adaptc_avgpool_out(sums[k], count, act_min, act_max);
+                    }
+                }
+                for (; c < channels; ++c, ++output) {
+                    const int8_t *in_run = window + c;
                     int32_t acc = 0;
-                    int32_t filter_count = 0;
-                    int32_t filter_y, filter_x;
-                    for (filter_y = filter_y_start; filter_y < filter_y_end; ++filter_y) {
-                        for (filter_x = filter_x_start; filter_x < filter_x_end; ++filter_x) {
-                            const int32_t in_x = in_x_origin + filter_x;
-                            const int32_t in_y = in_y_origin + filter_y;
-                            acc += input[((batch * p->in_h + in_y) * p->in_w + in_x) * p->channels + channel];
-                            filter_count++;
+                    for (r = 0; r < runs; ++r, in_run += row) {
+                        const int8_t *x = in_run;
+                        for (n = 0; n < len; ++n, x += pixel) {
+                            acc += *x;
                         }
                     }
-                    if (filter_count > 0) {
-                        /* Round to the closest integer value. */
-                        acc = acc > 0 ? (acc + filter_count / 2) / filter_count
-                                      : (acc - filter_count / 2) / filter_count;
-                    }
-                    acc = adaptc_clamp_i32(acc, p->act_min, p->act_max);
-                    output[((batch * p->out_h + out_y) * p->out_w + out_x) * p->channels + channel] = (int8_t)acc;
+                    *output = adaptc_avgpool_out(acc, count, act_min, act_max);
                 }
             }
         }
@@ -2838,20 +3710,20 @@ static void softmax_s8(const softmax_s8_params *p, const int8_t *input,
 /* Constants (flash)                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-static const int32_t s1_weights[56] = {
-    -115950841, -487795004, 35863006, 856579832, 1266747129, 1969340287, 350024931, -162156814,
-    -666430532, 1461917538, 98710577, 3346098, 14151642, 2822423, 389735350, -459806000,
-    -249963501, -542235018, -1269094295, -188112822, -623227716, 749671215, -2115553755, 207700558,
-    1929624835, -892024928, 730980, 3119999, 380643713, 1256526135, 1121914672, -1690435603,
-    -970193184, 284853169, 197472508, 318428481, -1356394748, -250166983, 1274598676, 453252225,
-    16766288, 15782676, -235732003, -1782978842, 410500156, -591862240, -215417560, 132004940,
-    -1629227514, -260069123, 1147937439, 744150312, 1535196385, -169428704, 1568838, 2034144
-};
-
-static const int32_t s1_channels[24] = {
-    -4, 2142874233, -7, -407, 1806680060, -7, -560, 2030873946,
-    -7, 2579, 1556772751, -7, -49, 2073851863, -7, -1195,
-    1105170596, -6, -476, 1783363617, -7, 417, 2129356096, -7
+static const int32_t s1_blocks[100] = {
+    -4, -407, -115950841, -487795004, 35863006, 856579832, 249, 127,
+    -481591034, -227188289, -1139483404, 1660310958, 19, 23, 875681863, 246568739,
+    -270924318, 286720051, 215, 43, 2142874233, -16320, 1806680060, -16320,
+    132871, -560, 2579, 389735350, -459806000, -249963501, -542235018, 105,
+    74, -1129030872, 804571552, 635099724, 1311551251, 54, 66, -1123843609,
+    -945812383, 660894467, -1686123820, 11, 47, 2030873946, -16320, 1556772751,
+    -16320, 132871, -49, -1195, 380643713, 1256526135, 1121914672, -1690435603,
+    224, 177, -54121466, 1091631747, 67880240, 957545173, 15, 193,
+    -720064729, 344060182, -716157960, -753657084, 255, 240, 2073851863, -16320,
+    1105170596, -8160, 132615, -476, 417, -235732003, -1782978842, 410500156,
+    -591862240, 40, 76, 116599037, -49816004, -1616976906, 686849960, 34,
+    213, 1021396076, -1189073830, -263824511, 165737958, 23, 31, 1783363617,
+    -16320, 2129356096, -16320, 132871
 };
 
 static const int32_t s3_weights[18] = {
@@ -2913,7 +3785,7 @@ static const int32_t s6_exp_table[256] = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
-/* Arena: 1088 bytes; offsets from the memory plan                              */
+/* Arena: 1184 bytes; offsets from the memory plan                              */
 /* ---------------------------------------------------------------------------------------- */
 /*      32 +768     lv 1x16x16x3 int8 */
 /*       0 +512     r 1x8x8x8 int8 */
@@ -2921,11 +3793,11 @@ static const int32_t s6_exp_table[256] = {
 /*     528 +128     dc 1x4x4x8 int8 */
 /*      16 +8       lv16 1x1x1x8 int8 */
 /*      32 +5       y0 1x5 int8 */
-/*     800 +284     scratch of step 1 (conv2d_s8_dsp) */
+/*     800 +380     scratch of step 1 (conv2d_s8_dsp) */
 /*       0 +528     scratch of step 3 (depthwise_conv2d_s8_dsp) */
 /*       0 +16      scratch of step 5 (fully_connected_s8_dsp) */
 static union {
-    uint8_t bytes[1088];
+    uint8_t bytes[1184];
     int64_t align;  /* 8-byte alignment for every offset the planner hands out (multiples of 16) */
 } arena;
 
@@ -2954,7 +3826,8 @@ static const conv2d_s8_dsp_params s1_params = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .rq_exact = 0,
+    .row_bytes = 12,
+    .rq_mode = 2,
     .scratch = (void *)(arena.bytes + 800),
 };
 
@@ -3054,11 +3927,11 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
 
     /* step 1: adaptc.qconv2d <- conv2d+bias (r); 1x16x16x3 -> 1x8x8x8; 13824 MACs */
     ADAPTC_STEP(1);
-    conv2d_s8_dsp(&s1_params, (int8_t *)(arena.bytes + 32), s1_weights, s1_channels, (int8_t *)(arena.bytes + 0));
+    conv2d_s8_dsp(&s1_params, (int8_t *)(arena.bytes + 32), s1_blocks, (int8_t *)(arena.bytes + 0));
 
     /* step 2: adaptc.qmax_pool2d <- max_pool2d (lv7); 1x8x8x8 -> 1x4x4x8 */
     ADAPTC_STEP(2);
-    max_pool_s8(&s2_params, (int8_t *)(arena.bytes + 0), (int8_t *)(arena.bytes + 800));
+    max_pool_s8_dsp(&s2_params, (int8_t *)(arena.bytes + 0), (int8_t *)(arena.bytes + 800));
 
     /* step 3: adaptc.qconv2d <- conv2d+bias (dc); 1x4x4x8 -> 1x4x4x8; 1152 MACs */
     ADAPTC_STEP(3);
@@ -3066,7 +3939,7 @@ int tiny_cnn_run(const int8_t *input, int8_t *output)
 
     /* step 4: adaptc.qavg_pool2d <- avg_pool2d (lv16); 1x4x4x8 -> 1x1x1x8 */
     ADAPTC_STEP(4);
-    avg_pool_s8(&s4_params, (int8_t *)(arena.bytes + 528), (int8_t *)(arena.bytes + 16));
+    avg_pool_s8_dsp(&s4_params, (int8_t *)(arena.bytes + 528), (int8_t *)(arena.bytes + 16));
 
     /* step 5: adaptc.qdense <- fully_connected (y0); 1x8 -> 1x5; 40 MACs */
     ADAPTC_STEP(5);

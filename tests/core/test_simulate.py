@@ -103,7 +103,7 @@ def test_cli_json_and_report(tmp_path):
     levels = re.findall(r"^\| (\d) \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d.,]+ ms \| [\d,]+ \| ([\d.]+)% \|$", md, re.M)
     assert [int(lv) for lv, _ in levels] == [0, 1, 2]
     assert len(re.findall(r"^\| (\d) \| [\d,]+ \| [\d,]+ \| [\d,]+ \|$", md, re.M)) == 3          # exits
-    steps = re.findall(r"^\| (\d+) \| (\w+) \| [\d,]+ \| [\d,]+ \|$", md, re.M)
+    steps = re.findall(r"^\| (\d+) \| (\w+) \| [\d,]+ \| [\d,]+ \| ([^|]*) \|$", md, re.M)
     assert len(steps) == len(out["steps"])
     import matplotlib.image
 

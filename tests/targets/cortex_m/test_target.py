@@ -63,10 +63,12 @@ def test_emulated_core_bit_exact_with_host_and_tflm(path, target):
         assert all(sum(s["classes"].values()) == s["instructions"] > 0 for s in r.steps)
         assert r.classes["mac"] > 0 and r.classes["load"] > 0 and r.classes["branch_taken"] > 0
     # the worst-case stack of report.json (call graph) bounds the stack the run used (painted),
-    # and is no more than a few words above it (a kernel's paths this run does not take may go
-    # deeper: depthwise_conv2d_s8_dsp's C row for windows other than 3x3, 32 bytes on KWS)
+    # and lies not far above it: a kernel's paths this run does not take may go deeper --
+    # depthwise_conv2d_s8_dsp's window assembly with its exact requantization (adaptc_dw_general,
+    # adaptc_dw_requant: 224 B below the kernel's frame where the 3x3 assembly takes 72; 152 B on
+    # KWS), conv2d_s8_dsp's requantization in C (adaptc_conv_pair)
     bound = m.report()["memory"]["model"]["stack_bytes"]
-    assert r.stack_bytes <= bound <= r.stack_bytes + 32, (r.stack_bytes, bound)
+    assert r.stack_bytes <= bound <= r.stack_bytes + 160, (r.stack_bytes, bound)
 
 
 @pytest.mark.parametrize("target", ["cortex-m0plus", "cortex-m4", "cortex-m55"])
@@ -189,11 +191,15 @@ def test_exported_firmware_builds_and_runs(target, tmp_path):
     base = {k.split(".")[0]: v for k, v in frames.items()}       # conv2d_s8.constprop.0 -> conv2d_s8
     callees = {k.split(".")[0]: {c.split(".")[0] for c in v} for k, v in calls.items()}
     kernels = {s.kernel for s in m.scheduled.steps}
-    # at least <prefix>_run's frame plus a kernel's and the deepest helper it calls (kernels call
-    # helpers, helpers call none); library functions add their frames from the ELF (measured
-    # against a painted stack in test_emulated_core_bit_exact_with_host_and_tflm)
-    kernel_frames = [base[k] + max((base.get(c, 0) for c in callees.get(k, ())), default=0)
-                     for k in kernels if k in base]
+    # at least <prefix>_run's frame plus a kernel's and its deepest chain of helpers (kernels call
+    # helpers, which may call helpers: depthwise's adaptc_dw_general); library functions add their
+    # frames from the ELF (measured against a painted stack in
+    # test_emulated_core_bit_exact_with_host_and_tflm)
+    def deepest(name: str, seen: tuple = ()) -> int:
+        return base.get(name, 0) + max((deepest(c, seen + (name,)) for c in callees.get(name, ()) if c not in seen),
+                                       default=0)
+
+    kernel_frames = [deepest(k) for k in kernels if k in base]
     run_frame = frames["kws_ref_model_run"]
     lower = run_frame + max(kernel_frames, default=0)
     assert lower <= report["model"]["stack_bytes"] <= lower + 32

@@ -1883,7 +1883,7 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
  *         in_c, or rounded up to a multiple of 4, the rows' taps then followed by zero weights):
  *           {bias 2k, bias 2k + 1} (0 if none),
  *           the two OHWI rows packed four int8 to a word, zero-padded to `groups` words and
- *           interleaved word by word ([2k g0][2k+1 g0][2k g1]...: adaptc_conv_pair),
+ *           interleaved word by word ([2k g0][2k+1 g0][2k g1]...: ADAPTC_CONV_GROUP),
  *           {m0, k0, m1, k1, rr}: in a pair of mode 2 (both channels' shift < 0 and the fast
  *           requantization proven exact for them, simd.fast_rq_modes) m = out_mult, k = 2^(r -
  *           1) + output_offset * 2^r, rr = r0 | r1 << 8 | 2 << 16 with r = -out_shift;
@@ -1893,9 +1893,8 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
  *         (adaptc_conv_rows), four output rows for a last, partial block of pixels (4 * out_c
  *         bytes), then 4 * groups bytes to gather in.
  * Arithmetic: four output pixels at a time, adaptc_im2col_x4 (adaptc_im2col_1x1 for a pointwise
- *   convolution) writes each pixel's receptive
- *   field as (input + input_offset) in int16 -- 0 at padded taps, which the reference skips, so
- *   the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
+ *   convolution) writes each pixel's receptive field as (input + input_offset) in int16 -- 0 at
+ *   padded taps, which the reference skips, so the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
  *   two columns at a time with SMLAD (16 MACs in 15 instructions), adds the bias, requantizes
  *   by the pair's mode -- 2: SMMULR of 2 acc, the rounding and the output offset in one add, the
  *   shift, SSAT (7 instructions an output, the store included, in the loop's assembly); 1:
@@ -1906,7 +1905,7 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
 
 /* One group of four weights of the two channels (w0, w1: one LDRD of the interleaved rows)
  * against two neighbouring columns of the four (x + 8 bytes: the second, then x: the first, which
- * moves x on by a group): assembly operands of adaptc_conv_pair. a0 = (ch0, col0), a1 = (ch1,
+ * moves x on by a group): assembly operands of ADAPTC_CONV_DOT. a0 = (ch0, col0), a1 = (ch1,
  * col0), a2 = (ch0, col1), a3 = (ch1, col1). */
 #define ADAPTC_CONV_GROUP \
     "ldrd   %[w0], %[w1], [%[w]], #8\n\t" \

@@ -8,10 +8,10 @@
  * Arithmetic: as avg_pool_s8 -- the sum over the in-bounds window, filter_count its elements,
  *   the rounding division (sum +- filter_count / 2) / filter_count (C division), the clamp --
  *   with the sums four channels a word.  Per output pixel the in-bounds window is `runs` runs of
- *   `len` elements `pixel` bytes apart, the runs `row` bytes apart: its rows, or one run of
- *   rows * cols elements where it spans the input's whole width (the rows follow one another in
- *   memory).  The channels go eight at a time (an octet: two words an element), then four (a
- *   quad: one word), then the last channels % 4 one at a time over the same runs.  A word's
+ *   `len` elements `pixel` bytes apart, the runs `row` bytes apart (dsp.h adaptc_pool_window_at:
+ *   its rows, or one run where it spans the input's whole width).  The channels go eight at a
+ *   time (an octet: two words an element), then four (a quad: one word), then the last
+ *   channels % 4 one at a time over the same runs.  A word's
  *   bytes (adaptc_read_s8x4: any alignment) are added into the int16 lanes (c0, c2), (c1, c3) by
  *   SXTAB16 / SXTAB16 ROR #8 (dsp.h): exact for 256 elements (|lane| <= 128 * 256 = 2^15), so the
  *   lanes go into the int32 sums every 256 elements at most (a block: `per` = 256 / len whole
@@ -147,53 +147,34 @@ static ADAPTC_INLINE int8_t adaptc_avgpool_out(int32_t acc, int32_t count, int32
 
 static void avg_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t *output)
 {
-    /* Offsets run by addition, as max_pool_s8. */
     const int32_t channels = p->channels, act_min = p->act_min, act_max = p->act_max;
-    const int32_t pixel = channels;
-    const int32_t row = p->in_w * pixel;
-    const int32_t step_y = p->stride_h * row;
-    const int32_t step_x = p->stride_w * pixel;
+    const int32_t pixel = channels, row = p->in_w * pixel;
     int32_t batch, out_y, out_x, c, k, r, n, width = 8;
-    for (batch = 0; batch < p->batches; ++batch, input += p->in_h * row) {
-        int32_t in_y_origin = -p->pad_top;
-        int32_t offset_y = -p->pad_top * row;
-        for (out_y = 0; out_y < p->out_h; ++out_y, in_y_origin += p->stride_h, offset_y += step_y) {
-            const int32_t filter_y_start = in_y_origin < 0 ? -in_y_origin : 0;
-            const int32_t filter_y_end = p->k_h < p->in_h - in_y_origin ? p->k_h : p->in_h - in_y_origin;
-            const int32_t rows = filter_y_end - filter_y_start;
-            int32_t in_x_origin = -p->pad_left;
-            int32_t offset_x = -p->pad_left * pixel;
-            for (out_x = 0; out_x < p->out_w; ++out_x, in_x_origin += p->stride_w, offset_x += step_x) {
-                const int32_t filter_x_start = in_x_origin < 0 ? -in_x_origin : 0;
-                const int32_t filter_x_end = p->k_w < p->in_w - in_x_origin ? p->k_w : p->in_w - in_x_origin;
-                const int32_t cols = filter_x_end - filter_x_start;
-                /* the window's first in-bounds element (row and column clipped to 0) */
-                const int8_t *window = input + (in_y_origin < 0 ? 0 : offset_y) + (in_x_origin < 0 ? 0 : offset_x);
-                const int32_t count = rows > 0 && cols > 0 ? rows * cols : 0;
-                /* the window as runs: one run where it spans the whole width */
-                const int32_t whole = cols == p->in_w;
-                const int32_t runs = count == 0 ? 0 : whole ? 1 : rows;
-                const int32_t len = count == 0 ? 1 : whole ? count : cols;
-                const int32_t per = len <= 256 ? 256 / len : 1;
+    for (batch = 0; batch < p->batches; ++batch) {
+        const int8_t *const image = input + batch * p->in_h * row;
+        for (out_y = 0; out_y < p->out_h; ++out_y) {
+            for (out_x = 0; out_x < p->out_w; ++out_x) {
+                const adaptc_pool_window w = adaptc_pool_window_at(p, image, out_y, out_x);
+                const int32_t per = w.len > 0 && w.len <= 256 ? 256 / w.len : 1;
                 /* octets, then a quad where channels % 8 >= 4 */
                 for (c = 0; c + 4 <= channels; c += width, output += width) {
                     int32_t sums[8];
                     width = c + 8 <= channels ? 8 : 4;
-                    adaptc_avgpool_group(window + c, width == 8, runs, len, per, pixel, row, sums);
+                    adaptc_avgpool_group(w.first + c, width == 8, w.runs, w.len, per, pixel, row, sums);
                     for (k = 0; k < width; ++k) {
-                        output[k] = adaptc_avgpool_out(sums[k], count, act_min, act_max);
+                        output[k] = adaptc_avgpool_out(sums[k], w.count, act_min, act_max);
                     }
                 }
                 for (; c < channels; ++c, ++output) {
-                    const int8_t *in_run = window + c;
+                    const int8_t *in_run = w.first + c;
                     int32_t acc = 0;
-                    for (r = 0; r < runs; ++r, in_run += row) {
+                    for (r = 0; r < w.runs; ++r, in_run += row) {
                         const int8_t *x = in_run;
-                        for (n = 0; n < len; ++n, x += pixel) {
+                        for (n = 0; n < w.len; ++n, x += pixel) {
                             acc += *x;
                         }
                     }
-                    *output = adaptc_avgpool_out(acc, count, act_min, act_max);
+                    *output = adaptc_avgpool_out(acc, w.count, act_min, act_max);
                 }
             }
         }

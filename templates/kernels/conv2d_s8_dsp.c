@@ -21,13 +21,13 @@
  *         bytes), then 4 * groups bytes to gather in.
  * Arithmetic: four output pixels at a time, adaptc_im2col_x4 (adaptc_im2col_1x1 for a pointwise
  *   convolution) writes each pixel's receptive field as (input + input_offset) in int16 -- 0 at
- *   padded taps, which the reference skips, so the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
- *   two columns at a time with SMLAD (16 MACs in 15 instructions), adds the bias, requantizes
- *   by the pair's mode -- 2: SMMULR of 2 acc, the rounding and the output offset in one add, the
- *   shift, SSAT (7 instructions an output, the store included, in the loop's assembly); 1:
- *   dsp.h adaptc_rq (the accumulators proven small); 0: adaptc_rq_exact (any accumulator) --,
- *   + output_offset, clamps to [act_min, act_max]; p->rq_mode 2: every pair fast, 3: some, 0:
- *   none.
+ *   padded taps, which the reference skips, so the sums are the same -- and adaptc_conv_rows
+ *   accumulates each pair of output channels over two columns at a time with SMLAD (16 MACs in
+ *   15 instructions), adds the bias and requantizes by the pair's mode -- 2: SMMULR of 2 acc,
+ *   the rounding and the output offset in one add, the shift, SSAT (7 instructions an output,
+ *   the store included, in the loop's assembly); 1: dsp.h adaptc_rq (the accumulators proven
+ *   small); 0: adaptc_rq_exact (any accumulator) -- + output_offset, then clamps to [act_min,
+ *   act_max]; p->rq_mode 2: every pair fast, 3: some, 0: none.
  */
 
 /* One group of four weights of the two channels (w0, w1: one LDRD of the interleaved rows)

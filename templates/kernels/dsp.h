@@ -1114,7 +1114,7 @@ static ADAPTC_INLINE int8_t adaptc_addsub_out(int32_t raw, adaptc_rq_params q, i
     return (int8_t)adaptc_ssat8(adaptc_rq_apply(raw, q) + output_offset);
 }
 
-/* The byte-wise maximum / minimum of two words of four int8: SSUB8 sets each byte's GE flag
+/* The byte-wise maximum of two words of four int8: SSUB8 sets each byte's GE flag
  * where a >= b, SEL takes those bytes from its first operand, the others from its second (one
  * asm statement: nothing comes between them to change the GE flags). */
 static inline int32_t adaptc_max_s8x4(int32_t a, int32_t b)
@@ -1134,21 +1134,37 @@ static inline int32_t adaptc_max_s8x4(int32_t a, int32_t b)
 #endif
 }
 
+/* byte-wise a ^ b ^ max(a, b): the other of each pair of bytes */
 static inline int32_t adaptc_min_s8x4(int32_t a, int32_t b)
 {
-#if ADAPTC_HAVE_DSP
-    int32_t r;
-    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b));
-    return r;
-#else
-    uint32_t r = 0;
-    int32_t k;
-    for (k = 0; k < 4; ++k) {
-        const int32_t x = adaptc_byte(a, k), y = adaptc_byte(b, k);
-        r |= (uint32_t)(uint8_t)(x >= y ? y : x) << (8 * k);
-    }
-    return (int32_t)r;
-#endif
+    return a ^ b ^ adaptc_max_s8x4(a, b);
+}
+
+/* A pooling output pixel's in-bounds window (avg_pool_s8_dsp, max_pool_s8_dsp) in `image` as
+ * `runs` runs of `len` elements `channels` bytes apart from `first`, the runs in_w * channels
+ * bytes apart: its rows, or one run of rows * cols elements where it spans the input's whole
+ * width (the rows follow one another in memory); count = rows * cols; runs, len 0 when empty. */
+typedef struct {
+    const int8_t *first;
+    int32_t runs;
+    int32_t len;
+    int32_t count;
+} adaptc_pool_window;
+
+static inline adaptc_pool_window adaptc_pool_window_at(const pool_s8_params *p, const int8_t *image, int32_t out_y,
+                                                       int32_t out_x)
+{
+    const int32_t in_y0 = out_y * p->stride_h - p->pad_top, in_x0 = out_x * p->stride_w - p->pad_left;
+    const int32_t y0 = in_y0 < 0 ? 0 : in_y0, x0 = in_x0 < 0 ? 0 : in_x0;
+    const int32_t y1 = in_y0 + p->k_h < p->in_h ? in_y0 + p->k_h : p->in_h;
+    const int32_t x1 = in_x0 + p->k_w < p->in_w ? in_x0 + p->k_w : p->in_w;
+    const int32_t rows = y1 - y0, cols = x1 - x0, whole = cols == p->in_w;
+    adaptc_pool_window w;
+    w.count = rows > 0 && cols > 0 ? rows * cols : 0;
+    w.first = w.count > 0 ? image + (y0 * p->in_w + x0) * p->channels : image;
+    w.runs = w.count == 0 ? 0 : whole ? 1 : rows;
+    w.len = w.count == 0 ? 0 : whole ? w.count : cols;
+    return w;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -7,9 +7,9 @@
  *         output NHWC [batches][out_h][out_w][channels]  int8: as max_pool_s8.
  * Arithmetic: as max_pool_s8 -- the max over the in-bounds window elements starting from -128,
  *   clamped to [act_min, act_max] -- four channels a word.  Per output pixel the in-bounds window
- *   is `runs` runs of `len` elements `pixel` bytes apart, the runs `row` bytes apart: its rows,
- *   or one run of rows * cols elements where it spans the input's whole width.  The channels go
- *   eight at a time (an octet: two words an element), then four (a quad: one word), then the
+ *   is `runs` runs of `len` elements `pixel` bytes apart, the runs `row` bytes apart (dsp.h
+ *   adaptc_pool_window_at: its rows, or one run where it spans the input's whole width).  The
+ *   channels go eight at a time (an octet: two words an element), then four (a quad: one word), then the
  *   last channels % 4 one at a time over the same runs.  A word of four channels (any alignment)
  *   keeps a running byte-wise max from 0x80808080 (four -128; dsp.h adaptc_max_s8x4: SSUB8 +
  *   SEL), then is clamped byte-wise (adaptc_max_s8x4 with act_min, adaptc_min_s8x4 with act_max
@@ -81,43 +81,24 @@ static ADAPTC_INLINE void adaptc_maxpool_runs(const int8_t *x, int32_t runs, int
 
 static void max_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t *output)
 {
-    /* Offsets run by addition, as max_pool_s8. */
     const int32_t channels = p->channels, act_min = p->act_min, act_max = p->act_max;
     /* act_min, act_max (within int8: the same clamp of an int8 max) in each byte */
     const int32_t lo = (int32_t)(((uint32_t)adaptc_clamp_i32(act_min, -128, 127) & 0xFFu) * 0x01010101u);
     const int32_t hi = (int32_t)(((uint32_t)adaptc_clamp_i32(act_max, -128, 127) & 0xFFu) * 0x01010101u);
-    const int32_t pixel = channels;
-    const int32_t row = p->in_w * pixel;
-    const int32_t step_y = p->stride_h * row;
-    const int32_t step_x = p->stride_w * pixel;
+    const int32_t pixel = channels, row = p->in_w * pixel;
     int32_t batch, out_y, out_x, c, r, n, width = 8;
-    for (batch = 0; batch < p->batches; ++batch, input += p->in_h * row) {
-        int32_t in_y_origin = -p->pad_top;
-        int32_t offset_y = -p->pad_top * row;
-        for (out_y = 0; out_y < p->out_h; ++out_y, in_y_origin += p->stride_h, offset_y += step_y) {
-            const int32_t filter_y_start = in_y_origin < 0 ? -in_y_origin : 0;
-            const int32_t filter_y_end = p->k_h < p->in_h - in_y_origin ? p->k_h : p->in_h - in_y_origin;
-            const int32_t rows = filter_y_end - filter_y_start;
-            int32_t in_x_origin = -p->pad_left;
-            int32_t offset_x = -p->pad_left * pixel;
-            for (out_x = 0; out_x < p->out_w; ++out_x, in_x_origin += p->stride_w, offset_x += step_x) {
-                const int32_t filter_x_start = in_x_origin < 0 ? -in_x_origin : 0;
-                const int32_t filter_x_end = p->k_w < p->in_w - in_x_origin ? p->k_w : p->in_w - in_x_origin;
-                const int32_t cols = filter_x_end - filter_x_start;
-                /* the window's first in-bounds element (row and column clipped to 0) */
-                const int8_t *window = input + (in_y_origin < 0 ? 0 : offset_y) + (in_x_origin < 0 ? 0 : offset_x);
-                /* the window as runs: one run where it spans the whole width */
-                const int32_t empty = rows <= 0 || cols <= 0;
-                const int32_t whole = cols == p->in_w;
-                const int32_t runs = empty ? 0 : whole ? 1 : rows;
-                const int32_t len = empty ? 0 : whole ? rows * cols : cols;
-                const int32_t skip = row - len * pixel;       /* from a run's end to the next run */
+    for (batch = 0; batch < p->batches; ++batch) {
+        const int8_t *const image = input + batch * p->in_h * row;
+        for (out_y = 0; out_y < p->out_h; ++out_y) {
+            for (out_x = 0; out_x < p->out_w; ++out_x) {
+                const adaptc_pool_window w = adaptc_pool_window_at(p, image, out_y, out_x);
+                const int32_t skip = row - w.len * pixel;   /* from a run's end to the next run */
                 /* octets, then a quad where channels % 8 >= 4 */
                 for (c = 0; c + 4 <= channels; c += width, output += width) {
                     int32_t m[2] = {(int32_t)0x80808080u, (int32_t)0x80808080u};   /* four -128 each */
                     width = c + 8 <= channels ? 8 : 4;
-                    if (runs > 0) {
-                        adaptc_maxpool_runs(window + c, runs, len, skip, pixel, width == 8, m);
+                    if (w.runs > 0) {
+                        adaptc_maxpool_runs(w.first + c, w.runs, w.len, skip, pixel, width == 8, m);
                     }
                     adaptc_write_u8x4(output, (uint32_t)adaptc_min_s8x4(adaptc_max_s8x4(m[0], lo), hi));
                     if (width == 8) {
@@ -125,11 +106,11 @@ static void max_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t
                     }
                 }
                 for (; c < channels; ++c, ++output) {
-                    const int8_t *in_run = window + c;
+                    const int8_t *in_run = w.first + c;
                     int32_t max = INT8_MIN;
-                    for (r = 0; r < runs; ++r, in_run += row) {
+                    for (r = 0; r < w.runs; ++r, in_run += row) {
                         const int8_t *x = in_run;
-                        for (n = 0; n < len; ++n, x += pixel) {
+                        for (n = 0; n < w.len; ++n, x += pixel) {
                             if (*x > max) {
                                 max = *x;
                             }

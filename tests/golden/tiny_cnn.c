@@ -1645,7 +1645,7 @@ static ADAPTC_INLINE int8_t adaptc_addsub_out(int32_t raw, adaptc_rq_params q, i
     return (int8_t)adaptc_ssat8(adaptc_rq_apply(raw, q) + output_offset);
 }
 
-/* The byte-wise maximum / minimum of two words of four int8: SSUB8 sets each byte's GE flag
+/* The byte-wise maximum of two words of four int8: SSUB8 sets each byte's GE flag
  * where a >= b, SEL takes those bytes from its first operand, the others from its second (one
  * asm statement: nothing comes between them to change the GE flags). */
 static inline int32_t adaptc_max_s8x4(int32_t a, int32_t b)
@@ -1665,21 +1665,37 @@ static inline int32_t adaptc_max_s8x4(int32_t a, int32_t b)
 #endif
 }
 
+/* byte-wise a ^ b ^ max(a, b): the other of each pair of bytes */
 static inline int32_t adaptc_min_s8x4(int32_t a, int32_t b)
 {
-#if ADAPTC_HAVE_DSP
-    int32_t r;
-    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b));
-    return r;
-#else
-    uint32_t r = 0;
-    int32_t k;
-    for (k = 0; k < 4; ++k) {
-        const int32_t x = adaptc_byte(a, k), y = adaptc_byte(b, k);
-        r |= (uint32_t)(uint8_t)(x >= y ? y : x) << (8 * k);
-    }
-    return (int32_t)r;
-#endif
+    return a ^ b ^ adaptc_max_s8x4(a, b);
+}
+
+/* A pooling output pixel's in-bounds window (avg_pool_s8_dsp, max_pool_s8_dsp) in `image` as
+ * `runs` runs of `len` elements `channels` bytes apart from `first`, the runs in_w * channels
+ * bytes apart: its rows, or one run of rows * cols elements where it spans the input's whole
+ * width (the rows follow one another in memory); count = rows * cols; runs, len 0 when empty. */
+typedef struct {
+    const int8_t *first;
+    int32_t runs;
+    int32_t len;
+    int32_t count;
+} adaptc_pool_window;
+
+static inline adaptc_pool_window adaptc_pool_window_at(const pool_s8_params *p, const int8_t *image, int32_t out_y,
+                                                       int32_t out_x)
+{
+    const int32_t in_y0 = out_y * p->stride_h - p->pad_top, in_x0 = out_x * p->stride_w - p->pad_left;
+    const int32_t y0 = in_y0 < 0 ? 0 : in_y0, x0 = in_x0 < 0 ? 0 : in_x0;
+    const int32_t y1 = in_y0 + p->k_h < p->in_h ? in_y0 + p->k_h : p->in_h;
+    const int32_t x1 = in_x0 + p->k_w < p->in_w ? in_x0 + p->k_w : p->in_w;
+    const int32_t rows = y1 - y0, cols = x1 - x0, whole = cols == p->in_w;
+    adaptc_pool_window w;
+    w.count = rows > 0 && cols > 0 ? rows * cols : 0;
+    w.first = w.count > 0 ? image + (y0 * p->in_w + x0) * p->channels : image;
+    w.runs = w.count == 0 ? 0 : whole ? 1 : rows;
+    w.len = w.count == 0 ? 0 : whole ? w.count : cols;
+    return w;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1894,13 +1910,13 @@ static void transpose_s8(const transpose_params *p, const int8_t *input, int8_t 
  *         bytes), then 4 * groups bytes to gather in.
  * Arithmetic: four output pixels at a time, adaptc_im2col_x4 (adaptc_im2col_1x1 for a pointwise
  *   convolution) writes each pixel's receptive field as (input + input_offset) in int16 -- 0 at
- *   padded taps, which the reference skips, so the sums are the same -- and adaptc_conv_rows accumulates each pair of output channels over
- *   two columns at a time with SMLAD (16 MACs in 15 instructions), adds the bias, requantizes
- *   by the pair's mode -- 2: SMMULR of 2 acc, the rounding and the output offset in one add, the
- *   shift, SSAT (7 instructions an output, the store included, in the loop's assembly); 1:
- *   dsp.h adaptc_rq (the accumulators proven small); 0: adaptc_rq_exact (any accumulator) --,
- *   + output_offset, clamps to [act_min, act_max]; p->rq_mode 2: every pair fast, 3: some, 0:
- *   none.
+ *   padded taps, which the reference skips, so the sums are the same -- and adaptc_conv_rows
+ *   accumulates each pair of output channels over two columns at a time with SMLAD (16 MACs in
+ *   15 instructions), adds the bias and requantizes by the pair's mode -- 2: SMMULR of 2 acc,
+ *   the rounding and the output offset in one add, the shift, SSAT (7 instructions an output,
+ *   the store included, in the loop's assembly); 1: dsp.h adaptc_rq (the accumulators proven
+ *   small); 0: adaptc_rq_exact (any accumulator) -- + output_offset, then clamps to [act_min,
+ *   act_max]; p->rq_mode 2: every pair fast, 3: some, 0: none.
  */
 
 /* One group of four weights of the two channels (w0, w1: one LDRD of the interleaved rows)
@@ -2188,9 +2204,9 @@ static void conv2d_s8_dsp(const conv2d_s8_dsp_params *p, const int8_t *input, co
  *         output NHWC [batches][out_h][out_w][channels]  int8: as max_pool_s8.
  * Arithmetic: as max_pool_s8 -- the max over the in-bounds window elements starting from -128,
  *   clamped to [act_min, act_max] -- four channels a word.  Per output pixel the in-bounds window
- *   is `runs` runs of `len` elements `pixel` bytes apart, the runs `row` bytes apart: its rows,
- *   or one run of rows * cols elements where it spans the input's whole width.  The channels go
- *   eight at a time (an octet: two words an element), then four (a quad: one word), then the
+ *   is `runs` runs of `len` elements `pixel` bytes apart, the runs `row` bytes apart (dsp.h
+ *   adaptc_pool_window_at: its rows, or one run where it spans the input's whole width).  The
+ *   channels go eight at a time (an octet: two words an element), then four (a quad: one word), then the
  *   last channels % 4 one at a time over the same runs.  A word of four channels (any alignment)
  *   keeps a running byte-wise max from 0x80808080 (four -128; dsp.h adaptc_max_s8x4: SSUB8 +
  *   SEL), then is clamped byte-wise (adaptc_max_s8x4 with act_min, adaptc_min_s8x4 with act_max
@@ -2262,43 +2278,24 @@ static ADAPTC_INLINE void adaptc_maxpool_runs(const int8_t *x, int32_t runs, int
 
 static void max_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t *output)
 {
-    /* Offsets run by addition, as max_pool_s8. */
     const int32_t channels = p->channels, act_min = p->act_min, act_max = p->act_max;
     /* act_min, act_max (within int8: the same clamp of an int8 max) in each byte */
     const int32_t lo = (int32_t)(((uint32_t)adaptc_clamp_i32(act_min, -128, 127) & 0xFFu) * 0x01010101u);
     const int32_t hi = (int32_t)(((uint32_t)adaptc_clamp_i32(act_max, -128, 127) & 0xFFu) * 0x01010101u);
-    const int32_t pixel = channels;
-    const int32_t row = p->in_w * pixel;
-    const int32_t step_y = p->stride_h * row;
-    const int32_t step_x = p->stride_w * pixel;
+    const int32_t pixel = channels, row = p->in_w * pixel;
     int32_t batch, out_y, out_x, c, r, n, width = 8;
-    for (batch = 0; batch < p->batches; ++batch, input += p->in_h * row) {
-        int32_t in_y_origin = -p->pad_top;
-        int32_t offset_y = -p->pad_top * row;
-        for (out_y = 0; out_y < p->out_h; ++out_y, in_y_origin += p->stride_h, offset_y += step_y) {
-            const int32_t filter_y_start = in_y_origin < 0 ? -in_y_origin : 0;
-            const int32_t filter_y_end = p->k_h < p->in_h - in_y_origin ? p->k_h : p->in_h - in_y_origin;
-            const int32_t rows = filter_y_end - filter_y_start;
-            int32_t in_x_origin = -p->pad_left;
-            int32_t offset_x = -p->pad_left * pixel;
-            for (out_x = 0; out_x < p->out_w; ++out_x, in_x_origin += p->stride_w, offset_x += step_x) {
-                const int32_t filter_x_start = in_x_origin < 0 ? -in_x_origin : 0;
-                const int32_t filter_x_end = p->k_w < p->in_w - in_x_origin ? p->k_w : p->in_w - in_x_origin;
-                const int32_t cols = filter_x_end - filter_x_start;
-                /* the window's first in-bounds element (row and column clipped to 0) */
-                const int8_t *window = input + (in_y_origin < 0 ? 0 : offset_y) + (in_x_origin < 0 ? 0 : offset_x);
-                /* the window as runs: one run where it spans the whole width */
-                const int32_t empty = rows <= 0 || cols <= 0;
-                const int32_t whole = cols == p->in_w;
-                const int32_t runs = empty ? 0 : whole ? 1 : rows;
-                const int32_t len = empty ? 0 : whole ? rows * cols : cols;
-                const int32_t skip = row - len * pixel;       /* from a run's end to the next run */
+    for (batch = 0; batch < p->batches; ++batch) {
+        const int8_t *const image = input + batch * p->in_h * row;
+        for (out_y = 0; out_y < p->out_h; ++out_y) {
+            for (out_x = 0; out_x < p->out_w; ++out_x) {
+                const adaptc_pool_window w = adaptc_pool_window_at(p, image, out_y, out_x);
+                const int32_t skip = row - w.len * pixel;   /* from a run's end to the next run */
                 /* octets, then a quad where channels % 8 >= 4 */
                 for (c = 0; c + 4 <= channels; c += width, output += width) {
                     int32_t m[2] = {(int32_t)0x80808080u, (int32_t)0x80808080u};   /* four -128 each */
                     width = c + 8 <= channels ? 8 : 4;
-                    if (runs > 0) {
-                        adaptc_maxpool_runs(window + c, runs, len, skip, pixel, width == 8, m);
+                    if (w.runs > 0) {
+                        adaptc_maxpool_runs(w.first + c, w.runs, w.len, skip, pixel, width == 8, m);
                     }
                     adaptc_write_u8x4(output, (uint32_t)adaptc_min_s8x4(adaptc_max_s8x4(m[0], lo), hi));
                     if (width == 8) {
@@ -2306,11 +2303,11 @@ static void max_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t
                     }
                 }
                 for (; c < channels; ++c, ++output) {
-                    const int8_t *in_run = window + c;
+                    const int8_t *in_run = w.first + c;
                     int32_t max = INT8_MIN;
-                    for (r = 0; r < runs; ++r, in_run += row) {
+                    for (r = 0; r < w.runs; ++r, in_run += row) {
                         const int8_t *x = in_run;
-                        for (n = 0; n < len; ++n, x += pixel) {
+                        for (n = 0; n < w.len; ++n, x += pixel) {
                             if (*x > max) {
                                 max = *x;
                             }
@@ -3138,10 +3135,10 @@ static void depthwise_conv2d_s8_dsp(const depthwise_conv2d_s8_dsp_params *p, con
  * Arithmetic: as avg_pool_s8 -- the sum over the in-bounds window, filter_count its elements,
  *   the rounding division (sum +- filter_count / 2) / filter_count (C division), the clamp --
  *   with the sums four channels a word.  Per output pixel the in-bounds window is `runs` runs of
- *   `len` elements `pixel` bytes apart, the runs `row` bytes apart: its rows, or one run of
- *   rows * cols elements where it spans the input's whole width (the rows follow one another in
- *   memory).  The channels go eight at a time (an octet: two words an element), then four (a
- *   quad: one word), then the last channels % 4 one at a time over the same runs.  A word's
+ *   `len` elements `pixel` bytes apart, the runs `row` bytes apart (dsp.h adaptc_pool_window_at:
+ *   its rows, or one run where it spans the input's whole width).  The channels go eight at a
+ *   time (an octet: two words an element), then four (a quad: one word), then the last
+ *   channels % 4 one at a time over the same runs.  A word's
  *   bytes (adaptc_read_s8x4: any alignment) are added into the int16 lanes (c0, c2), (c1, c3) by
  *   SXTAB16 / SXTAB16 ROR #8 (dsp.h): exact for 256 elements (|lane| <= 128 * 256 = 2^15), so the
  *   lanes go into the int32 sums every 256 elements at most (a block: `per` = 256 / len whole
@@ -3277,53 +3274,34 @@ static ADAPTC_INLINE int8_t adaptc_avgpool_out(int32_t acc, int32_t count, int32
 
 static void avg_pool_s8_dsp(const pool_s8_params *p, const int8_t *input, int8_t *output)
 {
-    /* Offsets run by addition, as max_pool_s8. */
     const int32_t channels = p->channels, act_min = p->act_min, act_max = p->act_max;
-    const int32_t pixel = channels;
-    const int32_t row = p->in_w * pixel;
-    const int32_t step_y = p->stride_h * row;
-    const int32_t step_x = p->stride_w * pixel;
+    const int32_t pixel = channels, row = p->in_w * pixel;
     int32_t batch, out_y, out_x, c, k, r, n, width = 8;
-    for (batch = 0; batch < p->batches; ++batch, input += p->in_h * row) {
-        int32_t in_y_origin = -p->pad_top;
-        int32_t offset_y = -p->pad_top * row;
-        for (out_y = 0; out_y < p->out_h; ++out_y, in_y_origin += p->stride_h, offset_y += step_y) {
-            const int32_t filter_y_start = in_y_origin < 0 ? -in_y_origin : 0;
-            const int32_t filter_y_end = p->k_h < p->in_h - in_y_origin ? p->k_h : p->in_h - in_y_origin;
-            const int32_t rows = filter_y_end - filter_y_start;
-            int32_t in_x_origin = -p->pad_left;
-            int32_t offset_x = -p->pad_left * pixel;
-            for (out_x = 0; out_x < p->out_w; ++out_x, in_x_origin += p->stride_w, offset_x += step_x) {
-                const int32_t filter_x_start = in_x_origin < 0 ? -in_x_origin : 0;
-                const int32_t filter_x_end = p->k_w < p->in_w - in_x_origin ? p->k_w : p->in_w - in_x_origin;
-                const int32_t cols = filter_x_end - filter_x_start;
-                /* the window's first in-bounds element (row and column clipped to 0) */
-                const int8_t *window = input + (in_y_origin < 0 ? 0 : offset_y) + (in_x_origin < 0 ? 0 : offset_x);
-                const int32_t count = rows > 0 && cols > 0 ? rows * cols : 0;
-                /* the window as runs: one run where it spans the whole width */
-                const int32_t whole = cols == p->in_w;
-                const int32_t runs = count == 0 ? 0 : whole ? 1 : rows;
-                const int32_t len = count == 0 ? 1 : whole ? count : cols;
-                const int32_t per = len <= 256 ? 256 / len : 1;
+    for (batch = 0; batch < p->batches; ++batch) {
+        const int8_t *const image = input + batch * p->in_h * row;
+        for (out_y = 0; out_y < p->out_h; ++out_y) {
+            for (out_x = 0; out_x < p->out_w; ++out_x) {
+                const adaptc_pool_window w = adaptc_pool_window_at(p, image, out_y, out_x);
+                const int32_t per = w.len > 0 && w.len <= 256 ? 256 / w.len : 1;
                 /* octets, then a quad where channels % 8 >= 4 */
                 for (c = 0; c + 4 <= channels; c += width, output += width) {
                     int32_t sums[8];
                     width = c + 8 <= channels ? 8 : 4;
-                    adaptc_avgpool_group(window + c, width == 8, runs, len, per, pixel, row, sums);
+                    adaptc_avgpool_group(w.first + c, width == 8, w.runs, w.len, per, pixel, row, sums);
                     for (k = 0; k < width; ++k) {
-                        output[k] = adaptc_avgpool_out(sums[k], count, act_min, act_max);
+                        output[k] = adaptc_avgpool_out(sums[k], w.count, act_min, act_max);
                     }
                 }
                 for (; c < channels; ++c, ++output) {
-                    const int8_t *in_run = window + c;
+                    const int8_t *in_run = w.first + c;
                     int32_t acc = 0;
-                    for (r = 0; r < runs; ++r, in_run += row) {
+                    for (r = 0; r < w.runs; ++r, in_run += row) {
                         const int8_t *x = in_run;
-                        for (n = 0; n < len; ++n, x += pixel) {
+                        for (n = 0; n < w.len; ++n, x += pixel) {
                             acc += *x;
                         }
                     }
-                    *output = adaptc_avgpool_out(acc, count, act_min, act_max);
+                    *output = adaptc_avgpool_out(acc, w.count, act_min, act_max);
                 }
             }
         }

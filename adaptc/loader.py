@@ -743,14 +743,37 @@ def _onnx_dtype(name: str) -> str:
 
 
 def _onnx_constants(graph) -> dict:
-    """Values of the graph's initializers and Constant nodes, by name."""
+    """Values of the graph's initializers and Constant nodes, by name, and of the Identity nodes
+    that copy them (as onnx_rewrite.bypass_constant_identities reads them)."""
     from onnx import numpy_helper
 
     consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        elif node.op_type == "Identity" and node.input and node.input[0] in consts:
+            consts[node.output[0]] = consts[node.input[0]]
     return consts
+
+
+def _onnx_batch_norm_problems(model) -> list[tuple[str, str, str]]:
+    """BatchNormalization is compiled folded (onnx_rewrite.fold_batch_norms): refused in training
+    mode (training_mode=1, or the running mean and variance as outputs) or with parameters
+    computed at run time."""
+    import onnx
+
+    consts = _onnx_constants(model.graph)
+    problems = []
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        name = node.name or node.output[0]
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+            problems.append(("BatchNormalization", name, "training mode: a training op"))
+        elif not all(p in consts for p in node.input[1:5]):
+            problems.append(("BatchNormalization", name, "scale, bias, mean or variance computed at run time"))
+    return problems
 
 
 def _onnx_dropout_problems(model) -> list[tuple[str, str, str]]:
@@ -801,6 +824,8 @@ def _onnx_findings(path, model, types: dict | None = None) -> list[tuple[str, st
         findings += _onnx_mean_problems(model, types)
     if "Dropout" in ops:
         findings += _onnx_dropout_problems(model)
+    if "BatchNormalization" in ops:
+        findings += _onnx_batch_norm_problems(model)
     if "Resize" in ops:
         findings += _onnx_resize_problems(model)
     if "ConvTranspose" in ops:
@@ -848,7 +873,7 @@ def _load_onnx(path: Path, data: bytes, input_shapes: dict) -> LoadedModel:
         inputs.append(t)
     outputs = tuple(info(vi) for vi in graph.output)
     try:
-        mod = tvm_compat.from_onnx(onnx_rewrite.fold_batch_norms(model), {t.name: list(t.shape) for t in inputs},
+        mod = tvm_compat.from_onnx(onnx_rewrite.rewrite(model), {t.name: list(t.shape) for t in inputs},
                                    composite_import.ONNX)
     except Exception as e:
         raise ModelLoadError(path, f"TVM's ONNX frontend failed: {_what(e)}") from e

@@ -1,18 +1,68 @@
 """Rewrites of an ONNX graph before TVM imports it: what an exporter leaves that has a simpler
-exact form.
+exact form. ``rewrite(model)`` applies ``REWRITES`` in order.
+
+``bypass_constant_identities(model)``: every reader of an ``Identity`` (or a chain of them) of an
+initializer or a Constant node's output reads that constant itself, and the Identity goes unless
+it names a graph output. PyTorch's exporter writes such chains where two parameters are equal (an
+untrained network's batch norms: every scale 1, every mean 0): one initializer, read through
+Identity nodes. A reader that asks whether an input is an initializer (``fold_batch_norms``,
+TVM's frontend for parameters) then sees the constant it is.
 
 ``fold_batch_norms(model)``: a BatchNormalization at inference (``training_mode`` 0) with
-constant parameters is the per-channel affine map ``x * s + t``, ``s = scale / sqrt(var + eps)``,
-``t = B - mean * s`` (computed in float64, stored as float32). After a Conv or ConvTranspose whose
-output nothing else reads and whose weights are constant, it folds into that layer: its filters
-scaled by ``s`` along their output channels, its bias ``b * s + t`` (the usual Conv+BN fusion of
-exporters; PyTorch leaves it undone with ``do_constant_folding=False`` or in training-mode
-exports); elsewhere it becomes ``Mul(x, s)`` and ``Add(_, t)`` with ``s``, ``t`` shaped to
-broadcast along axis 1. The model is not changed; a new one is returned.
+constant parameters (initializers or Constant nodes) is the per-channel affine map ``x * s + t``,
+``s = scale / sqrt(var + eps)``, ``t = B - mean * s`` (computed in float64, stored as float32).
+After a Conv or ConvTranspose whose output nothing else reads and whose weights are constant, it
+folds into that layer: its filters scaled by ``s`` along their output channels, its bias
+``b * s + t`` (the usual Conv+BN fusion of exporters; PyTorch leaves it undone with
+``do_constant_folding=False`` or in training-mode exports); elsewhere it becomes ``Mul(x, s)`` and
+``Add(_, t)`` with ``s``, ``t`` shaped to broadcast along axis 1. A BatchNormalization it leaves
+(training mode, parameters computed at run time) the loader refuses (``_onnx_batch_norm_problems``).
+
+No step changes its argument: each returns a new model, or the same one when it has nothing to do.
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+def rewrite(model):
+    """``model`` after every step of ``REWRITES``, in order; it is not changed."""
+    for step in REWRITES:
+        model = step(model)
+    return model
+
+
+def bypass_constant_identities(model):
+    import onnx
+
+    graph = model.graph
+    consts = {t.name for t in graph.initializer} | \
+        {n.output[0] for n in graph.node if n.op_type == "Constant" and n.output}
+    source: dict[str, str] = {}                # Identity output -> the constant it copies
+    for node in graph.node:                    # in topological order (the ONNX checker's rule)
+        if node.op_type == "Identity" and node.input and node.output:
+            root = source.get(node.input[0], node.input[0])
+            if root in consts:
+                source[node.output[0]] = root
+    if not source:
+        return model
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.output and node.output[0] in source \
+                and node.output[0] not in outputs:
+            continue
+        for i, name in enumerate(node.input):
+            node.input[i] = source.get(name, name)
+        nodes.append(node)
+    kept = [vi for vi in graph.value_info if vi.name not in source or vi.name in outputs]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return model
 
 
 def fold_batch_norms(model):
@@ -25,6 +75,8 @@ def fold_batch_norms(model):
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
+    inits.update({n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant"
+                  and n.output and n.attribute and n.attribute[0].name == "value"})
     readers: dict[str, int] = {}
     for n in graph.node:
         for name in n.input:
@@ -98,3 +150,6 @@ def _ranks(model) -> dict[str, int]:
     return {vi.name: len(vi.type.tensor_type.shape.dim)
             for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
             if vi.type.tensor_type.HasField("shape")}
+
+
+REWRITES = (bypass_constant_identities, fold_batch_norms)

@@ -416,6 +416,8 @@ class _Fuser:
         if name == "relax.image.resize2d":
             self.visit_resize(var, value)
             return
+        if not isinstance(var.ty, relax.TensorType):    # a tuple no rule above takes apart
+            g.fail(str(name).replace("relax.", ""), var.name, f"{type(var.ty).__name__} value in a float model")
         if tvm_compat.dtype_of(var.ty) != "float32":
             g.fail(str(name).replace("relax.", ""), var.name, f"{tvm_compat.dtype_of(var.ty)} value in a float model")
         out_shape = tvm_compat.shape_of(var.ty)

@@ -271,8 +271,9 @@ typedef struct {
 } softmax_s8_params;
 
 /* gate_*_s8: confidence of an int8 exit head [classes] (adaptc/gates.py); the model leaves at
- * the exit when confidence >= threshold. exp_table[d] = round(2^15 exp(-scale d)), d in 0..255;
- * ln_table[i] = round(2^12 ln((256 + i + 0.5) / 256)). */
+ * the exit when confidence >= threshold. exp_table[d] = round(2^15 exp(-scale d)) for d in
+ * 0..exp_len-1, up to its last nonzero entry (0 beyond: not stored); ln_table[i] =
+ * round(2^12 ln((256 + i + 0.5) / 256)), i in 0..255. */
 typedef struct {
     int32_t classes;
     int32_t threshold;
@@ -281,15 +282,17 @@ typedef struct {
 typedef struct {
     int32_t classes;
     int32_t threshold;
-    const int32_t *exp_table;
+    int32_t exp_len;        /* entries of exp_table, 1..256 */
+    const uint16_t *exp_table;
 } gate_max_prob_s8_params;
 
 typedef struct {
     int32_t classes;
     int32_t threshold;
     int32_t scale_q16;      /* round(2^16 * the head's output scale) */
-    const int32_t *exp_table;
-    const int32_t *ln_table;
+    int32_t exp_len;        /* entries of exp_table, 1..256 */
+    const uint16_t *exp_table;
+    const uint16_t *ln_table; /* 256 entries */
 } gate_entropy_s8_params;
 
 /* pad_s8: 4-D NHWC constant pad; after[i] = out_dims[i] - in_dims[i] - before[i]. */

@@ -3,7 +3,8 @@
  * Definition: adaptc/gates.py (confidence_int), Relax composite adaptc.qgate.
  *
  * Layout: logits [classes] int8.
- * Arithmetic: d = max - logits[c] in 0..255; Z = sum exp_table[d] (Q15, >= 2^15);
+ * Arithmetic: d = max - logits[c] in 0..255; e = exp_table[d] (0 for d >= exp_len: the
+ *   table stops at its last nonzero entry); Z = sum e (Q15, >= 2^15);
  *   confidence = floor(2^30 / Z): the probability in Q15.
  */
 static void gate_max_prob_s8(const gate_max_prob_s8_params *p, const int8_t *logits,
@@ -16,7 +17,8 @@ static void gate_max_prob_s8(const gate_max_prob_s8_params *p, const int8_t *log
         }
     }
     for (c = 0; c < p->classes; ++c) {
-        z += p->exp_table[top - logits[c]];
+        const int32_t d = top - logits[c];
+        z += d < p->exp_len ? p->exp_table[d] : 0;
     }
     *confidence = (int32_t)((1 << 30) / z);
 }

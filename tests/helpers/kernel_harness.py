@@ -46,6 +46,7 @@ INT32_MIN, INT32_MAX = ref.INT32_MIN, ref.INT32_MAX
 # ----------------------------------------------------------------------------
 
 I32, F32, I32X4, PI32, PI8 = "int32_t", "float", "int32_t[4]", "const int32_t *", "const int8_t *"
+PU16 = "const uint16_t *"
 
 _CONV_GEOMETRY = ["batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
                   "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left"]
@@ -84,9 +85,9 @@ STRUCTS = {
     "clamp_f32_params": [("size", I32), ("act_min", F32), ("act_max", F32)],
     "transpose_params": [_PAD[0], ("perm", _PAD[0][1])],
     "gate_margin_s8_params": _ints(["classes", "threshold"]),
-    "gate_max_prob_s8_params": _ints(["classes", "threshold"]) + [("exp_table", PI32)],
-    "gate_entropy_s8_params": _ints(["classes", "threshold", "scale_q16"]) + [("exp_table", PI32),
-                                                                             ("ln_table", PI32)],
+    "gate_max_prob_s8_params": _ints(["classes", "threshold", "exp_len"]) + [("exp_table", PU16)],
+    "gate_entropy_s8_params": _ints(["classes", "threshold", "scale_q16", "exp_len"]) + [("exp_table", PU16),
+                                                                                        ("ln_table", PU16)],
     "gate_f32_params": [("classes", I32), ("threshold", F32)],
 }
 
@@ -131,7 +132,8 @@ KERNELS = {
        for c in ("max_prob", "margin", "entropy")},
 }
 
-_NP_DTYPES = {"int8_t": np.int8, "int32_t": np.int32, "float": np.float32, "uint32_t": np.uint32}
+_NP_DTYPES = {"int8_t": np.int8, "int32_t": np.int32, "float": np.float32, "uint32_t": np.uint32,
+              "uint16_t": np.uint16}
 
 # ----------------------------------------------------------------------------
 # The kernel families: registry records by the module that registers them
@@ -328,7 +330,7 @@ class KernelLib:
                 assert a.shape == (4,)
                 keep.append(a)
                 cargs.append(self._ptr(a, "int32_t *"))
-            elif t in (PI32, PI8):
+            elif t in (PI32, PI8, PU16):
                 keep.append(v)
                 cargs.append(self._ptr(v, t))
             elif t == I32:

@@ -6,6 +6,7 @@ lower -> the target's schedule -> the target's build. The target comes from the 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -37,7 +38,7 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
             thresholds=None, accuracy_budget: float = 0.01, budget_confidence: float = 0.5,
             controller: dict | None = None,
             arch: str | None = None, tune=None, input_shapes: dict | None = None,
-            cascade: bool = False) -> CompiledModel:
+            cascade: bool = False, width_levels: bool = False) -> CompiledModel:
     """Compile a model file (.tflite / .onnx) or a LoadedModel for ``target`` (adaptc.targets:
     a Cortex-M core -- C99 sources -- or ``"llvm"`` / ``"cuda"``: the same integer program in
     batched segments for a CPU or an NVIDIA GPU, where after each exit the samples still running
@@ -78,10 +79,26 @@ def compile(model, target: str = targets.DEFAULT, calibration=None, name: str | 
     ``quantize=["pot4", "int8"]``: a weight format per member (power-of-two activation scales
     throughout when any member is power-of-two).
 
+    ``width_levels=True``: ``model`` is a list of the models of one slimmable network at each
+    width, narrowest first (adaptc.widths) -- each layer's weights a channel prefix of the
+    widest's, its own biases, activation ranges and batch-norm statistics -- with exit heads:
+    each width compiles as it would alone (``calibration``, ``exits``, ``thresholds`` ... apply
+    to every width), then one build stores the weights once and runs any level (width, exit):
+    ``m.levels``, ``m.run(x, level=L)`` with ``L = width * exits + exit``. InputError names the
+    width, the layer and the output channel whose weights are not a prefix of the widest's. The
+    controller's defaults there: start at level 0, raise while the confidence is below the
+    median of every width's gate thresholds (``controller=`` overrides either).
+
     Calibration data is checked before any work (adaptc.validation): an InputError names a shape
     that is not the model input's, a non-numeric dtype, the first NaN or infinity
     (``calibration[3, 0, 12, 5] is nan``), labels that are not one integer class index per sample.
     """
+    if width_levels:
+        return _compile_widths(model, target=target, calibration=calibration, name=name, kernels=kernels,
+                               quantize=quantize, gate=gate, thresholds=thresholds, accuracy_budget=accuracy_budget,
+                               budget_confidence=budget_confidence, controller=controller, exits=exits,
+                               output=output, weight_budget=weight_budget, cascade=cascade, arch=arch, tune=tune,
+                               input_shapes=input_shapes)
     if cascade or isinstance(model, (list, tuple)):
         return _compile_cascade(model, cascade, target=target, calibration=calibration, name=name, kernels=kernels,
                                 quantize=quantize, gate=gate, thresholds=thresholds, accuracy_budget=accuracy_budget,
@@ -156,6 +173,64 @@ def _compile_cascade(models, cascade: bool, exits, output, weight_budget, name, 
     with tempfile.TemporaryDirectory(prefix="adaptc-") as d:
         path = combine(models, d)
         return compile(path, exits=True, name=name or path.stem, **options)
+
+
+def _compile_widths(models, target, calibration, name, kernels, exits, output, weight_budget, cascade, arch, tune,
+                    input_shapes, **options) -> CompiledModel:
+    """``compile([w025, ..., w100], width_levels=True)``: each width compiled alone, their
+    programs nested (adaptc.widths) and scheduled on one arena, built as one model."""
+    from .widths import WidthBuild, nest, width_fractions
+
+    if not isinstance(models, (list, tuple)) or len(models) < 2:
+        raise InputError("width_levels=True takes the models of each width, narrowest first: "
+                         "compile([w025, w050, w075, w100], width_levels=True, ...)")
+    if cascade or output is not None or weight_budget is not None or arch is not None or tune is not None:
+        raise InputError("width_levels=True: cascade=, output=, weight_budget=, arch= and tune= do not apply")
+    tgt = targets.get(target)
+    if not hasattr(tgt, "schedule_widths"):
+        raise InputError(f"width levels build for the Cortex-M cores; target {tgt.name} runs one width per build")
+    loaded = [m if isinstance(m, LoadedModel) else load(m, input_shapes=input_shapes) for m in models]
+    if exits in (None, False) and any(len(m.info.outputs) < 2 for m in loaded):
+        raise InputError(f"{loaded[-1].info.name}: width levels need exit heads for now (models with two or more "
+                         "outputs, shallow to deep); a single-output model compiles one width at a time")
+    alone = [compile(m, target, calibration=calibration, kernels=kernels, exits=exits or True, **options)
+             for m in loaded]
+    fractions = width_fractions([m.program for m in alone])
+    if fractions != sorted(fractions) or len(set(fractions)) != len(fractions):
+        raise InputError(f"width_levels=True: the models must be given narrowest first; their widths are {fractions}")
+    names = [f"{m.info.name} (width {i})" for i, m in enumerate(loaded)]
+    programs = nest([m.program for m in alone], loaded[-1].info.path, names)
+    scheduled = tgt.schedule_widths(programs, kernels)
+    wide = alone[-1]
+    prefix = name or wide.program.name
+    for sp in scheduled:
+        sp.program.name = prefix
+    settings = options.get("controller") or {}
+    ctl = dataclasses.replace(scheduled[-1].program.controller)
+    if "start" not in settings:                      # throttle up from the cheapest level
+        ctl.start = 0
+    gated = [sp.program.steps[e.gate].attrs["threshold"] for sp in scheduled for e in sp.program.exits[:-1]]
+    gated = [t for t in gated if t < INT32_MAX and np.isfinite(t)]
+    if "target" not in settings and gated:           # a middle confidence of every width's gates
+        ctl.target = type(gated[0])(np.median(gated))
+    scheduled[-1].program.controller = ctl
+    unit = wide.exits["exits"][0].get("scale")
+    real = float(ctl.target) * gates.unit(wide.exits["criterion"], unit) if unit is not None else float(ctl.target)
+    record = {**wide.exits, "controller": {**wide.exits["controller"], "start": int(ctl.start), "target": real,
+                                           **({"target_int": int(ctl.target)} if unit is not None else {})}}
+    m = wide.derive(CompiledModel, program=scheduled[-1].program, scheduled=scheduled[-1], exits=record,
+                    options={**wide.options, "widths": ",".join(f"{f:g}" for f in fractions)},
+                    width_levels=WidthBuild(fractions, alone, scheduled))
+    built = tgt.build(m)
+    if isinstance(calibration, tuple):             # labelled: accuracy and cost per level (report.json)
+        from .widths import level_table
+
+        shape = tvm_compat.shape_of(wide.mod["main"].params[0].ty)
+        x, labels = calibration_data(calibration, shape, loaded[-1].info.path, classes(wide.info))
+        x = samples_of_shape(x, shape, loaded[-1].info.path)          # (N, *input shape)
+        built.width_levels.table = level_table(built, built.quantize_input(x), labels)
+    built.compile_seconds = sum(a.compile_seconds for a in alone)
+    return built
 
 
 def _compiled_outputs(exits, output) -> list[int] | None:

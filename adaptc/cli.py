@@ -128,15 +128,17 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
     if (quantize or weight_budget) and calibration is None:
         raise click.UsageError("--quantize / --weight-budget need --calibration FILE")
     cal = _load_calibration(calibration) if calibration is not None else None
-    click.echo(f"compiling {model} for {target} ...", err=True)
+    widths = isinstance(model, list)
+    click.echo(f"compiling {', '.join(map(str, model)) if widths else model} for {target} ...", err=True)
     return compile_model(model, target=target, calibration=cal, name=name, input_shapes=input_shapes,
                          quantize=None if quantize == "mixed" else quantize, weight_budget=weight_budget,
-                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget} if exits else {}),
-                         **extra)
+                         **({"exits": True, "gate": gate, "accuracy_budget": accuracy_budget}
+                            if exits or widths else {}),
+                         **({"width_levels": True} if widths else {}), **extra)
 
 
 @main.command("compile")
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("models", metavar="MODEL...", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for <prefix>.c, <prefix>.h, Makefile and report.json (created; existing "
                    "files with those names are replaced). Nothing is written if compilation fails.")
@@ -165,15 +167,20 @@ def _compile(model, target, calibration, quantize, weight_budget, exits, gate, a
 @click.option("--ray", "ray_address", metavar="auto|ADDRESS",
               help="With --add-exits: evaluate the placements on a Ray cluster (auto: the running one; "
                    "HOST:PORT); same result as in-process.")
+@click.option("--width-levels", is_flag=True,
+              help="The MODELs are the widths of one slimmable network, narrowest first, each with exit heads "
+                   "(each layer's weights a channel prefix of the widest's): one build stores the weights once "
+                   "and runs any (width, exit) level, <prefix>_run(input, level, &result) with level = width "
+                   "index * exits + exit.")
 @click.option("--name", help="C symbol prefix (default: the model file's name, sanitized).")
 @click.option("--input", "input_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A .npy input (the model's input shape and dtype) that the example firmware main.c "
                    "runs; default: a fixed pseudo-random input.")
-def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_batch, input_shapes, model_output,
+def compile_cmd(models, out_dir, target, arch, tune_records, tune_trials, max_batch, input_shapes, model_output,
                 calibration, quantize, weight_budget, exits, gate, accuracy_budget, add_exits, max_exits, validation,
-                ray_address, name, input_file):
+                ray_address, width_levels, name, input_file):
     """Compile MODEL (.tflite or .onnx) into C99 sources and a firmware project for a Cortex-M
-    target.
+    target -- or, with --width-levels, the MODELs of a slimmable network's widths into one.
 
     \b
     DIR receives:
@@ -198,6 +205,13 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
     """
 
     tgt = targets.get(target)
+    if len(models) > 1 and not width_levels:
+        raise click.UsageError(f"{len(models)} models given: several models compile together only with "
+                               "--width-levels (the widths of one slimmable network, narrowest first)")
+    model = list(models) if width_levels else models[0]
+    if width_levels and (add_exits or model_output is not None or weight_budget or tgt.capabilities.batched):
+        raise click.UsageError("--width-levels builds for a Cortex-M core and excludes --add-exits, "
+                               "--model-output and --weight-budget")
     augment = None
     if add_exits:
         if exits or quantize or weight_budget or model_output is not None or tune_records:
@@ -225,7 +239,7 @@ def compile_cmd(model, out_dir, target, arch, tune_records, tune_trials, max_bat
         tuned = f", static batches {', '.join(map(str, m.buckets))}, {m.tuned_kernels} kernels from the records" \
             if m.buckets else ""
         arch_text = f", {m.arch}" if m.arch else ""
-        click.echo(f"wrote {', '.join(str(p) for p in files.values())} ({m.levels} segment(s){arch_text}{tuned}); "
+        click.echo(f"wrote {', '.join(str(p) for p in files.values())} ({len(m.levels)} segment(s){arch_text}{tuned}); "
                    "run with adaptc.targets.cuda.runtime.load")
         return
     try:
@@ -348,6 +362,22 @@ def _print_simulation(s):
                       f"{s.arena_bytes:,} B arena, stack {s.stack_bytes:,})")
 
 
+def _print_width_levels(m):
+    """The levels of a width-level build: width, deepest exit, and -- with labelled calibration
+    data -- accuracy and simulated cost there."""
+    wl = m.width_levels
+    click.echo(f"  width levels: widths {', '.join(f'{f:g}' for f in wl.fractions)} x {len(m.program.exits)} exits "
+               f"({m.exits['criterion']} gates, each width's own thresholds); weights stored once")
+    if not wl.table:
+        return
+    click.echo(f"    {'level':>5}  {'width':>5}  {'exit':>4}  {'accuracy':>8}  {'expected cost':>13}  "
+               f"{'worst cost':>11}")
+    for r in wl.table:
+        click.echo(f"    {r['level']:>5}  {r['width']:>5g}  {r['exit']:>4}  {r['accuracy']:>8.2%}  "
+                   f"{r['expected_cost']:>13,.0f}  {r['worst_cost']:>11,.0f}")
+    click.echo(f"    (on the labelled calibration inputs; costs in simulated {wl.table[0]['cost_unit']} on {m.target})")
+
+
 def _print_exits(m):
     """The gates of a model with exits and, when calibrated, where the calibration inputs left;
     for a model from --add-exits first its placement search's Pareto front."""
@@ -360,6 +390,9 @@ def _print_exits(m):
         for line in rows[1 + len(search["candidates"]):]:
             click.echo("    " + line.strip("| ").replace(" | ", "  "))
     if not m.exits:
+        return
+    if m.width_levels:
+        _print_width_levels(m)
         return
     cal = m.exits.get("calibration")
     click.echo(f"  exits ({m.exits['criterion']}" + (f"; thresholds calibrated on {cal['samples']} inputs, "
@@ -549,7 +582,11 @@ def info(model, input_shapes):
               show_default=True, help="Weights of the bundled digits model.")
 @click.option("-n", "--inputs", "count", type=click.IntRange(1, 10000), default=50, show_default=True,
               help="With --model: random inputs to check the generated C on.")
-def demo(model, target, out_dir, quantize, count):
+@click.option("--width", "widths", is_flag=True,
+              help="The bundled slimmable digits network instead: widths 0.25 to 1.0 of one set of weights, "
+                   "three exits each, as one build; its level table and the controller on a stream whose "
+                   "difficulty changes.")
+def demo(model, target, out_dir, quantize, count, widths):
     """Compile the bundled multi-exit digits CNN with calibrated early exits and measure it.
 
     \b
@@ -564,6 +601,16 @@ def demo(model, target, out_dir, quantize, count):
     against simulated cycles (PNG); runs a stream of digits with rising and falling noise
     through the C controller and prints its level trace.
     """
+    if widths:
+        if model is not None or quantize != "int8":
+            raise click.UsageError("--width runs the bundled slimmable network (int8); it excludes --model and "
+                                   "--quantize")
+        try:
+            exits_demo.run_widths(target, out_dir, echo=click.echo,
+                                  progress=lambda it, desc: tqdm(it, desc=desc, unit="level", file=sys.stderr))
+        except AdaptcError as e:
+            _fail(e)
+        return
     if model is None:
 
         try:

@@ -86,7 +86,7 @@ def run(target: str, out_dir: Path, quantize=None, echo=print, progress=None):
                       budget_confidence=0.9)
     dest = m.export(out_dir / m.prefix)
     xs = m.quantize_input(x_test) if m.format == "int8" else x_test
-    n_exits = m.levels
+    n_exits = len(m.levels)
 
     try:
         import onnxruntime as ort
@@ -299,3 +299,90 @@ def figure(m, figures, correct, conf):
 
 if __name__ == "__main__":       # pragma: no cover
     run("cortex-m4", Path("adaptc-out"), echo=lambda s: print(s, file=sys.stderr))
+
+
+WIDTH_MODELS = [f"slimmable_w{w}.onnx" for w in ("025", "050", "075", "100")]
+
+
+def run_widths(target: str, out_dir: Path, echo=print, progress=None, emulated_inputs: int = 12):
+    """``adaptc demo --width``: the bundled slimmable digits network (examples/slimmable: widths
+    0.25 / 0.5 / 0.75 / 1.0 of one set of weights, three exits each) as one width-level build.
+    Thresholds calibrated on half the test split, per width; on the other half, per (width, exit)
+    level: accuracy, simulated cycles, and -- on ``emulated_inputs`` of them, on the emulated
+    core -- instructions, checked equal to the host build's; each level bit for bit against that
+    width compiled alone. Then the stream of ``run``, through the C controller from level 0,
+    against the top level. Returns (model, per-level rows, stream summary)."""
+    from . import compile as compile_model
+    from .sim import simulate
+    from .widths import stream_cost
+
+    progress = progress or (lambda it, desc, total=None: it)
+    _, _, x_test, y_test = digits()
+    x_test, y_test, x_cal, y_cal = split(x_test, y_test, share=0.5)
+    echo(f"compiling the slimmable digits network for {target}: {', '.join(WIDTH_MODELS)} (int8, 3 exits each; "
+         f"thresholds calibrated per width on {len(y_cal)} labelled test images, figures on the other "
+         f"{len(y_test)}) ...")
+    m = compile_model([data_path(f) for f in WIDTH_MODELS], width_levels=True, target=target,
+                      calibration=(x_cal, y_cal), budget_confidence=0.9)
+    dest = m.export(out_dir / m.prefix)
+    xs = m.quantize_input(x_test)[:, None]
+    exits = len(m.program.exits)
+    sim = simulate(m)
+    cost = [e.cycles for e in sim.exits]
+    rows = []
+    for level in progress(range(len(m.levels)), "host C vs each width alone, every level"):
+        width, cap = m.levels[level]
+        alone = m.width_levels.models[level // exits]
+        rs = [m.run(v, level=level) for v in xs]
+        same = sum(_same(r, alone.run(v, level=cap), "int8") for r, v in zip(rs, xs))
+        rows.append({"level": level, "width": width, "exit": cap,
+                     "accuracy": float(np.mean([r.label == t for r, t in zip(rs, y_test)])),
+                     "simulated_cycles": float(np.mean([cost[level - cap + r.exit] for r in rs])),
+                     "same_as_alone": same, "emulated_instructions": None})
+    if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc"):
+        n = min(emulated_inputs, len(xs))
+        echo(f"running {n} test images at every level on an emulated {target} ...")
+        batch = m.run_batch_on_target(xs[:n])
+        for i, row in enumerate(rows):
+            for k in range(n):
+                if not _same(batch.result(i, k), m.run(xs[k], level=i), "int8"):
+                    raise AdaptcError(f"input {k}, level {i}: the emulated core's result differs from the host build's")
+            row["emulated_instructions"] = float(batch.instructions[i].mean())
+    xn, yn, _ = noisy_stream(x_test, y_test)
+    qn = m.quantize_input(xn)[:, None]
+    top_level = len(m.levels) - 1
+    top = [m.run(v, level=top_level) for v in qn]
+    stream = m.run_stream(qn)
+    summary = {"inputs": len(yn), "levels": stream.raised, "accuracy": float(np.mean(stream.labels == yn)),
+               "accuracy_top": float(np.mean(np.array([r.label for r in top]) == yn)),
+               "simulated_cycles": float(np.mean([stream_cost(cost, exits, a, b,
+                                                              lambda lv, q=q: m.run(q, level=lv).exit)
+                                                  for a, b, q in zip(stream.levels, stream.raised, qn)])),
+               "simulated_cycles_top": float(np.mean([cost[top_level - exits + 1 + r.exit] for r in top]))}
+    r = m.report()
+    mem = r.get("memory", {}).get("model")
+    alone = m.width_levels.models[-1].memory_report().get("model")
+    echo(f"\n{m.info.name} and its narrower widths -> {dest}/ ({target}, int8, gate {m.exits['criterion']})")
+    if mem and alone:
+        echo(f"  flash          {mem['flash_bytes']:,} B for every level, the widest alone {alone['flash_bytes']:,} B "
+             f"({mem['flash_bytes'] / alone['flash_bytes']:.2f}x; weights stored once)")
+    echo(f"\n  per level (width, deepest exit; the {len(y_test)} test images; emulated: a mean over the first "
+         f"{emulated_inputs})")
+    echo(f"    {'level':>5}  {'width':>5}  {'exit':>4}  {'accuracy':>8}  {'simulated cycles':>16}  "
+         f"{'emulated instructions':>21}  {'= width alone':>13}")
+    for row in rows:
+        instr = "-" if row["emulated_instructions"] is None else f"{row['emulated_instructions']:,.0f}"
+        echo(f"    {row['level']:>5}  {row['width']:>5g}  {row['exit']:>4}  {row['accuracy']:>8.2%}  "
+             f"{row['simulated_cycles']:>16,.0f}  {instr:>21}  {row['same_as_alone']:>9}/{len(xs)}")
+    trace = "".join("0123456789ab"[v] if v < 12 else "+" for v in stream.raised[::5])
+    echo(f"\n  stream: {summary['inputs']} test digits, noise rising to sigma 0.6 and back, through "
+         f"{m.prefix}_controller_run from level 0 (a raise to a wider width runs the input again)")
+    echo(f"    level every 5th input (a = 10, b = 11): {trace}")
+    echo(f"    controller: accuracy {summary['accuracy']:.2%}, {summary['simulated_cycles']:,.0f} simulated cycles per "
+         f"input; top level: {summary['accuracy_top']:.2%}, {summary['simulated_cycles_top']:,.0f} "
+         f"({summary['simulated_cycles_top'] / summary['simulated_cycles']:.2f}x in simulated cycles)")
+    bad = [row for row in rows if row["same_as_alone"] != len(xs)]
+    if bad:
+        raise AdaptcError(f"level {bad[0]['level']}: the build differs from that width compiled alone on "
+                          f"{len(xs) - bad[0]['same_as_alone']} of {len(xs)} inputs")
+    return m, rows, summary

@@ -22,6 +22,7 @@ from .names import c_identifier
 from .program import Program
 from .schedule import ScheduledProgram
 from .validation import float32_array, real_array
+from .widths import Level, levels
 
 
 def io_quantization(mod, info: ModelInfo, fmt: str) -> dict:
@@ -80,6 +81,7 @@ class CompiledModel:
     exits: dict | None = None        # a model with exits: criterion, thresholds, calibration
     heads_mod: object = None         # a model with exits: the module before gating (every head)
     augmentation: dict | None = None  # adaptc.add_exits: {"onnx": the multi-exit model's bytes, "search": record}
+    width_levels: object = None      # a width-level build: adaptc.widths.WidthBuild (scheduled = its widest's)
     _vm: object = field(default=None, repr=False)
     _heads_vm: object = field(default=None, repr=False)
 
@@ -109,6 +111,14 @@ class CompiledModel:
         return self.outputs[-1]
 
     @property
+    def weight_bytes(self) -> int:
+        """Flash the constants take as the target stores them (a width-level build: every
+        width's, the shared weights once)."""
+        if self.width_levels:
+            return sum(sp.weight_bytes for sp in self.width_levels.scheduled)
+        return self.scheduled.weight_bytes
+
+    @property
     def io_bytes(self) -> int:
         """Bytes of the caller-owned input and output buffers."""
         return self.input.nbytes + sum(t.nbytes for t in self.outputs)
@@ -127,9 +137,12 @@ class CompiledModel:
         return np.ascontiguousarray(x)
 
     @property
-    def levels(self) -> int:
-        """Utilization levels: one per exit (level L runs at most through exit L); 1 without exits."""
-        return len(self.program.exits) or 1
+    def levels(self) -> list[Level]:
+        """Utilization levels, (width, deepest exit) each: one per exit (level L runs at most
+        through exit L), per width of a width-level build (width-major, adaptc.widths); one
+        level without exits."""
+        fractions = self.width_levels.fractions if self.width_levels else [1.0]
+        return levels(fractions, len(self.program.exits))
 
     def check_level(self, level) -> int:
         """``level`` as an index (None: the top level); InputError when out of range."""
@@ -137,7 +150,7 @@ class CompiledModel:
             if level is not None:
                 raise InputError(f"{self.info.name} has no exits: level= needs a model compiled with exits=True")
             return 0
-        top = len(self.program.exits) - 1
+        top = len(self.levels) - 1
         if level is None:
             return top
         if not 0 <= int(level) <= top:
@@ -153,6 +166,9 @@ class CompiledModel:
 
         x = self.check_input(x)
         level = self.check_level(level)
+        if self.width_levels:                # the level's width compiled alone, up to the level's exit
+            width, exit_ = divmod(level, len(self.program.exits))
+            return self.width_levels.models[width].reference(x, exit_)
         if self._vm is None:
             self._vm = tvm_compat.build_llvm(self.mod)
         if not self.program.exits:
@@ -235,7 +251,7 @@ class CompiledModel:
                                for t, q in zip(self.outputs, io["outputs"] if "outputs" in io
                                                else [io.get("output")] * len(self.outputs))]}
                   if len(self.outputs) > 1 else {}),
-               "arena_bytes": s.arena_bytes, "weight_bytes": s.weight_bytes, "macs": self.program.macs,
+               "arena_bytes": s.arena_bytes, "weight_bytes": self.weight_bytes, "macs": self.program.macs,
                "layers": layers}
         if self.quantization:
             out["quantization"] = self.quantization
@@ -245,6 +261,12 @@ class CompiledModel:
                 out["exit_calibration"] = self.exits["calibration"]
         if self.augmentation:
             out["exit_search"] = self.augmentation["search"]
+        if self.width_levels:
+            wl = self.width_levels
+            out["width_levels"] = {"widths": wl.fractions, "exits": len(self.program.exits),
+                                   "levels": wl.table or [{"level": i, "width": w, "exit": e}
+                                                          for i, (w, e) in enumerate(self.levels)],
+                                   "weight_bytes_widest_alone": wl.models[-1].weight_bytes}
         if memory is not False:
             out["memory"] = self.memory_report(memory)
         return out

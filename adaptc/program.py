@@ -48,6 +48,9 @@ class Step:
     macs: int = 0
     in_shapes: list = field(default_factory=list)   # activation shapes as this step reads them
     out_shape: tuple = ()                            # output shape as this step writes it
+    prefix_weights: tuple = ()       # width levels (adaptc.widths): consts["weights"] is the widest
+                                     # level's, this step reads a channel prefix of it; the input
+                                     # channels of every width, ascending
 
 
 @dataclass

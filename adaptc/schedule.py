@@ -10,9 +10,10 @@ changing it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import TargetError
 from .memory import MemoryPlanner
 from .program import Program, Step
 
@@ -138,3 +139,22 @@ def _plan(program: Program, scratch: dict[int, int] | None,
     offsets = planner.plan()
     return (planner, {t: offsets[ids[head]] + base[t] for t, (head, _) in chain.items()},
             {i: offsets[bid] for i, bid in scratch_ids.items()})
+
+
+def shared_arena(widths: list[ScheduledProgram]) -> list[ScheduledProgram]:
+    """One arena for the programs of every width level (adaptc.widths), narrowest first: the
+    widest's tensors -- each at least a narrower width's size, with the same lifetimes -- and
+    each step's largest scratch over the widths, without in-place chains (their deltas hold for
+    one geometry); each width's scheduled program on that plan."""
+    wide = widths[-1].program
+    for sp in widths[:-1]:
+        for t, u in zip(sp.program.tensors, wide.tensors):
+            if t.kind == "arena" and t.nbytes > u.nbytes:
+                raise TargetError(f"tensor {t.name} of a narrower width ({t.nbytes} B) outgrows the widest's "
+                                 f"({u.nbytes} B)")
+    scratch = {i: max(sp.steps[i].scratch_bytes for sp in widths) for i in range(len(wide.steps))}
+    planner, offsets, at = plan_arena(wide, scratch)
+    return [replace(sp, planner=planner, offsets=offsets,
+                    steps=[replace(st, scratch_offset=at.get(st.index) if st.scratch_bytes else None)
+                           for st in sp.steps])
+            for sp in widths]

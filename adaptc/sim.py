@@ -10,8 +10,10 @@ settings); flash and RAM from measured code sizes, the exact constants, the aren
 kernel frames (targets/cortex_m: costs.py, timing.py, sizes.py). The same timing rules applied
 to the per-step counts measured on the emulated core are what the estimate is tested against.
 
-Levels: level L runs at most through exit L. ``cycles`` of a level is the cost of running
-through its deepest exit (the worst case), ``cycles_min`` that of leaving at exit 0; with
+Levels: level L runs at most through exit L (a width-level build, adaptc.widths: width L // exits
+up to exit L % exits, and ``exits`` lists every width's). ``cycles`` of a level is the cost of
+running through its deepest exit (the worst case), ``cycles_min`` that of leaving at its width's
+exit 0; with
 ``data`` the inputs are run (the host build of the C) to measure at which exit each leaves,
 giving ``cycles_expected``. A model without exits has one level.
 
@@ -40,6 +42,7 @@ class ExitSim:
     instructions: float
     macs: int
     weight_bytes: int                # constants the steps up to here read
+    width: float = 1.0               # a width-level build: the width this exit runs at
 
 
 @dataclass
@@ -54,6 +57,7 @@ class LevelSim:
     cycles_expected: float | None = None      # with data: under the measured exit distribution
     latency_expected_s: float | None = None
     exit_shares: list[float] | None = None    # with data: share of inputs leaving at each exit
+    width: float = 1.0               # a width-level build (adaptc.widths): the level's width
 
 
 @dataclass
@@ -98,8 +102,14 @@ def simulate(compiled, target: str | None = None, clock_hz: float | None = None,
     ``small_multiplier`` (the Cortex-M0+'s 32-cycle multiplier); batched targets: ``device``
     ("h100" or "h200")."""
     tgt = targets.get(target or compiled.target)
+    widths = compiled.width_levels
+    if widths and tgt.name != compiled.target:
+        raise InputError(f"a width-level build simulates on the target it was built for ({compiled.target})")
     scheduled = compiled.scheduled if tgt.name == compiled.target else tgt.schedule(compiled.program)
     sim = estimate(scheduled, tgt, clock_hz, **settings)
+    if widths:
+        sim = _width_levels(sim, [estimate(sp, tgt, clock_hz, **settings) for sp in widths.scheduled],
+                            widths.fractions, compiled.weight_bytes)
     sim.model = compiled.info.name
     if data is not None:
         _expected(compiled, data, sim)
@@ -141,14 +151,31 @@ def estimate(scheduled, target, clock_hz: float | None = None, **settings) -> Si
                       size.weight_bytes, size.ram_bytes, size.arena_bytes, size.stack_bytes, effective, unit)
 
 
+def _width_levels(wide: Simulation, sims: list[Simulation], fractions: list[float], weight_bytes: int) -> Simulation:
+    """One simulation of a width-level build from each width's: the levels and exits width-major
+    (level ``w * exits + e``: width ``w``'s exit ``e``), the flash with every width's constants
+    (the weights once: ``weight_bytes``) over the widest's code estimate."""
+    exits, levels = [], []
+    flash = wide.flash_bytes - wide.weight_bytes + weight_bytes
+    for sim, f in zip(sims, fractions):
+        for e, lv in zip(sim.exits, sim.levels):
+            exits.append(ExitSim(len(exits), e.step, e.cycles, e.instructions, e.macs, e.weight_bytes, f))
+            levels.append(LevelSim(len(levels), lv.cycles, lv.cycles_min, lv.latency_s, flash, lv.ram_bytes, lv.macs,
+                                   width=f))
+    return Simulation(wide.model, wide.target, wide.clock_hz, levels, exits, wide.steps, flash,
+                      wide.code_bytes, weight_bytes, wide.ram_bytes, wide.arena_bytes, wide.stack_bytes,
+                      wide.settings, wide.unit)
+
+
 def _expected(m, data, sim: Simulation) -> None:
     """Run ``data`` through the model's build at every level: the exit distribution per level."""
     xs = np.asarray(data)
     if xs.shape[1:] != tuple(m.input.shape) and xs.shape[1:] == tuple(m.input.shape[1:]):
         xs = xs[:, None]
     cost = np.array([e.cycles for e in sim.exits])
+    per_width = len(m.program.exits) or 1
     for lv in sim.levels:
         taken = m.exits_taken(xs, lv.level)
-        lv.exit_shares = [float(np.mean(taken == i)) for i in range(len(sim.exits))]
-        lv.cycles_expected = float(cost[taken].mean())
+        lv.exit_shares = [float(np.mean(taken == i)) for i in range(per_width)]
+        lv.cycles_expected = float(cost[lv.level // per_width * per_width + taken].mean())
         lv.latency_expected_s = lv.cycles_expected / sim.clock_hz

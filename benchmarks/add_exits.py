@@ -27,7 +27,7 @@ def emulated(m, xs, y) -> tuple[float, float]:
     """(accuracy, mean instructions) over ``xs`` on the emulated core, at the top level."""
     q = m.quantize_input(xs)
     if m.exits:
-        r = m.run_batch_on_target(q, levels=[m.levels - 1])
+        r = m.run_batch_on_target(q, levels=[len(m.levels) - 1])
         return float(np.mean(r.label[0] == y)), float(r.instructions.mean())
     r = m.run_batch_on_target(q)
     return float(np.mean(r.logits[0].reshape(len(xs), -1).argmax(axis=-1) == y)), float(r.instructions.mean())

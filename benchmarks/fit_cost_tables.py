@@ -345,9 +345,11 @@ def program(name: str, layers: list, dtype):
         last = i == len(layers) - 1
         tensors.append(Tensor(len(tensors), f"t{i}", tuple(out_shape), out_dtype, "output" if last else "arena"))
         in_shapes = [tuple(s) for s in in_shapes]
+        attrs = dict(attrs)
+        prefix = tuple(attrs.pop("prefix_weights", ()))     # a width level's step (synthetic_ops.py)
         steps.append(Step(i, op, f"synthetic {op}", [0] * len(in_shapes), len(tensors) - 1, attrs, consts,
                           step_macs(op, attrs, in_shapes, tuple(out_shape), consts), in_shapes=in_shapes,
-                          out_shape=tuple(out_shape)))
+                          out_shape=tuple(out_shape), prefix_weights=prefix))
     prog = Program(name, tensors, steps, [0], [len(tensors) - 1])
     assert size * DTYPE_BYTES[dtype] <= 4 * RAM_BUDGET
     return prog

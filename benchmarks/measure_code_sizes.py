@@ -237,8 +237,10 @@ def chain(specs: list) -> Program:
         last = i == len(specs) - 1 and op not in ("adaptc.qgate", "adaptc.gate_f32")
         src = i if tensors[i].dtype == dt_in else 0
         tensors.append(Tensor(i + 1, f"t{i + 1}", tuple(out_shape) or (1,), dt_out, "output" if last else "arena"))
-        steps.append(Step(i, op, f"specimen {i}", [src] * len(in_shapes), i + 1, dict(attrs), dict(consts),
-                          in_shapes=[tuple(s) for s in in_shapes], out_shape=tuple(out_shape)))
+        attrs = dict(attrs)
+        prefix = tuple(attrs.pop("prefix_weights", ()))     # a width level's step (synthetic_ops.py)
+        steps.append(Step(i, op, f"specimen {i}", [src] * len(in_shapes), i + 1, attrs, dict(consts),
+                          in_shapes=[tuple(s) for s in in_shapes], out_shape=tuple(out_shape), prefix_weights=prefix))
     if tensors[-1].kind != "output":
         tensors.append(Tensor(len(tensors), "y", (1,), tensors[0].dtype, "output"))
     return Program(PREFIX, tensors, steps, [0], [len(tensors) - 1])

@@ -561,6 +561,40 @@ def depthwise_conv2d_s8_packed_dsp(rng):
             return layer
 
 
+def conv2d_s8_prefix_dsp(rng):
+    """A width level's int8 convolution (adaptc.widths): the stored filter is the widest width's
+    [k_h, k_w, in_c, out_c], this width reads a channel prefix of it; ``attrs["prefix_weights"]``
+    lists every width's input channels (the Step field of that name)."""
+    while True:
+        k = [(1, 1), (3, 3), (3, 3), (5, 5), (3, 1)][rng.integers(5)]
+        h = w = int(rng.choice([4, 6, 8, 8, 12, 16]))
+        stride = 1 if rng.random() < 0.7 else 2
+        full_in, full_out = int(rng.choice([1, 3, 8, 16, 24, 32, 48, 64])), int(rng.choice([8, 16, 32, 48, 64, 96]))
+        fractions = sorted({1.0, *rng.choice([0.25, 0.5, 0.75], size=int(rng.integers(0, 4)), replace=False)})
+        ins = tuple(sorted({max(1, round(f * full_in)) for f in fractions})) if full_in > 3 else (full_in,)
+        f = float(rng.choice(fractions))
+        in_c, out_c = max(1, round(f * full_in)) if full_in > 3 else full_in, max(1, round(f * full_out))
+        pads = [(k[0] - 1) // 2, (k[1] - 1) // 2, k[0] // 2, k[1] // 2] if rng.random() < 0.8 else [0, 0, 0, 0]
+        oh, ow = (h + pads[0] + pads[2] - k[0]) // stride + 1, (w + pads[1] + pads[3] - k[1]) // stride + 1
+        if oh * ow * out_c * k[0] * k[1] * in_c <= 1_500_000 and max(h * w * in_c, oh * ow * out_c) <= ELEMENTS \
+                and k[0] * k[1] * full_in * full_out <= 24 << 10:
+            break
+    weights = np.clip(np.round(rng.normal(0, rng.uniform(8, 60), (k[0], k[1], full_in, full_out))), -127, 127)
+    in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    attrs = {"strides": [stride, stride], "padding": pads, "dilation": [1, 1], "groups": 1, "kernel_layout": "HWIO",
+             "input_zp": in_zp, "output_zp": out_zp, "act_min": -128 if rng.random() < 0.6 else out_zp, "act_max": 127,
+             "multiplier": [int(v) for v in rng.integers(1 << 30, (1 << 31) - 1, out_c)],
+             "shift": [int(v) for v in -rng.integers(6, 14, out_c)], "prefix_weights": ins}
+    consts = {"weights": weights.astype(np.int8),
+              "bias": rng.integers(-20000, 20000, out_c).astype(np.int32)}
+    return "adaptc.qconv2d", attrs, consts, [(1, h, w, in_c)], (1, oh, ow, out_c)
+
+
+OPS.update({   # width levels: the kernel's own layers (its steps read a prefix of a wider filter)
+    "conv2d_s8_prefix_dsp": ("int8", conv2d_s8_prefix_dsp),
+})
+
+
 # the packed kernels' own layers, keyed by kernel (fit_cost_tables.py --kernels: OPS[kernel] before OPS[op]);
 # the DSP drop-in first: measure_code_sizes.py measures a kernel on the first specimens that pick it
 OPS.update({

@@ -21,6 +21,7 @@ from adaptc.names import c_comment, c_identifier
 from adaptc.schedule import ScheduledProgram
 
 from .kernels import SCRATCH
+from .schedule import array_key
 
 CTYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t", "int16": "int16_t",
           "uint16": "uint16_t", "uint32": "uint32_t"}
@@ -90,10 +91,14 @@ def _shape_text(shape) -> str:
 
 
 def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
-           quantization: dict | None = None) -> dict[str, str]:
+           quantization: dict | None = None, widths: list[ScheduledProgram] | None = None,
+           fractions: list[float] | None = None) -> dict[str, str]:
     """Render a program scheduled for ``core`` (a CortexM): {"<prefix>.h": ..., "<prefix>.c":
     ...} (firmware files: firmware.py). ``quantization``: {"input"|"output": (scale,
-    zero_point)} of an int8 model, for the header."""
+    zero_point)} of an int8 model, for the header. ``widths``: a width-level build
+    (adaptc.widths) -- every width's scheduled program, narrowest first (the last is
+    ``scheduled``), on one arena, with ``fractions`` their widths: one set of steps per width,
+    each flash array stored once however many use it."""
     prog = scheduled.program
     prefix = c_identifier(prog.name)
     options = options or {}
@@ -124,63 +129,30 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
             return "&result->confidence"
         return f"({CTYPES[t.dtype]} *)(arena.bytes + {scheduled.offsets[tid]})"
 
+    levels = widths or [scheduled]
     common = _kernel_file("common.h")
-    calls = [s.call for s in scheduled.steps]
     kernel_files = []
-    for f in (f for c in calls for f in c.files):
+    for f in (f for sp in levels for s in sp.steps for f in s.call.files):
         if f not in kernel_files:
             kernel_files.append(f)
     kernel_files.sort(key=lambda f: not f.endswith(".h"))          # headers before kernels
     layouts = struct_fields("\n".join([common] + [_kernel_file(f) for f in kernel_files]))
-    arrays, steps, shared = [], [], set()
-    for sstep in scheduled.steps:
-        step, call = sstep.step, sstep.call
-        if sorted(layouts.get(call.params_type, [])) != sorted(call.params):
-            raise TargetError(f"kernel {call.function}: parameters {sorted(call.params)} do not match the "
-                              f"fields of {call.params_type}: {sorted(layouts.get(call.params_type, []))}")
-        names = {}
-        for key, data in sorted(call.shared.items()):
-            if key in shared:
-                continue
-            shared.add(key)
-            arrays.append({"name": f"shared_{key}", "ctype": CTYPES[str(data.dtype)], "length": data.size,
-                           "body": c_array_values(data, 16 if data.dtype.itemsize == 1 else 8)})
-        for role, data in call.arrays:
-            if data is None:
-                continue
-            name = f"s{step.index}_{role}"
-            names[role] = name
-            arrays.append({"name": name, "ctype": CTYPES[str(data.dtype)], "length": data.size,
-                           "body": c_array_values(data, 16 if data.dtype.itemsize == 1 else 8)})
-
-        def value(v, sstep=sstep, names=names):
-            if v == SCRATCH:            # NULL when the kernel asked for no bytes this time
-                return "NULL" if sstep.scratch_offset is None else f"(void *)(arena.bytes + {sstep.scratch_offset})"
-            if isinstance(v, tuple) and v[0] == "shared":
-                return f"shared_{v[1]}"
-            return names[v[1]] if isinstance(v, tuple) and v[0] == "array" else _c_value(v)
-        params = [(k, value(v)) for k, v in call.params.items()]
-        args = [pointer(i) for i in step.inputs]
-        in_struct = {v[1] for v in call.params.values() if isinstance(v, tuple) and v[0] == "array"}
-        args += [names.get(role, "NULL") for role, _ in call.arrays if role not in in_struct]
-        args.append(pointer(step.output))
-        shapes = " + ".join(_shape_text(s) for s in step.in_shapes)
-        gate = next((e for e in prog.exits if e.gate == step.index), None)
-        steps.append({"index": step.index, "function": call.function, "params_type": call.params_type,
-                      "exit": None if gate is None else gate.index,
-                      "last": gate is not None and gate.index == len(prog.exits) - 1,
-                      "params_name": f"s{step.index}_params", "params": params, "args": args,
-                      "comment": c_comment(f"{step.op} <- {step.source}; {shapes} -> "
-                                           f"{_shape_text(step.out_shape)}"
-                                           + (f"; {step.macs} MACs" if step.macs else ""))})
+    flash = FlashArrays(by_content=widths is not None)
+    for k in reversed(range(len(levels))):      # the widest first: it names the arrays the widths share
+        for sstep in levels[k].steps:
+            flash.register(sstep, _suffix(k, widths))
+    width_steps = [[_step(sstep, _suffix(k, widths), flash, layouts, pointer, prog) for sstep in sp.steps]
+                   for k, sp in enumerate(levels)]
+    arrays = flash.arrays
     plan_lines = [c_comment(f"{scheduled.offsets.get(t.id, 0):>7} +{t.nbytes:<7} {t.name} {_shape_text(t.shape)} "
                             f"{t.dtype}") for t in prog.tensors if t.kind == "arena"]
     plan_lines += [f"{s.scratch_offset:>7} +{s.scratch_bytes:<7} scratch of step {s.index} ({s.kernel})"
                    for s in scheduled.steps if s.scratch_offset is not None]
+    steps = width_steps[-1]
     env = template_env()
     ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_ADAPTC_MODEL_H",
            "arena_bytes": scheduled.arena_bytes, "arena_alloc": max(scheduled.arena_bytes, 16),
-           "weight_bytes": scheduled.weight_bytes,
+           "weight_bytes": sum(sp.weight_bytes for sp in levels),
            "in_ctype": in_ctype, "out_ctype": CTYPES[prog.tensors[prog.outputs[-1]].dtype],
            "inputs": [_io(t_in, in_ctype, (quantization or {}).get("input"))],
            "outputs": [{**_io(prog.tensors[tid], CTYPES[prog.tensors[tid].dtype], q),
@@ -188,9 +160,83 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
                        for tid, q in zip(prog.outputs, out_quant)],
            "common": common,
            "kernels": [_kernel_file(f) for f in kernel_files], "arrays": arrays, "steps": steps,
-           "plan_lines": plan_lines, "exits": _exits(prog, quantization)}
+           "plan_lines": plan_lines, "exits": _exits(prog, quantization, len(levels)),
+           "widths": None if widths is None else [{"suffix": _suffix(k, widths), "steps": st, "fraction": f}
+                                                  for k, (st, f) in enumerate(zip(width_steps, fractions))]}
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
             f"{prefix}.c": env.get_template("model.c.j2").render(ctx)}
+
+
+def _suffix(k: int, widths) -> str:
+    """The names of width ``k``'s steps end in this (a width-level build: ``_w<k>``)."""
+    return "" if widths is None else f"_w{k}"
+
+
+class FlashArrays:
+    """The flash arrays of the steps, each named once: ``s<i>_<role>`` (a width level's:
+    ``s<i>_w<k>_<role>``), shared tables ``shared_<key>``; ``by_content``: an array whose type
+    and bytes an earlier one has takes that one's name (a width-level build's shared weights)."""
+
+    def __init__(self, by_content: bool):
+        self.by_content = by_content
+        self.arrays: list[dict] = []
+        self.names: dict = {}             # (step index, suffix, role) | ("shared", key, suffix) -> C name
+        self._content: dict = {}
+
+    def _add(self, ident, name: str, data: np.ndarray) -> None:
+        key = array_key(data) if self.by_content else None
+        if key in self._content:
+            self.names[ident] = self._content[key]
+            return
+        if self.by_content:
+            self._content[key] = name
+        self.names[ident] = name
+        self.arrays.append({"name": name, "ctype": CTYPES[str(data.dtype)], "length": data.size,
+                            "body": c_array_values(data, 16 if data.dtype.itemsize == 1 else 8)})
+
+    def register(self, sstep, suffix: str) -> None:
+        call = sstep.call
+        for key, data in sorted(call.shared.items()):
+            ident = ("shared", key, suffix if self.by_content else "")
+            if ident not in self.names:
+                self._add(ident, f"shared_{key}{suffix}", data)
+        for role, data in call.arrays:
+            if data is not None:
+                self._add((sstep.index, suffix, role), f"s{sstep.index}{suffix}_{role}", data)
+
+    def name(self, sstep, suffix: str, ref) -> str:
+        if ref[0] == "shared":
+            return self.names[("shared", ref[1], suffix if self.by_content else "")]
+        return self.names[(sstep.index, suffix, ref[1])]
+
+
+def _step(sstep, suffix: str, flash: FlashArrays, layouts: dict, pointer, prog) -> dict:
+    """The template's facts of one scheduled step: its kernel call, parameter struct, comment."""
+    step, call = sstep.step, sstep.call
+    if sorted(layouts.get(call.params_type, [])) != sorted(call.params):
+        raise TargetError(f"kernel {call.function}: parameters {sorted(call.params)} do not match the "
+                          f"fields of {call.params_type}: {sorted(layouts.get(call.params_type, []))}")
+
+    def value(v):
+        if v == SCRATCH:            # NULL when the kernel asked for no bytes this time
+            return "NULL" if sstep.scratch_offset is None else f"(void *)(arena.bytes + {sstep.scratch_offset})"
+        if isinstance(v, tuple) and v[0] in ("shared", "array"):
+            return flash.name(sstep, suffix, v)
+        return _c_value(v)
+    params = [(k, value(v)) for k, v in call.params.items()]
+    args = [pointer(i) for i in step.inputs]
+    in_struct = {v[1] for v in call.params.values() if isinstance(v, tuple) and v[0] == "array"}
+    args += [flash.name(sstep, suffix, ("array", role)) if data is not None else "NULL"
+             for role, data in call.arrays if role not in in_struct]
+    args.append(pointer(step.output))
+    shapes = " + ".join(_shape_text(s) for s in step.in_shapes)
+    gate = next((e for e in prog.exits if e.gate == step.index), None)
+    return {"index": step.index, "function": call.function, "params_type": call.params_type,
+            "exit": None if gate is None else gate.index,
+            "last": gate is not None and gate.index == len(prog.exits) - 1,
+            "params_name": f"s{step.index}{suffix}_params", "params": params, "args": args,
+            "comment": c_comment(f"{step.op} <- {step.source}; {shapes} -> {_shape_text(step.out_shape)}"
+                                 + (f"; {step.macs} MACs" if step.macs else ""))}
 
 
 def output_names(prog) -> dict[int, str]:
@@ -212,8 +258,9 @@ def output_quantization(prog, quantization) -> list:
     return [quantization.get("output")] * len(prog.outputs)
 
 
-def _exits(prog, quantization) -> dict | None:
-    """Header facts of a gated program: classes, criterion, each exit's logits quantization."""
+def _exits(prog, quantization, widths: int = 1) -> dict | None:
+    """Header facts of a gated program (of ``widths`` width levels): classes, criterion, each
+    exit's logits quantization, the controller's defaults."""
     if not prog.exits:
         return None
     gate = prog.steps[prog.exits[0].gate]
@@ -227,9 +274,10 @@ def _exits(prog, quantization) -> dict | None:
     def conf(v):        # a confidence as the C type holds it (float: FLT_MAX for "never")
         return _c_value(int(np.clip(v, -2**31, 2**31 - 1))) if int8 else _c_float(v)
 
-    start = len(prog.exits) - 1 if ctl.start is None else int(ctl.start)
-    if not 0 <= start < len(prog.exits) or int(ctl.patience) < 1:
-        raise TargetError(f"controller: start level {start} must be in 0..{len(prog.exits) - 1} and "
+    top = len(prog.exits) * widths - 1
+    start = top if ctl.start is None else int(ctl.start)
+    if not 0 <= start <= top or int(ctl.patience) < 1:
+        raise TargetError(f"controller: start level {start} must be in 0..{top} and "
                           f"patience {ctl.patience} at least 1")
     controller = [("START", str(start)), ("TARGET", conf(ctl.target)), ("COMFORT", conf(ctl.comfort)),
                   ("PATIENCE", str(int(ctl.patience)))]

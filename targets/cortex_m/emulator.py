@@ -325,7 +325,7 @@ def run_batch_on_target(model, xs, levels=None, timeout: float = 600.0) -> Batch
     xs = _batch_inputs(model, xs)
     n = len(xs)
     if model.program.exits:
-        levels = tuple(range(model.levels)) if levels is None else tuple(model.check_level(lv) for lv in levels)
+        levels = tuple(range(len(model.levels))) if levels is None else tuple(model.check_level(lv) for lv in levels)
         if not levels:
             raise InputError(f"{model.info.name}: no levels to run")
         rtype = model.result_dtype()

@@ -71,7 +71,7 @@ def firmware_files(model, x: np.ndarray | None = None) -> dict[str, str]:
            "outputs": output_buffers(model),
            "input_comment": c_comment(f"{in_ctype} {'x'.join(map(str, x.shape))}"), "expected_class": expected,
            "input_body": c_array_values(x, 16 if x.dtype == np.int8 else 8),
-           "exits": len(model.program.exits)}
+           "exits": len(model.program.exits), "widths": model.width_levels is not None}
     env = template_env()
     return {"Makefile": env.get_template("Makefile.j2").render(ctx),
             "CMakeLists.txt": env.get_template("CMakeLists.txt.j2").render(ctx),

@@ -24,7 +24,7 @@ from . import emulator, firmware
 from .emit import emit_c
 from .host import HostModel, build_shared
 from .kernels import PORTABLE_VARIANTS
-from .schedule import schedule
+from .schedule import schedule, schedule_widths
 
 
 @dataclass
@@ -104,7 +104,7 @@ class CortexMModel(CompiledModel):
                 raise AdaptcError(f"{self.prefix}_controller_run returned error code {rc}"
                                   + (" (controller levels out of range)" if rc == 2 else ""))
             results.append(self.exit_result(res))
-            raised.append(results[-1].exit if results[-1].exit > levels[-1] else levels[-1])
+            raised.append(max(levels[-1], int(state["level"])))     # a raise stays; a lowering comes after it
         return StreamRun(results, np.array(levels), np.array(raised))
 
     def result_dtype(self):
@@ -186,15 +186,25 @@ def build_model(model: CompiledModel, core) -> CortexMModel:
     """Render ``model.scheduled`` for ``core`` (module docstring)."""
     sched = model.scheduled
     quant = model.io_quantization
-    files = emit_c(sched, core, model.options, quant)
+    widths = model.width_levels
+    levels = widths.scheduled if widths else [sched]
+
+    def render(scheduled: list, options: dict) -> dict[str, str]:
+        if not widths:
+            return emit_c(scheduled[0], core, options, quant)
+        return emit_c(scheduled[-1], core, options, quant, widths=scheduled, fractions=widths.fractions)
+
+    files = render(levels, model.options)
     host_files = None
-    if any(s.variant not in PORTABLE_VARIANTS for s in sched.steps):
+    if any(s.variant not in PORTABLE_VARIANTS for sp in levels for s in sp.steps):
         kernels = model.options.get("kernels")
         allowed = set(kernels.split(",")) if kernels else set(core.kernel_variants)
         portable = [v for v in core.kernel_variants if v in PORTABLE_VARIANTS and v in allowed] or ["ref"]
         options = {**model.options, "kernels": ",".join(portable)}
-        host_files = emit_c(schedule(model.program, core, options["kernels"]), core, options, quant)
+        programs = [sp.program for sp in levels]
+        host_files = render(schedule_widths(programs, core, options["kernels"]) if widths
+                            else [schedule(programs[0], core, options["kernels"])], options)
     m = model.derive(CortexMModel, core=core, files=files, host_files=host_files)
-    check_budget(m, sched.weight_bytes, sched.arena_bytes + m.io_bytes,
+    check_budget(m, model.weight_bytes, sched.arena_bytes + m.io_bytes,
                  "the model (weights; arena + input + output, before code and stack)")
     return m

@@ -9,11 +9,13 @@ model, the size estimate and the report read; the program itself is not changed.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from adaptc.errors import TargetError
 from adaptc.program import Program, Step
-from adaptc.schedule import ScheduledProgram, ScheduledStep, plan_arena
+from adaptc.schedule import ScheduledProgram, ScheduledStep, plan_arena, shared_arena
 
 from .kernels import select
 
@@ -55,3 +57,30 @@ def constants(step: Step, program: Program, core) -> tuple[int, dict[str, int]]:
     would run for ``step``."""
     call = select(step, program, core.kernel_variants)
     return call.array_bytes, {k: int(v.nbytes) for k, v in call.shared.items()}
+
+
+def schedule_widths(programs: list[Program], core, kernels: str | None = None) -> list[ScheduledProgram]:
+    """The program of each width level (adaptc.widths; narrowest first) scheduled for ``core``
+    on one shared arena (adaptc.schedule.shared_arena). The C stores an array once however many
+    steps or widths use it (emit.py), so a step's flash counts only the arrays no wider width
+    and no earlier step stored: the shared weights once, at the widest."""
+    scheduled = shared_arena([schedule(p, core, kernels) for p in programs])
+    stored: set = set()
+    out = []
+    for sp in reversed(scheduled):
+        steps = []
+        for st in sp.steps:
+            flash = 0
+            for data in [d for _, d in st.call.arrays] + list(st.call.shared.values()):
+                key = array_key(data)
+                if data is not None and key not in stored:
+                    stored.add(key)
+                    flash += int(data.nbytes)
+            steps.append(replace(st, flash_bytes=flash))
+        out.append(replace(sp, steps=steps))
+    return out[::-1]
+
+
+def array_key(data: np.ndarray | None):
+    """What makes two flash arrays one in a width-level build: type and bytes."""
+    return None if data is None else (str(data.dtype), data.tobytes())

@@ -12,7 +12,7 @@ from adaptc.schedule import ScheduledProgram
 from ..base import Board, Capabilities, StepCost
 from . import costs, sizes, timing
 from .model import CortexMModel, build_model
-from .schedule import constants, schedule
+from .schedule import constants, schedule, schedule_widths
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class CortexM:
 
     def schedule(self, program: Program, kernels: str | None = None) -> ScheduledProgram:
         return schedule(program, self, kernels)
+
+    def schedule_widths(self, programs: list[Program], kernels: str | None = None) -> list[ScheduledProgram]:
+        """Each width level's program (adaptc.widths) scheduled on one shared arena."""
+        return schedule_widths(programs, self, kernels)
 
     def constants(self, step: Step, program: Program) -> tuple[int, dict[str, int]]:
         return constants(step, program, self)

@@ -166,12 +166,14 @@ static inline int32_t adaptc_one_over_one_plus_x_for_x_in_0_1(int32_t a)
 /* Parameter structs: int8 kernels                                           */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8: NHWC input/output, OHWI filter [out_c][k_h][k_w][in_c]. */
+/* conv2d_s8: NHWC input/output, OHWI filter [out_c][k_h][k_w][filter_in_c]: the layer reads the
+ * first in_c of each tap's filter_in_c (a narrower width level of a wider stored filter). */
 typedef struct {
     int32_t batches;
     int32_t in_h;
     int32_t in_w;
     int32_t in_c;
+    int32_t filter_in_c;
     int32_t out_h;
     int32_t out_w;
     int32_t out_c;
@@ -189,8 +191,8 @@ typedef struct {
     int32_t act_max;
 } conv2d_s8_params;
 
-/* depthwise_conv2d_s8: NHWC input/output, filter [k_h][k_w][out_c],
- * out_c == in_c * depth_multiplier. */
+/* depthwise_conv2d_s8: NHWC input/output, filter [k_h][k_w][filter_c] of which the layer reads
+ * the first out_c channels, out_c == in_c * depth_multiplier. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -199,6 +201,7 @@ typedef struct {
     int32_t out_h;
     int32_t out_w;
     int32_t out_c;
+    int32_t filter_c;
     int32_t k_h;
     int32_t k_w;
     int32_t stride_h;
@@ -214,11 +217,12 @@ typedef struct {
     int32_t depth_multiplier;
 } depthwise_conv2d_s8_params;
 
-/* fully_connected_s8: input [batches][in_features],
- * weights [out_features][in_features], output [batches][out_features]. */
+/* fully_connected_s8: input [batches][in_features], weights [out_features][filter_stride] of
+ * which each row's first in_features are read, output [batches][out_features]. */
 typedef struct {
     int32_t batches;
     int32_t in_features;
+    int32_t filter_stride;
     int32_t out_features;
     int32_t input_offset;   /* -input_zero_point */
     int32_t filter_offset;  /* -filter_zero_point (0 for symmetric weights) */

@@ -4,7 +4,8 @@
  * (tensorflow/lite/kernels/internal/reference/integer_ops/conv.h).
  *
  * Layout: input  NHWC [batches][in_h][in_w][in_c]        int8
- *         filter OHWI [out_c][k_h][k_w][in_c]            int8 (symmetric)
+ *         filter OHWI [out_c][k_h][k_w][filter_in_c]     int8 (symmetric; the first in_c
+ *                                                        of each tap are read)
  *         bias   [out_c]                                 int32, may be NULL
  *         output NHWC [batches][out_h][out_w][out_c]     int8
  * Arithmetic: acc = sum over in-bounds taps of (input + input_offset) * filter
@@ -40,7 +41,7 @@ static void conv2d_s8(const conv2d_s8_params *p, const int8_t *input,
                                 continue;
                             }
                             in_ptr = input + ((batch * p->in_h + in_y) * p->in_w + in_x) * p->in_c;
-                            filter_ptr = filter + ((out_channel * p->k_h + filter_y) * p->k_w + filter_x) * p->in_c;
+                            filter_ptr = filter + ((out_channel * p->k_h + filter_y) * p->k_w + filter_x) * p->filter_in_c;
                             for (in_channel = 0; in_channel < p->in_c; ++in_channel) {
                                 const int32_t input_val = in_ptr[in_channel];
                                 const int32_t filter_val = filter_ptr[in_channel];

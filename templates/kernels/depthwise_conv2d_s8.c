@@ -4,7 +4,8 @@
  * (tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h).
  *
  * Layout: input  NHWC [batches][in_h][in_w][in_c]        int8
- *         filter [k_h][k_w][out_c] (TFLite 1HWC, leading 1 dropped), int8
+ *         filter [k_h][k_w][filter_c] (TFLite 1HWC, leading 1 dropped), int8; the first
+ *                out_c channels are read
  *         bias   [out_c]                                 int32, may be NULL
  *         output NHWC [batches][out_h][out_w][out_c]     int8
  *         out_c == in_c * depth_multiplier; output channel
@@ -42,7 +43,7 @@ static void depthwise_conv2d_s8(const depthwise_conv2d_s8_params *p,
                                     continue;
                                 }
                                 input_val = input[((batch * p->in_h + in_y) * p->in_w + in_x) * p->in_c + in_channel];
-                                filter_val = filter[(filter_y * p->k_w + filter_x) * p->out_c + output_channel];
+                                filter_val = filter[(filter_y * p->k_w + filter_x) * p->filter_c + output_channel];
                                 acc += filter_val * (input_val + p->input_offset);
                             }
                         }

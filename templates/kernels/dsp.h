@@ -106,6 +106,35 @@ typedef struct {
                                (groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_packed_dsp_params;
 
+/* conv2d_s8_prefix_dsp: the conv2d_s8 geometry over a channel prefix of a stored filter (width
+ * levels), its rows in input-channel blocks (conv2d_s8_prefix_dsp.c). */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t row_words;      /* words from one stored row to the next */
+    int32_t groups;         /* words of a row the layer reads (its blocks') */
+    int32_t blocks;         /* input-channel blocks the layer reads; 0: one, read as conv2d_s8_dsp does */
+    const int32_t *block_channels;  /* per block {first channel, channels} */
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * groups bytes */
+} conv2d_s8_prefix_dsp_params;
+
 /* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
 typedef struct {
     int32_t batches;

@@ -5,7 +5,8 @@
  * (tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h).
  *
  * Layout: input   [batches][in_features]                 int8
- *         weights [out_features][in_features]            int8
+ *         weights [out_features][filter_stride]          int8 (the first in_features
+ *                                                        of each row are read)
  *         bias    [out_features]                         int32, may be NULL
  *         output  [batches][out_features]                int8
  *         out_mult/out_shift have out_features entries (a per-tensor model
@@ -24,7 +25,7 @@ static void fully_connected_s8(const fully_connected_s8_params *p,
     for (b = 0; b < p->batches; ++b) {
         const int8_t *input_row = input + b * p->in_features;
         for (out_c = 0; out_c < p->out_features; ++out_c) {
-            const int8_t *filter_row = weights + out_c * p->in_features;
+            const int8_t *filter_row = weights + out_c * p->filter_stride;
             int32_t acc = 0;
             for (d = 0; d < p->in_features; ++d) {
                 const int32_t input_val = input_row[d];

@@ -129,7 +129,7 @@ def test_placement_costs_are_the_compiled_models(adaptive):
     assert chosen["heads"], "no exit was chosen"
     sim = adaptc.simulate(adaptive, target="cortex-m4")
     np.testing.assert_allclose([e.cycles for e in sim.exits], chosen["exit_costs"], rtol=0.005)
-    assert adaptive.levels == len(chosen["heads"]) + 1
+    assert len(adaptive.levels) == len(chosen["heads"]) + 1
     front = adaptive.report(memory=False)["exit_search"]["pareto"]
     assert [p["expected_cost"] for p in front] == sorted(p["expected_cost"] for p in front)
     assert [p["accuracy"] for p in front] == sorted(p["accuracy"] for p in front)
@@ -137,7 +137,7 @@ def test_placement_costs_are_the_compiled_models(adaptive):
 
 def test_c_is_bit_exact_with_relax_at_every_level(adaptive):
     xs = adaptive.quantize_input(X_TEST[225:265])
-    for level in range(adaptive.levels):
+    for level in range(len(adaptive.levels)):
         for x in xs:
             r, ref = adaptive.run(x[None], level=level), adaptive.reference(x[None], level=level)
             assert (r.exit, r.label, r.confidence) == (ref.exit, ref.label, ref.confidence)
@@ -147,8 +147,8 @@ def test_c_is_bit_exact_with_relax_at_every_level(adaptive):
 @needs_arm
 def test_emulated_m4_equals_host_at_every_level(adaptive):
     xs = adaptive.quantize_input(X_TEST[225:233])
-    batch = adaptive.run_batch_on_target(xs, levels=list(range(adaptive.levels)))
-    for li, level in enumerate(range(adaptive.levels)):
+    batch = adaptive.run_batch_on_target(xs, levels=list(range(len(adaptive.levels))))
+    for li, level in enumerate(range(len(adaptive.levels))):
         for k, x in enumerate(xs):
             h = adaptive.run(x[None], level=level)
             assert (batch.exit[li][k], batch.label[li][k]) == (h.exit, h.label)
@@ -157,7 +157,7 @@ def test_emulated_m4_equals_host_at_every_level(adaptive):
 def test_export_writes_the_multi_exit_onnx(adaptive, tmp_path):
     adaptive.export(tmp_path)
     written = onnx.load(tmp_path / f"{adaptive.prefix}_exits.onnx")
-    assert len(written.graph.output) == adaptive.levels
+    assert len(written.graph.output) == len(adaptive.levels)
     # the original logits are unchanged, the heads are the exits the C gates
     final = ort_outputs(written, X_TEST[:5], [written.graph.output[-1].name])[0]
     np.testing.assert_array_equal(final, ort_outputs(onnx.load(MODEL), X_TEST[:5],

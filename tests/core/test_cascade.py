@@ -52,7 +52,7 @@ def test_joined_model_computes_each_member(tmp_path):
 def test_c_is_bit_exact_with_relax_at_every_level(cascade):
     xs = cascade.quantize_input(HELD_X[:30])
     seen = set()
-    for level in range(cascade.levels):
+    for level in range(len(cascade.levels)):
         for x in xs:
             r, ref = cascade.run(x[None], level=level), cascade.reference(x[None], level=level)
             assert (r.exit, r.label, r.confidence) == (ref.exit, ref.label, ref.confidence)
@@ -109,7 +109,7 @@ def test_members_in_different_formats():
     small, big = member_layers([SMALL, BIG])
     assert [layer["format"] for layer in m.quantization["layers"]] == ["pot4"] * small + ["int8"] * big
     xs = m.quantize_input(HELD_X[:20])
-    for level in range(m.levels):
+    for level in range(len(m.levels)):
         for x in xs:
             r, ref = m.run(x[None], level=level), m.reference(x[None], level=level)
             assert (r.exit, r.label, r.confidence) == (ref.exit, ref.label, ref.confidence)

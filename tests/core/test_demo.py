@@ -148,3 +148,21 @@ def test_compile_exits_cli(tmp_path):
         run = subprocess.run(["make", "-C", str(out), "run"], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
         assert re.search(r"^exit [012]$", run.stdout + run.stderr, re.M)
+
+
+@needs_arm
+def test_demo_width(tmp_path):
+    """``adaptc demo --width``: a row per (width, exit) level, each identical to that width
+    compiled alone on every test image, the flash of one build beside the widest alone's, and the
+    controller from level 0 at the top level's accuracy for fewer simulated cycles."""
+    res = CliRunner().invoke(main, ["demo", "--width", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+(\d)\s+([\d.]+)%\s+([\d,]+)\s+([\d,]+)\s+(\d+)/(\d+)$", res.output, re.M)
+    assert [(int(r[0]), float(r[1]), int(r[2])) for r in rows] == \
+        [(i, w, e) for i, (w, e) in enumerate((w, e) for w in (0.25, 0.5, 0.75, 1.0) for e in range(3))]
+    assert all(r[6] == r[7] for r in rows)                      # = width alone, every input
+    flash = re.search(r"flash\s+([\d,]+) B for every level, the widest alone ([\d,]+) B", res.output)
+    assert int(flash[1].replace(",", "")) <= 1.1 * int(flash[2].replace(",", ""))
+    ctl = re.search(r"controller: accuracy ([\d.]+)%, ([\d,]+) simulated cycles per input; top level: ([\d.]+)%, "
+                    r"([\d,]+)", res.output)
+    assert float(ctl[1]) >= float(ctl[3]) and int(ctl[2].replace(",", "")) < int(ctl[4].replace(",", ""))

@@ -174,12 +174,14 @@ static inline int32_t adaptc_one_over_one_plus_x_for_x_in_0_1(int32_t a)
 /* Parameter structs: int8 kernels                                           */
 /* ------------------------------------------------------------------------ */
 
-/* conv2d_s8: NHWC input/output, OHWI filter [out_c][k_h][k_w][in_c]. */
+/* conv2d_s8: NHWC input/output, OHWI filter [out_c][k_h][k_w][filter_in_c]: the layer reads the
+ * first in_c of each tap's filter_in_c (a narrower width level of a wider stored filter). */
 typedef struct {
     int32_t batches;
     int32_t in_h;
     int32_t in_w;
     int32_t in_c;
+    int32_t filter_in_c;
     int32_t out_h;
     int32_t out_w;
     int32_t out_c;
@@ -197,8 +199,8 @@ typedef struct {
     int32_t act_max;
 } conv2d_s8_params;
 
-/* depthwise_conv2d_s8: NHWC input/output, filter [k_h][k_w][out_c],
- * out_c == in_c * depth_multiplier. */
+/* depthwise_conv2d_s8: NHWC input/output, filter [k_h][k_w][filter_c] of which the layer reads
+ * the first out_c channels, out_c == in_c * depth_multiplier. */
 typedef struct {
     int32_t batches;
     int32_t in_h;
@@ -207,6 +209,7 @@ typedef struct {
     int32_t out_h;
     int32_t out_w;
     int32_t out_c;
+    int32_t filter_c;
     int32_t k_h;
     int32_t k_w;
     int32_t stride_h;
@@ -222,11 +225,12 @@ typedef struct {
     int32_t depth_multiplier;
 } depthwise_conv2d_s8_params;
 
-/* fully_connected_s8: input [batches][in_features],
- * weights [out_features][in_features], output [batches][out_features]. */
+/* fully_connected_s8: input [batches][in_features], weights [out_features][filter_stride] of
+ * which each row's first in_features are read, output [batches][out_features]. */
 typedef struct {
     int32_t batches;
     int32_t in_features;
+    int32_t filter_stride;
     int32_t out_features;
     int32_t input_offset;   /* -input_zero_point */
     int32_t filter_offset;  /* -filter_zero_point (0 for symmetric weights) */
@@ -279,8 +283,9 @@ typedef struct {
 } softmax_s8_params;
 
 /* gate_*_s8: confidence of an int8 exit head [classes] (adaptc/gates.py); the model leaves at
- * the exit when confidence >= threshold. exp_table[d] = round(2^15 exp(-scale d)), d in 0..255;
- * ln_table[i] = round(2^12 ln((256 + i + 0.5) / 256)). */
+ * the exit when confidence >= threshold. exp_table[d] = round(2^15 exp(-scale d)) for d in
+ * 0..exp_len-1, up to its last nonzero entry (0 beyond: not stored); ln_table[i] =
+ * round(2^12 ln((256 + i + 0.5) / 256)), i in 0..255. */
 typedef struct {
     int32_t classes;
     int32_t threshold;
@@ -289,15 +294,17 @@ typedef struct {
 typedef struct {
     int32_t classes;
     int32_t threshold;
-    const int32_t *exp_table;
+    int32_t exp_len;        /* entries of exp_table, 1..256 */
+    const uint16_t *exp_table;
 } gate_max_prob_s8_params;
 
 typedef struct {
     int32_t classes;
     int32_t threshold;
     int32_t scale_q16;      /* round(2^16 * the head's output scale) */
-    const int32_t *exp_table;
-    const int32_t *ln_table;
+    int32_t exp_len;        /* entries of exp_table, 1..256 */
+    const uint16_t *exp_table;
+    const uint16_t *ln_table; /* 256 entries */
 } gate_entropy_s8_params;
 
 /* pad_s8: 4-D NHWC constant pad; after[i] = out_dims[i] - in_dims[i] - before[i]. */
@@ -636,6 +643,35 @@ typedef struct {
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), a decoded row
                                (groups words), 4 * out_c + 4 * groups bytes */
 } conv2d_s8_packed_dsp_params;
+
+/* conv2d_s8_prefix_dsp: the conv2d_s8 geometry over a channel prefix of a stored filter (width
+ * levels), its rows in input-channel blocks (conv2d_s8_prefix_dsp.c). */
+typedef struct {
+    int32_t batches;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t in_c;
+    int32_t out_h;
+    int32_t out_w;
+    int32_t out_c;
+    int32_t k_h;
+    int32_t k_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dil_h;
+    int32_t dil_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t row_words;      /* words from one stored row to the next */
+    int32_t groups;         /* words of a row the layer reads (its blocks') */
+    int32_t blocks;         /* input-channel blocks the layer reads; 0: one, read as conv2d_s8_dsp does */
+    const int32_t *block_channels;  /* per block {first channel, channels} */
+    int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * groups bytes */
+} conv2d_s8_prefix_dsp_params;
 
 /* depthwise_conv2d_s8_dsp: the depthwise_conv2d_s8 geometry, depth_multiplier 1. */
 typedef struct {

@@ -8,7 +8,7 @@ import numpy as np
 def accuracy_and_instructions(m, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     q = m.quantize_input(x)
     if m.exits:
-        run = m.run_batch_on_target(q, levels=[m.levels - 1])
+        run = m.run_batch_on_target(q, levels=[len(m.levels) - 1])
         labels = run.label[0]
     else:
         run = m.run_batch_on_target(q)

@@ -50,6 +50,10 @@ PU16 = "const uint16_t *"
 
 _CONV_GEOMETRY = ["batches", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
                   "stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left"]
+
+
+def _after(names, field, new):
+    return names[:names.index(field) + 1] + [new] + names[names.index(field) + 1:]
 _POOL_GEOMETRY = ["batches", "in_h", "in_w", "channels", "out_h", "out_w", "k_h", "k_w",
                   "stride_h", "stride_w", "pad_top", "pad_left"]
 _PAD = [("in_dims", I32X4), ("out_dims", I32X4), ("before", I32X4)]
@@ -60,10 +64,12 @@ def _ints(names):
 
 
 STRUCTS = {
-    "conv2d_s8_params": _ints(_CONV_GEOMETRY + ["input_offset", "output_offset", "act_min", "act_max"]),
+    "conv2d_s8_params": _ints(_after(_CONV_GEOMETRY, "in_c", "filter_in_c")
+                              + ["input_offset", "output_offset", "act_min", "act_max"]),
     "depthwise_conv2d_s8_params": _ints(
-        _CONV_GEOMETRY + ["input_offset", "output_offset", "act_min", "act_max", "depth_multiplier"]),
-    "fully_connected_s8_params": _ints(["batches", "in_features", "out_features", "input_offset",
+        _after(_CONV_GEOMETRY, "out_c", "filter_c")
+        + ["input_offset", "output_offset", "act_min", "act_max", "depth_multiplier"]),
+    "fully_connected_s8_params": _ints(["batches", "in_features", "filter_stride", "out_features", "input_offset",
                                         "filter_offset", "output_offset", "act_min", "act_max"]),
     "add_s8_params": _ints(["size", "left_shift", "input1_offset", "input1_multiplier",
                             "input1_shift", "input2_offset", "input2_multiplier", "input2_shift",
@@ -91,6 +97,11 @@ STRUCTS = {
     "gate_f32_params": [("classes", I32), ("threshold", F32)],
 }
 
+
+# Fields a case may leave out, and the field they default to: the stored filter's row stride is the
+# layer's own (a width level's narrower view of a wider filter: tests/core/test_widths.py).
+DERIVED = {"conv2d_s8_params": {"filter_in_c": "in_c"}, "depthwise_conv2d_s8_params": {"filter_c": "out_c"},
+           "fully_connected_s8_params": {"filter_stride": "in_features"}}
 
 _S8_CONV_ARGS = [("input", "const int8_t *"), ("filter", "const int8_t *"),
                  ("bias", "const int32_t *"), ("out_mult", "const int32_t *"),
@@ -324,7 +335,7 @@ class KernelLib:
         struct, args = KERNELS[kernel]
         keep, cargs = [], []
         for name, t in STRUCTS[struct]:
-            v = params[name]
+            v = params[name] if name in params else params[DERIVED[struct][name]]
             if t == I32X4:
                 a = np.ascontiguousarray(v, dtype=np.int32)
                 assert a.shape == (4,)

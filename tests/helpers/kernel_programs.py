@@ -105,6 +105,24 @@ def conv_program(case: dict, depthwise: bool):
     return prog, x, want, supported
 
 
+def prefix_conv_program(case: dict):
+    """conv_program's case as a width level's step (adaptc.widths): its filter the channel prefix
+    of a wider stored one (random extra input and output channels, and input-channel blocks of
+    the widths: prefix_weights), the expected output the case's own."""
+    prog, x, want, _ = conv_program(case, False)
+    step = prog.steps[0]
+    w = step.consts["weights"]                                        # HWIO
+    rng = np.random.default_rng(seed(case["id"]) + 7)
+    in_c, out_c = w.shape[2], w.shape[3]
+    wider = int(rng.choice([0, 4, 8, 12]))
+    bounds = {in_c, in_c + wider} | ({max(1, in_c // 2)} if rng.random() < 0.5 else set())
+    stored = rng.integers(-127, 128, (*w.shape[:2], in_c + wider, out_c + int(rng.integers(0, 9)))).astype(np.int8)
+    stored[:, :, :in_c, :out_c] = w
+    step = Step(0, step.op, step.source, step.inputs, step.output, step.attrs, {**step.consts, "weights": stored},
+                in_shapes=step.in_shapes, out_shape=step.out_shape, prefix_weights=tuple(sorted(bounds)))
+    return Program("case", prog.tensors, [step], [0], [1]), x, want, {"dsp", "ref"}
+
+
 def conv_in_place_program(case: dict):
     """(Program, input, expected output) of three convolutions in a row: a 1x1 into an arena
     tensor, the case's convolution from it (its input dies there: the arena planner may put the

@@ -524,7 +524,7 @@ def test_gap_classifier_quantized_with_exits(gap_quantized):
     model's final head."""
     m = gap_quantized
     _, _, x_test, y_test = digits()
-    assert m.levels == 3 and sum(s.kernel.startswith("reduce_s8") for s in m.scheduled.steps) == 3
+    assert len(m.levels) == 3 and sum(s.kernel.startswith("reduce_s8") for s in m.scheduled.steps) == 3
     xs = m.quantize_input(x_test)
     for level in range(3):
         exits = []
@@ -546,7 +546,7 @@ def test_gap_classifier_quantized_on_the_emulated_m4(gap_quantized):
     _, _, x_test, _ = digits()
     xs = m.quantize_input(x_test[:40])
     r = m.run_batch_on_target(xs)                   # [level, input]
-    for level in range(m.levels):
+    for level in range(len(m.levels)):
         for k, x in enumerate(xs):
             host = m.run(x[None], level=level)
             assert (int(r.exit[level, k]), int(r.label[level, k])) == (host.exit, host.label)

@@ -53,6 +53,12 @@ def conv_filter(step: Step, geo: dict):
                       f"{step.index} [{step.source}]: only groups=1 and depthwise are supported")
 
 
+def prefix_note(step: Step) -> str:
+    """The report's note for a width level's step (adaptc.widths): it reads a channel prefix of
+    the widest level's stored filter, which only the kernels registered with ``widths`` do."""
+    return "width levels: a channel prefix of the widest level's filter" if step.prefix_weights else ""
+
+
 def is_depthwise(step: Step) -> bool:
     return int(step.attrs["groups"]) != 1
 

@@ -20,6 +20,7 @@ from .common import (
     int8_output,
     is_depthwise,
     packed_call,
+    prefix_note,
     requant_arrays,
     weight_format,
 )
@@ -36,6 +37,7 @@ from .simd import (
     exact_requant,
     fast_rq_modes,
     folded_bias,
+    pack_rows,
     requant_exact_channels,
 )
 
@@ -52,15 +54,15 @@ def conv_ref_loops(step: Step) -> dict[str, float]:
             "taps": g.out_c * g.valid_taps, "macs": g.out_c * g.valid_taps * g.in_c}
 
 
-@kernel("conv2d_s8", "adaptc.qconv2d", features=conv_ref_loops)
+@kernel("conv2d_s8", "adaptc.qconv2d", features=conv_ref_loops, widths=True)
 def conv2d_s8(step: Step, prog: Program) -> KernelCall | None:
     if is_depthwise(step) or weight_format(step).packed:
         return None
     geo = conv_geometry(step, prog)
-    _, w = conv_filter(step, geo)
-    return KernelCall({**geo, **int8_output(step)},
+    _, w = conv_filter(step, geo)                        # OHWI; a width level's: the widest's filter
+    return KernelCall({**geo, "filter_in_c": int(w.shape[3]), **int8_output(step)},
                       [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
-                       *requant_arrays(step, geo["out_c"])])
+                       *requant_arrays(step, geo["out_c"])], note=prefix_note(step))
 
 
 def conv_packed_loops(step: Step) -> dict[str, float]:
@@ -162,6 +164,52 @@ def conv_packed_dsp_loops(step: Step) -> dict[str, float]:
             **{k: cols["blocks"] * v for k, v in unpack.items()}}
 
 
+def prefix_blocks(step: Step) -> tuple[list[tuple[int, int]], int]:
+    """conv2d_s8_prefix_dsp's input-channel blocks of the stored filter -- the channels each width
+    adds, ``step.prefix_weights`` listing every width's in_c (one block: every width reads them
+    all) -- as (first channel, channels), and how many of them this step's width reads."""
+    bounds = tuple(step.prefix_weights)
+    blocks = list(zip((0,) + bounds[:-1], [b - a for a, b in zip((0,) + bounds[:-1], bounds)]))
+    return blocks, bounds.index(int(step.in_shapes[0][-1])) + 1
+
+
+def prefix_rows(step: Step) -> tuple[np.ndarray, int, int]:
+    """(rows of words [out][row_words], row_words, the words of a row this width reads) of
+    conv2d_s8_prefix_dsp (templates/kernels/conv2d_s8_prefix_dsp.c): the stored OHWI filter
+    in input-channel blocks, each block's taps zero-padded to whole words."""
+    w = np.asarray(step.consts["weights"]).transpose(3, 0, 1, 2)      # OHWI, the widest's
+    blocks, used = prefix_blocks(step)
+    if len(blocks) == 1:
+        words, row_words = pack_rows(w.reshape(w.shape[0], -1).astype(np.int8))
+        return words.reshape(w.shape[0], row_words), row_words, row_words
+    parts = []
+    for first, count in blocks:
+        part = np.zeros(w.shape[:3] + (-(-count // 4) * 4,), np.int8)
+        part[..., :count] = w[..., first:first + count]
+        parts.append(part.reshape(w.shape[0], -1))
+    sizes = [p.shape[1] // 4 for p in parts]
+    words, row_words = pack_rows(np.concatenate(parts, axis=1))
+    return words.reshape(w.shape[0], row_words), row_words, sum(sizes[:used])
+
+
+def conv_prefix_dsp_loops(step: Step) -> dict[str, float]:
+    """conv2d_s8_prefix_dsp.c: four pixels a block -- im2col into int16 columns (block by block,
+    tap by tap: adaptc_im2col_blocks_x4; one block: adaptc_im2col_x4), then every output
+    channel's row against the four columns (adaptc_dot_x4), each output requantized exactly."""
+    g = conv_loops(step)
+    blocks, used = prefix_blocks(step)
+    _, _, groups = prefix_rows(step)
+    blocks_, _, _, _ = columns(g)
+    if len(blocks) == 1:
+        cols = im2col_dsp(g, g.k_w * g.in_c)
+    else:
+        taps = 4 * blocks_ * g.k_h * g.k_w
+        cols = {"blocks": blocks_, "block_taps": taps * used, "block_groups": 4 * blocks_ * groups,
+                "block_partial": taps * sum(count % 4 != 0 for _, count in blocks[:used])}
+    rows = cols["blocks"] * g.out_c
+    return {"call": 1, **cols, "channel_rows": rows, "dot_groups": rows * groups, "outputs": g.pixels * g.out_c}
+
+
 def dsp_requant(step: Step) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(weight rows [out][taps], bias, mult, shift) as conv2d_s8_dsp requantizes them: a pruned
     channel's as simd.constant_channels makes them."""
@@ -247,6 +295,26 @@ def _dsp_call(step: Step, prog: Program, packed: bool) -> KernelCall | None:
 @kernel("conv2d_s8_dsp", "adaptc.qconv2d", "dsp", features=conv_dsp_loops, headers=("dsp.h",))
 def conv2d_s8_dsp(step: Step, prog: Program) -> KernelCall | None:
     return _dsp_call(step, prog, packed=False)
+
+
+@kernel("conv2d_s8_prefix_dsp", "adaptc.qconv2d", "dsp", features=conv_prefix_dsp_loops, headers=("dsp.h",),
+        widths=True)
+def conv2d_s8_prefix_dsp(step: Step, prog: Program) -> KernelCall | None:
+    """A width level's convolution (a channel prefix of the widest level's filter, stored once):
+    the stored rows in input-channel blocks (prefix_rows), the columns laid out alike."""
+    if not step.prefix_weights or is_depthwise(step) or weight_format(step).packed:
+        return None
+    geo = conv_geometry(step, prog)
+    words, row_words, groups = prefix_rows(step)
+    blocks, used = prefix_blocks(step)
+    channels = np.array([v for block in blocks[:used] for v in block], np.int32)
+    params = {**geo, **int8_output(step), "row_words": row_words, "groups": groups,
+              "blocks": 0 if len(blocks) == 1 else used, "block_channels": ("array", "block_channels"),
+              "scratch": SCRATCH}
+    return KernelCall(params, [("weights", words.reshape(-1)), bias_array(step, geo["out_c"], np.int32),
+                               *requant_arrays(step, geo["out_c"]), ("block_channels", channels)],
+                      scratch_bytes=4 * 8 * groups + 4 * groups,
+                      note=f"{prefix_note(step)}: {used} of {len(blocks)} input-channel blocks; exact requantization")
 
 
 @kernel("conv2d_s8_packed_dsp", "adaptc.qconv2d", "dsp", features=conv_packed_dsp_loops, headers=("dsp.h",))

@@ -26,6 +26,7 @@ from .common import (
     int8_output,
     is_depthwise,
     packed_call,
+    prefix_note,
     requant_arrays,
     weight_format,
 )
@@ -46,15 +47,16 @@ def depthwise_ref_loops(step: Step) -> dict[str, float]:
             "filter_cols": g.out_c * g.b * g.out_w * g.k_w * int(g.ty.sum()), "taps": g.out_c * g.valid_taps}
 
 
-@kernel("depthwise_conv2d_s8", "adaptc.qconv2d", features=depthwise_ref_loops)
+@kernel("depthwise_conv2d_s8", "adaptc.qconv2d", features=depthwise_ref_loops, widths=True)
 def depthwise_conv2d_s8(step: Step, prog: Program) -> KernelCall | None:
     if not is_depthwise(step) or weight_format(step).packed:
         return None
     geo = conv_geometry(step, prog)
-    _, w = conv_filter(step, geo)
-    return KernelCall({**geo, **int8_output(step), "depth_multiplier": geo["out_c"] // geo["in_c"]},
+    _, w = conv_filter(step, geo)                        # HWC; a width level's: the widest's filter
+    return KernelCall({**geo, "filter_c": int(w.shape[2]), **int8_output(step),
+                       "depth_multiplier": geo["out_c"] // geo["in_c"]},
                       [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
-                       *requant_arrays(step, geo["out_c"])])
+                       *requant_arrays(step, geo["out_c"])], note=prefix_note(step))
 
 
 def depthwise_packed_loops(step: Step) -> dict[str, float]:
@@ -339,6 +341,6 @@ def depthwise_conv2d_s8_mve(step: Step, prog: Program) -> KernelCall | None:
     _, w = conv_filter(step, geo)
     if geo["out_c"] != geo["in_c"]:
         return None                                                  # depth_multiplier > 1
-    return KernelCall({**geo, **int8_output(step), "depth_multiplier": 1},
+    return KernelCall({**geo, "filter_c": geo["out_c"], **int8_output(step), "depth_multiplier": 1},
                       [("weights", w.astype(np.int8)), bias_array(step, geo["out_c"], np.int32),
                        *requant_arrays(step, geo["out_c"])], note=MVE_NOTE)

@@ -21,6 +21,7 @@ from .common import (
     dense_rows,
     int8_output,
     packed_call,
+    prefix_note,
     requant_arrays,
     weight_format,
 )
@@ -41,17 +42,18 @@ def _packed(step: Step) -> bool:
     return weight_format(step).packed and step.attrs["filter_offset"] == 0
 
 
-@kernel("fully_connected_s8", "adaptc.qdense", features=fc_ref_loops)
+@kernel("fully_connected_s8", "adaptc.qdense", features=fc_ref_loops, widths=True)
 def fully_connected_s8(step: Step, prog: Program) -> KernelCall | None:
     if _packed(step):
         return None
     a, geo = step.attrs, dense_geometry(step, prog)
     out = int8_output(step)
-    params = {**geo, "input_offset": out["input_offset"], "filter_offset": a["filter_offset"],
-              "output_offset": out["output_offset"], "act_min": out["act_min"], "act_max": out["act_max"]}
-    return KernelCall(params, [("weights", dense_rows(step).astype(np.int8)),
-                               bias_array(step, geo["out_features"], np.int32),
-                               *requant_arrays(step, geo["out_features"])])
+    rows = dense_rows(step).astype(np.int8)              # a width level's: the widest's rows
+    params = {**geo, "filter_stride": int(rows.shape[1]), "input_offset": out["input_offset"],
+              "filter_offset": a["filter_offset"], "output_offset": out["output_offset"], "act_min": out["act_min"],
+              "act_max": out["act_max"]}
+    return KernelCall(params, [("weights", rows), bias_array(step, geo["out_features"], np.int32),
+                               *requant_arrays(step, geo["out_features"])], note=prefix_note(step))
 
 
 def fc_packed_loops(step: Step) -> dict[str, float]:
@@ -224,7 +226,7 @@ def fully_connected_s8_mve(step: Step, prog: Program) -> KernelCall | None:
     geo = dense_geometry(step, prog)
     rows = dense_rows(step).astype(np.int8)
     out = int8_output(step)
-    params = {**geo, "input_offset": out["input_offset"], "filter_offset": 0, "output_offset": out["output_offset"],
-              "act_min": out["act_min"], "act_max": out["act_max"]}
+    params = {**geo, "filter_stride": geo["in_features"], "input_offset": out["input_offset"], "filter_offset": 0,
+              "output_offset": out["output_offset"], "act_min": out["act_min"], "act_max": out["act_max"]}
     return KernelCall(params, [("weights", rows), ("bias", folded_bias(step, rows, out["input_offset"])),
                                *requant_arrays(step, geo["out_features"])], note=MVE_NOTE)

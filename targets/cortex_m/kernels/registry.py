@@ -15,7 +15,9 @@ A ``Kernel`` record is everything adaptc knows of one C kernel function, in one 
   requantization constant are computed here, in Python, once -- never in C;
 * ``features`` -- the loop counts of the kernel for a step (the cost model's inputs,
   ``targets/cortex_m/costs.py``);
-* ``params_type`` -- its parameter struct typedef (common.h or the variant's header).
+* ``params_type`` -- its parameter struct typedef (common.h or the variant's header);
+* ``widths``   -- it reads a channel prefix of a wider stored filter (a step with
+  ``prefix_weights``: width levels, adaptc.widths); ``select`` passes such steps only to these.
 
 ``select(step, program, variants)`` takes the first record, over the variants best first, whose
 builder accepts the step. Records of one (op, variant) accept disjoint sets of steps, so their
@@ -98,19 +100,20 @@ class Kernel:
     features: Callable[..., dict[str, float]]
     params_type: str
     files: tuple[str, ...]
+    widths: bool = False
 
 
 KERNELS: dict[str, Kernel] = {}
 
 
 def kernel(name: str, op: str, variant: str = "ref", *, features, params_type: str = "",
-           headers: tuple[str, ...] = ()):
+           headers: tuple[str, ...] = (), widths: bool = False):
     """Register the decorated builder as kernel ``name`` (the module docstring); ``headers``:
     the kernel headers its source needs, included before it."""
     def register(build):
         assert name not in KERNELS, f"kernel {name} registered twice"
         KERNELS[name] = Kernel(name, op, variant, build, features, params_type or f"{name}_params",
-                               (*headers, name))
+                               (*headers, name), widths)
         return build
     return register
 
@@ -127,6 +130,8 @@ def select(step: Step, prog: Program, variants=("ref",)) -> KernelCall:
         tried = False
         for record in records(step.op, variant):
             tried = True
+            if step.prefix_weights and not record.widths:
+                continue
             call = record.build(step, prog)
             if call is not None:
                 call.kernel = record

@@ -68,7 +68,7 @@ def int8_reference():
     every target: asserted where it is used)."""
     m = compiled("int8", "cortex-m4")
     xs = m.quantize_input(X_TEST)
-    return stacked([[m.reference(xs[k:k + 1], level=lv) for k in range(len(xs))] for lv in range(m.levels)])
+    return stacked([[m.reference(xs[k:k + 1], level=lv) for k in range(len(xs))] for lv in range(len(m.levels))])
 
 
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
@@ -147,10 +147,10 @@ def test_counts_are_exact_and_deterministic():
     a, b = run_batch_on_target(m, xs), run_batch_on_target(m, xs)
     np.testing.assert_array_equal(a.instructions, b.instructions)
     assert a.elf == b.elf
-    build = cross_build(m, batch=(len(xs), m.levels))
+    build = cross_build(m, batch=(len(xs), len(m.levels)))
     syms = build.symbols
     loads = {syms["adaptc_batch_inputs"][0]: xs.tobytes(),
-             syms["adaptc_batch_levels"][0]: np.arange(m.levels, dtype="<i4").tobytes()}
+             syms["adaptc_batch_levels"][0]: np.arange(len(m.levels), dtype="<i4").tobytes()}
     mark = next(arg for arg in emulator.batch_marks(build) if arg.startswith("mark="))
     with tempfile.TemporaryDirectory() as tmp:
         emulator.emulate(build.target, build.elf, loads, ["out=armstat.tsv", mark], Path(tmp))

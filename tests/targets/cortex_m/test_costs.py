@@ -61,8 +61,8 @@ def runs(model: str, target: str):
             m = adaptc.compile(adaptc.data.path("digits_exits.onnx"), target=target, exits=True,
                                calibration=adaptc.data.digits()[0][:256], thresholds=[1.5, 1.5])
             x = m.quantize_input(adaptc.data.digits()[2][:1])
-            rs = [m.run_on_target(x, level=level) for level in range(m.levels)]
-            assert [r.exit for r in rs] == list(range(m.levels))
+            rs = [m.run_on_target(x, level=level) for level in range(len(m.levels))]
+            assert [r.exit for r in rs] == list(range(len(m.levels)))
         else:
             path = DATA / ("pretrainedResnet_quant.tflite" if model == "resnet8" else "kws_ref_model.tflite")
             m = adaptc.compile(path, target=target)
@@ -128,7 +128,7 @@ def test_levels_of_the_digits_model_cost_what_their_steps_cost():
         assert all(sum(p.values()) == 0 for p in pred[gate + 1:])
         assert all(s["instructions"] == 0 for s in r.steps[gate + 1:])
         assert all(sum(p.values()) > 0 for p in pred[:gate + 1])
-    costs_per_level = [estimate(m, level) for level in range(m.levels)]
+    costs_per_level = [estimate(m, level) for level in range(len(m.levels))]
     assert costs_per_level == sorted(costs_per_level)
 
 

@@ -95,7 +95,7 @@ def test_int8_batches_equal_per_sample_runs(batch):
     xs = m.quantize_input(X_TEST)
     assert len(xs) == 450
     exits_seen = set()
-    for level in range(m.levels):
+    for level in range(len(m.levels)):
         got = run_batched(b, xs, level, batch)
         for runner in ("reference", "c"):
             want = per_sample("int8", level, runner)
@@ -110,7 +110,7 @@ def test_pot4_batches_equal_per_sample_runs():
     """Power-of-two weights (4 bits): the same integer program, every level, one batch."""
     m, b = model("pot4"), built("pot4")
     xs = m.quantize_input(X_TEST)
-    for level in range(m.levels):
+    for level in range(len(m.levels)):
         got = run_batched(b, xs, level, 450)
         for runner in ("reference", "c"):
             want = per_sample("pot4", level, runner)
@@ -124,8 +124,8 @@ def test_int8_other_gate_criteria(criterion):
     kind = f"int8-{criterion}"
     m, b = model(kind), built(kind)
     xs = m.quantize_input(X_TEST)
-    got = run_batched(b, xs, m.levels - 1, 450)
-    want = per_sample(kind, m.levels - 1, "reference")
+    got = run_batched(b, xs, len(m.levels) - 1, 450)
+    want = per_sample(kind, len(m.levels) - 1, "reference")
     for f in ("label", "exit", "confidence", "logits"):
         np.testing.assert_array_equal(got[f], want[f], err_msg=f)
     assert set(got["exit"].tolist()) == {0, 1, 2}
@@ -143,7 +143,7 @@ def test_compaction_runs_each_segment_on_the_samples_left():
 def test_float_batches_match_per_sample_runs():
     m, b = model("float"), built("float")
     xs = m.quantize_input(X_TEST)
-    for level in range(m.levels):
+    for level in range(len(m.levels)):
         want = per_sample("float", level, "reference")
         for batch in (64, 450):
             got = run_batched(b, xs, level, batch)
@@ -259,7 +259,7 @@ def test_exported_build_runs_on_the_tvm_runtime_alone(tmp_path):
     assert res.returncode == 0, res.stderr[-4000:]
     doc = json.loads(res.stdout.strip().splitlines()[-1])
     assert doc["compiler_loaded"] is False
-    for level in range(m.levels):
+    for level in range(len(m.levels)):
         want = per_sample("int8", level, "c")
         got = doc["levels"][str(level)]
         for f in ("label", "exit", "confidence", "logits"):

@@ -43,7 +43,7 @@ def model():
 def per_sample(model):
     xs = model.quantize_input(X_TEST)
     out = {}
-    for level in range(model.levels):
+    for level in range(len(model.levels)):
         res = [model.run(x[None], level=level) for x in xs]
         out[level] = {"label": np.array([r.label for r in res]), "exit": np.array([r.exit for r in res]),
                       "confidence": np.array([r.confidence for r in res]),
@@ -53,7 +53,7 @@ def per_sample(model):
 
 def check_equal(b, model, per_sample):
     xs = model.quantize_input(X_TEST)
-    for level in range(model.levels):
+    for level in range(len(model.levels)):
         got = b.run(xs, level=level)
         for f in ("label", "exit", "confidence"):
             np.testing.assert_array_equal(getattr(got, f), per_sample[level][f], err_msg=f"{f}, level {level}")

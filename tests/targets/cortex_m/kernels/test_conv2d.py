@@ -186,6 +186,21 @@ def test_emulated(case, target, variants):
 
 
 @pytest.mark.parametrize("target,variants", HOST)
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"conv-{c['id']}")
+def test_prefix_host(case, target, variants):
+    """A width level's step -- its filter a channel prefix of a wider stored one -- gives the
+    case's own results (conv2d_s8 reading with the stored stride; conv2d_s8_prefix_dsp)."""
+    programs.check_on_host(*programs.compiled(programs.prefix_conv_program(case), target, variants))
+
+
+@needs_arm
+@pytest.mark.parametrize("target,variants", EMULATED)
+@pytest.mark.parametrize("case", CONV_CASES[::3], ids=lambda c: f"conv-{c['id']}")
+def test_prefix_emulated(case, target, variants):
+    programs.check_emulated(*programs.compiled(programs.prefix_conv_program(case), target, variants))
+
+
+@pytest.mark.parametrize("target,variants", HOST)
 @pytest.mark.parametrize("packed", PACKED)
 def test_packed_host(packed, target, variants):
     programs.check_on_host(*programs.compiled_packed(programs.packed_program(*packed), target, variants))
@@ -208,5 +223,6 @@ def test_every_kernel_is_covered():
     an emulated core."""
     seen = harness.wrapped_kernels(FAMILY)
     seen |= programs.selected_kernels([programs.conv_program(c, False) for c in CONV_CASES], HOST + EMULATED)
+    seen |= programs.selected_kernels([programs.prefix_conv_program(c) for c in CONV_CASES], HOST)
     seen |= programs.selected_kernels([programs.packed_program(*p.values[0]) for p in PACKED], HOST)
     harness.assert_covered(FAMILY, seen)

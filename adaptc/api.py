@@ -222,13 +222,15 @@ def _compile_widths(models, target, calibration, name, kernels, exits, output, w
                     options={**wide.options, "widths": ",".join(f"{f:g}" for f in fractions)},
                     width_levels=WidthBuild(fractions, alone, scheduled))
     built = tgt.build(m)
-    if isinstance(calibration, tuple):             # labelled: accuracy and cost per level (report.json)
-        from .widths import level_table
+    if isinstance(calibration, tuple):    # labelled: accuracy and cost per level, the controller's ladder
+        from .widths import ladder, level_table
 
         shape = tvm_compat.shape_of(wide.mod["main"].params[0].ty)
         x, labels = calibration_data(calibration, shape, loaded[-1].info.path, classes(wide.info))
         x = samples_of_shape(x, shape, loaded[-1].info.path)          # (N, *input shape)
-        built.width_levels.table = level_table(built, built.quantize_input(x), labels)
+        table = level_table(built, built.quantize_input(x), labels)
+        m.width_levels = dataclasses.replace(m.width_levels, table=table, ladder=ladder(table))
+        built = tgt.build(m)
     built.compile_seconds = sum(a.compile_seconds for a in alone)
     return built
 

@@ -376,6 +376,8 @@ def _print_width_levels(m):
         click.echo(f"    {r['level']:>5}  {r['width']:>5g}  {r['exit']:>4}  {r['accuracy']:>8.2%}  "
                    f"{r['expected_cost']:>13,.0f}  {r['worst_cost']:>11,.0f}")
     click.echo(f"    (on the labelled calibration inputs; costs in simulated {wl.table[0]['cost_unit']} on {m.target})")
+    click.echo(f"    controller ladder (of each width the exits more accurate than its shallower ones, the top last): "
+               f"{', '.join(map(str, m.ladder))}")
 
 
 def _print_exits(m):

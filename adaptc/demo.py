@@ -355,7 +355,7 @@ def run_widths(target: str, out_dir: Path, echo=print, progress=None, emulated_i
     stream = m.run_stream(qn)
     summary = {"inputs": len(yn), "levels": stream.raised, "accuracy": float(np.mean(stream.labels == yn)),
                "accuracy_top": float(np.mean(np.array([r.label for r in top]) == yn)),
-               "simulated_cycles": float(np.mean([stream_cost(cost, exits, a, b,
+               "simulated_cycles": float(np.mean([stream_cost(cost, exits, m.ladder, a, b,
                                                               lambda lv, q=q: m.run(q, level=lv).exit)
                                                   for a, b, q in zip(stream.levels, stream.raised, qn)])),
                "simulated_cycles_top": float(np.mean([cost[top_level - exits + 1 + r.exit] for r in top]))}
@@ -377,6 +377,8 @@ def run_widths(target: str, out_dir: Path, echo=print, progress=None, emulated_i
     trace = "".join("0123456789ab"[v] if v < 12 else "+" for v in stream.raised[::5])
     echo(f"\n  stream: {summary['inputs']} test digits, noise rising to sigma 0.6 and back, through "
          f"{m.prefix}_controller_run from level 0 (a raise to a wider width runs the input again)")
+    echo(f"    ladder (the levels the controller steps through, chosen on the calibration images): "
+         f"{', '.join(map(str, m.ladder))}")
     echo(f"    level every 5th input (a = 10, b = 11): {trace}")
     echo(f"    controller: accuracy {summary['accuracy']:.2%}, {summary['simulated_cycles']:,.0f} simulated cycles per "
          f"input; top level: {summary['accuracy_top']:.2%}, {summary['simulated_cycles_top']:,.0f} "

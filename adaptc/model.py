@@ -144,6 +144,14 @@ class CompiledModel:
         fractions = self.width_levels.fractions if self.width_levels else [1.0]
         return levels(fractions, len(self.program.exits))
 
+    @property
+    def ladder(self) -> list[int]:
+        """The levels the C controller steps through, cheapest first: a width-level build's
+        (adaptc.widths.ladder, chosen on labelled data), else every level."""
+        if self.width_levels and self.width_levels.ladder:
+            return list(self.width_levels.ladder)
+        return list(range(len(self.levels)))
+
     def check_level(self, level) -> int:
         """``level`` as an index (None: the top level); InputError when out of range."""
         if not self.program.exits:
@@ -266,6 +274,7 @@ class CompiledModel:
             out["width_levels"] = {"widths": wl.fractions, "exits": len(self.program.exits),
                                    "levels": wl.table or [{"level": i, "width": w, "exit": e}
                                                           for i, (w, e) in enumerate(self.levels)],
+                                   "ladder": self.ladder,
                                    "weight_bytes_widest_alone": wl.models[-1].weight_bytes}
         if memory is not False:
             out["memory"] = self.memory_report(memory)

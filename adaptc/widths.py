@@ -49,6 +49,7 @@ class WidthBuild:
     models: list
     scheduled: list
     table: list | None = None        # per level: accuracy and cost on the labelled calibration data (level_table)
+    ladder: list | None = None       # the controller's levels, cheapest first (ladder); None: every level
 
 
 def levels(widths: list[float], exits: int) -> list[Level]:
@@ -137,17 +138,35 @@ def _sharing(prog: Program, programs: list[Program]) -> Program:
     return dataclasses.replace(prog, steps=steps)
 
 
-def stream_cost(exit_cost, exits: int, start: int, end: int, exit_at) -> float:
+def ladder(table: list[dict]) -> list[int]:
+    """The levels the C controller steps through, cheapest first: of each width, on the labelled
+    data of ``table`` (level_table), the exits more accurate than that width's shallower ones
+    (a deeper exit that adds nothing there is skipped; no width is: a wider one may tell inputs
+    apart that the data did not), and the top level last -- the network's whole answer stays in
+    reach."""
+    out, best, width = [], -1.0, None
+    for row in sorted(table, key=lambda r: r["level"]):
+        if row["width"] != width:
+            width, best = row["width"], -1.0
+        if row["accuracy"] > best:
+            out.append(row["level"])
+            best = row["accuracy"]
+    top = max(r["level"] for r in table)
+    return out if out[-1] == top else out + [top]
+
+
+def stream_cost(exit_cost, exits: int, ladder, start: int, end: int, exit_at) -> float:
     """The cost of one input under the C controller (templates/model.h.j2) that started at level
-    ``start`` and was raised to ``end``: each width it passed ran up to the exit its width's last
-    level leaves at -- then the next width started again --, the last width up to the exit taken
-    (resumed, no layer twice). ``exit_at(level)``: the exit the input leaves at when run at
-    ``level`` (the gates are deterministic: a resumed run leaves where a fresh one would);
-    ``exit_cost``: the cost of leaving at each exit of each width, width-major (adaptc.sim:
-    ``Simulation.exits``)."""
-    first, last = start // exits, end // exits
-    passed = [w * exits + exit_at(w * exits + exits - 1) for w in range(first, last)]
-    return float(sum(exit_cost[i] for i in passed) + exit_cost[last * exits + exit_at(end)])
+    ``start`` and was raised along ``ladder`` (the controller's levels) to ``end``: each width it
+    passed ran up to the exit its last level there leaves at -- then the next width started
+    again --, the last width up to the exit taken (resumed, no layer twice). ``exit_at(level)``:
+    the exit the input leaves at when run at ``level`` (the gates are deterministic: a resumed run
+    leaves where a fresh one would); ``exit_cost``: the cost of leaving at each exit of each
+    width, width-major (adaptc.sim: ``Simulation.exits``)."""
+    ladder = list(ladder)
+    visited = ladder[ladder.index(start):ladder.index(end) + 1]
+    last = {level // exits: level for level in visited}           # each width's last level
+    return float(sum(exit_cost[w * exits + exit_at(level)] for w, level in last.items()))
 
 
 def level_table(m, x, labels) -> list[dict]:

@@ -92,13 +92,14 @@ def _shape_text(shape) -> str:
 
 def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
            quantization: dict | None = None, widths: list[ScheduledProgram] | None = None,
-           fractions: list[float] | None = None) -> dict[str, str]:
+           fractions: list[float] | None = None, ladder: list[int] | None = None) -> dict[str, str]:
     """Render a program scheduled for ``core`` (a CortexM): {"<prefix>.h": ..., "<prefix>.c":
     ...} (firmware files: firmware.py). ``quantization``: {"input"|"output": (scale,
     zero_point)} of an int8 model, for the header. ``widths``: a width-level build
     (adaptc.widths) -- every width's scheduled program, narrowest first (the last is
     ``scheduled``), on one arena, with ``fractions`` their widths: one set of steps per width,
-    each flash array stored once however many use it."""
+    each flash array stored once however many use it; ``ladder``: the controller's levels
+    (default: every level)."""
     prog = scheduled.program
     prefix = c_identifier(prog.name)
     options = options or {}
@@ -149,6 +150,7 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
     plan_lines += [f"{s.scratch_offset:>7} +{s.scratch_bytes:<7} scratch of step {s.index} ({s.kernel})"
                    for s in scheduled.steps if s.scratch_offset is not None]
     steps = width_steps[-1]
+    steps_up = None if widths is None else list(ladder or range(len(prog.exits) * len(levels)))
     env = template_env()
     ctx = {"banner": banner, "prefix": prefix, "PREFIX": prefix.upper(), "guard": f"{prefix.upper()}_ADAPTC_MODEL_H",
            "arena_bytes": scheduled.arena_bytes, "arena_alloc": max(scheduled.arena_bytes, 16),
@@ -160,9 +162,11 @@ def emit_c(scheduled: ScheduledProgram, core, options: dict | None = None,
                        for tid, q in zip(prog.outputs, out_quant)],
            "common": common,
            "kernels": [_kernel_file(f) for f in kernel_files], "arrays": arrays, "steps": steps,
-           "plan_lines": plan_lines, "exits": _exits(prog, quantization, len(levels)),
+           "plan_lines": plan_lines,
            "widths": None if widths is None else [{"suffix": _suffix(k, widths), "steps": st, "fraction": f}
-                                                  for k, (st, f) in enumerate(zip(width_steps, fractions))]}
+                                                  for k, (st, f) in enumerate(zip(width_steps, fractions))],
+           "ladder": steps_up}
+    ctx["exits"] = _exits(prog, quantization, None if steps_up is None else len(steps_up))
     return {f"{prefix}.h": env.get_template("model.h.j2").render(ctx),
             f"{prefix}.c": env.get_template("model.c.j2").render(ctx)}
 
@@ -258,9 +262,10 @@ def output_quantization(prog, quantization) -> list:
     return [quantization.get("output")] * len(prog.outputs)
 
 
-def _exits(prog, quantization, widths: int = 1) -> dict | None:
-    """Header facts of a gated program (of ``widths`` width levels): classes, criterion, each
-    exit's logits quantization, the controller's defaults."""
+def _exits(prog, quantization, positions: int | None = None) -> dict | None:
+    """Header facts of a gated program: classes, criterion, each exit's logits quantization, the
+    controller's defaults (its levels: one per exit, or ``positions`` -- a width-level build's
+    ladder)."""
     if not prog.exits:
         return None
     gate = prog.steps[prog.exits[0].gate]
@@ -274,7 +279,7 @@ def _exits(prog, quantization, widths: int = 1) -> dict | None:
     def conf(v):        # a confidence as the C type holds it (float: FLT_MAX for "never")
         return _c_value(int(np.clip(v, -2**31, 2**31 - 1))) if int8 else _c_float(v)
 
-    top = len(prog.exits) * widths - 1
+    top = (positions or len(prog.exits)) - 1
     start = top if ctl.start is None else int(ctl.start)
     if not 0 <= start <= top or int(ctl.patience) < 1:
         raise TargetError(f"controller: start level {start} must be in 0..{top} and "

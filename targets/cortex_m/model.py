@@ -81,7 +81,9 @@ class CortexMModel(CompiledModel):
         previous one left, is throttled up while its confidence stays below ``target`` and the
         level is lowered after ``patience`` comfortably confident inputs. ``settings`` override
         the compiled defaults at run time (``level``, ``min_level``, ``max_level``, ``target``,
-        ``comfort``, ``patience``; confidences in the gates' units, see ``report["exits"]``)."""
+        ``comfort``, ``patience``; confidences in the gates' units, see ``report["exits"]``; for
+        a width-level build the three levels are positions on its ``ladder``, and the StreamRun's
+        levels the ladder's levels)."""
         if not self.program.exits:
             raise InputError(f"{self.info.name} has no exits: run_stream needs a model compiled with exits=True")
         conf = self.result_dtype()["confidence"]
@@ -105,6 +107,9 @@ class CortexMModel(CompiledModel):
                                   + (" (controller levels out of range)" if rc == 2 else ""))
             results.append(self.exit_result(res))
             raised.append(max(levels[-1], int(state["level"])))     # a raise stays; a lowering comes after it
+        if self.width_levels:                       # the C controller's positions on its ladder -> levels
+            ladder = np.array(self.ladder)
+            levels, raised = list(ladder[levels]), list(ladder[raised])
         return StreamRun(results, np.array(levels), np.array(raised))
 
     def result_dtype(self):
@@ -192,7 +197,8 @@ def build_model(model: CompiledModel, core) -> CortexMModel:
     def render(scheduled: list, options: dict) -> dict[str, str]:
         if not widths:
             return emit_c(scheduled[0], core, options, quant)
-        return emit_c(scheduled[-1], core, options, quant, widths=scheduled, fractions=widths.fractions)
+        return emit_c(scheduled[-1], core, options, quant, widths=scheduled, fractions=widths.fractions,
+                      ladder=widths.ladder)
 
     files = render(levels, model.options)
     host_files = None

@@ -97,8 +97,9 @@ def test_the_controller_spends_less_than_the_top_level_at_its_accuracy(built, sp
     top = [built.run(q, level=top_level) for q in qn]
     top_cost = np.mean([cost[top_level - EXITS + 1 + r.exit] for r in top])
     stream = built.run_stream(qn)
+    assert built.ladder[0] == 0 and built.ladder[-1] == top_level and built.ladder == sorted(built.ladder)
     assert stream.levels[0] == 0 and stream.raised.max() == top_level and stream.raised.min() < EXITS
-    spent = np.mean([stream_cost(cost, EXITS, a, b, lambda level, q=q: built.run(q, level=level).exit)
+    spent = np.mean([stream_cost(cost, EXITS, built.ladder, a, b, lambda level, q=q: built.run(q, level=level).exit)
                      for a, b, q in zip(stream.levels, stream.raised, qn)])
     accuracy, top_accuracy = np.mean(stream.labels == yn), np.mean(np.array([r.label for r in top]) == yn)
     assert accuracy >= top_accuracy, (accuracy, top_accuracy)

@@ -576,7 +576,8 @@ def conv2d_s8_prefix_dsp(rng):
         in_c, out_c = max(1, round(f * full_in)) if full_in > 3 else full_in, max(1, round(f * full_out))
         pads = [(k[0] - 1) // 2, (k[1] - 1) // 2, k[0] // 2, k[1] // 2] if rng.random() < 0.8 else [0, 0, 0, 0]
         oh, ow = (h + pads[0] + pads[2] - k[0]) // stride + 1, (w + pads[1] + pads[3] - k[1]) // stride + 1
-        if oh * ow * out_c * k[0] * k[1] * in_c <= 1_500_000 and max(h * w * in_c, oh * ow * out_c) <= ELEMENTS \
+        if min(oh, ow) >= 1 and oh * ow * out_c * k[0] * k[1] * in_c <= 1_500_000 \
+                and max(h * w * in_c, oh * ow * out_c) <= ELEMENTS \
                 and k[0] * k[1] * full_in * full_out <= 24 << 10:
             break
     weights = np.clip(np.round(rng.normal(0, rng.uniform(8, 60), (k[0], k[1], full_in, full_out))), -127, 127)

@@ -9,16 +9,18 @@
  *         filter: per output channel a row of row_words words (four int8 a word, b0 first): the
  *           input channels in blocks -- the channels each wider width adds --, per block its
  *           k_h * k_w taps' channels, each tap's zero-padded to whole words; a width reads the
- *           first `groups` words: its blocks. blocks 0: one block, the row as OHWI [k_h][k_w][in_c]
- *           zero-padded at its end only (every width reads all input channels);
+ *           first `groups` words: its blocks. blocks 0: one block (every width reads all input
+ *           channels), the row as OHWI [k_h][k_w][in_c], each filter row (k_w taps) zero-padded to
+ *           row_bytes as conv2d_s8_dsp pads it, the whole row to words;
  *         block_channels: per block its first input channel and channel count;
  *         p->scratch: four im2col columns (8 * groups words), then 4 * groups bytes to gather in.
  * Arithmetic: four output pixels at a time, the receptive fields as (input + input_offset) in
  *   int16 -- 0 at padded taps, which the reference skips, so the sums are the same -- laid out as
  *   the rows are (adaptc_im2col_blocks_x4, or adaptc_im2col_x4 for one block); each output
  *   channel's row against the four columns with SMLAD (adaptc_dot_x4: 16 MACs in 15
- *   instructions), + bias, adaptc_rq_exact (any accumulator), + output_offset, clamped to
- *   [act_min, act_max].
+ *   instructions), + bias, requantized -- adaptc_rq where the builder proved the layer's
+ *   accumulators small enough (simd.requant_is_exact), else adaptc_rq_exact (any accumulator) --,
+ *   + output_offset, clamped to [act_min, act_max].
  */
 
 /* The next n <= 4 pixels' columns (the last pixel repeated in the spare ones), the input channels
@@ -68,7 +70,8 @@ static void conv2d_s8_prefix_dsp(const conv2d_s8_prefix_dsp_params *p, const int
     int8_t *const gather = (int8_t *)(cols + 8 * groups);
     const int32_t pixels = p->batches * p->out_h * p->out_w;
     adaptc_conv_geometry g = {p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->k_h, p->k_w, p->stride_h, p->stride_w,
-                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset, p->k_w * p->in_c, 0, 0, 0};
+                              p->dil_h, p->dil_w, p->pad_top, p->pad_left, p->input_offset,
+                              p->blocks == 0 ? p->row_bytes : p->k_w * p->in_c, 0, 0, 0};
     int32_t pix, oc, c;
     for (pix = 0; pix < pixels; pix += 4) {
         const int32_t n = pixels - pix < 4 ? pixels - pix : 4;
@@ -84,7 +87,8 @@ static void conv2d_s8_prefix_dsp(const conv2d_s8_prefix_dsp_params *p, const int
             acc[0] = acc[1] = acc[2] = acc[3] = b;
             adaptc_dot_x4(filter + oc * p->row_words, cols, cols + 8 * groups, acc);
             for (c = 0; c < n; ++c) {
-                const int32_t v = adaptc_rq_exact(acc[c], out_mult[oc], out_shift[oc]) + p->output_offset;
+                const int32_t v = (p->rq_exact ? adaptc_rq_exact(acc[c], out_mult[oc], out_shift[oc])
+                                               : adaptc_rq(acc[c], out_mult[oc], out_shift[oc])) + p->output_offset;
                 out[c * out_c + oc] = (int8_t)adaptc_clamp_i32(v, p->act_min, p->act_max);
             }
         }

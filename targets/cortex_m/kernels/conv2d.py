@@ -173,14 +173,29 @@ def prefix_blocks(step: Step) -> tuple[list[tuple[int, int]], int]:
     return blocks, bounds.index(int(step.in_shapes[0][-1])) + 1
 
 
+def prefix_row_bytes(step: Step) -> int:
+    """conv2d_s8_prefix_dsp's filter row (k_w taps) with one input-channel block: row_bytes's
+    choice made for the stored filter's output channels, so that every width lays it out alike."""
+    w = step.consts["weights"]                                        # HWIO, the widest's
+    taps = int(w.shape[1] * w.shape[2])
+    padded = -(-taps // 4) * 4
+    if int(step.attrs["dilation"][1]) != 1 or padded == taps or int(w.shape[3]) * (padded - taps) > GATHER_INSNS * taps:
+        return taps
+    return padded
+
+
 def prefix_rows(step: Step) -> tuple[np.ndarray, int, int]:
     """(rows of words [out][row_words], row_words, the words of a row this width reads) of
     conv2d_s8_prefix_dsp (templates/kernels/conv2d_s8_prefix_dsp.c): the stored OHWI filter
-    in input-channel blocks, each block's taps zero-padded to whole words."""
+    in input-channel blocks, each block's taps zero-padded to whole words; one block: each
+    filter row (k_w taps) zero-padded to prefix_row_bytes."""
     w = np.asarray(step.consts["weights"]).transpose(3, 0, 1, 2)      # OHWI, the widest's
     blocks, used = prefix_blocks(step)
     if len(blocks) == 1:
-        words, row_words = pack_rows(w.reshape(w.shape[0], -1).astype(np.int8))
+        rb = prefix_row_bytes(step)
+        rows = np.zeros((w.shape[0], w.shape[1], rb), np.int8)
+        rows[..., :w.shape[2] * w.shape[3]] = w.reshape(w.shape[0], w.shape[1], -1)
+        words, row_words = pack_rows(rows.reshape(w.shape[0], -1))
         return words.reshape(w.shape[0], row_words), row_words, row_words
     parts = []
     for first, count in blocks:
@@ -192,6 +207,14 @@ def prefix_rows(step: Step) -> tuple[np.ndarray, int, int]:
     return words.reshape(w.shape[0], row_words), row_words, sum(sizes[:used])
 
 
+def _prefix_rq_exact(step: Step) -> bool:
+    """conv2d_s8_prefix_dsp's rq_exact: True where simd.requant_is_exact cannot prove the fast
+    requantization for this width's filter (the stored one's prefix), bias and input offset."""
+    in_c, out_c = int(step.in_shapes[0][-1]), int(step.out_shape[-1])
+    own = np.asarray(step.consts["weights"])[:, :, :in_c, :out_c]    # HWIO
+    return not exact_requant(step, own.transpose(3, 0, 1, 2).reshape(out_c, -1), -int(step.attrs["input_zp"]))
+
+
 def conv_prefix_dsp_loops(step: Step) -> dict[str, float]:
     """conv2d_s8_prefix_dsp.c: four pixels a block -- im2col into int16 columns (block by block,
     tap by tap: adaptc_im2col_blocks_x4; one block: adaptc_im2col_x4), then every output
@@ -201,13 +224,15 @@ def conv_prefix_dsp_loops(step: Step) -> dict[str, float]:
     _, _, groups = prefix_rows(step)
     blocks_, _, _, _ = columns(g)
     if len(blocks) == 1:
-        cols = im2col_dsp(g, g.k_w * g.in_c)
+        cols = im2col_dsp(g, prefix_row_bytes(step))
     else:
         taps = 4 * blocks_ * g.k_h * g.k_w
         cols = {"blocks": blocks_, "block_taps": taps * used, "block_groups": 4 * blocks_ * groups,
                 "block_partial": taps * sum(count % 4 != 0 for _, count in blocks[:used])}
     rows = cols["blocks"] * g.out_c
-    return {"call": 1, **cols, "channel_rows": rows, "dot_groups": rows * groups, "outputs": g.pixels * g.out_c}
+    exact = _prefix_rq_exact(step)
+    return {"call": 1, **cols, "channel_rows": rows, "dot_groups": rows * groups,
+            "outputs_fast": g.pixels * g.out_c * (not exact), "outputs_exact": g.pixels * g.out_c * exact}
 
 
 def dsp_requant(step: Step) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -307,14 +332,16 @@ def conv2d_s8_prefix_dsp(step: Step, prog: Program) -> KernelCall | None:
     geo = conv_geometry(step, prog)
     words, row_words, groups = prefix_rows(step)
     blocks, used = prefix_blocks(step)
+    fast = not _prefix_rq_exact(step)
     channels = np.array([v for block in blocks[:used] for v in block], np.int32)
-    params = {**geo, **int8_output(step), "row_words": row_words, "groups": groups,
-              "blocks": 0 if len(blocks) == 1 else used, "block_channels": ("array", "block_channels"),
-              "scratch": SCRATCH}
+    params = {**geo, **int8_output(step), "row_bytes": prefix_row_bytes(step) if len(blocks) == 1 else 0,
+              "row_words": row_words, "groups": groups, "blocks": 0 if len(blocks) == 1 else used,
+              "block_channels": ("array", "block_channels"), "rq_exact": int(not fast), "scratch": SCRATCH}
     return KernelCall(params, [("weights", words.reshape(-1)), bias_array(step, geo["out_c"], np.int32),
                                *requant_arrays(step, geo["out_c"]), ("block_channels", channels)],
                       scratch_bytes=4 * 8 * groups + 4 * groups,
-                      note=f"{prefix_note(step)}: {used} of {len(blocks)} input-channel blocks; exact requantization")
+                      note=f"{prefix_note(step)}: {used} of {len(blocks)} input-channel blocks; "
+                           + RQ_NOTES[2 if fast else 0])
 
 
 @kernel("conv2d_s8_packed_dsp", "adaptc.qconv2d", "dsp", features=conv_packed_dsp_loops, headers=("dsp.h",))

@@ -666,10 +666,13 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
+    int32_t row_bytes;      /* one block: a filter row (k_w taps) as stored, k_w * in_c or padded to whole
+                               groups (as conv2d_s8_dsp's); 0 with several blocks */
     int32_t row_words;      /* words from one stored row to the next */
     int32_t groups;         /* words of a row the layer reads (its blocks') */
     int32_t blocks;         /* input-channel blocks the layer reads; 0: one, read as conv2d_s8_dsp does */
     const int32_t *block_channels;  /* per block {first channel, channels} */
+    int32_t rq_exact;       /* 1: adaptc_rq_exact (the accumulator bound not provable); 0: adaptc_rq */
     int32_t *scratch;       /* arena: four im2col columns (8 * groups words), 4 * groups bytes */
 } conv2d_s8_prefix_dsp_params;
 

@@ -119,7 +119,7 @@ def test_width_levels_on_the_emulated_core(built, data):
 
 def test_simulator_follows_the_active_channels(built, data):
     """``simulate`` gives every (width, exit) level its width's cost: each level's instructions
-    within the cost model's tolerance of the emulated core's, leaving at the level's exit."""
+    within the cost model's tolerance (10 %, as test_costs) of the emulated core's, leaving at the level's exit."""
     sim = adaptc.simulate(built)
     assert [(lv.width, lv.level) for lv in sim.levels] == [(w, i) for i, (w, _) in enumerate(built.levels)]
     assert sim.weight_bytes == built.weight_bytes
@@ -128,7 +128,7 @@ def test_simulator_follows_the_active_channels(built, data):
     batch = built.run_batch_on_target(xq, levels=caps)
     for i, level in enumerate(caps):
         estimated, measured = sim.exits[level].instructions, batch.instructions[i].mean()
-        assert abs(estimated / measured - 1) < 0.15, (level, estimated, measured)
+        assert abs(estimated / measured - 1) < 0.10, (level, estimated, measured)     # test_costs' tolerance
     cycles = [sim.levels[level].cycles for level in caps]
     assert cycles == sorted(cycles) and cycles[0] < 0.5 * cycles[-1]
 
